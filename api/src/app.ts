@@ -1,0 +1,104 @@
+import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import { HTTPException } from 'hono/http-exception';
+import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
+import { Scalar } from '@scalar/hono-api-reference';
+import { sql } from 'drizzle-orm';
+import type { AppDeps, AppEnv } from './routes/env.ts';
+import { AppError } from './lib/errors.ts';
+import { authRoutes } from './routes/auth.ts';
+import { userRoutes } from './routes/users.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { jsonResponse } from './routes/schemas.ts';
+
+export type { AppDeps } from './routes/env.ts';
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+function envelope(code: string, message: string, requestId: string, details?: unknown) {
+  return { error: { code, message, requestId, ...(details === undefined ? {} : { details }) } };
+}
+
+/** Builds the whole HTTP API. Imports no runtime: node.ts and worker.ts supply the dependencies. */
+export function createApp(deps: AppDeps) {
+  const app = new OpenAPIHono<AppEnv>({
+    // Validation failures answer with the one error envelope, listing every problem.
+    defaultHook: (result, c) => {
+      if (result.success) return;
+      const details = result.error.issues.map((i) => ({
+        path: i.path.join('.'), message: i.code === 'unrecognized_keys' ? `Unknown field(s): ${i.keys.join(', ')}` : i.message,
+      }));
+      const where = result.target === 'json' ? 'body' : result.target;
+      return c.json(envelope('VALIDATION_FAILED', `The request ${where} is not valid.`, c.var.requestId, details), 400);
+    },
+  });
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    const incoming = c.req.header('x-request-id');
+    const requestId = incoming && /^[\w.-]{1,64}$/.test(incoming) ? incoming : crypto.randomUUID();
+    c.set('requestId', requestId);
+    c.set('deps', deps);
+    c.set('db', deps.database(c));
+    await next();
+    c.header('X-Request-Id', requestId);
+    deps.logger('info', 'request', {
+      requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started),
+    });
+  });
+  app.use('/api/*', secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
+  app.use('/api/v1/*', bodyLimit({
+    maxSize: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    onError: () => { throw new AppError(413, 'BODY_TOO_LARGE', `The body is larger than ${deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES} bytes.`); },
+  }));
+
+  app.onError((err, c) => {
+    const requestId = c.var.requestId ?? 'unknown';
+    if (err instanceof AppError) {
+      for (const [k, v] of Object.entries(err.headers ?? {})) c.header(k, v);
+      return c.json(envelope(err.code, err.message, requestId, err.details), err.status);
+    }
+    if (err instanceof HTTPException && err.status < 500) {
+      const malformed = /json/i.test(err.message);
+      return c.json(envelope(malformed ? 'MALFORMED_JSON' : 'BAD_REQUEST',
+        malformed ? 'The body is not valid JSON.' : err.message || 'Bad request.', requestId), err.status);
+    }
+    // Internals go to the log, never to the caller.
+    deps.logger('error', 'unhandled error', { requestId, err: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined });
+    return c.json(envelope('INTERNAL', 'Something went wrong on our side. Quote the request id if you report it.', requestId), 500);
+  });
+
+  const routes = app
+    .openapi(createRoute({
+      method: 'get', path: '/api/health', tags: ['health'], summary: 'Database and object store reachability',
+      responses: {
+        200: jsonResponse(z.object({ status: z.enum(['ok', 'degraded']), database: z.string(), objectStore: z.string(), version: z.string() }), 'All parts reachable'),
+        503: jsonResponse(z.object({ status: z.enum(['ok', 'degraded']), database: z.string(), objectStore: z.string(), version: z.string() }), 'A part is down'),
+      },
+    }), async (c) => {
+      const [database, objectStore] = await Promise.all([
+        c.var.db.execute(sql`select 1`).then(() => 'ok', () => 'unreachable'),
+        deps.objectStore.ping().then(() => 'ok', () => 'unreachable'),
+      ]);
+      const ok = database === 'ok' && objectStore === 'ok';
+      const body = { status: ok ? 'ok' as const : 'degraded' as const, database, objectStore, version: deps.version ?? 'dev' };
+      return ok ? c.json(body, 200) : c.json(body, 503);
+    })
+    .route('/api/v1', authRoutes)
+    .route('/api/v1', userRoutes)
+    .route('/api/v1', tokenRoutes)
+    .route('/api/v1', auditRoutes);
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'outpost_session' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiToken', { type: 'http', scheme: 'bearer' });
+  app.doc31('/api/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'Outpost API', version: deps.version ?? 'dev', description: 'Fleet management for offline-first on-premises sites.' },
+    security: [{ session: [] }, { apiToken: [] }],
+  });
+  app.get('/api/docs', Scalar({ url: '/api/openapi.json', pageTitle: 'Outpost API reference' }));
+  app.all('/api/*', (c) => c.json(envelope('NOT_FOUND', `No endpoint ${c.req.method} ${c.req.path}.`, c.var.requestId), 404));
+  return routes;
+}
+
+export type AppType = ReturnType<typeof createApp>;

@@ -1,0 +1,28 @@
+import path from 'node:path';
+import type { DbHandle } from './types.ts';
+
+export interface DbConfig {
+  databaseUrl?: string;
+  driver?: 'pglite' | 'pg' | 'neon';
+  dataDir: string;
+  neonRelay?: string;
+}
+
+/** Picks the driver from configuration (Node entry points only; the Worker imports client-neon directly). */
+export async function openDatabase(cfg: DbConfig): Promise<DbHandle> {
+  const driver = cfg.driver ?? (cfg.databaseUrl ? 'pg' : 'pglite');
+  if (driver === 'pglite') {
+    const { createPgliteDb } = await import('./client-pglite.ts');
+    return createPgliteDb(path.join(cfg.dataDir, 'db'));
+  }
+  if (!cfg.databaseUrl) throw new Error(`DATABASE_URL is required for DATABASE_DRIVER=${driver}`);
+  if (driver === 'pg') {
+    const { createPgDb } = await import('./client-pg.ts');
+    return createPgDb(cfg.databaseUrl);
+  }
+  const { createNeonDb } = await import('./client-neon.ts');
+  const { default: ws } = await import('ws');
+  return createNeonDb(cfg.databaseUrl, { webSocketConstructor: ws, relay: cfg.neonRelay });
+}
+
+export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../../migrations');

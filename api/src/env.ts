@@ -1,0 +1,39 @@
+import { z } from 'zod';
+
+const bool = z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v));
+
+/** Every variable Outpost reads, checked once at the entry point; a bad value stops the start. */
+export const NodeEnv = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8787),
+  HOST: z.string().default('0.0.0.0'),
+  OUTPOST_DATA_DIR: z.string().default('./.outpost'),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  DATABASE_DRIVER: z.enum(['pglite', 'pg', 'neon']).optional(),
+  NEON_WS_RELAY: z.string().optional(),
+  S3_ENDPOINT: z.url().optional(),
+  S3_BUCKET: z.string().min(3).default('outpost'),
+  S3_REGION: z.string().default('us-east-1'),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  S3_FORCE_PATH_STYLE: bool.optional(),
+  OUTPOST_ORG_NAME: z.string().min(1).default('My organisation'),
+  OUTPOST_ADMIN_EMAIL: z.email().optional(),
+  OUTPOST_ADMIN_PASSWORD: z.string().min(10, 'OUTPOST_ADMIN_PASSWORD needs at least 10 characters').optional(),
+  OUTPOST_SECURE_COOKIES: z.enum(['auto', 'true', 'false']).default('auto'),
+  OUTPOST_WEB_DIR: z.string().optional(),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+}).refine((e) => e.DATABASE_DRIVER !== 'pg' && e.DATABASE_DRIVER !== 'neon' || e.DATABASE_URL, {
+  message: 'DATABASE_URL is required when DATABASE_DRIVER is pg or neon', path: ['DATABASE_URL'],
+});
+
+export type NodeEnv = z.infer<typeof NodeEnv>;
+
+export function parseNodeEnv(raw: Record<string, string | undefined>): NodeEnv {
+  const clean = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== ''));
+  const r = NodeEnv.safeParse(clean);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+    throw new Error(`Outpost cannot start: the environment is not valid.\n${lines}`);
+  }
+  return r.data;
+}

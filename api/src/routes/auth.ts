@@ -1,0 +1,98 @@
+import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import { setCookie, deleteCookie } from 'hono/cookie';
+import { and, asc, eq } from 'drizzle-orm';
+import type { AppEnv, AppContext } from './env.ts';
+import { Email, errors, jsonBody, jsonResponse, Role } from './schemas.ts';
+import { login, csrfFor, SESSION_TTL_MS } from '../services/auth/login.ts';
+import { endSession } from '../services/auth/resolve.ts';
+import { authenticate, SESSION_COOKIE, serviceCtx } from './auth-middleware.ts';
+import { memberships, organizations, users } from '../db/schema/index.ts';
+import { recordAudit } from '../services/audit/record.ts';
+import { AppError } from '../lib/errors.ts';
+
+const LoginInput = z.object({
+  email: Email,
+  password: z.string().min(1).max(256),
+  org: z.string().max(100).optional().openapi({ description: 'Organisation slug, for people in several organisations' }),
+}).strict().openapi('LoginInput');
+
+const Me = z.object({
+  user: z.object({ id: z.string(), email: z.string(), name: z.string() }).nullable(),
+  token: z.object({ id: z.string() }).nullable(),
+  organization: z.object({ id: z.string(), name: z.string(), slug: z.string() }),
+  role: Role,
+  organizations: z.array(z.object({ id: z.string(), name: z.string(), slug: z.string(), role: Role })),
+  csrfToken: z.string().nullable(),
+}).openapi('Me');
+
+function isSecure(c: AppContext): boolean {
+  const setting = c.var.deps.secureCookies ?? 'auto';
+  if (setting !== 'auto') return setting;
+  return new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
+}
+
+/** Refuses cross-site form posts to login (login CSRF): a browser always sends Origin on a POST. */
+function assertSameOrigin(c: AppContext) {
+  const origin = c.req.header('origin');
+  if (!origin) return;
+  const host = c.req.header('x-forwarded-host') ?? c.req.header('host');
+  if (!host || new URL(origin).host !== host) throw new AppError(403, 'CSRF_FAILED', 'Sign in from the Outpost page itself.');
+}
+
+async function describeMe(c: AppContext) {
+  const p = c.var.principal;
+  const db = c.var.db;
+  const [org] = await db.select({ id: organizations.id, name: organizations.name, slug: organizations.slug })
+    .from(organizations).where(eq(organizations.id, p.orgId));
+  const user = p.userId
+    ? (await db.select({ id: users.id, email: users.email, name: users.name }).from(users).where(eq(users.id, p.userId)))[0] ?? null
+    : null;
+  const orgs = p.userId
+    ? await db.select({ id: organizations.id, name: organizations.name, slug: organizations.slug, role: memberships.role })
+      .from(memberships).innerJoin(organizations, eq(organizations.id, memberships.orgId))
+      .where(and(eq(memberships.userId, p.userId))).orderBy(asc(memberships.createdAt))
+    : [{ ...org!, role: p.role }];
+  return {
+    user, token: p.tokenId ? { id: p.tokenId } : null, organization: org!, role: p.role, organizations: orgs,
+    csrfToken: c.var.sessionToken ? await csrfFor(c.var.sessionToken) : null,
+  };
+}
+
+const authBase = new OpenAPIHono<AppEnv>();
+authBase.use('/auth/logout', authenticate);
+authBase.use('/me', authenticate);
+
+export const authRoutes = authBase
+  .openapi(createRoute({
+    method: 'post', path: '/auth/login', tags: ['auth'], summary: 'Sign in with email and password (sets the session cookie)',
+    request: { body: jsonBody(LoginInput) },
+    responses: { 200: jsonResponse(Me, 'Signed in'), ...errors(400, 401, 403, 429) },
+  }), async (c) => {
+    assertSameOrigin(c);
+    const input = c.req.valid('json');
+    const s = await login({ db: c.var.db, input, requestId: c.var.requestId });
+    setCookie(c, SESSION_COOKIE, s.token, {
+      httpOnly: true, sameSite: 'Lax', path: '/', secure: isSecure(c), maxAge: Math.floor(SESSION_TTL_MS / 1000),
+    });
+    const [m] = await c.var.db.select({ role: memberships.role }).from(memberships)
+      .where(and(eq(memberships.userId, s.userId), eq(memberships.orgId, s.orgId)));
+    c.set('principal', { kind: 'session', orgId: s.orgId, userId: s.userId, tokenId: null, sessionId: null, role: m!.role });
+    c.set('sessionToken', s.token);
+    return c.json(await describeMe(c), 200);
+  })
+  .openapi(createRoute({
+    method: 'post', path: '/auth/logout', tags: ['auth'], summary: 'End the current session',
+    responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }), 'Signed out'), ...errors(401, 403) },
+  }), async (c) => {
+    const p = c.var.principal;
+    if (p.sessionId) {
+      await endSession(c.var.db, p.sessionId);
+      await recordAudit(serviceCtx(c, 'fleet:read'), { action: 'session.logout', objectType: 'user', objectId: p.userId });
+    }
+    deleteCookie(c, SESSION_COOKIE, { path: '/' });
+    return c.json({ ok: true as const }, 200);
+  })
+  .openapi(createRoute({
+    method: 'get', path: '/me', tags: ['auth'], summary: 'Who is calling, in which organisation, with which role',
+    responses: { 200: jsonResponse(Me, 'The caller'), ...errors(401) },
+  }), async (c) => c.json(await describeMe(c), 200));

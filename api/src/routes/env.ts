@@ -1,0 +1,29 @@
+import type { Context } from 'hono';
+import type { Db } from '../db/types.ts';
+import type { Principal } from '../services/auth/resolve.ts';
+import type { ObjectStore } from '../lib/object-store.ts';
+import type { Logger } from '../lib/logger.ts';
+
+export interface AppDeps {
+  /** The database for this request (Node: one pool; Workers: a pool per request). */
+  database(c: Context): Db;
+  objectStore: ObjectStore;
+  logger: Logger;
+  /** 'auto' marks cookies Secure when the request came over https. */
+  secureCookies?: boolean | 'auto';
+  /** Largest JSON body accepted by ordinary endpoints. */
+  maxBodyBytes?: number;
+  version?: string;
+}
+
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+    db: Db;
+    deps: AppDeps;
+    principal: Principal;
+    sessionToken: string | null;
+  };
+}
+
+export type AppContext = Context<AppEnv>;

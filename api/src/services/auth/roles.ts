@@ -1,0 +1,28 @@
+import type { Role } from '../../db/schema/index.ts';
+
+/**
+ * What each role may do. Coordinators are deliberately outside the ladder: they act on their own
+ * sites only (site-level checks live in the site services).
+ */
+export const RANK: Record<Role, number> = { owner: 4, admin: 3, operator: 2, viewer: 1, coordinator: 1 };
+
+export type Permission = 'org:manage' | 'users:manage' | 'tokens:manage' | 'audit:read' | 'fleet:write' | 'fleet:read';
+
+const GRANTS: Record<Permission, readonly Role[]> = {
+  'org:manage': ['owner'],
+  'users:manage': ['owner', 'admin'],
+  'tokens:manage': ['owner', 'admin'],
+  'audit:read': ['owner', 'admin'],
+  'fleet:write': ['owner', 'admin', 'operator'],
+  'fleet:read': ['owner', 'admin', 'operator', 'viewer', 'coordinator'],
+};
+
+export function can(role: Role, permission: Permission): boolean {
+  return GRANTS[permission].includes(role);
+}
+
+/** An actor may hand out only roles no higher than its own (an admin cannot mint an owner). */
+export function canGrant(actor: Role, target: Role): boolean {
+  if (target === 'owner') return actor === 'owner';
+  return RANK[actor] >= 3;
+}
