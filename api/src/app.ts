@@ -59,6 +59,9 @@ export function createApp(deps: AppDeps) {
       return c.json(envelope(err.code, err.message, requestId, err.details), err.status);
     }
     if (err instanceof HTTPException && err.status < 500) {
+      if (err.status === 415) {
+        return c.json(envelope('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.', requestId), 415);
+      }
       const malformed = /json/i.test(err.message);
       return c.json(envelope(malformed ? 'MALFORMED_JSON' : 'BAD_REQUEST',
         malformed ? 'The body is not valid JSON.' : err.message || 'Bad request.', requestId), err.status);
