@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
-  pgTable, uuid, text, timestamp, pgEnum, uniqueIndex, index, integer, doublePrecision, primaryKey,
+  pgTable, uuid, text, timestamp, pgEnum, jsonb, bigint, uniqueIndex, index, integer, doublePrecision, primaryKey,
 } from 'drizzle-orm/pg-core';
 import { organizations, users } from './accounts.ts';
 
@@ -25,6 +25,10 @@ export const sites = pgTable('sites', {
   contactPhone: text('contact_phone'),
   contactEmail: text('contact_email'),
   deviceTokenHash: text('device_token_hash'),
+  deviceTokenPrefix: text('device_token_prefix'),
+  deviceTokenIssuedAt: timestamp('device_token_issued_at', { withTimezone: true, precision: 3 }),
+  // Per-site key for receipt codes and files, sealed with the server's secret key (lib/secret-box.ts).
+  receiptKeySealed: text('receipt_key_sealed'),
   // Denormalised from site_reports / rollouts so that fleet dashboards read one table.
   reportedVersion: text('reported_version'),
   reportedReleaseId: uuid('reported_release_id'),
@@ -38,6 +42,54 @@ export const sites = pgTable('sites', {
   uniqueIndex('sites_org_code_uq').on(t.orgId, t.code),
   index('sites_org_region_idx').on(t.orgId, t.region, t.district),
   uniqueIndex('sites_device_token_uq').on(t.deviceTokenHash),
+  index('sites_org_reported_at_idx').on(t.orgId, t.reportedAt),
+  index('sites_org_name_idx').on(t.orgId, t.name),
+  // Trigram indexes make "search anywhere in code or name" an index scan (pg_trgm, migration 0001).
+  index('sites_code_trgm_idx').using('gin', t.code.op('gin_trgm_ops')),
+  index('sites_name_trgm_idx').using('gin', t.name.op('gin_trgm_ops')),
+  index('sites_tags_idx').using('gin', t.tags),
+]);
+
+export const releaseStateEnum = pgEnum('release_state', ['draft', 'published', 'deprecated', 'revoked']);
+
+/** Releases: issue "Releases" adds images, compose and content; the fleet needs versions to measure drift. */
+export const releases = pgTable('releases', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
+  version: text('version').notNull(),
+  channel: text('channel').notNull().default('stable'),
+  notes: text('notes').notNull().default(''),
+  state: releaseStateEnum('state').notNull().default('draft'),
+  publishedAt: timestamp('published_at', { withTimezone: true, precision: 3 }),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+}, (t) => [uniqueIndex('releases_org_version_uq').on(t.orgId, t.version)]);
+
+export const reportSourceEnum = pgEnum('report_source', ['heartbeat', 'receipt_code', 'receipt_file', 'manual']);
+
+/** Append-only history of what each site reported; the site row holds the latest for dashboards. */
+export const siteReports = pgTable('site_reports', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
+  siteId: uuid('site_id').notNull().references(() => sites.id, { onDelete: 'cascade' }),
+  source: reportSourceEnum('source').notNull(),
+  version: text('version'),
+  releaseId: uuid('release_id').references(() => releases.id, { onDelete: 'set null' }),
+  // healthy | degraded | failed | installing (heartbeats); installed | failed | rolled_back (receipts)
+  status: text('status').notNull(),
+  healthChecks: jsonb('health_checks').$type<{ name: string; ok: boolean; message?: string }[]>().notNull().default(sql`'[]'::jsonb`),
+  dockerVersion: text('docker_version'),
+  imageStore: text('image_store'),
+  composeVersion: text('compose_version'),
+  diskFreeBytes: bigint('disk_free_bytes', { mode: 'number' }),
+  details: jsonb('details').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+  idempotencyKey: text('idempotency_key').notNull(),
+  // The site's own clock (may be wrong); receivedAt is the server's.
+  reportedAt: timestamp('reported_at', { withTimezone: true, precision: 3 }).notNull(),
+  receivedAt: timestamp('received_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  actorUserId: uuid('actor_user_id').references(() => users.id, { onDelete: 'set null' }),
+}, (t) => [
+  uniqueIndex('site_reports_idem_uq').on(t.siteId, t.idempotencyKey),
+  index('site_reports_site_at_idx').on(t.siteId, t.receivedAt),
 ]);
 
 export const coordinatorSites = pgTable('coordinator_sites', {
