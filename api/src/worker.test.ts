@@ -1,0 +1,212 @@
+// The Cloudflare Workers entry: bundled by wrangler exactly as a deploy would, its environment
+// checks in-process, and the bundle run by workerd itself (`wrangler dev --local`) against the
+// real PostgreSQL (through a WebSocket relay standing in for Neon's proxy) and the run's S3 server.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import worker from './worker.ts';
+import { createPgDb } from './db/client-pg.ts';
+import { MIGRATIONS_DIR } from './db/select-node.ts';
+import { createScratchPgDatabase } from './test/db.ts';
+import { makeOrg, makeUser } from './test/factories.ts';
+import { expectEnvelope } from './test/http.ts';
+import { startWsRelay, type WsRelay } from './test/ws-relay.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const WRANGLER = path.join(path.dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin/wrangler.js');
+// No telemetry from tests, and plain text to parse.
+const WRANGLER_ENV = { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0' };
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+function tempDir(prefix: string) {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A stand-in for the dashboard build, so these tests do not depend on web/ being built. */
+function tempAssets(): string {
+  const dir = tempDir('outpost-assets-');
+  fs.writeFileSync(path.join(dir, 'index.html'), '<!doctype html><title>Outpost</title><p id="spa-marker">dashboard</p>\n');
+  return dir;
+}
+
+const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} };
+
+describe('Worker bundle (wrangler deploy --dry-run)', () => {
+  it('should bundle the Worker without pg, PGlite, s3rver, ws or the Node-only modules', () => {
+    const outdir = tempDir('outpost-worker-bundle-');
+    // The real dashboard build when there is one; a stand-in otherwise (wrangler requires the directory).
+    const built = fs.existsSync(path.join(ROOT, 'web/build/index.html'));
+    const assets = built ? [] : ['--assets', tempAssets()];
+    try {
+      const r = spawnSync(process.execPath, [WRANGLER, 'deploy', '--dry-run', '--outdir', outdir, ...assets], {
+        cwd: ROOT, env: WRANGLER_ENV, encoding: 'utf8', timeout: 120_000,
+      });
+      const out = (r.stdout + r.stderr).replace(ANSI, '');
+      expect(r.status, out).toBe(0);
+      expect(out).toContain('env.ASSETS');
+      expect(out).toContain('--dry-run: exiting now.');
+
+      const bundle = fs.readFileSync(path.join(outdir, 'worker.js'), 'utf8');
+      expect(bundle).toContain('// api/src/worker.ts');
+      expect(bundle).toContain('// node_modules/@neondatabase/serverless/');
+      // esbuild heads every bundled module with a `// <path>` comment, so a module's presence is
+      // visible without false hits from strings (Neon's bundle embeds pg's package.json, for example).
+      const modules = new Set([...bundle.matchAll(/^\/\/ (\S+)$/gm)].map((m) => m[1]!));
+      const forbidden = [...modules].filter((m) =>
+        /(^|\/)node_modules\/(pg|pg-pool|pg-protocol|pg-cloudflare|@electric-sql\/pglite|s3rver|ws|@hono\/node-server)\//.test(m)
+        || /api\/src\/(db\/client-pg|db\/client-pglite|db\/select-node|embedded-s3|node|env)\.ts$/.test(m));
+      expect(forbidden).toEqual([]);
+      expect(bundle).not.toMatch(/@electric-sql\/pglite|from "pg"|require\("pg"\)|s3rver/);
+    } finally {
+      fs.rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Worker environment (in-process)', () => {
+  it('should answer 500 BAD_ENVIRONMENT when DATABASE_URL is missing', async () => {
+    const res = await worker.fetch(new Request('http://outpost.test/api/health'), { S3_BUCKET: 'outpost' }, ctx);
+    const err = await expectEnvelope(res, 500, 'BAD_ENVIRONMENT');
+    expect(JSON.stringify(err)).toContain('DATABASE_URL');
+  });
+
+  it('should not echo secret values when a binding is invalid', async () => {
+    const secret = 'hunter2-not-for-callers';
+    const res = await worker.fetch(new Request('http://outpost.test/api/health'), {
+      DATABASE_URL: `mysql://admin:${secret}@db.example.org/outpost`,
+      S3_ACCESS_KEY_ID: `AKIA-${secret}`,
+      S3_ENDPOINT: `not a url ${secret}`,
+    }, ctx);
+    const text = await res.text();
+    expect(res.status).toBe(500);
+    expect(JSON.parse(text).error.code).toBe('BAD_ENVIRONMENT');
+    expect(text).toContain('DATABASE_URL');
+    expect(text).toContain('S3_ENDPOINT');
+    expect(text).toContain('S3_SECRET_ACCESS_KEY');
+    expect(text).not.toContain(secret);
+  });
+});
+
+/** Starts `wrangler dev --local` (workerd) and resolves with its URL once it says it is ready. */
+async function startWranglerDev(vars: Record<string, string>, assets: string, persist: string) {
+  const args = [
+    WRANGLER, 'dev', '--local', '--ip', '127.0.0.1', '--port', '0', '--inspector-port', '0',
+    '--assets', assets, '--persist-to', persist, '--show-interactive-dev-session=false', '--log-level', 'info',
+    ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+  ];
+  // Its own process group, so wrangler and the workerd processes it starts are stopped together.
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: WRANGLER_ENV, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`wrangler dev did not start within 45 s:\n${output}`)), 45_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString().replace(ANSI, '');
+      const m = /Ready on (http:\/\/[\d.]+:\d+)/.exec(output);
+      if (m) { clearTimeout(timer); resolve(m[1]!); }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`wrangler dev exited with ${code}:\n${output}`)); });
+  });
+  return { url, child, output: () => output };
+}
+
+/** Asks wrangler to stop (it stops its workerd processes), then ends whatever is left of its group. */
+async function stopProcessGroup(child: ChildProcess) {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+  }
+  try { process.kill(-pid, 'SIGKILL'); } catch { /* the group is already gone */ }
+}
+
+describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => {
+  let relay: WsRelay;
+  let scratch: Awaited<ReturnType<typeof createScratchPgDatabase>>;
+  let dev: Awaited<ReturnType<typeof startWranglerDev>>;
+  let person: { email: string; password: string };
+  const dirs: string[] = [];
+
+  beforeAll(async () => {
+    relay = await startWsRelay();
+    scratch = await createScratchPgDatabase();
+    // As in production, migrations are applied from Node before the Worker serves.
+    const pg = await createPgDb(scratch.url, { max: 2 });
+    try {
+      await pg.migrate(MIGRATIONS_DIR);
+      const org = await makeOrg(pg.db);
+      person = await makeUser(pg.db, org.id, 'admin');
+    } finally {
+      await pg.close();
+    }
+    const assets = tempAssets();
+    const persist = tempDir('outpost-wrangler-state-');
+    dirs.push(assets, persist);
+    dev = await startWranglerDev({
+      DATABASE_URL: scratch.url,
+      NEON_WS_RELAY: relay.address,
+      S3_ENDPOINT: inject('s3Endpoint'),
+      S3_BUCKET: 'outpost-test',
+      S3_REGION: 'us-east-1',
+      S3_ACCESS_KEY_ID: 'S3RVER',
+      S3_SECRET_ACCESS_KEY: 'S3RVER',
+    }, assets, persist);
+  }, 90_000);
+
+  afterAll(async () => {
+    if (dev) await stopProcessGroup(dev.child);
+    await relay?.close();
+    await scratch?.drop();
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  it('should report the database and the object store healthy', async () => {
+    const res = await fetch(`${dev.url}/api/health`);
+    const body = await res.json();
+    expect(res.status, `${JSON.stringify(body)}\n${dev.output()}`).toBe(200);
+    expect(body).toMatchObject({ status: 'ok', database: 'ok', objectStore: 'ok' });
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+  });
+
+  it('should answer malformed JSON with the 400 error envelope', async () => {
+    const res = await fetch(`${dev.url}/api/v1/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email": ',
+    });
+    await expectEnvelope(res, 400, 'MALFORMED_JSON');
+  });
+
+  it('should sign in and recognise the session on a later request (each with its own pool)', async () => {
+    const login = await fetch(`${dev.url}/api/v1/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: person.email, password: person.password }),
+    });
+    expect(login.status, await login.clone().text()).toBe(200);
+    const cookie = login.headers.get('set-cookie')?.split(';')[0];
+    expect(cookie).toMatch(/^outpost_session=/);
+
+    const me = await fetch(`${dev.url}/api/v1/me`, { headers: { cookie: cookie! } });
+    expect(me.status).toBe(200);
+    expect(await me.json()).toMatchObject({ user: { email: person.email }, role: 'admin' });
+  });
+
+  it('should refuse a wrong password with the 401 envelope', async () => {
+    const res = await fetch(`${dev.url}/api/v1/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: person.email, password: 'not the password' }),
+    });
+    await expectEnvelope(res, 401);
+  });
+
+  it('should answer unknown API paths with the 404 envelope and other paths with the dashboard', async () => {
+    await expectEnvelope(await fetch(`${dev.url}/api/v1/no-such-thing`), 404, 'NOT_FOUND');
+    const page = await fetch(`${dev.url}/sites/some-site`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('spa-marker');
+  });
+});

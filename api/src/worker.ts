@@ -1,0 +1,83 @@
+// Cloudflare Workers entry point: the API on Neon (serverless driver over WebSocket) and any
+// S3-compatible store. Static web assets are served by the platform (wrangler.toml [assets]);
+// only /api/* runs this code. Migrations are applied beforehand from a Node machine
+// (`DATABASE_DRIVER=neon npm run db:migrate`): a Worker has no filesystem to read them from.
+//
+// Only Worker-safe modules may be imported here: no pg, PGlite, s3rver, node:fs, or the Node
+// driver selection (client-pg, client-pglite, select-node). worker.test.ts checks the bundle.
+import type { Context, ExecutionContext } from 'hono';
+import { createApp } from './app.ts';
+import { createNeonDb } from './db/client-neon.ts';
+import type { Db } from './db/types.ts';
+import { createObjectStore } from './lib/object-store.ts';
+import { jsonLogger } from './lib/logger.ts';
+import { parseWorkerEnv, type WorkerEnv } from './worker-env.ts';
+
+// A Neon Pool may not outlive its request on Workers (its socket belongs to the request), so each
+// request gets its own; the app, built once per isolate, finds it through the Request object.
+const requestDbs = new WeakMap<Request, Db>();
+
+function databaseFor(c: Context): Db {
+  const db = requestDbs.get(c.req.raw);
+  if (!db) throw new Error('no database was opened for this request');
+  return db;
+}
+
+type App = ReturnType<typeof createApp>;
+// Bindings are fixed for the life of an isolate; the cache is keyed by them anyway so a new
+// set of bindings can never be served by an app built from the old one.
+const apps = new WeakMap<object, App>();
+const log = jsonLogger((line) => console.log(line));
+
+function appFor(raw: object, env: WorkerEnv): App {
+  let app = apps.get(raw);
+  if (!app) {
+    app = createApp({
+      database: databaseFor,
+      objectStore: createObjectStore({
+        endpoint: env.S3_ENDPOINT, bucket: env.S3_BUCKET, region: env.S3_REGION,
+        accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY,
+      }),
+      logger: log,
+      secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
+    });
+    apps.set(raw, app);
+  }
+  return app;
+}
+
+function badEnvironment(problems: string[]): Response {
+  const requestId = crypto.randomUUID();
+  log('error', 'bad environment', { requestId, problems });
+  const body = {
+    error: {
+      code: 'BAD_ENVIRONMENT',
+      message: 'The Worker is not configured correctly; its operator must fix the variables and secrets.',
+      requestId,
+      details: problems,
+    },
+  };
+  return Response.json(body, { status: 500 });
+}
+
+export default {
+  async fetch(request: Request, rawEnv: Record<string, unknown>, ctx: ExecutionContext): Promise<Response> {
+    const parsed = parseWorkerEnv(rawEnv);
+    if (!parsed.ok) return badEnvironment(parsed.problems);
+    const env = parsed.env;
+
+    // run_worker_first only sends /api/* here; anything else is the dashboard's business.
+    if (env.ASSETS && !new URL(request.url).pathname.startsWith('/api/')) return env.ASSETS.fetch(request);
+
+    const app = appFor(rawEnv, env);
+    const handle = await createNeonDb(env.DATABASE_URL, { relay: env.NEON_WS_RELAY });
+    requestDbs.set(request, handle.db);
+    try {
+      return await app.fetch(request, rawEnv, ctx);
+    } finally {
+      ctx.waitUntil(handle.close().catch((err: unknown) => {
+        log('warn', 'closing the request database failed', { err: err instanceof Error ? err.message : String(err) });
+      }));
+    }
+  },
+};
