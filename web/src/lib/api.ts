@@ -1,0 +1,163 @@
+// The one HTTP client of the dashboard: typed from the API's own routes (`hc<AppType>`), same-origin
+// cookie for credentials, the session's CSRF token on every write, one error type for everything.
+import { hc, type ClientResponse, type InferResponseType } from 'hono/client';
+import type { SuccessStatusCode } from 'hono/utils/http-status';
+import type { AppType } from '@outpost/api';
+
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+interface ApiHooks {
+  /** The CSRF token of the current session, sent as `x-csrf-token` on writes. */
+  csrfToken(): string | null;
+  /** Called on a 401 from any call that needs a session: it is gone, go to /login. */
+  unauthenticated(): void;
+}
+
+let hooks: ApiHooks = { csrfToken: () => null, unauthenticated: () => {} };
+
+/** Wires the client to the session (done once by `session.svelte.ts`, which owns the token). */
+export function configureApi(h: ApiHooks) {
+  hooks = h;
+}
+
+const client = hc<AppType>('/', {
+  fetch: (input: RequestInfo | URL, init: RequestInit = {}) => {
+    const headers = new Headers(init.headers);
+    const method = (init.method ?? 'GET').toUpperCase();
+    const csrf = hooks.csrfToken();
+    if (WRITE_METHODS.has(method) && csrf) headers.set('x-csrf-token', csrf);
+    return fetch(input, { ...init, headers, credentials: 'same-origin' });
+  },
+});
+const v1 = client.api.v1;
+
+/** One problem reported against one field of a request body (validation failures, conflicts). */
+export interface FieldProblem { path: string; message: string }
+
+/** Every failure of an API call: an error envelope from the server, or no answer at all (status 0). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly requestId: string | null = null,
+    readonly fields: FieldProblem[] = [],
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  static fromEnvelope(status: number, body: unknown): ApiError {
+    const e = (body as { error?: { code?: unknown; message?: unknown; requestId?: unknown; details?: unknown } } | null)?.error;
+    if (!e || typeof e.message !== 'string') {
+      return new ApiError(status, 'UNEXPECTED', `Outpost answered with status ${status} and no explanation.`);
+    }
+    return new ApiError(status, String(e.code ?? 'UNKNOWN'), e.message, typeof e.requestId === 'string' ? e.requestId : null,
+      fieldProblems(e.message, e.details));
+  }
+}
+
+// Validation failures carry `[{path, message}]`; some domain errors carry `{field}` naming the one culprit.
+function fieldProblems(message: string, details: unknown): FieldProblem[] {
+  if (Array.isArray(details)) {
+    return details.filter((d): d is FieldProblem => typeof d?.path === 'string' && typeof d?.message === 'string');
+  }
+  const field = (details as { field?: unknown } | null)?.field;
+  return typeof field === 'string' ? [{ path: field, message }] : [];
+}
+
+type SuccessBody<R> = R extends ClientResponse<infer T, infer S, infer _F> ? (S extends SuccessStatusCode ? T : never) : never;
+
+async function send<R extends ClientResponse<unknown, number, string>>(
+  pending: Promise<R>, opts: { mayBeSignedOut?: boolean } = {},
+): Promise<SuccessBody<R>> {
+  let res: R;
+  try {
+    res = await pending;
+  } catch {
+    throw new ApiError(0, 'NETWORK', 'Outpost cannot be reached. Check the connection and try again.');
+  }
+  if (res.ok) return (await res.json()) as SuccessBody<R>;
+  const body: unknown = await res.json().catch(() => null);
+  const err = ApiError.fromEnvelope(res.status, body);
+  if (res.status === 401 && !opts.mayBeSignedOut) hooks.unauthenticated();
+  throw err;
+}
+
+/** What the user should read about a failure, and which fields it concerns. */
+export interface Problem {
+  message: string;
+  fields: FieldProblem[];
+  status: number;
+  code: string;
+  requestId: string | null;
+}
+
+/** The one place an error becomes words for the user. */
+export function handleError(err: unknown): Problem {
+  if (!(err instanceof ApiError)) {
+    console.error(err);
+    return { message: 'Something went wrong in the dashboard. Reload the page and try again.', fields: [], status: 0, code: 'CLIENT', requestId: null };
+  }
+  let message = err.message;
+  if (err.code === 'VALIDATION_FAILED' && err.fields.length > 0) message = 'Some fields need attention.';
+  else if (err.status === 403 && err.code === 'FORBIDDEN') message = `${err.message} Ask an owner or admin if you need this.`;
+  return { message, fields: err.fields, status: err.status, code: err.code, requestId: err.requestId };
+}
+
+/** The message for one field of a form, if the problem names it. */
+export function fieldMessage(problem: Problem | null, path: string): string | undefined {
+  return problem?.fields.find((f) => f.path === path)?.message;
+}
+
+export type Me = InferResponseType<typeof v1.me.$get, 200>;
+export type Role = Me['role'];
+
+export type Page = { limit?: number; cursor?: string };
+
+function pageQuery(p: Page = {}) {
+  return { limit: p.limit ?? 50, ...(p.cursor ? { cursor: p.cursor } : {}) };
+}
+
+export const api = {
+  auth: {
+    login: (json: { email: string; password: string; org?: string }) => send(v1.auth.login.$post({ json }), { mayBeSignedOut: true }),
+    logout: () => send(v1.auth.logout.$post()),
+  },
+  // A 401 here is an answer ("signed out"), not a lost session.
+  me: () => send(v1.me.$get(), { mayBeSignedOut: true }),
+  users: {
+    list: (page?: Page) => send(v1.users.$get({ query: pageQuery(page) })),
+    create: (json: { email: string; name?: string; role: Role; password?: string }) => send(v1.users.$post({ json })),
+    setRole: (id: string, role: Role) => send(v1.users[':id'].$patch({ param: { id }, json: { role } })),
+    remove: (id: string) => send(v1.users[':id'].$delete({ param: { id } })),
+  },
+  tokens: {
+    list: (page?: Page & { includeRevoked?: boolean }) =>
+      send(v1.tokens.$get({ query: { ...pageQuery(page), includeRevoked: page?.includeRevoked ? 'true' : 'false' } })),
+    create: (json: { name: string; role: Role; expiresInDays?: number }) => send(v1.tokens.$post({ json })),
+    revoke: (id: string) => send(v1.tokens[':id'].$delete({ param: { id } })),
+  },
+  audit: {
+    list: (page?: Page) => send(v1.audit.$get({ query: pageQuery(page) })),
+  },
+};
+
+export type User = Awaited<ReturnType<typeof api.users.list>>['items'][number];
+export type ApiToken = Awaited<ReturnType<typeof api.tokens.list>>['items'][number];
+export type NewApiToken = Awaited<ReturnType<typeof api.tokens.create>>;
+export type AuditEntry = Awaited<ReturnType<typeof api.audit.list>>['items'][number];
+
+export const ROLES: readonly Role[] = ['owner', 'admin', 'operator', 'viewer', 'coordinator'];
+
+/** Mirrors the API's rule: owners and admins manage people and tokens and read the audit log. */
+export function canManageOrg(role: Role | undefined): boolean {
+  return role === 'owner' || role === 'admin';
+}
+
+/** Mirrors the API's `canGrant`: only an owner hands out owner; owners and admins hand out the rest. */
+export function grantableRoles(actor: Role | undefined): Role[] {
+  if (actor === 'owner') return [...ROLES];
+  if (actor === 'admin') return ROLES.filter((r) => r !== 'owner');
+  return [];
+}

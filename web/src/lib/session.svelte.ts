@@ -1,0 +1,73 @@
+import { goto } from '$app/navigation';
+import { api, ApiError, canManageOrg, configureApi, type Me } from '$lib/api';
+
+/** Who is signed in, loaded from GET /api/v1/me once at startup and replaced on sign-in. */
+export class Session {
+  me = $state<Me | null>(null);
+  /** Whether /me has been asked at least once (so the first screen knows where to go). */
+  loaded = $state(false);
+
+  readonly canManageOrg = $derived(canManageOrg(this.me?.role));
+
+  #pending: Promise<Me | null> | null = null;
+
+  /** Asks the API who we are; a 401 means signed out. Concurrent callers share one request. */
+  load(): Promise<Me | null> {
+    if (this.loaded) return Promise.resolve(this.me);
+    this.#pending ??= api.me().then(
+      (me) => this.#set(me),
+      (err: unknown) => {
+        if (err instanceof ApiError && err.status === 401) return this.#set(null);
+        this.#pending = null;
+        throw err;
+      },
+    );
+    return this.#pending;
+  }
+
+  signedIn(me: Me) {
+    this.#set(me);
+  }
+
+  /** Ends the session on the server (if it still exists) and forgets it here. */
+  async signOut() {
+    try {
+      await api.auth.logout();
+    } catch (err) {
+      // Already signed out on the server: nothing left to end.
+      if (!(err instanceof ApiError && err.status === 401)) throw err;
+    }
+    this.#set(null);
+  }
+
+  clear() {
+    this.#set(null);
+  }
+
+  #set(me: Me | null): Me | null {
+    this.me = me;
+    this.loaded = true;
+    this.#pending = null;
+    return me;
+  }
+}
+
+export const session = new Session();
+
+configureApi({
+  csrfToken: () => session.me?.csrfToken ?? null,
+  unauthenticated: () => {
+    session.clear();
+    if (location.pathname !== '/login') void goto(loginPath(location.pathname + location.search));
+  },
+});
+
+/** The sign-in page, remembering where to come back to. */
+export function loginPath(next?: string): string {
+  return next && next !== '/' && next !== '/login' ? `/login?next=${encodeURIComponent(next)}` : '/login';
+}
+
+/** Where to go after signing in: only paths on this site, never another origin. */
+export function safeNext(next: string | null): string {
+  return next && /^\/(?![/\\])/.test(next) && !next.startsWith('/login') ? next : '/';
+}
