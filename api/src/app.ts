@@ -11,6 +11,8 @@ import { userRoutes } from './routes/users.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { jsonResponse } from './routes/schemas.ts';
+import { siteRoutes } from './routes/sites.ts';
+import { checkinRoutes } from './routes/checkin.ts';
 
 export type { AppDeps } from './routes/env.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -90,10 +92,13 @@ export function createApp(deps: AppDeps) {
     .route('/api/v1', authRoutes)
     .route('/api/v1', userRoutes)
     .route('/api/v1', tokenRoutes)
-    .route('/api/v1', auditRoutes);
+    .route('/api/v1', auditRoutes)
+    .route('/api/v1', siteRoutes)
+    .route('/api/v1', checkinRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'outpost_session' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiToken', { type: 'http', scheme: 'bearer' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'deviceToken', { type: 'http', scheme: 'bearer', description: 'A site\'s device token (opd_…)' });
   app.doc31('/api/openapi.json', {
     openapi: '3.1.0',
     info: { title: 'Outpost API', version: deps.version ?? 'dev', description: 'Fleet management for offline-first on-premises sites.' },

@@ -19,6 +19,7 @@ export const NodeEnv = z.object({
   OUTPOST_ORG_NAME: z.string().min(1).default('My organisation'),
   OUTPOST_ADMIN_EMAIL: z.email().optional(),
   OUTPOST_ADMIN_PASSWORD: z.string().min(10, 'OUTPOST_ADMIN_PASSWORD needs at least 10 characters').optional(),
+  OUTPOST_SECRET_KEY: z.string().optional(),
   OUTPOST_SECURE_COOKIES: z.enum(['auto', 'true', 'false']).default('auto'),
   OUTPOST_WEB_DIR: z.string().optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

@@ -11,6 +11,7 @@ import { createApp } from './app.ts';
 import { createObjectStore } from './lib/object-store.ts';
 import { jsonLogger } from './lib/logger.ts';
 import { bootstrapFirstOrg } from './services/orgs/bootstrap.ts';
+import { createSecretBox, parseSecretKey } from './lib/secret-box.ts';
 
 const env = parseNodeEnv(process.env);
 const log = jsonLogger(undefined, env.LOG_LEVEL);
@@ -47,7 +48,21 @@ if (first) {
   process.stdout.write(`\nOutpost created the organisation "${first.org.name}" and its owner account:\n  email:    ${first.email}${pw}\n\n`);
 }
 
+// The secret key seals receipt keys and other secrets at rest. Embedded mode keeps a generated one
+// beside the data; a self-hosted deployment with several processes must set OUTPOST_SECRET_KEY.
+function loadSecretKey(): Uint8Array {
+  if (env.OUTPOST_SECRET_KEY) return parseSecretKey(env.OUTPOST_SECRET_KEY);
+  const file = path.join(dataDir, 'secret.key');
+  if (!fs.existsSync(file)) {
+    fs.writeFileSync(file, Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+    log('warn', 'generated a secret key; back it up with the data directory', { file });
+  }
+  return parseSecretKey(fs.readFileSync(file, 'utf8'));
+}
+const secretBox = await createSecretBox(loadSecretKey());
+
 const api = createApp({
+  secretBox,
   database: () => handle.db,
   objectStore,
   logger: log,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseSecretKey } from './lib/secret-box.ts';
 
 /** The static-assets binding (`[assets] binding = "ASSETS"` in wrangler.toml). */
 export interface AssetsFetcher {
@@ -17,6 +18,15 @@ export const WorkerEnv = z.object({
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   OUTPOST_SECURE_COOKIES: z.enum(['auto', 'true', 'false']).default('auto'),
+  // 32 random bytes, base64 (`openssl rand -base64 32`); seals receipt keys and other secrets at rest.
+  OUTPOST_SECRET_KEY: z.string().transform((v, ctx) => {
+    try {
+      return parseSecretKey(v);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be 32 bytes, base64 (openssl rand -base64 32)' });
+      return z.NEVER;
+    }
+  }),
   // Development only: `host:port` of a WebSocket→TCP relay in front of a plain PostgreSQL
   // (wrangler dev against a local database). Never set in production, where Neon's proxy answers.
   NEON_WS_RELAY: z.string().regex(/^[\w.-]+:\d{1,5}$/, 'must be host:port').optional(),

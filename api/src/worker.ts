@@ -11,6 +11,7 @@ import { createNeonDb } from './db/client-neon.ts';
 import type { Db } from './db/types.ts';
 import { createObjectStore } from './lib/object-store.ts';
 import { jsonLogger } from './lib/logger.ts';
+import { createSecretBox } from './lib/secret-box.ts';
 import { parseWorkerEnv, type WorkerEnv } from './worker-env.ts';
 
 // A Neon Pool may not outlive its request on Workers (its socket belongs to the request), so each
@@ -26,22 +27,29 @@ function databaseFor(c: Context): Db {
 type App = ReturnType<typeof createApp>;
 // Bindings are fixed for the life of an isolate; the cache is keyed by them anyway so a new
 // set of bindings can never be served by an app built from the old one.
-const apps = new WeakMap<object, App>();
+const apps = new WeakMap<object, Promise<App>>();
 const log = jsonLogger((line) => console.log(line));
 
-function appFor(raw: object, env: WorkerEnv): App {
+async function buildApp(env: WorkerEnv): Promise<App> {
+  return createApp({
+    database: databaseFor,
+    objectStore: createObjectStore({
+      endpoint: env.S3_ENDPOINT, bucket: env.S3_BUCKET, region: env.S3_REGION,
+      accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY,
+    }),
+    secretBox: await createSecretBox(env.OUTPOST_SECRET_KEY),
+    logger: log,
+    secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
+  });
+}
+
+function appFor(raw: object, env: WorkerEnv): Promise<App> {
   let app = apps.get(raw);
   if (!app) {
-    app = createApp({
-      database: databaseFor,
-      objectStore: createObjectStore({
-        endpoint: env.S3_ENDPOINT, bucket: env.S3_BUCKET, region: env.S3_REGION,
-        accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY,
-      }),
-      logger: log,
-      secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
-    });
+    app = buildApp(env);
     apps.set(raw, app);
+    // A failed build is not kept: the next request tries again.
+    app.catch(() => apps.delete(raw));
   }
   return app;
 }
@@ -69,7 +77,7 @@ export default {
     // run_worker_first only sends /api/* here; anything else is the dashboard's business.
     if (env.ASSETS && !new URL(request.url).pathname.startsWith('/api/')) return env.ASSETS.fetch(request);
 
-    const app = appFor(rawEnv, env);
+    const app = await appFor(rawEnv, env);
     const handle = await createNeonDb(env.DATABASE_URL, { relay: env.NEON_WS_RELAY });
     requestDbs.set(request, handle.db);
     try {

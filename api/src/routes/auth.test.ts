@@ -10,8 +10,8 @@ import { LOGIN_MAX_FAILURES } from '../services/auth/login.ts';
 
 describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
   let h: DbHandle;
-  let t: ReturnType<typeof makeTestApp>;
-  beforeAll(async () => { h = await createTestDb(driver); t = makeTestApp(h); });
+  let t: Awaited<ReturnType<typeof makeTestApp>>;
+  beforeAll(async () => { h = await createTestDb(driver); t = await makeTestApp(h); });
   afterAll(async () => { await h.close(); });
 
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) => t.app.request(path, {

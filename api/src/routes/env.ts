@@ -3,6 +3,7 @@ import type { Db } from '../db/types.ts';
 import type { Principal } from '../services/auth/resolve.ts';
 import type { ObjectStore } from '../lib/object-store.ts';
 import type { Logger } from '../lib/logger.ts';
+import type { SecretBox } from '../lib/secret-box.ts';
 
 export interface AppDeps {
   /** The database for this request (Node: one pool; Workers: a pool per request). */
@@ -14,6 +15,10 @@ export interface AppDeps {
   /** Largest JSON body accepted by ordinary endpoints. */
   maxBodyBytes?: number;
   version?: string;
+  /** Seals per-site receipt keys (and other secrets) at rest. */
+  secretBox: SecretBox;
+  /** Check-ins allowed per site per minute (default 30). */
+  checkinsPerMinute?: number;
 }
 
 export interface AppEnv {

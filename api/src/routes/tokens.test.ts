@@ -10,8 +10,8 @@ import { sha256Hex } from '../lib/crypto.ts';
 
 describe.each(TEST_DRIVERS)('API tokens on %s', (driver) => {
   let h: DbHandle;
-  let t: ReturnType<typeof makeTestApp>;
-  beforeAll(async () => { h = await createTestDb(driver); t = makeTestApp(h); });
+  let t: Awaited<ReturnType<typeof makeTestApp>>;
+  beforeAll(async () => { h = await createTestDb(driver); t = await makeTestApp(h); });
   afterAll(async () => { await h.close(); });
 
   async function adminSession() {
@@ -91,7 +91,7 @@ describe.each(TEST_DRIVERS)('API tokens on %s', (driver) => {
     });
 
     it('should refuse an oversized body with 413 and write nothing', async () => {
-      const small = makeTestApp(h, { maxBodyBytes: 1024 });
+      const small = await makeTestApp(h, { maxBodyBytes: 1024 });
       const org = await makeOrg(h.db);
       const tok = await makeApiToken(h.db, org.id, 'admin');
       const res = await withToken(small.app, tok.token)('/api/v1/users', { method: 'POST', json: { email: 'big@b.org', role: 'viewer', name: 'x'.repeat(5000) } });

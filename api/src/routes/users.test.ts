@@ -9,8 +9,8 @@ import { auditLog, memberships, users } from '../db/schema/index.ts';
 
 describe.each(TEST_DRIVERS)('users on %s', (driver) => {
   let h: DbHandle;
-  let t: ReturnType<typeof makeTestApp>;
-  beforeAll(async () => { h = await createTestDb(driver); t = makeTestApp(h); });
+  let t: Awaited<ReturnType<typeof makeTestApp>>;
+  beforeAll(async () => { h = await createTestDb(driver); t = await makeTestApp(h); });
   afterAll(async () => { await h.close(); });
 
   async function adminSession(role: 'owner' | 'admin' = 'admin') {

@@ -3,17 +3,19 @@ import { createApp } from '../app.ts';
 import type { DbHandle } from '../db/types.ts';
 import { createObjectStore } from '../lib/object-store.ts';
 import type { Logger } from '../lib/logger.ts';
+import { createSecretBox } from '../lib/secret-box.ts';
 
 export interface LogLine { level: string; msg: string; fields?: Record<string, unknown> }
 
 /** The real app on a real database and the run's real S3 server; logs captured for secret checks. */
-export function makeTestApp(handle: DbHandle, opts: { maxBodyBytes?: number } = {}) {
+export async function makeTestApp(handle: DbHandle, opts: { maxBodyBytes?: number; checkinsPerMinute?: number } = {}) {
   const logs: LogLine[] = [];
   const logger: Logger = (level, msg, fields) => { logs.push({ level, msg, fields }); };
   const objectStore = createObjectStore({
     endpoint: inject('s3Endpoint'), bucket: 'outpost-test', region: 'us-east-1',
     accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
   });
-  const app = createApp({ database: () => handle.db, objectStore, logger, maxBodyBytes: opts.maxBodyBytes });
-  return { app, logs, objectStore };
+  const secretBox = await createSecretBox(crypto.getRandomValues(new Uint8Array(32)));
+  const app = createApp({ database: () => handle.db, objectStore, logger, secretBox, ...opts });
+  return { app, logs, objectStore, secretBox };
 }

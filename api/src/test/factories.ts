@@ -1,4 +1,4 @@
-import { memberships, organizations, users, type Role } from '../db/schema/index.ts';
+import { memberships, organizations, releases, sites, users, type Role } from '../db/schema/index.ts';
 import type { Db } from '../db/types.ts';
 import { hashPassword } from '../lib/password.ts';
 import { createToken } from '../services/tokens/tokens.ts';
@@ -30,4 +30,14 @@ export async function makeApiToken(db: Db, orgId: string, role: Role, opts: { ex
     ctx: { db, orgId, actor: { userId: null, tokenId: null, role: 'owner' } },
     input: { name: `token-${unique()}`, role, ...opts },
   });
+}
+
+export async function makeSite(db: Db, orgId: string, fields: Partial<typeof sites.$inferInsert> = {}) {
+  const [site] = await db.insert(sites).values({ orgId, code: `S-${unique()}`, name: `Clinic ${unique()}`, ...fields }).returning();
+  return site!;
+}
+
+export async function makeRelease(db: Db, orgId: string, version: string, state: 'draft' | 'published' = 'published') {
+  const [r] = await db.insert(releases).values({ orgId, version, state, publishedAt: state === 'published' ? new Date() : null }).returning();
+  return r!;
 }

@@ -32,7 +32,7 @@ export function withToken(app: App, token: string) {
 }
 
 export async function expectEnvelope(res: Response, status: number, code?: string) {
-  const body = await res.json() as { error?: { code: string; message: string; requestId: string } };
+  const body = await res.json() as { error?: { code: string; message: string; requestId: string; details?: unknown } };
   if (res.status !== status || !body.error || (code && body.error.code !== code) || !body.error.message || !body.error.requestId) {
     throw new Error(`expected ${status} ${code ?? ''} envelope, got ${res.status} ${JSON.stringify(body)}`);
   }

@@ -1,0 +1,47 @@
+import { z } from 'zod';
+
+/**
+ * The fields a person sets on a site, shared by the API, the CSV import and the seed generator.
+ * Everything the site reports about itself lives elsewhere (site_reports).
+ */
+export const CONNECTIVITY = ['online', 'intermittent', 'offline'] as const;
+
+const optionalText = (max: number) => z.string().trim().max(max).nullable().optional();
+
+export const SiteFields = z.object({
+  code: z.string().trim().min(1, 'A site needs a code.').max(64)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'Use letters, digits, dot, dash or underscore (no spaces).'),
+  name: z.string().trim().min(1, 'A site needs a name.').max(200),
+  region: optionalText(100),
+  district: optionalText(100),
+  facilityType: optionalText(100),
+  tags: z.array(z.string().trim().min(1).max(50).regex(/^[^,;]+$/, 'Tags cannot contain commas or semicolons.')).max(50).default([]),
+  connectivity: z.enum(CONNECTIVITY).default('online'),
+  bandwidthKbps: z.number().int().min(1).max(10_000_000).nullable().optional(),
+  timezone: z.string().trim().max(64).refine(isTimeZone, 'Use an IANA time zone such as Africa/Nairobi.').default('UTC'),
+  maintenanceWindow: z.string().trim().max(100)
+    .regex(/^(mon|tue|wed|thu|fri|sat|sun|daily)(-(mon|tue|wed|thu|fri|sat|sun))? \d{2}:\d{2}-\d{2}:\d{2}$/i,
+      'Write the window like "daily 22:00-04:00" or "sat-sun 08:00-12:00".')
+    .nullable().optional(),
+  latitude: z.number().min(-90).max(90).nullable().optional(),
+  longitude: z.number().min(-180).max(180).nullable().optional(),
+  contactName: optionalText(200),
+  contactPhone: z.string().trim().max(40).regex(/^[+0-9 ()-]*$/, 'Use digits, spaces, +, ( ) and - only.').nullable().optional(),
+  contactEmail: z.email().max(254).nullable().optional(),
+}).strict();
+
+export type SiteFields = z.infer<typeof SiteFields>;
+
+export const CreateSiteInput = SiteFields;
+export const UpdateSiteInput = SiteFields.partial().strict();
+export type UpdateSiteInput = z.infer<typeof UpdateSiteInput>;
+
+const zoneCache = new Map<string, boolean>();
+export function isTimeZone(tz: string): boolean {
+  let ok = zoneCache.get(tz);
+  if (ok === undefined) {
+    try { new Intl.DateTimeFormat('en', { timeZone: tz }); ok = true; } catch { ok = false; }
+    zoneCache.set(tz, ok);
+  }
+  return ok;
+}

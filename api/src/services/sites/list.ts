@@ -1,0 +1,109 @@
+import { and, arrayContains, count, eq, ilike, isNotNull, isNull, or, sql, type SQL } from 'drizzle-orm';
+import { sites } from '../../db/schema/index.ts';
+import { fromBase64Url, toBase64Url } from '../../lib/crypto.ts';
+import { ValidationError } from '../../lib/errors.ts';
+import type { ServiceCtx } from '../context.ts';
+import { DEFAULT_SILENT_DAYS, targetRelease, toSiteView, visibleSites, type SiteStatus } from './scope.ts';
+
+export const SITE_SORTS = ['code', 'name', 'region', 'reportedAt', 'createdAt'] as const;
+export type SiteSort = (typeof SITE_SORTS)[number];
+
+export interface SiteFilter {
+  q?: string;
+  region?: string;
+  district?: string;
+  tag?: string;
+  connectivity?: 'online' | 'intermittent' | 'offline';
+  version?: string;
+  status?: SiteStatus;
+  silentDays?: number;
+  archived?: boolean;
+}
+
+export interface ListSitesInput extends SiteFilter {
+  sort?: SiteSort;
+  order?: 'asc' | 'desc';
+  limit: number;
+  cursor?: string;
+}
+
+// Nullable sort columns are coalesced so that keyset comparisons stay total.
+const sortExpr: Record<SiteSort, { expr: SQL; cast: string }> = {
+  code: { expr: sql`${sites.code}`, cast: 'text' },
+  name: { expr: sql`${sites.name}`, cast: 'text' },
+  region: { expr: sql`coalesce(${sites.region}, '')`, cast: 'text' },
+  reportedAt: { expr: sql`coalesce(${sites.reportedAt}, 'epoch'::timestamptz)`, cast: 'timestamptz' },
+  createdAt: { expr: sql`${sites.createdAt}`, cast: 'timestamptz' },
+};
+
+function escapeLike(s: string): string {
+  return s.replace(/[\\%_]/g, (m) => `\\${m}`);
+}
+
+/** The WHERE clause for a filter; shared by the list, the count and the CSV export. */
+export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date()): SQL {
+  const silentBefore = new Date(now.getTime() - (f.silentDays ?? DEFAULT_SILENT_DAYS) * 86_400_000);
+  const recentAndOk = and(isNotNull(sites.reportedAt), sql`${sites.reportedAt} >= ${silentBefore}`,
+    sql`coalesce(${sites.reportedStatus}, '') not in ('failed', 'rolled_back')`);
+  const status: Record<SiteStatus, SQL | undefined> = {
+    never_reported: isNull(sites.reportedAt),
+    failed: and(isNotNull(sites.reportedAt), sql`${sites.reportedStatus} in ('failed', 'rolled_back')`),
+    silent: and(sql`${sites.reportedAt} < ${silentBefore}`, sql`coalesce(${sites.reportedStatus}, '') not in ('failed', 'rolled_back')`),
+    no_target: and(recentAndOk, isNull(sites.targetReleaseId)),
+    on_target: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`${sites.reportedReleaseId} = ${sites.targetReleaseId}`),
+    behind: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`${sites.reportedReleaseId} is distinct from ${sites.targetReleaseId}`),
+  };
+  const q = f.q?.trim();
+  return and(
+    visibleSites(ctx),
+    f.archived ? isNotNull(sites.archivedAt) : isNull(sites.archivedAt),
+    q ? or(ilike(sites.code, `%${escapeLike(q)}%`), ilike(sites.name, `%${escapeLike(q)}%`)) : undefined,
+    f.region ? eq(sites.region, f.region) : undefined,
+    f.district ? eq(sites.district, f.district) : undefined,
+    f.tag ? arrayContains(sites.tags, [f.tag]) : undefined,
+    f.connectivity ? eq(sites.connectivity, f.connectivity) : undefined,
+    f.version ? eq(sites.reportedVersion, f.version) : undefined,
+    f.status ? status[f.status] : undefined,
+  )!;
+}
+
+interface SiteCursor { s: SiteSort; o: 'asc' | 'desc'; v: string; id: string }
+
+function encode(c: SiteCursor) { return toBase64Url(new TextEncoder().encode(JSON.stringify(c))); }
+function decode(raw: string, sort: SiteSort, order: 'asc' | 'desc'): SiteCursor {
+  let c: SiteCursor;
+  try { c = JSON.parse(new TextDecoder().decode(fromBase64Url(raw))); } catch { c = {} as SiteCursor; }
+  if (typeof c.v !== 'string' || typeof c.id !== 'string' || !/^[0-9a-f-]{36}$/.test(c.id)) {
+    throw new ValidationError('The cursor is not one this API gave out.', { field: 'cursor' });
+  }
+  if (c.s !== sort || c.o !== order) throw new ValidationError('The cursor belongs to a different sort order; start from the first page.', { field: 'cursor' });
+  return c;
+}
+
+export async function listSites({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: ListSitesInput; now?: Date }) {
+  const sort = input.sort ?? 'code';
+  const order = input.order ?? 'asc';
+  const { expr, cast } = sortExpr[sort];
+  const where = siteFilterWhere(ctx, input, now);
+  const c = input.cursor ? decode(input.cursor, sort, order) : null;
+  const after = c
+    ? order === 'asc'
+      ? sql`(${expr}, ${sites.id}) > (cast(${c.v} as ${sql.raw(cast)}), cast(${c.id} as uuid))`
+      : sql`(${expr}, ${sites.id}) < (cast(${c.v} as ${sql.raw(cast)}), cast(${c.id} as uuid))`
+    : undefined;
+  const dir = order === 'asc' ? sql`asc` : sql`desc`;
+  const [rows, [{ total } = { total: 0 }]] = await Promise.all([
+    ctx.db.select({ site: sites, ...targetRelease, sortValue: sql<string>`(${expr})::text` }).from(sites)
+      .where(and(where, after))
+      .orderBy(sql`${expr} ${dir}`, sql`${sites.id} ${dir}`)
+      .limit(input.limit + 1),
+    ctx.db.select({ total: count() }).from(sites).where(where),
+  ]);
+  const page = rows.slice(0, input.limit);
+  const last = page.at(-1);
+  return {
+    items: page.map((r) => toSiteView(r.site, r.targetVersion, now)),
+    total,
+    nextCursor: rows.length > input.limit && last ? encode({ s: sort, o: order, v: last.sortValue, id: last.site.id }) : null,
+  };
+}

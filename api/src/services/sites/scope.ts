@@ -1,0 +1,62 @@
+import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
+import { coordinatorSites, releases, sites } from '../../db/schema/index.ts';
+import { NotFoundError } from '../../lib/errors.ts';
+import type { ServiceCtx } from '../context.ts';
+
+/**
+ * Which sites the actor may see: the organisation's, and for a coordinator only the ones assigned
+ * to them. Everything else is invisible (404), never "forbidden".
+ */
+export function visibleSites(ctx: ServiceCtx): SQL {
+  const inOrg = eq(sites.orgId, ctx.orgId);
+  if (ctx.actor.role !== 'coordinator') return inOrg;
+  return and(inOrg, sql`exists (select 1 from ${coordinatorSites} where ${coordinatorSites.siteId} = ${sites.id}
+    and ${coordinatorSites.userId} = ${ctx.actor.userId ?? '00000000-0000-0000-0000-000000000000'})`)!;
+}
+
+export type SiteRow = typeof sites.$inferSelect;
+
+export const targetRelease = {
+  targetVersion: sql<string | null>`(select ${releases.version} from ${releases} where ${releases.id} = ${sites.targetReleaseId})`,
+};
+
+/** Loads one visible site or throws 404. */
+export async function loadSite(ctx: ServiceCtx, siteId: string, opts: { includeArchived?: boolean } = {}) {
+  const [row] = await ctx.db.select({ site: sites, ...targetRelease }).from(sites)
+    .where(and(visibleSites(ctx), eq(sites.id, siteId), opts.includeArchived ? undefined : isNull(sites.archivedAt)))
+    .limit(1);
+  if (!row) throw new NotFoundError('site', siteId);
+  return row;
+}
+
+export type SiteStatus = 'on_target' | 'behind' | 'failed' | 'never_reported' | 'silent' | 'no_target';
+
+export const DEFAULT_SILENT_DAYS = 7;
+
+/** One status per site, in priority order: never reported, failed, silent, no target, on target, behind. */
+export function siteStatus(s: Pick<SiteRow, 'reportedAt' | 'reportedStatus' | 'reportedReleaseId' | 'targetReleaseId'>,
+  now = new Date(), silentDays = DEFAULT_SILENT_DAYS): SiteStatus {
+  if (!s.reportedAt) return 'never_reported';
+  if (s.reportedStatus === 'failed' || s.reportedStatus === 'rolled_back') return 'failed';
+  if (s.reportedAt.getTime() < now.getTime() - silentDays * 86_400_000) return 'silent';
+  if (!s.targetReleaseId) return 'no_target';
+  return s.reportedReleaseId === s.targetReleaseId ? 'on_target' : 'behind';
+}
+
+export function toSiteView(s: SiteRow, targetVersion: string | null, now = new Date()) {
+  return {
+    id: s.id, code: s.code, name: s.name, region: s.region, district: s.district, facilityType: s.facilityType,
+    tags: s.tags, connectivity: s.connectivity, bandwidthKbps: s.bandwidthKbps, timezone: s.timezone,
+    maintenanceWindow: s.maintenanceWindow, latitude: s.latitude, longitude: s.longitude,
+    contactName: s.contactName, contactPhone: s.contactPhone, contactEmail: s.contactEmail,
+    reportedVersion: s.reportedVersion, reportedReleaseId: s.reportedReleaseId, reportedStatus: s.reportedStatus,
+    reportedAt: s.reportedAt?.toISOString() ?? null,
+    targetReleaseId: s.targetReleaseId, targetVersion,
+    status: siteStatus(s, now),
+    deviceToken: s.deviceTokenHash ? { prefix: s.deviceTokenPrefix, issuedAt: s.deviceTokenIssuedAt?.toISOString() ?? null } : null,
+    archivedAt: s.archivedAt?.toISOString() ?? null,
+    createdAt: s.createdAt.toISOString(), updatedAt: s.updatedAt.toISOString(),
+  };
+}
+
+export type SiteView = ReturnType<typeof toSiteView>;
