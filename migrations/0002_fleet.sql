@@ -44,6 +44,6 @@ CREATE UNIQUE INDEX "site_reports_idem_uq" ON "site_reports" USING btree ("site_
 CREATE INDEX "site_reports_site_at_idx" ON "site_reports" USING btree ("site_id","received_at");--> statement-breakpoint
 CREATE INDEX "sites_org_reported_at_idx" ON "sites" USING btree ("org_id","reported_at");--> statement-breakpoint
 CREATE INDEX "sites_org_name_idx" ON "sites" USING btree ("org_id","name");--> statement-breakpoint
-CREATE INDEX "sites_code_trgm_idx" ON "sites" USING gin ("code" gin_trgm_ops);--> statement-breakpoint
-CREATE INDEX "sites_name_trgm_idx" ON "sites" USING gin ("name" gin_trgm_ops);--> statement-breakpoint
-CREATE INDEX "sites_tags_idx" ON "sites" USING gin ("tags");
+CREATE INDEX "sites_search_trgm_idx" ON "sites" USING gin (("code" || ' ' || "name") gin_trgm_ops);--> statement-breakpoint
+CREATE INDEX "sites_tags_idx" ON "sites" USING gin ("tags");--> statement-breakpoint
+CREATE INDEX "sites_org_version_idx" ON "sites" USING btree ("org_id","reported_version");

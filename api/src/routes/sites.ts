@@ -78,7 +78,7 @@ export const siteRoutes = base
   .openapi(createRoute({
     method: 'get', path: '/sites', tags: ['sites'], summary: 'List sites with filters, search, sort and cursor pagination',
     request: { query: ListQuery },
-    responses: { 200: jsonResponse(z.object({ items: z.array(Site), total: z.number(), nextCursor: z.string().nullable() }), 'A page of sites'), ...errors(400, 401) },
+    responses: { 200: jsonResponse(z.object({ items: z.array(Site), total: z.number(), totalIsExact: z.boolean().openapi({ description: 'false when more than 10,000 sites match; total is then 10,000' }), nextCursor: z.string().nullable() }), 'A page of sites'), ...errors(400, 401) },
   }), async (c) => c.json(await listSites({ ctx: serviceCtx(c, 'fleet:read'), input: c.req.valid('query') }), 200))
   .openapi(createRoute({
     method: 'get', path: '/sites/facets', tags: ['sites'], summary: 'Values for the filter pickers',

@@ -44,10 +44,11 @@ export const sites = pgTable('sites', {
   uniqueIndex('sites_device_token_uq').on(t.deviceTokenHash),
   index('sites_org_reported_at_idx').on(t.orgId, t.reportedAt),
   index('sites_org_name_idx').on(t.orgId, t.name),
-  // Trigram indexes make "search anywhere in code or name" an index scan (pg_trgm, migration 0001).
-  index('sites_code_trgm_idx').using('gin', t.code.op('gin_trgm_ops')),
-  index('sites_name_trgm_idx').using('gin', t.name.op('gin_trgm_ops')),
+  // One trigram index over "code name" makes "search anywhere in code or name" an index scan
+  // (pg_trgm, migration 0001); services/sites/list.ts searches exactly this expression.
+  index('sites_search_trgm_idx').using('gin', sql`(${t.code} || ' ' || ${t.name}) gin_trgm_ops`),
   index('sites_tags_idx').using('gin', t.tags),
+  index('sites_org_version_idx').on(t.orgId, t.reportedVersion),
 ]);
 
 export const releaseStateEnum = pgEnum('release_state', ['draft', 'published', 'deprecated', 'revoked']);

@@ -1,9 +1,11 @@
-import { and, arrayContains, count, eq, ilike, isNotNull, isNull, or, sql, type SQL } from 'drizzle-orm';
+import { and, arrayContains, eq, isNotNull, isNull, sql, type SQL } from 'drizzle-orm';
 import { sites } from '../../db/schema/index.ts';
 import { fromBase64Url, toBase64Url } from '../../lib/crypto.ts';
 import { ValidationError } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
 import { DEFAULT_SILENT_DAYS, targetRelease, toSiteView, visibleSites, type SiteStatus } from './scope.ts';
+
+export const TOTAL_CAP = 10_000;
 
 export const SITE_SORTS = ['code', 'name', 'region', 'reportedAt', 'createdAt'] as const;
 export type SiteSort = (typeof SITE_SORTS)[number];
@@ -57,7 +59,8 @@ export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date()
   return and(
     visibleSites(ctx),
     f.archived ? isNotNull(sites.archivedAt) : isNull(sites.archivedAt),
-    q ? or(ilike(sites.code, `%${escapeLike(q)}%`), ilike(sites.name, `%${escapeLike(q)}%`)) : undefined,
+    // Must match the expression of the sites_search_trgm_idx index.
+    q ? sql`(${sites.code} || ' ' || ${sites.name}) ilike ${`%${escapeLike(q)}%`}` : undefined,
     f.region ? eq(sites.region, f.region) : undefined,
     f.district ? eq(sites.district, f.district) : undefined,
     f.tag ? arrayContains(sites.tags, [f.tag]) : undefined,
@@ -97,13 +100,17 @@ export async function listSites({ ctx, input, now = new Date() }: { ctx: Service
       .where(and(where, after))
       .orderBy(sql`${expr} ${dir}`, sql`${sites.id} ${dir}`)
       .limit(input.limit + 1),
-    ctx.db.select({ total: count() }).from(sites).where(where),
+    // Counting stops at TOTAL_CAP: an exact count of a whole 100,000-site fleet on every page costs
+    // more than the page itself; past the cap the UI says "10,000+".
+    ctx.db.select({ total: sql<number>`count(*)::int` })
+      .from(ctx.db.select({ one: sql`1` }).from(sites).where(where).limit(TOTAL_CAP + 1).as('capped')),
   ]);
   const page = rows.slice(0, input.limit);
   const last = page.at(-1);
   return {
     items: page.map((r) => toSiteView(r.site, r.targetVersion, now)),
-    total,
+    total: Math.min(total, TOTAL_CAP),
+    totalIsExact: total <= TOTAL_CAP,
     nextCursor: rows.length > input.limit && last ? encode({ s: sort, o: order, v: last.sortValue, id: last.site.id }) : null,
   };
 }

@@ -1,5 +1,5 @@
 import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
-import { coordinatorSites, releases, sites } from '../../db/schema/index.ts';
+import { coordinatorSites, sites } from '../../db/schema/index.ts';
 import { NotFoundError } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
 
@@ -17,7 +17,8 @@ export function visibleSites(ctx: ServiceCtx): SQL {
 export type SiteRow = typeof sites.$inferSelect;
 
 export const targetRelease = {
-  targetVersion: sql<string | null>`(select ${releases.version} from ${releases} where ${releases.id} = ${sites.targetReleaseId})`,
+  // Written out in full: drizzle leaves columns unqualified inside a select list.
+  targetVersion: sql<string | null>`(select r.version from releases r where r.id = "sites"."target_release_id")`,
 };
 
 /** Loads one visible site or throws 404. */
