@@ -73,20 +73,30 @@ describe('Worker environment (in-process)', () => {
     expect(JSON.stringify(err)).toContain('DATABASE_URL');
   });
 
-  it('should not echo secret values when a binding is invalid', async () => {
+  it('should not echo secret values when bindings are invalid', async () => {
     const secret = 'hunter2-not-for-callers';
     const res = await worker.fetch(new Request('http://outpost.test/api/health'), {
       DATABASE_URL: `mysql://admin:${secret}@db.example.org/outpost`,
-      S3_ACCESS_KEY_ID: `AKIA-${secret}`,
       S3_ENDPOINT: `not a url ${secret}`,
+      OUTPOST_SECRET_KEY: `short-${secret}`,
     }, ctx);
     const text = await res.text();
     expect(res.status).toBe(500);
     expect(JSON.parse(text).error.code).toBe('BAD_ENVIRONMENT');
-    expect(text).toContain('DATABASE_URL');
-    expect(text).toContain('S3_ENDPOINT');
-    expect(text).toContain('S3_SECRET_ACCESS_KEY');
+    for (const name of ['DATABASE_URL', 'S3_ENDPOINT', 'OUTPOST_SECRET_KEY']) expect(text).toContain(name);
     expect(text).not.toContain(secret);
+  });
+
+  it('should refuse an S3 access key without its secret, without showing the key', async () => {
+    const res = await worker.fetch(new Request('http://outpost.test/api/health'), {
+      DATABASE_URL: 'postgres://outpost@db.example.org/outpost',
+      OUTPOST_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
+      S3_ACCESS_KEY_ID: 'AKIA-hunter2-not-for-callers',
+    }, ctx);
+    const text = await res.text();
+    expect(res.status).toBe(500);
+    expect(JSON.parse(text).error).toMatchObject({ code: 'BAD_ENVIRONMENT', details: [expect.stringContaining('S3_SECRET_ACCESS_KEY')] });
+    expect(text).not.toContain('hunter2');
   });
 });
 
@@ -156,6 +166,7 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
       S3_REGION: 'us-east-1',
       S3_ACCESS_KEY_ID: 'S3RVER',
       S3_SECRET_ACCESS_KEY: 'S3RVER',
+      OUTPOST_SECRET_KEY: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64'),
     }, assets, persist);
   }, 90_000);
 
