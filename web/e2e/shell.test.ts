@@ -1,0 +1,263 @@
+// The dashboard shell end to end: the real server (API + built SPA on one origin, embedded PGlite
+// and object store) in a child process, driven by the Debian Chromium through playwright-core.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ADMIN = { email: 'admin@example.org', password: 'admin-password-1' };
+const VIEWER = { email: 'viewer@example.org', name: 'Vera Viewer', password: 'viewer-password-1' };
+
+let server: ChildProcess;
+let serverLog = '';
+let dataDir: string;
+let baseUrl: string;
+let browser: Browser;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHealth(url: string, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`The server exited with ${server.exitCode}:\n${serverLog}`);
+    try {
+      const res = await fetch(`${url}/api/health`);
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`The server did not become healthy within ${timeoutMs} ms:\n${serverLog}`);
+}
+
+beforeAll(async () => {
+  if (!fs.existsSync(path.join(ROOT, 'web/build/index.html'))) {
+    execFileSync('npm', ['run', 'build', '-w', 'web'], { cwd: ROOT, stdio: 'inherit' });
+  }
+  dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'outpost-e2e-'));
+  const port = await freePort();
+  baseUrl = `http://127.0.0.1:${port}`;
+  server = spawn(process.execPath, ['--import', 'tsx', 'api/src/node.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      OUTPOST_DATA_DIR: dataDir,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      OUTPOST_ADMIN_EMAIL: ADMIN.email,
+      OUTPOST_ADMIN_PASSWORD: ADMIN.password,
+      OUTPOST_ORG_NAME: 'Ministry of Health',
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  server.stdout!.on('data', (d: Buffer) => { serverLog += d.toString(); });
+  server.stderr!.on('data', (d: Buffer) => { serverLog += d.toString(); });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--no-first-run', '--disable-sync', '--disable-quic'],
+  });
+  await waitForHealth(baseUrl, 55_000);
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    const timer = setTimeout(() => server.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  if (dataDir) await fsp.rm(dataDir, { recursive: true, force: true });
+}, 30_000);
+
+async function signIn(page: Page, who: { email: string; password: string }) {
+  await page.getByLabel('Email').fill(who.email);
+  await page.getByLabel('Password').fill(who.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+describe('dashboard shell', () => {
+  let context: BrowserContext;
+  let page: Page;
+
+  beforeAll(async () => {
+    context = await browser.newContext({ baseURL: baseUrl, viewport: { width: 1280, height: 800 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(10_000);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+  });
+
+  it('should serve the sign-in page at / to someone not signed in', async () => {
+    await page.goto('/');
+    await page.waitForURL('**/login');
+    await expect(page.getByRole('heading', { name: 'Sign in to Outpost' }).isVisible()).resolves.toBe(true);
+  });
+
+  it("should show the API's message for a wrong password", async () => {
+    await signIn(page, { email: ADMIN.email, password: 'not-the-password' });
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.textContent()).toContain('The email or password is wrong.');
+    expect(page.url()).toMatch(/\/login$/);
+  });
+
+  it('should sign the admin in and show the organisation, email and role in the top bar', async () => {
+    await signIn(page, ADMIN);
+    await page.getByRole('heading', { name: 'Fleet', level: 1 }).waitFor();
+    const banner = page.getByRole('banner');
+    const text = await banner.textContent();
+    expect(text).toContain('Ministry of Health');
+    expect(text).toContain(ADMIN.email);
+    expect(text).toContain('Owner');
+    expect(await page.getByText('The state of every site will appear here once sites are registered.').isVisible()).toBe(true);
+  });
+
+  it('should add a viewer with a password', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings' }).click();
+    const users = page.getByRole('region', { name: 'Users' });
+    await users.getByRole('cell', { name: `${ADMIN.email} (you)`, exact: true }).waitFor();
+
+    await page.getByLabel('Email', { exact: true }).fill(VIEWER.email);
+    await page.getByLabel('Name', { exact: true }).fill(VIEWER.name);
+    await page.getByLabel('Role', { exact: true }).selectOption('viewer');
+    await page.getByLabel('Password (optional)').fill(VIEWER.password);
+    await page.getByRole('button', { name: 'Add user' }).click();
+
+    await users.getByRole('cell', { name: VIEWER.email, exact: true }).waitFor();
+    expect(await users.getByLabel(`Role of ${VIEWER.email}`).inputValue()).toBe('viewer');
+    // A password was given, so there is no generated one to show.
+    expect(await page.getByRole('heading', { name: 'User added' }).count()).toBe(0);
+  });
+
+  it('should show a validation message next to the field it concerns', async () => {
+    await page.getByLabel('Email', { exact: true }).fill('someone@example.org');
+    await page.getByLabel('Password (optional)').fill('short');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    const form = page.getByRole('form', { name: 'Add a user' });
+    await form.getByText('Use at least 10 characters.').waitFor();
+    expect(await form.getByRole('alert').textContent()).toContain('Some fields need attention.');
+    await page.getByLabel('Email', { exact: true }).fill('');
+    await page.getByLabel('Password (optional)').fill('');
+  });
+
+  it('should create an API token, show its secret once, and the secret should work', async () => {
+    await page.getByLabel('Token name').fill('CI pipeline');
+    await page.getByLabel('Token role').selectOption('operator');
+    await page.getByLabel('Expires after (days, optional)').fill('30');
+    await page.getByRole('button', { name: 'Create token' }).click();
+
+    const secretField = page.getByLabel('Token secret');
+    await secretField.waitFor();
+    const secret = await secretField.inputValue();
+    expect(secret.length).toBeGreaterThan(20);
+    expect(await page.getByText('It will not be shown again.').isVisible()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Copy' }).isVisible()).toBe(true);
+    const tokens = page.getByRole('region', { name: 'API tokens' });
+    await tokens.getByRole('cell', { name: 'CI pipeline', exact: true }).waitFor();
+
+    const me = await fetch(`${baseUrl}/api/v1/me`, { headers: { authorization: `Bearer ${secret}` } });
+    expect(me.status).toBe(200);
+    expect(((await me.json()) as { role: string }).role).toBe('operator');
+
+    await page.getByRole('button', { name: 'I have saved it' }).click();
+    expect(await page.getByLabel('Token secret').count()).toBe(0);
+    // Reloading shows the token by prefix only; the secret is gone for good.
+    await page.reload();
+    await tokens.getByRole('cell', { name: 'CI pipeline', exact: true }).waitFor();
+    expect(await page.content()).not.toContain(secret);
+  });
+
+  it('should list the changes in the audit log, newest first', async () => {
+    const audit = page.getByRole('region', { name: 'Audit log' });
+    await audit.getByText('token.create').waitFor();
+    const actions = await audit.locator('tbody tr td[data-label="Action"]').allTextContents();
+    expect(actions.indexOf('token.create')).toBeLessThan(actions.indexOf('user.add'));
+  });
+
+  it('should sign out back to the sign-in page', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL('**/login');
+    await page.goto('/settings');
+    await page.waitForURL('**/login?next=%2Fsettings');
+  });
+
+  it('should let the viewer in without the user and token management', async () => {
+    await signIn(page, VIEWER);
+    await page.waitForURL('**/settings');
+    await page.getByRole('heading', { name: 'Settings', level: 1 }).waitFor();
+    expect(await page.getByText('Only owners and admins manage users and API tokens.').isVisible()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Add user' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Create token' }).count()).toBe(0);
+    expect(await page.getByRole('heading', { name: 'Users' }).count()).toBe(0);
+    expect(await page.getByRole('banner').textContent()).toContain('Viewer');
+  });
+
+  it('should refuse a user creation by the viewer with 403 and the error envelope', async () => {
+    const answer = await page.evaluate(async () => {
+      const me = (await (await fetch('/api/v1/me')).json()) as { csrfToken: string };
+      const res = await fetch('/api/v1/users', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
+        body: JSON.stringify({ email: 'sneaky@example.org', role: 'admin' }),
+      });
+      return { status: res.status, body: (await res.json()) as { error: { code: string; message: string; requestId: string } } };
+    });
+    expect(answer.status).toBe(403);
+    expect(answer.body.error.code).toBe('FORBIDDEN');
+    expect(answer.body.error.message).toEqual(expect.any(String));
+    expect(answer.body.error.requestId).toEqual(expect.any(String));
+  });
+});
+
+describe('dashboard on a phone-sized screen', () => {
+  it('should open the navigation from the menu button without horizontal scrolling', async () => {
+    const context = await browser.newContext({ baseURL: baseUrl, viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true });
+    try {
+      const page = await context.newPage();
+      page.setDefaultTimeout(10_000);
+      await page.goto('/login');
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+      await signIn(page, ADMIN);
+      await page.getByRole('heading', { name: 'Fleet', level: 1 }).waitFor();
+
+      const nav = page.getByRole('navigation', { name: 'Main' });
+      expect(await nav.isVisible()).toBe(false);
+      const menu = page.getByRole('button', { name: 'Menu' });
+      expect(await menu.getAttribute('aria-expanded')).toBe('false');
+      await menu.click();
+      expect(await nav.isVisible()).toBe(true);
+      expect(await page.getByRole('button', { name: 'Close menu' }).getAttribute('aria-expanded')).toBe('true');
+
+      await nav.getByRole('link', { name: 'Settings' }).click();
+      await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+      await page.getByRole('region', { name: 'Users' }).getByRole('cell', { name: `${ADMIN.email} (you)` }).waitFor();
+      expect(await nav.isVisible()).toBe(false);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+      expect(await page.getByRole('button', { name: 'Add user' }).isVisible()).toBe(true);
+    } finally {
+      await context.close();
+    }
+  });
+});
