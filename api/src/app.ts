@@ -12,7 +12,9 @@ import { tokenRoutes } from './routes/tokens.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { jsonResponse } from './routes/schemas.ts';
 import { siteRoutes } from './routes/sites.ts';
+import { SITE_IMPORT_PATH, siteCsvRoutes } from './routes/sites-csv.ts';
 import { checkinRoutes } from './routes/checkin.ts';
+import { receiptRoutes } from './routes/receipts.ts';
 
 export type { AppDeps } from './routes/env.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -49,10 +51,12 @@ export function createApp(deps: AppDeps) {
     });
   });
   app.use('/api/*', secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
-  app.use('/api/v1/*', bodyLimit({
+  const limitBody = bodyLimit({
     maxSize: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     onError: () => { throw new AppError(413, 'BODY_TOO_LARGE', `The body is larger than ${deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES} bytes.`); },
-  }));
+  });
+  // The CSV import streams its body under its own, larger limit; buffering it here would defeat that.
+  app.use('/api/v1/*', (c, next) => (c.req.path === SITE_IMPORT_PATH ? next() : limitBody(c, next)));
 
   app.onError((err, c) => {
     const requestId = c.var.requestId ?? 'unknown';
@@ -93,8 +97,10 @@ export function createApp(deps: AppDeps) {
     .route('/api/v1', userRoutes)
     .route('/api/v1', tokenRoutes)
     .route('/api/v1', auditRoutes)
+    .route('/api/v1', siteCsvRoutes)
     .route('/api/v1', siteRoutes)
-    .route('/api/v1', checkinRoutes());
+    .route('/api/v1', checkinRoutes())
+    .route('/api/v1', receiptRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'outpost_session' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiToken', { type: 'http', scheme: 'bearer' });

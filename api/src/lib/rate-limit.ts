@@ -18,6 +18,13 @@ export class RateLimiter {
     return w.count > this.max ? Math.ceil((w.start + this.windowMs - now) / 1000) : 0;
   }
 
+  /** Like hit, but does not count: 0 when the key is under its limit, else the seconds to wait. */
+  peek(key: string, now = Date.now()): number {
+    const w = this.windows.get(key);
+    if (!w || now - w.start >= this.windowMs || w.count < this.max) return 0;
+    return Math.ceil((w.start + this.windowMs - now) / 1000);
+  }
+
   private sweep(now: number) {
     for (const [k, w] of this.windows) if (now - w.start >= this.windowMs) this.windows.delete(k);
   }

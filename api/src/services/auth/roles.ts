@@ -6,7 +6,7 @@ import type { Role } from '../../db/schema/index.ts';
  */
 export const RANK: Record<Role, number> = { owner: 4, admin: 3, operator: 2, viewer: 1, coordinator: 1 };
 
-export type Permission = 'org:manage' | 'users:manage' | 'tokens:manage' | 'audit:read' | 'fleet:write' | 'fleet:read';
+export type Permission = 'org:manage' | 'users:manage' | 'tokens:manage' | 'audit:read' | 'fleet:write' | 'fleet:read' | 'receipts:submit';
 
 const GRANTS: Record<Permission, readonly Role[]> = {
   'org:manage': ['owner'],
@@ -15,6 +15,8 @@ const GRANTS: Record<Permission, readonly Role[]> = {
   'audit:read': ['owner', 'admin'],
   'fleet:write': ['owner', 'admin', 'operator'],
   'fleet:read': ['owner', 'admin', 'operator', 'viewer', 'coordinator'],
+  // Coordinators confirm installs at their own sites (site visibility limits which).
+  'receipts:submit': ['owner', 'admin', 'operator', 'coordinator'],
 };
 
 export function can(role: Role, permission: Permission): boolean {
