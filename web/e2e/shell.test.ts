@@ -123,6 +123,19 @@ describe('dashboard shell', () => {
     expect(page.url()).toMatch(/\/login$/);
   });
 
+  it('should show the throttling message after too many failed sign-ins', async () => {
+    // Failures count per account (known or not); ten wrong answers close the door for a while.
+    const stranger = { email: 'nobody@example.org', password: 'wrong-password' };
+    for (let i = 0; i < 10; i++) {
+      const res = await fetch(`${baseUrl}/api/v1/auth/login`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(stranger),
+      });
+      expect(res.status).toBe(401);
+    }
+    await signIn(page, stranger);
+    await page.getByRole('alert').getByText('Too many failed sign-ins for this account.', { exact: false }).waitFor();
+  });
+
   it('should sign the admin in and show the organisation, email and role in the top bar', async () => {
     await signIn(page, ADMIN);
     await page.getByRole('heading', { name: 'Fleet', level: 1 }).waitFor();
@@ -151,6 +164,26 @@ describe('dashboard shell', () => {
     expect(await page.getByRole('heading', { name: 'User added' }).count()).toBe(0);
   });
 
+  it('should show a generated password once, change a role and remove a user', async () => {
+    const users = page.getByRole('region', { name: 'Users' });
+    await page.getByLabel('Email', { exact: true }).fill('temp@example.org');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    const initial = users.getByLabel('Initial password for temp@example.org');
+    await initial.waitFor();
+    expect((await initial.inputValue()).length).toBeGreaterThanOrEqual(10);
+    await users.getByRole('button', { name: 'I have saved it' }).click();
+    expect(await initial.count()).toBe(0);
+
+    const role = users.getByLabel('Role of temp@example.org');
+    await role.selectOption('operator');
+    await page.waitForFunction(() => (document.querySelector('select[aria-label="Role of temp@example.org"]') as HTMLSelectElement | null)?.value === 'operator');
+
+    const row = users.getByRole('row').filter({ hasText: 'temp@example.org' });
+    await row.getByRole('button', { name: 'Remove' }).click();
+    await row.getByRole('button', { name: 'Yes, remove' }).click();
+    await users.getByRole('cell', { name: 'temp@example.org', exact: true }).waitFor({ state: 'detached' });
+  });
+
   it('should show a validation message next to the field it concerns', async () => {
     await page.getByLabel('Email', { exact: true }).fill('someone@example.org');
     await page.getByLabel('Password (optional)').fill('short');
@@ -173,15 +206,19 @@ describe('dashboard shell', () => {
     const secret = await secretField.inputValue();
     expect(secret.length).toBeGreaterThan(20);
     expect(await page.getByText('It will not be shown again.').isVisible()).toBe(true);
-    expect(await page.getByRole('button', { name: 'Copy' }).isVisible()).toBe(true);
-    const tokens = page.getByRole('region', { name: 'API tokens' });
+        const tokens = page.getByRole('region', { name: 'API tokens' });
     await tokens.getByRole('cell', { name: 'CI pipeline', exact: true }).waitFor();
 
     const me = await fetch(`${baseUrl}/api/v1/me`, { headers: { authorization: `Bearer ${secret}` } });
     expect(me.status).toBe(200);
     expect(((await me.json()) as { role: string }).role).toBe('operator');
 
-    await page.getByRole('button', { name: 'I have saved it' }).click();
+    await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+    await tokens.getByRole('button', { name: 'Copy' }).click();
+    await tokens.getByRole('status').getByText('Copied.').waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
+
+    await tokens.getByRole('button', { name: 'I have saved it' }).click();
     expect(await page.getByLabel('Token secret').count()).toBe(0);
     // Reloading shows the token by prefix only; the secret is gone for good.
     await page.reload();
@@ -189,11 +226,32 @@ describe('dashboard shell', () => {
     expect(await page.content()).not.toContain(secret);
   });
 
+  it('should revoke an API token so that it stops working', async () => {
+    const tokens = page.getByRole('region', { name: 'API tokens' });
+    await page.getByLabel('Token name').fill('Short-lived');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const secret = await page.getByLabel('Token secret').inputValue();
+    await tokens.getByRole('button', { name: 'I have saved it' }).click();
+
+    const row = tokens.getByRole('row').filter({ hasText: 'Short-lived' });
+    await row.getByRole('button', { name: 'Revoke' }).click();
+    await row.getByRole('button', { name: 'Yes, revoke' }).click();
+    await row.waitFor({ state: 'detached' });
+    const me = await fetch(`${baseUrl}/api/v1/me`, { headers: { authorization: `Bearer ${secret}` } });
+    expect(me.status).toBe(401);
+
+    await tokens.getByLabel('Show revoked tokens').check();
+    await tokens.getByRole('row').filter({ hasText: 'Short-lived' }).getByText('Revoked').waitFor();
+    await tokens.getByLabel('Show revoked tokens').uncheck();
+  });
+
   it('should list the changes in the audit log, newest first', async () => {
     const audit = page.getByRole('region', { name: 'Audit log' });
-    await audit.getByText('token.create').waitFor();
+    await audit.getByText('token.revoke').waitFor();
     const actions = await audit.locator('tbody tr td[data-label="Action"]').allTextContents();
+    expect(actions[0]).toBe('token.revoke');
     expect(actions.indexOf('token.create')).toBeLessThan(actions.indexOf('user.add'));
+    expect(actions.at(-1)).toBe('org.bootstrap');
   });
 
   it('should sign out back to the sign-in page', async () => {
@@ -232,7 +290,7 @@ describe('dashboard shell', () => {
 });
 
 describe('dashboard on a phone-sized screen', () => {
-  it('should open the navigation from the menu button without horizontal scrolling', async () => {
+  it('should open the navigation from the menu button without horizontal scrolling, and send a lost session to sign-in', async () => {
     const context = await browser.newContext({ baseURL: baseUrl, viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true });
     try {
       const page = await context.newPage();
@@ -256,6 +314,12 @@ describe('dashboard on a phone-sized screen', () => {
       expect(await nav.isVisible()).toBe(false);
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
       expect(await page.getByRole('button', { name: 'Add user' }).isVisible()).toBe(true);
+
+      // The session disappears (expired, or ended elsewhere): the next API call leads to sign-in.
+      await context.clearCookies();
+      await page.getByLabel('Show revoked tokens').check();
+      await page.waitForURL('**/login?next=%2Fsettings');
+      await page.getByRole('heading', { name: 'Sign in to Outpost' }).waitFor();
     } finally {
       await context.close();
     }
