@@ -1,5 +1,5 @@
 import { goto } from '$app/navigation';
-import { api, ApiError, canManageOrg, configureApi, type Me } from '$lib/api';
+import { api, ApiError, canManageOrg as roleCanManageOrg, configureApi, type Me } from '$lib/api';
 
 /** Who is signed in, loaded from GET /api/v1/me once at startup and replaced on sign-in. */
 export class Session {
@@ -7,7 +7,7 @@ export class Session {
   /** Whether /me has been asked at least once (so the first screen knows where to go). */
   loaded = $state(false);
 
-  readonly canManageOrg = $derived(canManageOrg(this.me?.role));
+  readonly canManageOrg = $derived(roleCanManageOrg(this.me?.role));
 
   #pending: Promise<Me | null> | null = null;
 
@@ -23,6 +23,14 @@ export class Session {
       },
     );
     return this.#pending;
+  }
+
+  /** Asks again (e.g. after changing one's own role); signed out by now means off to /login. */
+  async refresh(): Promise<Me | null> {
+    this.loaded = false;
+    const me = await this.load();
+    if (!me) await goto(loginPath(location.pathname + location.search));
+    return me;
   }
 
   signedIn(me: Me) {
