@@ -75,6 +75,27 @@ describe.each(TEST_DRIVERS)('check-ins on %s', (driver) => {
       expect(row!.deviceTokenHash).toBe(await sha256Hex(fresh));
       expect(row!.receiptKeySealed).toMatch(/^v1\./);
     });
+
+    it('should answer every one of many concurrent check-ins, grouped into shared transactions', async () => {
+      const fleet = await Promise.all(Array.from({ length: 8 }, () => siteWithToken()));
+      const calls = fleet.flatMap((f, si) => [0, 1, 2].map((k) => ({ f, key: `conc-${si}-${k % 2}` })));
+      const results = await Promise.all(calls.map(async ({ f, key }) => {
+        const r = await f.device('/api/v1/checkin', { method: 'POST', json: beat({ idempotencyKey: key }) });
+        return { status: r.status, body: await r.json(), key, siteId: f.site.id };
+      }));
+      expect(results.every((r) => r.status === 200)).toBe(true);
+      // Per site: keys k0, k1, k0 again — two reports, and the repeat gets the first report's id.
+      for (const f of fleet) {
+        const mine = results.filter((r) => r.siteId === f.site.id);
+        expect(mine.filter((r) => !r.body.duplicate)).toHaveLength(2);
+        const k0 = mine.filter((r) => r.key.endsWith('-0'));
+        expect(new Set(k0.map((r) => r.body.reportId)).size).toBe(1);
+        const [{ n }] = await h.db.select({ n: count() }).from(siteReports).where(eq(siteReports.siteId, f.site.id)) as [{ n: number }];
+        expect(n).toBe(2);
+        const [row] = await h.db.select().from(sites).where(eq(sites.id, f.site.id));
+        expect(row!.reportedVersion).toBe('2.0.0');
+      }
+    });
   });
 
   describe('error', () => {

@@ -1,10 +1,9 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import { eq } from 'drizzle-orm';
 import type { AppEnv } from './env.ts';
 import { errors, jsonBody, jsonResponse } from './schemas.ts';
-import { resolveDeviceToken } from '../services/sites/device-token.ts';
-import { appendReport } from '../services/sites/report.ts';
-import { releases, sites } from '../db/schema/index.ts';
+import { DEVICE_TOKEN_PREFIX } from '../services/sites/device-token.ts';
+import { CheckinBatcher } from '../services/sites/checkin.ts';
+import type { Db } from '../db/types.ts';
 import { TooManyRequestsError, UnauthenticatedError } from '../lib/errors.ts';
 import { RateLimiter } from '../lib/rate-limit.ts';
 
@@ -28,8 +27,11 @@ const CheckinResult = z.object({
   targetVersion: z.string().nullable().openapi({ description: 'The version this site should run, when a rollout has set one' }),
 }).openapi('CheckinResult');
 
+const INVALID = 'This device token is not valid: it was revoked or replaced, or the site is archived.';
+
 export function checkinRoutes() {
-  const limiters = new WeakMap<object, RateLimiter>();
+  let limiter: RateLimiter | null = null;
+  const batchers = new WeakMap<Db, CheckinBatcher>();
   return new OpenAPIHono<AppEnv>()
     .openapi(createRoute({
       method: 'post', path: '/checkin', tags: ['sites'], summary: "A site's server reports what it runs (device token)",
@@ -38,28 +40,18 @@ export function checkinRoutes() {
       responses: { 200: jsonResponse(CheckinResult, 'Recorded (or a repeat of an earlier check-in)'), ...errors(400, 401, 413, 429) },
     }), async (c) => {
       const auth = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '');
-      if (!auth) throw new UnauthenticatedError('Send the site\'s device token as "Authorization: Bearer opd_…".', 'INVALID_DEVICE_TOKEN');
-      const site = await resolveDeviceToken(c.var.db, auth[1]!);
-      const deps = c.var.deps;
-      let limiter = limiters.get(deps);
-      if (!limiter) limiters.set(deps, limiter = new RateLimiter(deps.checkinsPerMinute ?? 30, 60_000));
-      const wait = limiter.hit(site.id);
-      if (wait) throw new TooManyRequestsError('This site is checking in too often. Wait a minute.', wait);
-      const b = c.req.valid('json');
-      const receivedAt = new Date();
-      const { report, duplicate } = await appendReport(c.var.db, {
-        orgId: site.orgId, siteId: site.id, source: 'heartbeat', version: b.version, status: b.status,
-        healthChecks: b.healthChecks, dockerVersion: b.dockerVersion, imageStore: b.imageStore,
-        composeVersion: b.composeVersion, diskFreeBytes: b.diskFreeBytes, idempotencyKey: b.idempotencyKey,
-        // "Last seen" uses the server's clock: site clocks drift, and a wrong one must not hide a site.
-        reportedAt: receivedAt,
-        details: b.reportedAt ? { siteClock: b.reportedAt } : {},
-      });
-      const [target] = await c.var.db.select({ version: releases.version }).from(sites)
-        .innerJoin(releases, eq(releases.id, sites.targetReleaseId)).where(eq(sites.id, site.id)).limit(1);
+      if (!auth || !auth[1]!.startsWith(DEVICE_TOKEN_PREFIX)) {
+        throw new UnauthenticatedError('Send the site\'s device token as "Authorization: Bearer opd_…".', 'INVALID_DEVICE_TOKEN');
+      }
+      limiter ??= new RateLimiter(c.var.deps.checkinsPerMinute ?? 30, 60_000);
+      let batcher = batchers.get(c.var.db);
+      if (!batcher) batchers.set(c.var.db, batcher = new CheckinBatcher(c.var.db, limiter));
+      const o = await batcher.submit(auth[1]!, c.req.valid('json'));
+      if (!o.ok && o.reason === 'invalid-token') throw new UnauthenticatedError(INVALID, 'INVALID_DEVICE_TOKEN');
+      if (!o.ok) throw new TooManyRequestsError('This site is checking in too often. Wait a minute.', o.retryAfter);
       return c.json({
-        reportId: report.id, duplicate, receivedAt: report.receivedAt.toISOString(),
-        site: { code: site.code }, targetVersion: target?.version ?? null,
+        reportId: o.reportId, duplicate: o.duplicate, receivedAt: o.receivedAt.toISOString(),
+        site: { code: o.siteCode }, targetVersion: o.targetVersion,
       }, 200);
     });
 }
