@@ -91,6 +91,13 @@ describe.each(TEST_DRIVERS)('sites on %s', (driver) => {
           expect(paged).toEqual(all);
         }
       }
+      const summary = await (await api('/api/v1/sites/summary')).json();
+      expect(summary).toMatchObject({
+        total: 5, silentDays: 7,
+        byStatus: { on_target: 1, behind: 1, failed: 1, never_reported: 1, silent: 1, no_target: 0 },
+      });
+      expect(summary.byVersion).toEqual(expect.arrayContaining([{ version: '1.0.0', sites: 2 }, { version: null, sites: 1 }]));
+      expect(summary.byRegion).toEqual(expect.arrayContaining([{ region: 'North', sites: 2 }, { region: 'South', sites: 2 }, { region: 'East', sites: 1 }]));
       const facets = await (await api('/api/v1/sites/facets')).json();
       expect(facets).toEqual({ regions: ['East', 'North', 'South'], districts: ['N1'], tags: ['pilot'], versions: ['0.9-custom', '1.0.0', '2.0.0'] });
     });

@@ -10,6 +10,7 @@ import { issueDeviceToken, revokeDeviceToken } from '../services/sites/device-to
 import { appendReport, listReports, toReportView } from '../services/sites/report.ts';
 import { assignCoordinator, listCoordinators } from '../services/sites/coordinators.ts';
 import { siteFacets } from '../services/sites/facets.ts';
+import { fleetSummary } from '../services/sites/summary.ts';
 
 export const SITE_STATUSES = ['on_target', 'behind', 'failed', 'never_reported', 'silent', 'no_target'] as const;
 
@@ -78,12 +79,25 @@ export const siteRoutes = base
   .openapi(createRoute({
     method: 'get', path: '/sites', tags: ['sites'], summary: 'List sites with filters, search, sort and cursor pagination',
     request: { query: ListQuery },
-    responses: { 200: jsonResponse(z.object({ items: z.array(Site), total: z.number(), totalIsExact: z.boolean().openapi({ description: 'false when more than 10,000 sites match; total is then 10,000' }), nextCursor: z.string().nullable() }), 'A page of sites'), ...errors(400, 401) },
+    responses: { 200: jsonResponse(z.object({ items: z.array(Site), total: z.number(), totalIsExact: z.boolean().openapi({ description: 'false when more than 1,000 sites match; total is then 1,000 (GET /sites/summary counts the whole fleet)' }), nextCursor: z.string().nullable() }), 'A page of sites'), ...errors(400, 401) },
   }), async (c) => c.json(await listSites({ ctx: serviceCtx(c, 'fleet:read'), input: c.req.valid('query') }), 200))
   .openapi(createRoute({
     method: 'get', path: '/sites/facets', tags: ['sites'], summary: 'Values for the filter pickers',
     responses: { 200: jsonResponse(z.object({ regions: z.array(z.string()), districts: z.array(z.string()), tags: z.array(z.string()), versions: z.array(z.string()) }), 'Facets'), ...errors(401) },
   }), async (c) => c.json(await siteFacets({ ctx: serviceCtx(c, 'fleet:read') }), 200))
+  .openapi(createRoute({
+    method: 'get', path: '/sites/summary', tags: ['sites'], summary: 'Fleet at a glance: sites per status, reported version and region',
+    request: { query: z.object({ silentDays: z.coerce.number().int().min(1).max(3650).optional() }) },
+    responses: {
+      200: jsonResponse(z.object({
+        total: z.number(), silentDays: z.number(),
+        byStatus: z.record(z.enum(SITE_STATUSES), z.number()),
+        byVersion: z.array(z.object({ version: z.string().nullable(), sites: z.number() })),
+        byRegion: z.array(z.object({ region: z.string().nullable(), sites: z.number() })),
+      }).openapi('FleetSummary'), 'Counts'),
+      ...errors(400, 401),
+    },
+  }), async (c) => c.json(await fleetSummary({ ctx: serviceCtx(c, 'fleet:read'), input: c.req.valid('query') }), 200))
   .openapi(createRoute({
     method: 'post', path: '/sites', tags: ['sites'], summary: 'Register a site',
     request: { body: jsonBody(CreateSiteInput.openapi('CreateSiteInput')) },

@@ -5,7 +5,7 @@ import { ValidationError } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
 import { DEFAULT_SILENT_DAYS, targetRelease, toSiteView, visibleSites, type SiteStatus } from './scope.ts';
 
-export const TOTAL_CAP = 10_000;
+export const TOTAL_CAP = 1_000;
 
 export const SITE_SORTS = ['code', 'name', 'region', 'reportedAt', 'createdAt'] as const;
 export type SiteSort = (typeof SITE_SORTS)[number];
@@ -101,7 +101,7 @@ export async function listSites({ ctx, input, now = new Date() }: { ctx: Service
       .orderBy(sql`${expr} ${dir}`, sql`${sites.id} ${dir}`)
       .limit(input.limit + 1),
     // Counting stops at TOTAL_CAP: an exact count of a whole 100,000-site fleet on every page costs
-    // more than the page itself; past the cap the UI says "10,000+".
+    // more than the page itself; past the cap the UI says "1,000+" (GET /sites/summary gives whole-fleet counts).
     ctx.db.select({ total: sql<number>`count(*)::int` })
       .from(ctx.db.select({ one: sql`1` }).from(sites).where(where).limit(TOTAL_CAP + 1).as('capped')),
   ]);
