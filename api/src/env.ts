@@ -22,6 +22,7 @@ export const NodeEnv = z.object({
   OUTPOST_SECRET_KEY: z.string().optional(),
   OUTPOST_SECURE_COOKIES: z.enum(['auto', 'true', 'false']).default('auto'),
   OUTPOST_WEB_DIR: z.string().optional(),
+  OUTPOST_DEMO: bool.optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 }).refine((e) => e.DATABASE_DRIVER !== 'pg' && e.DATABASE_DRIVER !== 'neon' || e.DATABASE_URL, {
   message: 'DATABASE_URL is required when DATABASE_DRIVER is pg or neon', path: ['DATABASE_URL'],

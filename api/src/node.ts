@@ -61,6 +61,13 @@ function loadSecretKey(): Uint8Array {
 }
 const secretBox = await createSecretBox(loadSecretKey());
 
+if (env.OUTPOST_DEMO) {
+  // A 2,000-site demo fleet in the first organisation, once (only while it has no sites).
+  const { seedDemoOnce } = await import('./services/seed/demo.ts');
+  const seeded = await seedDemoOnce(handle.db, 2000);
+  if (seeded) log('info', 'demo fleet seeded', seeded);
+}
+
 const api = createApp({
   secretBox,
   database: () => handle.db,
