@@ -149,12 +149,12 @@ describe.each(TEST_DRIVERS)('site CSV import and export on %s', (driver) => {
       expect(audit).toHaveLength(0);
     });
 
-    it('should read UTF-8 split across chunks one byte at a time, with a BOM and blank lines', async () => {
+    it('should read UTF-8 split across chunks one byte at a time, with a BOM, blank lines and |-separated tags', async () => {
       const { orgId, request } = await as('operator');
-      const bytes = new TextEncoder().encode(`\uFEFF${HEADER}\n\nKE-009,Clínica Ñandú 日本,,,,,,,,,,,,,\n,,,,,,,,,,,,,,\n`);
+      const bytes = new TextEncoder().encode(`\uFEFF${HEADER}\n\nKE-009,Clínica Ñandú 日本,,,,x| y ,,,,,,,,,\n,,,,,,,,,,,,,,\n`);
       const r = await (await upload(request, inPieces(bytes, 1))).json() as Report;
       expect(r).toMatchObject({ rows: 1, created: 1, failed: 0 });
-      expect((await siteByCode(orgId, 'KE-009')).name).toBe('Clínica Ñandú 日本');
+      expect(await siteByCode(orgId, 'KE-009')).toMatchObject({ name: 'Clínica Ñandú 日本', tags: ['x', 'y'] });
     });
 
     it('should round-trip: an export re-imports unchanged, and imports into another organisation identically', async () => {
