@@ -80,12 +80,24 @@ export default {
     const app = await appFor(rawEnv, env);
     const handle = await createNeonDb(env.DATABASE_URL, { relay: env.NEON_WS_RELAY });
     requestDbs.set(request, handle.db);
+    const close = () => handle.close().catch((err: unknown) => {
+      log('warn', 'closing the request database failed', { err: err instanceof Error ? err.message : String(err) });
+    });
+    let res: Response;
     try {
-      return await app.fetch(request, rawEnv, ctx);
-    } finally {
-      ctx.waitUntil(handle.close().catch((err: unknown) => {
-        log('warn', 'closing the request database failed', { err: err instanceof Error ? err.message : String(err) });
-      }));
+      res = await app.fetch(request, rawEnv, ctx);
+    } catch (err) {
+      ctx.waitUntil(close());
+      throw err;
     }
+    if (!res.body) {
+      ctx.waitUntil(close());
+      return res;
+    }
+    // A streamed body (the CSV export) still reads from the database after fetch returns: close the
+    // pool only once the body has been sent or the client went away.
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    ctx.waitUntil(res.body.pipeTo(writable).catch(() => {}).finally(close));
+    return new Response(readable, res);
   },
 };

@@ -1,6 +1,6 @@
 import { Pool, neonConfig } from '@neondatabase/serverless';
 import { drizzle } from 'drizzle-orm/neon-serverless';
-import { migrate } from 'drizzle-orm/neon-serverless/migrator';
+import type { migrate as neonMigrate } from 'drizzle-orm/neon-serverless/migrator';
 import * as schema from './schema/index.ts';
 import type { Db, DbHandle } from './types.ts';
 
@@ -12,6 +12,11 @@ export interface NeonOptions {
    * Given as `host:port` of the relay; TLS and pipelining are turned off because the relay speaks plain TCP.
    */
   relay?: string;
+  /**
+   * Node only: the drizzle migrator (it reads migrations from disk). The Worker leaves it out so its
+   * bundle carries no filesystem code; migrations are applied from Node beforehand.
+   */
+  migrate?: typeof neonMigrate;
 }
 
 /** Neon serverless Pool (WebSocket); the driver used on Cloudflare Workers. */
@@ -30,7 +35,9 @@ export async function createNeonDb(url: string, opts: NeonOptions = {}): Promise
   return {
     db: db as unknown as Db,
     driver: 'neon',
-    migrate: (migrationsFolder) => migrate(db, { migrationsFolder }),
+    migrate: (migrationsFolder) => opts.migrate
+      ? opts.migrate(db, { migrationsFolder })
+      : Promise.reject(new Error('Apply migrations from Node: DATABASE_DRIVER=neon npm run db:migrate')),
     close: () => pool.end(),
   };
 }

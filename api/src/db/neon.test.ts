@@ -6,6 +6,7 @@ import { eq, sql } from 'drizzle-orm';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createNeonDb } from './client-neon.ts';
+import { migrate } from 'drizzle-orm/neon-serverless/migrator';
 import { MIGRATIONS_DIR } from './select-node.ts';
 import { memberships, organizations, users } from './schema/index.ts';
 import type { DbHandle } from './types.ts';
@@ -22,7 +23,7 @@ describe('Neon serverless driver through a WebSocket relay', () => {
   beforeAll(async () => {
     relay = await startWsRelay();
     scratch = await createScratchPgDatabase();
-    handle = await createNeonDb(scratch.url, { webSocketConstructor: ws, relay: relay.address });
+    handle = await createNeonDb(scratch.url, { webSocketConstructor: ws, relay: relay.address, migrate });
   });
 
   afterAll(async () => {

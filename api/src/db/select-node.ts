@@ -22,7 +22,8 @@ export async function openDatabase(cfg: DbConfig): Promise<DbHandle> {
   }
   const { createNeonDb } = await import('./client-neon.ts');
   const { default: ws } = await import('ws');
-  return createNeonDb(cfg.databaseUrl, { webSocketConstructor: ws, relay: cfg.neonRelay });
+  const { migrate } = await import('drizzle-orm/neon-serverless/migrator');
+  return createNeonDb(cfg.databaseUrl, { webSocketConstructor: ws, relay: cfg.neonRelay, migrate });
 }
 
 export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../../migrations');

@@ -1,4 +1,4 @@
-import { ValidationError } from './errors.ts';
+import { ValidationError, fieldIssue } from './errors.ts';
 import { fromBase64Url, toBase64Url } from './crypto.ts';
 
 /** Opaque keyset cursor: the sort key and id of the last row of a page. */
@@ -15,6 +15,6 @@ export function decodeCursor(s: string): Cursor {
       || !/^[0-9a-f-]{36}$/.test(v.id)) throw new Error('shape');
     return v;
   } catch {
-    throw new ValidationError('The cursor is not one this API gave out.', { field: 'cursor' });
+    throw new ValidationError('The cursor is not one this API gave out.', fieldIssue('cursor', 'Start from the first page.'));
   }
 }

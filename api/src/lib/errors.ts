@@ -11,6 +11,11 @@ export class AppError extends Error {
   }
 }
 
+/** The one shape of `details` for problems with particular fields: a list, as validation failures use. */
+export function fieldIssue(path: string, message: string, extra: Record<string, unknown> = {}) {
+  return [{ path, message, ...extra }];
+}
+
 export class NotFoundError extends AppError {
   constructor(what: string, id?: string) {
     super(404, 'NOT_FOUND', id ? `No ${what} with id ${id}.` : `No such ${what}.`);

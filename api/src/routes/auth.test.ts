@@ -66,6 +66,21 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
       expect(rows.every((r) => r.actorUserId === u.id)).toBe(true);
     });
 
+    it('should change the password, keep this session and end the others', async () => {
+      const org = await makeOrg(h.db);
+      const u = await makeUser(h.db, org.id, 'viewer');
+      const phone = await signIn(t.app, u.email, u.password);
+      const laptop = await signIn(t.app, u.email, u.password);
+      await expectEnvelope(await laptop.request('/api/v1/me/password', { method: 'POST', json: { currentPassword: 'not it', newPassword: 'a new password 1' } }), 400, 'VALIDATION_FAILED');
+      const res = await laptop.request('/api/v1/me/password', { method: 'POST', json: { currentPassword: u.password, newPassword: 'a new password 1' } });
+      expect(res.status).toBe(200);
+      expect((await laptop.request('/api/v1/me')).status).toBe(200);
+      await expectEnvelope(await phone.request('/api/v1/me'), 401);
+      await signIn(t.app, u.email, 'a new password 1');
+      await expectEnvelope(await post('/api/v1/auth/login', { email: u.email, password: u.password }), 401);
+      expect(JSON.stringify(t.logs)).not.toContain('a new password 1');
+    });
+
     it('should report health of the database and the object store', async () => {
       const res = await t.app.request('/api/health');
       expect(res.status).toBe(200);

@@ -2,17 +2,18 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { setCookie, deleteCookie } from 'hono/cookie';
 import { and, asc, eq } from 'drizzle-orm';
 import type { AppEnv, AppContext } from './env.ts';
-import { Email, errors, jsonBody, jsonResponse, Role } from './schemas.ts';
+import { Email, errors, jsonBody, jsonResponse, Password, Role } from './schemas.ts';
 import { login, csrfFor, SESSION_TTL_MS } from '../services/auth/login.ts';
 import { endSession } from '../services/auth/resolve.ts';
 import { authenticate, SESSION_COOKIE, serviceCtx } from './auth-middleware.ts';
 import { memberships, organizations, users } from '../db/schema/index.ts';
 import { recordAudit } from '../services/audit/record.ts';
 import { AppError } from '../lib/errors.ts';
+import { changePassword } from '../services/auth/change-password.ts';
 
 const LoginInput = z.object({
-  email: Email,
-  password: z.string().min(1).max(256),
+  email: z.email('Enter the email address you sign in with.').max(254),
+  password: z.string('Enter your password.').min(1, 'Enter your password.').max(256),
   org: z.string().max(100).optional().openapi({ description: 'Organisation slug, for people in several organisations' }),
 }).strict().openapi('LoginInput');
 
@@ -61,6 +62,7 @@ async function describeMe(c: AppContext) {
 const authBase = new OpenAPIHono<AppEnv>();
 authBase.use('/auth/logout', authenticate);
 authBase.use('/me', authenticate);
+authBase.use('/me/password', authenticate);
 
 export const authRoutes = authBase
   .openapi(createRoute({
@@ -95,4 +97,13 @@ export const authRoutes = authBase
   .openapi(createRoute({
     method: 'get', path: '/me', tags: ['auth'], summary: 'Who is calling, in which organisation, with which role',
     responses: { 200: jsonResponse(Me, 'The caller'), ...errors(401) },
-  }), async (c) => c.json(await describeMe(c), 200));
+  }), async (c) => c.json(await describeMe(c), 200))
+  .openapi(createRoute({
+    method: 'post', path: '/me/password', tags: ['auth'], summary: 'Change your own password (ends your other sessions)',
+    request: { body: jsonBody(z.object({ currentPassword: z.string().min(1).max(256), newPassword: Password }).strict().openapi('ChangePasswordInput')) },
+    responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }), 'Changed'), ...errors(400, 401, 403) },
+  }), async (c) => {
+    const b = c.req.valid('json');
+    await changePassword({ ctx: serviceCtx(c, 'fleet:read'), input: { ...b, currentSessionId: c.var.principal.sessionId } });
+    return c.json({ ok: true as const }, 200);
+  });

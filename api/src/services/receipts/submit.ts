@@ -1,6 +1,6 @@
 import { and, eq, isNotNull } from 'drizzle-orm';
 import { releases, siteReports } from '../../db/schema/index.ts';
-import { AppError, NotFoundError, TooManyRequestsError, ValidationError } from '../../lib/errors.ts';
+import { AppError, NotFoundError, TooManyRequestsError, ValidationError, fieldIssue } from '../../lib/errors.ts';
 import type { RateLimiter } from '../../lib/rate-limit.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import type { ServiceCtx } from '../context.ts';
@@ -50,7 +50,7 @@ function guard(deps: ReceiptDeps, ctx: ServiceCtx, siteId: string) {
 /** A code typed in from a phone: checked, verified against the site's key, recorded once. */
 export async function submitReceiptCode({ ctx, deps, input }: { ctx: ServiceCtx; deps: ReceiptDeps; input: { siteId: string; code: string } }) {
   const checked = checkReceiptCode(input.code);
-  if (!checked.ok) throw new ValidationError(checked.message, { field: 'code', reason: checked.reason });
+  if (!checked.ok) throw new ValidationError(checked.message, fieldIssue('code', checked.message, { reason: checked.reason }));
   const { site, key } = await siteKey(ctx, deps.box, input.siteId);
   const g = guard(deps, ctx, site.id);
   g.check();
@@ -59,7 +59,7 @@ export async function submitReceiptCode({ ctx, deps, input }: { ctx: ServiceCtx;
     if (v.reason === 'no-match') g.fail();
     throw new AppError(422, 'RECEIPT_NOT_VALID', v.reason === 'no-match'
       ? `This code does not match ${site.code}. Check that you are on the right site's page and that every character is as shown on the site's screen.`
-      : v.message, { field: 'code', reason: v.reason });
+      : v.message, fieldIssue('code', v.message, { reason: v.reason }));
   }
   const { report, duplicate } = await appendReport(ctx.db, {
     orgId: ctx.orgId, siteId: site.id, source: 'receipt_code', version: v.version, status: v.outcome,

@@ -1,7 +1,7 @@
 import { and, arrayContains, eq, isNotNull, isNull, sql, type SQL } from 'drizzle-orm';
 import { sites } from '../../db/schema/index.ts';
 import { fromBase64Url, toBase64Url } from '../../lib/crypto.ts';
-import { ValidationError } from '../../lib/errors.ts';
+import { ValidationError, fieldIssue } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
 import { DEFAULT_SILENT_DAYS, targetRelease, toSiteView, visibleSites, type SiteStatus } from './scope.ts';
 
@@ -77,9 +77,9 @@ function decode(raw: string, sort: SiteSort, order: 'asc' | 'desc'): SiteCursor 
   let c: SiteCursor;
   try { c = JSON.parse(new TextDecoder().decode(fromBase64Url(raw))); } catch { c = {} as SiteCursor; }
   if (typeof c.v !== 'string' || typeof c.id !== 'string' || !/^[0-9a-f-]{36}$/.test(c.id)) {
-    throw new ValidationError('The cursor is not one this API gave out.', { field: 'cursor' });
+    throw new ValidationError('The cursor is not one this API gave out.', fieldIssue('cursor', 'Start from the first page.'));
   }
-  if (c.s !== sort || c.o !== order) throw new ValidationError('The cursor belongs to a different sort order; start from the first page.', { field: 'cursor' });
+  if (c.s !== sort || c.o !== order) throw new ValidationError('The cursor belongs to a different sort order; start from the first page.', fieldIssue('cursor', 'Start from the first page.'));
   return c;
 }
 

@@ -1,6 +1,6 @@
 import { and, eq, isNotNull, isNull, sql } from 'drizzle-orm';
 import { sites } from '../../db/schema/index.ts';
-import { ConflictError } from '../../lib/errors.ts';
+import { ConflictError, fieldIssue } from '../../lib/errors.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 import { recordAudit } from '../audit/record.ts';
 import { loadSite, toSiteView } from './scope.ts';
@@ -18,14 +18,14 @@ export async function createSite({ ctx, input }: { ctx: ServiceCtx; input: SiteF
     if (existing) {
       throw new ConflictError(existing.archivedAt
         ? `An archived site already uses the code ${input.code}; restore it instead.`
-        : `A site with the code ${input.code} already exists.`, { field: 'code', siteId: existing.id });
+        : `A site with the code ${input.code} already exists.`, fieldIssue('code', 'Already in use.', { siteId: existing.id }));
     }
     try {
       const [row] = await ctx.db.insert(sites).values({ ...input, orgId: ctx.orgId }).returning();
       await recordAudit(ctx, { action: 'site.create', objectType: 'site', objectId: row!.id, details: { code: input.code } });
       return toSiteView(row!, null);
     } catch (e) {
-      if (isUniqueViolation(e)) throw new ConflictError(`A site with the code ${input.code} already exists.`, { field: 'code' });
+      if (isUniqueViolation(e)) throw new ConflictError(`A site with the code ${input.code} already exists.`, fieldIssue('code', 'Already in use.'));
       throw e;
     }
   });
@@ -37,7 +37,7 @@ export async function updateSite({ ctx, input }: { ctx: ServiceCtx; input: { sit
     if (input.patch.code && input.patch.code !== site.code) {
       const [clash] = await ctx.db.select({ id: sites.id }).from(sites)
         .where(and(eq(sites.orgId, ctx.orgId), eq(sites.code, input.patch.code))).limit(1);
-      if (clash) throw new ConflictError(`A site with the code ${input.patch.code} already exists.`, { field: 'code' });
+      if (clash) throw new ConflictError(`A site with the code ${input.patch.code} already exists.`, fieldIssue('code', 'Already in use.'));
     }
     const [row] = await ctx.db.update(sites).set({ ...input.patch, updatedAt: sql`now()` })
       .where(and(eq(sites.orgId, ctx.orgId), eq(sites.id, site.id))).returning();

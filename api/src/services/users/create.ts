@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import { memberships, users, type Role } from '../../db/schema/index.ts';
-import { ConflictError, ForbiddenError } from '../../lib/errors.ts';
+import { ConflictError, ForbiddenError, fieldIssue } from '../../lib/errors.ts';
 import { generatePassword, hashPassword } from '../../lib/password.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 import { recordAudit } from '../audit/record.ts';
@@ -27,7 +27,7 @@ export async function createUser({ ctx, input }: { ctx: ServiceCtx; input: Creat
     } else {
       const [existing] = await ctx.db.select().from(memberships)
         .where(and(eq(memberships.orgId, ctx.orgId), eq(memberships.userId, user.id))).limit(1);
-      if (existing) throw new ConflictError(`${email} is already a member of this organisation.`, { field: 'email' });
+      if (existing) { const m = `${email} is already a member of this organisation.`; throw new ConflictError(m, fieldIssue('email', m)); }
     }
     const [m] = await ctx.db.insert(memberships).values({ orgId: ctx.orgId, userId: user!.id, role: input.role }).returning();
     await recordAudit(ctx, { action: 'user.add', objectType: 'user', objectId: user!.id, details: { email, role: input.role } });
