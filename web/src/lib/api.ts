@@ -1,6 +1,6 @@
 // The one HTTP client of the dashboard: typed from the API's own routes (`hc<AppType>`), same-origin
 // cookie for credentials, the session's CSRF token on every write, one error type for everything.
-import { hc, type ClientResponse, type InferResponseType } from 'hono/client';
+import { hc, type ClientResponse, type InferRequestType, type InferResponseType } from 'hono/client';
 import type { SuccessStatusCode } from 'hono/utils/http-status';
 import type { AppType } from '@outpost/api';
 
@@ -42,6 +42,8 @@ export class ApiError extends Error {
     message: string,
     readonly requestId: string | null = null,
     readonly fields: FieldProblem[] = [],
+    /** `error.details` as sent, for answers that carry more than field problems (e.g. an import report). */
+    readonly details: unknown = undefined,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -53,7 +55,7 @@ export class ApiError extends Error {
       return new ApiError(status, 'UNEXPECTED', `Outpost answered with status ${status} and no explanation.`);
     }
     return new ApiError(status, String(e.code ?? 'UNKNOWN'), e.message, typeof e.requestId === 'string' ? e.requestId : null,
-      fieldProblems(e.message, e.details));
+      fieldProblems(e.message, e.details), e.details);
   }
 }
 
@@ -141,12 +143,151 @@ export const api = {
   audit: {
     list: (page?: Page) => send(v1.audit.$get({ query: pageQuery(page) })),
   },
+  sites: {
+    list: (query: SiteListQuery) => send(v1.sites.$get({ query: siteQuery(query) })),
+    facets: () => send(v1.sites.facets.$get()),
+    get: (id: string) => send(v1.sites[':id'].$get({ param: { id } })),
+    create: (json: NewSite) => send(v1.sites.$post({ json })),
+    update: (id: string, json: SitePatch) => send(v1.sites[':id'].$patch({ param: { id }, json })),
+    archive: (id: string) => send(v1.sites[':id'].archive.$post({ param: { id } })),
+    restore: (id: string) => send(v1.sites[':id'].restore.$post({ param: { id } })),
+    issueDeviceToken: (id: string) => send(v1.sites[':id']['device-token'].$post({ param: { id } })),
+    revokeDeviceToken: (id: string) => send(v1.sites[':id']['device-token'].$delete({ param: { id } })),
+    reports: (id: string, page?: Page) => send(v1.sites[':id'].reports.$get({ param: { id }, query: pageQuery(page) })),
+    addReport: (id: string, json: ManualReport) => send(v1.sites[':id'].reports.$post({ param: { id }, json })),
+    coordinators: (id: string) => send(v1.sites[':id'].coordinators.$get({ param: { id } })),
+    assignCoordinator: (id: string, userId: string) => send(v1.sites[':id'].coordinators[':userId'].$put({ param: { id, userId } })),
+    unassignCoordinator: (id: string, userId: string) => send(v1.sites[':id'].coordinators[':userId'].$delete({ param: { id, userId } })),
+    /** Where the CSV of the sites matching these filters downloads from (a plain link: the browser streams it). */
+    exportPath: (filters: SiteFilter) => v1.sites['export.csv'].$path({ query: filterQuery(filters) }),
+    importCsv,
+  },
+  receipts: {
+    submitCode: (json: { siteId: string; code: string }) => send(v1.receipts.$post({ json })),
+    /** The receipt file's exact text: its HMAC covers the bytes as the site wrote them. */
+    submitFile: (text: string) => send(v1.receipts.file.$post({}, { headers: { 'content-type': 'application/json' }, init: { body: text } })),
+  },
 };
+
+type ListQuery = NonNullable<InferRequestType<typeof v1.sites.$get>['query']>;
+type ImportQuery = InferRequestType<typeof v1.sites.import.$post>['query'];
+
+export type SiteStatus = NonNullable<ListQuery['status']>;
+export type Connectivity = NonNullable<ListQuery['connectivity']>;
+export type SiteSort = NonNullable<ListQuery['sort']>;
+export type ImportMode = ImportQuery['mode'];
+
+/** The filters of the site list, shared by the list, the counts and the CSV export. */
+export interface SiteFilter {
+  q?: string;
+  region?: string;
+  district?: string;
+  tag?: string;
+  connectivity?: Connectivity;
+  version?: string;
+  status?: SiteStatus;
+  silentDays?: number;
+  archived?: boolean;
+}
+
+export interface SiteListQuery extends SiteFilter {
+  sort?: SiteSort;
+  order?: 'asc' | 'desc';
+  limit?: number;
+  cursor?: string;
+}
+
+function filterQuery(f: SiteFilter) {
+  return {
+    ...(f.q ? { q: f.q } : {}),
+    ...(f.region ? { region: f.region } : {}),
+    ...(f.district ? { district: f.district } : {}),
+    ...(f.tag ? { tag: f.tag } : {}),
+    ...(f.connectivity ? { connectivity: f.connectivity } : {}),
+    ...(f.version ? { version: f.version } : {}),
+    ...(f.status ? { status: f.status } : {}),
+    ...(f.silentDays ? { silentDays: f.silentDays } : {}),
+    ...(f.archived ? { archived: 'true' as const } : {}),
+  };
+}
+
+function siteQuery(q: SiteListQuery) {
+  return {
+    ...filterQuery(q),
+    ...(q.sort ? { sort: q.sort } : {}),
+    ...(q.order ? { order: q.order } : {}),
+    ...pageQuery(q),
+  };
+}
+
+/** The outcome of a CSV import: 200 (done, possibly with bad rows listed) or 422 (all-or-nothing refused the file). */
+export interface ImportOutcome {
+  report: ImportReport;
+  /** True when nothing was written because some rows are bad (all-or-nothing mode). */
+  refused: boolean;
+}
+
+export interface ImportOptions {
+  mode: ImportMode;
+  dryRun: boolean;
+  /** Bytes of the file sent so far (fetch cannot report upload progress; XMLHttpRequest can). */
+  onProgress?: (sent: number, total: number) => void;
+  /** The whole file is sent; the server is working on it. */
+  onUploaded?: () => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Uploads a CSV file as the raw body of POST /sites/import, with progress. Failures other than
+ * a refused all-or-nothing import reject with an ApiError, like every other call.
+ */
+function importCsv(file: Blob, opts: ImportOptions): Promise<ImportOutcome> {
+  const path = v1.sites.import.$path({ query: { mode: opts.mode, ...(opts.dryRun ? { dryRun: 'true' as const } : {}) } });
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', path);
+    xhr.setRequestHeader('content-type', 'text/csv; charset=utf-8');
+    const csrf = hooks.csrfToken();
+    if (csrf) xhr.setRequestHeader('x-csrf-token', csrf);
+    xhr.responseType = 'text';
+    xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.upload.onload = () => opts.onUploaded?.();
+    xhr.onerror = () => reject(new ApiError(0, 'NETWORK', 'The upload was interrupted. Check the connection and try again.'));
+    xhr.onabort = () => reject(new ApiError(0, 'ABORTED', 'The upload was cancelled. Nothing was imported.'));
+    xhr.onload = () => {
+      let body: unknown = null;
+      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON: described below */ }
+      if (xhr.status === 200) return resolve({ report: body as ImportReport, refused: false });
+      const err = ApiError.fromEnvelope(xhr.status, body);
+      if (xhr.status === 422 && isImportReport(err.details)) return resolve({ report: err.details, refused: true });
+      if (xhr.status === 401) hooks.unauthenticated();
+      reject(err);
+    };
+    opts.signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+    xhr.send(file);
+  });
+}
+
+function isImportReport(d: unknown): d is ImportReport {
+  return typeof d === 'object' && d !== null && Array.isArray((d as ImportReport).errors) && typeof (d as ImportReport).rows === 'number';
+}
 
 export type User = Awaited<ReturnType<typeof api.users.list>>['items'][number];
 export type ApiToken = Awaited<ReturnType<typeof api.tokens.list>>['items'][number];
 export type NewApiToken = Awaited<ReturnType<typeof api.tokens.create>>;
 export type AuditEntry = Awaited<ReturnType<typeof api.audit.list>>['items'][number];
+export type Site = Awaited<ReturnType<typeof api.sites.get>>;
+export type SitePage = Awaited<ReturnType<typeof api.sites.list>>;
+export type SiteFacets = Awaited<ReturnType<typeof api.sites.facets>>;
+export type SiteReport = Awaited<ReturnType<typeof api.sites.reports>>['items'][number];
+export type SiteCoordinator = Awaited<ReturnType<typeof api.sites.coordinators>>['items'][number];
+export type NewSite = InferRequestType<typeof v1.sites.$post>['json'];
+export type SitePatch = InferRequestType<(typeof v1.sites)[':id']['$patch']>['json'];
+export type ManualReport = InferRequestType<(typeof v1.sites)[':id']['reports']['$post']>['json'];
+export type NewDeviceToken = Awaited<ReturnType<typeof api.sites.issueDeviceToken>>;
+export type ImportReport = InferResponseType<typeof v1.sites.import.$post, 200>;
+export type ImportIssue = ImportReport['errors'][number];
+export type ReceiptResult = Awaited<ReturnType<typeof api.receipts.submitCode>>;
 
 export const ROLES: readonly Role[] = ['owner', 'admin', 'operator', 'viewer', 'coordinator'];
 
@@ -160,4 +301,14 @@ export function grantableRoles(actor: Role | undefined): Role[] {
   if (actor === 'owner') return [...ROLES];
   if (actor === 'admin') return ROLES.filter((r) => r !== 'owner');
   return [];
+}
+
+/** Mirrors the API's `fleet:write`: owners, admins and operators register and edit sites. */
+export function canWriteFleet(role: Role | undefined): boolean {
+  return role === 'owner' || role === 'admin' || role === 'operator';
+}
+
+/** Mirrors the API's `receipts:submit`: everyone but viewers (coordinators on their own sites). */
+export function canSubmitReceipts(role: Role | undefined): boolean {
+  return role !== undefined && role !== 'viewer';
 }

@@ -27,3 +27,52 @@ export const ROLE_HINTS: Record<Role, string> = {
   viewer: 'read only',
   coordinator: 'their own sites only',
 };
+
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+const RELATIVE_STEPS: [Intl.RelativeTimeFormatUnit, number][] = [
+  ['year', 365 * 86_400_000], ['month', 30 * 86_400_000], ['week', 7 * 86_400_000],
+  ['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000],
+];
+
+/** "3 days ago", "in 2 hours", "just now"; pair it with formatDateTime in a title for the exact time. */
+export function formatRelative(iso: string | null | undefined, empty = 'Never', now = Date.now()): string {
+  if (!iso) return empty;
+  const diff = Date.parse(iso) - now;
+  if (Math.abs(diff) < 60_000) return 'just now';
+  for (const [unit, ms] of RELATIVE_STEPS) {
+    if (Math.abs(diff) >= ms) return relative.format(Math.trunc(diff / ms), unit);
+  }
+  return 'just now';
+}
+
+const dayMonth = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
+const dayMonthYear = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
+const hourMinute = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+
+/** "20 Nov at 09:41" (the year only when it is not this one). */
+export function formatDayAndTime(iso: string): string {
+  const d = new Date(iso);
+  const day = d.getFullYear() === new Date().getFullYear() ? dayMonth.format(d) : dayMonthYear.format(d);
+  return `${day} at ${hourMinute.format(d)}`;
+}
+
+const count = new Intl.NumberFormat();
+
+export function formatCount(n: number): string {
+  return count.format(n);
+}
+
+/** A capped total as the API gives it: "10,000+" when the count stopped at the cap. */
+export function formatTotal(total: number, exact: boolean): string {
+  return exact ? count.format(total) : `${count.format(total)}+`;
+}
+
+const UNITS = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+
+export function formatBytes(n: number | null | undefined, empty = '—'): string {
+  if (n === null || n === undefined) return empty;
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < UNITS.length - 1) { v /= 1024; i++; }
+  return i === 0 ? `${v} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${UNITS[i]}`;
+}

@@ -11,6 +11,8 @@ export class PagedList<T extends { id: string }> {
   problem = $state<Problem | null>(null);
 
   readonly #fetchPage: (cursor?: string) => Promise<PageOf<T>>;
+  // Only the newest request may land: a slow first page must not overwrite a reload made since.
+  #generation = 0;
 
   constructor(fetchPage: (cursor?: string) => Promise<PageOf<T>>) {
     this.#fetchPage = fetchPage;
@@ -45,17 +47,19 @@ export class PagedList<T extends { id: string }> {
   }
 
   async #load(cursor: string | undefined) {
+    const generation = ++this.#generation;
     this.loading = true;
     this.problem = null;
     try {
       const page = await this.#fetchPage(cursor);
+      if (generation !== this.#generation) return;
       this.items = cursor ? [...this.items, ...page.items] : page.items;
       this.nextCursor = page.nextCursor;
       this.loaded = true;
     } catch (err) {
-      this.problem = handleError(err);
+      if (generation === this.#generation) this.problem = handleError(err);
     } finally {
-      this.loading = false;
+      if (generation === this.#generation) this.loading = false;
     }
   }
 }

@@ -1,0 +1,225 @@
+// The fleet registry end to end: CSV import with a bad row, filters kept in the URL, a site's
+// device token, a real check-in from that token, and receipt codes checked on the page and by the API.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
+import { ROOT, signIn, snapshot, startOutpost, type Outpost } from './harness';
+
+const ADMIN = { email: 'fleet-admin@example.org', password: 'fleet-password-1' };
+
+// Row 5 (the header is row 1) has a connectivity the API does not know.
+const CSV = [
+  'code,name,region,district,tags,connectivity',
+  'KE-001,Nairobi General,Nairobi,Westlands,pilot;urban,online',
+  'KE-002,Mombasa Clinic,Coast,Mvita,,intermittent',
+  'KE-003,Kilifi Dispensary,Coast,Kilifi North,rural,offline',
+  'KE-004,Malindi Clinic,Coast,Malindi,,satellite',
+  'KE-005,Kisumu Health Centre,Nyanza,Kisumu Central,pilot,online',
+  '',
+].join('\n');
+
+// A well-formed code made with another site's key (docs/receipt-code-vectors.json).
+const vectors = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs/receipt-code-vectors.json'), 'utf8')) as { codes: { expected: { code: string } }[] };
+const FOREIGN_CODE = vectors.codes[0]!.expected.code;
+// The same code with its last (check) character changed: a typo the page must catch by itself.
+const MISTYPED_CODE = `${FOREIGN_CODE.slice(0, -1)}${FOREIGN_CODE.endsWith('T') ? 'U' : 'T'}`;
+
+let outpost: Outpost;
+
+beforeAll(async () => {
+  outpost = await startOutpost(ADMIN);
+}, 60_000);
+
+afterAll(async () => {
+  await outpost?.stop();
+}, 30_000);
+
+function rowCodes(page: Page): Promise<string[]> {
+  return page.locator('table.sites tbody td[data-label="Code"]').allTextContents();
+}
+
+describe('fleet registry', () => {
+  let context: BrowserContext;
+  let page: Page;
+  let siteUrl: string;
+  let deviceToken: string;
+
+  beforeAll(async () => {
+    context = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(10_000);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+  });
+
+  it('should sign the admin in to an empty fleet', async () => {
+    await page.goto('/');
+    await page.waitForURL('**/login');
+    await signIn(page, ADMIN);
+    await page.getByRole('heading', { name: 'No sites yet' }).waitFor();
+  });
+
+  it('should check and then import a CSV in partial mode, listing the bad row and creating the good ones', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Sites' }).click();
+    await page.getByText('No sites registered yet.').waitFor();
+    await page.getByRole('button', { name: 'Import CSV' }).click();
+    const panel = page.getByRole('region', { name: 'Import sites from a CSV file' });
+    await panel.getByLabel('CSV file').setInputFiles({ name: 'sites.csv', mimeType: 'text/csv', buffer: Buffer.from(CSV) });
+    await panel.getByLabel('Import the good rows and list the bad ones').check();
+
+    await panel.getByRole('button', { name: 'Check file' }).click();
+    const check = panel.getByRole('region', { name: 'Check result' });
+    await check.waitFor();
+    expect(await check.textContent()).toContain('nothing was written');
+    expect(await rowCodes(page)).toEqual([]);
+
+    await panel.getByRole('button', { name: 'Import', exact: true }).click();
+    const result = panel.getByRole('region', { name: 'Import result' });
+    await result.waitFor();
+    expect(await result.getByText('Imported, except 1 row with problems').count()).toBe(1);
+    const created = result.locator('dt', { hasText: /^Created$/ }).locator('xpath=following-sibling::dd');
+    expect(await created.textContent()).toBe('4');
+    const problems = result.getByRole('table', { name: 'Problems' });
+    const bad = problems.locator('tbody tr');
+    expect(await bad.count()).toBe(1);
+    expect(await bad.locator('td[data-label="Row"]').textContent()).toBe('5');
+    expect(await bad.locator('td[data-label="Column"]').textContent()).toBe('connectivity');
+    await snapshot(page, 'sites-import');
+
+    // The list behind the panel was refreshed with the good rows only.
+    await page.getByRole('status').getByText('Showing 4 of 4 sites').waitFor();
+    expect(await rowCodes(page)).toEqual(['KE-001', 'KE-002', 'KE-003', 'KE-005']);
+  });
+
+  it('should filter by region, keep the filter in the URL and the CSV export, and survive a reload', async () => {
+    await page.getByRole('button', { name: 'Close' }).click();
+    await page.getByLabel('Region').selectOption('Coast');
+    await page.waitForURL('**/sites?region=Coast');
+    await page.getByRole('status').getByText('Showing 2 of 2 sites').waitFor();
+    expect(await rowCodes(page)).toEqual(['KE-002', 'KE-003']);
+
+    const href = await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href');
+    expect(href).toBe('/api/v1/sites/export.csv?region=Coast');
+    const csv = await page.evaluate(async (url) => (await fetch(url)).text(), href!);
+    expect(csv).toContain('KE-003');
+    expect(csv).not.toContain('KE-001');
+
+    await page.reload();
+    await page.getByRole('status').getByText('Showing 2 of 2 sites').waitFor();
+    expect(await page.getByLabel('Region').inputValue()).toBe('Coast');
+
+    // The search box narrows further after a pause in typing, and joins the URL.
+    await page.getByLabel('Search').fill('kilifi');
+    await page.waitForURL('**/sites?q=kilifi&region=Coast');
+    await page.getByRole('status').getByText('Showing 1 of 1 site').waitFor();
+    expect(await rowCodes(page)).toEqual(['KE-003']);
+    await snapshot(page, 'sites-filtered');
+  });
+
+  it('should open a site and issue its device token, shown once', async () => {
+    await page.getByRole('link', { name: 'KE-003' }).click();
+    await page.getByRole('heading', { name: 'KE-003 Kilifi Dispensary', level: 1 }).waitFor();
+    siteUrl = page.url();
+    const tokens = page.getByRole('region', { name: 'Device token' });
+    await tokens.getByText('No device token.').waitFor();
+    await tokens.getByRole('button', { name: 'Issue device token' }).click();
+    const field = tokens.getByRole('textbox', { name: 'Device token', exact: true });
+    await field.waitFor();
+    deviceToken = await field.inputValue();
+    expect(deviceToken).toMatch(/^opd_/);
+    expect(await tokens.getByText('It will not be shown again.').isVisible()).toBe(true);
+    await tokens.getByText(`${deviceToken.slice(0, 10)}…`).waitFor();
+    await tokens.getByRole('button', { name: 'I have saved it' }).click();
+    expect(await field.count()).toBe(0);
+  });
+
+  it('should show the heartbeat in the history and when the site was last seen, after it checks in with its token', async () => {
+    const res = await fetch(`${outpost.baseUrl}/api/v1/checkin`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${deviceToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ version: '1.0.0', status: 'healthy', idempotencyKey: 'e2e-00001' }),
+    });
+    expect(res.status).toBe(200);
+
+    await page.reload();
+    const history = page.getByRole('region', { name: 'History' });
+    const entry = history.getByRole('listitem').first();
+    await entry.waitFor();
+    const text = await entry.textContent();
+    expect(text).toContain('Heartbeat');
+    expect(text).toContain('1.0.0');
+    expect(text).toContain('Healthy');
+    const summary = page.getByRole('region', { name: 'Version and status' });
+    expect(await summary.textContent()).toContain('just now');
+    expect(await page.content()).not.toContain(deviceToken);
+  });
+
+  it('should catch a mistyped receipt code on the page, before anything is sent', async () => {
+    const sent: string[] = [];
+    page.on('request', (r) => { if (r.url().includes('/api/v1/receipts')) sent.push(r.url()); });
+    const confirm = page.getByRole('region', { name: 'Confirm an install' });
+    const input = confirm.getByLabel('Receipt code', { exact: true });
+    // Typed as a phone user might: lower case, no dashes; the page groups it as printed.
+    await input.pressSequentially(MISTYPED_CODE.replace(/-/g, '').toLowerCase());
+    expect(await input.inputValue()).toBe(MISTYPED_CODE);
+    await confirm.getByText('The code has a typing mistake.').waitFor();
+    expect(await confirm.getByRole('button', { name: 'Record install' }).isDisabled()).toBe(true);
+    await input.press('Enter');
+    expect(sent).toEqual([]);
+    await snapshot(page, 'site-typo');
+  });
+
+  it("should show the API's refusal of a well-formed code made for another site", async () => {
+    const confirm = page.getByRole('region', { name: 'Confirm an install' });
+    const input = confirm.getByLabel('Receipt code', { exact: true });
+    await input.fill('');
+    await input.pressSequentially(FOREIGN_CODE);
+    await confirm.getByText('The code is typed correctly.').waitFor();
+    const record = confirm.getByRole('button', { name: 'Record install' });
+    expect(await record.isEnabled()).toBe(true);
+    await record.click();
+    const refusal = confirm.getByRole('alert');
+    await refusal.waitFor();
+    expect(await refusal.textContent()).toContain('does not match');
+    await snapshot(page, 'site-refused');
+  });
+
+  it('should count the sites per status on the fleet page, each count leading to the filtered list', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Fleet' }).click();
+    await page.getByText('4 sites').waitFor();
+    const statuses = page.getByRole('list', { name: 'Sites by status' });
+    const never = statuses.getByRole('link').filter({ hasText: 'Never reported' });
+    expect(await never.locator('.number').textContent()).toBe('3');
+    expect(await statuses.getByRole('link').filter({ hasText: 'No target' }).locator('.number').textContent()).toBe('1');
+    await snapshot(page, 'fleet');
+    await never.click();
+    await page.waitForURL('**/sites?status=never_reported');
+    await page.getByRole('status').getByText('Showing 3 of 3 sites').waitFor();
+    expect(await page.getByLabel('Status').inputValue()).toBe('never_reported');
+  });
+
+  it('should fit a 375px phone screen without horizontal scrolling, tables stacked as cards', async () => {
+    const phone = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+    try {
+      const p = await phone.newPage();
+      p.setDefaultTimeout(10_000);
+      await p.goto('/sites?region=Coast');
+      await signIn(p, ADMIN);
+      await p.waitForURL('**/sites?region=Coast');
+      await p.getByRole('status').getByText('Showing 2 of 2 sites').waitFor();
+      expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+      await snapshot(p, 'sites-phone');
+
+      await p.goto(siteUrl);
+      await p.getByRole('region', { name: 'Confirm an install' }).waitFor();
+      await p.getByRole('region', { name: 'History' }).getByText('Heartbeat', { exact: true }).waitFor();
+      expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+      await snapshot(p, 'site-phone');
+    } finally {
+      await phone.close();
+    }
+  });
+});
