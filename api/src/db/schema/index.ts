@@ -1,2 +1,3 @@
 export * from './accounts.ts';
 export * from './sites.ts';
+export * from './releases.ts';

@@ -61,7 +61,15 @@ export const releases = pgTable('releases', {
   channel: text('channel').notNull().default('stable'),
   notes: text('notes').notNull().default(''),
   state: releaseStateEnum('state').notNull().default('draft'),
+  composeTemplate: text('compose_template'),
+  contentPackageId: uuid('content_package_id'),
+  edgeScriptsVersion: text('edge_scripts_version'),
+  platform: text('platform').notNull().default('linux/amd64'),
+  createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
   publishedAt: timestamp('published_at', { withTimezone: true, precision: 3 }),
+  deprecatedAt: timestamp('deprecated_at', { withTimezone: true, precision: 3 }),
+  revokedAt: timestamp('revoked_at', { withTimezone: true, precision: 3 }),
+  revokedReason: text('revoked_reason'),
   createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 }, (t) => [uniqueIndex('releases_org_version_uq').on(t.orgId, t.version)]);
 
