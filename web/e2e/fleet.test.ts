@@ -142,7 +142,7 @@ describe('fleet registry', () => {
       headers: { authorization: `Bearer ${deviceToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ version: '1.0.0', status: 'healthy', idempotencyKey: 'e2e-00001' }),
     });
-    expect(res.status).toBe(200);
+    expect(res.status, `${await res.text()}\n${outpost.log()}`).toBe(200);
 
     await page.reload();
     const history = page.getByRole('region', { name: 'History' });
@@ -187,6 +187,46 @@ describe('fleet registry', () => {
     await snapshot(page, 'site-refused');
   });
 
+  it('should let an admin assign a coordinator, who then sees only that site, with the receipt form and no management', async () => {
+    const coordinator = { email: 'coord@example.org', password: 'coord-password-1' };
+    const status = await page.evaluate(async (who) => {
+      const me = (await (await fetch('/api/v1/me')).json()) as { csrfToken: string };
+      const res = await fetch('/api/v1/users', {
+        method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
+        body: JSON.stringify({ ...who, name: 'Cora Coordinator', role: 'coordinator' }),
+      });
+      return res.status;
+    }, coordinator);
+    expect(status).toBe(201);
+    await page.reload();
+    const section = page.getByRole('region', { name: 'Coordinators' });
+    await section.getByLabel('Assign a coordinator').selectOption({ label: `Cora Coordinator · ${coordinator.email}` });
+    await section.getByRole('button', { name: 'Assign' }).click();
+    await section.getByText(coordinator.email).waitFor();
+    await section.getByRole('button', { name: `Unassign ${coordinator.email}` }).waitFor();
+
+    const other = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 1280, height: 900 } });
+    try {
+      const p = await other.newPage();
+      p.setDefaultTimeout(10_000);
+      await p.goto('/sites');
+      await signIn(p, coordinator);
+      await p.getByRole('status').getByText('Showing 1 of 1 site').waitFor();
+      expect(await p.locator('table.sites tbody td[data-label="Code"]').allTextContents()).toEqual(['KE-003']);
+      expect(await p.getByRole('button', { name: 'Add site' }).count()).toBe(0);
+      expect(await p.getByRole('button', { name: 'Import CSV' }).count()).toBe(0);
+      await p.getByRole('link', { name: 'KE-003' }).click();
+      await p.getByRole('region', { name: 'Confirm an install' }).getByLabel('Receipt code', { exact: true }).waitFor();
+      await p.getByRole('region', { name: 'History' }).getByText('Heartbeat', { exact: true }).waitFor();
+      expect(await p.getByRole('button', { name: 'Edit' }).count()).toBe(0);
+      expect(await p.getByRole('button', { name: 'Archive' }).count()).toBe(0);
+      expect(await p.getByRole('region', { name: 'Device token' }).count()).toBe(0);
+      expect(await p.getByRole('region', { name: 'Coordinators' }).count()).toBe(0);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('should count the sites per status on the fleet page, each count leading to the filtered list', async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Fleet' }).click();
     await page.getByText('4 sites').waitFor();
@@ -201,6 +241,32 @@ describe('fleet registry', () => {
     expect(await page.getByLabel('Status').inputValue()).toBe('never_reported');
   });
 
+  it('should add a site by hand, with the problem shown next to its field, then edit it', async () => {
+    await page.getByRole('button', { name: 'Add site' }).click();
+    const form = page.getByRole('form', { name: 'Add a site' });
+    await form.getByLabel('Code', { exact: true }).fill('KE-006');
+    await form.getByLabel('Name', { exact: true }).fill('Lamu Clinic');
+    await form.getByLabel('Region', { exact: true }).fill('Coast');
+    await form.getByLabel('Maintenance window', { exact: true }).fill('evenings');
+    await form.getByRole('button', { name: 'Add site' }).click();
+    await form.getByText('Write the window like').waitFor();
+    expect(await form.getByLabel('Maintenance window', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+
+    await form.getByLabel('Maintenance window', { exact: true }).fill('daily 22:00-04:00');
+    await form.getByRole('button', { name: 'Add site' }).click();
+    await page.getByRole('heading', { name: 'KE-006 Lamu Clinic', level: 1 }).waitFor();
+    expect(await page.getByRole('region', { name: 'Details' }).textContent()).toContain('daily 22:00-04:00');
+
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('form', { name: 'Edit KE-006' });
+    await edit.getByLabel('Name', { exact: true }).fill('Lamu County Clinic');
+    await edit.getByLabel('Tags', { exact: true }).fill('island, solar');
+    await edit.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'KE-006 Lamu County Clinic', level: 1 }).waitFor();
+    const details = page.getByRole('region', { name: 'Details' });
+    expect(await details.getByRole('link', { name: 'solar' }).getAttribute('href')).toBe('/sites?tag=solar');
+  });
+
   it('should fit a 375px phone screen without horizontal scrolling, tables stacked as cards', async () => {
     const phone = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
     try {
@@ -209,7 +275,7 @@ describe('fleet registry', () => {
       await p.goto('/sites?region=Coast');
       await signIn(p, ADMIN);
       await p.waitForURL('**/sites?region=Coast');
-      await p.getByRole('status').getByText('Showing 2 of 2 sites').waitFor();
+      await p.getByRole('status').getByText('Showing 3 of 3 sites').waitFor();
       expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
       await snapshot(p, 'sites-phone');
 

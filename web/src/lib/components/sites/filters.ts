@@ -1,4 +1,4 @@
-import type { SiteFilter, SiteListQuery, SiteSort, SiteStatus } from '$lib/api';
+import type { SiteFilter, SiteSort, SiteStatus } from '$lib/api';
 import { CONNECTIVITIES, SITE_SORTS, STATUS_LABELS } from './labels';
 
 /** What the site list shows: filters plus sort. It lives in the URL, so a view can be shared and survives reload. */
@@ -47,11 +47,6 @@ export function viewToSearch(view: SiteView): string {
   if (view.order !== DEFAULT_VIEW.order) params.set('order', view.order);
   const s = params.toString();
   return s ? `?${s}` : '';
-}
-
-/** The list query for a view. */
-export function viewQuery(view: SiteView): SiteListQuery {
-  return { ...view };
 }
 
 /** Whether any filter narrows the list (sort does not). */
