@@ -20,7 +20,10 @@ const CSV = [
 ].join('\n');
 
 // A well-formed code made with another site's key (docs/receipt-code-vectors.json).
-const vectors = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs/receipt-code-vectors.json'), 'utf8')) as { codes: { expected: { code: string } }[] };
+const vectors = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs/receipt-code-vectors.json'), 'utf8')) as {
+  codes: { expected: { code: string } }[];
+  files: { siteId: string; expected: { json: string } }[];
+};
 const FOREIGN_CODE = vectors.codes[0]!.expected.code;
 // The same code with its last (check) character changed: a typo the page must catch by itself.
 const MISTYPED_CODE = `${FOREIGN_CODE.slice(0, -1)}${FOREIGN_CODE.endsWith('T') ? 'U' : 'T'}`;
@@ -185,6 +188,22 @@ describe('fleet registry', () => {
     await refusal.waitFor();
     expect(await refusal.textContent()).toContain('does not match');
     await snapshot(page, 'site-refused');
+  });
+
+  it("should upload a receipt file's exact text and show the API's refusal of one signed with another key", async () => {
+    // The vector file, pointed at this site: well-formed, but its signature was made with another key.
+    const siteId = siteUrl.split('/').at(-1)!;
+    const vector = vectors.files[0]!;
+    const text = vector.expected.json.replace(vector.siteId, siteId);
+    const bodies: (string | null)[] = [];
+    page.on('request', (r) => { if (r.url().endsWith('/api/v1/receipts/file')) bodies.push(r.postData()); });
+    const form = page.getByRole('form', { name: 'Or upload the receipt file' });
+    await form.getByLabel('Receipt file').setInputFiles({ name: 'receipt.json', mimeType: 'application/json', buffer: Buffer.from(text) });
+    await form.getByRole('button', { name: 'Upload receipt file' }).click();
+    const refusal = form.getByRole('alert');
+    await refusal.waitFor();
+    expect(await refusal.textContent()).toContain('cannot be accepted');
+    expect(bodies).toEqual([text]);
   });
 
   it('should let an admin assign a coordinator, who then sees only that site, with the receipt form and no management', async () => {
