@@ -1,0 +1,13 @@
+export { startRegistry, corruptBlob, registryBlobPath, freePort, type TestRegistry, type TestRegistryOptions } from './registry.ts';
+export { startTokenServer, type TokenServer } from './token-server.ts';
+export {
+  buildTestImage,
+  buildMultiArchImage,
+  buildLargeTestImage,
+  randomStream,
+  type TestLayer,
+  type TestImage,
+  type TestImageOptions,
+  type TestMultiArchImage,
+} from './image.ts';
+export { pushImage, skopeoInspect, type RegistryLogin, type PushOptions } from './skopeo.ts';
