@@ -580,7 +580,7 @@ export class RegistryClient {
     if (codes.includes('BLOB_UNKNOWN') || (status === 404 && what === 'blob')) {
       return make('unknown-blob', `The registry ${this.registry} has no blob ${reference} in ${repository}`);
     }
-    if (codes.includes('MANIFEST_UNKNOWN') || codes.includes('TAG_INVALID') || status === 404) {
+    if (codes.includes('MANIFEST_UNKNOWN') || status === 404) {
       if (isDigest(reference)) return make('unknown-manifest', `The registry ${this.registry} has no manifest ${reference} in ${repository}`);
       // The registry answers MANIFEST_UNKNOWN for a tag whether or not the repository exists.
       if (await this.repositoryIsUnknown(repository)) {

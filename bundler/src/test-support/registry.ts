@@ -125,12 +125,19 @@ export function registryBlobPath(registry: Pick<TestRegistry, 'dataDir'>, digest
 
 /**
  * Replaces a stored blob's bytes with others of the same length, as a disk or storage fault
- * would: the registry keeps serving it under the old digest.
+ * would: the registry keeps serving it under the old digest. By default every byte is flipped;
+ * `alter` can change the bytes in place instead (a manifest must stay JSON the registry can read).
+ *
+ * @example
+ * await corruptBlob(registry, layer.digest);
  */
-export async function corruptBlob(registry: Pick<TestRegistry, 'dataDir'>, digest: string): Promise<void> {
+export async function corruptBlob(registry: Pick<TestRegistry, 'dataDir'>, digest: string, alter?: (bytes: Buffer) => void): Promise<void> {
   const file = registryBlobPath(registry, digest);
   const bytes = await fs.readFile(file);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = bytes[i]! ^ 0x5a;
+  const length = bytes.length;
+  if (alter) alter(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = bytes[i]! ^ 0x5a;
+  if (bytes.length !== length) throw new Error('corruptBlob must keep the length');
   await fs.writeFile(file, bytes);
 }
 
