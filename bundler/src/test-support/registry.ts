@@ -50,7 +50,9 @@ export async function startRegistry(options: TestRegistryOptions = {}): Promise<
     if (options.htpasswd) {
       const file = path.join(dir, 'htpasswd');
       // Cost 4 (the minimum): the registry checks the hash on every request.
-      const { stdout } = await run('htpasswd', ['-nbB', '-C', '4', options.htpasswd.username, options.htpasswd.password]);
+      const { stdout } = await run('htpasswd', ['-nbB', '-C', '4', options.htpasswd.username, options.htpasswd.password]).catch((error: NodeJS.ErrnoException) => {
+        throw error.code === 'ENOENT' ? new Error('htpasswd is missing: apt-get install -y apache2-utils') : error;
+      });
       await fs.writeFile(file, stdout.trim() + '\n');
       auth.push('auth:', '  htpasswd:', '    realm: outpost-test', `    path: ${file}`);
     } else if (options.tokenAuth) {

@@ -63,7 +63,8 @@ async function skopeo(args: string[]): Promise<string> {
     const { stdout } = await run('skopeo', args, { maxBuffer: 64 * 1024 * 1024 });
     return stdout;
   } catch (error) {
-    const e = error as { stderr?: string; message: string };
+    const e = error as { stderr?: string; message: string; code?: unknown };
+    if (e.code === 'ENOENT') throw new Error('skopeo is missing: apt-get install -y skopeo');
     throw new Error(`skopeo ${args[0]} failed: ${(e.stderr || e.message).trim()}`);
   }
 }

@@ -36,7 +36,9 @@ export async function startTokenServer(options: {
   await run('openssl', [
     'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
     '-keyout', keyFile, '-out', certificateFile, '-days', '2', '-subj', '/CN=outpost-test-token',
-  ]);
+  ]).catch((error: NodeJS.ErrnoException) => {
+    throw error.code === 'ENOENT' ? new Error('openssl is missing: apt-get install -y openssl') : error;
+  });
   const privateKey = createPrivateKey(await fs.readFile(keyFile));
   const kid = libtrustKeyId(createPublicKey(privateKey));
   const service = 'outpost-test-registry';
