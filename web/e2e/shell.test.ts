@@ -317,7 +317,8 @@ describe('dashboard on a phone-sized screen', () => {
 
       // The session disappears (expired, or ended elsewhere): the next API call leads to sign-in.
       await context.clearCookies();
-      await page.getByLabel('Show revoked tokens').check();
+      // click, not check(): check() then waits to see the box ticked, a race with the move to sign-in.
+      await page.getByLabel('Show revoked tokens').click();
       await page.waitForURL('**/login?next=%2Fsettings');
       await page.getByRole('heading', { name: 'Sign in to Outpost' }).waitFor();
     } finally {
