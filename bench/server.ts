@@ -10,6 +10,7 @@ import { createPgDb } from '../api/src/db/client-pg.ts';
 import { createObjectStore } from '../api/src/lib/object-store.ts';
 import { createSecretBox } from '../api/src/lib/secret-box.ts';
 import { startEmbeddedS3 } from '../api/src/embedded-s3.ts';
+import { registryImageResolver } from '../api/src/services/releases/registry-resolver.ts';
 
 const url = process.env.BENCH_DATABASE_URL!;
 const handle = await createPgDb(url, { max: 10 });
@@ -17,7 +18,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bench-s3-'));
 const s3 = await startEmbeddedS3(dir, 'outpost');
 const secretBox = await createSecretBox(Buffer.from(process.env.BENCH_SECRET_KEY!, 'base64'));
 const api = createApp({
-  database: () => handle.db, secretBox, logger: () => {}, checkinsPerMinute: 1_000_000,
+  database: () => handle.db, secretBox, logger: () => {}, checkinsPerMinute: 1_000_000, imageResolver: registryImageResolver(),
   objectStore: createObjectStore({ endpoint: s3.endpoint, bucket: 'outpost', region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }),
 });
 const server = new Hono();

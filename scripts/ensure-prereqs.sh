@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages the suite needs, as `package` or `package:command` when the command it provides
 # has another name. Add to this one list; the rest of the script follows.
-DEBIAN_PACKAGES="chromium dash busybox openssl shellcheck"
+DEBIAN_PACKAGES="chromium dash busybox openssl shellcheck docker-registry skopeo podman apache2-utils:htpasswd"
 
 PG_HOST=127.0.0.1
 PG_PORT=5432

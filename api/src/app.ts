@@ -15,6 +15,8 @@ import { siteRoutes } from './routes/sites.ts';
 import { SITE_IMPORT_PATH, siteCsvRoutes } from './routes/sites-csv.ts';
 import { checkinRoutes } from './routes/checkin.ts';
 import { receiptRoutes } from './routes/receipts.ts';
+import { releaseRoutes } from './routes/releases.ts';
+import { registryRoutes } from './routes/registries.ts';
 
 export type { AppDeps } from './routes/env.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -100,7 +102,9 @@ export function createApp(deps: AppDeps) {
     .route('/api/v1', siteCsvRoutes)
     .route('/api/v1', siteRoutes)
     .route('/api/v1', checkinRoutes())
-    .route('/api/v1', receiptRoutes());
+    .route('/api/v1', receiptRoutes())
+    .route('/api/v1', releaseRoutes)
+    .route('/api/v1', registryRoutes);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'outpost_session' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiToken', { type: 'http', scheme: 'bearer' });

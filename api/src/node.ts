@@ -12,6 +12,7 @@ import { createObjectStore } from './lib/object-store.ts';
 import { jsonLogger } from './lib/logger.ts';
 import { bootstrapFirstOrg } from './services/orgs/bootstrap.ts';
 import { createSecretBox, parseSecretKey } from './lib/secret-box.ts';
+import { registryImageResolver } from './services/releases/registry-resolver.ts';
 
 const env = parseNodeEnv(process.env);
 const log = jsonLogger(undefined, env.LOG_LEVEL);
@@ -70,6 +71,7 @@ if (env.OUTPOST_DEMO) {
 
 const api = createApp({
   secretBox,
+  imageResolver: registryImageResolver(),
   database: () => handle.db,
   objectStore,
   logger: log,

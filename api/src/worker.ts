@@ -11,6 +11,7 @@ import { createNeonDb } from './db/client-neon.ts';
 import type { Db } from './db/types.ts';
 import { createObjectStore } from './lib/object-store.ts';
 import { jsonLogger } from './lib/logger.ts';
+import { registryImageResolver } from './services/releases/registry-resolver.ts';
 import { createSecretBox } from './lib/secret-box.ts';
 import { parseWorkerEnv, type WorkerEnv } from './worker-env.ts';
 
@@ -38,6 +39,7 @@ async function buildApp(env: WorkerEnv): Promise<App> {
       accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY,
     }),
     secretBox: await createSecretBox(env.OUTPOST_SECRET_KEY),
+    imageResolver: registryImageResolver(),
     logger: log,
     secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
   });

@@ -4,6 +4,7 @@ import type { Principal } from '../services/auth/resolve.ts';
 import type { ObjectStore } from '../lib/object-store.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
+import type { ImageResolver } from '../services/releases/resolver.ts';
 
 export interface AppDeps {
   /** The database for this request (Node: one pool; Workers: a pool per request). */
@@ -17,6 +18,8 @@ export interface AppDeps {
   version?: string;
   /** Seals per-site receipt keys (and other secrets) at rest. */
   secretBox: SecretBox;
+  /** Resolves image references in their registries (the bundler's OCI client). */
+  imageResolver: ImageResolver;
   /** Check-ins allowed per site per minute (default 30). */
   checkinsPerMinute?: number;
 }

@@ -100,6 +100,8 @@ describe.each(TEST_DRIVERS)('sites on %s', (driver) => {
       expect(summary.byRegion).toEqual(expect.arrayContaining([{ region: 'North', sites: 2 }, { region: 'South', sites: 2 }, { region: 'East', sites: 1 }]));
       const facets = await (await api('/api/v1/sites/facets')).json();
       expect(facets).toEqual({ regions: ['East', 'North', 'South'], districts: ['N1'], tags: ['pilot'], versions: ['0.9-custom', '1.0.0', '2.0.0'] });
+      expect((await (await api('/api/v1/sites/facets?region=South')).json()).districts).toEqual([]);
+      expect((await (await api('/api/v1/sites/facets?region=North')).json()).districts).toEqual(['N1']);
     });
 
     it('should show coordinators only the sites assigned to them', async () => {

@@ -24,6 +24,7 @@ const Site = z.object({
   reportedAt: z.string().nullable(), targetReleaseId: z.string().nullable(), targetVersion: z.string().nullable(),
   status: z.enum(SITE_STATUSES),
   deviceToken: z.object({ prefix: z.string().nullable(), issuedAt: z.string().nullable() }).nullable(),
+  hasReceiptKey: z.boolean(),
   archivedAt: z.string().nullable(), createdAt: z.string(), updatedAt: z.string(),
 }).openapi('Site');
 
@@ -82,9 +83,10 @@ export const siteRoutes = base
     responses: { 200: jsonResponse(z.object({ items: z.array(Site), total: z.number(), totalIsExact: z.boolean().openapi({ description: 'false when more than 1,000 sites match; total is then 1,000 (GET /sites/summary counts the whole fleet)' }), nextCursor: z.string().nullable() }), 'A page of sites'), ...errors(400, 401) },
   }), async (c) => c.json(await listSites({ ctx: serviceCtx(c, 'fleet:read'), input: c.req.valid('query') }), 200))
   .openapi(createRoute({
-    method: 'get', path: '/sites/facets', tags: ['sites'], summary: 'Values for the filter pickers',
+    method: 'get', path: '/sites/facets', tags: ['sites'], summary: 'Values for the filter pickers (districts narrowed by ?region=)',
+    request: { query: z.object({ region: z.string().max(100).optional() }) },
     responses: { 200: jsonResponse(z.object({ regions: z.array(z.string()), districts: z.array(z.string()), tags: z.array(z.string()), versions: z.array(z.string()) }), 'Facets'), ...errors(401) },
-  }), async (c) => c.json(await siteFacets({ ctx: serviceCtx(c, 'fleet:read') }), 200))
+  }), async (c) => c.json(await siteFacets({ ctx: serviceCtx(c, 'fleet:read'), input: c.req.valid('query') }), 200))
   .openapi(createRoute({
     method: 'get', path: '/sites/summary', tags: ['sites'], summary: 'Fleet at a glance: sites per status, reported version and region',
     request: { query: z.object({ silentDays: z.coerce.number().int().min(1).max(3650).optional() }) },

@@ -4,6 +4,7 @@ import type { DbHandle } from '../db/types.ts';
 import { createObjectStore } from '../lib/object-store.ts';
 import type { Logger } from '../lib/logger.ts';
 import { createSecretBox } from '../lib/secret-box.ts';
+import { registryImageResolver } from '../services/releases/registry-resolver.ts';
 
 export interface LogLine { level: string; msg: string; fields?: Record<string, unknown> }
 
@@ -16,6 +17,10 @@ export async function makeTestApp(handle: DbHandle, opts: { maxBodyBytes?: numbe
     accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
   });
   const secretBox = await createSecretBox(crypto.getRandomValues(new Uint8Array(32)));
-  const app = createApp({ database: () => handle.db, objectStore, logger, secretBox, ...opts });
+  // Fast retries: tests exercise unreachable registries and should not wait for production backoff.
+  const app = createApp({
+    database: () => handle.db, objectStore, logger, secretBox,
+    imageResolver: registryImageResolver({ retries: 1, backoffMs: 20, timeoutMs: 5000 }), ...opts,
+  });
   return { app, logs, objectStore, secretBox };
 }

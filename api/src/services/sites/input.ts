@@ -16,7 +16,7 @@ export const SiteFields = z.object({
   district: optionalText(100),
   facilityType: optionalText(100),
   tags: z.array(z.string().trim().min(1).max(50).regex(/^[^,;]+$/, 'Tags cannot contain commas or semicolons.')).max(50).default([]),
-  connectivity: z.enum(CONNECTIVITY).default('online'),
+  connectivity: z.enum(CONNECTIVITY, { error: 'Use online, intermittent or offline.' }).default('online'),
   bandwidthKbps: z.number().int().min(1).max(10_000_000).nullable().optional(),
   timezone: z.string().trim().max(64).refine(isTimeZone, 'Use an IANA time zone such as Africa/Nairobi.').default('UTC'),
   maintenanceWindow: z.string().trim().max(100)

@@ -55,6 +55,8 @@ export function toSiteView(s: SiteRow, targetVersion: string | null, now = new D
     targetReleaseId: s.targetReleaseId, targetVersion,
     status: siteStatus(s, now),
     deviceToken: s.deviceTokenHash ? { prefix: s.deviceTokenPrefix, issuedAt: s.deviceTokenIssuedAt?.toISOString() ?? null } : null,
+    // Receipt codes can be checked once the site has a key (created with its first device token).
+    hasReceiptKey: s.receiptKeySealed !== null,
     archivedAt: s.archivedAt?.toISOString() ?? null,
     createdAt: s.createdAt.toISOString(), updatedAt: s.updatedAt.toISOString(),
   };

@@ -1,0 +1,185 @@
+import { and, eq, max, sql } from 'drizzle-orm';
+import semver from 'semver';
+import { contentPackages, releaseImages, releases } from '../../db/schema/index.ts';
+import { AppError, ConflictError, NotFoundError, ValidationError, fieldIssue } from '../../lib/errors.ts';
+import type { SecretBox } from '../../lib/secret-box.ts';
+import { inTransaction, type ServiceCtx } from '../context.ts';
+import { recordAudit } from '../audit/record.ts';
+import { credentialFor } from '../registries/credentials.ts';
+import { ImageResolveError, type ImageResolver } from './resolver.ts';
+import { loadRelease, toReleaseView } from './view.ts';
+
+export interface CreateReleaseInput {
+  version: string;
+  channel?: string;
+  notes?: string;
+  platform?: string;
+  edgeScriptsVersion?: string;
+  composeTemplate?: string;
+  contentPackageId?: string | null;
+}
+
+export type UpdateReleaseInput = Partial<Omit<CreateReleaseInput, 'version'>>;
+
+function cleanVersion(v: string): string {
+  const valid = semver.valid(v.trim());
+  if (!valid) throw new ValidationError(`"${v}" is not a semantic version (like 2.4.1 or 2.5.0-rc.1).`, fieldIssue('version', 'Use a semantic version such as 2.4.1.'));
+  return valid;
+}
+
+async function assertContentPackage(ctx: ServiceCtx, id: string | null | undefined) {
+  if (!id) return;
+  const [p] = await ctx.db.select({ id: contentPackages.id }).from(contentPackages)
+    .where(and(eq(contentPackages.orgId, ctx.orgId), eq(contentPackages.id, id))).limit(1);
+  if (!p) throw new ValidationError('No such content package in this organisation.', fieldIssue('contentPackageId', 'Upload the package first.'));
+}
+
+function assertDraft(state: string) {
+  if (state !== 'draft') throw new ConflictError(`This release is ${state}; a published release never changes. Create a new version instead.`);
+}
+
+export async function createRelease({ ctx, input }: { ctx: ServiceCtx; input: CreateReleaseInput }) {
+  const version = cleanVersion(input.version);
+  await assertContentPackage(ctx, input.contentPackageId);
+  return inTransaction(ctx, async (ctx) => {
+    const [clash] = await ctx.db.select({ id: releases.id }).from(releases)
+      .where(and(eq(releases.orgId, ctx.orgId), eq(releases.version, version))).limit(1);
+    if (clash) throw new ConflictError(`Release ${version} already exists.`, fieldIssue('version', 'Already used.', { releaseId: clash.id }));
+    const [row] = await ctx.db.insert(releases).values({
+      orgId: ctx.orgId, version, channel: input.channel ?? 'stable', notes: input.notes ?? '', platform: input.platform ?? 'linux/amd64',
+      edgeScriptsVersion: input.edgeScriptsVersion ?? null, composeTemplate: input.composeTemplate ?? null,
+      contentPackageId: input.contentPackageId ?? null, createdBy: ctx.actor.userId,
+    }).returning();
+    await recordAudit(ctx, { action: 'release.create', objectType: 'release', objectId: row!.id, details: { version } });
+    return toReleaseView(await loadRelease(ctx, row!.id));
+  });
+}
+
+export async function updateRelease({ ctx, input }: { ctx: ServiceCtx; input: { releaseId: string; patch: UpdateReleaseInput } }) {
+  await assertContentPackage(ctx, input.patch.contentPackageId);
+  return inTransaction(ctx, async (ctx) => {
+    const { release } = await loadRelease(ctx, input.releaseId);
+    assertDraft(release.state);
+    await ctx.db.update(releases).set(input.patch).where(eq(releases.id, release.id));
+    await recordAudit(ctx, { action: 'release.update', objectType: 'release', objectId: release.id, details: { fields: Object.keys(input.patch) } });
+    return toReleaseView(await loadRelease(ctx, release.id));
+  });
+}
+
+const FAILURE_STATUS: Record<ImageResolveError['kind'], { code: string; status: 422 | 400 }> = {
+  'unknown-image': { code: 'IMAGE_NOT_FOUND', status: 422 },
+  'unknown-tag': { code: 'IMAGE_NOT_FOUND', status: 422 },
+  'unauthorized': { code: 'REGISTRY_AUTH_FAILED', status: 422 },
+  'unreachable': { code: 'REGISTRY_UNREACHABLE', status: 422 },
+  'platform-not-found': { code: 'PLATFORM_NOT_FOUND', status: 422 },
+  'digest-mismatch': { code: 'DIGEST_MISMATCH', status: 422 },
+  'invalid-reference': { code: 'VALIDATION_FAILED', status: 400 },
+  'protocol': { code: 'REGISTRY_ERROR', status: 422 },
+};
+
+/**
+ * Adds an image to a draft: the reference is resolved now, in its registry, to the digest for the
+ * release's platform, so the release pins exactly these bytes. Registry failures are the user's to
+ * fix (a typo, a password), so they answer 4xx with the registry's reason in plain words.
+ */
+export async function addReleaseImage({ ctx, box, resolver, input }: {
+  ctx: ServiceCtx; box: SecretBox; resolver: ImageResolver; input: { releaseId: string; name: string; reference: string };
+}) {
+  const { release, images } = await loadRelease(ctx, input.releaseId);
+  assertDraft(release.state);
+  if (images.some((i) => i.name === input.name)) {
+    throw new ConflictError(`This release already has an image named ${input.name}.`, fieldIssue('name', 'Already used in this release.'));
+  }
+  let resolved;
+  try {
+    const registry = resolver.registryOf(input.reference);
+    resolved = await resolver.resolve({ reference: input.reference, platform: release.platform, credentials: await credentialFor(ctx, box, registry) });
+  } catch (e) {
+    if (!(e instanceof ImageResolveError)) throw e;
+    const f = FAILURE_STATUS[e.kind];
+    throw new AppError(f.status, f.code, e.message, fieldIssue('reference', e.message, { reason: e.kind }));
+  }
+  return inTransaction(ctx, async (ctx) => {
+    const { release: fresh } = await loadRelease(ctx, input.releaseId);
+    assertDraft(fresh.state);
+    const [{ next } = { next: 0 }] = await ctx.db.select({ next: sql<number>`coalesce(${max(releaseImages.position)}, -1)::int + 1` })
+      .from(releaseImages).where(eq(releaseImages.releaseId, fresh.id));
+    try {
+      await ctx.db.insert(releaseImages).values({
+        orgId: ctx.orgId, releaseId: fresh.id, name: input.name, reference: input.reference, registry: resolved.registry,
+        repository: resolved.repository, digest: resolved.digest, indexDigest: resolved.indexDigest ?? null,
+        mediaType: resolved.mediaType, platform: resolved.platform, config: resolved.config, layers: resolved.layers,
+        totalSize: resolved.totalSize, position: next,
+      });
+    } catch (e) {
+      const err = e as { code?: string; cause?: { code?: string } };
+      if (err.code === '23505' || err.cause?.code === '23505') throw new ConflictError(`This release already has an image named ${input.name}.`);
+      throw e;
+    }
+    await recordAudit(ctx, { action: 'release.image.add', objectType: 'release', objectId: fresh.id, details: { name: input.name, reference: input.reference, digest: resolved.digest } });
+    return toReleaseView(await loadRelease(ctx, fresh.id));
+  });
+}
+
+export async function removeReleaseImage({ ctx, input }: { ctx: ServiceCtx; input: { releaseId: string; imageId: string } }) {
+  return inTransaction(ctx, async (ctx) => {
+    const { release, images } = await loadRelease(ctx, input.releaseId);
+    assertDraft(release.state);
+    const image = images.find((i) => i.id === input.imageId);
+    if (!image) throw new NotFoundError('image', input.imageId);
+    await ctx.db.delete(releaseImages).where(eq(releaseImages.id, image.id));
+    await recordAudit(ctx, { action: 'release.image.remove', objectType: 'release', objectId: release.id, details: { name: image.name } });
+    return toReleaseView(await loadRelease(ctx, release.id));
+  });
+}
+
+/** Checks a draft can be published; returns the problems in plain words (empty when it can). */
+export type PublishCheck = (l: Awaited<ReturnType<typeof loadRelease>>) => { path: string; message: string; line?: number }[];
+
+export async function publishRelease({ ctx, input, check }: { ctx: ServiceCtx; input: { releaseId: string }; check: PublishCheck }) {
+  return inTransaction(ctx, async (ctx) => {
+    const l = await loadRelease(ctx, input.releaseId);
+    assertDraft(l.release.state);
+    const problems = [
+      ...(l.images.length === 0 ? [{ path: 'images', message: 'Add at least one image.' }] : []),
+      ...(!l.release.composeTemplate ? [{ path: 'composeTemplate', message: 'Add a compose template.' }] : []),
+      ...(l.release.composeTemplate && l.images.length ? check(l) : []),
+    ];
+    if (problems.length) throw new AppError(422, 'NOT_PUBLISHABLE', 'This release cannot be published yet.', problems);
+    await ctx.db.update(releases).set({ state: 'published', publishedAt: new Date() }).where(eq(releases.id, l.release.id));
+    await recordAudit(ctx, { action: 'release.publish', objectType: 'release', objectId: l.release.id, details: { version: l.release.version } });
+    return toReleaseView(await loadRelease(ctx, l.release.id));
+  });
+}
+
+export async function deprecateRelease({ ctx, input }: { ctx: ServiceCtx; input: { releaseId: string } }) {
+  return inTransaction(ctx, async (ctx) => {
+    const { release } = await loadRelease(ctx, input.releaseId);
+    if (release.state !== 'published') throw new ConflictError(`Only a published release can be deprecated; this one is ${release.state}.`);
+    await ctx.db.update(releases).set({ state: 'deprecated', deprecatedAt: new Date() }).where(eq(releases.id, release.id));
+    await recordAudit(ctx, { action: 'release.deprecate', objectType: 'release', objectId: release.id, details: { version: release.version } });
+    return toReleaseView(await loadRelease(ctx, release.id));
+  });
+}
+
+/** Revoked releases can never be bundled or rolled out; sites running one show as needing action. */
+export async function revokeRelease({ ctx, input }: { ctx: ServiceCtx; input: { releaseId: string; reason: string } }) {
+  return inTransaction(ctx, async (ctx) => {
+    const { release } = await loadRelease(ctx, input.releaseId);
+    if (release.state === 'revoked') return toReleaseView(await loadRelease(ctx, release.id));
+    if (release.state === 'draft') throw new ConflictError('A draft was never published; delete it instead of revoking it.');
+    await ctx.db.update(releases).set({ state: 'revoked', revokedAt: new Date(), revokedReason: input.reason }).where(eq(releases.id, release.id));
+    await recordAudit(ctx, { action: 'release.revoke', objectType: 'release', objectId: release.id, details: { version: release.version, reason: input.reason } });
+    return toReleaseView(await loadRelease(ctx, release.id));
+  });
+}
+
+export async function deleteDraft({ ctx, input }: { ctx: ServiceCtx; input: { releaseId: string } }) {
+  return inTransaction(ctx, async (ctx) => {
+    const { release } = await loadRelease(ctx, input.releaseId);
+    assertDraft(release.state);
+    await ctx.db.delete(releases).where(eq(releases.id, release.id));
+    await recordAudit(ctx, { action: 'release.delete', objectType: 'release', objectId: release.id, details: { version: release.version } });
+  });
+}
+
