@@ -143,8 +143,8 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       expect(diff.newLayers).toBe(2);
     });
 
-    it('should deprecate and revoke, recording the reason', async () => {
-      const { api } = await operator();
+    it('should deprecate and revoke, recording the reason, and flag sites running the revoked release', async () => {
+      const { org, api } = await operator();
       const r = await draft(api, '3.0.0', { composeTemplate: TEMPLATE });
       await add(api, r.id, 'backend', `${open.host}/emr/backend:1.0`);
       await add(api, r.id, 'frontend', `${open.host}/emr/frontend:1.0`);
@@ -152,6 +152,10 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       expect((await (await api(`/api/v1/releases/${r.id}/deprecate`, { method: 'POST' })).json()).state).toBe('deprecated');
       const revoked = await (await api(`/api/v1/releases/${r.id}/revoke`, { method: 'POST', json: { reason: 'Data loss in the lab module' } })).json();
       expect(revoked).toMatchObject({ state: 'revoked', revokedReason: 'Data loss in the lab module' });
+      const site = await makeSite(h.db, org.id, { reportedVersion: '3.0.0', reportedReleaseId: r.id, reportedStatus: 'healthy', reportedAt: new Date() });
+      expect((await (await api(`/api/v1/sites/${site.id}`)).json()).status).toBe('revoked');
+      expect((await (await api('/api/v1/sites?status=revoked')).json()).items.map((x: { id: string }) => x.id)).toEqual([site.id]);
+      expect((await (await api('/api/v1/sites/summary')).json()).byStatus.revoked).toBe(1);
       await expectEnvelope(await api(`/api/v1/releases/${r.id}/deprecate`, { method: 'POST' }), 409);
     });
 

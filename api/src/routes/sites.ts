@@ -12,7 +12,7 @@ import { assignCoordinator, listCoordinators } from '../services/sites/coordinat
 import { siteFacets } from '../services/sites/facets.ts';
 import { fleetSummary } from '../services/sites/summary.ts';
 
-export const SITE_STATUSES = ['on_target', 'behind', 'failed', 'never_reported', 'silent', 'no_target'] as const;
+export const SITE_STATUSES = ['on_target', 'behind', 'failed', 'revoked', 'never_reported', 'silent', 'no_target'] as const;
 
 const Site = z.object({
   id: z.string(), code: z.string(), name: z.string(), region: z.string().nullable(), district: z.string().nullable(),
@@ -111,7 +111,7 @@ export const siteRoutes = base
     responses: { 200: jsonResponse(Site, 'The site'), ...errors(400, 401, 404) },
   }), async (c) => {
     const r = await loadSite(serviceCtx(c, 'fleet:read'), c.req.valid('param').id, { includeArchived: true });
-    return c.json(toSiteView(r.site, r.targetVersion), 200);
+    return c.json(toSiteView(r.site, r.targetVersion, new Date(), r.reportedRevoked), 200);
   })
   .openapi(createRoute({
     method: 'patch', path: '/sites/{id}', tags: ['sites'], summary: 'Edit a site',

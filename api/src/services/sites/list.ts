@@ -45,12 +45,14 @@ function escapeLike(s: string): string {
 /** The WHERE clause for a filter; shared by the list, the count and the CSV export. */
 export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date()): SQL {
   const silentBefore = new Date(now.getTime() - (f.silentDays ?? DEFAULT_SILENT_DAYS) * 86_400_000);
-  const recentAndOk = and(isNotNull(sites.reportedAt), sql`${sites.reportedAt} >= ${silentBefore}`,
-    sql`coalesce(${sites.reportedStatus}, '') not in ('failed', 'rolled_back')`);
+  const notFailed = sql`coalesce(${sites.reportedStatus}, '') not in ('failed', 'rolled_back')`;
+  const onRevoked = sql`exists (select 1 from releases r where r.id = ${sites.reportedReleaseId} and r.state = 'revoked')`;
+  const recentAndOk = and(isNotNull(sites.reportedAt), sql`${sites.reportedAt} >= ${silentBefore}`, notFailed, sql`not ${onRevoked}`);
   const status: Record<SiteStatus, SQL | undefined> = {
     never_reported: isNull(sites.reportedAt),
     failed: and(isNotNull(sites.reportedAt), sql`${sites.reportedStatus} in ('failed', 'rolled_back')`),
-    silent: and(sql`${sites.reportedAt} < ${silentBefore}`, sql`coalesce(${sites.reportedStatus}, '') not in ('failed', 'rolled_back')`),
+    revoked: and(isNotNull(sites.reportedAt), notFailed, onRevoked),
+    silent: and(sql`${sites.reportedAt} < ${silentBefore}`, notFailed, sql`not ${onRevoked}`),
     no_target: and(recentAndOk, isNull(sites.targetReleaseId)),
     on_target: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`${sites.reportedReleaseId} = ${sites.targetReleaseId}`),
     behind: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`${sites.reportedReleaseId} is distinct from ${sites.targetReleaseId}`),
@@ -108,7 +110,7 @@ export async function listSites({ ctx, input, now = new Date() }: { ctx: Service
   const page = rows.slice(0, input.limit);
   const last = page.at(-1);
   return {
-    items: page.map((r) => toSiteView(r.site, r.targetVersion, now)),
+    items: page.map((r) => toSiteView(r.site, r.targetVersion, now, r.reportedRevoked)),
     total: Math.min(total, TOTAL_CAP),
     totalIsExact: total <= TOTAL_CAP,
     nextCursor: rows.length > input.limit && last ? encode({ s: sort, o: order, v: last.sortValue, id: last.site.id }) : null,

@@ -19,6 +19,7 @@ export type SiteRow = typeof sites.$inferSelect;
 export const targetRelease = {
   // Written out in full: drizzle leaves columns unqualified inside a select list.
   targetVersion: sql<string | null>`(select r.version from releases r where r.id = "sites"."target_release_id")`,
+  reportedRevoked: sql<boolean>`exists (select 1 from releases r where r.id = "sites"."reported_release_id" and r.state = 'revoked')`,
 };
 
 /** Loads one visible site or throws 404. */
@@ -30,21 +31,25 @@ export async function loadSite(ctx: ServiceCtx, siteId: string, opts: { includeA
   return row;
 }
 
-export type SiteStatus = 'on_target' | 'behind' | 'failed' | 'never_reported' | 'silent' | 'no_target';
+export type SiteStatus = 'on_target' | 'behind' | 'failed' | 'revoked' | 'never_reported' | 'silent' | 'no_target';
 
 export const DEFAULT_SILENT_DAYS = 7;
 
-/** One status per site, in priority order: never reported, failed, silent, no target, on target, behind. */
-export function siteStatus(s: Pick<SiteRow, 'reportedAt' | 'reportedStatus' | 'reportedReleaseId' | 'targetReleaseId'>,
+/**
+ * One status per site, in priority order: never reported, failed, revoked (runs a revoked release:
+ * needs action), silent, no target, on target, behind.
+ */
+export function siteStatus(s: Pick<SiteRow, 'reportedAt' | 'reportedStatus' | 'reportedReleaseId' | 'targetReleaseId'> & { reportedRevoked?: boolean },
   now = new Date(), silentDays = DEFAULT_SILENT_DAYS): SiteStatus {
   if (!s.reportedAt) return 'never_reported';
   if (s.reportedStatus === 'failed' || s.reportedStatus === 'rolled_back') return 'failed';
+  if (s.reportedRevoked) return 'revoked';
   if (s.reportedAt.getTime() < now.getTime() - silentDays * 86_400_000) return 'silent';
   if (!s.targetReleaseId) return 'no_target';
   return s.reportedReleaseId === s.targetReleaseId ? 'on_target' : 'behind';
 }
 
-export function toSiteView(s: SiteRow, targetVersion: string | null, now = new Date()) {
+export function toSiteView(s: SiteRow, targetVersion: string | null, now = new Date(), reportedRevoked = false) {
   return {
     id: s.id, code: s.code, name: s.name, region: s.region, district: s.district, facilityType: s.facilityType,
     tags: s.tags, connectivity: s.connectivity, bandwidthKbps: s.bandwidthKbps, timezone: s.timezone,
@@ -53,7 +58,7 @@ export function toSiteView(s: SiteRow, targetVersion: string | null, now = new D
     reportedVersion: s.reportedVersion, reportedReleaseId: s.reportedReleaseId, reportedStatus: s.reportedStatus,
     reportedAt: s.reportedAt?.toISOString() ?? null,
     targetReleaseId: s.targetReleaseId, targetVersion,
-    status: siteStatus(s, now),
+    status: siteStatus({ ...s, reportedRevoked }, now),
     deviceToken: s.deviceTokenHash ? { prefix: s.deviceTokenPrefix, issuedAt: s.deviceTokenIssuedAt?.toISOString() ?? null } : null,
     // Receipt codes can be checked once the site has a key (created with its first device token).
     hasReceiptKey: s.receiptKeySealed !== null,

@@ -12,6 +12,7 @@ export async function fleetSummary({ ctx, input, now = new Date() }: { ctx: Serv
   const status = sql<SiteStatus>`case
     when ${sites.reportedAt} is null then 'never_reported'
     when ${sites.reportedStatus} in ('failed', 'rolled_back') then 'failed'
+    when exists (select 1 from releases r where r.id = ${sites.reportedReleaseId} and r.state = 'revoked') then 'revoked'
     when ${sites.reportedAt} < ${silentBefore} then 'silent'
     when ${sites.targetReleaseId} is null then 'no_target'
     when ${sites.reportedReleaseId} = ${sites.targetReleaseId} then 'on_target'
@@ -24,7 +25,7 @@ export async function fleetSummary({ ctx, input, now = new Date() }: { ctx: Serv
     ctx.db.select({ key: sql<string | null>`${sites.region}`, n: sql<number>`count(*)::int` }).from(sites).where(where)
       .groupBy(sites.region).orderBy(sql`2 desc`).limit(50),
   ]);
-  const statuses: Record<SiteStatus, number> = { on_target: 0, behind: 0, failed: 0, never_reported: 0, silent: 0, no_target: 0 };
+  const statuses: Record<SiteStatus, number> = { on_target: 0, behind: 0, failed: 0, revoked: 0, never_reported: 0, silent: 0, no_target: 0 };
   for (const r of byStatus) statuses[r.key] = r.n;
   return {
     total: byStatus.reduce((a, r) => a + r.n, 0),

@@ -43,20 +43,20 @@ export async function updateSite({ ctx, input }: { ctx: ServiceCtx; input: { sit
       .where(and(eq(sites.orgId, ctx.orgId), eq(sites.id, site.id))).returning();
     const changed = Object.keys(input.patch).filter((k) => JSON.stringify((site as Record<string, unknown>)[k]) !== JSON.stringify((input.patch as Record<string, unknown>)[k]));
     await recordAudit(ctx, { action: 'site.update', objectType: 'site', objectId: site.id, details: { fields: changed } });
-    const { targetVersion } = await loadSite(ctx, site.id);
-    return toSiteView(row!, targetVersion);
+    const { targetVersion, reportedRevoked } = await loadSite(ctx, site.id);
+    return toSiteView(row!, targetVersion, new Date(), reportedRevoked);
   });
 }
 
 /** Archiving hides a site from the fleet and stops its device token; its history is kept. */
 export async function setSiteArchived({ ctx, input }: { ctx: ServiceCtx; input: { siteId: string; archived: boolean } }) {
   return inTransaction(ctx, async (ctx) => {
-    const { site, targetVersion } = await loadSite(ctx, input.siteId, { includeArchived: true });
-    if (Boolean(site.archivedAt) === input.archived) return toSiteView(site, targetVersion);
+    const { site, targetVersion, reportedRevoked } = await loadSite(ctx, input.siteId, { includeArchived: true });
+    if (Boolean(site.archivedAt) === input.archived) return toSiteView(site, targetVersion, new Date(), reportedRevoked);
     const [row] = await ctx.db.update(sites)
       .set({ archivedAt: input.archived ? new Date() : null, updatedAt: sql`now()` })
       .where(and(eq(sites.id, site.id), input.archived ? isNull(sites.archivedAt) : isNotNull(sites.archivedAt))).returning();
     await recordAudit(ctx, { action: input.archived ? 'site.archive' : 'site.restore', objectType: 'site', objectId: site.id, details: { code: site.code } });
-    return toSiteView(row!, targetVersion);
+    return toSiteView(row!, targetVersion, new Date(), reportedRevoked);
   });
 }
