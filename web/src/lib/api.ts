@@ -20,15 +20,15 @@ export function configureApi(h: ApiHooks) {
   hooks = h;
 }
 
-const client = hc<AppType>('/', {
-  fetch: (input: RequestInfo | URL, init: RequestInit = {}) => {
-    const headers = new Headers(init.headers);
-    const method = (init.method ?? 'GET').toUpperCase();
-    const csrf = hooks.csrfToken();
-    if (WRITE_METHODS.has(method) && csrf) headers.set('x-csrf-token', csrf);
-    return fetch(input, { ...init, headers, credentials: 'same-origin' });
-  },
-});
+function apiFetch(input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  const method = (init.method ?? 'GET').toUpperCase();
+  const csrf = hooks.csrfToken();
+  if (WRITE_METHODS.has(method) && csrf) headers.set('x-csrf-token', csrf);
+  return fetch(input, { ...init, headers, credentials: 'same-origin' });
+}
+
+const client = hc<AppType>('/', { fetch: apiFetch });
 const v1 = client.api.v1;
 
 /** One problem reported against one field of a request body (validation failures, conflicts). */
@@ -145,7 +145,8 @@ export const api = {
   },
   sites: {
     list: (query: SiteListQuery) => send(v1.sites.$get({ query: siteQuery(query) })),
-    facets: () => send(v1.sites.facets.$get()),
+    /** Values for the filter pickers; districts narrowed to a region when one is given. */
+    facets: (region?: string) => send(v1.sites.facets.$get({ query: region ? { region } : {} })),
     get: (id: string) => send(v1.sites[':id'].$get({ param: { id } })),
     create: (json: NewSite) => send(v1.sites.$post({ json })),
     update: (id: string, json: SitePatch) => send(v1.sites[':id'].$patch({ param: { id }, json })),
@@ -166,6 +167,38 @@ export const api = {
     submitCode: (json: { siteId: string; code: string }) => send(v1.receipts.$post({ json })),
     /** The receipt file's exact text: its HMAC covers the bytes as the site wrote them. */
     submitFile: (text: string) => send(v1.receipts.file.$post({}, { headers: { 'content-type': 'application/json' }, init: { body: text } })),
+  },
+  releases: {
+    list: (filter: ReleaseFilter = {}) => send(v1.releases.$get({ query: {
+      ...(filter.state ? { state: filter.state } : {}), ...(filter.channel ? { channel: filter.channel } : {}),
+    } })),
+    get: (id: string) => send(v1.releases[':id'].$get({ param: { id } })),
+    create: (json: NewRelease) => send(v1.releases.$post({ json })),
+    /** Drafts only; a published release answers 409. */
+    update: (id: string, json: ReleasePatch) => send(v1.releases[':id'].$patch({ param: { id }, json })),
+    remove: (id: string) => send(v1.releases[':id'].$delete({ param: { id } })),
+    /** Resolved in its registry while the request waits; a 422 carries the registry's reason against `reference`. */
+    addImage: (id: string, json: { name: string; reference: string }) => send(v1.releases[':id'].images.$post({ param: { id }, json })),
+    removeImage: (id: string, imageId: string) => send(v1.releases[':id'].images[':imageId'].$delete({ param: { id, imageId } })),
+    /** The saved compose template rendered for a site, or for a sample site without one. */
+    compose: (id: string, siteId?: string) => send(v1.releases[':id'].compose.$get({ param: { id }, query: siteId ? { siteId } : {} })),
+    /** What changed since the previous published release (or `from`). */
+    diff: (id: string, from?: string) => send(v1.releases[':id'].diff.$get({ param: { id }, query: from ? { from } : {} })),
+    /** A 422 NOT_PUBLISHABLE lists the problems in `details` (see `publishProblems`). */
+    publish: (id: string) => send(v1.releases[':id'].publish.$post({ param: { id } })),
+    deprecate: (id: string) => send(v1.releases[':id'].deprecate.$post({ param: { id } })),
+    revoke: (id: string, reason: string) => send(v1.releases[':id'].revoke.$post({ param: { id }, json: { reason } })),
+  },
+  registryCredentials: {
+    list: () => send(v1['registry-credentials'].$get()),
+    /** Replaces any earlier credentials for the same registry. */
+    save: (json: RegistryCredentialInput) => send(v1['registry-credentials'].$put({ json })),
+    remove: (id: string) => send(v1['registry-credentials'][':id'].$delete({ param: { id } })),
+  },
+  contentPackages: {
+    list: (page?: Page) => getUntyped<PageOfContentPackages>(`${CONTENT_PACKAGES_PATH}?${new URLSearchParams(
+      Object.entries(pageQuery(page)).map(([k, v]) => [k, String(v)]))}`),
+    upload: uploadContentPackage,
   },
 };
 
@@ -227,9 +260,8 @@ export interface ImportOutcome {
   refused: boolean;
 }
 
-export interface ImportOptions {
-  mode: ImportMode;
-  dryRun: boolean;
+/** Progress and cancelling for a file sent as a raw request body. */
+export interface UploadOptions {
   /** Bytes of the file sent so far (fetch cannot report upload progress; XMLHttpRequest can). */
   onProgress?: (sent: number, total: number) => void;
   /** The whole file is sent; the server is working on it. */
@@ -238,34 +270,90 @@ export interface ImportOptions {
 }
 
 /**
- * Uploads a CSV file as the raw body of POST /sites/import, with progress. Failures other than
- * a refused all-or-nothing import reject with an ApiError, like every other call.
+ * POSTs a file as the raw body, with the session's CSRF token and upload progress. Resolves with
+ * whatever the server answered (the caller decides what is a success); rejects only when there was
+ * no answer: a broken connection (NETWORK) or a cancel (ABORTED, with `cancelled` as its message).
  */
-function importCsv(file: Blob, opts: ImportOptions): Promise<ImportOutcome> {
-  const path = v1.sites.import.$path({ query: { mode: opts.mode, ...(opts.dryRun ? { dryRun: 'true' as const } : {}) } });
+function uploadFile(path: string, file: Blob, contentType: string, opts: UploadOptions & { cancelled: string }): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', path);
-    xhr.setRequestHeader('content-type', 'text/csv; charset=utf-8');
+    xhr.setRequestHeader('content-type', contentType);
     const csrf = hooks.csrfToken();
     if (csrf) xhr.setRequestHeader('x-csrf-token', csrf);
     xhr.responseType = 'text';
     xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
     xhr.upload.onload = () => opts.onUploaded?.();
     xhr.onerror = () => reject(new ApiError(0, 'NETWORK', 'The upload was interrupted. Check the connection and try again.'));
-    xhr.onabort = () => reject(new ApiError(0, 'ABORTED', 'The upload was cancelled. Nothing was imported.'));
+    xhr.onabort = () => reject(new ApiError(0, 'ABORTED', opts.cancelled));
     xhr.onload = () => {
       let body: unknown = null;
-      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON: described below */ }
-      if (xhr.status === 200) return resolve({ report: body as ImportReport, refused: false });
-      const err = ApiError.fromEnvelope(xhr.status, body);
-      if (xhr.status === 422 && isImportReport(err.details)) return resolve({ report: err.details, refused: true });
+      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON: described by fromEnvelope */ }
       if (xhr.status === 401) hooks.unauthenticated();
-      reject(err);
+      resolve({ status: xhr.status, body });
     };
     opts.signal?.addEventListener('abort', () => xhr.abort(), { once: true });
     xhr.send(file);
   });
+}
+
+export interface ImportOptions extends UploadOptions {
+  mode: ImportMode;
+  dryRun: boolean;
+}
+
+/**
+ * Uploads a CSV file as the raw body of POST /sites/import, with progress. Failures other than
+ * a refused all-or-nothing import reject with an ApiError, like every other call.
+ */
+async function importCsv(file: Blob, opts: ImportOptions): Promise<ImportOutcome> {
+  const path = v1.sites.import.$path({ query: { mode: opts.mode, ...(opts.dryRun ? { dryRun: 'true' as const } : {}) } });
+  const { status, body } = await uploadFile(path, file, 'text/csv; charset=utf-8', { ...opts, cancelled: 'The upload was cancelled. Nothing was imported.' });
+  if (status === 200) return { report: body as ImportReport, refused: false };
+  const err = ApiError.fromEnvelope(status, body);
+  if (status === 422 && isImportReport(err.details)) return { report: err.details, refused: true };
+  throw err;
+}
+
+// The content-package routes are not in AppType yet: their paths and shapes are written here by
+// hand, from the agreed contract, until they are (then these become typed calls like the rest).
+const CONTENT_PACKAGES_PATH = '/api/v1/content-packages';
+
+/** A zip of site content (forms, concepts, configuration) that a release carries into every bundle. */
+export interface ContentPackage {
+  id: string;
+  name: string;
+  version: string;
+  sha256: string;
+  size: number;
+  entries: number;
+  uncompressedSize?: number;
+  createdAt?: string;
+  /** The same bytes were already stored (by this or another package): nothing new was kept. */
+  existed?: boolean;
+}
+interface PageOfContentPackages { items: ContentPackage[]; nextCursor: string | null }
+
+async function getUntyped<T>(path: string): Promise<T> {
+  let res: Response;
+  try {
+    res = await apiFetch(path);
+  } catch {
+    throw new ApiError(0, 'NETWORK', 'Outpost cannot be reached. Check the connection and try again.');
+  }
+  if (res.ok) return (await res.json()) as T;
+  const err = ApiError.fromEnvelope(res.status, await res.json().catch(() => null));
+  if (res.status === 401) hooks.unauthenticated();
+  throw err;
+}
+
+/** Uploads a .zip as a new content package (its name and version in the query), with progress. */
+async function uploadContentPackage(file: Blob, opts: UploadOptions & { name: string; version: string }): Promise<ContentPackage> {
+  const query = new URLSearchParams({ name: opts.name, version: opts.version });
+  const { status, body } = await uploadFile(`${CONTENT_PACKAGES_PATH}?${query}`, file, 'application/zip',
+    { ...opts, cancelled: 'The upload was cancelled. No package was added.' });
+  if (status >= 200 && status < 300) return body as ContentPackage;
+  throw ApiError.fromEnvelope(status, body);
 }
 
 function isImportReport(d: unknown): d is ImportReport {
@@ -289,6 +377,30 @@ export type ImportReport = InferResponseType<typeof v1.sites.import.$post, 200>;
 export type ImportIssue = ImportReport['errors'][number];
 export type ReceiptResult = Awaited<ReturnType<typeof api.receipts.submitCode>>;
 
+type ReleaseListQuery = NonNullable<InferRequestType<typeof v1.releases.$get>['query']>;
+export type ReleaseState = NonNullable<ReleaseListQuery['state']>;
+export interface ReleaseFilter { state?: ReleaseState; channel?: string }
+export type ReleaseSummary = Awaited<ReturnType<typeof api.releases.list>>['items'][number];
+export type Release = Awaited<ReturnType<typeof api.releases.get>>;
+export type ReleaseImage = Release['images'][number];
+export type NewRelease = InferRequestType<typeof v1.releases.$post>['json'];
+export type ReleasePatch = InferRequestType<(typeof v1.releases)[':id']['$patch']>['json'];
+export type ComposePreview = Awaited<ReturnType<typeof api.releases.compose>>;
+export type ReleaseDiff = Awaited<ReturnType<typeof api.releases.diff>>;
+export type RegistryCredential = Awaited<ReturnType<typeof api.registryCredentials.list>>['items'][number];
+export type RegistryCredentialInput = InferRequestType<(typeof v1)['registry-credentials']['$put']>['json'];
+
+/** One reason a draft cannot be published yet; `line` points into the compose template. */
+export interface PublishProblem { path: string; message: string; line?: number }
+
+/** The problems of a 422 NOT_PUBLISHABLE answer to `api.releases.publish`, or null for any other failure. */
+export function publishProblems(err: unknown): PublishProblem[] | null {
+  if (!(err instanceof ApiError) || err.code !== 'NOT_PUBLISHABLE' || !Array.isArray(err.details)) return null;
+  return err.details
+    .filter((d): d is PublishProblem => typeof d?.path === 'string' && typeof d?.message === 'string')
+    .map((d) => ({ path: d.path, message: d.message, ...(typeof d.line === 'number' ? { line: d.line } : {}) }));
+}
+
 export const ROLES: readonly Role[] = ['owner', 'admin', 'operator', 'viewer', 'coordinator'];
 
 /** Mirrors the API's rule: owners and admins manage people and tokens and read the audit log. */
@@ -306,6 +418,11 @@ export function grantableRoles(actor: Role | undefined): Role[] {
 /** Mirrors the API's `fleet:write`: owners, admins and operators register and edit sites. */
 export function canWriteFleet(role: Role | undefined): boolean {
   return role === 'owner' || role === 'admin' || role === 'operator';
+}
+
+/** Mirrors the API's `fleet:write` for releases: owners, admins and operators create, edit and publish them. */
+export function canWriteReleases(role: Role | undefined): boolean {
+  return canWriteFleet(role);
 }
 
 /** Mirrors the API's `receipts:submit`: everyone but viewers (coordinators on their own sites). */

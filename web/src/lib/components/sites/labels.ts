@@ -1,12 +1,13 @@
 import type { Connectivity, SiteReport, SiteSort, SiteStatus } from '$lib/api';
 
 /** Statuses in the order the fleet overview lists them: what needs attention first. */
-export const SITE_STATUSES: readonly SiteStatus[] = ['failed', 'silent', 'behind', 'never_reported', 'no_target', 'on_target'];
+export const SITE_STATUSES: readonly SiteStatus[] = ['failed', 'revoked', 'silent', 'behind', 'never_reported', 'no_target', 'on_target'];
 
 export const STATUS_LABELS: Record<SiteStatus, string> = {
   on_target: 'On target',
   behind: 'Behind',
   failed: 'Failed',
+  revoked: 'On a revoked release',
   never_reported: 'Never reported',
   silent: 'Silent',
   no_target: 'No target',
@@ -17,6 +18,7 @@ export const STATUS_HINTS: Record<SiteStatus, string> = {
   on_target: 'runs the version it should',
   behind: 'runs another version than its target',
   failed: 'its last install failed or was rolled back',
+  revoked: 'runs a release that was revoked: it needs another one',
   never_reported: 'has not reported yet',
   silent: 'no report for 7 days or more',
   no_target: 'reports, but has no target version yet',
