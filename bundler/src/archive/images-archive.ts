@@ -1,0 +1,232 @@
+import { createHash } from 'node:crypto';
+import { Readable, Transform, pipeline } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import { blobToNodeStream, type Descriptor, type ManifestJson, type Platform, type RegistryClient } from '../registry/client.ts';
+import { isImageManifestMediaType, MediaType } from '../registry/media-types.ts';
+import { parseImageReference } from '../registry/reference.ts';
+import { BLOCK, tarEntryLength, tarHeader, tarPadding, tarTrailer, type TarEntry } from './tar.ts';
+
+/** One image of a release, as it goes into the images archive. */
+export interface ArchiveImage {
+  /** Tagged reference the site will know the image by: `registry.example.org/emr/backend:1.0`. */
+  reference: string;
+  /** The image manifest exactly as the registry serves it (its bytes must hash to `digest`). */
+  manifest: { digest: string; mediaType: string; bytes: Uint8Array };
+  config: Descriptor;
+  layers: Descriptor[];
+}
+
+export interface BuildImagesArchiveOptions {
+  images: ArchiveImage[];
+  /** The bytes of a config or layer blob, e.g. from the object store (`storeBlobReader`). They are checked against the descriptor. */
+  readBlob: (descriptor: Descriptor) => Promise<ReadableStream<Uint8Array> | Readable>;
+  /** Layer digests the sites already have (a delta): listed in `manifest.json`, left out of the tar. */
+  omitLayers?: Iterable<string>;
+  /** Release the delta is from, recorded in `delta.json`. */
+  fromRelease?: string;
+  /** Level of the outer gzip; default 1, as the layers inside are already compressed. */
+  gzipLevel?: number;
+}
+
+export interface ImagesArchive {
+  /** The gzip-compressed tar, produced as it is read. */
+  stream: Readable;
+  /** Size of the tar before compression, known before any byte is read. */
+  tarSize: number;
+  /** Layer digests listed but left out (a delta); empty for a full archive. */
+  omitted: string[];
+  /** Size and sha256 (hex) of the compressed stream, once it has all been read; rejects when the stream fails. */
+  done: Promise<{ size: number; sha256: string }>;
+}
+
+export type ArchiveErrorKind = 'digest-mismatch' | 'invalid-image';
+
+export class ArchiveError extends Error {
+  override name = 'ArchiveError';
+  constructor(readonly kind: ArchiveErrorKind, message: string) {
+    super(message);
+  }
+}
+
+const REF_NAME = 'org.opencontainers.image.ref.name';
+const CONTAINERD_NAME = 'io.containerd.image.name';
+
+/**
+ * Streams a release's images as one `images.tgz` that both `docker load` stores can read: the
+ * docker-archive layout (`manifest.json`, used by the classic store, podman and skopeo) and an OCI
+ * image layout (`oci-layout`, `index.json`, used by the containerd store) sharing one
+ * `blobs/sha256/` directory. Each blob is stored once even when images share it; layers stay
+ * compressed as pulled. Nothing is held in memory beyond a chunk.
+ *
+ * A delta (`omitLayers`) leaves out layers the site already has: `docker load` skips layers it has,
+ * and `delta.json` says which are missing so the installer can fall back to the full archive.
+ *
+ * @example
+ * const archive = buildImagesArchive({ images, readBlob: storeBlobReader(s3) });
+ * await pipeline(archive.stream, createWriteStream('images.tgz'));
+ * const { sha256, size } = await archive.done;
+ */
+export function buildImagesArchive(options: BuildImagesArchiveOptions): ImagesArchive {
+  const plan = planArchive(options);
+  const hash = createHash('sha256');
+  let size = 0;
+  let settle!: { resolve: (v: { size: number; sha256: string }) => void; reject: (e: unknown) => void };
+  const done = new Promise<{ size: number; sha256: string }>((resolve, reject) => (settle = { resolve, reject }));
+  done.catch(() => {}); // the caller may only read the stream; its error is reported there too
+
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      size += chunk.length;
+      callback(null, chunk);
+    },
+    flush(callback) {
+      settle.resolve({ size, sha256: hash.digest('hex') });
+      callback();
+    },
+  });
+  const stream = pipeline(
+    Readable.from(tarChunks(plan, options.readBlob), { objectMode: false }),
+    createGzip({ level: options.gzipLevel ?? 1 }),
+    counter,
+    (error) => {
+      if (error) settle.reject(error);
+    },
+  );
+  return { stream, tarSize: plan.tarSize, omitted: plan.omitted, done };
+}
+
+/**
+ * Fetches what `buildImagesArchive` needs to know about an image: its manifest bytes (by digest,
+ * so they are verified) for the platform asked for. `reference` must carry a tag.
+ *
+ * @example
+ * const image = await archiveImageFromRegistry(client, `${host}/emr/backend:1.0`);
+ */
+export async function archiveImageFromRegistry(client: RegistryClient, reference: string, platform?: Platform): Promise<ArchiveImage & { repository: string }> {
+  const parsed = parseImageReference(reference);
+  const resolved = await client.resolve(parsed.repository, parsed.digest ?? parsed.tag ?? 'latest', platform);
+  const manifest = await client.getManifest(parsed.repository, resolved.digest);
+  return {
+    reference: repoTag(reference),
+    repository: parsed.repository,
+    manifest: { digest: manifest.digest, mediaType: manifest.mediaType, bytes: manifest.bytes },
+    config: resolved.config,
+    layers: resolved.layers,
+  };
+}
+
+interface PlannedFile {
+  entry: TarEntry;
+  bytes?: Buffer;
+  blob?: Descriptor;
+}
+
+function planArchive(options: BuildImagesArchiveOptions): { files: PlannedFile[]; tarSize: number; omitted: string[] } {
+  if (options.images.length === 0) throw new ArchiveError('invalid-image', 'An images archive needs at least one image');
+  const omit = new Set(options.omitLayers ?? []);
+  const blobs = new Map<string, Descriptor>();
+  const manifests = new Map<string, Buffer>();
+  const omitted = new Set<string>();
+  const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
+  const index: { schemaVersion: 2; mediaType: string; manifests: unknown[] } = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+
+  for (const image of options.images) {
+    checkImage(image);
+    const tag = repoTag(image.reference);
+    blobs.set(image.config.digest, image.config);
+    for (const layer of image.layers) {
+      if (omit.has(layer.digest)) omitted.add(layer.digest);
+      else blobs.set(layer.digest, layer);
+    }
+    manifests.set(image.manifest.digest, Buffer.from(image.manifest.bytes));
+    dockerManifest.push({ Config: blobPath(image.config.digest), RepoTags: [tag], Layers: image.layers.map((l) => blobPath(l.digest)) });
+    index.manifests.push({
+      mediaType: image.manifest.mediaType,
+      digest: image.manifest.digest,
+      size: image.manifest.bytes.byteLength,
+      annotations: { [CONTAINERD_NAME]: tag, [REF_NAME]: tag.slice(tag.lastIndexOf(':') + 1) },
+    });
+  }
+  // A layer another image still needs in full stays in the archive.
+  for (const digest of omitted) if (blobs.has(digest)) omitted.delete(digest);
+
+  const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+  const files: PlannedFile[] = [];
+  const addBytes = (name: string, bytes: Buffer) => files.push({ entry: { name, size: bytes.length }, bytes });
+  addBytes('manifest.json', json(dockerManifest));
+  addBytes('oci-layout', json({ imageLayoutVersion: '1.0.0' }));
+  addBytes('index.json', json(index));
+  if (omit.size > 0) addBytes('delta.json', json({ fromRelease: options.fromRelease ?? null, omitted: [...omitted] }));
+  files.push({ entry: { name: 'blobs/', size: 0, type: 'directory' } }, { entry: { name: 'blobs/sha256/', size: 0, type: 'directory' } });
+  for (const [digest, bytes] of manifests) if (!blobs.has(digest)) addBytes(blobPath(digest), bytes);
+  for (const blob of blobs.values()) files.push({ entry: { name: blobPath(blob.digest), size: blob.size }, blob });
+
+  const tarSize = files.reduce((sum, f) => sum + tarEntryLength(f.entry.type === 'directory' ? 0 : f.entry.size), 0) + 2 * BLOCK;
+  return { files, tarSize, omitted: [...omitted] };
+}
+
+async function* tarChunks(plan: { files: PlannedFile[] }, readBlob: BuildImagesArchiveOptions['readBlob']): AsyncGenerator<Buffer> {
+  for (const file of plan.files) {
+    yield tarHeader(file.entry);
+    if (file.bytes) {
+      yield file.bytes;
+    } else if (file.blob) {
+      yield* verifiedBlob(file.blob, await readBlob(file.blob));
+    }
+    yield tarPadding(file.entry.size);
+  }
+  yield tarTrailer();
+}
+
+/** The tar header already promised `size` bytes: anything else must fail the archive, not shift it. */
+async function* verifiedBlob(blob: Descriptor, source: ReadableStream<Uint8Array> | Readable): AsyncGenerator<Buffer> {
+  const stream = source instanceof Readable ? source : blobToNodeStream(source);
+  const hash = createHash('sha256');
+  let received = 0;
+  try {
+    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+      received += chunk.byteLength;
+      if (received > blob.size) throw new ArchiveError('digest-mismatch', `Blob ${blob.digest} is longer than its ${blob.size} bytes`);
+      hash.update(chunk);
+      yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    }
+  } finally {
+    stream.destroy();
+  }
+  if (received !== blob.size) throw new ArchiveError('digest-mismatch', `Blob ${blob.digest} ended after ${received} of its ${blob.size} bytes`);
+  const actual = `sha256:${hash.digest('hex')}`;
+  if (actual !== blob.digest) throw new ArchiveError('digest-mismatch', `Blob ${blob.digest} read back hashes to ${actual}`);
+}
+
+function checkImage(image: ArchiveImage): void {
+  const where = `image ${image.reference}`;
+  if (!isImageManifestMediaType(image.manifest.mediaType)) {
+    throw new ArchiveError('invalid-image', `The manifest of ${where} is a ${image.manifest.mediaType}, not an image manifest`);
+  }
+  const actual = `sha256:${createHash('sha256').update(image.manifest.bytes).digest('hex')}`;
+  if (actual !== image.manifest.digest) {
+    throw new ArchiveError('digest-mismatch', `The manifest bytes of ${where} hash to ${actual}, not ${image.manifest.digest}`);
+  }
+  const json = JSON.parse(Buffer.from(image.manifest.bytes).toString('utf8')) as ManifestJson;
+  const listed = [json.config?.digest, ...(json.layers ?? []).map((l) => l.digest)].join(',');
+  const given = [image.config.digest, ...image.layers.map((l) => l.digest)].join(',');
+  if (listed !== given) throw new ArchiveError('invalid-image', `The config and layers given for ${where} are not the ones its manifest lists`);
+  for (const d of [image.config, ...image.layers]) blobPath(d.digest);
+}
+
+/** `name:tag` for RepoTags: the reference without a pinned digest; a tag is required. */
+function repoTag(reference: string): string {
+  const parsed = parseImageReference(reference);
+  const withoutDigest = reference.replace(/@.*$/, '');
+  if (!/:[\w][\w.-]{0,127}$/.test(withoutDigest.slice(withoutDigest.lastIndexOf('/') + 1))) {
+    throw new ArchiveError('invalid-image', `"${reference}" has no tag; a site loads images by a tagged name`);
+  }
+  return `${parsed.registry}/${parsed.repository}:${parsed.tag}`;
+}
+
+function blobPath(digest: string): string {
+  const match = /^sha256:([a-f0-9]{64})$/.exec(digest);
+  if (!match) throw new ArchiveError('invalid-image', `"${digest}" is not a sha256 digest`);
+  return `blobs/sha256/${match[1]}`;
+}
