@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -9,11 +9,12 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { RegistryClient } from '../registry/client.ts';
 import { startRegistry, type TestRegistry } from '../test-support/registry.ts';
 import { buildMultiArchImage, buildTestImage, type TestImage } from '../test-support/image.ts';
 import { pushImage } from '../test-support/skopeo.ts';
+import { testStore } from './test-s3.ts';
 import { copyBlobsToStore, type ObjectStoreTarget } from './store.ts';
 import { archiveImageFromRegistry, type ArchiveImage } from './images-archive.ts';
 import { storeImagesArchive, type StoredImagesArchive } from './store-archive.ts';
@@ -50,15 +51,7 @@ beforeAll(async () => {
     pushImage(layout, 'multi', `${registry.host}/emr/worker:2.0`),
   ]);
   client = new RegistryClient({ registry: registry.host });
-  s3 = {
-    bucket: 'outpost-test',
-    client: new S3Client({
-      endpoint: inject('s3Endpoint'), region: 'us-east-1', forcePathStyle: true,
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-      requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
-    }),
-  };
-  prefix = `archive-test-${randomBytes(4).toString('hex')}/blobs/sha256/`;
+  ({ s3, prefix } = testStore());
   images = await Promise.all(
     [`${registry.host}/emr/backend:1.0`, `${registry.host}/emr/frontend:1.1`, `${registry.host}/emr/worker:2.0`].map((ref) =>
       archiveImageFromRegistry(client, ref, { os: 'linux', architecture: 'amd64' }),
@@ -150,6 +143,7 @@ describe('images archive', () => {
   it('should be read by skopeo as a docker-archive, diff_ids verified, for every image', async () => {
     const tar = path.join(work, 'images.tar');
     await pipeline(createReadStream(tgz), createGunzip(), createWriteStream(tar));
+    expect((await fs.stat(tar)).size).toBe(full.tarSize);
     for (let i = 0; i < images.length; i++) {
       const dest = path.join(work, `copy-${i}`);
       await run('skopeo', ['copy', '--insecure-policy', '--quiet', `docker-archive:${tar}:@${i}`, `oci:${dest}:t`]);

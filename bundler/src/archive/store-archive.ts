@@ -29,6 +29,8 @@ export interface StoredImagesArchive {
   sha256: string;
   /** Bytes of the stored (compressed) archive. */
   size: number;
+  /** Bytes of the tar inside the gzip. */
+  tarSize: number;
   /** Layer digests a delta left out. */
   omitted: string[];
   /** The same archive was already stored; the new upload was dropped. */
@@ -84,7 +86,7 @@ export async function storeImagesArchive(options: StoreImagesArchiveOptions): Pr
     const key = `${prefix}${sha256}`;
     const existed = (await headSize(s3, key)) === size;
     if (!existed) await copyObject(s3, tempKey, key, size, options.copyObjectMax ?? COPY_OBJECT_MAX);
-    return { key, sha256, size, omitted: archive.omitted, existed };
+    return { key, sha256, size, tarSize: archive.tarSize, omitted: archive.omitted, existed };
   } finally {
     await deleteQuietly(s3, tempKey);
   }

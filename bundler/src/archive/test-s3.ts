@@ -1,0 +1,24 @@
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { ObjectStoreTarget } from './store.ts';
+
+// Provided by the root vitest globalSetup (api/src/test/global-setup.ts); declared here too so the
+// bundler type-checks on its own.
+declare module 'vitest' {
+  export interface ProvidedContext { s3Endpoint: string }
+}
+
+/**
+ * The run's S3-compatible server (s3rver), and a key prefix of the suite's own so that what is
+ * "already stored" does not depend on other suites.
+ */
+export function testStore(): { s3: ObjectStoreTarget; prefix: string } {
+  const client = new S3Client({
+    endpoint: inject('s3Endpoint'), region: 'us-east-1', forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    // The default checksum mode corrupts streamed bodies on s3rver (docs STACK.md).
+    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return { s3: { client, bucket: 'outpost-test' }, prefix: `test-${randomBytes(4).toString('hex')}/blobs/sha256/` };
+}
