@@ -1,0 +1,388 @@
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import { isAlias, isCollection, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Scalar } from 'yaml';
+import { ValidationError } from '../../lib/errors.ts';
+// The compose-spec JSON schema, vendored unchanged from the npm package `dclint` 3.1.0
+// (node_modules/dclint/schemas/compose.schema.json, MIT), which tracks compose-spec/compose-spec
+// schema/compose-spec.json. To update: install a newer dclint and copy the file over.
+import composeSpec from './compose-spec.json' with { type: 'json' };
+
+/**
+ * Compose templates: a docker-compose.yml with placeholders that each site's bundle fills in.
+ *
+ *   {{ image.<name> }}   a release image, pinned: registry/repository@sha256:…
+ *   {{ site.<field> }}   code, name, region, district, facilityType, timezone
+ *   {{ release.version }}
+ *
+ * A placeholder is a piece of text inside a YAML scalar (never YAML structure): the template is
+ * parsed with each placeholder replaced by an inert token, and the tokens in the parsed strings are
+ * then replaced by their values, so a site name such as `St. Mary's: #1` cannot change the file's
+ * structure — the YAML library writes every value with the quoting it needs. `${VAR}` (compose's
+ * own interpolation) is left as it is. `{{` followed by something that is not a name (as in a
+ * Go template, `{{.State.Health}}`) is plain text.
+ */
+
+export const SITE_FIELDS = ['code', 'name', 'region', 'district', 'facilityType', 'timezone'] as const;
+export type ComposeSiteField = (typeof SITE_FIELDS)[number];
+/** A site's values; a missing or null field renders as an empty string. */
+export type ComposeSite = Partial<Record<ComposeSiteField, string | null>>;
+
+export interface ComposeImage {
+  name: string;
+  registry: string;
+  repository: string;
+  /** `sha256:<hex>` */
+  digest: string;
+}
+
+export interface ComposeIssue {
+  /** 1-based line in the template. */
+  line: number;
+  /** 1-based column in the template. */
+  column?: number;
+  /** Where in the compose document, dotted: `services.backend.ports`. */
+  path?: string;
+  message: string;
+}
+
+export interface ComposeWarning {
+  message: string;
+  line?: number;
+  /** The release image the warning is about. */
+  image?: string;
+}
+
+export type ComposeValidation =
+  | { ok: true; rendered: string; warnings: ComposeWarning[] }
+  | { ok: false; errors: ComposeIssue[]; warnings: ComposeWarning[] };
+
+export interface ValidateComposeInput {
+  template: string;
+  images: ComposeImage[];
+  sampleSite: ComposeSite;
+  version: string;
+}
+
+export interface RenderComposeInput {
+  template: string;
+  images: ComposeImage[];
+  site: ComposeSite;
+  version: string;
+}
+
+/** `registry/repository@digest`, with Docker Hub written out in full (`docker.io/library/nginx@…`). */
+export function pinnedReference(i: ComposeImage): string {
+  let registry = i.registry;
+  let repository = i.repository;
+  if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = 'docker.io';
+  if (registry === 'docker.io' && !repository.includes('/')) repository = `library/${repository}`;
+  return `${registry}/${repository}@${i.digest}`;
+}
+
+const PINNED = /@sha256:[0-9a-f]{64}$/;
+
+/** Checks a template against a sample site and renders it; every problem comes with its line in the template. */
+export function validateComposeTemplate(input: ValidateComposeInput): ComposeValidation {
+  return compile({ template: input.template, images: input.images, site: input.sampleSite, version: input.version });
+}
+
+/** The compose file for one site; throws a ValidationError (details: the problems, each with its line) when the template is not valid. */
+export function renderCompose(input: RenderComposeInput): string {
+  const r = compile(input);
+  if (!r.ok) {
+    throw new ValidationError(`The compose template has ${r.errors.length === 1 ? 'a problem' : `${r.errors.length} problems`}: line ${r.errors[0]!.line}: ${r.errors[0]!.message}`,
+      r.errors.map((e) => ({ path: 'composeTemplate', line: e.line, ...(e.column ? { column: e.column } : {}), ...(e.path ? { yamlPath: e.path } : {}), message: e.message })));
+  }
+  return r.rendered;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Placeholder {
+  /** Offset of `{{` in the template, and the length up to and including `}}`. */
+  start: number;
+  length: number;
+  raw: string;
+  token: string;
+  value: string;
+  kind: 'image' | 'site' | 'release' | 'invalid';
+  /** The image it names (kind image). */
+  image?: string;
+  error?: string;
+}
+
+let validator: ValidateFunction | null = null;
+function composeValidator(): ValidateFunction {
+  if (!validator) {
+    // As dclint compiles it: the schema uses union types; its `$schema` URL is not one Ajv knows by that spelling (draft-07 is Ajv's default).
+    const { $schema: _ignored, ...schema } = composeSpec as Record<string, unknown>;
+    validator = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, logger: false }).compile(schema);
+  }
+  return validator;
+}
+
+function lineIndex(text: string) {
+  const starts = [0];
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+  return (offset: number) => {
+    let lo = 0, hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= offset) lo = mid; else hi = mid - 1;
+    }
+    return { line: lo + 1, column: offset - starts[lo]! + 1 };
+  };
+}
+
+const NAME_LIKE = /^[A-Za-z_][\w.-]*$/;
+
+function findPlaceholders(template: string, images: Map<string, ComposeImage>, site: ComposeSite, version: string, tokenBase: string): Placeholder[] {
+  const found: Placeholder[] = [];
+  for (let at = template.indexOf('{{'); at !== -1; at = template.indexOf('{{', at + 2)) {
+    const lineEnd = template.indexOf('\n', at) === -1 ? template.length : template.indexOf('\n', at);
+    const close = template.indexOf('}}', at + 2);
+    const inner = close !== -1 && close < lineEnd ? template.slice(at + 2, close).trim() : null;
+    if (inner === null) {
+      // Taken up to the end of the line, so that the YAML around it still parses and only this is reported.
+      if (/^\{\{\s*(image|site|release)\b/.test(template.slice(at, lineEnd))) {
+        const raw = template.slice(at, lineEnd).replace(/\s+$/, '');
+        found.push({ start: at, length: raw.length, raw, token: `${tokenBase}${found.length}__`, value: '', kind: 'invalid',
+          error: 'This placeholder is not closed: end it with }} on the same line.' });
+        at = at + raw.length - 2;
+      }
+      continue;
+    }
+    // Not a name at all (a Go template's `{{.Names}}`, say): plain text.
+    if (!NAME_LIKE.test(inner) && !/^(image|site|release)\b/.test(inner)) continue;
+    const p: Placeholder = { start: at, length: close + 2 - at, raw: template.slice(at, close + 2), token: `${tokenBase}${found.length}__`, value: '', kind: 'invalid' };
+    let m: RegExpExecArray | null;
+    if ((m = /^image\.([A-Za-z0-9][\w.-]*)$/.exec(inner))) {
+      const img = images.get(m[1]!);
+      if (img) { p.kind = 'image'; p.image = img.name; p.value = pinnedReference(img); } else {
+        p.error = `No image named "${m[1]}" in this release${images.size ? ` (its images: ${[...images.keys()].join(', ')})` : ' (it has no images yet)'}.`;
+      }
+    } else if ((m = /^site\.(\w+)$/.exec(inner))) {
+      if ((SITE_FIELDS as readonly string[]).includes(m[1]!)) { p.kind = 'site'; p.value = site[m[1] as ComposeSiteField] ?? ''; } else {
+        p.error = `Unknown site field "${m[1]}"; use one of: ${SITE_FIELDS.join(', ')}.`;
+      }
+    } else if (inner === 'release.version') {
+      p.kind = 'release';
+      p.value = version;
+    } else if (/^(image|site|release)\b/.test(inner)) {
+      p.error = `Malformed placeholder ${p.raw}: write {{ image.<name> }}, {{ site.<field> }} or {{ release.version }}.`;
+    } else {
+      p.error = `Unknown placeholder ${p.raw}: use {{ image.<name> }}, {{ site.<field> }} or {{ release.version }}.`;
+    }
+    found.push(p);
+    at = close;
+  }
+  return found;
+}
+
+interface Located { node?: Node; keyNode?: Node }
+
+/** The node at a path of the (parsed) document, following aliases and `<<` merges; as deep as it goes. */
+function locate(doc: Document, path: string[]): Located & { depth: number } {
+  let current: unknown = doc.contents;
+  let keyNode: Node | undefined;
+  let depth = 0;
+  const deref = (n: unknown) => (isAlias(n) ? n.resolve(doc) : n);
+  const lookup = (map: unknown, key: string): { key: Node; value: unknown } | undefined => {
+    map = deref(map);
+    if (!isMap(map)) return undefined;
+    for (const pair of map.items) {
+      if (isScalar(pair.key) && String(pair.key.value) === key) return { key: pair.key as Node, value: pair.value };
+    }
+    for (const pair of map.items) {
+      if (isScalar(pair.key) && pair.key.value === '<<') {
+        const sources = isSeq(pair.value) ? pair.value.items : [pair.value];
+        for (const s of sources) { const hit = lookup(s, key); if (hit) return hit; }
+      }
+    }
+    return undefined;
+  };
+  for (const seg of path) {
+    const c = deref(current);
+    if (isMap(c)) {
+      const hit = lookup(c, seg);
+      if (!hit) break;
+      keyNode = hit.key;
+      current = hit.value;
+    } else if (isSeq(c) && /^\d+$/.test(seg) && Number(seg) < c.items.length) {
+      keyNode = undefined;
+      current = c.items[Number(seg)];
+    } else break;
+    depth++;
+  }
+  const node = deref(current) as Node | undefined;
+  return { node: (current as Node | undefined) ?? node, keyNode, depth };
+}
+
+const TYPE_WORDS: Record<string, string> = { array: 'a list', object: 'a mapping', string: 'a string', number: 'a number', integer: 'a whole number', boolean: 'true or false', null: 'empty' };
+const dotted = (segs: string[]) => segs.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), '');
+const pointer = (p: string) => (p === '' ? [] : p.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')));
+
+/** Ajv's errors, with the noise of failed `oneOf` branches folded into one message per place. */
+function schemaIssues(errors: ErrorObject[]): { segs: string[]; message: string; key?: string }[] {
+  const branchy = new Set(errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf').map((e) => e.instancePath));
+  let rest = errors.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'anyOf' && e.keyword !== 'if');
+  for (const p of branchy) {
+    // A branch that got past the type check and failed deeper says more than the branches of other types.
+    if (rest.some((e) => e.instancePath.startsWith(`${p}/`))) rest = rest.filter((e) => !(e.instancePath === p && e.keyword === 'type'));
+  }
+  const out: { segs: string[]; message: string; key?: string }[] = [];
+  const types = new Map<string, Set<string>>();
+  for (const e of rest) {
+    const segs = pointer(e.instancePath);
+    const where = dotted(segs) || 'The file';
+    if (e.keyword === 'type') {
+      const t = types.get(e.instancePath) ?? new Set<string>();
+      for (const ty of String((e.params as { type: string | string[] }).type).split(',')) t.add(ty);
+      types.set(e.instancePath, t);
+    } else if (e.keyword === 'additionalProperties') {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      out.push({ segs, key, message: segs.length === 0
+        ? `Unknown top-level key "${key}" (compose knows services, volumes, networks, configs, secrets, name; extensions start with x-).`
+        : `${where}: unknown key "${key}".` });
+    } else if (e.keyword === 'enum') {
+      out.push({ segs, message: `${where} must be one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}.` });
+    } else if (e.keyword === 'required') {
+      out.push({ segs, message: `${where} needs "${(e.params as { missingProperty: string }).missingProperty}".` });
+    } else {
+      out.push({ segs, message: `${where} ${e.message ?? 'is not valid'}.` });
+    }
+  }
+  for (const [p, t] of types) {
+    const segs = pointer(p);
+    out.push({ segs, message: `${dotted(segs) || 'The file'} must be ${[...t].map((x) => TYPE_WORDS[x] ?? x).join(' or ')}.` });
+  }
+  const seen = new Set<string>();
+  return out.filter((i) => { const k = `${i.segs.join('/')}\0${i.message}`; if (seen.has(k)) return false; seen.add(k); return true; });
+}
+
+function compile(input: RenderComposeInput): ComposeValidation {
+  const { template } = input;
+  const where = lineIndex(template);
+  const at = (offset: number) => where(Math.max(0, Math.min(offset, template.length)));
+  const errors: ComposeIssue[] = [];
+  const warnings: ComposeWarning[] = [];
+  const fail = () => ({ ok: false as const, errors: errors.sort((a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0)), warnings });
+
+  if (template.trim() === '') {
+    errors.push({ line: 1, message: 'The compose template is empty; it needs at least a services: section.' });
+    return fail();
+  }
+
+  const images = new Map(input.images.map((i) => [i.name, i]));
+  let tokenBase = '__outpost_ph_';
+  while (template.includes(tokenBase)) tokenBase = `_${tokenBase}`;
+  const found = findPlaceholders(template, images, input.site, input.version, tokenBase);
+
+  // The template with each placeholder replaced by its token; offsets map back for every message.
+  let substituted = '';
+  let last = 0;
+  const segments: { t: number; tl: number; s: number; sl: number }[] = [];
+  for (const p of found) {
+    substituted += template.slice(last, p.start);
+    segments.push({ t: p.start, tl: p.length, s: substituted.length, sl: p.token.length });
+    substituted += p.token;
+    last = p.start + p.length;
+  }
+  substituted += template.slice(last);
+  const toTemplate = (offset: number) => {
+    let seg: (typeof segments)[number] | undefined;
+    for (const s of segments) { if (s.s <= offset) seg = s; else break; }
+    if (!seg) return offset;
+    return offset < seg.s + seg.sl ? seg.t : seg.t + seg.tl + (offset - seg.s - seg.sl);
+  };
+  const nodeAt = (n: Node | undefined) => (n?.range ? at(toTemplate(n.range[0])) : { line: 1, column: 1 });
+
+  const doc = parseDocument(substituted, { merge: true, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length) {
+    for (const e of doc.errors) errors.push({ ...at(toTemplate(e.pos[0])), message: `YAML syntax: ${e.message.split('\n')[0]}` });
+    for (const p of found) if (p.error) errors.push({ ...at(p.start), message: p.error });
+    return fail();
+  }
+
+  // Fill the tokens in every scalar (keys too). Tokens left over are in comments, where nothing is checked.
+  const byToken = new Map(found.map((p) => [p.token, p]));
+  const tokenRe = new RegExp(`${tokenBase}\\d+__`, 'g');
+  const used = new Set<Placeholder>();
+  // Scalars holding a placeholder already reported: no further complaints about their values.
+  const tainted = new Set<unknown>();
+  visit(doc, {
+    Scalar(key, node: Scalar) {
+      if (typeof node.value !== 'string' || !node.value.includes(tokenBase)) return;
+      const isKey = key === 'key';
+      const value = node.value.replace(tokenRe, (tok) => {
+        const p = byToken.get(tok);
+        if (!p) return tok;
+        used.add(p);
+        if (p.error) tainted.add(node);
+        // Compose interpolates `$` in values; a site's own `$` must reach the container as written.
+        return p.kind === 'site' && !isKey ? p.value.replace(/\$/g, '$$$$') : p.value;
+      });
+      node.value = value;
+      if (value.includes('\n') && node.type !== 'BLOCK_LITERAL' && node.type !== 'BLOCK_FOLDED') node.type = 'QUOTE_DOUBLE';
+    },
+  });
+  for (const p of found) if (p.error && used.has(p)) errors.push({ ...at(p.start), message: p.error });
+
+  const root = doc.contents;
+  if (!isMap(root)) {
+    errors.push({ ...nodeAt(root ?? undefined), message: root ? 'The compose file must be a mapping, with a services: section.' : 'The compose template has no content; it needs at least a services: section.' });
+    return fail();
+  }
+
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 1000 });
+  } catch (err) {
+    errors.push({ line: 1, message: `YAML: ${(err as Error).message}` });
+    return fail();
+  }
+
+  const services = (data as { services?: unknown }).services;
+  const servicesAt = locate(doc, ['services']);
+  if (!services || typeof services !== 'object' || Array.isArray(services) || Object.keys(services).length === 0) {
+    errors.push({ ...nodeAt(servicesAt.depth ? servicesAt.keyNode : undefined), path: 'services', message: 'Define at least one service under services:.' });
+  } else {
+    for (const [name, svc] of Object.entries(services as Record<string, unknown>)) {
+      if (!svc || typeof svc !== 'object' || Array.isArray(svc)) continue; // the schema reports it
+      const image = (svc as { image?: unknown }).image;
+      const loc = locate(doc, ['services', name, 'image']);
+      if (image === undefined) {
+        const svcAt = locate(doc, ['services', name]);
+        errors.push({ ...nodeAt(svcAt.keyNode), path: `services.${name}`, message: `Service "${name}" has no image: add image: {{ image.<name> }} (a bundle cannot build images at the site).` });
+      } else if (typeof image === 'string' && !PINNED.test(image) && !(loc.depth === 3 && tainted.has(loc.node))) {
+        errors.push({ ...nodeAt(loc.depth === 3 ? loc.node : loc.keyNode), path: `services.${name}.image`,
+          message: `Service "${name}" uses image "${image}", which is not pinned by digest; pin it: use {{ image.<name> }}${images.size ? ` (this release has ${[...images.keys()].join(', ')})` : ''}.` });
+      }
+    }
+  }
+
+  const validate = composeValidator();
+  if (!validate(data)) {
+    for (const issue of schemaIssues(validate.errors ?? [])) {
+      const loc = locate(doc, issue.segs);
+      let target: Node | undefined = loc.depth === issue.segs.length && loc.node && !isCollection(loc.node) ? loc.node : loc.keyNode ?? loc.node;
+      if (tainted.has(target)) continue;
+      if (issue.key !== undefined) {
+        const map = loc.depth === issue.segs.length ? (isAlias(loc.node) ? loc.node.resolve(doc) : loc.node) : undefined;
+        const pair = isMap(map) ? map.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === issue.key) : undefined;
+        if (pair) target = pair.key as Node;
+      }
+      errors.push({ ...nodeAt(target), path: dotted(issue.key !== undefined ? [...issue.segs, issue.key] : issue.segs) || undefined, message: issue.message });
+    }
+  }
+
+  const usedImages = new Set([...used].filter((p) => p.kind === 'image').map((p) => p.image!));
+  for (const img of input.images) {
+    if (!usedImages.has(img.name)) warnings.push({ image: img.name, message: `Image "${img.name}" is in the release but no service uses it ({{ image.${img.name} }}); it will still be shipped in every bundle.` });
+  }
+
+  if (errors.length) return fail();
+  let rendered = doc.toString({ lineWidth: 0 });
+  // Placeholders in comments are shown as written.
+  rendered = rendered.replace(tokenRe, (tok) => byToken.get(tok)?.raw ?? tok);
+  return { ok: true, rendered, warnings };
+}
