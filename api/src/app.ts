@@ -17,6 +17,7 @@ import { checkinRoutes } from './routes/checkin.ts';
 import { receiptRoutes } from './routes/receipts.ts';
 import { releaseRoutes } from './routes/releases.ts';
 import { registryRoutes } from './routes/registries.ts';
+import { CONTENT_UPLOAD_PATH, contentPackageRoutes } from './routes/content-packages.ts';
 
 export type { AppDeps } from './routes/env.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -58,7 +59,10 @@ export function createApp(deps: AppDeps) {
     onError: () => { throw new AppError(413, 'BODY_TOO_LARGE', `The body is larger than ${deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES} bytes.`); },
   });
   // The CSV import streams its body under its own, larger limit; buffering it here would defeat that.
-  app.use('/api/v1/*', (c, next) => (c.req.path === SITE_IMPORT_PATH ? next() : limitBody(c, next)));
+  // Streamed uploads enforce their own, larger limits while they read.
+  const streamed = (c: { req: { path: string; method: string } }) =>
+    c.req.path === SITE_IMPORT_PATH || (c.req.path === CONTENT_UPLOAD_PATH && c.req.method === 'POST');
+  app.use('/api/v1/*', (c, next) => (streamed(c) ? next() : limitBody(c, next)));
 
   app.onError((err, c) => {
     const requestId = c.var.requestId ?? 'unknown';
@@ -104,7 +108,8 @@ export function createApp(deps: AppDeps) {
     .route('/api/v1', checkinRoutes())
     .route('/api/v1', receiptRoutes())
     .route('/api/v1', releaseRoutes)
-    .route('/api/v1', registryRoutes);
+    .route('/api/v1', registryRoutes)
+    .route('/api/v1', contentPackageRoutes);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'outpost_session' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiToken', { type: 'http', scheme: 'bearer' });

@@ -20,6 +20,8 @@ export interface AppDeps {
   secretBox: SecretBox;
   /** Resolves image references in their registries (the bundler's OCI client). */
   imageResolver: ImageResolver;
+  /** Largest content package upload (default 512 MB). */
+  maxContentPackageBytes?: number;
   /** Check-ins allowed per site per minute (default 30). */
   checkinsPerMinute?: number;
 }

@@ -1,10 +1,11 @@
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+// Precompiled (api/scripts/compose-validator.ts): Workers forbid the `new Function` Ajv compiles with.
+import validateComposeSpec from './compose-validate.generated.js';
 import { isAlias, isCollection, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Scalar } from 'yaml';
 import { ValidationError } from '../../lib/errors.ts';
 // The compose-spec JSON schema, vendored unchanged from the npm package `dclint` 3.1.0
 // (node_modules/dclint/schemas/compose.schema.json, MIT), which tracks compose-spec/compose-spec
 // schema/compose-spec.json. To update: install a newer dclint and copy the file over.
-import composeSpec from './compose-spec.json' with { type: 'json' };
 
 /**
  * Compose templates: a docker-compose.yml with placeholders that each site's bundle fills in.
@@ -110,14 +111,8 @@ interface Placeholder {
   error?: string;
 }
 
-let validator: ValidateFunction | null = null;
 function composeValidator(): ValidateFunction {
-  if (!validator) {
-    // As dclint compiles it: the schema uses union types; its `$schema` URL is not one Ajv knows by that spelling (draft-07 is Ajv's default).
-    const { $schema: _ignored, ...schema } = composeSpec as Record<string, unknown>;
-    validator = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, logger: false }).compile(schema);
-  }
-  return validator;
+  return validateComposeSpec as unknown as ValidateFunction;
 }
 
 function lineIndex(text: string) {
