@@ -39,7 +39,7 @@ describe.each(TEST_DRIVERS)('content packages over HTTP on %s', (driver) => {
     return { org, api: withToken(t.app, (await makeApiToken(h.db, org.id, 'operator')).token) };
   }
   const upload = (api: ReturnType<typeof withToken>, name: string, version: string, body: Buffer, type = 'application/zip') =>
-    api(`/api/v1/content-packages?name=${name}&version=${encodeURIComponent(version)}`, { method: 'POST', headers: { 'content-type': type }, body });
+    api(`/api/v1/content-packages?name=${name}&version=${encodeURIComponent(version)}`, { method: 'POST', headers: { 'content-type': type }, body: new Uint8Array(body) });
 
   it('should store a package larger than the JSON body limit, by its sha256, and attach it to a release', async () => {
     const { api } = await operator();

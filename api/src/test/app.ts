@@ -9,7 +9,7 @@ import { registryImageResolver } from '../services/releases/registry-resolver.ts
 export interface LogLine { level: string; msg: string; fields?: Record<string, unknown> }
 
 /** The real app on a real database and the run's real S3 server; logs captured for secret checks. */
-export async function makeTestApp(handle: DbHandle, opts: { maxBodyBytes?: number; checkinsPerMinute?: number } = {}) {
+export async function makeTestApp(handle: DbHandle, opts: { maxBodyBytes?: number; checkinsPerMinute?: number; maxContentPackageBytes?: number } = {}) {
   const logs: LogLine[] = [];
   const logger: Logger = (level, msg, fields) => { logs.push({ level, msg, fields }); };
   const objectStore = createObjectStore({
