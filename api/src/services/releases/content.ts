@@ -6,7 +6,7 @@ import { and, desc, eq, or, sql, lt } from 'drizzle-orm';
 import { contentPackages } from '../../db/schema/index.ts';
 import { blobKey, putStream, recordArtifact, type BlobStore } from '../../lib/blob-store.ts';
 import { fromBase64Url, toBase64Url } from '../../lib/crypto.ts';
-import { AppError, ConflictError, NotFoundError, ValidationError, fieldIssue } from '../../lib/errors.ts';
+import { AppError, ConflictError, NotFoundError, ValidationError, fieldIssue, isUniqueViolation } from '../../lib/errors.ts';
 import { recordAudit } from '../audit/record.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 
@@ -53,11 +53,6 @@ export function toContentPackageView(p: ContentPackageRow) {
   };
 }
 export type ContentPackageView = ReturnType<typeof toContentPackageView>;
-
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string; cause?: { code?: string } };
-  return e?.code === '23505' || e?.cause?.code === '23505';
-}
 
 function conflict(name: string, version: string, id?: string) {
   return new ConflictError(`Content package ${name} ${version} already exists; upload it under a new version.`,

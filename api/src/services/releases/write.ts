@@ -1,7 +1,7 @@
 import { and, eq, max, sql } from 'drizzle-orm';
 import semver from 'semver';
 import { contentPackages, releaseImages, releases } from '../../db/schema/index.ts';
-import { AppError, ConflictError, NotFoundError, ValidationError, fieldIssue } from '../../lib/errors.ts';
+import { AppError, ConflictError, NotFoundError, ValidationError, fieldIssue, isUniqueViolation } from '../../lib/errors.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 import { recordAudit } from '../audit/record.ts';
@@ -112,8 +112,7 @@ export async function addReleaseImage({ ctx, box, resolver, input }: {
         totalSize: resolved.totalSize, position: next,
       });
     } catch (e) {
-      const err = e as { code?: string; cause?: { code?: string } };
-      if (err.code === '23505' || err.cause?.code === '23505') throw new ConflictError(`This release already has an image named ${input.name}.`);
+      if (isUniqueViolation(e)) throw new ConflictError(`This release already has an image named ${input.name}.`);
       throw e;
     }
     await recordAudit(ctx, { action: 'release.image.add', objectType: 'release', objectId: fresh.id, details: { name: input.name, reference: input.reference, digest: resolved.digest } });

@@ -1,15 +1,10 @@
 import { and, eq, isNotNull, isNull, sql } from 'drizzle-orm';
 import { sites } from '../../db/schema/index.ts';
-import { ConflictError, fieldIssue } from '../../lib/errors.ts';
+import { ConflictError, fieldIssue, isUniqueViolation } from '../../lib/errors.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 import { recordAudit } from '../audit/record.ts';
 import { loadSite, toSiteView } from './scope.ts';
 import type { SiteFields, UpdateSiteInput } from './input.ts';
-
-function isUniqueViolation(e: unknown): boolean {
-  const err = e as { code?: string; cause?: { code?: string } };
-  return err?.code === '23505' || err?.cause?.code === '23505';
-}
 
 export async function createSite({ ctx, input }: { ctx: ServiceCtx; input: SiteFields }) {
   return inTransaction(ctx, async (ctx) => {
