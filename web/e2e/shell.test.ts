@@ -265,7 +265,7 @@ describe('dashboard shell', () => {
     await signIn(page, VIEWER);
     await page.waitForURL('**/settings');
     await page.getByRole('heading', { name: 'Settings', level: 1 }).waitFor();
-    expect(await page.getByText('Only owners and admins manage users and API tokens.').isVisible()).toBe(true);
+    expect(await page.getByText('Only owners and admins manage users, API tokens and registry credentials.').isVisible()).toBe(true);
     expect(await page.getByRole('button', { name: 'Add user' }).count()).toBe(0);
     expect(await page.getByRole('button', { name: 'Create token' }).count()).toBe(0);
     expect(await page.getByRole('heading', { name: 'Users' }).count()).toBe(0);

@@ -196,8 +196,7 @@ export const api = {
     remove: (id: string) => send(v1['registry-credentials'][':id'].$delete({ param: { id } })),
   },
   contentPackages: {
-    list: (page?: Page) => getUntyped<PageOfContentPackages>(`${CONTENT_PACKAGES_PATH}?${new URLSearchParams(
-      Object.entries(pageQuery(page)).map(([k, v]) => [k, String(v)]))}`),
+    list: (page?: Page) => send(v1['content-packages'].$get({ query: pageQuery(page) })),
     upload: uploadContentPackage,
   },
 };
@@ -315,42 +314,10 @@ async function importCsv(file: Blob, opts: ImportOptions): Promise<ImportOutcome
   throw err;
 }
 
-// The content-package routes are not in AppType yet: their paths and shapes are written here by
-// hand, from the agreed contract, until they are (then these become typed calls like the rest).
-const CONTENT_PACKAGES_PATH = '/api/v1/content-packages';
-
-/** A zip of site content (forms, concepts, configuration) that a release carries into every bundle. */
-export interface ContentPackage {
-  id: string;
-  name: string;
-  version: string;
-  sha256: string;
-  size: number;
-  entries: number;
-  uncompressedSize?: number;
-  createdAt?: string;
-  /** The same bytes were already stored (by this or another package): nothing new was kept. */
-  existed?: boolean;
-}
-interface PageOfContentPackages { items: ContentPackage[]; nextCursor: string | null }
-
-async function getUntyped<T>(path: string): Promise<T> {
-  let res: Response;
-  try {
-    res = await apiFetch(path);
-  } catch {
-    throw new ApiError(0, 'NETWORK', 'Outpost cannot be reached. Check the connection and try again.');
-  }
-  if (res.ok) return (await res.json()) as T;
-  const err = ApiError.fromEnvelope(res.status, await res.json().catch(() => null));
-  if (res.status === 401) hooks.unauthenticated();
-  throw err;
-}
-
 /** Uploads a .zip as a new content package (its name and version in the query), with progress. */
 async function uploadContentPackage(file: Blob, opts: UploadOptions & { name: string; version: string }): Promise<ContentPackage> {
-  const query = new URLSearchParams({ name: opts.name, version: opts.version });
-  const { status, body } = await uploadFile(`${CONTENT_PACKAGES_PATH}?${query}`, file, 'application/zip',
+  const path = v1['content-packages'].$path({ query: { name: opts.name, version: opts.version } });
+  const { status, body } = await uploadFile(path, file, 'application/zip',
     { ...opts, cancelled: 'The upload was cancelled. No package was added.' });
   if (status >= 200 && status < 300) return body as ContentPackage;
   throw ApiError.fromEnvelope(status, body);
@@ -388,6 +355,8 @@ export type ReleasePatch = InferRequestType<(typeof v1.releases)[':id']['$patch'
 export type ComposePreview = Awaited<ReturnType<typeof api.releases.compose>>;
 export type ReleaseDiff = Awaited<ReturnType<typeof api.releases.diff>>;
 export type RegistryCredential = Awaited<ReturnType<typeof api.registryCredentials.list>>['items'][number];
+/** A zip of site content (forms, concepts, configuration) that a release carries into every bundle. */
+export type ContentPackage = InferResponseType<(typeof v1)['content-packages']['$post'], 201>;
 export type RegistryCredentialInput = InferRequestType<(typeof v1)['registry-credentials']['$put']>['json'];
 
 /** One reason a draft cannot be published yet; `line` points into the compose template. */
