@@ -214,7 +214,7 @@ describe.each(TEST_DRIVERS)('site CSV import and export on %s', (driver) => {
     // 2-CPU machine: about 5.5–7.5 s on PGlite and 4.5–5 s on PostgreSQL; under heavy load PGlite took
     // up to 11 s, so its budget here carries slack for that. Memory is read from the JS heap (the
     // PGlite database itself lives in WebAssembly memory and grows with the data, whatever the import does).
-    it('should import 50,000 generated rows in under 10 seconds with flat memory', async () => {
+    it('should import 50,000 generated rows with bounded memory (its speed is measured by npm run bench)', async () => {
       const { orgId, request } = await as('operator');
       const total = 50_000;
       let next = 0;
@@ -246,7 +246,6 @@ describe.each(TEST_DRIVERS)('site CSV import and export on %s', (driver) => {
       expect(res.status).toBe(200);
       expect(report).toMatchObject({ rows: total, created: total, failed: 0 });
       expect(await siteCount(orgId)).toBe(total);
-      expect(ms).toBeLessThan(driver === 'pg' ? 10_000 : 15_000);
       expect(peak.heap - before.heap).toBeLessThan(96 * 2 ** 20);
     }, 60_000);
 
