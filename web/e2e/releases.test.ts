@@ -272,6 +272,7 @@ describe('releases', () => {
     expect(await rows.locator('td[data-label="Version"]').allTextContents()).toEqual(['1.1.0', '1.0.0']);
     expect(await rows.locator('td[data-label="Newer versions"]').allTextContents()).toEqual(['Latest', '1 version behind']);
     expect(await rows.first().locator('td[data-label="State"]').textContent()).toContain('Published');
+    await snapshot(page, 'releases-list');
   });
 
   it('should keep revoked releases with their reason', async () => {
@@ -319,6 +320,15 @@ describe('releases', () => {
       await p.goto('/releases');
       await p.locator('table.releases tbody tr').first().waitFor();
       expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+
+      // A draft has every form open: adding images, uploading a package, the template editor.
+      await p.getByRole('button', { name: 'New release' }).click();
+      await p.getByRole('form', { name: 'New release' }).getByLabel('Version').fill('1.2.0-rc.1');
+      await p.getByRole('button', { name: 'Create draft' }).click();
+      await p.getByRole('form', { name: 'Add an image' }).waitFor();
+      await p.getByText('Nothing to render yet').waitFor();
+      expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+      await snapshot(p, 'release-draft-phone');
     } finally {
       await phone.close();
     }
