@@ -131,6 +131,11 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       const list = await (await api('/api/v1/releases')).json();
       expect(list.items.map((r: { version: string }) => r.version)).toEqual(['2.0.0-rc.1', '1.10.0', '1.9.0']);
       expect(list.items.map((r: { behindLatest: number }) => r.behindLatest)).toEqual([0, 0, 1]);
+      expect(list.items.map((r: { imageCount: number }) => r.imageCount)).toEqual([0, 2, 2]);
+      // The list's size is the release page's: the shared base layer counted once.
+      const page = await (await api(`/api/v1/releases/${list.items[1].id}`)).json();
+      expect(list.items[1].totalSize).toBe(page.totalSize);
+      expect(page.totalSize).toBeGreaterThan(0);
       const newest = list.items[1];
       const diff = await (await api(`/api/v1/releases/${newest.id}/diff`)).json();
       expect(diff.from.version).toBe('1.9.0');
@@ -140,7 +145,7 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       // Only the changed app layer and the new config are new bytes; the base layer is shared.
       const b11 = img.backend11!;
       expect(diff.deltaSize).toBe(b11.config.size + b11.layers[1]!.size);
-      expect(diff.newLayers).toBe(2);
+      expect(diff.newLayers).toBe(1); // the config is new bytes too, but not a layer
     });
 
     it('should deprecate and revoke, recording the reason, and flag sites running the revoked release', async () => {

@@ -1,8 +1,15 @@
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import semver from 'semver';
 import { releaseImages, releases } from '../../db/schema/index.ts';
 import type { ServiceCtx } from '../context.ts';
 import { loadRelease, toReleaseSummary, type ReleaseImageRow } from './view.ts';
+
+/** Bytes a site downloads for these images: every config and layer once, however many images share it. */
+export function downloadSize(images: ReleaseImageRow[]): number {
+  const blobs = new Map<string, number>();
+  for (const i of images) for (const b of [i.config, ...i.layers]) blobs.set(b.digest, b.size);
+  return [...blobs.values()].reduce((a, b) => a + b, 0);
+}
 
 export type ReleaseState = 'draft' | 'published' | 'deprecated' | 'revoked';
 
@@ -12,21 +19,25 @@ export type ReleaseState = 'draft' | 'published' | 'deprecated' | 'revoked';
  * on it would be.
  */
 export async function listReleases({ ctx, input }: { ctx: ServiceCtx; input: { state?: ReleaseState; channel?: string } }) {
-  const rows = await ctx.db.select({
-    r: releases,
-    imageCount: sql<number>`(select count(*)::int from ${releaseImages} i where i.release_id = ${releases.id})`,
-    totalSize: sql<number>`(select coalesce(sum(i.total_size), 0)::bigint from ${releaseImages} i where i.release_id = ${releases.id})`,
-  }).from(releases).where(and(
+  const list = await ctx.db.select().from(releases).where(and(
     eq(releases.orgId, ctx.orgId),
     input.state ? eq(releases.state, input.state) : undefined,
     input.channel ? eq(releases.channel, input.channel) : undefined,
   ));
+  const images = list.length
+    ? await ctx.db.select().from(releaseImages).where(and(eq(releaseImages.orgId, ctx.orgId), inArray(releaseImages.releaseId, list.map((r) => r.id))))
+    : [];
+  // The same download size as the release page: each config and layer counted once per release.
+  const rows = list.map((r) => {
+    const mine = images.filter((i) => i.releaseId === r.id);
+    return { r, imageCount: mine.length, totalSize: downloadSize(mine) };
+  });
   rows.sort((a, b) => semver.rcompare(a.r.version, b.r.version));
   const live = (await ctx.db.select({ version: releases.version }).from(releases)
     .where(and(eq(releases.orgId, ctx.orgId), inArray(releases.state, ['published', 'deprecated']))))
     .map((r) => r.version);
   return rows.map(({ r, imageCount, totalSize }) => ({
-    ...toReleaseSummary(r, { imageCount, totalSize: Number(totalSize) }),
+    ...toReleaseSummary(r, { imageCount, totalSize }),
     behindLatest: live.filter((v) => semver.gt(v, r.version)).length,
   }));
 }
@@ -45,10 +56,9 @@ export function diffImages(base: ReleaseImageRow[], target: ReleaseImageRow[]) {
   const removed = base.filter((i) => !targetNames.has(i.name)).map((i) => ({ name: i.name, reference: i.reference, digest: i.digest }));
   const newBlobs = new Map<string, number>();
   for (const i of target) for (const b of [i.config, ...i.layers]) if (!baseBlobs.has(b.digest)) newBlobs.set(b.digest, b.size);
-  const fullBlobs = new Map<string, number>();
-  for (const i of target) for (const b of [i.config, ...i.layers]) fullBlobs.set(b.digest, b.size);
+  const newLayers = new Set(target.flatMap((i) => i.layers.map((l) => l.digest)).filter((d) => !baseBlobs.has(d)));
   const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
-  return { added, changed, removed, deltaSize: sum(newBlobs), fullSize: sum(fullBlobs), newLayers: newBlobs.size };
+  return { added, changed, removed, deltaSize: sum(newBlobs), fullSize: downloadSize(target), newLayers: newLayers.size };
 }
 
 /** The diff from the previous release (the highest version below this one, drafts excluded) or a given one. */
