@@ -1,2 +1,3 @@
 export * from './registry/index.ts';
 export * from './archive/index.ts';
+export * from './signing/index.ts';

@@ -1,0 +1,1 @@
+export { generateSigningKey, fingerprintOf, signManifest, verifyManifest, type SigningKey } from './signing.ts';
