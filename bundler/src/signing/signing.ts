@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 
 /**
  * Bundle signatures: ECDSA P-256 with SHA-256, DER-encoded — what `openssl dgst -sha256 -sign`
@@ -51,11 +51,21 @@ export function fingerprintOf(keyPem: string): string {
  * const signature = signManifest(manifestBytes, key.privateKeyPem);
  */
 export function signManifest(bytes: Uint8Array, privateKeyPem: string): Uint8Array {
-  const key = createPrivateKey(privateKeyPem);
+  const key = privateKey(privateKeyPem);
+  return new Uint8Array(sign('sha256', bytes, { key, dsaEncoding: 'der' }));
+}
+
+// Parsing a PEM costs far more than signing; a wave signs hundreds of manifests with one key.
+let cached: { pem: string; key: KeyObject } | undefined;
+
+function privateKey(pem: string): KeyObject {
+  if (cached?.pem === pem) return cached.key;
+  const key = createPrivateKey(pem);
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     throw new Error('the signing key must be an ECDSA P-256 key');
   }
-  return new Uint8Array(sign('sha256', bytes, { key, dsaEncoding: 'der' }));
+  cached = { pem, key };
+  return key;
 }
 
 /**

@@ -1,0 +1,14 @@
+export {
+  buildSitePart,
+  SitePartError,
+  BUNDLE_FORMAT,
+  IMAGES_PATH,
+  type BuildSitePartOptions,
+  type SitePart,
+  type SitePartScript,
+  type BundleFile,
+  type BundleManifest,
+} from './site-part.ts';
+export { stitchPlan, type StitchPlan, type StitchSegment, type SharedObject } from './stitch.ts';
+export { renderEnvFile, EnvFileError } from './env-file.ts';
+export { defaultReadme, type DefaultReadmeOptions } from './readme.ts';
