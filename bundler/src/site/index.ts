@@ -9,6 +9,6 @@ export {
   type BundleFile,
   type BundleManifest,
 } from './site-part.ts';
-export { stitchPlan, type StitchPlan, type StitchSegment, type SharedObject } from './stitch.ts';
+export { stitchPlan, rangeSlices, type StitchPlan, type StitchSegment, type SharedObject, type RangeSlice } from './stitch.ts';
 export { renderEnvFile, EnvFileError } from './env-file.ts';
 export { defaultReadme, type DefaultReadmeOptions } from './readme.ts';

@@ -77,7 +77,7 @@ function options(overrides: Partial<BuildSitePartOptions> = {}): BuildSitePartOp
 
 
 function run(command: string, args: string[], cwd: string) {
-  const result = spawnSync(command, args, { cwd });
+  const result = spawnSync(command, args, { cwd, env: { ...process.env, TZ: 'UTC' } });
   return { status: result.status, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
 }
 
@@ -105,6 +105,9 @@ describe('buildSitePart', () => {
     expect(extracted.stderr).toBe('');
     expect(extracted.status).toBe(0);
     expect(part.root).toBe('outpost-KSM-N-2.4.0');
+    const listing = run('tar', ['--full-time', '--numeric-owner', '-tvf', bundle], dir).stdout.trim().split('\n');
+    for (const line of listing) expect(line, line).toMatch(/^\S+ 0\/0 +\d+ 2026-11-21 10:00:00 outpost-KSM-N-2\.4\.0\//);
+    expect(listing.at(-1)).toMatch(/images\/images\.tgz$/);
     let offset = 0;
     for (const segment of plan.segments) {
       expect(segment.offset).toBe(offset);

@@ -57,3 +57,31 @@ export function stitchPlan(options: { sitePartSize: number; shared: SharedObject
   if (offset !== expected) throw new Error(`stitch plan adds up to ${offset} bytes, expected ${expected}`);
   return { segments, totalSize: offset };
 }
+
+export interface RangeSlice {
+  segment: StitchSegment;
+  /** First byte within the segment. */
+  start: number;
+  /** One past the last byte within the segment. */
+  end: number;
+}
+
+/**
+ * The parts of each segment that bytes `start` to `end` (inclusive, as in an HTTP Range header)
+ * of the stitched download cover, in order.
+ *
+ * @example
+ * for (const { segment, start, end } of rangeSlices(plan, 1_000_000, plan.totalSize - 1)) { … }
+ */
+export function rangeSlices(plan: StitchPlan, start: number, end: number): RangeSlice[] {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end >= plan.totalSize) {
+    throw new RangeError(`range ${start}-${end} is outside 0-${plan.totalSize - 1}`);
+  }
+  const slices: RangeSlice[] = [];
+  for (const segment of plan.segments) {
+    const from = Math.max(start, segment.offset);
+    const to = Math.min(end + 1, segment.offset + segment.length);
+    if (from < to) slices.push({ segment, start: from - segment.offset, end: to - segment.offset });
+  }
+  return slices;
+}
