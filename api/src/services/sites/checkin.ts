@@ -1,6 +1,6 @@
-import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
+import { and, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
-import { releases, siteReports, sites } from '../../db/schema/index.ts';
+import { sites } from '../../db/schema/index.ts';
 import { sha256Hex } from '../../lib/crypto.ts';
 import type { RateLimiter } from '../../lib/rate-limit.ts';
 
@@ -70,104 +70,89 @@ function rowsOf<T>(result: unknown): T[] {
 }
 
 async function writeCheckins(db: Db, limiter: RateLimiter, batch: Pending[]): Promise<CheckinOutcome[]> {
-  return db.transaction(async (tx) => {
-    // A heartbeat is re-sent every few minutes and the next one supersedes it, so a crash may lose
-    // the last instant of them without harm: skip waiting for the WAL flush (docs/decisions.md).
-    await tx.execute(sql`set local synchronous_commit = off`);
-    const hashes = [...new Set(batch.map((p) => p.tokenHash))];
-    const found = await tx.select({ id: sites.id, orgId: sites.orgId, code: sites.code, tokenHash: sites.deviceTokenHash, targetReleaseId: sites.targetReleaseId })
-      .from(sites).where(and(inArray(sites.deviceTokenHash, hashes), isNull(sites.archivedAt)));
-    const byHash = new Map(found.map((s) => [s.tokenHash!, s]));
+  // Two round trips for the whole group: which sites the tokens belong to, then one statement that
+  // appends the reports, moves the sites forward and answers every check-in. One statement is one
+  // transaction, so the append and the site update still happen together or not at all.
+  const hashes = [...new Set(batch.map((p) => p.tokenHash))];
+  const found = await db.select({ id: sites.id, orgId: sites.orgId, code: sites.code, tokenHash: sites.deviceTokenHash })
+    .from(sites).where(and(inArray(sites.deviceTokenHash, hashes), isNull(sites.archivedAt)));
+  const byHash = new Map(found.map((s) => [s.tokenHash!, s]));
 
-    const outcomes: CheckinOutcome[] = new Array(batch.length);
-    const accepted: { i: number; site: (typeof found)[number] }[] = [];
-    batch.forEach((p, i) => {
-      const site = byHash.get(p.tokenHash);
-      if (!site) { outcomes[i] = { ok: false, reason: 'invalid-token' }; return; }
-      const wait = limiter.hit(site.id);
-      if (wait) { outcomes[i] = { ok: false, reason: 'rate-limited', retryAfter: wait }; return; }
-      accepted.push({ i, site });
-    });
-    if (accepted.length === 0) return outcomes;
-
-    const orgIds = [...new Set(accepted.map((a) => a.site.orgId))];
-    const versions = [...new Set(accepted.map((a) => batch[a.i]!.input.version))];
-    const targets = [...new Set(accepted.map((a) => a.site.targetReleaseId).filter((x): x is string => x !== null))];
-    const rel = await tx.select({ id: releases.id, orgId: releases.orgId, version: releases.version }).from(releases)
-      .where(or(and(inArray(releases.orgId, orgIds), inArray(releases.version, versions)), targets.length ? inArray(releases.id, targets) : undefined));
-    const releaseByVersion = new Map(rel.map((r) => [`${r.orgId}|${r.version}`, r.id]));
-    const versionById = new Map(rel.map((r) => [r.id, r.version]));
-
-    const rows = accepted.map(({ i, site }) => {
-      const p = batch[i]!;
-      return {
-        orgId: site.orgId, siteId: site.id, source: 'heartbeat' as const, version: p.input.version,
-        releaseId: releaseByVersion.get(`${site.orgId}|${p.input.version}`) ?? null, status: p.input.status,
-        healthChecks: p.input.healthChecks, dockerVersion: p.input.dockerVersion ?? null, imageStore: p.input.imageStore ?? null,
-        composeVersion: p.input.composeVersion ?? null, diskFreeBytes: p.input.diskFreeBytes ?? null,
-        details: p.input.reportedAt ? { siteClock: p.input.reportedAt } : {},
-        idempotencyKey: p.input.idempotencyKey,
-        // "Last seen" is the server's clock: site clocks drift, and a wrong one must not hide a site.
-        reportedAt: p.receivedAt, receivedAt: p.receivedAt,
-      };
-    });
-    // One array parameter per column (unnest) rather than one per cell: a group of 200 check-ins
-    // is 15 parameters, and building the statement costs next to nothing.
-    const col = <T>(f: (r: (typeof rows)[number]) => T) => sql.param(rows.map(f));
-    const insertedRaw = await tx.execute(sql`
-      insert into ${siteReports} (org_id, site_id, source, version, release_id, status, health_checks, docker_version,
-        image_store, compose_version, disk_free_bytes, details, idempotency_key, reported_at, received_at)
-      select u.org_id, u.site_id, u.source::report_source, u.version, u.release_id, u.status, u.health_checks, u.docker_version,
-        u.image_store, u.compose_version, u.disk_free_bytes, u.details, u.idempotency_key, u.reported_at, u.received_at
-      from unnest(${col((r) => r.orgId)}::uuid[], ${col((r) => r.siteId)}::uuid[], ${col((r) => r.source)}::text[],
-        ${col((r) => r.version)}::text[], ${col((r) => r.releaseId)}::uuid[], ${col((r) => r.status)}::text[],
-        ${col((r) => JSON.stringify(r.healthChecks))}::jsonb[], ${col((r) => r.dockerVersion)}::text[], ${col((r) => r.imageStore)}::text[],
-        ${col((r) => r.composeVersion)}::text[], ${col((r) => r.diskFreeBytes)}::bigint[], ${col((r) => JSON.stringify(r.details))}::jsonb[],
-        ${col((r) => r.idempotencyKey)}::text[], ${col((r) => r.reportedAt.toISOString())}::timestamptz[], ${col((r) => r.receivedAt.toISOString())}::timestamptz[])
-        as u(org_id, site_id, source, version, release_id, status, health_checks, docker_version, image_store, compose_version,
-          disk_free_bytes, details, idempotency_key, reported_at, received_at)
-      -- enum arrays do not travel as parameters on every driver, hence text[] and the cast above
-      on conflict (site_id, idempotency_key) do nothing
-      returning id, site_id, idempotency_key, received_at`);
-    const inserted = rowsOf<{ id: string; site_id: string; idempotency_key: string; received_at: string | Date }>(insertedRaw)
-      .map((r) => ({ id: r.id, siteId: r.site_id, key: r.idempotency_key, receivedAt: new Date(r.received_at) }));
-    const ref = (siteId: string, key: string) => `${siteId}|${key}`;
-    const byKey = new Map(inserted.map((r) => [ref(r.siteId, r.key), r]));
-    const fresh = new Set(inserted.map((r) => ref(r.siteId, r.key)));
-    const missing = rows.filter((r) => !byKey.has(ref(r.siteId, r.idempotencyKey)));
-    if (missing.length) {
-      // Repeats of an earlier check-in: answer with the first one, write nothing.
-      const earlier = await tx.select({ id: siteReports.id, siteId: siteReports.siteId, key: siteReports.idempotencyKey, receivedAt: siteReports.receivedAt })
-        .from(siteReports)
-        .where(or(...missing.map((m) => and(eq(siteReports.siteId, m.siteId), eq(siteReports.idempotencyKey, m.idempotencyKey)))));
-      for (const e of earlier) byKey.set(ref(e.siteId, e.key), e);
-    }
-
-    // Move each site to its newest new report (one UPDATE for the group).
-    const latest = new Map<string, (typeof rows)[number]>();
-    for (const r of rows) {
-      if (!fresh.has(ref(r.siteId, r.idempotencyKey))) continue;
-      const cur = latest.get(r.siteId);
-      if (!cur || cur.reportedAt <= r.reportedAt) latest.set(r.siteId, r);
-    }
-    if (latest.size) {
-      const l = [...latest.values()];
-      const arr = <T>(f: (r: (typeof l)[number]) => T) => sql.param(l.map(f));
-      await tx.execute(sql`update ${sites} set reported_version = v.version, reported_release_id = v.release_id,
-        reported_status = v.status, reported_at = v.at, updated_at = now()
-        from unnest(${arr((r) => r.siteId)}::uuid[], ${arr((r) => r.version)}::text[], ${arr((r) => r.releaseId)}::uuid[],
-          ${arr((r) => r.status)}::text[], ${arr((r) => r.reportedAt.toISOString())}::timestamptz[]) as v(id, version, release_id, status, at)
-        where ${sites.id} = v.id and (${sites.reportedAt} is null or ${sites.reportedAt} <= v.at)`);
-    }
-
-    accepted.forEach(({ i, site }, k) => {
-      const r = byKey.get(ref(site.id, rows[k]!.idempotencyKey))!;
-      outcomes[i] = {
-        ok: true, reportId: r.id, duplicate: !fresh.has(ref(site.id, rows[k]!.idempotencyKey)) || rows.findIndex((x) => x.siteId === site.id && x.idempotencyKey === rows[k]!.idempotencyKey) !== k,
-        receivedAt: r.receivedAt, siteCode: site.code,
-        targetVersion: site.targetReleaseId ? versionById.get(site.targetReleaseId) ?? null : null,
-      };
-    });
-    return outcomes;
+  const outcomes: CheckinOutcome[] = new Array(batch.length);
+  const accepted: { i: number; site: (typeof found)[number] }[] = [];
+  batch.forEach((p, i) => {
+    const site = byHash.get(p.tokenHash);
+    if (!site) { outcomes[i] = { ok: false, reason: 'invalid-token' }; return; }
+    const wait = limiter.hit(site.id);
+    if (wait) { outcomes[i] = { ok: false, reason: 'rate-limited', retryAfter: wait }; return; }
+    accepted.push({ i, site });
   });
+  if (accepted.length === 0) return outcomes;
+
+  const rows = accepted.map(({ i, site }, ord) => {
+    const p = batch[i]!;
+    return {
+      ord, orgId: site.orgId, siteId: site.id, version: p.input.version, status: p.input.status,
+      healthChecks: JSON.stringify(p.input.healthChecks), dockerVersion: p.input.dockerVersion ?? null,
+      imageStore: p.input.imageStore ?? null, composeVersion: p.input.composeVersion ?? null,
+      diskFreeBytes: p.input.diskFreeBytes ?? null,
+      details: JSON.stringify(p.input.reportedAt ? { siteClock: p.input.reportedAt } : {}),
+      idempotencyKey: p.input.idempotencyKey,
+      // "Last seen" is the server's clock: site clocks drift, and a wrong one must not hide a site.
+      at: p.receivedAt.toISOString(),
+    };
+  });
+  // One array parameter per column (unnest) rather than one per cell: a group of 200 check-ins is
+  // 14 parameters. Enum arrays do not travel as parameters on every driver, hence text and casts.
+  const col = <T>(f: (r: (typeof rows)[number]) => T) => sql.param(rows.map(f));
+  const result = await db.execute(sql`
+    with
+    -- A heartbeat is re-sent every few minutes and the next one supersedes it, so a crash may lose
+    -- the last instant of them without harm: do not wait for the WAL flush (docs/decisions.md).
+    async as (select set_config('synchronous_commit', 'off', true)),
+    v as (
+      select u.*, r.id as release_id from unnest(
+        ${col((r) => r.ord)}::int[], ${col((r) => r.orgId)}::uuid[], ${col((r) => r.siteId)}::uuid[], ${col((r) => r.version)}::text[],
+        ${col((r) => r.status)}::text[], ${col((r) => r.healthChecks)}::jsonb[], ${col((r) => r.dockerVersion)}::text[],
+        ${col((r) => r.imageStore)}::text[], ${col((r) => r.composeVersion)}::text[], ${col((r) => r.diskFreeBytes)}::bigint[],
+        ${col((r) => r.details)}::jsonb[], ${col((r) => r.idempotencyKey)}::text[], ${col((r) => r.at)}::timestamptz[])
+        as u(ord, org_id, site_id, version, status, health_checks, docker_version, image_store, compose_version, disk_free_bytes,
+          details, idempotency_key, at)
+      left join releases r on r.org_id = u.org_id and r.version = u.version
+    ),
+    ins as (
+      insert into site_reports (org_id, site_id, source, version, release_id, status, health_checks, docker_version,
+        image_store, compose_version, disk_free_bytes, details, idempotency_key, reported_at, received_at)
+      select org_id, site_id, 'heartbeat', version, release_id, status, health_checks, docker_version, image_store,
+        compose_version, disk_free_bytes, details, idempotency_key, at, at
+      from v where (select count(*) from async) = 1
+      on conflict (site_id, idempotency_key) do nothing
+      returning id, site_id, idempotency_key, received_at, version, release_id, status, reported_at
+    ),
+    latest as (select distinct on (site_id) * from ins order by site_id, reported_at desc),
+    upd as (
+      update sites s set reported_version = l.version, reported_release_id = l.release_id, reported_status = l.status,
+        reported_at = l.reported_at, updated_at = now()
+      from latest l where s.id = l.site_id and (s.reported_at is null or s.reported_at <= l.reported_at)
+      returning s.id
+    )
+    select v.ord,
+      coalesce(ins.id, old.id) as report_id,
+      coalesce(ins.received_at, old.received_at) as received_at,
+      -- Within one group the first of two check-ins with the same key is the new one.
+      (ins.id is not null and row_number() over (partition by v.site_id, v.idempotency_key order by v.ord) = 1) as fresh,
+      (select r.version from releases r join sites s on s.target_release_id = r.id where s.id = v.site_id) as target_version,
+      (select count(*) from upd) as moved
+    from v
+    left join ins on ins.site_id = v.site_id and ins.idempotency_key = v.idempotency_key
+    left join site_reports old on ins.id is null and old.site_id = v.site_id and old.idempotency_key = v.idempotency_key`);
+  const answered = (result as unknown as { rows: { ord: number; report_id: string; received_at: string | Date; fresh: boolean; target_version: string | null }[] }).rows;
+  for (const a of answered) {
+    const { i, site } = accepted[a.ord]!;
+    outcomes[i] = {
+      ok: true, reportId: a.report_id, duplicate: !a.fresh, receivedAt: new Date(a.received_at),
+      siteCode: site.code, targetVersion: a.target_version,
+    };
+  }
+  return outcomes;
 }
