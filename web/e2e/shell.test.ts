@@ -1,99 +1,24 @@
 // The dashboard shell end to end: the real server (API + built SPA on one origin, embedded PGlite
 // and object store) in a child process, driven by the Debian Chromium through playwright-core.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { signIn, startOutpost, type Outpost } from './harness.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ADMIN = { email: 'admin@example.org', password: 'admin-password-1' };
 const VIEWER = { email: 'viewer@example.org', name: 'Vera Viewer', password: 'viewer-password-1' };
 
-let server: ChildProcess;
-let serverLog = '';
-let dataDir: string;
+let outpost: Outpost;
 let baseUrl: string;
 let browser: Browser;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForHealth(url: string, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`The server exited with ${server.exitCode}:\n${serverLog}`);
-    try {
-      const res = await fetch(`${url}/api/health`);
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`The server did not become healthy within ${timeoutMs} ms:\n${serverLog}`);
-}
-
 beforeAll(async () => {
-  if (!fs.existsSync(path.join(ROOT, 'web/build/index.html'))) {
-    execFileSync('npm', ['run', 'build', '-w', 'web'], { cwd: ROOT, stdio: 'inherit' });
-  }
-  dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'outpost-e2e-'));
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  server = spawn(process.execPath, ['--import', 'tsx', 'api/src/node.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      OUTPOST_DATA_DIR: dataDir,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      OUTPOST_ADMIN_EMAIL: ADMIN.email,
-      OUTPOST_ADMIN_PASSWORD: ADMIN.password,
-      OUTPOST_ORG_NAME: 'Ministry of Health',
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  server.stdout!.on('data', (d: Buffer) => { serverLog += d.toString(); });
-  server.stderr!.on('data', (d: Buffer) => { serverLog += d.toString(); });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-sync', '--disable-quic'],
-  });
-  await waitForHealth(baseUrl, 55_000);
+  outpost = await startOutpost(ADMIN, 'Ministry of Health');
+  ({ baseUrl, browser } = outpost);
 }, 60_000);
 
 afterAll(async () => {
-  await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once('exit', r));
-    server.kill('SIGTERM');
-    const timer = setTimeout(() => server.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  if (dataDir) await fsp.rm(dataDir, { recursive: true, force: true });
+  await outpost?.stop();
 }, 30_000);
-
-async function signIn(page: Page, who: { email: string; password: string }) {
-  await page.getByLabel('Email').fill(who.email);
-  await page.getByLabel('Password').fill(who.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
 
 describe('dashboard shell', () => {
   let context: BrowserContext;

@@ -2,7 +2,7 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { setCookie, deleteCookie } from 'hono/cookie';
 import { and, asc, eq } from 'drizzle-orm';
 import type { AppEnv, AppContext } from './env.ts';
-import { Email, errors, jsonBody, jsonResponse, Password, Role } from './schemas.ts';
+import { errors, jsonBody, jsonResponse, Password, Role } from './schemas.ts';
 import { login, csrfFor, SESSION_TTL_MS } from '../services/auth/login.ts';
 import { endSession } from '../services/auth/resolve.ts';
 import { authenticate, SESSION_COOKIE, serviceCtx } from './auth-middleware.ts';

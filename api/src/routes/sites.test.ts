@@ -28,7 +28,7 @@ describe.each(TEST_DRIVERS)('sites on %s', (driver) => {
 
   describe('happy', () => {
     it('should create, read, edit, archive and restore a site, auditing each change', async () => {
-      const { org, api } = await operator();
+      const { api } = await operator();
       const res = await api('/api/v1/sites', { method: 'POST', json: full });
       expect(res.status).toBe(201);
       const site = await res.json();

@@ -4,8 +4,8 @@ import { finished } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { and, desc, eq, or, sql, lt } from 'drizzle-orm';
 import { contentPackages } from '../../db/schema/index.ts';
-import { blobKey, putStream, recordArtifact, type BlobStore } from '../../lib/blob-store.ts';
-import { fromBase64Url, toBase64Url } from '../../lib/crypto.ts';
+import { putStream, recordArtifact, type BlobStore } from '../../lib/blob-store.ts';
+import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError, fieldIssue, isUniqueViolation } from '../../lib/errors.ts';
 import { recordAudit } from '../audit/record.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
@@ -112,18 +112,9 @@ export async function uploadContentPackage({ ctx, store, input, limits = CONTENT
   }
 }
 
-interface ListCursor { t: string; id: string }
-
-/** The organisation's content packages, newest first; `cursor` is the `nextCursor` of the page before. */
 export async function listContentPackages({ ctx, input }: { ctx: ServiceCtx; input: { limit: number; cursor?: string } }) {
   const limit = Math.min(Math.max(Math.trunc(input.limit) || 50, 1), 200);
-  let after: ListCursor | null = null;
-  if (input.cursor) {
-    try { after = JSON.parse(new TextDecoder().decode(fromBase64Url(input.cursor))) as ListCursor; } catch { after = null; }
-    if (!after || typeof after.t !== 'string' || Number.isNaN(Date.parse(after.t)) || typeof after.id !== 'string' || !/^[0-9a-f-]{36}$/.test(after.id)) {
-      throw new ValidationError('The cursor is not one this API gave out.', fieldIssue('cursor', 'Start from the first page.'));
-    }
-  }
+  const after = input.cursor ? decodeCursor(input.cursor) : null;
   const rows = await ctx.db.select().from(contentPackages).where(and(
     eq(contentPackages.orgId, ctx.orgId),
     after ? or(lt(contentPackages.createdAt, new Date(after.t)), and(eq(contentPackages.createdAt, new Date(after.t)), sql`${contentPackages.id} < ${after.id}`)) : undefined,
@@ -131,7 +122,7 @@ export async function listContentPackages({ ctx, input }: { ctx: ServiceCtx; inp
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   const nextCursor = rows.length > limit && last
-    ? toBase64Url(new TextEncoder().encode(JSON.stringify({ t: last.createdAt.toISOString(), id: last.id } satisfies ListCursor)))
+    ? encodeCursor({ t: last.createdAt.toISOString(), id: last.id })
     : null;
   return { items: page.map(toContentPackageView), nextCursor };
 }
@@ -142,11 +133,6 @@ export async function getContentPackage(ctx: ServiceCtx, id: string): Promise<Co
   const [row] = await ctx.db.select().from(contentPackages).where(and(eq(contentPackages.orgId, ctx.orgId), eq(contentPackages.id, id))).limit(1);
   if (!row) throw new NotFoundError('content package', id);
   return toContentPackageView(row);
-}
-
-/** Where a package's bytes are (for the bundler): its blob key. */
-export function contentPackageKey(p: { sha256: string }): string {
-  return blobKey(p.sha256);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ async function writeCheckins(db: Db, limiter: RateLimiter, batch: Pending[]): Pr
     from v
     left join ins on ins.site_id = v.site_id and ins.idempotency_key = v.idempotency_key
     left join site_reports old on ins.id is null and old.site_id = v.site_id and old.idempotency_key = v.idempotency_key`);
-  const answered = (result as unknown as { rows: { ord: number; report_id: string; received_at: string | Date; fresh: boolean; target_version: string | null }[] }).rows;
+  const answered = rowsOf<{ ord: number; report_id: string; received_at: string | Date; fresh: boolean; target_version: string | null }>(result);
   for (const a of answered) {
     const { i, site } = accepted[a.ord]!;
     outcomes[i] = {

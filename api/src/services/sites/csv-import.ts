@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { and, eq, isNotNull, sql, type SQL, type SQLChunk } from 'drizzle-orm';
+import { and, eq, isNotNull, sql, type SQLChunk } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import { parse, type CsvError } from 'csv-parse/stream';
 import { sites } from '../../db/schema/index.ts';

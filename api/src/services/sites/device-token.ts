@@ -1,8 +1,6 @@
-import { and, eq, isNull, sql } from 'drizzle-orm';
-import type { Db } from '../../db/types.ts';
+import { eq, sql } from 'drizzle-orm';
 import { sites } from '../../db/schema/index.ts';
 import { randomToken, sha256Hex } from '../../lib/crypto.ts';
-import { UnauthenticatedError } from '../../lib/errors.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 import { recordAudit } from '../audit/record.ts';
@@ -40,13 +38,4 @@ export async function revokeDeviceToken({ ctx, input }: { ctx: ServiceCtx; input
       .where(eq(sites.id, site.id));
     await recordAudit(ctx, { action: 'site.device_token.revoke', objectType: 'site', objectId: site.id });
   });
-}
-
-/** The site a device token belongs to; revoked, rotated-away and archived sites' tokens are refused. */
-export async function resolveDeviceToken(db: Db, token: string) {
-  if (!token.startsWith(DEVICE_TOKEN_PREFIX)) throw new UnauthenticatedError('Send the site\'s device token as "Bearer opd_…".', 'INVALID_DEVICE_TOKEN');
-  const [site] = await db.select({ id: sites.id, orgId: sites.orgId, code: sites.code }).from(sites)
-    .where(and(eq(sites.deviceTokenHash, await sha256Hex(token)), isNull(sites.archivedAt))).limit(1);
-  if (!site) throw new UnauthenticatedError('This device token is not valid: it was revoked or replaced, or the site is archived.', 'INVALID_DEVICE_TOKEN');
-  return site;
 }

@@ -42,21 +42,28 @@ function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (m) => `\\${m}`);
 }
 
-/** The WHERE clause for a filter; shared by the list, the count and the CSV export. */
-export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date()): SQL {
-  const silentBefore = new Date(now.getTime() - (f.silentDays ?? DEFAULT_SILENT_DAYS) * 86_400_000);
+/**
+ * The SQL of each status, written once: the list filters on one, the summary counts them all.
+ * They are the rule of siteStatus() in scope.ts and exclude one another.
+ */
+export function statusConditions(now: Date, silentDays = DEFAULT_SILENT_DAYS): Record<SiteStatus, SQL> {
+  const silentBefore = new Date(now.getTime() - silentDays * 86_400_000);
   const notFailed = sql`coalesce(${sites.reportedStatus}, '') not in ('failed', 'rolled_back')`;
   const onRevoked = sql`exists (select 1 from releases r where r.id = ${sites.reportedReleaseId} and r.state = 'revoked')`;
   const recentAndOk = and(isNotNull(sites.reportedAt), sql`${sites.reportedAt} >= ${silentBefore}`, notFailed, sql`not ${onRevoked}`);
-  const status: Record<SiteStatus, SQL | undefined> = {
+  return {
     never_reported: isNull(sites.reportedAt),
-    failed: and(isNotNull(sites.reportedAt), sql`${sites.reportedStatus} in ('failed', 'rolled_back')`),
-    revoked: and(isNotNull(sites.reportedAt), notFailed, onRevoked),
-    silent: and(sql`${sites.reportedAt} < ${silentBefore}`, notFailed, sql`not ${onRevoked}`),
-    no_target: and(recentAndOk, isNull(sites.targetReleaseId)),
-    on_target: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`${sites.reportedReleaseId} = ${sites.targetReleaseId}`),
-    behind: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`${sites.reportedReleaseId} is distinct from ${sites.targetReleaseId}`),
+    failed: and(isNotNull(sites.reportedAt), sql`${sites.reportedStatus} in ('failed', 'rolled_back')`)!,
+    revoked: and(isNotNull(sites.reportedAt), notFailed, onRevoked)!,
+    silent: and(sql`${sites.reportedAt} < ${silentBefore}`, notFailed, sql`not ${onRevoked}`)!,
+    no_target: and(recentAndOk, isNull(sites.targetReleaseId))!,
+    on_target: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`${sites.reportedReleaseId} = ${sites.targetReleaseId}`)!,
+    behind: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`${sites.reportedReleaseId} is distinct from ${sites.targetReleaseId}`)!,
   };
+}
+
+/** The WHERE clause for a filter; shared by the list, the count and the CSV export. */
+export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date()): SQL {
   const q = f.q?.trim();
   return and(
     visibleSites(ctx),
@@ -68,7 +75,7 @@ export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date()
     f.tag ? arrayContains(sites.tags, [f.tag]) : undefined,
     f.connectivity ? eq(sites.connectivity, f.connectivity) : undefined,
     f.version ? eq(sites.reportedVersion, f.version) : undefined,
-    f.status ? status[f.status] : undefined,
+    f.status ? statusConditions(now, f.silentDays)[f.status] : undefined,
   )!;
 }
 
