@@ -1,3 +1,4 @@
 export * from './accounts.ts';
 export * from './sites.ts';
 export * from './releases.ts';
+export * from './bundles.ts';
