@@ -23,6 +23,12 @@ export const NodeEnv = z.object({
   OUTPOST_SECURE_COOKIES: z.enum(['auto', 'true', 'false']).default('auto'),
   OUTPOST_WEB_DIR: z.string().optional(),
   OUTPOST_DEMO: bool.optional(),
+  /** Bundle build workers inside this process (0: builds run only in `npm run worker` processes). */
+  OUTPOST_WORKERS: z.coerce.number().int().min(0).max(16).default(1),
+  /** The address sites reach the API at, written into bundles (`OUTPOST_API_URL` in the site's .env). */
+  OUTPOST_PUBLIC_URL: z.url().optional(),
+  /** How long a worker holds a build job without renewing; a dead worker's jobs are taken up after it. */
+  OUTPOST_WORKER_LEASE_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 }).refine((e) => e.DATABASE_DRIVER !== 'pg' && e.DATABASE_DRIVER !== 'neon' || e.DATABASE_URL, {
   message: 'DATABASE_URL is required when DATABASE_DRIVER is pg or neon', path: ['DATABASE_URL'],

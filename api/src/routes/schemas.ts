@@ -17,6 +17,8 @@ const errorBodies = {
   404: 'No such object in this organisation',
   409: 'Conflicts with the current state',
   413: 'The body is too large',
+  416: 'The byte range asked for is outside the file',
+  422: 'Understood, but cannot be done with this data',
   429: 'Too many requests',
 } as const;
 

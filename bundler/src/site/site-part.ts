@@ -33,6 +33,11 @@ export interface BuildSitePartOptions {
   readme: string;
   signingKeyPem: string;
   keyFingerprint: string;
+  /**
+   * The organisation's public key, written as `keys/signing-key.pem` so a first install can verify
+   * the bundle (the installer then pins it; later bundles must match it or a key it was told about).
+   */
+  publicKeyPem?: string;
 }
 
 export interface BundleFile {
@@ -104,6 +109,7 @@ export function buildSitePart(options: BuildSitePartOptions): SitePart {
     { path: 'compose/docker-compose.yml', bytes: utf8(options.compose), mode: 0o644 },
     { path: 'compose/.env', bytes: utf8(renderEnvFile(options.env)), mode: 0o600 },
   ];
+  if (options.publicKeyPem) own.push({ path: 'keys/signing-key.pem', bytes: utf8(options.publicKeyPem), mode: 0o644 });
   const seen = new Set<string>();
   for (const script of [...options.scripts].sort((a, b) => compare(a.path, b.path))) {
     if (!SCRIPT_PATH.test(script.path) || script.path.split('/').some((part) => part === '.' || part === '..')) {

@@ -6,7 +6,7 @@ import type { Role } from '../../db/schema/index.ts';
  */
 export const RANK: Record<Role, number> = { owner: 4, admin: 3, operator: 2, viewer: 1, coordinator: 1 };
 
-export type Permission = 'org:manage' | 'users:manage' | 'tokens:manage' | 'audit:read' | 'fleet:write' | 'fleet:read' | 'receipts:submit';
+export type Permission = 'org:manage' | 'users:manage' | 'tokens:manage' | 'audit:read' | 'fleet:write' | 'fleet:read' | 'receipts:submit' | 'keys:manage';
 
 const GRANTS: Record<Permission, readonly Role[]> = {
   'org:manage': ['owner'],
@@ -17,6 +17,8 @@ const GRANTS: Record<Permission, readonly Role[]> = {
   'fleet:read': ['owner', 'admin', 'operator', 'viewer', 'coordinator'],
   // Coordinators confirm installs at their own sites (site visibility limits which).
   'receipts:submit': ['owner', 'admin', 'operator', 'coordinator'],
+  // Rotating the bundle signing key changes what every site must trust.
+  'keys:manage': ['owner', 'admin'],
 };
 
 export function can(role: Role, permission: Permission): boolean {

@@ -1,0 +1,124 @@
+import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { stitchPlan, type SharedObject } from '@outpost/bundler';
+import { and, eq, isNull, or, sql } from 'drizzle-orm';
+import { bundleDownloads, bundles, imageArchives } from '../../db/schema/index.ts';
+import { AppError } from '../../lib/errors.ts';
+import { blobKey, get, type BlobStore } from '../../lib/blob-store.ts';
+import { recordAudit } from '../audit/record.ts';
+import { inTransaction, type ServiceCtx } from '../context.ts';
+import { enqueueJobs } from './jobs.ts';
+import { serveStitched, type StitchedRequest } from './download.ts';
+import { bundleFileName, loadBundle, toBundleView } from './view.ts';
+
+type Loaded = Awaited<ReturnType<typeof loadBundle>>;
+
+/** The parts of a ready bundle: its site part and the shared objects the manifest lists, in tar order. */
+function partsOf(row: Loaded) {
+  const b = row.bundle;
+  if (b.state !== 'ready' || !b.sitePartSha256 || b.sitePartSize === null || !b.manifest) {
+    throw new AppError(409, 'BUNDLE_NOT_READY', b.state === 'failed'
+      ? `This bundle failed to build: ${b.error ?? 'unknown error'}`
+      : `This bundle is ${b.state}; it can be downloaded once it is ready.`);
+  }
+  if (b.expiresAt && b.expiresAt.getTime() <= Date.now()) {
+    throw new AppError(409, 'BUNDLE_EXPIRED', 'This bundle has expired (sites refuse expired bundles); ask for a new one.');
+  }
+  const manifest = b.manifest as { files: { path: string; size: number; sha256: string }[]; images: { path: string }; content: { path: string } | null };
+  const root = `outpost-${row.siteCode}-${row.version}`;
+  const sharedPaths = [...(manifest.content ? [manifest.content.path] : []), manifest.images.path];
+  const shared = sharedPaths.map((p) => {
+    const file = manifest.files.find((f) => f.path === p)!;
+    return { path: `${root}/${p}`, relativePath: p, size: file.size, sha256: file.sha256, mtime: Math.floor(new Date((b.manifest as { created: string }).created).getTime() / 1000) };
+  });
+  return { root, sitePart: { sha256: b.sitePartSha256, size: b.sitePartSize }, shared };
+}
+
+async function assertStored(store: BlobStore, objects: { sha256: string; size: number }[]): Promise<void> {
+  for (const o of objects) {
+    const head = await store.client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: blobKey(o.sha256) })).catch(() => null);
+    if (!head || head.ContentLength !== o.size) {
+      throw new AppError(503, 'BUNDLE_PARTS_MISSING', 'Part of this bundle is missing from storage; ask for the bundle again (it will be rebuilt).');
+    }
+  }
+}
+
+/**
+ * The one-file download of a bundle (see `serveStitched`): the per-site part, then the shared
+ * content package and images archive, read from the object store as the bytes are sent. Each GET
+ * is recorded (who, when, which bytes, whether the body was sent to the end).
+ */
+export async function downloadBundle({ ctx, store, input }: { ctx: ServiceCtx; store: BlobStore; input: { id: string; request: StitchedRequest } }): Promise<Response> {
+  const row = await loadBundle(ctx, input.id);
+  const parts = partsOf(row);
+  await assertStored(store, [parts.sitePart, ...parts.shared]);
+  const read = await get(store, parts.sitePart.sha256);
+  const sitePart = new Uint8Array(await new Response(read.body as ReadableStream<Uint8Array>).arrayBuffer());
+  if (sitePart.length !== parts.sitePart.size) throw new AppError(503, 'BUNDLE_PARTS_MISSING', 'The bundle\'s site part in storage has the wrong size; ask for the bundle again.');
+  const shared: SharedObject[] = parts.shared.map(({ path, size, mtime }) => ({ path, size, mtime }));
+  const response = await serveStitched({
+    store, plan: stitchPlan({ sitePartSize: sitePart.length, shared }), sitePart, shared: parts.shared,
+    etag: row.bundle.etag ?? parts.sitePart.sha256, fileName: bundleFileName(row.siteCode, row.version), request: input.request,
+  });
+  if (input.request.method !== 'GET' || (response.status !== 200 && response.status !== 206) || !response.body) return response;
+
+  const length = Number(response.headers.get('Content-Length'));
+  const range = /^bytes (\d+)-(\d+)\//.exec(response.headers.get('Content-Range') ?? '');
+  const [download] = await ctx.db.insert(bundleDownloads).values({
+    orgId: ctx.orgId, bundleId: row.bundle.id, siteId: row.bundle.siteId, userId: ctx.actor.userId, tokenId: ctx.actor.tokenId,
+    kind: 'stitched', rangeStart: range ? Number(range[1]) : 0, rangeEnd: range ? Number(range[2]) : length - 1, bytes: 0,
+  }).returning({ id: bundleDownloads.id });
+  let sent = 0;
+  const db = ctx.db;
+  const counted = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) { sent += chunk.length; controller.enqueue(chunk); },
+    // Runs before the body ends, while this request's database connection is still open.
+    async flush() {
+      await db.update(bundleDownloads).set({ bytes: sent, complete: sent === length }).where(eq(bundleDownloads.id, download!.id));
+    },
+  }));
+  return new Response(counted, { status: response.status, headers: response.headers });
+}
+
+/**
+ * Presigned direct links to each part of a bundle, for download managers: fetch them all, put each
+ * at its `path` (the site part is a tar to extract there), and the folder is the bundle.
+ */
+export async function bundleLinks({ ctx, store, input }: { ctx: ServiceCtx; store: BlobStore; input: { id: string; expiresInSeconds?: number } }) {
+  const row = await loadBundle(ctx, input.id);
+  const parts = partsOf(row);
+  await assertStored(store, [parts.sitePart, ...parts.shared]);
+  const expiresIn = input.expiresInSeconds ?? 24 * 3600;
+  const link = (sha256: string, fileName: string) => getSignedUrl(store.client, new GetObjectCommand({
+    Bucket: store.bucket, Key: blobKey(sha256), ResponseContentDisposition: `attachment; filename="${fileName}"`,
+  }), { expiresIn });
+  const sitePartName = `outpost-${row.siteCode}-${row.version}-site.tar`;
+  const files = [
+    { path: sitePartName, extract: true, size: parts.sitePart.size, sha256: parts.sitePart.sha256, url: await link(parts.sitePart.sha256, sitePartName) },
+    ...await Promise.all(parts.shared.map(async (s) => ({ path: s.path, extract: false, size: s.size, sha256: s.sha256, url: await link(s.sha256, s.path.split('/').pop()!) }))),
+  ];
+  await ctx.db.insert(bundleDownloads).values({
+    orgId: ctx.orgId, bundleId: row.bundle.id, siteId: row.bundle.siteId, userId: ctx.actor.userId, tokenId: ctx.actor.tokenId,
+    kind: 'links', bytes: files.reduce((n, f) => n + f.size, 0),
+  });
+  return { bundleId: row.bundle.id, root: parts.root, expiresAt: new Date(Date.now() + expiresIn * 1000).toISOString(), manifest: row.bundle.manifest, files };
+}
+
+/** A failed bundle is built again (its images archive too, if that was what failed). */
+export async function retryBundle({ ctx, input }: { ctx: ServiceCtx; input: { id: string } }) {
+  return inTransaction(ctx, async (ctx) => {
+    const row = await loadBundle(ctx, input.id);
+    const b = row.bundle;
+    if (b.state !== 'failed') throw new AppError(409, 'BUNDLE_NOT_FAILED', `This bundle is ${b.state}; only a failed bundle can be tried again.`);
+    if (row.releaseState === 'revoked') throw new AppError(409, 'RELEASE_REVOKED', `Release ${row.version} was revoked; no bundles can be built for it.`);
+    const failedArchives = await ctx.db.update(imageArchives).set({ state: 'queued', error: null, errorCode: null, updatedAt: sql`now()` })
+      .where(and(eq(imageArchives.releaseId, b.releaseId), eq(imageArchives.state, 'failed'),
+        or(eq(imageArchives.id, b.imageArchiveId ?? b.id), isNull(imageArchives.fromReleaseId))))
+      .returning({ id: imageArchives.id });
+    await enqueueJobs(ctx.db, failedArchives.map((a) => ({ orgId: ctx.orgId, kind: 'image-archive' as const, targetId: a.id })));
+    await ctx.db.update(bundles).set({ state: 'queued', error: null, errorCode: null, updatedAt: sql`now()` }).where(eq(bundles.id, b.id));
+    await enqueueJobs(ctx.db, [{ orgId: ctx.orgId, kind: 'site-bundle', targetId: b.id }]);
+    await recordAudit(ctx, { action: 'bundle.retry', objectType: 'bundle', objectId: b.id, details: { archivesRequeued: failedArchives.length } });
+    return toBundleView(await loadBundle(ctx, b.id));
+  });
+}

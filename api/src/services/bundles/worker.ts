@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import type { SitePartScript } from '@outpost/bundler';
+import type { Logger } from '../../lib/logger.ts';
+import { buildImageArchive, buildSiteBundle, classifyFailure, failImageArchive, failSiteBundle, type BuildDeps } from './build.ts';
+import { claimJobs, completeJob, deferJob, failJob, renewLease, type JobRow } from './jobs.ts';
+import type { OpenSigningKey } from './signing-keys.ts';
+
+export const EDGE_SCRIPTS_DIR = path.resolve(import.meta.dirname, '../../../../edge-scripts');
+
+/** Every file under edge-scripts/, as the bundle's `scripts/` folder. */
+export function loadEdgeScripts(dir = EDGE_SCRIPTS_DIR): SitePartScript[] {
+  const out: SitePartScript[] = [];
+  const walk = (rel: string) => {
+    for (const name of readdirSync(path.join(dir, rel)).sort()) {
+      const relPath = rel ? `${rel}/${name}` : name;
+      const full = path.join(dir, relPath);
+      if (statSync(full).isDirectory()) walk(relPath);
+      else if (!name.startsWith('.')) out.push({ path: relPath, content: readFileSync(full) });
+    }
+  };
+  walk('');
+  return out;
+}
+
+export interface WorkerOptions extends Omit<BuildDeps, 'scripts'> {
+  logger: Logger;
+  scripts?: SitePartScript[];
+  workerId?: string;
+  /** How long a claimed job stays ours without renewal; a dead worker's jobs return after it. Default 60 s. */
+  leaseMs?: number;
+  /** Pause between polls when the queue is empty. Default 1 s. */
+  pollMs?: number;
+  /** First retry delay; doubles per attempt. Default 5 s. */
+  backoffMs?: number;
+  /** Site bundles claimed at once (their parts are built side by side). Default 50. */
+  batch?: number;
+  /** Site parts written to the object store at once. Default 8. */
+  concurrency?: number;
+  /** When an archive is not ready yet, how long a bundle job waits before looking again. Default 2 s. */
+  waitMs?: number;
+}
+
+/**
+ * Consumes the build queue: images archives first (one at a time per worker: they are large), then
+ * site bundles in batches. Any number of workers, in `npm start` or `npm run worker`, on any number
+ * of machines, share one queue.
+ */
+export class BundleWorker {
+  readonly id: string;
+  private readonly o: Required<Pick<WorkerOptions, 'leaseMs' | 'pollMs' | 'backoffMs' | 'batch' | 'concurrency' | 'waitMs'>> & WorkerOptions;
+  private readonly deps: BuildDeps;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(options: WorkerOptions) {
+    this.id = options.workerId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.o = { leaseMs: 60_000, pollMs: 1000, backoffMs: 5000, batch: 50, concurrency: 8, waitMs: 2000, ...options };
+    this.deps = { db: options.db, store: options.store, secretBox: options.secretBox, scripts: options.scripts ?? loadEdgeScripts(),
+      ...(options.registry ? { registry: options.registry } : {}), ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}) };
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = (async () => {
+      while (this.running) {
+        let worked = false;
+        try {
+          worked = await this.runOnce();
+        } catch (e) {
+          this.o.logger('error', 'bundle worker: queue error', { worker: this.id, error: (e as Error).message });
+        }
+        if (!worked && this.running) await new Promise<void>((r) => { this.wake = r; setTimeout(r, this.o.pollMs); });
+      }
+    })();
+  }
+
+  /** Stops claiming; resolves when the job in hand is finished. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+  }
+
+  /** Claims and runs what is due once; true when there was something to do. */
+  async runOnce(): Promise<boolean> {
+    const [archiveJob] = await claimJobs(this.o.db, { workerId: this.id, kind: 'image-archive', limit: 1, leaseMs: this.o.leaseMs });
+    if (archiveJob) {
+      await this.withLease([archiveJob], () => this.runArchive(archiveJob));
+      return true;
+    }
+    const jobs = await claimJobs(this.o.db, { workerId: this.id, kind: 'site-bundle', limit: this.o.batch, leaseMs: this.o.leaseMs });
+    if (jobs.length === 0) return false;
+    await this.withLease(jobs, () => this.runSiteBundles(jobs));
+    return true;
+  }
+
+  /** Runs until nothing is due (tests and the CLI use it). */
+  async drain(maxRounds = 10_000): Promise<void> {
+    for (let i = 0; i < maxRounds && await this.runOnce(); i++);
+  }
+
+  private async withLease(jobs: JobRow[], work: () => Promise<void>): Promise<void> {
+    const ids = jobs.map((j) => j.id);
+    const timer = setInterval(() => {
+      renewLease(this.o.db, this.id, ids, this.o.leaseMs).catch((e) => this.o.logger('warn', 'bundle worker: lease renewal failed', { worker: this.id, error: (e as Error).message }));
+    }, Math.max(50, Math.floor(this.o.leaseMs / 3)));
+    try {
+      await work();
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  private async runArchive(job: JobRow): Promise<void> {
+    const started = Date.now();
+    try {
+      await buildImageArchive(this.deps, job.targetId);
+      await completeJob(this.o.db, job, this.id);
+      this.o.logger('info', 'images archive ready', { worker: this.id, archiveId: job.targetId, ms: Date.now() - started });
+    } catch (e) {
+      const failure = classifyFailure(e);
+      const final = await failJob(this.o.db, job, this.id, failure, this.o.backoffMs);
+      if (final) await failImageArchive(this.o.db, job.targetId, failure);
+      this.o.logger(final ? 'error' : 'warn', final ? 'images archive failed' : 'images archive attempt failed; will retry',
+        { worker: this.id, archiveId: job.targetId, attempt: job.attempts, code: failure.code, error: failure.message });
+    }
+  }
+
+  private async runSiteBundles(jobs: JobRow[]): Promise<void> {
+    const keys = new Map<string, OpenSigningKey>();
+    const queue = [...jobs];
+    const one = async () => {
+      for (let job = queue.shift(); job; job = queue.shift()) {
+        try {
+          const outcome = await buildSiteBundle(this.deps, job.targetId, keys);
+          if (outcome === 'waiting') await deferJob(this.o.db, job, this.id, this.o.waitMs);
+          else await completeJob(this.o.db, job, this.id);
+        } catch (e) {
+          const failure = classifyFailure(e);
+          const final = await failJob(this.o.db, job, this.id, failure, this.o.backoffMs);
+          if (final) await failSiteBundle(this.o.db, job.targetId, failure);
+          this.o.logger(final ? 'error' : 'warn', final ? 'bundle failed' : 'bundle attempt failed; will retry',
+            { worker: this.id, bundleId: job.targetId, attempt: job.attempts, code: failure.code, error: failure.message });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, jobs.length) }, one));
+  }
+}
