@@ -199,6 +199,30 @@ export const api = {
     list: (page?: Page) => send(v1['content-packages'].$get({ query: pageQuery(page) })),
     upload: uploadContentPackage,
   },
+  bundles: {
+    /** Newest first; coordinators get their own sites' bundles only. */
+    list: (q: BundleQuery = {}) => send(v1.bundles.$get({ query: {
+      ...(q.releaseId ? { releaseId: q.releaseId } : {}), ...(q.siteId ? { siteId: q.siteId } : {}),
+      ...(q.state ? { state: q.state } : {}), ...pageQuery(q),
+    } })),
+    get: (id: string) => send(v1.bundles[':id'].$get({ param: { id } })),
+    /** Queued for the workers (202); sites that already have a good bundle of the release keep it. See `bundleRequestProblems`. */
+    request: (json: BundleRequest) => send(v1.bundles.$post({ json })),
+    /** Failed bundles only; anything else answers 409. */
+    retry: (id: string) => send(v1.bundles[':id'].retry.$post({ param: { id } })),
+    /** Presigned links to each part, for a download manager (ready bundles only). */
+    links: (id: string) => send(v1.bundles[':id'].links.$get({ param: { id }, query: {} })),
+    /** The one-file download (a plain link: the session cookie is enough, and the browser can resume it). */
+    downloadPath: (id: string) => `/api/v1/bundles/${encodeURIComponent(id)}/download`,
+    /** A release's images archives (full and deltas) and its bundles counted by state. */
+    status: (releaseId: string) => send(v1.releases[':id']['bundle-status'].$get({ param: { id: releaseId } })),
+  },
+  signingKeys: {
+    /** The active key first, then the retired ones. */
+    list: () => send(v1['signing-keys'].$get()),
+    /** Owners and admins; the old key is retired (bundles it signed still verify with it). */
+    rotate: () => send(v1['signing-keys'].rotate.$post()),
+  },
 };
 
 type ListQuery = NonNullable<InferRequestType<typeof v1.sites.$get>['query']>;
@@ -359,6 +383,30 @@ export type RegistryCredential = Awaited<ReturnType<typeof api.registryCredentia
 export type ContentPackage = InferResponseType<(typeof v1)['content-packages']['$post'], 201>;
 export type RegistryCredentialInput = InferRequestType<(typeof v1)['registry-credentials']['$put']>['json'];
 
+export type Bundle = Awaited<ReturnType<typeof api.bundles.get>>;
+export type BundleState = Bundle['state'];
+export type BundleRequest = InferRequestType<typeof v1.bundles.$post>['json'];
+export type BundleRequestResult = Awaited<ReturnType<typeof api.bundles.request>>;
+export type BundleMode = NonNullable<BundleRequest['mode']>;
+export type BundleLinks = Awaited<ReturnType<typeof api.bundles.links>>;
+export type BundleStatus = Awaited<ReturnType<typeof api.bundles.status>>;
+export type ImageArchive = BundleStatus['archives'][number];
+export type SigningKey = Awaited<ReturnType<typeof api.signingKeys.list>>['items'][number];
+export interface BundleQuery extends Page { releaseId?: string; siteId?: string; state?: BundleState }
+
+/** One site a bundle request could not be made for, and why (from a 422 UNKNOWN_SITES or DELTA_BASE_UNKNOWN). */
+export interface SiteProblem { site: string; message: string }
+
+/** The sites named by a refused bundle request, or null for any other failure. */
+export function bundleRequestProblems(err: unknown): SiteProblem[] | null {
+  if (!(err instanceof ApiError) || !['UNKNOWN_SITES', 'DELTA_BASE_UNKNOWN'].includes(err.code) || !Array.isArray(err.details)) return null;
+  return err.details
+    .map((d: { code?: unknown; value?: unknown; message?: unknown }) => ({
+      site: typeof d?.code === 'string' ? d.code : typeof d?.value === 'string' ? d.value : '', message: typeof d?.message === 'string' ? d.message : '',
+    }))
+    .filter((d) => d.site !== '');
+}
+
 /** One reason a draft cannot be published yet; `line` points into the compose template. */
 export interface PublishProblem { path: string; message: string; line?: number }
 
@@ -392,6 +440,11 @@ export function canWriteFleet(role: Role | undefined): boolean {
 /** Mirrors the API's `fleet:write` for releases: owners, admins and operators create, edit and publish them. */
 export function canWriteReleases(role: Role | undefined): boolean {
   return canWriteFleet(role);
+}
+
+/** Mirrors the API's `keys:manage`: owners and admins rotate the bundle signing key. */
+export function canManageKeys(role: Role | undefined): boolean {
+  return role === 'owner' || role === 'admin';
 }
 
 /** Mirrors the API's `receipts:submit`: everyone but viewers (coordinators on their own sites). */

@@ -76,3 +76,26 @@ export function formatBytes(n: number | null | undefined, empty = '—'): string
   while (v >= 1024 && i < UNITS.length - 1) { v /= 1024; i++; }
   return i === 0 ? `${v} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${UNITS[i]}`;
 }
+
+/** A link speed as people quote it: "256 kbit/s", "1 Mbit/s", "2.5 Mbit/s". */
+export function formatBandwidth(kbps: number): string {
+  if (kbps < 1000) return `${Math.round(kbps)} kbit/s`;
+  const mbit = kbps / 1000;
+  return `${Number.isInteger(mbit) || mbit >= 10 ? Math.round(mbit) : mbit.toFixed(1)} Mbit/s`;
+}
+
+/** A rough duration for a download: "under a minute", "about 20 min", "about 2.5 h", "about 3 days". */
+export function formatDuration(seconds: number): string {
+  if (seconds < 60) return 'under a minute';
+  const minutes = seconds / 60;
+  if (minutes < 60) return `about ${Math.ceil(minutes)} min`;
+  const hours = minutes / 60;
+  if (hours < 10) return `about ${Math.round(hours * 2) / 2} h`;
+  if (hours < 48) return `about ${Math.round(hours)} h`;
+  return `about ${Math.round(hours / 24)} days`;
+}
+
+/** "about 3 h at 1 Mbit/s", or null when the site's bandwidth is not known. */
+export function formatDownloadTime(seconds: number | null, kbps: number | null): string | null {
+  return seconds === null || !kbps ? null : `${formatDuration(seconds)} at ${formatBandwidth(kbps)}`;
+}

@@ -10,11 +10,12 @@ export class PagedList<T extends { id: string }> {
   loaded = $state(false);
   problem = $state<Problem | null>(null);
 
-  readonly #fetchPage: (cursor?: string) => Promise<PageOf<T>>;
+  readonly #fetchPage: (cursor?: string, limit?: number) => Promise<PageOf<T>>;
   // Only the newest request may land: a slow first page must not overwrite a reload made since.
   #generation = 0;
 
-  constructor(fetchPage: (cursor?: string) => Promise<PageOf<T>>) {
+  /** `limit`, when given, asks for that many rows instead of the usual page size (see `refresh`). */
+  constructor(fetchPage: (cursor?: string, limit?: number) => Promise<PageOf<T>>) {
     this.#fetchPage = fetchPage;
   }
 
@@ -28,6 +29,32 @@ export class PagedList<T extends { id: string }> {
 
   more(): Promise<void> {
     return this.nextCursor ? this.#load(this.nextCursor) : Promise.resolve();
+  }
+
+  /**
+   * Asks again for the rows on screen, in one request of as many rows (up to `maxRows`), for lists
+   * whose rows change by themselves (bundles being built). Quiet: the rows stay while it asks,
+   * pages loaded with "more" are kept, and a failed refresh leaves them as they were.
+   */
+  async refresh(maxRows = 500): Promise<void> {
+    if (!this.loaded) return this.reload();
+    // A load under way answers with fresh rows anyway (and must stay the one that ends `loading`).
+    if (this.loading) return;
+    const generation = ++this.#generation;
+    const shown = this.items.length;
+    const count = Math.min(Math.max(shown, 1), maxRows);
+    try {
+      const page = await this.#fetchPage(undefined, count);
+      if (generation !== this.#generation) return;
+      const fresh = new Set(page.items.map((i) => i.id));
+      // Rows beyond what one request can carry stay as they were, and so does the cursor after them.
+      const rest = shown > count ? this.items.slice(count).filter((i) => !fresh.has(i.id)) : [];
+      this.items = [...page.items, ...rest];
+      if (shown <= count) this.nextCursor = page.nextCursor;
+      this.problem = null;
+    } catch (err) {
+      if (generation === this.#generation) this.problem = handleError(err);
+    }
   }
 
   prepend(item: T) {
