@@ -17,6 +17,8 @@ export interface TestRegistryOptions {
    * started here on loopback signs tokens for this one user; the registry trusts its certificate.
    */
   tokenAuth?: { username: string; password: string; /** Lifetime of issued tokens, default 300 s. */ expiresInSeconds?: number };
+  /** Listen on this port (e.g. to bring a stopped registry back at the same address); default a free one. */
+  port?: number;
 }
 
 export interface TestRegistry {
@@ -69,8 +71,8 @@ export async function startRegistry(options: TestRegistryOptions = {}): Promise<
 
     // A free port can be taken between our probe and the registry's bind; try a few.
     let lastError: unknown;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort();
+    for (let attempt = 0; attempt < (options.port ? 1 : 5); attempt++) {
+      const port = options.port ?? await freePort();
       const host = `127.0.0.1:${port}`;
       const config = [
         'version: 0.1',
