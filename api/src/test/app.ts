@@ -9,14 +9,15 @@ import { registryImageResolver } from '../services/releases/registry-resolver.ts
 export interface LogLine { level: string; msg: string; fields?: Record<string, unknown> }
 
 /** The real app on a real database and the run's real S3 server; logs captured for secret checks. */
-export async function makeTestApp(handle: DbHandle, opts: { maxBodyBytes?: number; checkinsPerMinute?: number; maxContentPackageBytes?: number } = {}) {
+export async function makeTestApp(handle: DbHandle, options: { maxBodyBytes?: number; checkinsPerMinute?: number; maxContentPackageBytes?: number; secretKey?: Uint8Array } = {}) {
+  const { secretKey, ...opts } = options;
   const logs: LogLine[] = [];
   const logger: Logger = (level, msg, fields) => { logs.push({ level, msg, fields }); };
   const objectStore = createObjectStore({
     endpoint: inject('s3Endpoint'), bucket: 'outpost-test', region: 'us-east-1',
     accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
   });
-  const secretBox = await createSecretBox(crypto.getRandomValues(new Uint8Array(32)));
+  const secretBox = await createSecretBox(secretKey ?? crypto.getRandomValues(new Uint8Array(32)));
   // Fast retries: tests exercise unreachable registries and should not wait for production backoff.
   const app = createApp({
     database: () => handle.db, objectStore, logger, secretBox,
