@@ -147,6 +147,7 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
   let dev: Awaited<ReturnType<typeof startWranglerDev>>;
   let person: { email: string; password: string };
   let apiToken: string;
+  let adminToken: string;
   const dirs: string[] = [];
 
   beforeAll(async () => {
@@ -159,6 +160,7 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
       const org = await makeOrg(pg.db);
       person = await makeUser(pg.db, org.id, 'admin');
       apiToken = (await makeApiToken(pg.db, org.id, 'viewer')).token;
+      adminToken = (await makeApiToken(pg.db, org.id, 'admin')).token;
       // More sites than one export page (1,000), so the export keeps querying after fetch returns.
       await seedFleet(pg.db, { orgId: org.id, sites: 1_200, reportsPerSite: 1 });
     } finally {
@@ -213,6 +215,16 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
     const me = await fetch(`${dev.url}/api/v1/me`, { headers: { cookie: cookie! } });
     expect(me.status).toBe(200);
     expect(await me.json()).toMatchObject({ user: { email: person.email }, role: 'admin' });
+  });
+
+  it('should make and list a bundle signing key (ECDSA P-256 through node:crypto in workerd)', async () => {
+    const res = await fetch(`${dev.url}/api/v1/signing-keys/rotate`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}` } });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const key = await res.json() as { fingerprint: string; publicKeyPem: string; active: boolean };
+    expect(key).toMatchObject({ active: true, fingerprint: expect.stringMatching(/^SHA256:[A-Za-z0-9+/]{43}$/) });
+    expect(key.publicKeyPem).toContain('BEGIN PUBLIC KEY');
+    const list = await (await fetch(`${dev.url}/api/v1/signing-keys`, { headers: { authorization: `Bearer ${apiToken}` } })).json() as { items: { fingerprint: string }[] };
+    expect(list.items.map((k) => k.fingerprint)).toEqual([key.fingerprint]);
   });
 
   it('should stream a CSV export longer than one page (the pool outlives fetch until the body ends)', async () => {
