@@ -37,7 +37,9 @@ beforeAll(async () => {
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-archive-'));
   registry = await startRegistry();
   const layout = path.join(work, 'layout');
-  const baseLayer = { files: { 'etc/os-release': 'NAME=outpost-base\n', 'usr/lib/base.bin': new Uint8Array(64 * 1024).fill(1) } };
+  // Incompressible, like a real layer: leaving it out of a delta must show in the size whatever the gzip level.
+  const baseBin = Buffer.concat(Array.from({ length: 2048 }, (_, i) => createHash('sha256').update(`base-${i}`).digest()));
+  const baseLayer = { files: { 'etc/os-release': 'NAME=outpost-base\n', 'usr/lib/base.bin': new Uint8Array(baseBin) } };
   backend = await buildTestImage({ dir: layout, tag: 'backend', layers: [baseLayer, { files: { 'app/backend.txt': 'backend 1.0\n' } }] });
   frontend = await buildTestImage({ dir: layout, tag: 'frontend', layers: [baseLayer, { files: { 'app/frontend.txt': 'frontend 1.1\n' } }] });
   const multi = await buildMultiArchImage({ dir: layout, tag: 'multi', layers: [{ files: { 'app/worker.txt': 'worker 2.0\n' } }] });

@@ -17,6 +17,7 @@ export interface StoreImagesArchiveOptions {
   /** Prefix of in-progress uploads; default `uploads/`. */
   uploadPrefix?: string;
   gzipLevel?: number;
+  /** Upload parts of `partSize` bytes (default 8 MiB), `queueSize` (default 4) in flight: memory held is about `(queueSize + 2) × partSize`. */
   partSize?: number;
   queueSize?: number;
   /** @internal tests lower it to exercise the part-by-part copy. */
@@ -59,7 +60,7 @@ export async function storeImagesArchive(options: StoreImagesArchiveOptions): Pr
     readBlob: storeBlobReader(s3, prefix),
     ...(options.omitLayers ? { omitLayers: options.omitLayers } : {}),
     ...(options.fromRelease ? { fromRelease: options.fromRelease } : {}),
-    ...(options.gzipLevel ? { gzipLevel: options.gzipLevel } : {}),
+    ...(options.gzipLevel !== undefined ? { gzipLevel: options.gzipLevel } : {}),
   });
   const tempKey = `${options.uploadPrefix ?? 'uploads/'}${randomUUID()}`;
   try {
@@ -68,7 +69,7 @@ export async function storeImagesArchive(options: StoreImagesArchiveOptions): Pr
     const upload = new Upload({
       client: s3.client,
       params: { Bucket: s3.bucket, Key: tempKey, Body: archive.stream, ContentType: 'application/gzip' },
-      partSize: options.partSize ?? 16 * 1024 * 1024,
+      partSize: options.partSize ?? 8 * 1024 * 1024,
       queueSize: options.queueSize ?? 4,
       leavePartsOnError: false,
     });

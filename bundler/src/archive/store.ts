@@ -20,8 +20,9 @@ export interface CopyBlobsOptions {
   s3: ObjectStoreTarget;
   /** Key prefix of content-addressed blobs; default `blobs/sha256/`. */
   prefix?: string;
-  /** Blobs copied at the same time; default 3. Memory held is about `concurrency × partSize × queueSize`. */
+  /** Blobs copied at the same time; default 3. Memory held is about `concurrency × partSize × (queueSize + 2)`. */
   concurrency?: number;
+  /** Upload parts of `partSize` bytes (default 8 MiB), `queueSize` (default 2) in flight per blob. */
   partSize?: number;
   queueSize?: number;
 }
@@ -70,7 +71,7 @@ async function copyOne(options: CopyBlobsOptions, blob: Descriptor, prefix: stri
     client: s3.client,
     params: { Bucket: s3.bucket, Key: key, Body: body, ContentLength: blob.size, ContentType: blob.mediaType },
     partSize: options.partSize ?? 8 * 1024 * 1024,
-    queueSize: options.queueSize ?? 4,
+    queueSize: options.queueSize ?? 2,
     leavePartsOnError: false,
   });
   // lib-storage may fail with its own error when the body errors; the stream's error says why.

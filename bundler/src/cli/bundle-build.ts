@@ -11,6 +11,8 @@ export interface RemoteBuildOptions {
   site: string;
   version: string;
   mode: 'auto' | 'full' | 'delta';
+  /** Days until a new bundle expires (the server's default when not given). */
+  expiresInDays?: number;
   wait: boolean;
   out?: string;
   pollMs?: number;
@@ -29,7 +31,7 @@ export interface RemoteBuildResult {
 export async function buildRemote(options: RemoteBuildOptions): Promise<RemoteBuildResult> {
   const { api, log } = options;
   const release = await findRelease(api, options.version);
-  const asked = await requestBundles(api, { releaseId: release.id, siteCodes: [options.site], mode: options.mode });
+  const asked = await requestBundles(api, { releaseId: release.id, siteCodes: [options.site], mode: options.mode, ...(options.expiresInDays ? { expiresInDays: options.expiresInDays } : {}) });
   const id = asked.bundles[0]!.id;
   log(`Bundle ${id} for ${options.site}, release ${release.version}${asked.created ? '' : ' (asked for before; kept)'}${asked.bundles[0]!.delta ? ', delta' : ''}`);
   let bundle = await api.json<BundleView>(`/bundles/${id}`);

@@ -16,6 +16,8 @@ export interface ExportOptions {
   to: string;
   selection: { siteCodes?: string[]; filter?: { region?: string; district?: string; tag?: string } };
   mode?: 'auto' | 'full' | 'delta';
+  /** Days until new bundles expire (the server's default when not given). */
+  expiresInDays?: number;
   pollMs?: number;
   /** Give up waiting for bundles after this long. Default 2 h. */
   timeoutMs?: number;
@@ -46,7 +48,7 @@ export async function exportBundles(options: ExportOptions): Promise<ExportSumma
   const to = path.resolve(options.to);
   const release = await findRelease(api, options.version);
   const asked = await requestBundles(api, {
-    releaseId: release.id, mode: options.mode ?? 'auto',
+    releaseId: release.id, mode: options.mode ?? 'auto', ...(options.expiresInDays ? { expiresInDays: options.expiresInDays } : {}),
     ...(options.selection.siteCodes ? { siteCodes: options.selection.siteCodes } : {}),
     ...(options.selection.filter ? { filter: options.selection.filter } : {}),
   });
@@ -91,6 +93,8 @@ export async function exportBundles(options: ExportOptions): Promise<ExportSumma
     const need = toFetch.reduce((n, [, o]) => n + o.size, 0);
     log(`Downloading ${toFetch.length} shared object${toFetch.length === 1 ? '' : 's'} (${formatBytes(need)})`);
     const bar = progressBar('bytes', 'shared ', need);
+    // Lines wait until the bar is gone: printing under a live bar garbles both.
+    const lines: string[] = [];
     let done = 0;
     for (const [sha256, object] of toFetch) {
       const file = path.join(to, SHARED_DIR, sha256);
@@ -103,15 +107,18 @@ export async function exportBundles(options: ExportOptions): Promise<ExportSumma
         bar.update(done);
         summary.bytesWritten += r.downloaded;
         summary.bytesSkipped += r.resumedFrom;
-        log(`  ${object.name} ${sha256.slice(0, 12)}: ${formatBytes(r.downloaded)} downloaded${r.resumedFrom ? `, ${formatBytes(r.resumedFrom)} kept from before` : ''}`);
+        lines.push(`  ${object.name} ${sha256.slice(0, 12)}: ${formatBytes(r.downloaded)} downloaded${r.resumedFrom ? `, ${formatBytes(r.resumedFrom)} kept from before` : ''}`);
       } catch (error) {
-        bar.stop();
-        if ((error as { code?: string }).code === 'ENOSPC') throw error;
+        if ((error as { code?: string }).code === 'ENOSPC') {
+          bar.stop();
+          throw error;
+        }
         badShared.add(sha256);
-        log(`  ${object.name}: ${describeError(error)}`);
+        lines.push(`  ${object.name}: ${describeError(error)}`);
       }
     }
     bar.stop();
+    for (const line of lines) log(line);
   }
 
   // Site folders: the extracted site part, unless the folder already holds exactly this bundle.
@@ -165,7 +172,8 @@ async function waitForBundles(api: OutpostApi, releaseId: string, ids: string[],
       }
       bar.update(ready.length);
       const line = `${ready.length}/${ids.length} ready${failed.length ? `, ${failed.length} failed` : ''}`;
-      if (line !== lastLine) { options.log(line); lastLine = line; }
+      if (line !== lastLine && !bar.active) options.log(line);
+      lastLine = line;
       if (ready.length + failed.length >= ids.length) {
         return { ready: ready.sort((a, b) => (a.site.code < b.site.code ? -1 : 1)), failed: failed.map((b) => ({ site: b.site.code, reason: b.error?.message ?? 'failed to build' })) };
       }

@@ -11,10 +11,11 @@ import { verifyBundle, type VerifyResult } from './verify.ts';
 const HELP = `outpost — build, verify and export Outpost site bundles
 
 Usage:
-  outpost bundle build --site CODE --release VERSION [--mode auto|full|delta] [--wait] [--out FILE]
+  outpost bundle build --site CODE --release VERSION [--mode auto|full|delta] [--expires-in-days N] [--wait] [--out FILE]
   outpost bundle build --spec spec.json --out FILE [--generate-key DIR] [--scripts DIR]
   outpost bundle verify FILE|DIR [--key public.pem | --fingerprint SHA256:…]
-  outpost export --release VERSION --to DIR [--sites A,B,C] [--region R] [--district D] [--tag T] [--mode auto|full|delta]
+  outpost export --release VERSION --to DIR [--sites A,B,C] [--region R] [--district D] [--tag T]
+                 [--mode auto|full|delta] [--expires-in-days N]
 
 Server commands read the server and API token from OUTPOST_URL and OUTPOST_TOKEN
 (or --server and --token). Make a token in Outpost → Settings → API tokens.
@@ -71,23 +72,32 @@ function mode(value: string | undefined): 'auto' | 'full' | 'delta' {
   return m;
 }
 
+function days(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 730) throw new UsageError(`--expires-in-days must be a whole number from 1 to 730, not "${value}".`);
+  return n;
+}
+
 const pollMs = (env: NodeJS.ProcessEnv) => (env.OUTPOST_POLL_MS ? Number(env.OUTPOST_POLL_MS) : undefined);
 
 async function bundleBuild(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, {
     ...SERVER, site: { type: 'string' }, release: { type: 'string' }, mode: { type: 'string' }, wait: { type: 'boolean' }, out: { type: 'string' },
+    'expires-in-days': { type: 'string' },
     spec: { type: 'string' }, 'generate-key': { type: 'string' }, scripts: { type: 'string' },
   });
   if (values.spec) {
     if (values.site || values.release) throw new UsageError('--spec builds from the spec file alone; leave out --site and --release.');
     if (!values.out) throw new UsageError('--spec needs --out FILE: where to write the bundle.');
-    const bar = progressBar('bytes', 'images ', 0);
+    // Drawn from the first image byte on, after the lookups have printed their lines.
+    let bar: ReturnType<typeof progressBar> | null = null;
     const result = await buildFromSpec({
       specFile: values.spec, out: values.out, log: io.out, env: io.env,
       ...(values['generate-key'] ? { generateKeyDir: values['generate-key'] } : {}),
       ...(values.scripts ? { scriptsDir: values.scripts } : {}),
-      onProgress: (done, total) => bar.update(done, total),
-    }).finally(() => bar.stop());
+      onProgress: (done, total) => { bar ??= progressBar('bytes', 'images ', total); bar.update(done, total); },
+    }).finally(() => bar?.stop());
     for (const w of result.warnings) io.out(`Warning: ${w}`);
     io.out(`Wrote ${result.file} (${formatBytes(result.size)}): ${result.root}/, images archive ${formatBytes(result.imagesArchive.size)}`);
     io.out(`Signed with key ${result.keyFingerprint}. Check it with: outpost bundle verify ${values.out} --fingerprint ${result.keyFingerprint}`);
@@ -97,6 +107,7 @@ async function bundleBuild(args: string[], io: Io): Promise<number> {
   if (values['generate-key'] || values.scripts) throw new UsageError('--generate-key and --scripts go with --spec.');
   const result = await buildRemote({
     api: connect(values, io.env), site: values.site, version: values.release, mode: mode(values.mode),
+    ...(days(values['expires-in-days']) ? { expiresInDays: days(values['expires-in-days'])! } : {}),
     wait: values.wait ?? false, ...(values.out ? { out: values.out } : {}), ...(pollMs(io.env) ? { pollMs: pollMs(io.env)! } : {}), log: io.out,
   });
   if (!result.verification) return 0;
@@ -137,7 +148,7 @@ function report(result: VerifyResult, io: Io): number {
 async function exportCommand(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, {
     ...SERVER, release: { type: 'string' }, to: { type: 'string' }, region: { type: 'string' }, district: { type: 'string' },
-    tag: { type: 'string' }, sites: { type: 'string' }, mode: { type: 'string' },
+    tag: { type: 'string' }, sites: { type: 'string' }, mode: { type: 'string' }, 'expires-in-days': { type: 'string' },
   });
   if (!values.release || !values.to) throw new UsageError('export needs --release VERSION and --to DIR.');
   const siteCodes = values.sites?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -145,6 +156,7 @@ async function exportCommand(args: string[], io: Io): Promise<number> {
   if (!siteCodes?.length && Object.keys(filter).length === 0) throw new UsageError('Choose the sites: --sites A,B,C, or --region, --district or --tag.');
   const summary = await exportBundles({
     api: connect(values, io.env), version: values.release, to: values.to, mode: mode(values.mode), log: io.out,
+    ...(days(values['expires-in-days']) ? { expiresInDays: days(values['expires-in-days'])! } : {}),
     selection: { ...(siteCodes?.length ? { siteCodes } : {}), ...(Object.keys(filter).length ? { filter } : {}) },
     ...(pollMs(io.env) ? { pollMs: pollMs(io.env)! } : {}),
   });

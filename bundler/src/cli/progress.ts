@@ -6,6 +6,8 @@ export interface Bar {
   update(value: number, total?: number): void;
   increment(by: number): void;
   stop(): void;
+  /** Whether a bar is drawn (stderr is a terminal); when not, commands print plain lines instead. */
+  readonly active: boolean;
 }
 
 /**
@@ -13,7 +15,7 @@ export interface Bar {
  * a pipe, the commands' own plain lines say what happens.
  */
 export function progressBar(kind: 'bytes' | 'count', label: string, total: number, stream: NodeJS.WriteStream = process.stderr): Bar {
-  if (!stream.isTTY) return { update() {}, increment() {}, stop() {} };
+  if (!stream.isTTY) return { update() {}, increment() {}, stop() {}, active: false };
   const bar = new cliProgress.SingleBar({
     stream,
     format: kind === 'bytes'
@@ -45,5 +47,6 @@ export function progressBar(kind: 'bytes' | 'count', label: string, total: numbe
       bar.update(value, payload());
     },
     stop() { bar.stop(); },
+    active: true,
   };
 }
