@@ -242,7 +242,6 @@ async function readTar(file: string, options: VerifyOptions): Promise<Listing> {
       const chunk = data as Buffer;
       size += chunk.length;
       listing.bytes += chunk.length;
-      options.onBytes?.(chunk.length);
       hash.update(chunk);
       if (keepLimit !== null && size <= keepLimit) chunks.push(chunk);
     });
@@ -260,7 +259,10 @@ async function readTar(file: string, options: VerifyOptions): Promise<Listing> {
     stream.on('error', next);
   });
   try {
-    await pipeline(createReadStream(file), extract);
+    // Progress counts the file's bytes as read (tar headers and padding included), so the bar ends at 100%.
+    const source = createReadStream(file);
+    source.on('data', (chunk) => options.onBytes?.(chunk.length));
+    await pipeline(source, extract);
   } catch (error) {
     const message = (error as Error).message;
     listing.problems.push(/unexpected end|premature|truncated/i.test(message)
