@@ -229,6 +229,32 @@ describe(`outpost against the API (${driver})`, () => {
   }, 120_000);
 });
 
+// A real full disk: a 256 kB tmpfs (mounting needs root, as on the test machines; elsewhere the case is skipped, and says so).
+const small = path.join(os.tmpdir(), `outpost-cli-full-${process.pid}`);
+const canMount = await (async () => {
+  if (process.getuid?.() !== 0) return false;
+  await fs.mkdir(small, { recursive: true });
+  const ok = await new Promise<boolean>((resolve) => {
+    spawn('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', small]).on('close', (code) => resolve(code === 0)).on('error', () => resolve(false));
+  });
+  if (!ok) await fs.rm(small, { recursive: true, force: true });
+  return ok;
+})();
+
+describe('a full disk', () => {
+  afterAll(async () => {
+    if (!canMount) return;
+    await new Promise((r) => spawn('umount', [small]).on('close', r));
+    await fs.rm(small, { recursive: true, force: true });
+  });
+
+  it.skipIf(!canMount)('should say in one line that the disk is full, and which file', async () => {
+    const r = await outpost(['export', '--release', '1.0.0', '--to', small, '--sites', 'CLI-A']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^outpost: The disk is full \(writing .*shared\/sha256\/[0-9a-f]{64}\.part\): free some space and run the same command again; it carries on where it stopped\.$/);
+  }, 60_000);
+});
+
 async function bundleId(code: string): Promise<string> {
   const res = await fetch(`${url}/api/v1/bundles?limit=500`, { headers: { authorization: `Bearer ${token}` } });
   const { items } = await res.json() as { items: { id: string; state: string; site: { code: string } }[] };
