@@ -35,6 +35,8 @@ export interface ExportSummary {
 }
 
 const SHARED_DIR = path.join('shared', 'sha256');
+const PLAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /**
  * Exports a release's bundles for a selection of sites to a folder for USB delivery: each shared
@@ -71,7 +73,7 @@ export async function exportBundles(options: ExportOptions): Promise<ExportSumma
   // Shared objects: each once, however many sites use it.
   const shared = new Map<string, { size: number; url: string; name: string }>();
   for (const { links: l } of links) {
-    for (const f of l.files) if (!f.extract && !shared.has(f.sha256)) shared.set(f.sha256, { size: f.size, url: f.url, name: f.path.split('/').pop()! });
+    for (const f of l.files) if (!f.extract && SHA256_HEX.test(f.sha256) && !shared.has(f.sha256)) shared.set(f.sha256, { size: f.size, url: f.url, name: f.path.split('/').pop()! });
   }
   summary.sharedObjects = shared.size;
   const toFetch: [string, { size: number; url: string; name: string }][] = [];
@@ -126,6 +128,11 @@ export async function exportBundles(options: ExportOptions): Promise<ExportSumma
     const missing = l.files.filter((f) => !f.extract && badShared.has(f.sha256));
     if (missing.length > 0) {
       summary.failed.push({ site: bundle.site.code, reason: `${missing.map((f) => f.path.split('/').pop()).join(', ')} could not be downloaded` });
+      continue;
+    }
+    // Names from the server become paths on the drive: only plain names (a bundle cannot be built for others anyway).
+    if (!PLAIN_NAME.test(bundle.site.code) || !PLAIN_NAME.test(l.root) || l.files.some((f) => !f.extract && !SHA256_HEX.test(f.sha256))) {
+      summary.failed.push({ site: bundle.site.code, reason: 'the server named a folder or file that is not a plain name; nothing was written' });
       continue;
     }
     const siteDir = path.join(to, bundle.site.code);

@@ -44,6 +44,7 @@ export interface BuildFromSpecOptions {
   /** Write a new key pair here (signing-key.pem, public.pem) and sign with it. */
   generateKeyDir?: string;
   scriptsDir?: string;
+  /** Where the registry credentials named in the spec are read from (the CLI passes its environment). */
   env?: NodeJS.ProcessEnv;
   now?: Date;
   /** Registry client tuning (tests shorten retries). */
@@ -71,7 +72,7 @@ export interface BuildFromSpecResult {
  */
 export async function buildFromSpec(options: BuildFromSpecOptions): Promise<BuildFromSpecResult> {
   const log = options.log ?? (() => {});
-  const env = options.env ?? process.env;
+  const env = options.env ?? {};
   const specDir = path.dirname(path.resolve(options.specFile));
   const spec = parseSpec(await readText(options.specFile, 'the spec file'), options.specFile);
   const at = (p: string) => path.resolve(specDir, p);
