@@ -145,6 +145,9 @@ describe('outpost bundle build --spec', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr.trim().split('\n')).toHaveLength(1);
     expect(refused.stderr).not.toContain('wrong-password');
+    expect(refused.stderr).toContain(`${registry.host}/emr/backend:1.0: `);
+    // A failed build leaves no key behind (a second try may use the same folder).
+    await expect(fs.stat(path.join(work, 'k3'))).rejects.toThrow();
     const again = await outpost(['bundle', 'build', '--spec', path.join(work, 'spec.json'), '--out', path.join(work, 'o4.tar'), '--generate-key', keys()],
       { REG_USER: LOGIN.username, REG_PASS: LOGIN.password });
     expect(again.code).toBe(1);

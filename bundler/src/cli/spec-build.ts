@@ -81,16 +81,15 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
   // The key first: a missing key should not cost an image pull.
   let privateKeyPem: string;
   let publicKeyFile: string | undefined;
+  let generated: { privateFile: string; publicFile: string; publicKeyPem: string; fingerprint: string } | undefined;
   if (options.generateKeyDir) {
+    // Made now, written only once the bundle is: a failed build leaves no stray key behind.
     const key = generateSigningKey();
-    await fs.mkdir(options.generateKeyDir, { recursive: true });
-    const priv = path.join(options.generateKeyDir, 'signing-key.pem');
+    const privateFile = path.join(options.generateKeyDir, 'signing-key.pem');
     publicKeyFile = path.join(options.generateKeyDir, 'public.pem');
-    for (const f of [priv, publicKeyFile]) if (await fs.stat(f).catch(() => null)) throw new CliError(`${f} exists already; --generate-key does not overwrite a key.`);
-    await fs.writeFile(priv, key.privateKeyPem, { mode: 0o600 });
-    await fs.writeFile(publicKeyFile, key.publicKeyPem, { mode: 0o644 });
+    for (const f of [privateFile, publicKeyFile]) if (await fs.stat(f).catch(() => null)) throw new CliError(`${f} exists already; --generate-key does not overwrite a key.`);
     privateKeyPem = key.privateKeyPem;
-    log(`New signing key written to ${priv} (keep it secret) and ${publicKeyFile}; fingerprint ${key.fingerprint}.`);
+    generated = { privateFile, publicFile: publicKeyFile, publicKeyPem: key.publicKeyPem, fingerprint: key.fingerprint };
   } else if (spec.signingKey) {
     privateKeyPem = await readText(at(spec.signingKey), 'the signing key');
   } else {
@@ -129,7 +128,9 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
       clients.set(parsed.registry, client);
     }
     log(`Looking up ${image.reference}`);
-    const fetched = await archiveImageFromRegistry(client, image.reference, parsePlatform(image.platform ?? spec.platform));
+    const fetched = await archiveImageFromRegistry(client, image.reference, parsePlatform(image.platform ?? spec.platform)).catch((e: Error) => {
+      throw new CliError(`${image.reference}: ${e.message}`);
+    });
     for (const blob of [fetched.config, ...fetched.layers]) source.set(blob.digest, { client, repository: fetched.repository });
     const name = image.name ?? fetched.repository.split('/').pop()!;
     images.push({ ...fetched, name, pinned: pinned(parsed.registry, fetched.repository, fetched.manifest.digest) });
@@ -196,6 +197,12 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
     await writeTo(partial, Readable.from(segments()));
     const written = (await fs.stat(partial)).size;
     if (written !== plan.totalSize) throw new CliError(`The bundle came to ${written} bytes instead of ${plan.totalSize}; a file changed while it was written.`);
+    if (generated) {
+      await fs.mkdir(options.generateKeyDir!, { recursive: true });
+      await fs.writeFile(generated.privateFile, privateKeyPem, { mode: 0o600, flag: 'wx' });
+      await fs.writeFile(generated.publicFile, generated.publicKeyPem, { mode: 0o644, flag: 'wx' });
+      log(`New signing key written to ${generated.privateFile} (keep it secret) and ${generated.publicFile}; fingerprint ${generated.fingerprint}.`);
+    }
     await fs.rename(partial, out);
     return { file: out, size: written, root: part.root, keyFingerprint: fingerprint, imagesArchive: archived, warnings, ...(publicKeyFile ? { publicKeyFile } : {}) };
   } finally {
