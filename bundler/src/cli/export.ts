@@ -61,14 +61,19 @@ export async function exportBundles(options: ExportOptions): Promise<ExportSumma
   const summary: ExportSummary = { sites: total, exported: [], failed, bytesWritten: 0, bytesSkipped: 0, sharedObjects: 0, ms: 0 };
 
   await fs.mkdir(path.join(to, SHARED_DIR), { recursive: true });
-  const links: { bundle: BundleView; links: BundleLinks }[] = [];
-  for (const bundle of ready) {
-    try {
-      links.push({ bundle, links: await api.json<BundleLinks>(`/bundles/${bundle.id}/links`) });
-    } catch (error) {
-      summary.failed.push({ site: bundle.site.code, reason: describeError(error) });
+  // One links request per bundle, a few at a time (each has the server check the parts in storage).
+  const linked: ({ bundle: BundleView; links: BundleLinks } | null)[] = new Array(ready.length).fill(null);
+  const queue = ready.map((bundle, index) => ({ bundle, index }));
+  await Promise.all(Array.from({ length: Math.min(8, queue.length) }, async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      try {
+        linked[next.index] = { bundle: next.bundle, links: await api.json<BundleLinks>(`/bundles/${next.bundle.id}/links`) };
+      } catch (error) {
+        summary.failed.push({ site: next.bundle.site.code, reason: describeError(error) });
+      }
     }
-  }
+  }));
+  const links = linked.filter((l): l is { bundle: BundleView; links: BundleLinks } => l !== null);
 
   // Shared objects: each once, however many sites use it.
   const shared = new Map<string, { size: number; url: string; name: string }>();
