@@ -64,6 +64,13 @@ export async function completeJob(db: Db, job: { id: string }, workerId: string)
   return rows.length === 1;
 }
 
+/** Closes many jobs at once (a batch of site bundles). */
+export async function completeJobs(db: Db, ids: string[], workerId: string): Promise<void> {
+  if (ids.length === 0) return;
+  await db.update(bundleJobs).set({ state: 'done', lockedUntil: null, updatedAt: sql`now()` })
+    .where(and(inArray(bundleJobs.id, ids), eq(bundleJobs.lockedBy, workerId), eq(bundleJobs.state, 'running')));
+}
+
 /**
  * A failed attempt. Retried after an exponential backoff while attempts remain and the failure is
  * one that can pass (a registry or store that is down); otherwise the job ends failed.

@@ -4,9 +4,8 @@ import path from 'node:path';
 import os from 'node:os';
 import type { SitePartScript } from '@outpost/bundler';
 import type { Logger } from '../../lib/logger.ts';
-import { buildImageArchive, buildSiteBundle, classifyFailure, failImageArchive, failSiteBundle, type BuildDeps } from './build.ts';
-import { claimJobs, completeJob, deferJob, failJob, renewLease, type JobRow } from './jobs.ts';
-import type { OpenSigningKey } from './signing-keys.ts';
+import { buildImageArchive, buildSiteBundles, classifyFailure, failImageArchive, failSiteBundle, newBatchCache, type BuildDeps } from './build.ts';
+import { claimJobs, completeJob, completeJobs, deferJob, failJob, renewLease, type JobRow } from './jobs.ts';
 
 export const EDGE_SCRIPTS_DIR = path.resolve(import.meta.dirname, '../../../../edge-scripts');
 
@@ -132,23 +131,21 @@ export class BundleWorker {
   }
 
   private async runSiteBundles(jobs: JobRow[]): Promise<void> {
-    const keys = new Map<string, OpenSigningKey>();
-    const queue = [...jobs];
-    const one = async () => {
-      for (let job = queue.shift(); job; job = queue.shift()) {
-        try {
-          const outcome = await buildSiteBundle(this.deps, job.targetId, keys);
-          if (outcome === 'waiting') await deferJob(this.o.db, job, this.id, this.o.waitMs);
-          else await completeJob(this.o.db, job, this.id);
-        } catch (e) {
-          const failure = classifyFailure(e);
-          const final = await failJob(this.o.db, job, this.id, failure, this.o.backoffMs);
-          if (final) await failSiteBundle(this.o.db, job.targetId, failure);
-          this.o.logger(final ? 'error' : 'warn', final ? 'bundle failed' : 'bundle attempt failed; will retry',
-            { worker: this.id, bundleId: job.targetId, attempt: job.attempts, code: failure.code, error: failure.message });
-        }
+    const outcomes = await buildSiteBundles(this.deps, jobs.map((j) => j.targetId), newBatchCache(), this.o.concurrency);
+    const done: string[] = [];
+    for (const job of jobs) {
+      const outcome = outcomes.get(job.targetId)!;
+      if (!('error' in outcome)) {
+        if (outcome.state === 'waiting') await deferJob(this.o.db, job, this.id, this.o.waitMs);
+        else done.push(job.id);
+        continue;
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, jobs.length) }, one));
+      const failure = classifyFailure(outcome.error);
+      const final = await failJob(this.o.db, job, this.id, failure, this.o.backoffMs);
+      if (final) await failSiteBundle(this.o.db, job.targetId, failure);
+      this.o.logger(final ? 'error' : 'warn', final ? 'bundle failed' : 'bundle attempt failed; will retry',
+        { worker: this.id, bundleId: job.targetId, attempt: job.attempts, code: failure.code, error: failure.message });
+    }
+    await completeJobs(this.o.db, done, this.id);
   }
 }
