@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { buildTestImage, pushImage, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
+import { buildTestImage, corruptBlob, pushImage, registryBlobPath, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
 import { signIn, snapshot, startOutpost, type Outpost } from './harness';
 
 const ADMIN = { email: 'bundle-admin@example.org', password: 'bundle-password-1' };
@@ -190,6 +190,77 @@ describe('bundles', () => {
     await snapshot(page, 'settings-signing-key');
   });
 
+  it('should explain a failed build in plain words, and build it again when asked once the registry is mended', async () => {
+    const broken = await buildTestImage({ dir: path.join(work, 'emr'), tag: '3.0', layers: [{ files: { 'app/emr.txt': 'EMR 3.0, about to be damaged\n' } }] });
+    const ref = `${registry.host}/emr/app:3.0`;
+    await pushImage(broken.dir, broken.tag, ref);
+    const created = await call<{ id: string }>(page, 'POST', '/api/v1/releases', {
+      version: '3.0.0', composeTemplate: 'services:\n  emr:\n    image: {{ image.emr }}\n',
+    });
+    expect((await call(page, 'POST', `/api/v1/releases/${created.body.id}/images`, { name: 'emr', reference: ref })).status).toBe(201);
+    expect((await call(page, 'POST', `/api/v1/releases/${created.body.id}/publish`)).status).toBe(200);
+    // The registry now serves other bytes under the layer's digest, as a failing disk would.
+    const layer = broken.layers[0]!.digest;
+    const original = await fs.readFile(registryBlobPath(registry, layer));
+    await corruptBlob(registry, layer);
+
+    await page.goto(`/releases/${created.body.id}`);
+    const section = page.getByRole('region', { name: 'Bundles', exact: true });
+    await section.getByRole('button', { name: 'Ask for bundles…' }).click();
+    const form = section.getByRole('form', { name: 'Ask for bundles' });
+    await form.getByLabel('A list of site codes').check();
+    await form.getByRole('textbox', { name: 'Site codes' }).fill(SITE.code);
+    await form.getByRole('button', { name: 'Ask for bundles for 1 site' }).click();
+
+    const row = section.getByRole('table', { name: 'Bundles of 3.0.0' }).locator('tbody tr').filter({ hasText: SITE.code });
+    await row.locator('td[data-label="State"]').getByText('Failed').waitFor({ timeout: 60_000 });
+    expect(await row.textContent()).toContain('An image from the registry was not exactly the one the release names');
+    await section.getByText('0 of 1 ready; 1 failed.').waitFor();
+    await snapshot(page, 'release-bundle-failed');
+
+    await fs.writeFile(registryBlobPath(registry, layer), original);
+    await row.getByRole('button', { name: `Try the bundle of ${SITE.code} again` }).click();
+    await row.locator('td[data-label="State"]').getByText('Ready').waitFor({ timeout: 60_000 });
+    await section.getByText('All 1 ready.').waitFor();
+    expect(await row.getByRole('button', { name: /^Try/ }).count()).toBe(0);
+  }, 150_000);
+
+  it("should show a coordinator their own sites' bundles to download, and no controls to ask for or retry any", async () => {
+    // Another site with a bundle, which the coordinator must not see.
+    const other = await call<{ id: string }>(page, 'POST', '/api/v1/sites', { code: 'KE-043', name: 'Siaya Health Centre' });
+    expect(other.status).toBe(201);
+    expect((await call(page, 'POST', '/api/v1/bundles', { releaseId, siteCodes: ['KE-043'] })).status).toBe(202);
+    const coordinator = { email: 'coordinator@example.org', password: 'coordinator-password-1' };
+    const user = await call<{ user: { id: string } }>(page, 'POST', '/api/v1/users', { ...coordinator, name: 'Achieng', role: 'coordinator' });
+    expect(user.status).toBe(201);
+    expect((await call(page, 'PUT', `/api/v1/sites/${siteId}/coordinators/${user.body.user.id}`)).status).toBe(200);
+
+    const theirs = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 1280, height: 900 } });
+    try {
+      const p = await theirs.newPage();
+      p.setDefaultTimeout(10_000);
+      await p.goto('/bundles');
+      await signIn(p, coordinator);
+      await p.getByText('The bundles of your sites.').waitFor();
+      const rows = p.getByRole('table', { name: 'Bundles', exact: true }).locator('tbody tr');
+      await rows.nth(1).waitFor();
+      expect(await rows.count()).toBe(2);
+      expect(await rows.locator('td[data-label="Site"] a').allTextContents()).toEqual([SITE.code, SITE.code]);
+      await p.getByRole('link', { name: new RegExp(`^Download the bundle of ${SITE.code} for ${VERSION}`) }).waitFor();
+      expect(await p.getByRole('button', { name: /^Try the bundle/ }).count()).toBe(0);
+
+      await p.goto(`/releases/${releaseId}`);
+      const section = p.getByRole('region', { name: 'Bundles', exact: true });
+      await section.getByRole('table', { name: `Bundles of ${VERSION}` }).getByText('Ready').waitFor();
+      // Its counts are the coordinator's sites' only, too.
+      await section.getByText('All 1 ready.').waitFor();
+      expect(await section.getByRole('button', { name: 'Ask for bundles…' }).count()).toBe(0);
+      expect(await section.getByText('KE-043').count()).toBe(0);
+    } finally {
+      await theirs.close();
+    }
+  });
+
   it('should fit the release and site pages on a 375px phone screen without horizontal scrolling', async () => {
     const phone = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
     try {
@@ -197,11 +268,11 @@ describe('bundles', () => {
       p.setDefaultTimeout(10_000);
       await p.goto(`/releases/${releaseId}`);
       await signIn(p, ADMIN);
-      await p.getByRole('table', { name: `Bundles of ${VERSION}` }).getByText('Ready').waitFor();
+      await p.getByRole('table', { name: `Bundles of ${VERSION}` }).getByText('Ready').first().waitFor();
       expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
       await snapshot(p, 'release-bundles-phone');
       await p.goto(`/sites/${siteId}`);
-      await p.getByRole('link', { name: new RegExp(`^Download the bundle of ${SITE.code}`) }).waitFor();
+      await p.getByRole('link', { name: new RegExp(`^Download the bundle of ${SITE.code} for ${VERSION}`) }).waitFor();
       expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
       await snapshot(p, 'site-bundles-phone');
     } finally {
