@@ -299,6 +299,25 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       expect(() => execFileSync('openssl', ['dgst', '-sha256', '-verify', '../old.pem', '-signature', 'manifest.sig', 'manifest.json'], { cwd: wrongDir, stdio: 'pipe' })).toThrow();
     });
 
+    it('should share one queue between several workers: every bundle built once, no job taken twice', async () => {
+      const { org, api } = await orgWithApi();
+      const releaseId = await publish(api, '1.0.0', v10());
+      const made = [];
+      for (let i = 0; i < 30; i++) made.push(await makeSite(h.db, org.id, { code: `KE-Q${String(i).padStart(2, '0')}`, region: 'Queue' }));
+      const asked = await ask(api, { releaseId, filter: { region: 'Queue' } });
+      expect(asked.created).toBe(30);
+      // Three workers at once, small batches, so they compete for the same rows.
+      const workers = [0, 1, 2].map((i) => makeWorker({ workerId: `w${i}`, batch: 4, concurrency: 2 }));
+      await Promise.all(workers.map((w) => settle(w)));
+      const jobs = await h.db.select().from(bundleJobs).where(eq(bundleJobs.orgId, org.id));
+      expect(jobs).toHaveLength(31);
+      expect(jobs.every((j) => j.state === 'done' && j.attempts === 1)).toBe(true);
+      expect(new Set(jobs.map((j) => j.lockedBy)).size).toBeGreaterThan(1);
+      const built = await h.db.select().from(bundles).where(eq(bundles.orgId, org.id));
+      expect(built.map((b) => b.state)).toEqual(Array(30).fill('ready'));
+      expect(new Set(built.map((b) => b.sitePartSha256)).size).toBe(30);
+    });
+
     it('should hand out presigned links to each part that fetch the same bytes', async () => {
       const { org, api } = await orgWithApi();
       const releaseId = await publish(api, '1.0.0', v10());

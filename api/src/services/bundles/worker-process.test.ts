@@ -127,4 +127,51 @@ describe('a bundle worker process killed mid-build', () => {
     const [openJobs] = await h.db.select({ n: count() }).from(bundleJobs).where(sql`state in ('queued', 'running')`);
     expect(openJobs!.n).toBe(0);
   }, 240_000);
+
+  it('should end failed with a plain message when the registry goes away in the middle of copying, never ready', async () => {
+    const t = await makeTestApp(h, { secretKey });
+    const org = await makeOrg(h.db);
+    const api = withToken(t.app, (await makeApiToken(h.db, org.id, 'admin')).token);
+    const mid = await startRegistry();
+    let stopped = false;
+    try {
+      const huge = await buildLargeTestImage({ dir: path.join(work, 'huge'), tag: '2.0', layerSize: 96 * 1024 * 1024, seed: `mid-${Date.now()}` });
+      await pushImage(huge.dir, '2.0', `${mid.host}/emr/backend:2.0`);
+      const r = await (await api('/api/v1/releases', { method: 'POST', json: { version: '2.0.0', composeTemplate: 'services:\n  backend:\n    image: {{ image.backend }}\n' } })).json() as { id: string };
+      expect((await api(`/api/v1/releases/${r.id}/images`, { method: 'POST', json: { name: 'backend', reference: `${mid.host}/emr/backend:2.0` } })).status).toBe(201);
+      expect((await api(`/api/v1/releases/${r.id}/publish`, { method: 'POST' })).status).toBe(200);
+      const site = await makeSite(h.db, org.id, { code: 'KE-MID' });
+      const asked = await api('/api/v1/bundles', { method: 'POST', json: { releaseId: r.id, siteIds: [site.id] } });
+      const bundleId = ((await asked.json()) as { bundles: { id: string }[] }).bundles[0]!.id;
+
+      const w = new BundleWorker({ db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: () => {}, pollMs: 20, backoffMs: 10, registry: { retries: 0, timeoutMs: 3000 } });
+      const running = (async () => {
+        for (let i = 0; i < 200; i++) {
+          await w.runOnce();
+          const [b] = await h.db.select().from(bundles).where(eq(bundles.id, bundleId));
+          if (b!.state === 'failed' || b!.state === 'ready') return b!;
+          await new Promise((res) => setTimeout(res, 20));
+        }
+        throw new Error('the bundle never settled');
+      })();
+      // Stop the registry while the layer is being copied (the archive row says building; bytes are flowing).
+      await waitFor('the copy to start', async () => {
+        const [a] = await h.db.select().from(imageArchives).where(eq(imageArchives.releaseId, r.id));
+        return a?.state === 'building';
+      });
+      await new Promise((res) => setTimeout(res, 150));
+      await mid.stop();
+      stopped = true;
+      const settled = await running;
+      expect(settled.state).toBe('failed');
+      expect(settled.errorCode).toBe('REGISTRY_UNREACHABLE');
+      expect(settled.error).toMatch(/^The images archive could not be built: .*(reach|connect)/i);
+      const [archive] = await h.db.select().from(imageArchives).where(eq(imageArchives.releaseId, r.id));
+      expect(archive).toMatchObject({ state: 'failed', sha256: null, errorCode: 'REGISTRY_UNREACHABLE' });
+      const [job] = await h.db.select().from(bundleJobs).where(eq(bundleJobs.targetId, archive!.id));
+      expect(job).toMatchObject({ state: 'failed', attempts: 5 });
+    } finally {
+      if (!stopped) await mid.stop();
+    }
+  }, 240_000);
 });
