@@ -279,4 +279,21 @@ describe('bundles', () => {
       await phone.close();
     }
   });
+
+  it('should rotate the signing key after a confirm that says sites need the new fingerprint, listing the old one as retired', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings' }).click();
+    const section = page.getByRole('region', { name: 'Signing key' });
+    const fingerprint = section.getByLabel('Fingerprint of the key in use');
+    await fingerprint.waitFor();
+    const before = await fingerprint.inputValue();
+    await section.getByRole('button', { name: 'Make a new key' }).click();
+    const confirm = section.getByRole('group', { name: /every site will need the new fingerprint/ });
+    await confirm.getByRole('button', { name: 'Yes, make a new key' }).click();
+    await section.getByText(/^A new signing key is in use: /).waitFor();
+    const after = await fingerprint.inputValue();
+    expect(after).not.toBe(before);
+    const keys = await call<{ items: { fingerprint: string; active: boolean }[] }>(page, 'GET', '/api/v1/signing-keys');
+    expect(keys.body.items.map((k) => [k.fingerprint, k.active])).toEqual([[after, true], [before, false]]);
+    expect(await section.getByRole('list', { name: 'Retired keys' }).textContent()).toContain(before);
+  });
 });
