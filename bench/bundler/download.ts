@@ -1,0 +1,81 @@
+// Stitched download throughput: the one-file bundle through serveStitched over HTTP on loopback,
+// against GetObject streams of the same shared objects straight from the S3 server. Rounds
+// alternate so both see the same machine; the shared objects are the archive the archive part
+// stored (or, run alone, a 1 GiB stand-in), plus a content package.
+import { get as httpGet } from 'node:http';
+import { Readable } from 'node:stream';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { putStream } from '../../api/src/lib/blob-store.ts';
+import { randomStream } from '@outpost/bundler/test-support';
+import { benchStore, cpuOf, dropBucket, fmtMiB, MiB, spawnTs, verdict, waitForLine } from './common.ts';
+
+export async function benchDownload(line: (s: string) => void, endpoint: string, s3Pid: number, archive: { bucket: string; sha256: string; size: number } | null): Promise<void> {
+  const rounds = Number(process.env.BENCH_DOWNLOAD_ROUNDS ?? 5);
+  const bucket = archive?.bucket ?? 'bench-download';
+  const store = benchStore(endpoint, bucket);
+  await store.ensureBucket();
+  const put = (size: number, seed: string) => putStream(store, randomStream(size, seed), { mediaType: 'application/octet-stream', maxBytes: size });
+  const images = archive ?? (await put(1024 * MiB, 'bench-download-images'));
+  const content = await put(48 * MiB, 'bench-download-content');
+  const shared = { images: { sha256: images.sha256, size: images.size }, content: { sha256: content.sha256, size: content.size } };
+
+  const server = spawnTs('download-server.ts', { BENCH_S3_ENDPOINT: endpoint, BENCH_BUCKET: bucket, BENCH_SHARED: JSON.stringify(shared) });
+  try {
+    const [, port, totalText, nodeProxyPort] = await waitForLine(server, /READY (\d+) (\d+) (\d+)/);
+    const total = Number(totalText);
+    const direct = async () => {
+      const t0 = performance.now();
+      let bytes = 0;
+      for (const object of [content, images]) {
+        const answer = await store.client.send(new GetObjectCommand({ Bucket: bucket, Key: `blobs/sha256/${object.sha256}` }));
+        // Drained the way the HTTP client below drains, so only the path differs.
+        await new Promise<void>((resolve, reject) => (answer.Body as Readable).on('data', (chunk: Buffer) => (bytes += chunk.length)).on('end', resolve).on('error', reject));
+      }
+      return { ms: performance.now() - t0, bytes };
+    };
+    const fetchAll = (url: string, expected: number) => new Promise<{ ms: number; bytes: number }>((resolve, reject) => {
+      const t0 = performance.now();
+      httpGet(url, (res) => {
+        let bytes = 0;
+        res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        res.on('end', () => (res.statusCode === 200 && bytes === expected ? resolve({ ms: performance.now() - t0, bytes }) : reject(new Error(`${url}: ${res.statusCode}, ${bytes} of ${expected} bytes`))));
+        res.on('error', reject);
+      }).on('error', reject);
+    });
+    const objectBytes = content.size + images.size;
+    const rate = (r: { ms: number; bytes: number }) => (r.bytes / MiB) / (r.ms / 1000);
+    // On a loaded machine wall time moves with the neighbours; the CPU all the processes on the path
+    // (s3rver, the download server, this client) spent per GiB does not, so it is printed too.
+    const cpuPerGiB = async (run: () => Promise<{ ms: number; bytes: number }>) => {
+      const before = { s3: cpuOf(s3Pid), server: cpuOf(server.pid!), client: process.cpuUsage() };
+      const r = await run();
+      const client = process.cpuUsage(before.client);
+      const cpu = cpuOf(s3Pid) - before.s3 + cpuOf(server.pid!) - before.server + (client.user + client.system) / 1e6;
+      return { ...r, cpu: cpu / (r.bytes / 2 ** 30) };
+    };
+    const cpuSums = { direct: 0, stitched: 0 };
+
+    line(`\n3. Stitched download (serveStitched via Hono/@hono/node-server on loopback, ${fmtMiB(total)}: site part + ${fmtMiB(content.size)} content + ${fmtMiB(images.size)} images.tgz)`);
+    await direct(); // warm-up: page cache, connections
+    const ratios: number[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const dRun = await cpuPerGiB(direct);
+      const d = rate(dRun);
+      const node = rate(await fetchAll(`http://127.0.0.1:${nodeProxyPort}/`, objectBytes));
+      const web = rate(await fetchAll(`http://127.0.0.1:${port}/proxy/web`, objectBytes));
+      const sRun = await cpuPerGiB(() => fetchAll(`http://127.0.0.1:${port}/bundle`, total));
+      const s = rate(sRun);
+      cpuSums.direct += dRun.cpu;
+      cpuSums.stitched += sRun.cpu;
+      ratios.push(s / d);
+      line(`   round ${round}: direct GetObject ${d.toFixed(0)} MiB/s · stitched ${s.toFixed(0)} MiB/s → ${(s / d * 100).toFixed(0)} % (CPU ${dRun.cpu.toFixed(1)} vs ${sRun.cpu.toFixed(1)} s/GiB) · for scale, plain proxies in the same server: Node pipe ${node.toFixed(0)} MiB/s (${(node / d * 100).toFixed(0)} %), Hono web stream ${web.toFixed(0)} MiB/s (${(web / d * 100).toFixed(0)} %)`);
+    }
+    const median = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!;
+    line(`   stitched ÷ direct, median ${(median * 100).toFixed(1)} % (target ≥ 90 %) → ${verdict(median >= 0.9)}`);
+    line(`   CPU on the whole path per GiB, mean: direct ${(cpuSums.direct / rounds).toFixed(2)} s, stitched ${(cpuSums.stitched / rounds).toFixed(2)} s (the stitched path adds a process hop)`);
+  } finally {
+    server.kill('SIGTERM');
+    await dropBucket(store);
+    store.client.destroy();
+  }
+}

@@ -1,0 +1,14 @@
+// The S3-compatible server for the bundler benchmark (s3rver, as in the tests and `npm start`), in a
+// process of its own so that its work is not counted in the RSS of the build being measured and its
+// event loop does not share one with the client. Prints `READY <port>`; stops on SIGTERM.
+import fs from 'node:fs';
+import { startEmbeddedS3 } from '../../api/src/embedded-s3.ts';
+
+const dir = process.env.BENCH_S3_DIR!;
+const s3 = await startEmbeddedS3(dir, 'outpost-bench');
+process.stdout.write(`READY ${new URL(s3.endpoint).port}\n`);
+process.on('SIGTERM', async () => {
+  await s3.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+});
