@@ -16,6 +16,8 @@ export const NodeEnv = z.object({
   S3_ACCESS_KEY_ID: z.string().optional(),
   S3_SECRET_ACCESS_KEY: z.string().optional(),
   S3_FORCE_PATH_STYLE: bool.optional(),
+  /** The object store's address as download managers reach it, for presigned links (default S3_ENDPOINT). */
+  S3_PUBLIC_ENDPOINT: z.url().optional(),
   OUTPOST_ORG_NAME: z.string().min(1).default('My organisation'),
   OUTPOST_ADMIN_EMAIL: z.email().optional(),
   OUTPOST_ADMIN_PASSWORD: z.string().min(10, 'OUTPOST_ADMIN_PASSWORD needs at least 10 characters').optional(),

@@ -36,7 +36,7 @@ async function buildApp(env: WorkerEnv): Promise<App> {
     database: databaseFor,
     objectStore: createObjectStore({
       endpoint: env.S3_ENDPOINT, bucket: env.S3_BUCKET, region: env.S3_REGION,
-      accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY,
+      accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY, publicEndpoint: env.S3_PUBLIC_ENDPOINT,
     }),
     secretBox: await createSecretBox(env.OUTPOST_SECRET_KEY),
     imageResolver: registryImageResolver(),

@@ -222,8 +222,8 @@ export interface BlobRead {
 }
 
 /** A blob's bytes (or a range of them) as a web stream; 404 when absent, 416 when the range starts past the end. */
-export async function get(store: BlobStore, sha256: string, range?: ByteRange): Promise<BlobRead> {
-  const key = blobKey(sha256);
+/** Reads a blob by its sha256 (at `blobs/sha256/<hex>`, or at `key` when it was stored elsewhere), whole or a range. */
+export async function get(store: BlobStore, sha256: string, range?: ByteRange, key = blobKey(sha256)): Promise<BlobRead> {
   try {
     const res = await store.client.send(new GetObjectCommand({
       Bucket: store.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,

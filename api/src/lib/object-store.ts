@@ -7,11 +7,15 @@ export interface ObjectStoreConfig {
   accessKeyId?: string;
   secretAccessKey?: string;
   forcePathStyle?: boolean;
+  /** The endpoint people's download managers reach, for presigned links (default: `endpoint`). */
+  publicEndpoint?: string;
 }
 
 export interface ObjectStore {
   client: S3Client;
   bucket: string;
+  /** Signs presigned links with the public endpoint, when it differs from the one the server uses. */
+  presignClient?: S3Client;
   /** Throws when the bucket cannot be reached. */
   ping(): Promise<void>;
   ensureBucket(): Promise<void>;
@@ -19,22 +23,11 @@ export interface ObjectStore {
 
 /** Every object store (AWS S3, R2, MinIO, the embedded server) is reached through the S3 API. */
 export function createObjectStore(cfg: ObjectStoreConfig): ObjectStore {
-  const client = new S3Client({
-    endpoint: cfg.endpoint,
-    region: cfg.region,
-    forcePathStyle: cfg.forcePathStyle ?? Boolean(cfg.endpoint),
-    credentials: cfg.accessKeyId && cfg.secretAccessKey
-      ? { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey }
-      : undefined,
-    // Checksums only when the API demands them: the default mode corrupts streamed bodies on some
-    // S3-compatible servers, and the bundler verifies its own digests anyway.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 3,
-  });
+  const client = s3Client(cfg, cfg.endpoint);
   return {
     client,
     bucket: cfg.bucket,
+    ...(cfg.publicEndpoint && cfg.publicEndpoint !== cfg.endpoint ? { presignClient: s3Client(cfg, cfg.publicEndpoint) } : {}),
     ping: async () => { await client.send(new HeadBucketCommand({ Bucket: cfg.bucket })); },
     ensureBucket: async () => {
       try {
@@ -44,4 +37,20 @@ export function createObjectStore(cfg: ObjectStoreConfig): ObjectStore {
       }
     },
   };
+}
+
+function s3Client(cfg: ObjectStoreConfig, endpoint: string | undefined): S3Client {
+  return new S3Client({
+    endpoint,
+    region: cfg.region,
+    forcePathStyle: cfg.forcePathStyle ?? Boolean(endpoint),
+    credentials: cfg.accessKeyId && cfg.secretAccessKey
+      ? { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey }
+      : undefined,
+    // Checksums only when the API demands them: the default mode corrupts streamed bodies on some
+    // S3-compatible servers, and the bundler verifies its own digests anyway.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 3,
+  });
 }

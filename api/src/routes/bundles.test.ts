@@ -17,6 +17,7 @@ import { bundleDownloads, bundleJobs, bundles, coordinatorSites, imageArchives }
 import { createObjectStore } from '../lib/object-store.ts';
 import { BundleWorker } from '../services/bundles/worker.ts';
 import { claimJobs } from '../services/bundles/jobs.ts';
+import { bundleLinks } from '../services/bundles/deliver.ts';
 import { inject } from 'vitest';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 
@@ -272,6 +273,12 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const changed = img.backend11!.layers[1]!.digest.slice('sha256:'.length);
       expect(listing).not.toContain(`blobs/sha256/${shared}`);
       expect(listing).toContain(`blobs/sha256/${changed}`);
+
+      // A site already on 1.1.0 gets a full bundle (a reinstall), and a delta for it is refused in plain words.
+      const current = await makeSite(h.db, org.id, { code: 'KE-CUR', reportedVersion: '1.1.0', reportedReleaseId: r11, reportedStatus: 'healthy', reportedAt: new Date() });
+      expect((await ask(api, { releaseId: r11, siteIds: [current.id] })).bundles[0]!.delta).toBe(false);
+      const again = await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: r11, siteIds: [current.id], mode: 'delta' } }), 422, 'DELTA_BASE_UNKNOWN');
+      expect(again.details).toEqual([expect.objectContaining({ code: 'KE-CUR', message: 'Already runs 1.1.0; a reinstall needs a full bundle.' })]);
     });
 
     it('should rotate the signing key: new bundles use the new key, old bundles still verify with the retired one', async () => {
@@ -334,6 +341,12 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
         expect([bytes.length, sha256(bytes)]).toEqual([f.size, f.sha256]);
       }
       expect((await h.db.select().from(bundleDownloads).where(eq(bundleDownloads.bundleId, b!.id)))[0]).toMatchObject({ kind: 'links' });
+      // With S3_PUBLIC_ENDPOINT the links name the address download managers reach, signed for it.
+      const publicStore = createObjectStore({ endpoint: inject('s3Endpoint'), publicEndpoint: 'https://downloads.example.org', bucket: 'outpost-test', region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+      const ctx = { db: h.db, orgId: org.id, actor: { userId: null, tokenId: null, role: 'viewer' as const } };
+      const outside = await bundleLinks({ ctx, store: publicStore, input: { id: b!.id } });
+      expect(outside.files.every((f) => f.url.startsWith('https://downloads.example.org/outpost-test/'))).toBe(true);
+      expect(outside.files.every((f) => f.url.includes('X-Amz-Signature='))).toBe(true);
     });
   });
 

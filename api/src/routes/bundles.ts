@@ -14,7 +14,7 @@ const Problem = z.object({ code: z.string(), message: z.string() });
 const Bundle = z.object({
   id: z.string(),
   site: z.object({ id: z.string(), code: z.string(), name: z.string(), bandwidthKbps: z.number().nullable() }),
-  release: z.object({ id: z.string(), version: z.string() }),
+  release: z.object({ id: z.string(), version: z.string(), state: z.string() }),
   fromRelease: z.object({ id: z.string(), version: z.string() }).nullable(),
   state: BuildState,
   delta: z.boolean(),
@@ -25,7 +25,7 @@ const Bundle = z.object({
   keyFingerprint: z.string().nullable(),
   fileName: z.string(),
   error: Problem.nullable(),
-  downloads: z.number(),
+  downloads: z.number().openapi({ description: 'Downloads that reached the last byte, and direct links handed out' }),
   createdAt: z.string(), readyAt: z.string().nullable(), expiresAt: z.string().nullable(),
 }).openapi('Bundle');
 

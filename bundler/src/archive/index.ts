@@ -1,4 +1,4 @@
-export { copyBlobsToStore, storeBlobReader, blobKey, BLOB_PREFIX, type ObjectStoreTarget, type CopyBlobsOptions, type CopiedBlob } from './store.ts';
+export { copyBlobsToStore, storeBlobReader, teeingBlobReader, blobKey, BLOB_PREFIX, type ObjectStoreTarget, type CopyBlobsOptions, type CopiedBlob, type BlobSource, type TeeingBlobReader } from './store.ts';
 export {
   buildImagesArchive,
   archiveImageFromRegistry,

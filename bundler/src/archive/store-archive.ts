@@ -3,11 +3,18 @@ import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { buildImagesArchive, type ArchiveImage } from './images-archive.ts';
+import { buildImagesArchive, type ArchiveImage, type BuildImagesArchiveOptions } from './images-archive.ts';
 import { BLOB_PREFIX, deleteQuietly, headSize, storeBlobReader, type ObjectStoreTarget } from './store.ts';
 
 export interface StoreImagesArchiveOptions {
   images: ArchiveImage[];
+  /** Where the blobs come from; default the store itself (`storeBlobReader`), e.g. `teeingBlobReader(…).readBlob` to copy and archive at once. */
+  readBlob?: BuildImagesArchiveOptions['readBlob'];
+  /**
+   * Store the archive at this key, written once, instead of at its content address (which needs a
+   * second, server-side copy once the digest is known). The caller records key and digest.
+   */
+  key?: string;
   /** Where the blobs are (copied there by `copyBlobsToStore`) and where the archive goes. */
   s3: ObjectStoreTarget;
   omitLayers?: Iterable<string>;
@@ -57,12 +64,13 @@ export async function storeImagesArchive(options: StoreImagesArchiveOptions): Pr
   const prefix = options.prefix ?? BLOB_PREFIX;
   const archive = buildImagesArchive({
     images: options.images,
-    readBlob: storeBlobReader(s3, prefix),
+    readBlob: options.readBlob ?? storeBlobReader(s3, prefix),
     ...(options.omitLayers ? { omitLayers: options.omitLayers } : {}),
     ...(options.fromRelease ? { fromRelease: options.fromRelease } : {}),
     ...(options.gzipLevel !== undefined ? { gzipLevel: options.gzipLevel } : {}),
   });
-  const tempKey = `${options.uploadPrefix ?? 'uploads/'}${randomUUID()}`;
+  const tempKey = options.key ?? `${options.uploadPrefix ?? 'uploads/'}${randomUUID()}`;
+  let written = false;
   try {
     let streamError: unknown;
     archive.stream.once('error', (error) => (streamError = error));
@@ -84,12 +92,17 @@ export async function storeImagesArchive(options: StoreImagesArchiveOptions): Pr
 
     const stored = await headSize(s3, tempKey);
     if (stored !== size) throw new Error(`The object store kept ${stored ?? 'nothing'} bytes of the images archive; it has ${size}`);
+    if (options.key) {
+      written = true;
+      return { key: options.key, sha256, size, tarSize: archive.tarSize, omitted: archive.omitted, existed: false };
+    }
     const key = `${prefix}${sha256}`;
     const existed = (await headSize(s3, key)) === size;
     if (!existed) await copyObject(s3, tempKey, key, size, options.copyObjectMax ?? COPY_OBJECT_MAX);
     return { key, sha256, size, tarSize: archive.tarSize, omitted: archive.omitted, existed };
   } finally {
-    await deleteQuietly(s3, tempKey);
+    // The temporary upload goes; an archive written straight to its given key stays once complete.
+    if (!written) await deleteQuietly(s3, tempKey);
   }
 }
 

@@ -1,6 +1,6 @@
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { blobToNodeStream, type Descriptor, type RegistryClient } from '../registry/client.ts';
 import { RegistryError } from '../registry/errors.ts';
 
@@ -65,8 +65,13 @@ async function copyOne(options: CopyBlobsOptions, blob: Descriptor, prefix: stri
   const { s3 } = options;
   const key = blobKey(blob.digest, prefix);
   if ((await headSize(s3, key)) === blob.size) return { digest: blob.digest, size: blob.size, copied: false };
-
   const body = blobToNodeStream(await options.client.blob(options.repository, blob.digest, { size: blob.size }));
+  await uploadBlob(s3, key, body, blob, options);
+  return { digest: blob.digest, size: blob.size, copied: true };
+}
+
+/** Uploads a (verifying) blob stream to its key; nothing stays there unless the stream ended cleanly and the size reads back. */
+async function uploadBlob(s3: ObjectStoreTarget, key: string, body: Readable, blob: Descriptor, options: { partSize?: number; queueSize?: number }): Promise<void> {
   const upload = new Upload({
     client: s3.client,
     params: { Bucket: s3.bucket, Key: key, Body: body, ContentLength: blob.size, ContentType: blob.mediaType },
@@ -87,13 +92,66 @@ async function copyOne(options: CopyBlobsOptions, blob: Descriptor, prefix: stri
     await deleteQuietly(s3, key);
     throw streamError;
   }
-
   const stored = await headSize(s3, key);
   if (stored !== blob.size) {
     await deleteQuietly(s3, key);
     throw new RegistryError('digest-mismatch', `The object store kept ${stored ?? 'nothing'} bytes of blob ${blob.digest}; it has ${blob.size}`);
   }
-  return { digest: blob.digest, size: blob.size, copied: true };
+}
+
+/** Where a blob can be fetched from: the registry and repository of an image that has it. */
+export interface BlobSource {
+  client: RegistryClient;
+  repository: string;
+}
+
+export interface TeeingBlobReader {
+  /** For `buildImagesArchive`/`storeImagesArchive`: a blob already stored is read from the store; any other comes from its registry. */
+  readBlob: (descriptor: Descriptor) => Promise<Readable>;
+  /** Resolves when every blob fetched from a registry is stored and verified; rejects with the first failure. */
+  settled: () => Promise<CopiedBlob[]>;
+}
+
+/**
+ * Fetches each blob from its registry once and, while it flows into the images archive, also
+ * stores it content-addressed (`blobs/sha256/<hex>`), so copying the blobs and writing the archive
+ * happen together instead of one after the other. Registry streams are verified against their
+ * digest; a blob that does not match fails both the archive and its own upload, and nothing is
+ * left at its key. Blobs the store already has are read from the store.
+ *
+ * @example
+ * const tee = teeingBlobReader({ s3, sources });
+ * const stored = await storeImagesArchive({ images, s3, readBlob: tee.readBlob, key });
+ * await tee.settled();
+ */
+export function teeingBlobReader(options: { s3: ObjectStoreTarget; sources: Map<string, BlobSource>; prefix?: string; partSize?: number; queueSize?: number }): TeeingBlobReader {
+  const prefix = options.prefix ?? BLOB_PREFIX;
+  const fromStore = storeBlobReader(options.s3, prefix);
+  const uploads: Promise<CopiedBlob>[] = [];
+  return {
+    async readBlob(descriptor) {
+      const key = blobKey(descriptor.digest, prefix);
+      if ((await headSize(options.s3, key)) === descriptor.size) return fromStore(descriptor);
+      const source = options.sources.get(descriptor.digest);
+      if (!source) throw new RegistryError('unknown-blob', `No registry is known for blob ${descriptor.digest}`);
+      const body = blobToNodeStream(await source.client.blob(source.repository, descriptor.digest, { size: descriptor.size }));
+      const toStore = new PassThrough();
+      const toArchive = new PassThrough();
+      body.once('error', (error) => { toStore.destroy(error); toArchive.destroy(error); });
+      body.pipe(toStore);
+      body.pipe(toArchive);
+      const upload = uploadBlob(options.s3, key, toStore, descriptor, options).then(() => ({ digest: descriptor.digest, size: descriptor.size, copied: true }));
+      upload.catch(() => undefined); // reported by settled()
+      uploads.push(upload);
+      return toArchive;
+    },
+    async settled() {
+      const results = await Promise.allSettled(uploads);
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      return results.map((r) => (r as PromiseFulfilledResult<CopiedBlob>).value);
+    },
+  };
 }
 
 /** The store key of a blob: `blobs/sha256/<hex>` by default. */

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
-import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { createHash, randomUUID } from 'node:crypto';
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
 import {
-  ArchiveError, RegistryClient, RegistryError, SitePartError, archiveImageFromRegistry, buildSitePart, copyBlobsToStore,
-  defaultReadme, parseImageReference, stitchPlan, storeImagesArchive, type ArchiveImage, type SitePartScript,
+  ArchiveError, RegistryClient, RegistryError, SitePartError, archiveImageFromRegistry, buildSitePart,
+  defaultReadme, parseImageReference, stitchPlan, storeImagesArchive, teeingBlobReader, type ArchiveImage, type BlobSource, type SitePartScript,
 } from '@outpost/bundler';
 import { artifacts, bundles, contentPackages, imageArchives, releaseImages, releases, sites } from '../../db/schema/index.ts';
 import type { Db } from '../../db/types.ts';
@@ -97,7 +97,7 @@ export async function buildImageArchive(deps: BuildDeps, archiveId: string): Pro
 
   const ctx = { db, orgId: archive.orgId, actor: { userId: null, tokenId: null, role: 'owner' as const } };
   const archiveImages: ArchiveImage[] = [];
-  const omit = new Set(omitLayers);
+  const sources = new Map<string, BlobSource>();
   for (const image of images) {
     const credentials = await credentialFor(ctx, deps.secretBox, image.registry);
     const client = new RegistryClient({ registry: image.registry, ...(credentials ? { credentials } : {}), ...deps.registry });
@@ -105,16 +105,32 @@ export async function buildImageArchive(deps: BuildDeps, archiveId: string): Pro
     if (fetched.manifest.digest !== image.digest) {
       throw new BuildFailure('DIGEST_MISMATCH', `The registry served ${fetched.manifest.digest} for ${image.reference}, pinned at ${image.digest}.`, false);
     }
-    // Blobs a delta leaves out need not be copied: the full archive's build copies them.
-    await copyBlobsToStore({ client, repository: fetched.repository, blobs: [fetched.config, ...fetched.layers.filter((l) => !omit.has(l.digest))], s3: store });
+    for (const blob of [fetched.config, ...fetched.layers]) if (!sources.has(blob.digest)) sources.set(blob.digest, { client, repository: fetched.repository });
     archiveImages.push(fetched);
   }
-  const stored = await storeImagesArchive({ images: archiveImages, s3: store, ...(archive.fromReleaseId ? { omitLayers, ...(fromVersion ? { fromRelease: fromVersion } : {}) } : {}) });
+  // Each blob comes from its registry once: stored content-addressed as it flows into the archive
+  // (a delta's left-out layers are not fetched at all). The archive is written once, to its own key.
+  const tee = teeingBlobReader({ s3: store, sources });
+  const stored = await storeImagesArchive({
+    images: archiveImages, s3: store, readBlob: tee.readBlob, key: `archives/${archive.releaseId}/${archiveId}-${randomUUID()}.tgz`,
+    ...(archive.fromReleaseId ? { omitLayers, ...(fromVersion ? { fromRelease: fromVersion } : {}) } : {}),
+  });
+  await tee.settled();
   const head = await headObject(store, stored.key);
   if (!head || head.size !== stored.size) {
     throw new BuildFailure('STORAGE_FAILED', `The object store holds ${head ? head.size : 'nothing'} bytes of the images archive; it should hold ${stored.size}.`, true);
   }
-  await recordArtifact(db, { sha256: stored.sha256, size: stored.size, mediaType: 'application/gzip', key: stored.key });
+  // The same archive stored before (another build of the same images) is kept once.
+  let key = stored.key;
+  const [known] = await db.select({ key: artifacts.key }).from(artifacts).where(eq(artifacts.sha256, stored.sha256)).limit(1);
+  if (known && known.key !== stored.key && (await headObject(store, known.key))?.size === stored.size) {
+    await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: stored.key })).catch(() => undefined);
+    key = known.key;
+  } else if (!known) {
+    await recordArtifact(db, { sha256: stored.sha256, size: stored.size, mediaType: 'application/gzip', key });
+  } else {
+    await db.update(artifacts).set({ key }).where(eq(artifacts.sha256, stored.sha256));
+  }
   await db.update(imageArchives).set({
     state: 'ready', sha256: stored.sha256, size: stored.size, tarSize: stored.tarSize, omittedLayers: stored.omitted,
     error: null, errorCode: null, readyAt: sql`now()`, updatedAt: sql`now()`,
@@ -150,7 +166,11 @@ async function loadReleaseParts(db: Db, releaseId: string) {
   const [content] = release?.contentPackageId
     ? await db.select().from(contentPackages).where(eq(contentPackages.id, release.contentPackageId)).limit(1)
     : [];
-  return { archives, images, content };
+  // Where each shared object is stored (an images archive is written once, to its own key).
+  const shas = [...archives.map((a) => a.sha256), content?.sha256].filter((x): x is string => !!x);
+  const keys = new Map(shas.length === 0 ? [] : (await db.select({ sha256: artifacts.sha256, key: artifacts.key }).from(artifacts)
+    .where(inArray(artifacts.sha256, shas))).map((a) => [a.sha256, a.key]));
+  return { archives, images, content, keys };
 }
 
 interface BuiltPart {
@@ -287,7 +307,7 @@ async function buildOnePart(
   // Every shared object the download will read must be there, whole.
   for (const object of part.shared) {
     if (cache.stored.has(`${object.sha256}/${object.size}`)) continue;
-    const h = await headObject(store, blobKey(object.sha256));
+    const h = await headObject(store, parts.keys.get(object.sha256) ?? blobKey(object.sha256));
     if (!h || h.size !== object.size) throw new BuildFailure('STORAGE_FAILED', `A shared part of the bundle (${object.path}) is missing from the object store.`, true);
     cache.stored.add(`${object.sha256}/${object.size}`);
   }

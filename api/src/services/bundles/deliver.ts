@@ -1,8 +1,8 @@
-import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { stitchPlan, type SharedObject } from '@outpost/bundler';
-import { and, eq, isNull, or, sql } from 'drizzle-orm';
-import { bundleDownloads, bundles, imageArchives } from '../../db/schema/index.ts';
+import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
+import { artifacts, bundleDownloads, bundles, imageArchives } from '../../db/schema/index.ts';
 import { AppError } from '../../lib/errors.ts';
 import { blobKey, get, type BlobStore } from '../../lib/blob-store.ts';
 import { recordAudit } from '../audit/record.ts';
@@ -34,9 +34,17 @@ function partsOf(row: Loaded) {
   return { root, sitePart: { sha256: b.sitePartSha256, size: b.sitePartSize }, shared };
 }
 
-async function assertStored(store: BlobStore, objects: { sha256: string; size: number }[]): Promise<void> {
+/** Where each object is stored: content-addressed, or (images archives) at the key its build wrote it to. */
+async function withKeys<T extends { sha256: string }>(ctx: ServiceCtx, objects: T[]): Promise<(T & { key: string })[]> {
+  const rows = await ctx.db.select({ sha256: artifacts.sha256, key: artifacts.key }).from(artifacts)
+    .where(inArray(artifacts.sha256, objects.map((o) => o.sha256)));
+  const keys = new Map(rows.map((r) => [r.sha256, r.key]));
+  return objects.map((o) => ({ ...o, key: keys.get(o.sha256) ?? blobKey(o.sha256) }));
+}
+
+async function assertStored(store: BlobStore, objects: { key: string; size: number }[]): Promise<void> {
   for (const o of objects) {
-    const head = await store.client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: blobKey(o.sha256) })).catch(() => null);
+    const head = await store.client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: o.key })).catch(() => null);
     if (!head || head.ContentLength !== o.size) {
       throw new AppError(503, 'BUNDLE_PARTS_MISSING', 'Part of this bundle is missing from storage; ask for the bundle again (it will be rebuilt).');
     }
@@ -51,13 +59,15 @@ async function assertStored(store: BlobStore, objects: { sha256: string; size: n
 export async function downloadBundle({ ctx, store, input }: { ctx: ServiceCtx; store: BlobStore; input: { id: string; request: StitchedRequest } }): Promise<Response> {
   const row = await loadBundle(ctx, input.id);
   const parts = partsOf(row);
-  await assertStored(store, [parts.sitePart, ...parts.shared]);
-  const read = await get(store, parts.sitePart.sha256);
+  const [sitePartObject] = await withKeys(ctx, [parts.sitePart]);
+  const sharedObjects = await withKeys(ctx, parts.shared);
+  await assertStored(store, [sitePartObject!, ...sharedObjects]);
+  const read = await get(store, parts.sitePart.sha256, undefined, sitePartObject!.key);
   const sitePart = new Uint8Array(await new Response(read.body as ReadableStream<Uint8Array>).arrayBuffer());
   if (sitePart.length !== parts.sitePart.size) throw new AppError(503, 'BUNDLE_PARTS_MISSING', 'The bundle\'s site part in storage has the wrong size; ask for the bundle again.');
   const shared: SharedObject[] = parts.shared.map(({ path, size, mtime }) => ({ path, size, mtime }));
   const response = await serveStitched({
-    store, plan: stitchPlan({ sitePartSize: sitePart.length, shared }), sitePart, shared: parts.shared,
+    store, plan: stitchPlan({ sitePartSize: sitePart.length, shared }), sitePart, shared: sharedObjects,
     etag: row.bundle.etag ?? parts.sitePart.sha256, fileName: bundleFileName(row.siteCode, row.version), request: input.request,
   });
   if (input.request.method !== 'GET' || (response.status !== 200 && response.status !== 206) || !response.body) return response;
@@ -84,18 +94,20 @@ export async function downloadBundle({ ctx, store, input }: { ctx: ServiceCtx; s
  * Presigned direct links to each part of a bundle, for download managers: fetch them all, put each
  * at its `path` (the site part is a tar to extract there), and the folder is the bundle.
  */
-export async function bundleLinks({ ctx, store, input }: { ctx: ServiceCtx; store: BlobStore; input: { id: string; expiresInSeconds?: number } }) {
+export async function bundleLinks({ ctx, store, input }: { ctx: ServiceCtx; store: BlobStore & { presignClient?: S3Client }; input: { id: string; expiresInSeconds?: number } }) {
   const row = await loadBundle(ctx, input.id);
   const parts = partsOf(row);
-  await assertStored(store, [parts.sitePart, ...parts.shared]);
+  const [sitePartObject] = await withKeys(ctx, [parts.sitePart]);
+  const sharedObjects = await withKeys(ctx, parts.shared);
+  await assertStored(store, [sitePartObject!, ...sharedObjects]);
   const expiresIn = input.expiresInSeconds ?? 24 * 3600;
-  const link = (sha256: string, fileName: string) => getSignedUrl(store.client, new GetObjectCommand({
-    Bucket: store.bucket, Key: blobKey(sha256), ResponseContentDisposition: `attachment; filename="${fileName}"`,
+  const link = (key: string, fileName: string) => getSignedUrl(store.presignClient ?? store.client, new GetObjectCommand({
+    Bucket: store.bucket, Key: key, ResponseContentDisposition: `attachment; filename="${fileName}"`,
   }), { expiresIn });
   const sitePartName = `outpost-${row.siteCode}-${row.version}-site.tar`;
   const files = [
-    { path: sitePartName, extract: true, size: parts.sitePart.size, sha256: parts.sitePart.sha256, url: await link(parts.sitePart.sha256, sitePartName) },
-    ...await Promise.all(parts.shared.map(async (s) => ({ path: s.path, extract: false, size: s.size, sha256: s.sha256, url: await link(s.sha256, s.path.split('/').pop()!) }))),
+    { path: sitePartName, extract: true, size: parts.sitePart.size, sha256: parts.sitePart.sha256, url: await link(sitePartObject!.key, sitePartName) },
+    ...await Promise.all(sharedObjects.map(async (s) => ({ path: s.path, extract: false, size: s.size, sha256: s.sha256, url: await link(s.key, s.path.split('/').pop()!) }))),
   ];
   await ctx.db.insert(bundleDownloads).values({
     orgId: ctx.orgId, bundleId: row.bundle.id, siteId: row.bundle.siteId, userId: ctx.actor.userId, tokenId: ctx.actor.tokenId,

@@ -15,8 +15,8 @@ export interface ServeStitchedInput {
   plan: StitchPlan;
   /** The per-site tar (no trailer): the plan's `site` segment. */
   sitePart: Uint8Array;
-  /** The shared objects in the plan's order (`object` segments point here by `index`). */
-  shared: { sha256: string }[];
+  /** The shared objects in the plan's order (`object` segments point here by `index`); `key` when not at `blobs/sha256/<hex>`. */
+  shared: { sha256: string; key?: string }[];
   /** Strong validator of exactly these bytes, quoted or not (`"abc"` or `abc`). */
   etag: string;
   /** Offered to the browser in Content-Disposition. */
@@ -128,7 +128,7 @@ function stitchedBody(input: ServeStitchedInput, slices: RangeSlice[]): Readable
             if (!blob) throw new Error(`no shared object for ${segment.path}`);
             const length = slice.end - slice.start;
             const whole = slice.start === 0 && slice.end === segment.size;
-            const read = await get(input.store, blob.sha256, whole ? undefined : { start: slice.start, end: slice.end - 1 });
+            const read = await get(input.store, blob.sha256, whole ? undefined : { start: slice.start, end: slice.end - 1 }, blob.key);
             // Some S3-compatible servers answer a range with more than was asked (s3rver sends the whole
             // object for `bytes=0-0`): start from where the answer starts and cut it off at the slice's end.
             const from = read.range?.start ?? 0;

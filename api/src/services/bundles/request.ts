@@ -51,14 +51,19 @@ export async function requestBundles({ ctx, input }: { ctx: ServiceCtx; input: R
       .innerJoin(releaseImages, eq(releaseImages.releaseId, releases.id))
       .where(and(eq(releases.orgId, ctx.orgId), inArray(releases.id, baseIds), sql`${releases.state} <> 'draft'`))).map((r) => r.id));
 
-    const plan = chosen.map((s) => ({ site: s, from: mode !== 'full' && s.reportedReleaseId && bases.has(s.reportedReleaseId) ? s.reportedReleaseId : null }));
+    // A site already on this release gets a full bundle (a reinstall), not a delta that leaves out every layer.
+    const plan = chosen.map((s) => ({
+      site: s,
+      from: mode !== 'full' && s.reportedReleaseId && s.reportedReleaseId !== release.id && bases.has(s.reportedReleaseId) ? s.reportedReleaseId : null,
+    }));
     if (mode === 'delta') {
       const without = plan.filter((p) => p.from === null);
       if (without.length > 0) {
         throw new AppError(422, 'DELTA_BASE_UNKNOWN',
           `${without.length === 1 ? `Site ${without[0]!.site.code} has` : `${without.length} sites have`} not reported a release a delta can be made from; ask for full bundles (or "auto") for ${without.length === 1 ? 'it' : 'them'}.`,
-          without.slice(0, 100).map((p) => ({ path: 'siteIds', siteId: p.site.id, code: p.site.code, message: p.site.reportedVersion
-            ? `Reports version ${p.site.reportedVersion}, which is not a published release of this organisation.` : 'Has never reported a release.' })));
+          without.slice(0, 100).map((p) => ({ path: 'siteIds', siteId: p.site.id, code: p.site.code, message: p.site.reportedReleaseId === release.id
+            ? `Already runs ${release.version}; a reinstall needs a full bundle.`
+            : p.site.reportedVersion ? `Reports version ${p.site.reportedVersion}, which is not a published release of this organisation.` : 'Has never reported a release.' })));
       }
     }
 

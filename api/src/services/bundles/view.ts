@@ -18,7 +18,9 @@ const bundleSelect = {
   version: releases.version,
   releaseState: releases.state,
   fromVersion: fromReleases.version,
-  downloads: sql<number>`(select count(*)::int from ${bundleDownloads} d where d.bundle_id = "bundles"."id")`,
+  // Downloads that reached the last byte (a resumed one counts once, by its final range) and links handed out.
+  downloads: sql<number>`(select count(*)::int from ${bundleDownloads} d where d.bundle_id = "bundles"."id"
+    and (d.kind = 'links' or (d.complete and d.range_end = "bundles"."size" - 1)))`,
 };
 
 type Selected = { bundle: BundleRow; siteCode: string; siteName: string; bandwidthKbps: number | null; version: string; releaseState: string; fromVersion: string | null; downloads: number };
@@ -37,7 +39,7 @@ export function toBundleView(r: Selected) {
   return {
     id: b.id,
     site: { id: b.siteId, code: r.siteCode, name: r.siteName, bandwidthKbps: r.bandwidthKbps },
-    release: { id: b.releaseId, version: r.version },
+    release: { id: b.releaseId, version: r.version, state: r.releaseState },
     fromRelease: b.fromReleaseId && r.fromVersion ? { id: b.fromReleaseId, version: r.fromVersion } : null,
     state: b.state,
     delta: b.delta,
