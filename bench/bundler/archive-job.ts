@@ -1,14 +1,15 @@
 // One measured build, in a child process so its resident set is the build's alone (the parent
 // samples /proc/<pid>/status). BENCH_MODE picks what runs:
-//   pipeline  the bundler from registry to stored archive: resolve each image, copyBlobsToStore
-//             (digest-verified), then storeImagesArchive (S3 blobs → gzip tar → S3 at its sha256)
+//   pipeline  the bundler from registry to stored archive, as the worker runs it: resolve each image,
+//             then one pass in which each blob is fetched once, verified, stored content-addressed
+//             and streamed into the archive (teeingBlobReader), the archive written once to its key
 //   plain     the baseline: GET each blob from the registry and Upload it to S3, nothing verified
 // Prints `RESULT <json>` (a JobResult).
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import { Upload } from '@aws-sdk/lib-storage';
-import { RegistryClient, archiveImageFromRegistry, copyBlobsToStore, storeImagesArchive, type Descriptor } from '@outpost/bundler';
+import { RegistryClient, archiveImageFromRegistry, storeImagesArchive, teeingBlobReader, type Descriptor } from '@outpost/bundler';
 import { benchStore } from './common.ts';
 
 export interface JobResult {
@@ -76,24 +77,21 @@ if (mode === 'plain') {
   const images: Awaited<ReturnType<typeof archiveImageFromRegistry>>[] = [];
   for (const reference of references) images.push(await archiveImageFromRegistry(client, reference));
   const resolvedMs = performance.now() - t0;
-  let copiedBytes = 0;
   const knob = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
-  const copyTuning = { concurrency: knob('BENCH_COPY_CONCURRENCY'), queueSize: knob('BENCH_COPY_QUEUE'), partSize: knob('BENCH_COPY_PART') };
   const archiveTuning = { queueSize: knob('BENCH_ARCHIVE_QUEUE'), partSize: knob('BENCH_ARCHIVE_PART') };
   const clean = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-  const copyAll = async () => {
-    for (const image of images) {
-      const copied = await copyBlobsToStore({ client, repository: image.repository, blobs: [image.config, ...image.layers], s3: store, ...clean(copyTuning) });
-      copiedBytes += copied.filter((c) => c.copied).reduce((s, c) => s + c.size, 0);
-    }
-  };
-  await copyAll();
-  const copiedMs = performance.now() - t0;
-  endPhase('copy');
-  const stored = await storeImagesArchive({ images, s3: store, ...(gzipLevel !== undefined ? { gzipLevel } : {}), ...clean(archiveTuning) });
+  // As the worker does it (api/src/services/bundles/build.ts): each blob fetched once, stored
+  // content-addressed while it flows into the archive, the archive written once to its own key.
+  const sources = new Map(images.flatMap((image) => [image.config, ...image.layers].map((d) => [d.digest, { client, repository: image.repository }] as const)));
+  const tee = teeingBlobReader({ s3: store, sources });
+  const stored = await storeImagesArchive({
+    images, s3: store, readBlob: tee.readBlob, key: `archives/bench-${Date.now()}.tgz`,
+    ...(gzipLevel !== undefined ? { gzipLevel } : {}), ...clean(archiveTuning),
+  });
+  const copied = await tee.settled();
   const ms = performance.now() - t0;
   endPhase('archive');
-  result = { ms, resolveMs: resolvedMs, copyMs: copiedMs - resolvedMs, archiveMs: ms - copiedMs, copiedBytes, archive: stored };
+  result = { ms, resolveMs: resolvedMs, copyMs: 0, archiveMs: ms - resolvedMs, copiedBytes: copied.reduce((s, c) => s + c.size, 0), archive: stored };
 } else {
   throw new Error(`unknown BENCH_MODE ${mode}`);
 }

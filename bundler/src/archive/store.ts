@@ -3,6 +3,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, Readable } from 'node:stream';
 import { blobToNodeStream, type Descriptor, type RegistryClient } from '../registry/client.ts';
 import { RegistryError } from '../registry/errors.ts';
+import { markVerified } from './images-archive.ts';
 
 /** An S3 bucket (any S3-compatible store) the bundler writes to. */
 export interface ObjectStoreTarget {
@@ -143,7 +144,8 @@ export function teeingBlobReader(options: { s3: ObjectStoreTarget; sources: Map<
       const upload = uploadBlob(options.s3, key, toStore, descriptor, options).then(() => ({ digest: descriptor.digest, size: descriptor.size, copied: true }));
       upload.catch(() => undefined); // reported by settled()
       uploads.push(upload);
-      return toArchive;
+      // The registry stream verifies the digest (and errors into both branches when it differs).
+      return markVerified(toArchive, descriptor.digest);
     },
     async settled() {
       const results = await Promise.allSettled(uploads);
