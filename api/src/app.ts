@@ -1,6 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { HTTPException } from 'hono/http-exception';
 import { bodyLimit } from 'hono/body-limit';
+import type { MiddlewareHandler } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
 import { Scalar } from '@scalar/hono-api-reference';
 import { sql } from 'drizzle-orm';
@@ -48,22 +49,33 @@ export function createApp(deps: AppDeps) {
     c.set('requestId', requestId);
     c.set('deps', deps);
     c.set('db', deps.database(c));
-    await next();
+    // Set before the handler so that c.json() writes it along: set afterwards, it turns the finished
+    // response into a streamed one on @hono/node-server, a costly detour. Handlers that return
+    // a Response of their own get it afterwards.
     c.header('X-Request-Id', requestId);
+    await next();
+    if (!c.res.headers.has('X-Request-Id')) c.header('X-Request-Id', requestId);
     deps.logger('info', 'request', {
       requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started),
     });
   });
   app.use('/api/*', secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
-  const limitBody = bodyLimit({
-    maxSize: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-    onError: () => { throw new AppError(413, 'BODY_TOO_LARGE', `The body is larger than ${deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES} bytes.`); },
-  });
+  const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const tooLarge = () => { throw new AppError(413, 'BODY_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes.`); };
+  const limitBody = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
+  // A declared Content-Length is exact (the HTTP parser reads no more than it), so it decides alone,
+  // as bodyLimit would, but without opening the body as a stream: that would cost
+  // @hono/node-server its direct read of the body. Chunked bodies go through bodyLimit.
+  const withinLimit: MiddlewareHandler<AppEnv> = (c, next) => {
+    const declared = c.req.header('content-length');
+    if (declared === undefined || c.req.header('transfer-encoding') !== undefined) return limitBody(c, next);
+    return Number(declared) > maxBodyBytes ? tooLarge() : next();
+  };
   // The CSV import streams its body under its own, larger limit; buffering it here would defeat that.
   // Streamed uploads enforce their own, larger limits while they read.
   const streamed = (c: { req: { path: string; method: string } }) =>
     c.req.path === SITE_IMPORT_PATH || (c.req.path === CONTENT_UPLOAD_PATH && c.req.method === 'POST');
-  app.use('/api/v1/*', (c, next) => (streamed(c) ? next() : limitBody(c, next)));
+  app.use('/api/v1/*', (c, next) => (streamed(c) ? next() : withinLimit(c, next)));
 
   app.onError((err, c) => {
     const requestId = c.var.requestId ?? 'unknown';
