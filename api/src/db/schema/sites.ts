@@ -30,6 +30,9 @@ export const sites = pgTable('sites', {
   // Per-site key for receipt codes and files, sealed with the server's secret key (lib/secret-box.ts).
   receiptKeySealed: text('receipt_key_sealed'),
   // Denormalised from site_reports / rollouts so that fleet dashboards read one table.
+  // reported_at moves with every check-in, so no index covers it: then a heartbeat that does not
+  // change the version is a HOT update that touches none of the indexes below (migration 0005,
+  // which also leaves room on each page for it; docs/benchmarks.md).
   reportedVersion: text('reported_version'),
   reportedReleaseId: uuid('reported_release_id'),
   reportedStatus: text('reported_status'),
@@ -42,7 +45,6 @@ export const sites = pgTable('sites', {
   uniqueIndex('sites_org_code_uq').on(t.orgId, t.code),
   index('sites_org_region_idx').on(t.orgId, t.region, t.district),
   uniqueIndex('sites_device_token_uq').on(t.deviceTokenHash),
-  index('sites_org_reported_at_idx').on(t.orgId, t.reportedAt),
   index('sites_org_name_idx').on(t.orgId, t.name),
   // One trigram index over "code name" makes "search anywhere in code or name" an index scan
   // (pg_trgm, migration 0001); services/sites/list.ts searches exactly this expression.
