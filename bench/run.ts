@@ -10,6 +10,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
+import os from 'node:os';
 import pg from 'pg';
 import autocannon from 'autocannon';
 import { and, asc, eq, sql } from 'drizzle-orm';
@@ -74,6 +75,12 @@ const port = await new Promise<number>((resolve, reject) => {
   child.on('exit', (c) => reject(new Error(`bench server exited ${c}`)));
 });
 const base = `http://127.0.0.1:${port}`;
+/** utime + stime of a process, in clock ticks (100 per second on Linux). */
+const ticksOf = (pid: string) => {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+};
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
 try {
@@ -116,9 +123,41 @@ try {
   let n = 0;
   // 100 connections: thousands of sites report independently, so many requests are in flight at once.
   const common = { connections: 100, duration: 10, pipelining: 1 };
+  // Every run starts from the same table state, whatever earlier runs left behind: a development
+  // server may run without autovacuum (this one does), and dead rows would slow each run more.
+  await handle.db.execute(sql`vacuum analyze sites, site_reports`);
+  // CPU time of the API process and of PostgreSQL (its background processes and the backends of
+  // this database; Linux /proc), to say per request where the time goes: the API, PostgreSQL and
+  // the load generator share the machine's cores.
+  const pgTicks = () => {
+    const byPid = new Map<string, number>();
+    for (const d of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
+        if (cmd.startsWith('postgres') && (cmd.includes(` ${DB} `) || !cmd.includes('('))) byPid.set(d, ticksOf(d));
+      } catch { /* exited meanwhile */ }
+    }
+    return byPid;
+  };
+  const cpu = () => ({ api: ticksOf(String(child.pid)), pg: pgTicks() });
+  const pgDelta = (a: Map<string, number>, b: Map<string, number>) => [...b].reduce((sum, [pid, t]) => sum + t - (a.get(pid) ?? 0), 0);
+  // Busy ticks of the whole machine (/proc/stat), which shows what other jobs took meanwhile.
+  const machine = () => fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1, 9).map(Number)
+    .reduce((busy, v, i) => (i === 3 || i === 4 ? busy : busy + v), 0);
+  const measured = async (run: () => Promise<autocannon.Result>) => {
+    const before = { ...cpu(), all: machine(), self: process.cpuUsage(), t: performance.now() };
+    const r = await run();
+    const after = { ...cpu(), all: machine() };
+    const secs = (performance.now() - before.t) / 1000;
+    const self = process.cpuUsage(before.self);
+    const us = (ticks: number) => ((ticks * 1e6) / 100 / r.requests.total).toFixed(0);
+    return { r, cpuPerRequest: `CPU per request: API ${us(after.api - before.api)} µs, PostgreSQL ${us(pgDelta(before.pg, after.pg))} µs; ` +
+      `load generator ${((self.user + self.system) / 1e4 / secs).toFixed(0)} %, whole machine ${((after.all - before.all) / secs).toFixed(0)} % of ${os.cpus().length * 100} %` };
+  };
   await cannon({ url: `${base}/bench/noop`, method: 'POST', body: body(0), headers: { 'content-type': 'application/json' }, ...common, duration: 2 });
-  const noop = await cannon({ url: `${base}/bench/noop`, method: 'POST', body: body(0), headers: { 'content-type': 'application/json' }, ...common });
-  const checkin = await cannon({
+  const { r: noop, cpuPerRequest: noopCpu } = await measured(() => cannon({ url: `${base}/bench/noop`, method: 'POST', body: body(0), headers: { 'content-type': 'application/json' }, ...common }));
+  const { r: checkin, cpuPerRequest: checkinCpu } = await measured(() => cannon({
     url: `${base}/api/v1/checkin`, ...common,
     requests: [{
       method: 'POST',
@@ -127,11 +166,11 @@ try {
         return { ...req, body: body(i), headers: { 'content-type': 'application/json', authorization: `Bearer ${deviceTokens[i % deviceTokens.length]}` } };
       },
     }],
-  });
+  }));
   const ratio = checkin.requests.average / noop.requests.average;
   line('\n2. Check-in ingestion (autocannon, 100 connections, 10 s each, same server)');
-  line(`   no-op Hono endpoint: ${noop.requests.average.toFixed(0)} req/s, p99 ${noop.latency.p99} ms`);
-  line(`   POST /api/v1/checkin: ${checkin.requests.average.toFixed(0)} req/s, p99 ${checkin.latency.p99} ms, non-2xx ${checkin.non2xx}, errors ${checkin.errors}`);
+  line(`   no-op Hono endpoint: ${noop.requests.average.toFixed(0)} req/s, p99 ${noop.latency.p99} ms; ${noopCpu}`);
+  line(`   POST /api/v1/checkin: ${checkin.requests.average.toFixed(0)} req/s, p99 ${checkin.latency.p99} ms, non-2xx ${checkin.non2xx}, errors ${checkin.errors}; ${checkinCpu}`);
   line(`   ratio ${(ratio * 100).toFixed(0)} % (target ≥ 50 %) → ${ratio >= 0.5 ? 'MET' : 'NOT MET'}; p99 ${checkin.latency.p99} ms (target < 50 ms) → ${checkin.latency.p99 < 50 ? 'MET' : 'NOT MET'}`);
   results.checkinRatio = ratio;
   }
