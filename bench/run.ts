@@ -41,6 +41,8 @@ if (!exists) await admin.query(`create database ${DB}`);
 await admin.end();
 const handle = await createPgDb(dbUrl);
 await handle.migrate(MIGRATIONS_DIR);
+// Fresh planner statistics (this server may run without autovacuum; new extended statistics need one ANALYZE).
+await handle.db.execute(sql`analyze sites`);
 let [org] = await handle.db.select().from(organizations).where(eq(organizations.name, 'Bench Ministry')).limit(1);
 const have = org ? (await handle.db.select({ n: sql<number>`count(*)::int` }).from(sites).where(eq(sites.orgId, org.id)))[0]!.n : 0;
 if (!org || have !== SITES) {

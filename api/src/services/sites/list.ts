@@ -57,8 +57,9 @@ export function statusConditions(now: Date, silentDays = DEFAULT_SILENT_DAYS): R
     revoked: and(isNotNull(sites.reportedAt), notFailed, onRevoked)!,
     silent: and(sql`${sites.reportedAt} < ${silentBefore}`, notFailed, sql`not ${onRevoked}`)!,
     no_target: and(recentAndOk, isNull(sites.targetReleaseId))!,
-    on_target: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`${sites.reportedReleaseId} = ${sites.targetReleaseId}`)!,
-    behind: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`${sites.reportedReleaseId} is distinct from ${sites.targetReleaseId}`)!,
+    // IS [NOT] TRUE, so the planner uses the statistics on this expression (migration 0006).
+    on_target: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`(${sites.reportedReleaseId} = ${sites.targetReleaseId}) is true`)!,
+    behind: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`(${sites.reportedReleaseId} = ${sites.targetReleaseId}) is not true`)!,
   };
 }
 
