@@ -253,6 +253,9 @@ async function writeSitePart(sitePart: BundleLinks['files'][number], folder: str
   await fs.rm(tmp, { recursive: true, force: true });
   await fs.mkdir(tmp, { recursive: true });
   let written = 0;
+  // The site part has no tar trailer (the shared objects follow it in the one-file download), so the
+  // extractor can finish while the last file is still being written: every write is awaited below.
+  const writes: Promise<void>[] = [];
   const extract = tar.extract();
   extract.on('entry', (header, stream, next) => {
     const name = header.name;
@@ -273,14 +276,16 @@ async function writeSitePart(sitePart: BundleLinks['files'][number], folder: str
     stream.on('end', () => {
       const data = Buffer.concat(chunks);
       written += data.length;
-      fs.mkdir(path.dirname(target), { recursive: true })
+      const write = fs.mkdir(path.dirname(target), { recursive: true })
         .then(() => fs.writeFile(target, data, { mode: (header.mode ?? 0o644) & 0o777 }))
-        .then(() => fs.chmod(target, (header.mode ?? 0o644) & 0o777))
-        .then(() => next(), next);
+        .then(() => fs.chmod(target, (header.mode ?? 0o644) & 0o777));
+      writes.push(write);
+      write.then(() => next(), next);
     });
   });
   try {
     await pipeline(Readable.from([tarBytes]), extract);
+    await Promise.all(writes);
     await fs.rm(folder, { recursive: true, force: true });
     await fs.rename(tmp, folder);
   } finally {
