@@ -78,7 +78,7 @@ export async function storeImagesArchive(options: StoreImagesArchiveOptions): Pr
       client: s3.client,
       params: { Bucket: s3.bucket, Key: tempKey, Body: archive.stream, ContentType: 'application/gzip' },
       partSize: options.partSize ?? 8 * 1024 * 1024,
-      queueSize: options.queueSize ?? 4,
+      queueSize: options.queueSize ?? 2,
       leavePartsOnError: false,
     });
     try {
