@@ -9,6 +9,7 @@ import {
   buildTestImage, corruptBlob, pushImage, startRegistry, type TestImage, type TestRegistry,
 } from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
+import { zipOf } from '../test/zip.ts';
 import { makeTestApp } from '../test/app.ts';
 import { FACTORY_PASSWORD, makeApiToken, makeOrg, makeSite, makeUser } from '../test/factories.ts';
 import { expectEnvelope, signIn, withToken } from '../test/http.ts';
@@ -58,6 +59,7 @@ const TEMPLATE = `services:
 `;
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
 
 describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
   let h: DbHandle;
@@ -202,6 +204,26 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
 
       // Asking again keeps what is built.
       expect(await ask(api, { releaseId, siteCodes: ['KE-A', 'KE-B'], mode: 'full' })).toMatchObject({ created: 0, kept: 2 });
+    });
+
+    it('should carry the release\'s content package in the bundle, listed and checked like every file', async () => {
+      const { org, api } = await orgWithApi();
+      const zip = await zipOf({ 'forms/anc.json': '{"form":"ANC"}', 'concepts/list.csv': 'id,name\n1,Malaria\n' });
+      const up = await api('/api/v1/content-packages?name=ke-forms&version=2026.11', { method: 'POST', headers: { 'content-type': 'application/zip' }, body: new Uint8Array(zip) });
+      expect(up.status, await up.clone().text()).toBe(201);
+      const pkg = (await up.json()) as { id: string };
+      const created = await api('/api/v1/releases', { method: 'POST', json: { version: '1.0.0', composeTemplate: TEMPLATE, contentPackageId: pkg.id } });
+      expect(created.status, await created.clone().text()).toBe(201);
+      const { id: releaseId } = (await created.json()) as { id: string };
+      for (const [name, reference] of Object.entries(v10())) expect((await api(`/api/v1/releases/${releaseId}/images`, { method: 'POST', json: { name, reference } })).status).toBe(201);
+      expect((await api(`/api/v1/releases/${releaseId}/publish`, { method: 'POST' })).status).toBe(200);
+      const site = await makeSite(h.db, org.id, { code: 'KE-CP' });
+      const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
+      await settle();
+      const { dir } = await unpack(api, b!.id);
+      const manifest = await verifyFolder(dir);
+      expect(manifest.content).toEqual({ path: 'content/ke-forms-2026.11.zip' });
+      expect(Buffer.compare(await fs.readFile(path.join(dir, 'content/ke-forms-2026.11.zip')), zip)).toBe(0);
     });
 
     it('should resume: any byte range, across the part boundary, equals the same bytes of the whole file', async () => {

@@ -1,28 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { PassThrough } from 'node:stream';
-import { ZipArchive } from 'archiver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { count, eq } from 'drizzle-orm';
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
+import { zipOf } from '../test/zip.ts';
 import { makeTestApp } from '../test/app.ts';
 import { makeApiToken, makeOrg } from '../test/factories.ts';
 import { expectEnvelope, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
 import { contentPackages } from '../db/schema/index.ts';
 
-async function zipOf(files: Record<string, string | Buffer>): Promise<Buffer> {
-  const zip = new ZipArchive({ zlib: { level: 1 } });
-  const out = new PassThrough();
-  zip.pipe(out);
-  const parts: Buffer[] = [];
-  out.on('data', (d: Buffer) => parts.push(d));
-  const ended = new Promise((r) => out.on('end', r));
-  for (const [name, data] of Object.entries(files)) zip.append(Buffer.from(data), { name });
-  await zip.finalize();
-  await ended;
-  return Buffer.concat(parts);
-}
 
 describe.each(TEST_DRIVERS)('content packages over HTTP on %s', (driver) => {
   let h: DbHandle;
