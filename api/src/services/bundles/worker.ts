@@ -34,9 +34,9 @@ export interface WorkerOptions extends Omit<BuildDeps, 'scripts'> {
   pollMs?: number;
   /** First retry delay; doubles per attempt. Default 5 s. */
   backoffMs?: number;
-  /** Site bundles claimed at once (their parts are built side by side). Default 50. */
+  /** Site bundles claimed at once (their parts are built side by side). Default 100. */
   batch?: number;
-  /** Site parts written to the object store at once. Default 8. */
+  /** Site parts written to the object store at once. Default 16. */
   concurrency?: number;
   /** When an archive is not ready yet, how long a bundle job waits before looking again. Default 2 s. */
   waitMs?: number;
@@ -57,7 +57,7 @@ export class BundleWorker {
 
   constructor(options: WorkerOptions) {
     this.id = options.workerId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-    this.o = { leaseMs: 60_000, pollMs: 1000, backoffMs: 5000, batch: 50, concurrency: 8, waitMs: 2000, ...options };
+    this.o = { leaseMs: 60_000, pollMs: 1000, backoffMs: 5000, batch: 100, concurrency: 16, waitMs: 2000, ...options };
     this.deps = { db: options.db, store: options.store, secretBox: options.secretBox, scripts: options.scripts ?? loadEdgeScripts(),
       ...(options.registry ? { registry: options.registry } : {}), ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}) };
   }
