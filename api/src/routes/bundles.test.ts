@@ -425,6 +425,26 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       }
     });
 
+    it('should refuse to serve an expired bundle and build a new one when asked again', async () => {
+      const { org, api } = await orgWithApi();
+      const releaseId = await publish(api, '1.0.0', v10());
+      const site = await makeSite(h.db, org.id, { code: 'KE-EXP' });
+      const [old] = (await ask(api, { releaseId, siteIds: [site.id], expiresInDays: 1 })).bundles;
+      await settle();
+      await h.db.update(bundles).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(bundles.id, old!.id));
+      await expectEnvelope(await api(`/api/v1/bundles/${old!.id}/download`), 409, 'BUNDLE_EXPIRED');
+      await expectEnvelope(await api(`/api/v1/bundles/${old!.id}/links`), 409, 'BUNDLE_EXPIRED');
+      const again = await ask(api, { releaseId, siteIds: [site.id] });
+      expect(again).toMatchObject({ created: 1, kept: 0 });
+      expect(again.bundles[0]!.id).not.toBe(old!.id);
+      await settle();
+      const fresh = await view(api, again.bundles[0]!.id);
+      expect(fresh.state).toBe('ready');
+      const manifest = await verifyFolder((await unpack(api, again.bundles[0]!.id)).dir);
+      expect(new Date(manifest.expires).getTime()).toBeGreaterThan(Date.now() + 89 * 86_400_000);
+      await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId, siteIds: [site.id], expiresInDays: 0 } }), 400);
+    });
+
     it('should fail without retrying when a blob does not match its digest, and store nothing under that digest', async () => {
       const { org, api } = await orgWithApi();
       const bad = await startRegistry();
