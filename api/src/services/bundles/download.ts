@@ -150,8 +150,14 @@ function stitchedBody(input: ServeStitchedInput, slices: RangeSlice[]): Readable
     async cancel(reason) {
       await stopObject(reason);
     },
-  }, { highWaterMark: 0 });
+  }, new ByteLengthQueuingStrategy({ highWaterMark: READ_AHEAD_BYTES }));
 }
+
+/**
+ * Bytes read ahead of the client: the next chunk comes from the object store while the last one is
+ * being written to the client, instead of one after the other.
+ */
+const READ_AHEAD_BYTES = 1024 * 1024;
 
 type WantedRange = { start: number; end: number } | 'unsatisfiable' | null;
 
