@@ -16,23 +16,13 @@ import { bundles, imageArchives, releases, sites } from '../api/src/db/schema/in
 import { createScratchPgDatabase } from '../api/src/test/db.ts';
 import { makeOrg } from '../api/src/test/factories.ts';
 import { spawn } from 'node:child_process';
+import { spawnTs, waitForLine } from './bundler/common.ts';
 import { createObjectStore } from '../api/src/lib/object-store.ts';
 import { createSecretBox } from '../api/src/lib/secret-box.ts';
 import { registryImageResolver } from '../api/src/services/releases/registry-resolver.ts';
 import { addReleaseImage } from '../api/src/services/releases/write.ts';
 import { requestBundles } from '../api/src/services/bundles/request.ts';
 import { BundleWorker } from '../api/src/services/bundles/worker.ts';
-
-async function startS3Process(dir: string, bucket: string) {
-  const code = `import { startEmbeddedS3 } from ${JSON.stringify(path.resolve(import.meta.dirname, '../api/src/embedded-s3.ts'))};
-const s = await startEmbeddedS3(${JSON.stringify(dir)}, ${JSON.stringify(bucket)}); console.log('READY ' + s.endpoint);`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: '--openssl-legacy-provider' } });
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (b: Buffer) => { const m = /READY (\S+)/.exec(b.toString()); if (m) resolve(m[1]!); });
-    child.once('exit', (c) => reject(new Error(`s3 server exited ${c}`)));
-  });
-  return { endpoint, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', close: async () => { child.kill(); } };
-}
 
 if (process.env.BENCH_ONLY && !process.env.BENCH_ONLY.split(',').includes('wave')) process.exit(0);
 
@@ -45,13 +35,15 @@ const line = (s: string) => process.stdout.write(s + '\n');
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-bench-wave-'));
 const scratch = await createScratchPgDatabase();
 const handle = await createPgDb(scratch.url, { max: 10 });
-// The object store in a process of its own, as a real one would be.
-const s3 = await startS3Process(path.join(work, 's3'), 'bench');
+// The object store in a process of its own, as a real one would be (the bundler bench's server).
+const s3Child = spawnTs('s3-server.ts', { BENCH_S3_DIR: path.join(work, 's3') });
+const [, s3Port] = await waitForLine(s3Child, /READY (\d+)/);
+const s3 = { endpoint: `http://127.0.0.1:${s3Port}`, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', bucket: 'outpost-bench' };
 const registry = await startRegistry();
 try {
   await handle.migrate(MIGRATIONS_DIR);
   const db = handle.db;
-  const store = createObjectStore({ endpoint: s3.endpoint, bucket: 'bench', region: 'us-east-1', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+  const store = createObjectStore({ endpoint: s3.endpoint, bucket: s3.bucket, region: 'us-east-1', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
   const secretKey = crypto.getRandomValues(new Uint8Array(32));
   const secretBox = await createSecretBox(secretKey);
   const image = await buildTestImage({ dir: path.join(work, 'image'), tag: '1.0', layers: [{ files: { 'app/emr.txt': 'emr\n' } }] });
@@ -88,7 +80,7 @@ try {
     const children = Array.from({ length: PROCESSES }, () => spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, '../api/src/worker-cli.ts')], {
       stdio: 'ignore',
       env: {
-        ...process.env, DATABASE_URL: scratch.url, S3_ENDPOINT: s3.endpoint, S3_BUCKET: 'bench', S3_ACCESS_KEY_ID: s3.accessKeyId, S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        ...process.env, DATABASE_URL: scratch.url, S3_ENDPOINT: s3.endpoint, S3_BUCKET: s3.bucket, S3_ACCESS_KEY_ID: s3.accessKeyId, S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
         OUTPOST_SECRET_KEY: Buffer.from(secretKey).toString('base64'), OUTPOST_DATA_DIR: path.join(work, 'worker'), LOG_LEVEL: 'error',
       },
     }));
@@ -116,7 +108,8 @@ try {
 } finally {
   await handle.close();
   await scratch.drop();
-  await s3.close();
+  s3Child.kill('SIGTERM');
+  await new Promise((resolve) => s3Child.once('exit', resolve));
   await registry.stop();
   await fs.rm(work, { recursive: true, force: true });
 }

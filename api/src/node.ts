@@ -15,7 +15,7 @@ import { registryImageResolver } from './services/releases/registry-resolver.ts'
 
 const env = parseNodeEnv(process.env);
 const log = jsonLogger(undefined, env.LOG_LEVEL);
-const runtime = await openRuntime(env, log, { embeddedS3: true });
+const runtime = await openRuntime(env, log, { embeddedS3: true, migrate: true });
 const { handle, objectStore, secretBox } = runtime;
 
 const first = await bootstrapFirstOrg(handle.db, {

@@ -17,12 +17,13 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export async function openRuntime(env: NodeEnv, log: Logger, opts: { embeddedS3: boolean }): Promise<Runtime> {
+export async function openRuntime(env: NodeEnv, log: Logger, opts: { embeddedS3: boolean; migrate: boolean }): Promise<Runtime> {
   const dataDir = path.resolve(env.OUTPOST_DATA_DIR);
   fs.mkdirSync(dataDir, { recursive: true });
 
   const handle = await openDatabase({ databaseUrl: env.DATABASE_URL, driver: env.DATABASE_DRIVER, dataDir, neonRelay: env.NEON_WS_RELAY });
-  await handle.migrate(MIGRATIONS_DIR);
+  // The server migrates; a separate worker uses the schema as the server (or `npm run db:migrate`) left it.
+  if (opts.migrate) await handle.migrate(MIGRATIONS_DIR);
   log('info', 'database ready', { driver: handle.driver });
 
   let embeddedS3: { close(): Promise<void> } | null = null;

@@ -11,7 +11,7 @@ if (!env.DATABASE_URL) {
   process.stderr.write('A separate worker needs DATABASE_URL: the embedded database belongs to the `npm start` process (which runs a worker of its own).\n');
   process.exit(2);
 }
-const runtime = await openRuntime(env, log, { embeddedS3: false });
+const runtime = await openRuntime(env, log, { embeddedS3: false, migrate: false });
 const worker = new BundleWorker({
   db: runtime.handle.db, store: runtime.objectStore, secretBox: runtime.secretBox, logger: log,
   ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),

@@ -67,7 +67,8 @@ function isNotFound(err: unknown): boolean {
   return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
 }
 
-async function headSize(store: BlobStore, key: string): Promise<number | null> {
+/** The size of the object at `key`, or null when there is none. */
+export async function headSize(store: BlobStore, key: string): Promise<number | null> {
   try {
     const head = await store.client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: key }));
     return head.ContentLength ?? 0;

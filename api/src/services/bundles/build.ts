@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
 import {
   ArchiveError, RegistryClient, RegistryError, SitePartError, archiveImageFromRegistry, buildSitePart,
@@ -8,7 +8,7 @@ import {
 import { artifacts, bundles, contentPackages, imageArchives, releaseImages, releases, sites } from '../../db/schema/index.ts';
 import type { Db } from '../../db/types.ts';
 import { AppError } from '../../lib/errors.ts';
-import { blobKey, recordArtifact, type BlobStore } from '../../lib/blob-store.ts';
+import { blobKey, headSize, recordArtifact, type BlobStore } from '../../lib/blob-store.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { credentialFor } from '../registries/credentials.ts';
 import { renderCompose } from '../releases/compose.ts';
@@ -49,16 +49,6 @@ export function classifyFailure(error: unknown): BuildFailure {
     return new BuildFailure('STORAGE_FAILED', `The object store refused or failed a write: ${e?.name ?? 'error'}${e?.message ? `: ${e.message}` : ''}`, true);
   }
   return new BuildFailure('BUILD_FAILED', e?.message ?? String(error), true);
-}
-
-async function headObject(store: BlobStore, key: string) {
-  try {
-    const head = await store.client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: key }));
-    return { size: head.ContentLength ?? -1, etag: head.ETag?.replaceAll('"', '') ?? null };
-  } catch (e) {
-    if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return null;
-    throw e;
-  }
 }
 
 /** `registry/repository:tag@digest`: the tag the site will know the image by, the digest that pins the bytes. */
@@ -116,14 +106,14 @@ export async function buildImageArchive(deps: BuildDeps, archiveId: string): Pro
     ...(archive.fromReleaseId ? { omitLayers, ...(fromVersion ? { fromRelease: fromVersion } : {}) } : {}),
   });
   await tee.settled();
-  const head = await headObject(store, stored.key);
-  if (!head || head.size !== stored.size) {
-    throw new BuildFailure('STORAGE_FAILED', `The object store holds ${head ? head.size : 'nothing'} bytes of the images archive; it should hold ${stored.size}.`, true);
+  const kept = await headSize(store, stored.key);
+  if (kept !== stored.size) {
+    throw new BuildFailure('STORAGE_FAILED', `The object store holds ${kept ?? 'nothing'} bytes of the images archive; it should hold ${stored.size}.`, true);
   }
   // The same archive stored before (another build of the same images) is kept once.
   let key = stored.key;
   const [known] = await db.select({ key: artifacts.key }).from(artifacts).where(eq(artifacts.sha256, stored.sha256)).limit(1);
-  if (known && known.key !== stored.key && (await headObject(store, known.key))?.size === stored.size) {
+  if (known && known.key !== stored.key && (await headSize(store, known.key)) === stored.size) {
     await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: stored.key })).catch(() => undefined);
     key = known.key;
   } else if (!known) {
@@ -305,16 +295,14 @@ async function buildOnePart(
   const storedEtag = put.ETag?.replaceAll('"', '') ?? null;
   if (storedEtag !== md5.digest('hex')) {
     // Stores whose ETag is not the MD5 (some encrypt at rest): read the object's size back instead.
-    const head = await headObject(store, blobKey(sha256));
-    if (!head || head.size !== part.tarSize) {
+    if ((await headSize(store, blobKey(sha256))) !== part.tarSize) {
       throw new BuildFailure('STORAGE_FAILED', 'The object store did not keep the bundle\'s site part intact (its size or checksum differ on reading back).', true);
     }
   }
   // Every shared object the download will read must be there, whole.
   for (const object of part.shared) {
     if (cache.stored.has(`${object.sha256}/${object.size}`)) continue;
-    const h = await headObject(store, parts.keys.get(object.sha256) ?? blobKey(object.sha256));
-    if (!h || h.size !== object.size) throw new BuildFailure('STORAGE_FAILED', `A shared part of the bundle (${object.path}) is missing from the object store.`, true);
+    if ((await headSize(store, parts.keys.get(object.sha256) ?? blobKey(object.sha256))) !== object.size) throw new BuildFailure('STORAGE_FAILED', `A shared part of the bundle (${object.path}) is missing from the object store.`, true);
     cache.stored.add(`${object.sha256}/${object.size}`);
   }
   const fullSize = full?.state === 'ready' && full.size !== null ? plan.totalSize - archive.size! + full.size : plan.totalSize;

@@ -1,10 +1,10 @@
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { stitchPlan, type SharedObject } from '@outpost/bundler';
 import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import { artifacts, bundleDownloads, bundles, imageArchives } from '../../db/schema/index.ts';
 import { AppError } from '../../lib/errors.ts';
-import { blobKey, get, type BlobStore } from '../../lib/blob-store.ts';
+import { blobKey, get, headSize, type BlobStore } from '../../lib/blob-store.ts';
 import { recordAudit } from '../audit/record.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 import { enqueueJobs } from './jobs.ts';
@@ -29,23 +29,31 @@ function partsOf(row: Loaded) {
   const sharedPaths = [...(manifest.content ? [manifest.content.path] : []), manifest.images.path];
   const shared = sharedPaths.map((p) => {
     const file = manifest.files.find((f) => f.path === p)!;
-    return { path: `${root}/${p}`, relativePath: p, size: file.size, sha256: file.sha256, mtime: Math.floor(new Date((b.manifest as { created: string }).created).getTime() / 1000) };
+    return { path: `${root}/${p}`, size: file.size, sha256: file.sha256, mtime: Math.floor(new Date((b.manifest as { created: string }).created).getTime() / 1000) };
   });
   return { root, sitePart: { sha256: b.sitePartSha256, size: b.sitePartSize }, shared };
 }
 
-/** Where each object is stored: content-addressed, or (images archives) at the key its build wrote it to. */
-async function withKeys<T extends { sha256: string }>(ctx: ServiceCtx, objects: T[]): Promise<(T & { key: string })[]> {
+/**
+ * The parts of a ready bundle with where each is stored: content-addressed, or (images archives) at
+ * the key its build wrote it to.
+ */
+async function locateParts(ctx: ServiceCtx, row: Loaded) {
+  const parts = partsOf(row);
   const rows = await ctx.db.select({ sha256: artifacts.sha256, key: artifacts.key }).from(artifacts)
-    .where(inArray(artifacts.sha256, objects.map((o) => o.sha256)));
+    .where(inArray(artifacts.sha256, [parts.sitePart.sha256, ...parts.shared.map((s) => s.sha256)]));
   const keys = new Map(rows.map((r) => [r.sha256, r.key]));
-  return objects.map((o) => ({ ...o, key: keys.get(o.sha256) ?? blobKey(o.sha256) }));
+  const keyOf = (sha256: string) => keys.get(sha256) ?? blobKey(sha256);
+  return {
+    root: parts.root,
+    sitePart: { ...parts.sitePart, key: keyOf(parts.sitePart.sha256) },
+    shared: parts.shared.map((s) => ({ ...s, key: keyOf(s.sha256) })),
+  };
 }
 
 async function assertStored(store: BlobStore, objects: { key: string; size: number }[]): Promise<void> {
   for (const o of objects) {
-    const head = await store.client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: o.key })).catch(() => null);
-    if (!head || head.ContentLength !== o.size) {
+    if ((await headSize(store, o.key).catch(() => null)) !== o.size) {
       throw new AppError(503, 'BUNDLE_PARTS_MISSING', 'Part of this bundle is missing from storage; ask for the bundle again (it will be rebuilt).');
     }
   }
@@ -58,16 +66,15 @@ async function assertStored(store: BlobStore, objects: { key: string; size: numb
  */
 export async function downloadBundle({ ctx, store, input }: { ctx: ServiceCtx; store: BlobStore; input: { id: string; request: StitchedRequest } }): Promise<Response> {
   const row = await loadBundle(ctx, input.id);
-  const parts = partsOf(row);
-  const [sitePartObject] = await withKeys(ctx, [parts.sitePart]);
-  const sharedObjects = await withKeys(ctx, parts.shared);
-  await assertStored(store, [sitePartObject!, ...sharedObjects]);
-  const read = await get(store, parts.sitePart.sha256, undefined, sitePartObject!.key);
+  const parts = await locateParts(ctx, row);
+  // The site part is read whole just below (its size is checked there); the shared ones are looked at.
+  await assertStored(store, parts.shared);
+  const read = await get(store, parts.sitePart.sha256, undefined, parts.sitePart.key);
   const sitePart = new Uint8Array(await new Response(read.body as ReadableStream<Uint8Array>).arrayBuffer());
   if (sitePart.length !== parts.sitePart.size) throw new AppError(503, 'BUNDLE_PARTS_MISSING', 'The bundle\'s site part in storage has the wrong size; ask for the bundle again.');
   const shared: SharedObject[] = parts.shared.map(({ path, size, mtime }) => ({ path, size, mtime }));
   const response = await serveStitched({
-    store, plan: stitchPlan({ sitePartSize: sitePart.length, shared }), sitePart, shared: sharedObjects,
+    store, plan: stitchPlan({ sitePartSize: sitePart.length, shared }), sitePart, shared: parts.shared,
     etag: row.bundle.etag ?? parts.sitePart.sha256, fileName: bundleFileName(row.siteCode, row.version), request: input.request,
   });
   if (input.request.method !== 'GET' || (response.status !== 200 && response.status !== 206) || !response.body) return response;
@@ -96,18 +103,16 @@ export async function downloadBundle({ ctx, store, input }: { ctx: ServiceCtx; s
  */
 export async function bundleLinks({ ctx, store, input }: { ctx: ServiceCtx; store: BlobStore & { presignClient?: S3Client }; input: { id: string; expiresInSeconds?: number } }) {
   const row = await loadBundle(ctx, input.id);
-  const parts = partsOf(row);
-  const [sitePartObject] = await withKeys(ctx, [parts.sitePart]);
-  const sharedObjects = await withKeys(ctx, parts.shared);
-  await assertStored(store, [sitePartObject!, ...sharedObjects]);
+  const parts = await locateParts(ctx, row);
+  await assertStored(store, [parts.sitePart, ...parts.shared]);
   const expiresIn = input.expiresInSeconds ?? 24 * 3600;
   const link = (key: string, fileName: string) => getSignedUrl(store.presignClient ?? store.client, new GetObjectCommand({
     Bucket: store.bucket, Key: key, ResponseContentDisposition: `attachment; filename="${fileName}"`,
   }), { expiresIn });
   const sitePartName = `outpost-${row.siteCode}-${row.version}-site.tar`;
   const files = [
-    { path: sitePartName, extract: true, size: parts.sitePart.size, sha256: parts.sitePart.sha256, url: await link(sitePartObject!.key, sitePartName) },
-    ...await Promise.all(sharedObjects.map(async (s) => ({ path: s.path, extract: false, size: s.size, sha256: s.sha256, url: await link(s.key, s.path.split('/').pop()!) }))),
+    { path: sitePartName, extract: true, size: parts.sitePart.size, sha256: parts.sitePart.sha256, url: await link(parts.sitePart.key, sitePartName) },
+    ...await Promise.all(parts.shared.map(async (s) => ({ path: s.path, extract: false, size: s.size, sha256: s.sha256, url: await link(s.key, s.path.split('/').pop()!) }))),
   ];
   await ctx.db.insert(bundleDownloads).values({
     orgId: ctx.orgId, bundleId: row.bundle.id, siteId: row.bundle.siteId, userId: ctx.actor.userId, tokenId: ctx.actor.tokenId,

@@ -56,15 +56,7 @@ export async function renewLease(db: Db, workerId: string, ids: string[], leaseM
   return rows.length;
 }
 
-/** The job's work is done and recorded. Only the worker holding it may close it. */
-export async function completeJob(db: Db, job: { id: string }, workerId: string): Promise<boolean> {
-  const rows = await db.update(bundleJobs).set({ state: 'done', lockedUntil: null, updatedAt: sql`now()` })
-    .where(sql`${bundleJobs.id} = ${job.id} and ${bundleJobs.lockedBy} = ${workerId} and ${bundleJobs.state} = 'running'`)
-    .returning({ id: bundleJobs.id });
-  return rows.length === 1;
-}
-
-/** Closes many jobs at once (a batch of site bundles). */
+/** The jobs' work is done and recorded. Only the worker holding them may close them. */
 export async function completeJobs(db: Db, ids: string[], workerId: string): Promise<void> {
   if (ids.length === 0) return;
   await db.update(bundleJobs).set({ state: 'done', lockedUntil: null, updatedAt: sql`now()` })

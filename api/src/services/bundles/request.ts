@@ -1,9 +1,9 @@
-import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { bundles, imageArchives, releaseImages, releases, sites } from '../../db/schema/index.ts';
 import { AppError, NotFoundError, ValidationError } from '../../lib/errors.ts';
 import { recordAudit } from '../audit/record.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
-import { visibleSites } from '../sites/scope.ts';
+import { siteFilterWhere } from '../sites/list.ts';
 import { enqueueJobs } from './jobs.ts';
 
 export type BundleMode = 'auto' | 'full' | 'delta';
@@ -130,7 +130,8 @@ async function selectSites(ctx: ServiceCtx, input: RequestBundlesInput): Promise
     throw new ValidationError('Choose the sites: give siteIds, siteCodes or a filter.', [{ path: 'siteIds', message: 'No sites chosen.' }]);
   }
   const cols = { id: sites.id, code: sites.code, reportedReleaseId: sites.reportedReleaseId, reportedVersion: sites.reportedVersion };
-  const base = and(visibleSites(ctx), isNull(sites.archivedAt));
+  // Visible to the actor and not archived: the site list's own rule.
+  const base = siteFilterWhere(ctx, {});
   const found = new Map<string, ChosenSite>();
   for (const part of chunks(ids)) {
     const rows = await ctx.db.select(cols).from(sites).where(and(base, inArray(sites.id, part)));
@@ -150,11 +151,7 @@ async function selectSites(ctx: ServiceCtx, input: RequestBundlesInput): Promise
     ]);
   }
   if (filter) {
-    const rows = await ctx.db.select(cols).from(sites).where(and(base,
-      filter.region ? eq(sites.region, filter.region) : undefined,
-      filter.district ? eq(sites.district, filter.district) : undefined,
-      filter.tag ? sql`${sites.tags} @> array[${filter.tag}]::text[]` : undefined,
-    )).limit(MAX_SITES_PER_REQUEST + 1);
+    const rows = await ctx.db.select(cols).from(sites).where(siteFilterWhere(ctx, filter)).limit(MAX_SITES_PER_REQUEST + 1);
     for (const r of rows) found.set(r.id, r);
   }
   if (found.size === 0) throw new AppError(422, 'NO_SITES', 'No site matches this selection.');

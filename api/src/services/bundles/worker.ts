@@ -5,7 +5,7 @@ import os from 'node:os';
 import type { SitePartScript } from '@outpost/bundler';
 import type { Logger } from '../../lib/logger.ts';
 import { buildImageArchive, buildSiteBundles, classifyFailure, failImageArchive, failSiteBundle, newBatchCache, type BuildDeps } from './build.ts';
-import { claimJobs, completeJob, completeJobs, deferJob, failJob, renewLease, type JobRow } from './jobs.ts';
+import { claimJobs, completeJobs, deferJob, failJob, renewLease, type JobRow } from './jobs.ts';
 
 export const EDGE_SCRIPTS_DIR = path.resolve(import.meta.dirname, '../../../../edge-scripts');
 
@@ -119,7 +119,7 @@ export class BundleWorker {
     const started = Date.now();
     try {
       await buildImageArchive(this.deps, job.targetId);
-      await completeJob(this.o.db, job, this.id);
+      await completeJobs(this.o.db, [job.id], this.id);
       this.o.logger('info', 'images archive ready', { worker: this.id, archiveId: job.targetId, ms: Date.now() - started });
     } catch (e) {
       const failure = classifyFailure(e);
