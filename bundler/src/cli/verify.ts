@@ -139,7 +139,7 @@ async function check(listing: Listing, options: VerifyOptions): Promise<VerifyRe
           problems.push(`The bundle's key has fingerprint ${keyFingerprint}, not ${options.fingerprint}: it was not signed by the key you expect.`);
         }
       } else {
-        notes.push(`Signed with the bundle's own key, fingerprint ${keyFingerprint}. Compare it with the fingerprint shown in Outpost → Settings → Signing keys: only if they are the same is the bundle really from your organisation.`);
+        notes.push(`Signed with the bundle's own key, fingerprint ${keyFingerprint}. Compare it with the fingerprint shown in Outpost → Settings → Signing key: only if they are the same is the bundle really from your organisation.`);
       }
     } else if (options.fingerprint && normaliseFingerprint(options.fingerprint) !== keyFingerprint) {
       problems.push(`The key given with --key has fingerprint ${keyFingerprint}, not ${options.fingerprint}.`);
