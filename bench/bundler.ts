@@ -1,7 +1,7 @@
 // `npm run bench` (second half): the bundler's performance targets from issue 5, each printed next
 // to its target, as ratios against baselines measured in this same run on the same images.
 //
-//   archive   release images archive, registry → stored images.tgz .. ≤ 1.25 × a plain blob copy
+//   archive   release images archive, registry → ready images.tgz ... ≤ 1.25 × a plain blob copy
 //                                                                    registry → S3, < skopeo copy
 //                                                                    to docker-archive; RSS < 250 MB
 //   parts     per-site parts (buildSitePart) ......................... ≥ 200 sites/s, < 100 KB a site
@@ -38,7 +38,6 @@ line(`\nBundler (issue 5) — ${os.cpus().length} cores, ${(os.totalmem() / 2 **
 const s3Dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-bench-s3rver-'));
 const s3Child = spawnTs('s3-server.ts', { BENCH_S3_DIR: s3Dir });
 const endpoint = `http://127.0.0.1:${(await waitForLine(s3Child, /READY (\d+)/))[1]}`;
-const archiveForDownload: { bucket: string; sha256: string; size: number } | null = null;
 
 try {
   // --- 1. images archive ---------------------------------------------------------------------
@@ -97,13 +96,12 @@ try {
         const built = await job('pipeline', pipelineBucket);
         const skopeo = await skopeoCopy();
         const archive = built.archive!;
-        line(`   round ${round}: plain blob copy ${secs(plain.ms)} (${fmtRate(blobBytes, plain.ms)}) · bundler ${secs(built.ms)} = resolve ${secs(built.resolveMs!)} + blobs stored and archive written in one pass ${secs(built.archiveMs!)} · skopeo → docker-archive ${secs(skopeo.ms)} (${fmtMiB(skopeo.bytes)} written)`);
+        line(`   round ${round}: plain blob copy ${secs(plain.ms)} (${fmtRate(blobBytes, plain.ms)}) · bundler ${secs(built.ms)} = resolve ${secs(built.resolveMs!)} + blobs stored and archive hashed in one pass ${secs(built.archiveMs!)} · skopeo → docker-archive ${secs(skopeo.ms)} (${fmtMiB(skopeo.bytes)} written)`);
         line(`            archive ${fmtMiB(archive.size)} gzip (${fmtMiB(archive.tarSize)} tar) · bundler RSS peak ${fmtMiB(built.rssPeak)} (VmHWM ${fmtMiB(built.hwm)}, ${built.rssSamples} samples) · plain copy RSS peak ${fmtMiB(plain.rssPeak)}`);
         line(`            CPU seconds: plain copy ${plain.cpu.toFixed(1)} + s3rver ${plain.s3Cpu.toFixed(1)} · bundler ${built.cpu.toFixed(1)} + s3rver ${built.s3Cpu.toFixed(1)}`);
         line(`            bundler RSS at start ${fmtMiB(built.startRss)}, peak while building ${fmtMiB(built.phasePeaks.archive!)}`);
         rounds.push({ plain: plain.ms, pipeline: built.ms, archiveStep: built.archiveMs!, skopeo: skopeo.ms });
         worstRss = Math.max(worstRss, built.rssPeak, built.hwm);
-        // The archive now lives at its own key, not blobs/sha256/: the download bench stores its own objects.
         await dropBucket(benchStore(endpoint, pipelineBucket));
         if (round === 1 && archive.size < 10 ** 9) line(`   (the archive is under 1 GB: the RSS figure does not meet the issue's condition)`);
       }
@@ -124,7 +122,7 @@ try {
   if (only('parts')) await benchSiteParts(line);
 
   // --- 3. stitched download ------------------------------------------------------------------
-  if (only('download')) await benchDownload(line, endpoint, s3Child.pid!, archiveForDownload);
+  if (only('download')) await benchDownload(line, endpoint, s3Child.pid!);
 } finally {
   s3Child.kill('SIGTERM');
   await new Promise((resolve) => s3Child.once('exit', resolve));

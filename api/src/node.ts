@@ -42,6 +42,7 @@ const api = createApp({
   logger: log,
   secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
   version: process.env.npm_package_version,
+  ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
 });
 
 // Bundle builds: workers in this process (OUTPOST_WORKERS, default 1); more run as `npm run worker`.

@@ -18,6 +18,8 @@ export const WorkerEnv = z.object({
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   S3_PUBLIC_ENDPOINT: z.url().optional(),
+  // Where people reach the API, for the links it hands out (default: the request's origin).
+  OUTPOST_PUBLIC_URL: z.url().optional(),
   OUTPOST_SECURE_COOKIES: z.enum(['auto', 'true', 'false']).default('auto'),
   // 32 random bytes, base64 (`openssl rand -base64 32`); seals receipt keys and other secrets at rest.
   OUTPOST_SECRET_KEY: z.string().transform((v, ctx) => {

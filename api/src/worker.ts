@@ -42,6 +42,7 @@ async function buildApp(env: WorkerEnv): Promise<App> {
     imageResolver: registryImageResolver(),
     logger: log,
     secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
+    ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
   });
 }
 

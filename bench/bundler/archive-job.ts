@@ -1,15 +1,17 @@
 // One measured build, in a child process so its resident set is the build's alone (the parent
 // samples /proc/<pid>/status). BENCH_MODE picks what runs:
-//   pipeline  the bundler from registry to stored archive, as the worker runs it: resolve each image,
+//   pipeline  the bundler from registry to a ready archive, as the worker runs it: resolve each image,
 //             then one pass in which each blob is fetched once, verified, stored content-addressed
-//             and streamed into the archive (teeingBlobReader), the archive written once to its key
-//   plain     the baseline: GET each blob from the registry and Upload it to S3, nothing verified
+//             (teeingBlobReader) and run through the archive for its sha256, CRC and layout
+//             (recordImagesArchive; the archive is served from the blobs, not stored)
+//   plain     the baseline: GET each blob from the registry and PUT it to S3 streamed (one PutObject
+//             with its Content-Length, the fastest plain copy here), nothing verified
 // Prints `RESULT <json>` (a JobResult).
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
-import { Upload } from '@aws-sdk/lib-storage';
-import { RegistryClient, archiveImageFromRegistry, storeImagesArchive, teeingBlobReader, type Descriptor } from '@outpost/bundler';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { RegistryClient, archiveImageFromRegistry, recordImagesArchive, teeingBlobReader, type Descriptor } from '@outpost/bundler';
 import { benchStore } from './common.ts';
 
 export interface JobResult {
@@ -19,7 +21,7 @@ export interface JobResult {
   copyMs?: number;
   archiveMs?: number;
   copiedBytes?: number;
-  archive?: { key: string; sha256: string; size: number; tarSize: number };
+  archive?: { sha256: string; size: number; tarSize: number };
   bytes?: number;
   /** VmHWM at the end, VmRSS after the imports. */
   hwm: number;
@@ -54,17 +56,13 @@ let result: Omit<JobResult, 'hwm' | 'startRss' | 'phasePeaks' | 'phaseCpu'>;
 if (mode === 'plain') {
   const blobs = JSON.parse(process.env.BENCH_BLOBS!) as (Descriptor & { repository: string })[];
   const queue = [...blobs];
-  // Same concurrency, part size and queue as copyBlobsToStore's defaults: the ratio is what the bundler adds.
+  // Same concurrency as copyBlobsToStore's default, and the same kind of upload the bundler makes.
   const worker = async () => {
     for (let blob = queue.shift(); blob; blob = queue.shift()) {
       const res = await fetch(`http://${registry}/v2/${blob.repository}/blobs/${blob.digest}`);
       if (!res.ok || !res.body) throw new Error(`GET ${blob.digest}: ${res.status}`);
       const body = Readable.fromWeb(res.body as unknown as NodeWebReadableStream<Uint8Array>);
-      await new Upload({
-        client: store.client,
-        params: { Bucket: store.bucket, Key: `plain/${blob.digest.slice(7)}`, Body: body, ContentLength: blob.size },
-        partSize: 8 * 1024 * 1024, queueSize: 4,
-      }).done();
+      await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: `plain/${blob.digest.slice(7)}`, Body: body, ContentLength: blob.size }));
     }
   };
   await Promise.all([worker(), worker(), worker()]);
@@ -73,21 +71,15 @@ if (mode === 'plain') {
 } else if (mode === 'pipeline') {
   const references = JSON.parse(process.env.BENCH_REFS!) as string[];
   const client = new RegistryClient({ registry });
-  const gzipLevel = process.env.BENCH_GZIP_LEVEL ? Number(process.env.BENCH_GZIP_LEVEL) : undefined;
   const images: Awaited<ReturnType<typeof archiveImageFromRegistry>>[] = [];
   for (const reference of references) images.push(await archiveImageFromRegistry(client, reference));
   const resolvedMs = performance.now() - t0;
-  const knob = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
-  const archiveTuning = { queueSize: knob('BENCH_ARCHIVE_QUEUE'), partSize: knob('BENCH_ARCHIVE_PART') };
-  const clean = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-  // As the worker does it (api/src/services/bundles/build.ts): each blob fetched once, stored
-  // content-addressed while it flows into the archive, the archive written once to its own key.
+  // As the worker does it (api/src/services/bundles/build.ts): each blob fetched once and stored
+  // content-addressed while the archive's bytes are run through for its sha256; the archive is not stored.
   const sources = new Map(images.flatMap((image) => [image.config, ...image.layers].map((d) => [d.digest, { client, repository: image.repository }] as const)));
   const tee = teeingBlobReader({ s3: store, sources });
-  const stored = await storeImagesArchive({
-    images, s3: store, readBlob: tee.readBlob, key: `archives/bench-${Date.now()}.tgz`,
-    ...(gzipLevel !== undefined ? { gzipLevel } : {}), ...clean(archiveTuning),
-  });
+  const recorded = await recordImagesArchive({ images, readBlob: tee.readBlob });
+  const stored = { sha256: recorded.sha256, size: recorded.size, tarSize: recorded.tarSize };
   const copied = await tee.settled();
   const ms = performance.now() - t0;
   endPhase('archive');

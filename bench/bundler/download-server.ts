@@ -2,28 +2,30 @@
 // in a process of its own (the client measuring it is the parent). Builds the site part for the
 // shared objects it is given; prints `READY <port> <total bytes>`. Two plain proxies of the same
 // objects show where the time goes: `/proxy/node` pipes GetObject bodies into the Node response,
-// `/proxy/web` returns them as a web stream through Hono (what serveStitched's body is).
+// `/proxy/web` returns them as a web stream through Hono (what serveStitched's body is). The images
+// archive is produced from its blobs by its layout, as the API does.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { buildSitePart, generateSigningKey, stitchPlan } from '@outpost/bundler';
+import { buildSitePart, generateSigningKey, stitchPlan, type ImagesArchiveLayout } from '@outpost/bundler';
 import { serveStitched } from '../../api/src/services/bundles/download.ts';
 import { benchStore } from './common.ts';
 import { siteOptions } from './site-inputs.ts';
 
 const store = benchStore(process.env.BENCH_S3_ENDPOINT!, process.env.BENCH_BUCKET!);
-const shared = JSON.parse(process.env.BENCH_SHARED!) as { images: { sha256: string; size: number }; content: { sha256: string; size: number } };
+const shared = JSON.parse(process.env.BENCH_SHARED!) as { images: { sha256: string; size: number; layout: ImagesArchiveLayout }; content: { sha256: string; size: number } };
 const part = buildSitePart(siteOptions(1, shared, generateSigningKey()));
 const plan = stitchPlan({ sitePartSize: part.tarSize, shared: part.shared });
 
 const app = new Hono().on(['GET', 'HEAD'], '/bundle', (c) => serveStitched({
-  store, plan, sitePart: part.tar, shared: part.shared, etag: `bundle-${part.manifest.site.id}`, fileName: `${part.root}.tar`,
+  store, plan, sitePart: part.tar, shared: part.shared.map((o) => (o.sha256 === shared.images.sha256 ? { ...o, archive: shared.images.layout } : o)), etag: `bundle-${part.manifest.site.id}`, fileName: `${part.root}.tar`,
   request: { method: c.req.method as 'GET' | 'HEAD', range: c.req.header('range') ?? null, ifRange: c.req.header('if-range') ?? null },
 }));
-const objects = part.shared.map((o) => `blobs/sha256/${o.sha256}`);
+// The proxies send the stored objects the bundle's bytes come from: the content package and the image's blobs.
+const objects = JSON.parse(process.env.BENCH_KEYS!) as string[];
 const getObject = (key: string) => store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }));
 app.get('/proxy/web', () => {
   let i = 0;

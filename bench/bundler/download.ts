@@ -1,33 +1,47 @@
 // Stitched download throughput: the one-file bundle through serveStitched over HTTP on loopback,
-// against GetObject streams of the same shared objects straight from the S3 server. Rounds
-// alternate so both see the same machine; the shared objects are the archive the archive part
-// stored (or, run alone, a 1 GiB stand-in), plus a content package.
+// against GetObject streams of the same stored bytes straight from the S3 server. As in the API,
+// images.tgz is not a stored object: it is produced from the image's blobs (eight 128 MiB layers
+// and a config) by its layout, so the direct baseline GETs those blobs and the content package.
+// Rounds alternate so both see the same machine.
 import { get as httpGet } from 'node:http';
 import { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { putStream } from '../../api/src/lib/blob-store.ts';
+import { recordImagesArchive, type ArchiveImage, type Descriptor } from '@outpost/bundler';
 import { randomStream } from '@outpost/bundler/test-support';
 import { benchStore, cpuOf, dropBucket, fmtMiB, MiB, spawnTs, verdict, waitForLine } from './common.ts';
 
-export async function benchDownload(line: (s: string) => void, endpoint: string, s3Pid: number, archive: { bucket: string; sha256: string; size: number } | null): Promise<void> {
+export async function benchDownload(line: (s: string) => void, endpoint: string, s3Pid: number): Promise<void> {
   const rounds = Number(process.env.BENCH_DOWNLOAD_ROUNDS ?? 5);
-  const bucket = archive?.bucket ?? 'bench-download';
+  const bucket = 'bench-download';
   const store = benchStore(endpoint, bucket);
   await store.ensureBucket();
   const put = (size: number, seed: string) => putStream(store, randomStream(size, seed), { mediaType: 'application/octet-stream', maxBytes: size });
-  const images = archive ?? (await put(1024 * MiB, 'bench-download-images'));
+  const descriptor = (o: { sha256: string; size: number }, mediaType: string): Descriptor => ({ mediaType, digest: `sha256:${o.sha256}`, size: o.size });
+  const layers: Descriptor[] = [];
+  for (let i = 0; i < 8; i++) layers.push(descriptor(await put(128 * MiB, `bench-download-layer-${i}`), 'application/vnd.oci.image.layer.v1.tar+gzip'));
+  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }));
+  const config = descriptor(await putStream(store, Readable.from([configBytes]), { mediaType: 'application/octet-stream', maxBytes: configBytes.length }), 'application/vnd.oci.image.config.v1+json');
+  const manifestBytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers }));
+  const image: ArchiveImage = {
+    reference: 'registry.example.org/bench/app:1.0', config, layers,
+    manifest: { digest: `sha256:${createHash('sha256').update(manifestBytes).digest('hex')}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: manifestBytes },
+  };
+  const images = await recordImagesArchive({ images: [image], s3: store });
   const content = await put(48 * MiB, 'bench-download-content');
-  const shared = { images: { sha256: images.sha256, size: images.size }, content: { sha256: content.sha256, size: content.size } };
+  const shared = { images: { sha256: images.sha256, size: images.size, layout: images.layout }, content: { sha256: content.sha256, size: content.size } };
+  const storedKeys = [content.sha256, config.digest.slice(7), ...layers.map((l) => l.digest.slice(7))].map((hex) => `blobs/sha256/${hex}`);
 
-  const server = spawnTs('download-server.ts', { BENCH_S3_ENDPOINT: endpoint, BENCH_BUCKET: bucket, BENCH_SHARED: JSON.stringify(shared) });
+  const server = spawnTs('download-server.ts', { BENCH_S3_ENDPOINT: endpoint, BENCH_BUCKET: bucket, BENCH_SHARED: JSON.stringify(shared), BENCH_KEYS: JSON.stringify(storedKeys) });
   try {
     const [, port, totalText, nodeProxyPort] = await waitForLine(server, /READY (\d+) (\d+) (\d+)/);
     const total = Number(totalText);
     const direct = async () => {
       const t0 = performance.now();
       let bytes = 0;
-      for (const object of [content, images]) {
-        const answer = await store.client.send(new GetObjectCommand({ Bucket: bucket, Key: `blobs/sha256/${object.sha256}` }));
+      for (const key of storedKeys) {
+        const answer = await store.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
         // Drained the way the HTTP client below drains, so only the path differs.
         await new Promise<void>((resolve, reject) => (answer.Body as Readable).on('data', (chunk: Buffer) => (bytes += chunk.length)).on('end', resolve).on('error', reject));
       }
@@ -42,7 +56,7 @@ export async function benchDownload(line: (s: string) => void, endpoint: string,
         res.on('error', reject);
       }).on('error', reject);
     });
-    const objectBytes = content.size + images.size;
+    const objectBytes = content.size + config.size + layers.reduce((n, l) => n + l.size, 0);
     const rate = (r: { ms: number; bytes: number }) => (r.bytes / MiB) / (r.ms / 1000);
     // On a loaded machine wall time moves with the neighbours; the CPU all the processes on the path
     // (s3rver, the download server, this client) spent per GiB does not, so it is printed too.
@@ -55,7 +69,7 @@ export async function benchDownload(line: (s: string) => void, endpoint: string,
     };
     const cpuSums = { direct: 0, stitched: 0 };
 
-    line(`\n3. Stitched download (serveStitched via Hono/@hono/node-server on loopback, ${fmtMiB(total)}: site part + ${fmtMiB(content.size)} content + ${fmtMiB(images.size)} images.tgz)`);
+    line(`\n3. Stitched download (serveStitched via Hono/@hono/node-server on loopback, ${fmtMiB(total)}: site part + ${fmtMiB(content.size)} content + ${fmtMiB(images.size)} images.tgz from ${layers.length + 1} blobs; direct = GetObject of those ${storedKeys.length} objects)`);
     await direct(); // warm-up: page cache, connections
     const ratios: number[] = [];
     for (let round = 1; round <= rounds; round++) {

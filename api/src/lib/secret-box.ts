@@ -8,13 +8,31 @@ import { fromBase64Url, toBase64Url } from './crypto.ts';
 export interface SecretBox {
   seal(plain: Uint8Array, aad: string): Promise<string>;
   open(sealed: string, aad: string): Promise<Uint8Array<ArrayBuffer>>;
+  /** HMAC-SHA256 of `message` (base64url) under a key derived from the secret key, e.g. for signed links. */
+  mac(message: string): Promise<string>;
+  /** Whether `mac` is `message`'s MAC (compared in constant time). */
+  verifyMac(message: string, mac: string): Promise<boolean>;
 }
 
 export async function createSecretBox(rawKey: Uint8Array): Promise<SecretBox> {
   if (rawKey.length !== 32) throw new Error('The secret key must be 32 bytes (OUTPOST_SECRET_KEY, base64).');
   const key = await crypto.subtle.importKey('raw', new Uint8Array(rawKey), 'AES-GCM', false, ['encrypt', 'decrypt']);
   const enc = new TextEncoder();
+  // A key of its own for MACs, derived (HKDF) rather than the encryption key used twice.
+  const hkdf = await crypto.subtle.importKey('raw', new Uint8Array(rawKey), 'HKDF', false, ['deriveKey']);
+  const macKey = await crypto.subtle.deriveKey(
+    { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: enc.encode('outpost mac v1') },
+    hkdf, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'],
+  );
   return {
+    async mac(message) {
+      return toBase64Url(new Uint8Array(await crypto.subtle.sign('HMAC', macKey, enc.encode(message))));
+    },
+    async verifyMac(message, mac) {
+      let bytes: Uint8Array;
+      try { bytes = fromBase64Url(mac); } catch { return false; }
+      return crypto.subtle.verify('HMAC', macKey, new Uint8Array(bytes), enc.encode(message));
+    },
     async seal(plain, aad) {
       const iv = crypto.getRandomValues(new Uint8Array(12));
       const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: enc.encode(aad) }, key, new Uint8Array(plain));

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { and, count, eq, sql } from 'drizzle-orm';
 import {
   buildTestImage, corruptBlob, pushImage, startRegistry, type TestImage, type TestRegistry,
@@ -356,19 +356,52 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const links = (await (await api(`/api/v1/bundles/${b!.id}/links`)).json()) as { root: string; files: { path: string; extract: boolean; size: number; sha256: string; url: string }[] };
       expect(links.root).toBe('outpost-KE-LINK-1.0.0');
       expect(links.files.map((f) => [f.path, f.extract])).toEqual([['outpost-KE-LINK-1.0.0-site.tar', true], ['outpost-KE-LINK-1.0.0/images/images.tgz', false]]);
+      // The site part is a presigned S3 link; the images archive (produced from its blobs) a signed link to the API, no session needed.
+      const [sitePartLink, archiveLink] = links.files;
+      expect(archiveLink!.url).toMatch(/^http:\/\/localhost\/api\/v1\/archive-links\/[0-9a-f-]{36}\/images\.tgz\?expires=\d+&signature=[\w-]+$/);
+      const fetchLink = (url: string, init?: RequestInit) => (url.startsWith('http://localhost/') ? t.app.request(url, init) : fetch(url, init));
       for (const f of links.files) {
-        const res = await fetch(f.url);
+        const res = await fetchLink(f.url);
         expect(res.status).toBe(200);
         const bytes = new Uint8Array(await res.arrayBuffer());
         expect([bytes.length, sha256(bytes)]).toEqual([f.size, f.sha256]);
       }
+      expect(sitePartLink!.url).toContain('X-Amz-Signature=');
+      // It resumes like any download link: ranges, ETag, If-Range.
+      const head = await fetchLink(archiveLink!.url, { method: 'HEAD' });
+      expect(head.headers.get('content-length')).toBe(String(archiveLink!.size));
+      const tail = await fetchLink(archiveLink!.url, { headers: { Range: 'bytes=100-', 'If-Range': head.headers.get('etag')! } });
+      expect(tail.status).toBe(206);
+      expect((await tail.arrayBuffer()).byteLength).toBe(archiveLink!.size - 100);
+      // An altered signature, another archive's id or a later expiry is refused, in the envelope.
+      const url = new URL(archiveLink!.url);
+      const altered = [
+        url.href.replace(/signature=([\w-])/, (_, c: string) => `signature=${c === 'A' ? 'B' : 'A'}`),
+        url.href.replace(/expires=(\d+)/, (_, e: string) => `expires=${Number(e) + 1}`),
+        url.href.replace(/archive-links\/[0-9a-f-]{36}/, `archive-links/${crypto.randomUUID()}`),
+        url.href.replace(/\?.*$/, ''),
+      ];
+      for (const bad of altered) {
+        const res = await fetchLink(bad);
+        expect(res.status, bad).toBe(403);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('LINK_INVALID');
+      }
       expect((await h.db.select().from(bundleDownloads).where(eq(bundleDownloads.bundleId, b!.id)))[0]).toMatchObject({ kind: 'links' });
-      // With S3_PUBLIC_ENDPOINT the links name the address download managers reach, signed for it.
+      // With S3_PUBLIC_ENDPOINT the links name the address download managers reach, signed for it;
+      // with OUTPOST_PUBLIC_URL the archive link names the API's public address.
       const publicStore = createObjectStore({ endpoint: inject('s3Endpoint'), publicEndpoint: 'https://downloads.example.org', bucket: 'outpost-test', region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
       const ctx = { db: h.db, orgId: org.id, actor: { userId: null, tokenId: null, role: 'viewer' as const } };
-      const outside = await bundleLinks({ ctx, store: publicStore, input: { id: b!.id } });
-      expect(outside.files.every((f) => f.url.startsWith('https://downloads.example.org/outpost-test/'))).toBe(true);
-      expect(outside.files.every((f) => f.url.includes('X-Amz-Signature='))).toBe(true);
+      const outside = await bundleLinks({ ctx, store: publicStore, box: t.secretBox, baseUrl: 'https://outpost.example.org/', input: { id: b!.id, expiresInSeconds: 60 } });
+      expect(outside.files[0]!.url.startsWith('https://downloads.example.org/outpost-test/')).toBe(true);
+      expect(outside.files[0]!.url).toContain('X-Amz-Signature=');
+      expect(outside.files[1]!.url.startsWith('https://outpost.example.org/api/v1/archive-links/')).toBe(true);
+      // Expired: signed for a time already past.
+      vi.useFakeTimers({ now: Date.now() - 3600_000, toFake: ['Date'] });
+      const old = await bundleLinks({ ctx, store: publicStore, box: t.secretBox, baseUrl: 'http://localhost', input: { id: b!.id, expiresInSeconds: 60 } });
+      vi.useRealTimers();
+      const expired = await t.app.request(old.files[1]!.url);
+      expect(expired.status).toBe(403);
+      expect(((await expired.json()) as { error: { code: string } }).error.code).toBe('LINK_EXPIRED');
     });
   });
 

@@ -5,7 +5,7 @@ import { authenticate, serviceCtx } from './auth-middleware.ts';
 import { ValidationError, fieldIssue } from '../lib/errors.ts';
 import { requestBundles, MAX_SITES_PER_REQUEST } from '../services/bundles/request.ts';
 import { bundleCounts, getBundle, listBundles, listImageArchives } from '../services/bundles/view.ts';
-import { bundleLinks, downloadBundle, retryBundle } from '../services/bundles/deliver.ts';
+import { bundleLinks, downloadBundle, retryBundle, serveArchiveLink } from '../services/bundles/deliver.ts';
 import { listSigningKeys, rotateSigningKey } from '../services/bundles/signing-keys.ts';
 
 const BuildState = z.enum(['queued', 'building', 'ready', 'failed']);
@@ -96,7 +96,8 @@ export const bundleRoutes = base
     request: { params: IdParam, query: z.object({ expiresInSeconds: z.coerce.number().int().min(60).max(7 * 86400).optional() }) },
     responses: { 200: jsonResponse(Links, 'Links'), ...errors(400, 401, 403, 404, 409) },
   }), async (c) => c.json(await bundleLinks({
-    ctx: serviceCtx(c, 'fleet:read'), store: c.var.deps.objectStore,
+    ctx: serviceCtx(c, 'fleet:read'), store: c.var.deps.objectStore, box: c.var.deps.secretBox,
+    baseUrl: c.var.deps.publicUrl ?? new URL(c.req.url).origin,
     input: { id: c.req.valid('param').id, ...c.req.valid('query') },
   }) as z.infer<typeof Links>, 200))
   .openapi(createRoute({
@@ -122,6 +123,15 @@ bundleRoutes.on(['GET', 'HEAD'], '/bundles/:id/download', async (c) => downloadB
   ctx: serviceCtx(c, 'fleet:read'), store: c.var.deps.objectStore,
   input: {
     id: downloadId(c.req.param('id')),
+    request: { method: c.req.method === 'HEAD' ? 'HEAD' : 'GET', range: c.req.header('Range') ?? null, ifRange: c.req.header('If-Range') ?? null },
+  },
+}));
+
+// A direct link to an images archive (handed out by /bundles/:id/links): signed instead of a session.
+bundleRoutes.on(['GET', 'HEAD'], '/archive-links/:id/:file', async (c) => serveArchiveLink({
+  db: c.var.db, store: c.var.deps.objectStore, box: c.var.deps.secretBox,
+  input: {
+    id: c.req.param('id'), fileName: c.req.param('file'), expires: c.req.query('expires'), signature: c.req.query('signature'),
     request: { method: c.req.method === 'HEAD' ? 'HEAD' : 'GET', range: c.req.header('Range') ?? null, ifRange: c.req.header('If-Range') ?? null },
   },
 }));

@@ -22,6 +22,8 @@ export interface AppDeps {
   imageResolver: ImageResolver;
   /** Largest content package upload (default 512 MB). */
   maxContentPackageBytes?: number;
+  /** Where people reach the API (OUTPOST_PUBLIC_URL), for links it hands out; default the request's origin. */
+  publicUrl?: string;
   /** Check-ins allowed per site per minute (default 30). */
   checkinsPerMinute?: number;
 }

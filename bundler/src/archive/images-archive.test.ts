@@ -5,19 +5,18 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { RegistryClient } from '../registry/client.ts';
 import { startRegistry, type TestRegistry } from '../test-support/registry.ts';
 import { buildMultiArchImage, buildTestImage, type TestImage } from '../test-support/image.ts';
 import { pushImage } from '../test-support/skopeo.ts';
 import { testStore } from './test-s3.ts';
-import { copyBlobsToStore, type ObjectStoreTarget } from './store.ts';
-import { archiveImageFromRegistry, type ArchiveImage } from './images-archive.ts';
-import { storeImagesArchive, type StoredImagesArchive } from './store-archive.ts';
+import { blobKey, copyBlobsToStore, readStoredRange, type ObjectStoreTarget } from './store.ts';
+import { archiveImageFromRegistry, readImagesArchive, type ArchiveImage, type ImagesArchiveLayout } from './images-archive.ts';
+import { recordImagesArchive, type RecordedImagesArchive } from './store-archive.ts';
 
 const run = promisify(execFile);
 
@@ -67,16 +66,25 @@ afterAll(async () => {
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
 
-async function download(key: string, file: string): Promise<string> {
-  const answer = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+/** Bytes `start`-`end` of an archive as it is served: produced again from the blobs in the store. */
+function served(layout: ImagesArchiveLayout, start: number, end: number): AsyncGenerator<Uint8Array> {
+  return readImagesArchive(layout, start, end, (digest, from, to) => readStoredRange(s3, blobKey(digest, prefix), from, to));
+}
+
+async function download(archive: RecordedImagesArchive, file: string): Promise<string> {
   const hash = createHash('sha256');
-  await pipeline(answer.Body as Readable, async function* (source: AsyncIterable<Buffer>) {
+  await pipeline(served(archive.layout, 0, archive.size), async function* (source: AsyncIterable<Uint8Array>) {
     for await (const chunk of source) {
       hash.update(chunk);
       yield chunk;
     }
   }, createWriteStream(file));
   return hash.digest('hex');
+}
+
+async function storedKeys(): Promise<string[]> {
+  const answer = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }));
+  return (answer.Contents ?? []).map((o) => o.Key!).sort();
 }
 
 async function tarList(file: string): Promise<string[]> {
@@ -90,7 +98,7 @@ async function readFromTgz(file: string, member: string): Promise<string> {
 }
 
 describe('images archive', () => {
-  let full: StoredImagesArchive;
+  let full: RecordedImagesArchive;
   let tgz: string;
 
   it('should copy every blob once into the store and skip them all the second time', async () => {
@@ -109,17 +117,33 @@ describe('images archive', () => {
     }
   });
 
-  it('should store the archive at the address of its sha256', async () => {
-    full = await storeImagesArchive({ images, s3, prefix });
+  it('should be served from the stored blobs, byte for byte the archive that was hashed, without storing the archive', async () => {
+    const keysBefore = await storedKeys();
+    full = await recordImagesArchive({ images, s3, prefix });
     tgz = path.join(work, 'images.tgz');
-    expect(full.key).toBe(`${prefix}${full.sha256}`);
-    expect(await download(full.key, tgz)).toBe(full.sha256);
+    expect(await download(full, tgz)).toBe(full.sha256);
     expect((await fs.stat(tgz)).size).toBe(full.size);
     expect(full.omitted).toEqual([]);
+    expect(await storedKeys()).toEqual(keysBefore);
+    // The layout carries the small files, not the blobs.
+    expect(JSON.stringify(full.layout).length).toBeLessThan(8192);
 
-    // Built again from the same blobs, it is the same object.
-    const again = await storeImagesArchive({ images, s3, prefix });
-    expect(again).toMatchObject({ key: full.key, sha256: full.sha256, existed: true });
+    // Built again from the same blobs, it is the same archive.
+    const again = await recordImagesArchive({ images, s3, prefix });
+    expect(again.sha256).toBe(full.sha256);
+    expect(again.layout).toEqual(full.layout);
+  });
+
+  it('should serve any byte range of the archive as those bytes of the whole', async () => {
+    const whole = await fs.readFile(tgz);
+    const points = [0, 1, 10, 15, 512 + 15, 65_535 + 10, 65_535 + 15, 65_540 + 10, whole.length - 8, whole.length - 1,
+      ...Array.from({ length: 30 }, () => Math.floor(Math.random() * whole.length))];
+    for (let i = 0; i < 60; i++) {
+      const [a, b] = [points[Math.floor(Math.random() * points.length)]!, points[Math.floor(Math.random() * points.length)]!].sort((x, y) => x - y) as [number, number];
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of served(full.layout, a, b + 1)) chunks.push(chunk);
+      expect(Buffer.concat(chunks).equals(whole.subarray(a, b + 1)), `bytes ${a}-${b}`).toBe(true);
+    }
   });
 
   it('should keep a layer shared by two images once in the tar', async () => {
@@ -169,11 +193,11 @@ describe('images archive', () => {
   });
 
   it('should leave the omitted layers out of a delta and say which', async () => {
-    const delta = await storeImagesArchive({ images, s3, prefix, omitLayers: [base.digest], fromRelease: '0.9.0' });
+    const delta = await recordImagesArchive({ images, s3, prefix, omitLayers: [base.digest], fromRelease: '0.9.0' });
     expect(delta.size).toBeLessThan(full.size);
     expect(delta.omitted).toEqual([base.digest]);
     const file = path.join(work, 'delta.tgz');
-    expect(await download(delta.key, file)).toBe(delta.sha256);
+    expect(await download(delta, file)).toBe(delta.sha256);
     const entries = await tarList(file);
     expect(entries).not.toContain(`blobs/sha256/${base.digest.slice(7)}`);
     expect(JSON.parse(await readFromTgz(file, 'delta.json'))).toEqual({ fromRelease: '0.9.0', omitted: [base.digest] });

@@ -1,12 +1,15 @@
-export { copyBlobsToStore, storeBlobReader, teeingBlobReader, blobKey, BLOB_PREFIX, type ObjectStoreTarget, type CopyBlobsOptions, type CopiedBlob, type BlobSource, type TeeingBlobReader } from './store.ts';
+export { copyBlobsToStore, storeBlobReader, readStoredRange, teeingBlobReader, blobKey, BLOB_PREFIX, type ObjectStoreTarget, type CopyBlobsOptions, type CopiedBlob, type BlobSource, type TeeingBlobReader } from './store.ts';
 export {
   buildImagesArchive,
+  readImagesArchive,
   archiveImageFromRegistry,
   ArchiveError,
   type ArchiveImage,
   type ArchiveErrorKind,
   type BuildImagesArchiveOptions,
   type ImagesArchive,
+  type ImagesArchiveLayout,
 } from './images-archive.ts';
-export { storeImagesArchive, type StoreImagesArchiveOptions, type StoredImagesArchive } from './store-archive.ts';
+export { recordImagesArchive, type RecordImagesArchiveOptions, type RecordedImagesArchive } from './store-archive.ts';
+export { storedGzip, storedGzipPieces, storedGzipSize, storedGzipTrailer, STORED_BLOCK } from './stored-gzip.ts';
 export { tarHeader, tarPadding, tarTrailer, tarEntryLength, type TarEntry } from './tar.ts';

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { pgTable, uuid, text, timestamp, jsonb, integer, bigint, boolean, index, unique, uniqueIndex } from 'drizzle-orm/pg-core';
 import { organizations, users } from './accounts.ts';
 import { releases, sites } from './sites.ts';
+import type { ImagesArchiveLayout } from '@outpost/bundler';
 
 /**
  * An organisation's bundle signing keys (ECDSA P-256, docs/decisions.md). One is active; rotation
@@ -39,6 +40,8 @@ export const imageArchives = pgTable('image_archives', {
   size: bigint('size', { mode: 'number' }),
   tarSize: bigint('tar_size', { mode: 'number' }),
   omittedLayers: jsonb('omitted_layers').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+  /** How `images.tgz` is produced from the stored blobs (it is never stored itself); null for archives stored whole before migration 0007. */
+  layout: jsonb('layout').$type<ImagesArchiveLayout>(),
   errorCode: text('error_code'),
   error: text('error'),
   createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),

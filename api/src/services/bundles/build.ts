@@ -1,18 +1,19 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
 import {
   ArchiveError, RegistryClient, RegistryError, SitePartError, archiveImageFromRegistry, buildSitePart,
-  defaultReadme, parseImageReference, stitchPlan, storeImagesArchive, teeingBlobReader, type ArchiveImage, type BlobSource, type SitePartScript,
+  defaultReadme, parseImageReference, recordImagesArchive, stitchPlan, teeingBlobReader, type ArchiveImage, type BlobSource, type SitePartScript,
 } from '@outpost/bundler';
 import { artifacts, bundles, contentPackages, imageArchives, releaseImages, releases, sites } from '../../db/schema/index.ts';
 import type { Db } from '../../db/types.ts';
 import { AppError } from '../../lib/errors.ts';
-import { blobKey, headSize, recordArtifact, type BlobStore } from '../../lib/blob-store.ts';
+import { blobKey, headSize, type BlobStore } from '../../lib/blob-store.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { credentialFor } from '../registries/credentials.ts';
 import { renderCompose } from '../releases/compose.ts';
 import { activeSigningKey, type OpenSigningKey } from './signing-keys.ts';
+import { missingBlobs } from './download.ts';
 
 export interface BuildDeps {
   db: Db;
@@ -62,8 +63,9 @@ function archiveReference(image: typeof releaseImages.$inferSelect, version: str
 
 /**
  * Builds one images archive: every blob of the release's images copied from its registry into the
- * object store (verified, each stored once), then `images.tgz` assembled from them and stored by its
- * digest. The archive is marked ready only after the stored object's size was read back.
+ * object store (verified, each stored once for all releases), while `images.tgz` is run through once
+ * for its sha256 and layout. The archive is served from the blobs (`readImagesArchive`), never stored
+ * itself; it is marked ready only after every blob's size was read back from the store.
  */
 export async function buildImageArchive(deps: BuildDeps, archiveId: string): Promise<void> {
   const { db, store } = deps;
@@ -98,31 +100,21 @@ export async function buildImageArchive(deps: BuildDeps, archiveId: string): Pro
     for (const blob of [fetched.config, ...fetched.layers]) if (!sources.has(blob.digest)) sources.set(blob.digest, { client, repository: fetched.repository });
     archiveImages.push(fetched);
   }
-  // Each blob comes from its registry once: stored content-addressed as it flows into the archive
-  // (a delta's left-out layers are not fetched at all). The archive is written once, to its own key.
+  // Each blob comes from its registry once and is stored content-addressed while the archive's bytes
+  // are run through once for their sha256 (a delta's left-out layers are not fetched at all). The
+  // archive itself is not stored: downloads produce it from the blobs with its layout.
   const tee = teeingBlobReader({ s3: store, sources });
-  const stored = await storeImagesArchive({
-    images: archiveImages, s3: store, readBlob: tee.readBlob, key: `archives/${archive.releaseId}/${archiveId}-${randomUUID()}.tgz`,
+  const recorded = await recordImagesArchive({
+    images: archiveImages, readBlob: tee.readBlob,
     ...(archive.fromReleaseId ? { omitLayers, ...(fromVersion ? { fromRelease: fromVersion } : {}) } : {}),
   });
   await tee.settled();
-  const kept = await headSize(store, stored.key);
-  if (kept !== stored.size) {
-    throw new BuildFailure('STORAGE_FAILED', `The object store holds ${kept ?? 'nothing'} bytes of the images archive; it should hold ${stored.size}.`, true);
-  }
-  // The same archive stored before (another build of the same images) is kept once.
-  let key = stored.key;
-  const [known] = await db.select({ key: artifacts.key }).from(artifacts).where(eq(artifacts.sha256, stored.sha256)).limit(1);
-  if (known && known.key !== stored.key && (await headSize(store, known.key)) === stored.size) {
-    await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: stored.key })).catch(() => undefined);
-    key = known.key;
-  } else if (!known) {
-    await recordArtifact(db, { sha256: stored.sha256, size: stored.size, mediaType: 'application/gzip', key });
-  } else {
-    await db.update(artifacts).set({ key }).where(eq(artifacts.sha256, stored.sha256));
+  const missing = await missingBlobs(store, recorded.layout);
+  if (missing.length > 0) {
+    throw new BuildFailure('STORAGE_FAILED', `The object store does not hold ${missing.length} of the archive's blobs whole (${missing[0]}).`, true);
   }
   await db.update(imageArchives).set({
-    state: 'ready', sha256: stored.sha256, size: stored.size, tarSize: stored.tarSize, omittedLayers: stored.omitted,
+    state: 'ready', sha256: recorded.sha256, size: recorded.size, tarSize: recorded.tarSize, omittedLayers: recorded.omitted, layout: recorded.layout,
     error: null, errorCode: null, readyAt: sql`now()`, updatedAt: sql`now()`,
   }).where(eq(imageArchives.id, archiveId));
 }
@@ -299,8 +291,12 @@ async function buildOnePart(
       throw new BuildFailure('STORAGE_FAILED', 'The object store did not keep the bundle\'s site part intact (its size or checksum differ on reading back).', true);
     }
   }
-  // Every shared object the download will read must be there, whole.
+  // Every shared object the download will read must be there, whole (for the images archive: its blobs).
+  if (archive.layout && (await missingBlobs(store, archive.layout, cache.stored)).length > 0) {
+    throw new BuildFailure('STORAGE_FAILED', 'Some of the images archive\'s blobs are missing from the object store.', true);
+  }
   for (const object of part.shared) {
+    if (archive.layout && object.sha256 === archive.sha256) continue;
     if (cache.stored.has(`${object.sha256}/${object.size}`)) continue;
     if ((await headSize(store, parts.keys.get(object.sha256) ?? blobKey(object.sha256))) !== object.size) throw new BuildFailure('STORAGE_FAILED', `A shared part of the bundle (${object.path}) is missing from the object store.`, true);
     cache.stored.add(`${object.sha256}/${object.size}`);

@@ -1,14 +1,15 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { stitchPlan, type SharedObject } from '@outpost/bundler';
+import { stitchPlan, type ImagesArchiveLayout, type SharedObject } from '@outpost/bundler';
 import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import { artifacts, bundleDownloads, bundles, imageArchives } from '../../db/schema/index.ts';
-import { AppError } from '../../lib/errors.ts';
+import { AppError, NotFoundError } from '../../lib/errors.ts';
+import type { SecretBox } from '../../lib/secret-box.ts';
 import { blobKey, get, headSize, type BlobStore } from '../../lib/blob-store.ts';
 import { recordAudit } from '../audit/record.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 import { enqueueJobs } from './jobs.ts';
-import { serveStitched, type StitchedRequest } from './download.ts';
+import { missingBlobs, readShared, serveRanges, serveStitched, type SharedSource, type StitchedRequest } from './download.ts';
 import { bundleFileName, loadBundle, toBundleView } from './view.ts';
 
 type Loaded = Awaited<ReturnType<typeof loadBundle>>;
@@ -35,8 +36,9 @@ function partsOf(row: Loaded) {
 }
 
 /**
- * The parts of a ready bundle with where each is stored: content-addressed, or (images archives) at
- * the key its build wrote it to.
+ * The parts of a ready bundle with where each comes from: the images archive is produced from its
+ * blobs by its layout (archives built before migration 0007 were stored whole, at their key); the
+ * site part and content package are stored content-addressed.
  */
 async function locateParts(ctx: ServiceCtx, row: Loaded) {
   const parts = partsOf(row);
@@ -44,18 +46,25 @@ async function locateParts(ctx: ServiceCtx, row: Loaded) {
     .where(inArray(artifacts.sha256, [parts.sitePart.sha256, ...parts.shared.map((s) => s.sha256)]));
   const keys = new Map(rows.map((r) => [r.sha256, r.key]));
   const keyOf = (sha256: string) => keys.get(sha256) ?? blobKey(sha256);
+  const [archive] = row.bundle.imageArchiveId
+    ? await ctx.db.select({ id: imageArchives.id, sha256: imageArchives.sha256, layout: imageArchives.layout }).from(imageArchives)
+      .where(eq(imageArchives.id, row.bundle.imageArchiveId)).limit(1)
+    : [];
+  const layoutOf = (sha256: string) => (archive?.layout && archive.sha256 === sha256 ? archive.layout : null);
   return {
     root: parts.root,
+    archiveId: archive?.id ?? null,
     sitePart: { ...parts.sitePart, key: keyOf(parts.sitePart.sha256) },
-    shared: parts.shared.map((s) => ({ ...s, key: keyOf(s.sha256) })),
+    shared: parts.shared.map((s) => ({ ...s, key: keyOf(s.sha256), archive: layoutOf(s.sha256) })),
   };
 }
 
-async function assertStored(store: BlobStore, objects: { key: string; size: number }[]): Promise<void> {
-  for (const o of objects) {
-    if ((await headSize(store, o.key).catch(() => null)) !== o.size) {
-      throw new AppError(503, 'BUNDLE_PARTS_MISSING', 'Part of this bundle is missing from storage; ask for the bundle again (it will be rebuilt).');
-    }
+async function assertStored(store: BlobStore, objects: { key: string; size: number; archive?: ImagesArchiveLayout | null }[]): Promise<void> {
+  const missing = await Promise.all(objects.map(async (o) => o.archive
+    ? (await missingBlobs(store, o.archive)).length > 0
+    : (await headSize(store, o.key).catch(() => null)) !== o.size));
+  if (missing.some(Boolean)) {
+    throw new AppError(503, 'BUNDLE_PARTS_MISSING', 'Part of this bundle is missing from storage; ask for the bundle again (it will be rebuilt).');
   }
 }
 
@@ -101,24 +110,63 @@ export async function downloadBundle({ ctx, store, input }: { ctx: ServiceCtx; s
  * Presigned direct links to each part of a bundle, for download managers: fetch them all, put each
  * at its `path` (the site part is a tar to extract there), and the folder is the bundle.
  */
-export async function bundleLinks({ ctx, store, input }: { ctx: ServiceCtx; store: BlobStore & { presignClient?: S3Client }; input: { id: string; expiresInSeconds?: number } }) {
+export async function bundleLinks({ ctx, store, box, baseUrl, input }: {
+  ctx: ServiceCtx; store: BlobStore & { presignClient?: S3Client }; box: SecretBox; baseUrl: string; input: { id: string; expiresInSeconds?: number };
+}) {
   const row = await loadBundle(ctx, input.id);
   const parts = await locateParts(ctx, row);
   await assertStored(store, [parts.sitePart, ...parts.shared]);
   const expiresIn = input.expiresInSeconds ?? 24 * 3600;
+  const expires = Math.floor(Date.now() / 1000) + expiresIn;
   const link = (key: string, fileName: string) => getSignedUrl(store.presignClient ?? store.client, new GetObjectCommand({
     Bucket: store.bucket, Key: key, ResponseContentDisposition: `attachment; filename="${fileName}"`,
   }), { expiresIn });
+  // An images archive is not one stored object: its link is the API's own, signed like a presigned one.
+  const archiveLink = async (fileName: string) => {
+    const signature = await box.mac(archiveLinkMessage(parts.archiveId!, ctx.orgId, expires));
+    return `${baseUrl.replace(/\/+$/, '')}/api/v1/archive-links/${parts.archiveId}/${encodeURIComponent(fileName)}?expires=${expires}&signature=${signature}`;
+  };
   const sitePartName = `outpost-${row.siteCode}-${row.version}-site.tar`;
   const files = [
     { path: sitePartName, extract: true, size: parts.sitePart.size, sha256: parts.sitePart.sha256, url: await link(parts.sitePart.key, sitePartName) },
-    ...await Promise.all(parts.shared.map(async (s) => ({ path: s.path, extract: false, size: s.size, sha256: s.sha256, url: await link(s.key, s.path.split('/').pop()!) }))),
+    ...await Promise.all(parts.shared.map(async (s) => {
+      const fileName = s.path.split('/').pop()!;
+      return { path: s.path, extract: false, size: s.size, sha256: s.sha256, url: s.archive ? await archiveLink(fileName) : await link(s.key, fileName) };
+    })),
   ];
   await ctx.db.insert(bundleDownloads).values({
     orgId: ctx.orgId, bundleId: row.bundle.id, siteId: row.bundle.siteId, userId: ctx.actor.userId, tokenId: ctx.actor.tokenId,
     kind: 'links', bytes: files.reduce((n, f) => n + f.size, 0),
   });
-  return { bundleId: row.bundle.id, root: parts.root, expiresAt: new Date(Date.now() + expiresIn * 1000).toISOString(), manifest: row.bundle.manifest, files };
+  return { bundleId: row.bundle.id, root: parts.root, expiresAt: new Date(expires * 1000).toISOString(), manifest: row.bundle.manifest, files };
+}
+
+const archiveLinkMessage = (archiveId: string, orgId: string, expires: number) => `archive-link\n${archiveId}\n${orgId}\n${expires}`;
+
+/**
+ * `images.tgz` of one images archive through a link from `bundleLinks`: no session, the signature
+ * and expiry are the authorisation (as with a presigned S3 link). Ranges and If-Range as for the
+ * bundle download. A wrong, altered or expired link is refused without saying whether the archive exists.
+ */
+export async function serveArchiveLink({ db, store, box, input }: {
+  db: ServiceCtx['db']; store: BlobStore; box: SecretBox;
+  input: { id: string; fileName: string; expires: string | undefined; signature: string | undefined; request: StitchedRequest };
+}): Promise<Response> {
+  const expires = Number(input.expires);
+  const refused = new AppError(403, 'LINK_INVALID', 'This download link is not valid or has expired; ask for new links.');
+  if (!/^[0-9a-f-]{36}$/.test(input.id) || !Number.isSafeInteger(expires) || !input.signature) throw refused;
+  const [archive] = await db.select().from(imageArchives).where(eq(imageArchives.id, input.id)).limit(1);
+  if (!archive || !(await box.verifyMac(archiveLinkMessage(archive.id, archive.orgId, expires), input.signature))) throw refused;
+  if (expires * 1000 <= Date.now()) throw new AppError(403, 'LINK_EXPIRED', 'This download link has expired; ask for new links.');
+  if (archive.state !== 'ready' || !archive.layout || !archive.sha256 || archive.size === null) {
+    throw new NotFoundError('image archive', archive.id);
+  }
+  const source: SharedSource = { sha256: archive.sha256, archive: archive.layout };
+  await assertStored(store, [{ key: '', size: archive.size, archive: archive.layout }]);
+  return serveRanges({
+    total: archive.size, etag: archive.sha256.slice(0, 32), fileName: /^[\w.+-]{1,100}$/.test(input.fileName) ? input.fileName : 'images.tgz', contentType: 'application/gzip', request: input.request,
+    open: (start, end) => readShared(store, source, start, end),
+  });
 }
 
 /** A failed bundle is built again (its images archive too, if that was what failed). */

@@ -1,5 +1,5 @@
-import { rangeSlices, type RangeSlice, type StitchPlan } from '@outpost/bundler';
-import { get, type BlobStore } from '../../lib/blob-store.ts';
+import { rangeSlices, readImagesArchive, readStoredRange, type ImagesArchiveLayout, type RangeSlice, type StitchPlan } from '@outpost/bundler';
+import { blobKey, headSize, type BlobStore } from '../../lib/blob-store.ts';
 
 export interface StitchedRequest {
   method: 'GET' | 'HEAD';
@@ -9,14 +9,24 @@ export interface StitchedRequest {
   ifRange?: string | null;
 }
 
+/**
+ * Where a shared object's bytes come from: a stored object (at `blobs/sha256/<hex>`, or at `key`),
+ * or an images archive produced from its blobs by its `archive` layout.
+ */
+export interface SharedSource {
+  sha256: string;
+  key?: string;
+  archive?: ImagesArchiveLayout | null;
+}
+
 export interface ServeStitchedInput {
   store: BlobStore;
   /** From `stitchPlan({ sitePartSize: sitePart.length, shared })`. */
   plan: StitchPlan;
   /** The per-site tar (no trailer): the plan's `site` segment. */
   sitePart: Uint8Array;
-  /** The shared objects in the plan's order (`object` segments point here by `index`); `key` when not at `blobs/sha256/<hex>`. */
-  shared: { sha256: string; key?: string }[];
+  /** The shared objects in the plan's order (`object` segments point here by `index`). */
+  shared: SharedSource[];
   /** Strong validator of exactly these bytes, quoted or not (`"abc"` or `abc`). */
   etag: string;
   /** Offered to the browser in Content-Disposition. */
@@ -43,13 +53,23 @@ export interface ServeStitchedInput {
  *   a different or weak tag, or a date (no Last-Modified is sent), means "the file changed": 200.
  */
 export async function serveStitched(input: ServeStitchedInput): Promise<Response> {
-  const { plan, request } = input;
-  const total = plan.totalSize;
+  return serveRanges({
+    total: input.plan.totalSize, etag: input.etag, fileName: input.fileName, contentType: 'application/x-tar', request: input.request,
+    open: (start, end) => stitchedBytes(input, rangeSlices(input.plan, start, end - 1)),
+  });
+}
+
+/** Any file of known size and strong ETag served with ranges as `serveStitched` describes; `open` streams bytes `start` to `end` (exclusive). */
+export async function serveRanges(input: {
+  total: number; etag: string; fileName: string; contentType: string; request: StitchedRequest;
+  open: (start: number, end: number) => AsyncGenerator<Uint8Array>;
+}): Promise<Response> {
+  const { total, request } = input;
   const etag = strongEtag(input.etag);
   const headers = new Headers({
     'Accept-Ranges': 'bytes',
     ETag: etag,
-    'Content-Type': 'application/x-tar',
+    'Content-Type': input.contentType,
     'Content-Disposition': contentDisposition(input.fileName),
     // The bytes differ per site and per signature; caches between the API and the person must not mix them.
     'Cache-Control': 'private, no-transform',
@@ -71,84 +91,52 @@ export async function serveStitched(input: ServeStitchedInput): Promise<Response
   headers.set('Content-Length', String(end - start + 1));
   const status = wanted ? 206 : 200;
   if (request.method === 'HEAD' || total === 0) return new Response(null, { status, headers });
-  return new Response(stitchedBody(input, rangeSlices(plan, start, end)), { status, headers });
+  return new Response(pulledStream(input.open(start, end + 1)), { status, headers });
 }
 
-/** Pull-based: nothing is read from the object store before the client asks for it (backpressure). */
-function stitchedBody(input: ServeStitchedInput, slices: RangeSlice[]): ReadableStream<Uint8Array> {
-  let next = 0;
-  let object: { reader: ReadableStreamDefaultReader<Uint8Array>; skip: number; remaining: number; what: string } | null = null;
+/** Bytes `start` to `end` (exclusive) of a shared object, read from the object store when first pulled. */
+export function readShared(store: BlobStore, source: SharedSource, start: number, end: number): AsyncGenerator<Uint8Array> {
+  if (source.archive) return readImagesArchive(source.archive, start, end, (digest, from, to) => readStoredRange(store, blobKey(digest.slice('sha256:'.length)), from, to));
+  return readStoredRange(store, source.key ?? blobKey(source.sha256), start, end);
+}
 
-  const stopObject = async (reason?: unknown) => {
-    const open = object;
-    object = null;
-    await open?.reader.cancel(reason).catch(() => undefined);
-  };
+/** Blobs of an archive's layout that are not in the store with their size (`checked` skips ones seen whole before). */
+export async function missingBlobs(store: BlobStore, layout: ImagesArchiveLayout, checked?: Set<string>): Promise<string[]> {
+  const blobs = layout.entries.filter((e) => e.digest && !checked?.has(e.digest));
+  const sizes = await Promise.all(blobs.map((e) => headSize(store, blobKey(e.digest!.slice('sha256:'.length)))));
+  const missing = blobs.filter((e, i) => sizes[i] !== e.size).map((e) => e.digest!);
+  for (const e of blobs) if (!missing.includes(e.digest!)) checked?.add(e.digest!);
+  return missing;
+}
 
+async function* stitchedBytes(input: ServeStitchedInput, slices: RangeSlice[]): AsyncGenerator<Uint8Array> {
+  for (const { segment, start, end } of slices) {
+    if (segment.kind === 'object') {
+      const source = input.shared[segment.index];
+      if (!source) throw new Error(`no shared object for ${segment.path}`);
+      yield* readShared(input.store, source, start, end);
+      continue;
+    }
+    const bytes = segment.kind === 'site' ? input.sitePart : segment.bytes;
+    if (segment.kind === 'site' && bytes.length !== segment.length) throw new Error(`the site part is ${bytes.length} bytes, the plan says ${segment.length}`);
+    yield bytes.subarray(start, end);
+  }
+}
+
+/**
+ * Pull-based: nothing is read from the object store before the client asks for it, beyond the
+ * read-ahead. An object that ends early errors the body (the client sees a cut-short download,
+ * never a wrong one); a client that goes away cancels the object store's stream too.
+ */
+export function pulledStream(chunks: AsyncGenerator<Uint8Array>): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      try {
-        for (;;) {
-          if (object) {
-            const { done, value } = await object.reader.read();
-            if (done) {
-              // A short object would shift every later byte: fail the response rather than send a wrong file.
-              if (object.remaining !== 0) throw new Error(`${object.what} ended ${object.remaining} bytes early`);
-              object = null;
-              continue;
-            }
-            if (object.remaining === 0) {
-              await stopObject(); // more than the range was sent (see below): the slice is complete
-              continue;
-            }
-            let chunk = value;
-            if (object.skip > 0) {
-              const dropped = Math.min(object.skip, chunk.byteLength);
-              object.skip -= dropped;
-              chunk = chunk.subarray(dropped);
-            }
-            if (chunk.byteLength === 0) continue;
-            if (chunk.byteLength > object.remaining) {
-              chunk = chunk.subarray(0, object.remaining);
-              await stopObject();
-            } else {
-              object.remaining -= chunk.byteLength;
-            }
-            controller.enqueue(chunk);
-            return;
-          }
-          const slice = slices[next++];
-          if (!slice) {
-            controller.close();
-            return;
-          }
-          const { segment } = slice;
-          if (segment.kind === 'object') {
-            const blob = input.shared[segment.index];
-            if (!blob) throw new Error(`no shared object for ${segment.path}`);
-            const length = slice.end - slice.start;
-            const whole = slice.start === 0 && slice.end === segment.size;
-            const read = await get(input.store, blob.sha256, whole ? undefined : { start: slice.start, end: slice.end - 1 }, blob.key);
-            // Some S3-compatible servers answer a range with more than was asked (s3rver sends the whole
-            // object for `bytes=0-0`): start from where the answer starts and cut it off at the slice's end.
-            const from = read.range?.start ?? 0;
-            if (from > slice.start) throw new Error(`${segment.path} (blob ${blob.sha256}) came back from byte ${from}, not ${slice.start}`);
-            object = { reader: read.body.getReader(), skip: slice.start - from, remaining: length, what: `${segment.path} (blob ${blob.sha256})` };
-            continue;
-          }
-          const bytes = segment.kind === 'site' ? input.sitePart : segment.bytes;
-          if (segment.kind === 'site' && bytes.length !== segment.length) throw new Error(`the site part is ${bytes.length} bytes, the plan says ${segment.length}`);
-          controller.enqueue(bytes.subarray(slice.start, slice.end));
-          return;
-        }
-      } catch (err) {
-        await stopObject(err);
-        throw err; // errors the stream: the client sees a cut-short body, never a wrong one
-      }
+      const next = await chunks.next();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
     },
-    // The client went away: stop the object store's stream too, so no socket is left reading.
-    async cancel(reason) {
-      await stopObject(reason);
+    async cancel() {
+      await chunks.return(undefined);
     },
   }, new ByteLengthQueuingStrategy({ highWaterMark: READ_AHEAD_BYTES }));
 }

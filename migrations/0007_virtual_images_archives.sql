@@ -1,0 +1,1 @@
+ALTER TABLE "image_archives" ADD COLUMN "layout" jsonb;
