@@ -22,7 +22,8 @@ export async function dropBucket(store: ObjectStore): Promise<void> {
 
 /** Runs a TypeScript file of this folder as `node --import tsx`, so the child's pid is the Node process itself. */
 export function spawnTs(file: string, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [...(process.env.BENCH_PROF && file === 'archive-job.ts' ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []), '--import', 'tsx', path.join(import.meta.dirname, file)], {
+  const profiled = (process.env.BENCH_PROF_FILES ?? 'archive-job.ts').split(',').includes(file);
+  return spawn(process.execPath, [...(process.env.BENCH_PROF && profiled ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []), '--import', 'tsx', path.join(import.meta.dirname, file)], {
     env: { ...process.env, ...env, NODE_OPTIONS: '--openssl-legacy-provider', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
