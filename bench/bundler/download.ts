@@ -64,10 +64,15 @@ export async function benchDownload(line: (s: string) => void, endpoint: string,
       const before = { s3: cpuOf(s3Pid), server: cpuOf(server.pid!), client: process.cpuUsage() };
       const r = await run();
       const client = process.cpuUsage(before.client);
-      const cpu = cpuOf(s3Pid) - before.s3 + cpuOf(server.pid!) - before.server + (client.user + client.system) / 1e6;
-      return { ...r, cpu: cpu / (r.bytes / 2 ** 30) };
+      const gib = r.bytes / 2 ** 30;
+      const s3 = (cpuOf(s3Pid) - before.s3) / gib;
+      const srv = (cpuOf(server.pid!) - before.server) / gib;
+      const cli = (client.user + client.system) / 1e6 / gib;
+      return { ...r, cpu: s3 + srv + cli, parts: { s3, server: srv, client: cli } };
     };
     const cpuSums = { direct: 0, stitched: 0 };
+    const shares = { direct: { s3: 0, server: 0, client: 0 }, stitched: { s3: 0, server: 0, client: 0 } };
+    const addShares = (to: typeof shares.direct, from: typeof shares.direct) => { for (const k of ['s3', 'server', 'client'] as const) to[k] += from[k] / rounds; };
 
     line(`\n3. Stitched download (serveStitched via Hono/@hono/node-server on loopback, ${fmtMiB(total)}: site part + ${fmtMiB(content.size)} content + ${fmtMiB(images.size)} images.tgz from ${layers.length + 1} blobs; direct = GetObject of those ${storedKeys.length} objects)`);
     await direct(); // warm-up: page cache, connections
@@ -75,18 +80,24 @@ export async function benchDownload(line: (s: string) => void, endpoint: string,
     for (let round = 1; round <= rounds; round++) {
       const dRun = await cpuPerGiB(direct);
       const d = rate(dRun);
-      const node = rate(await fetchAll(`http://127.0.0.1:${nodeProxyPort}/`, objectBytes));
-      const web = rate(await fetchAll(`http://127.0.0.1:${port}/proxy/web`, objectBytes));
+      // BENCH_DOWNLOAD_PROXIES=0 leaves the two plain proxies out (e.g. to profile the stitched path alone).
+      const proxies = process.env.BENCH_DOWNLOAD_PROXIES !== '0';
+      const node = proxies ? rate(await fetchAll(`http://127.0.0.1:${nodeProxyPort}/`, objectBytes)) : NaN;
+      const web = proxies ? rate(await fetchAll(`http://127.0.0.1:${port}/proxy/web`, objectBytes)) : NaN;
       const sRun = await cpuPerGiB(() => fetchAll(`http://127.0.0.1:${port}/bundle`, total));
       const s = rate(sRun);
       cpuSums.direct += dRun.cpu;
       cpuSums.stitched += sRun.cpu;
+      addShares(shares.direct, dRun.parts);
+      addShares(shares.stitched, sRun.parts);
       ratios.push(s / d);
       line(`   round ${round}: direct GetObject ${d.toFixed(0)} MiB/s · stitched ${s.toFixed(0)} MiB/s → ${(s / d * 100).toFixed(0)} % (CPU ${dRun.cpu.toFixed(1)} vs ${sRun.cpu.toFixed(1)} s/GiB) · for scale, plain proxies in the same server: Node pipe ${node.toFixed(0)} MiB/s (${(node / d * 100).toFixed(0)} %), Hono web stream ${web.toFixed(0)} MiB/s (${(web / d * 100).toFixed(0)} %)`);
     }
     const median = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!;
     line(`   stitched ÷ direct, median ${(median * 100).toFixed(1)} % (target ≥ 90 %) → ${verdict(median >= 0.9)}`);
     line(`   CPU on the whole path per GiB, mean: direct ${(cpuSums.direct / rounds).toFixed(2)} s, stitched ${(cpuSums.stitched / rounds).toFixed(2)} s (the stitched path adds a process hop)`);
+    const fmtShares = (x: typeof shares.direct) => `s3rver ${x.s3.toFixed(2)} + server ${x.server.toFixed(2)} + client ${x.client.toFixed(2)}`;
+    line(`   per process: direct ${fmtShares(shares.direct)} · stitched ${fmtShares(shares.stitched)}`);
   } finally {
     server.kill('SIGTERM');
     await dropBucket(store);
