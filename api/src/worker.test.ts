@@ -15,6 +15,11 @@ import { makeApiToken, makeOrg, makeUser } from './test/factories.ts';
 import { seedFleet } from './services/seed/fleet.ts';
 import { expectEnvelope } from './test/http.ts';
 import { startWsRelay, type WsRelay } from './test/ws-relay.ts';
+import { makeTestApp } from './test/app.ts';
+import { withToken } from './test/http.ts';
+import { BundleWorker } from './services/bundles/worker.ts';
+import { buildTestImage, pushImage, startRegistry } from '@outpost/bundler/test-support';
+import { createHash } from 'node:crypto';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const WRANGLER = path.join(path.dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin/wrangler.js');
@@ -148,6 +153,8 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
   let person: { email: string; password: string };
   let apiToken: string;
   let adminToken: string;
+  // The Worker and the Node side (which builds bundles: builds need Node) share the server key.
+  const secretKey = crypto.getRandomValues(new Uint8Array(32));
   const dirs: string[] = [];
 
   beforeAll(async () => {
@@ -177,7 +184,7 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
       S3_REGION: 'us-east-1',
       S3_ACCESS_KEY_ID: 'S3RVER',
       S3_SECRET_ACCESS_KEY: 'S3RVER',
-      OUTPOST_SECRET_KEY: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64'),
+      OUTPOST_SECRET_KEY: Buffer.from(secretKey).toString('base64'),
     }, assets, persist);
   }, 90_000);
 
@@ -248,4 +255,55 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('spa-marker');
   });
+  it('should serve a bundle built in Node: the one-file download, any range of it, and the signed archive link', async () => {
+    const reg = await startRegistry();
+    const pg = await createPgDb(scratch.url, { max: 4 });
+    const imageDir = tempDir('outpost-worker-image-');
+    dirs.push(imageDir);
+    try {
+      const image = await buildTestImage({ dir: imageDir, tag: '1.0', layers: [{ files: { 'app/a.txt': 'backend 1.0\n' } }, { random: { path: 'app/b.bin', size: 200_000, seed: 'worker-test' } }] });
+      await pushImage(image.dir, '1.0', `${reg.host}/emr/backend:1.0`);
+      const node = await makeTestApp(pg, { secretKey });
+      const api = withToken(node.app, adminToken);
+      const call = async (path: string, json?: unknown) => {
+        const res = await api(path, json === undefined ? { method: 'POST' } : { method: 'POST', json });
+        expect(res.status, await res.clone().text()).toBeLessThan(300);
+        return res.json() as Promise<{ id: string; bundles: { id: string }[] }>;
+      };
+      const release = await call('/api/v1/releases', { version: '3.0.0', composeTemplate: 'services:\n  backend:\n    image: {{ image.backend }}\n' });
+      await call(`/api/v1/releases/${release.id}/images`, { name: 'backend', reference: `${reg.host}/emr/backend:1.0` });
+      await call(`/api/v1/releases/${release.id}/publish`);
+      await call('/api/v1/sites', { code: 'WK-1', name: 'Workers Clinic' });
+      const [bundle] = (await call('/api/v1/bundles', { releaseId: release.id, siteCodes: ['WK-1'] })).bundles;
+      await new BundleWorker({ db: pg.db, store: node.objectStore, secretBox: node.secretBox, logger: () => {}, pollMs: 20 }).drain();
+      const built = await (await api(`/api/v1/bundles/${bundle!.id}/download`)).arrayBuffer();
+      const expected = new Uint8Array(built);
+      expect(expected.length).toBeGreaterThan(200_000);
+
+      // The same bytes from workerd (the S3 bodies are web streams there), whole and in ranges across the parts.
+      const auth = { authorization: `Bearer ${adminToken}` };
+      const whole = await fetch(`${dev.url}/api/v1/bundles/${bundle!.id}/download`, { headers: auth });
+      expect(whole.status, dev.output()).toBe(200);
+      expect(Buffer.from(await whole.arrayBuffer()).equals(Buffer.from(expected))).toBe(true);
+      for (const [a, b] of [[0, 99], [20_000, 150_000], [expected.length - 70_000, expected.length - 1], [12_345, 12_345]] as const) {
+        const part = await fetch(`${dev.url}/api/v1/bundles/${bundle!.id}/download`, { headers: { ...auth, range: `bytes=${a}-${b}` } });
+        expect(part.status).toBe(206);
+        expect(Buffer.from(await part.arrayBuffer()).equals(Buffer.from(expected.subarray(a, b + 1))), `bytes ${a}-${b}`).toBe(true);
+      }
+
+      // The archive link names the Worker and is checked there (HMAC under a key derived in WebCrypto).
+      const links = await (await fetch(`${dev.url}/api/v1/bundles/${bundle!.id}/links`, { headers: auth })).json() as { manifest: { files: { path: string; sha256: string }[] }; files: { path: string; url: string; size: number }[] };
+      const archive = links.files.find((f) => f.path.endsWith('images/images.tgz'))!;
+      expect(archive.url.startsWith(`${dev.url}/api/v1/archive-links/`)).toBe(true);
+      const tgz = new Uint8Array(await (await fetch(archive.url)).arrayBuffer());
+      expect(tgz.length).toBe(archive.size);
+      const listed = links.manifest.files.find((f) => f.path === 'images/images.tgz')!;
+      expect(createHash('sha256').update(tgz).digest('hex')).toBe(listed.sha256);
+      expect((await fetch(archive.url.replace(/signature=./, 'signature=A'))).status).toBe(403);
+    } finally {
+      await pg.close();
+      await reg.stop();
+    }
+  }, 90_000);
+
 });
