@@ -92,7 +92,7 @@ export const bundleRoutes = base
     responses: { 200: jsonResponse(Bundle, 'Queued again'), ...errors(400, 401, 403, 404, 409) },
   }), async (c) => c.json(await retryBundle({ ctx: serviceCtx(c, 'fleet:write'), input: c.req.valid('param') }), 200))
   .openapi(createRoute({
-    method: 'get', path: '/bundles/{id}/links', tags: ['bundles'], summary: 'Presigned direct links to each part of a bundle, for download managers',
+    method: 'get', path: '/bundles/{id}/links', tags: ['bundles'], summary: 'Direct links to each part of a bundle, for download managers (presigned object-store links; a signed API link for images.tgz)',
     request: { params: IdParam, query: z.object({ expiresInSeconds: z.coerce.number().int().min(60).max(7 * 86400).optional() }) },
     responses: { 200: jsonResponse(Links, 'Links'), ...errors(400, 401, 403, 404, 409) },
   }), async (c) => c.json(await bundleLinks({

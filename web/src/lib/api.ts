@@ -210,7 +210,7 @@ export const api = {
     request: (json: BundleRequest) => send(v1.bundles.$post({ json })),
     /** Failed bundles only; anything else answers 409. */
     retry: (id: string) => send(v1.bundles[':id'].retry.$post({ param: { id } })),
-    /** Presigned links to each part, for a download manager (ready bundles only). */
+    /** Direct links to each part, for a download manager (ready bundles only). */
     links: (id: string) => send(v1.bundles[':id'].links.$get({ param: { id }, query: {} })),
     /** The one-file download (a plain link: the session cookie is enough, and the browser can resume it). */
     downloadPath: (id: string) => `/api/v1/bundles/${encodeURIComponent(id)}/download`,
