@@ -68,7 +68,9 @@ for (const s of some) {
 }
 
 // --- server ---------------------------------------------------------------------------------
-const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'server.ts')], {
+// BENCH_PROF=<dir> writes a CPU profile of the API process (node --cpu-prof) when it stops.
+const profile = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
+const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(import.meta.dirname, 'server.ts')], {
   env: { ...process.env, BENCH_DATABASE_URL: dbUrl, BENCH_SECRET_KEY: secretKey, NODE_OPTIONS: '--openssl-legacy-provider' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
