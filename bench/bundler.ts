@@ -88,6 +88,10 @@ try {
 
       const rounds: { plain: number; pipeline: number; archiveStep: number; skopeo: number }[] = [];
       let worstRss = 0;
+      // Not measured: the first copy into a fresh s3rver costs it about twice the CPU of later ones
+      // (7.0 against 3.7–4.2 s seen), which would flatter whichever side ran first.
+      await job('plain', 'bench-warm-up');
+      await dropBucket(benchStore(endpoint, 'bench-warm-up'));
       for (let round = 1; round <= ROUNDS; round++) {
         const plainBucket = `bench-plain-${round}`;
         const plain = await job('plain', plainBucket);
@@ -107,10 +111,11 @@ try {
       }
       const ratios = rounds.map((r) => r.pipeline / r.plain);
       const skopeoRatios = rounds.map((r) => r.pipeline / r.skopeo);
-      const best = Math.min(...ratios);
+      // Judged on the median round: one round can be taken by the machine's neighbours either way.
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
       const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(', ');
-      line(`   bundler ÷ plain blob copy: ${list(ratios)} (target ≤ 1.25) → ${verdict(best <= 1.25)}${ratios.every((r) => r <= 1.25) ? '' : best <= 1.25 ? ' (not every round)' : ''}`);
-      line(`   bundler ÷ skopeo copy to docker-archive: ${list(skopeoRatios)} (target < 1) → ${verdict(Math.min(...skopeoRatios) < 1)}`);
+      line(`   bundler ÷ plain blob copy: ${list(ratios)}, median ${median(ratios).toFixed(2)} (target ≤ 1.25) → ${verdict(median(ratios) <= 1.25)}${ratios.every((r) => r <= 1.25) ? '' : ' (not every round)'}`);
+      line(`   bundler ÷ skopeo copy to docker-archive: ${list(skopeoRatios)}, median ${median(skopeoRatios).toFixed(2)} (target < 1) → ${verdict(median(skopeoRatios) < 1)}`);
       line(`   bundler RSS peak ${fmtMiB(worstRss)} (target < 250 MB = ${fmtMiB(250e6)}) → ${verdict(worstRss < 250e6)}`);
     } finally {
       await registry.stop();
