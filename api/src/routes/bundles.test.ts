@@ -20,7 +20,7 @@ import { BundleWorker } from '../services/bundles/worker.ts';
 import { claimJobs } from '../services/bundles/jobs.ts';
 import { bundleLinks } from '../services/bundles/deliver.ts';
 import { inject } from 'vitest';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 
 // Real registries (Debian docker-registry on loopback) with images built by hand and pushed by
 // skopeo, the run's real S3 server, PGlite and PostgreSQL; bundles are unpacked with GNU tar and
@@ -476,6 +476,33 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const manifest = await verifyFolder((await unpack(api, again.bundles[0]!.id)).dir);
       expect(new Date(manifest.expires).getTime()).toBeGreaterThan(Date.now() + 89 * 86_400_000);
       await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId, siteIds: [site.id], expiresInDays: 0 } }), 400);
+    });
+
+    it('should mark a bundle whose blobs vanished from storage failed, and build it whole again on Try again', async () => {
+      const { org, api } = await orgWithApi();
+      // A layer of its own: no other test's download has seen its blob in the store.
+      const unique = await buildTestImage({ dir: path.join(work, `gone-${driver}`), tag: '1.0', layers: [{ files: { 'app/gone.txt': `${driver} ${Date.now()}\n` } }] });
+      await pushImage(unique.dir, '1.0', `${reg.host}/emr/gone-${driver}:1.0`);
+      const releaseId = await publish(api, '1.0.0', { backend: `${reg.host}/emr/gone-${driver}:1.0`, frontend: `${reg.host}/emr/frontend:1.0` });
+      const site = await makeSite(h.db, org.id, { code: 'KE-GONE' });
+      const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
+      await settle();
+      expect((await view(api, b!.id)).state).toBe('ready');
+      const key = `blobs/sha256/${unique.layers[0]!.digest.slice(7)}`;
+      await t.objectStore.client.send(new DeleteObjectCommand({ Bucket: t.objectStore.bucket, Key: key }));
+
+      await expectEnvelope(await api(`/api/v1/bundles/${b!.id}/download`), 503, 'BUNDLE_PARTS_MISSING');
+      expect(await view(api, b!.id)).toMatchObject({ state: 'failed', error: { code: 'PARTS_MISSING' } });
+      const [archive] = await h.db.select().from(imageArchives).where(eq(imageArchives.releaseId, releaseId));
+      expect(archive).toMatchObject({ state: 'failed', errorCode: 'PARTS_MISSING' });
+
+      const retried = await api(`/api/v1/bundles/${b!.id}/retry`, { method: 'POST' });
+      expect(retried.status, await retried.clone().text()).toBe(200);
+      await settle();
+      expect((await view(api, b!.id)).state).toBe('ready');
+      // The archive build copied the blob from the registry again; the bundle unpacks and verifies.
+      await t.objectStore.client.send(new HeadObjectCommand({ Bucket: t.objectStore.bucket, Key: key }));
+      await verifyFolder((await unpack(api, b!.id)).dir);
     });
 
     it('should fail without retrying when a blob does not match its digest, and store nothing under that digest', async () => {

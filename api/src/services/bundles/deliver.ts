@@ -9,7 +9,7 @@ import { blobKey, get, headSize, type BlobStore } from '../../lib/blob-store.ts'
 import { recordAudit } from '../audit/record.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 import { enqueueJobs } from './jobs.ts';
-import { missingBlobs, readShared, serveRanges, serveStitched, type SharedSource, type StitchedRequest } from './download.ts';
+import { missingBlobsForDownload, readShared, serveRanges, serveStitched, type SharedSource, type StitchedRequest } from './download.ts';
 import { bundleFileName, loadBundle, toBundleView } from './view.ts';
 
 type Loaded = Awaited<ReturnType<typeof loadBundle>>;
@@ -59,13 +59,38 @@ async function locateParts(ctx: ServiceCtx, row: Loaded) {
   };
 }
 
-async function assertStored(store: BlobStore, objects: { key: string; size: number; archive?: ImagesArchiveLayout | null }[]): Promise<void> {
+const partsMissing = () => new AppError(503, 'BUNDLE_PARTS_MISSING',
+  'Part of this bundle is missing from storage. It is now marked failed: ask for it again or press Try again, and it will be built again.');
+
+/**
+ * Checks that the stored parts a download reads are there whole. A part that is gone (not merely a
+ * store that does not answer: that error is thrown as it is) marks the bundle failed — and, when
+ * blobs of its images archive are gone, the archive and every bundle built on it — so that asking
+ * again or retrying builds them again (the archive build copies missing blobs from the registry).
+ */
+async function assertStored(ctx: ServiceCtx, row: Loaded, store: BlobStore, archiveId: string | null, objects: { key: string; size: number; archive?: ImagesArchiveLayout | null }[]): Promise<void> {
   const missing = await Promise.all(objects.map(async (o) => o.archive
-    ? (await missingBlobs(store, o.archive)).length > 0
-    : (await headSize(store, o.key).catch(() => null)) !== o.size));
-  if (missing.some(Boolean)) {
-    throw new AppError(503, 'BUNDLE_PARTS_MISSING', 'Part of this bundle is missing from storage; ask for the bundle again (it will be rebuilt).');
-  }
+    ? { archive: (await missingBlobsForDownload(store, o.archive)).length > 0 }
+    : { other: (await headSize(store, o.key)) !== o.size }));
+  const archiveGone = missing.some((m) => 'archive' in m && m.archive);
+  if (!archiveGone && !missing.some((m) => 'other' in m && m.other)) return;
+  await markPartsMissing(ctx, row, archiveGone ? archiveId : null);
+  throw partsMissing();
+}
+
+async function markPartsMissing(ctx: ServiceCtx, row: Loaded, archiveId: string | null): Promise<void> {
+  const bundleError = { state: 'failed' as const, errorCode: 'PARTS_MISSING', updatedAt: sql`now()` };
+  await inTransaction(ctx, async (ctx) => {
+    if (archiveId) {
+      await ctx.db.update(imageArchives).set({ ...bundleError, error: 'Blobs of this images archive are missing from the object store.' })
+        .where(eq(imageArchives.id, archiveId));
+      await ctx.db.update(bundles).set({ ...bundleError, error: 'Blobs of the images archive are missing from storage; the bundle is built again when asked for or tried again.' })
+        .where(and(eq(bundles.imageArchiveId, archiveId), sql`${bundles.state} in ('queued', 'building', 'ready')`));
+    }
+    await ctx.db.update(bundles).set({ ...bundleError, error: 'Part of this bundle is missing from storage; it is built again when asked for or tried again.' })
+      .where(and(eq(bundles.id, row.bundle.id), eq(bundles.state, 'ready')));
+    await recordAudit(ctx, { action: 'bundle.parts_missing', objectType: 'bundle', objectId: row.bundle.id, details: { archiveId } });
+  });
 }
 
 /**
@@ -77,10 +102,17 @@ export async function downloadBundle({ ctx, store, input }: { ctx: ServiceCtx; s
   const row = await loadBundle(ctx, input.id);
   const parts = await locateParts(ctx, row);
   // The site part is read whole just below (its size is checked there); the shared ones are looked at.
-  await assertStored(store, parts.shared);
-  const read = await get(store, parts.sitePart.sha256, undefined, parts.sitePart.key);
+  await assertStored(ctx, row, store, parts.archiveId, parts.shared);
+  const read = await get(store, parts.sitePart.sha256, undefined, parts.sitePart.key).catch(async (error: unknown) => {
+    if (!(error instanceof NotFoundError)) throw error;
+    await markPartsMissing(ctx, row, null);
+    throw partsMissing();
+  });
   const sitePart = new Uint8Array(await new Response(read.body as ReadableStream<Uint8Array>).arrayBuffer());
-  if (sitePart.length !== parts.sitePart.size) throw new AppError(503, 'BUNDLE_PARTS_MISSING', 'The bundle\'s site part in storage has the wrong size; ask for the bundle again.');
+  if (sitePart.length !== parts.sitePart.size) {
+    await markPartsMissing(ctx, row, null);
+    throw partsMissing();
+  }
   const shared: SharedObject[] = parts.shared.map(({ path, size, mtime }) => ({ path, size, mtime }));
   const response = await serveStitched({
     store, plan: stitchPlan({ sitePartSize: sitePart.length, shared }), sitePart, shared: parts.shared,
@@ -115,7 +147,7 @@ export async function bundleLinks({ ctx, store, box, baseUrl, input }: {
 }) {
   const row = await loadBundle(ctx, input.id);
   const parts = await locateParts(ctx, row);
-  await assertStored(store, [parts.sitePart, ...parts.shared]);
+  await assertStored(ctx, row, store, parts.archiveId, [parts.sitePart, ...parts.shared]);
   const expiresIn = input.expiresInSeconds ?? 24 * 3600;
   const expires = Math.floor(Date.now() / 1000) + expiresIn;
   const link = (key: string, fileName: string) => getSignedUrl(store.presignClient ?? store.client, new GetObjectCommand({
@@ -162,7 +194,9 @@ export async function serveArchiveLink({ db, store, box, input }: {
     throw new NotFoundError('image archive', archive.id);
   }
   const source: SharedSource = { sha256: archive.sha256, archive: archive.layout };
-  await assertStored(store, [{ key: '', size: archive.size, archive: archive.layout }]);
+  if ((await missingBlobsForDownload(store, archive.layout)).length > 0) {
+    throw new AppError(503, 'BUNDLE_PARTS_MISSING', 'Blobs of this images archive are missing from storage; ask for new links once the bundle was built again.');
+  }
   return serveRanges({
     total: archive.size, etag: archive.sha256.slice(0, 32), fileName: /^[\w.+-]{1,100}$/.test(input.fileName) ? input.fileName : 'images.tgz', contentType: 'application/gzip', request: input.request,
     open: (start, end) => readShared(store, source, start, end),

@@ -109,6 +109,26 @@ export async function missingBlobs(store: BlobStore, layout: ImagesArchiveLayout
   return missing;
 }
 
+/**
+ * Blobs a download of this process found whole lately. A bundle download (and every resumed range of
+ * it) checks the archive's blobs before answering, so a missing one is a clear 503 rather than a cut
+ * body; within a few minutes the same blobs are not asked about again (a wave of sites downloads the
+ * same archive). A build always asks the store (`missingBlobs`).
+ */
+const seenWhole = new Map<string, number>();
+const SEEN_FOR_MS = 5 * 60_000;
+
+export async function missingBlobsForDownload(store: BlobStore, layout: ImagesArchiveLayout): Promise<string[]> {
+  const now = Date.now();
+  const key = (digest: string) => `${store.bucket}/${digest}`;
+  const recent = new Set(layout.entries.filter((e) => e.digest && (seenWhole.get(key(e.digest)) ?? 0) > now).map((e) => e.digest!));
+  const checked = new Set(recent);
+  const missing = await missingBlobs(store, layout, checked);
+  if (seenWhole.size > 10_000) seenWhole.clear();
+  for (const digest of checked) if (!recent.has(digest)) seenWhole.set(key(digest), now + SEEN_FOR_MS);
+  return missing;
+}
+
 async function* stitchedBytes(input: ServeStitchedInput, slices: RangeSlice[]): AsyncGenerator<Uint8Array> {
   for (const { segment, start, end } of slices) {
     if (segment.kind === 'object') {
