@@ -139,8 +139,9 @@ export async function downloadBundle({ ctx, store, input }: { ctx: ServiceCtx; s
 }
 
 /**
- * Presigned direct links to each part of a bundle, for download managers: fetch them all, put each
- * at its `path` (the site part is a tar to extract there), and the folder is the bundle.
+ * Direct links to each part of a bundle, for download managers: fetch them all, put each at its
+ * `path` (the site part is a tar to extract there), and the folder is the bundle. Stored parts get
+ * presigned object-store links; an images archive (produced from its blobs) a signed API link.
  */
 export async function bundleLinks({ ctx, store, box, baseUrl, input }: {
   ctx: ServiceCtx; store: BlobStore & { presignClient?: S3Client }; box: SecretBox; baseUrl: string; input: { id: string; expiresInSeconds?: number };
