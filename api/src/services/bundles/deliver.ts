@@ -19,7 +19,7 @@ function partsOf(row: Loaded) {
   const b = row.bundle;
   if (b.state !== 'ready' || !b.sitePartSha256 || b.sitePartSize === null || !b.manifest) {
     throw new AppError(409, 'BUNDLE_NOT_READY', b.state === 'failed'
-      ? `This bundle failed to build: ${b.error ?? 'unknown error'}`
+      ? `${b.errorCode === 'PARTS_MISSING' ? 'This bundle can no longer be downloaded' : 'This bundle failed to build'}: ${b.error ?? 'unknown error'}`
       : `This bundle is ${b.state}; it can be downloaded once it is ready.`);
   }
   if (b.expiresAt && b.expiresAt.getTime() <= Date.now()) {

@@ -44,6 +44,7 @@ const FAILURE_WORDS: Record<string, string> = {
   INVALID_BUNDLE: 'The bundle failed its own check after it was built. Try again; if it fails again, tell whoever runs Outpost.',
   STORAGE_FAILED: 'Outpost could not save the bundle in its storage. This is often temporary: try again later.',
   RELEASE_REVOKED: 'The release was revoked, so it is not bundled any more.',
+  PARTS_MISSING: 'Part of the bundle went missing from Outpost\'s storage, so it could not be downloaded. Press Try again to build it again.',
 };
 
 export function failureWords(code: string): string {
