@@ -68,7 +68,7 @@ afterAll(async () => {
 
 /** Bytes `start`-`end` of an archive as it is served: produced again from the blobs in the store. */
 function served(layout: ImagesArchiveLayout, start: number, end: number): AsyncGenerator<Uint8Array> {
-  return readImagesArchive(layout, start, end, (digest, from, to) => readStoredRange(s3, blobKey(digest, prefix), from, to));
+  return readImagesArchive(layout, start, end, (digest, from, to, size) => readStoredRange(s3, blobKey(digest, prefix), from, to, size));
 }
 
 async function download(archive: RecordedImagesArchive, file: string): Promise<string> {

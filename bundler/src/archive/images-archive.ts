@@ -124,11 +124,11 @@ function layoutEntry(file: PlannedFile): ImagesArchiveLayout['entries'][number] 
  * what `buildImagesArchive` streamed (tested with podman, skopeo and random ranges).
  *
  * @example
- * for await (const chunk of readImagesArchive(layout, 0, size, (digest, s, e) => readStoredRange(store, digest, s, e))) …
+ * for await (const chunk of readImagesArchive(layout, 0, size, (digest, s, e, n) => readStoredRange(store, blobKey(digest), s, e, n))) …
  */
 export async function* readImagesArchive(
   layout: ImagesArchiveLayout, start: number, end: number,
-  readBlob: (digest: string, start: number, end: number) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>,
+  readBlob: (digest: string, start: number, end: number, size: number) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
   const pieces = storedGzipPieces(layout.tarSize, start, end, storedGzipTrailer(layout.crc32, layout.tarSize));
   const data = pieces.filter((p) => p.kind === 'data');
@@ -168,7 +168,7 @@ export async function* readImagesArchive(
 /** Bytes `start` to `end` (exclusive) of the tar inside the archive. */
 async function* tarRange(
   layout: ImagesArchiveLayout, start: number, end: number,
-  readBlob: (digest: string, start: number, end: number) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>,
+  readBlob: (digest: string, start: number, end: number, size: number) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
   let offset = 0;
   const within = (bytes: Uint8Array, at: number) => bytes.subarray(Math.max(start, at) - at, Math.min(end, at + bytes.length) - at);
@@ -185,7 +185,7 @@ async function* tarRange(
       if (from < to) {
         if (entry.digest) {
           let received = 0;
-          for await (const chunk of await readBlob(entry.digest, from, to)) {
+          for await (const chunk of await readBlob(entry.digest, from, to, size)) {
             received += chunk.byteLength;
             if (received > to - from) throw new Error(`blob ${entry.digest} sent more than bytes ${from}-${to}`);
             yield chunk;

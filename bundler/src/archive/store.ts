@@ -218,16 +218,19 @@ export function storeBlobReader(s3: ObjectStoreTarget, prefix = BLOB_PREFIX): (d
 }
 
 /**
- * Exactly bytes `start` to `end` (exclusive) of a stored object, as a stream opened when first read.
+ * Exactly bytes `start` to `end` (exclusive) of a stored object (of `size` bytes, when known), as a
+ * stream opened when first read.
  * Some S3-compatible servers answer a range with more than was asked (s3rver sends the whole object
  * for `bytes=0-0`): the answer is trimmed to the range, and one that starts late or ends early fails.
  *
  * @example
  * for await (const chunk of readStoredRange(s3, blobKey(digest), 0, 1024)) …
  */
-export async function* readStoredRange(s3: ObjectStoreTarget, key: string, start: number, end: number): AsyncGenerator<Uint8Array> {
+export async function* readStoredRange(s3: ObjectStoreTarget, key: string, start: number, end: number, size?: number): AsyncGenerator<Uint8Array> {
   if (end <= start) return;
-  const answer = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key, Range: `bytes=${start}-${end - 1}` }));
+  // The whole object (when its size is known) is asked for without a Range: a plain GET costs the store less.
+  const whole = start === 0 && end === size;
+  const answer = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key, ...(whole ? {} : { Range: `bytes=${start}-${end - 1}` }) }));
   const body = bodyChunks(answer.Body, key);
   const from = Number(/^bytes (\d+)-/.exec(answer.ContentRange ?? '')?.[1] ?? 0);
   let skip = start - from;

@@ -95,9 +95,11 @@ export async function serveRanges(input: {
 }
 
 /** Bytes `start` to `end` (exclusive) of a shared object, read from the object store when first pulled. */
-export function readShared(store: BlobStore, source: SharedSource, start: number, end: number): AsyncGenerator<Uint8Array> {
-  if (source.archive) return readImagesArchive(source.archive, start, end, (digest, from, to) => readStoredRange(store, blobKey(digest.slice('sha256:'.length)), from, to));
-  return readStoredRange(store, source.key ?? blobKey(source.sha256), start, end);
+export function readShared(store: BlobStore, source: SharedSource, start: number, end: number, size?: number): AsyncGenerator<Uint8Array> {
+  if (source.archive) {
+    return readImagesArchive(source.archive, start, end, (digest, from, to, blobSize) => readStoredRange(store, blobKey(digest.slice('sha256:'.length)), from, to, blobSize));
+  }
+  return readStoredRange(store, source.key ?? blobKey(source.sha256), start, end, size);
 }
 
 /** Blobs of an archive's layout that are not in the store with their size (`checked` skips ones seen whole before). */
@@ -134,7 +136,7 @@ async function* stitchedBytes(input: ServeStitchedInput, slices: RangeSlice[]): 
     if (segment.kind === 'object') {
       const source = input.shared[segment.index];
       if (!source) throw new Error(`no shared object for ${segment.path}`);
-      yield* readShared(input.store, source, start, end);
+      yield* readShared(input.store, source, start, end, segment.size);
       continue;
     }
     const bytes = segment.kind === 'site' ? input.sitePart : segment.bytes;
