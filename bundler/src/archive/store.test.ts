@@ -28,9 +28,11 @@ beforeAll(async () => {
     tag: 'v1',
     layers: [
       { files: { 'etc/small': 'small layer\n' } },
-      // Larger than one upload part (5 MiB below): the copy goes multipart and must be aborted.
+      // Several MiB, altered near its end below: most of it is sent before the digest can be checked.
       { random: { path: 'data/big.bin', size: 6 * 1024 * 1024, seed: 'store-test' } },
       { files: { 'etc/untouched': 'still fine\n' } },
+      // Never altered: copied in parts once the single-PUT limit is lowered.
+      { random: { path: 'data/big-intact.bin', size: 6 * 1024 * 1024 + 1, seed: 'store-test-intact' } },
     ],
   });
   await pushImage(layout, 'v1', `${registry.host}/tamper/app:v1`);
@@ -68,6 +70,24 @@ describe('copyBlobsToStore against altered registry storage', () => {
     expect((error as RegistryError).kind).toBe('digest-mismatch');
     expect(await headSize(s3, blobKey(layer.digest, prefix))).toBeNull();
     expect(await keysUnder(prefix)).toEqual([]);
+  });
+
+  it('should upload a blob over the single-PUT limit in parts, and leave nothing when it was altered near its end', async () => {
+    // The limit is 5 GiB; lowered here so that a few MiB go the way a huge layer would.
+    const layer = image.layers[1]!;
+    expect(layer.size).toBeGreaterThan(6 * 1024 * 1024);
+    await corruptBlob(registry, layer.digest, (bytes) => {
+      bytes[bytes.length - 200] = bytes[bytes.length - 200]! ^ 0xff; // in the last part: the first one is already uploaded
+    });
+    const error = await copyBlobsToStore({ client, repository: 'tamper/app', blobs: [layer], s3, prefix, singlePutMax: 1024 * 1024, partSize: 5 * 1024 * 1024 }).catch((e: unknown) => e);
+    expect((error as RegistryError).kind).toBe('digest-mismatch');
+    expect(await keysUnder(prefix)).toEqual([]);
+
+    const intact = image.layers[3]!;
+    expect(intact.size).toBeGreaterThan(6 * 1024 * 1024);
+    expect(await copyBlobsToStore({ client, repository: 'tamper/app', blobs: [intact], s3, prefix, singlePutMax: 1024 * 1024, partSize: 5 * 1024 * 1024 }))
+      .toEqual([{ digest: intact.digest, size: intact.size, copied: true }]);
+    expect(await headSize(s3, blobKey(intact.digest, prefix))).toBe(intact.size);
   });
 
   it('should copy an unaltered blob of the same image', async () => {

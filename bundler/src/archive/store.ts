@@ -23,9 +23,11 @@ export interface CopyBlobsOptions {
   prefix?: string;
   /** Blobs copied at the same time; default 3. Memory held is about `concurrency × partSize × (queueSize + 2)`. */
   concurrency?: number;
-  /** Upload parts of `partSize` bytes (default 8 MiB), `queueSize` (default 2) in flight per blob. */
+  /** Blobs over 5 GiB go up in parts of `partSize` bytes (default 8 MiB), `queueSize` (default 2) in flight per blob. */
   partSize?: number;
   queueSize?: number;
+  /** @internal tests lower it (default 5 GiB, S3's limit for one PUT) to exercise the upload in parts. */
+  singlePutMax?: number;
 }
 
 export interface CopiedBlob {
@@ -81,12 +83,12 @@ const SINGLE_PUT_MAX = 5 * 1024 ** 3;
  * this is ~4× faster than lib-storage's multipart upload (8 MiB parts hashed for the signature,
  * reassembled by the store); larger blobs still go in parts.
  */
-async function uploadBlob(s3: ObjectStoreTarget, key: string, source: Readable, blob: Descriptor, options: { partSize?: number; queueSize?: number }): Promise<void> {
+async function uploadBlob(s3: ObjectStoreTarget, key: string, source: Readable, blob: Descriptor, options: { partSize?: number; queueSize?: number; singlePutMax?: number }): Promise<void> {
   const body = holdLastChunk(source);
   // A body that fails leaves the request one chunk short: abort it rather than wait for the store to time out.
   const abort = new AbortController();
   body.once('error', () => abort.abort());
-  const upload = blob.size <= SINGLE_PUT_MAX
+  const upload = blob.size <= (options.singlePutMax ?? SINGLE_PUT_MAX)
     ? { done: () => s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body, ContentLength: blob.size, ContentType: blob.mediaType }), { abortSignal: abort.signal }) }
     : new Upload({
       client: s3.client,
@@ -165,7 +167,7 @@ export interface TeeingBlobReader {
  * const archive = await recordImagesArchive({ images, readBlob: tee.readBlob });
  * await tee.settled();
  */
-export function teeingBlobReader(options: { s3: ObjectStoreTarget; sources: Map<string, BlobSource>; prefix?: string; partSize?: number; queueSize?: number }): TeeingBlobReader {
+export function teeingBlobReader(options: { s3: ObjectStoreTarget; sources: Map<string, BlobSource>; prefix?: string; partSize?: number; queueSize?: number; singlePutMax?: number }): TeeingBlobReader {
   const prefix = options.prefix ?? BLOB_PREFIX;
   const fromStore = storeBlobReader(options.s3, prefix);
   const uploads: Promise<CopiedBlob>[] = [];
