@@ -130,6 +130,7 @@ export async function* readImagesArchive(
   layout: ImagesArchiveLayout, start: number, end: number,
   readBlob: (digest: string, start: number, end: number, size: number) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
+  if (layout.version !== 1) throw new ArchiveError('invalid-image', `This Outpost cannot produce an images archive of layout version ${String(layout.version)}`);
   const pieces = storedGzipPieces(layout.tarSize, start, end, storedGzipTrailer(layout.crc32, layout.tarSize));
   const data = pieces.filter((p) => p.kind === 'data');
   if (data.length === 0) {
