@@ -39,7 +39,7 @@ describe('images archive format (layout version 1)', () => {
     expect(sha256).toBe(PINNED_SHA256);
     expect(bytes.length).toBe(archive.size);
     const again: Uint8Array[] = [];
-    for await (const chunk of readImagesArchive(layout, 0, bytes.length, (digest, from, to) => [blobs.get(digest)!.subarray(from, to)])) again.push(chunk);
+    for await (const chunk of readImagesArchive(layout, 0, bytes.length, (digest, from, to) => Readable.from([blobs.get(digest)!.subarray(from, to)]))) again.push(chunk);
     expect(Buffer.concat(again).equals(bytes)).toBe(true);
   });
 });
