@@ -6,10 +6,9 @@
 import { get as httpGet } from 'node:http';
 import { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { createHash } from 'node:crypto';
 import { putStream } from '../../api/src/lib/blob-store.ts';
-import { recordImagesArchive, type ArchiveImage, type Descriptor } from '@outpost/bundler';
-import { randomStream } from '@outpost/bundler/test-support';
+import { recordImagesArchive, type Descriptor } from '@outpost/bundler';
+import { imageOfDescriptors, randomStream } from '@outpost/bundler/test-support';
 import { benchStore, cpuOf, dropBucket, fmtMiB, MiB, spawnTs, verdict, waitForLine } from './common.ts';
 
 export async function benchDownload(line: (s: string) => void, endpoint: string, s3Pid: number): Promise<void> {
@@ -23,11 +22,7 @@ export async function benchDownload(line: (s: string) => void, endpoint: string,
   for (let i = 0; i < 8; i++) layers.push(descriptor(await put(128 * MiB, `bench-download-layer-${i}`), 'application/vnd.oci.image.layer.v1.tar+gzip'));
   const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }));
   const config = descriptor(await putStream(store, Readable.from([configBytes]), { mediaType: 'application/octet-stream', maxBytes: configBytes.length }), 'application/vnd.oci.image.config.v1+json');
-  const manifestBytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers }));
-  const image: ArchiveImage = {
-    reference: 'registry.example.org/bench/app:1.0', config, layers,
-    manifest: { digest: `sha256:${createHash('sha256').update(manifestBytes).digest('hex')}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: manifestBytes },
-  };
+  const image = imageOfDescriptors('registry.example.org/bench/app:1.0', config, layers);
   const images = await recordImagesArchive({ images: [image], s3: store });
   const content = await put(48 * MiB, 'bench-download-content');
   const shared = { images: { sha256: images.sha256, size: images.size, layout: images.layout }, content: { sha256: content.sha256, size: content.size } };

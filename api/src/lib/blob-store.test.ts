@@ -1,31 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eq } from 'drizzle-orm';
 import { artifacts } from '../db/schema/index.ts';
 import type { DbHandle } from '../db/types.ts';
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
+import { scratchStore, storedKeys } from '../test/store.ts';
 import { AppError } from './errors.ts';
-import { createObjectStore, type ObjectStore } from './object-store.ts';
+import type { ObjectStore } from './object-store.ts';
 import { blobKey, get, has, putStream, recordArtifact } from './blob-store.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-/** A bucket of its own, so that listing `uploads/` sees no other suite's uploads in flight. */
-async function scratchStore(): Promise<ObjectStore> {
-  const store = createObjectStore({
-    endpoint: inject('s3Endpoint'), bucket: `blobs-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
-    region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
-  });
-  await store.ensureBucket();
-  return store;
-}
-
-async function keys(store: ObjectStore, prefix: string): Promise<string[]> {
-  const res = await store.client.send(new ListObjectsV2Command({ Bucket: store.bucket, Prefix: prefix }));
-  return (res.Contents ?? []).map((o) => o.Key!);
-}
+const keys = storedKeys;
 
 /** A web stream of `total` bytes in `chunk`-sized pieces, counting what was pulled. */
 function webStream(data: Uint8Array, chunk = 64 * 1024) {
@@ -52,7 +39,7 @@ async function readAll(s: ReadableStream<Uint8Array>): Promise<Buffer> {
 
 describe('blob store', () => {
   let store: ObjectStore;
-  beforeAll(async () => { store = await scratchStore(); });
+  beforeAll(async () => { store = await scratchStore('blobs'); });
 
   it('should store a stream at its sha256 address and say it is new', async () => {
     const data = randomBytes(300_000);

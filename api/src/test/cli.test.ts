@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestImage, pushImage, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
+import { buildTestImage, pushImage, runProcess, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from './db.ts';
 import { makeTestApp } from './app.ts';
 import { makeApiToken, makeOrg, makeSite } from './factories.ts';
@@ -35,22 +35,9 @@ const TEMPLATE = `services:
       SITE_NAME: {{ site.name }}
 `;
 
-interface Run { code: number; stdout: string; stderr: string }
-
-function outpost(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // Asynchronous on purpose: the API answering the CLI runs in this very process.
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, OUTPOST_URL: url, OUTPOST_TOKEN: token, OUTPOST_POLL_MS: '100', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+// Asynchronous on purpose: the API answering the CLI runs in this very process.
+const outpost = (args: string[], env: Record<string, string> = {}) =>
+  runProcess(process.execPath, [BIN, ...args], { OUTPOST_URL: url, OUTPOST_TOKEN: token, OUTPOST_POLL_MS: '100', ...env });
 
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];

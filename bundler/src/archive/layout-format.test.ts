@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
-import { buildImagesArchive, readImagesArchive, type ArchiveImage } from './images-archive.ts';
+import { buildImagesArchive, readImagesArchive } from './images-archive.ts';
+import { imageOfDescriptors } from '../test-support/image.ts';
 import type { Descriptor } from '../registry/client.ts';
 
 // An image made of plain bytes (no registry needed: the format is what is under test).
@@ -16,16 +17,8 @@ const layer = bytesOf('layer', 200_000);
 const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(layer)] } }));
 const blobs = new Map([[sha(layer), layer], [sha(config), config]]);
 const d = (b: Buffer, mediaType: string): Descriptor => ({ mediaType, digest: sha(b), size: b.length });
-const manifest = Buffer.from(JSON.stringify({
-  schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-  config: d(config, 'application/vnd.oci.image.config.v1+json'), layers: [d(layer, 'application/vnd.oci.image.layer.v1.tar+gzip')],
-}));
-const image: ArchiveImage = {
-  reference: 'registry.example.org/emr/backend:1.0',
-  manifest: { digest: sha(manifest), mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: manifest },
-  config: d(config, 'application/vnd.oci.image.config.v1+json'),
-  layers: [d(layer, 'application/vnd.oci.image.layer.v1.tar+gzip')],
-};
+const image = imageOfDescriptors('registry.example.org/emr/backend:1.0',
+  d(config, 'application/vnd.oci.image.config.v1+json'), [d(layer, 'application/vnd.oci.image.layer.v1.tar+gzip')]);
 
 describe('images archive format (layout version 1)', () => {
   it('should never change its bytes: signed manifests name archives by sha256, and served archives are rebuilt from their layout', async () => {

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRegistry, type TestRegistry } from '../test-support/registry.ts';
 import { buildTestImage, type TestImage } from '../test-support/image.ts';
 import { pushImage } from '../test-support/skopeo.ts';
+import { runProcess } from '../test-support/process.ts';
 
 // `outpost bundle build --spec` as a person runs it (the bin, in a child process), against a real
 // registry on loopback with Basic auth; the result is checked by `outpost bundle verify`, GNU tar
@@ -20,17 +21,7 @@ let work: string;
 let backend: TestImage;
 let frontend: TestImage;
 
-function outpost(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const outpost = (args: string[], env: Record<string, string> = {}) => runProcess(process.execPath, [BIN, ...args], env);
 
 beforeAll(async () => {
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-cli-spec-'));

@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { MediaType } from '../registry/media-types.ts';
 import type { Descriptor, Platform } from '../registry/client.ts';
+import type { ArchiveImage } from '../archive/images-archive.ts';
 
 export interface TestLayer {
   /** Files by path inside the image (`etc/app.conf`), with their content. */
@@ -251,4 +252,19 @@ function safeJoin(root: string, name: string): string {
   const file = path.resolve(root, name.replace(/^\/+/, ''));
   if (!file.startsWith(root + path.sep)) throw new Error(`"${name}" leaves the image root`);
   return file;
+}
+
+/**
+ * An image for `buildImagesArchive` made from descriptors alone (no registry): an OCI manifest
+ * naming `config` and `layers`, with its digest. The caller serves the blobs.
+ *
+ * @example
+ * const image = imageOfDescriptors('registry.example.org/emr/app:1.0', config, [layer]);
+ */
+export function imageOfDescriptors(reference: string, config: Descriptor, layers: Descriptor[]): ArchiveImage {
+  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers }));
+  return {
+    reference, config, layers,
+    manifest: { digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, mediaType: MediaType.OciManifest, bytes },
+  };
 }

@@ -4,6 +4,7 @@ export {
   buildTestImage,
   buildMultiArchImage,
   buildLargeTestImage,
+  imageOfDescriptors,
   randomStream,
   type TestLayer,
   type TestImage,
@@ -11,3 +12,4 @@ export {
   type TestMultiArchImage,
 } from './image.ts';
 export { pushImage, skopeoInspect, type RegistryLogin, type PushOptions } from './skopeo.ts';
+export { runProcess, type ProcessRun } from './process.ts';

@@ -65,7 +65,7 @@ function archiveReference(image: typeof releaseImages.$inferSelect, version: str
  * Builds one images archive: every blob of the release's images copied from its registry into the
  * object store (verified, each stored once for all releases), while `images.tgz` is run through once
  * for its sha256 and layout. The archive is served from the blobs (`readImagesArchive`), never stored
- * itself; it is marked ready only after every blob's size was read back from the store.
+ * itself; it is marked ready only after every blob's size was read back from the store (by the tee).
  */
 export async function buildImageArchive(deps: BuildDeps, archiveId: string): Promise<void> {
   const { db, store } = deps;
@@ -108,11 +108,9 @@ export async function buildImageArchive(deps: BuildDeps, archiveId: string): Pro
     images: archiveImages, readBlob: tee.readBlob,
     ...(archive.fromReleaseId ? { omitLayers, ...(fromVersion ? { fromRelease: fromVersion } : {}) } : {}),
   });
+  // Every blob of the layout went through the tee: found in the store with its size, or uploaded and
+  // its size read back. settled() rejects if any upload did not end that way.
   await tee.settled();
-  const missing = await missingBlobs(store, recorded.layout);
-  if (missing.length > 0) {
-    throw new BuildFailure('STORAGE_FAILED', `The object store does not hold ${missing.length} of the archive's blobs whole (${missing[0]}).`, true);
-  }
   await db.update(imageArchives).set({
     state: 'ready', sha256: recorded.sha256, size: recorded.size, tarSize: recorded.tarSize, omittedLayers: recorded.omitted, layout: recorded.layout,
     error: null, errorCode: null, readyAt: sql`now()`, updatedAt: sql`now()`,

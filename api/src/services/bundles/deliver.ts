@@ -69,11 +69,13 @@ const partsMissing = () => new AppError(503, 'BUNDLE_PARTS_MISSING',
  * again or retrying builds them again (the archive build copies missing blobs from the registry).
  */
 async function assertStored(ctx: ServiceCtx, row: Loaded, store: BlobStore, archiveId: string | null, objects: { key: string; size: number; archive?: ImagesArchiveLayout | null }[]): Promise<void> {
-  const missing = await Promise.all(objects.map(async (o) => o.archive
-    ? { archive: (await missingBlobsForDownload(store, o.archive)).length > 0 }
-    : { other: (await headSize(store, o.key)) !== o.size }));
-  const archiveGone = missing.some((m) => 'archive' in m && m.archive);
-  if (!archiveGone && !missing.some((m) => 'other' in m && m.other)) return;
+  const archives = objects.filter((o) => o.archive);
+  const stored = objects.filter((o) => !o.archive);
+  const [archiveGone, storedGone] = await Promise.all([
+    Promise.all(archives.map(async (o) => (await missingBlobsForDownload(store, o.archive!)).length > 0)).then((gone) => gone.includes(true)),
+    Promise.all(stored.map(async (o) => (await headSize(store, o.key)) !== o.size)).then((gone) => gone.includes(true)),
+  ]);
+  if (!archiveGone && !storedGone) return;
   await markPartsMissing(ctx, row, archiveGone ? archiveId : null);
   throw partsMissing();
 }

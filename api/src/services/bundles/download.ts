@@ -150,7 +150,7 @@ async function* stitchedBytes(input: ServeStitchedInput, slices: RangeSlice[]): 
  * read-ahead. An object that ends early errors the body (the client sees a cut-short download,
  * never a wrong one); a client that goes away cancels the object store's stream too.
  */
-export function pulledStream(chunks: AsyncGenerator<Uint8Array>): ReadableStream<Uint8Array> {
+function pulledStream(chunks: AsyncGenerator<Uint8Array>): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       const next = await chunks.next();

@@ -1,15 +1,15 @@
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZipArchive } from 'archiver';
 import { and, eq } from 'drizzle-orm';
 import { artifacts, auditLog, contentPackages } from '../../db/schema/index.ts';
 import type { DbHandle } from '../../db/types.ts';
 import { has } from '../../lib/blob-store.ts';
-import { createObjectStore, type ObjectStore } from '../../lib/object-store.ts';
+import type { ObjectStore } from '../../lib/object-store.ts';
 import { createTestDb, TEST_DRIVERS } from '../../test/db.ts';
+import { scratchStore, storedKeys } from '../../test/store.ts';
 import { makeOrg, makeUser } from '../../test/factories.ts';
 import type { ServiceCtx } from '../context.ts';
 import { createZipInspector, getContentPackage, listContentPackages, uploadContentPackage } from './content.ts';
@@ -92,19 +92,7 @@ function rawZip(entries: RawEntry[]): Buffer {
   return Buffer.concat([...locals, cd, eocd]);
 }
 
-async function scratchStore(): Promise<ObjectStore> {
-  const store = createObjectStore({
-    endpoint: inject('s3Endpoint'), bucket: `content-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
-    region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
-  });
-  await store.ensureBucket();
-  return store;
-}
-
-async function keys(store: ObjectStore, prefix: string): Promise<string[]> {
-  const res = await store.client.send(new ListObjectsV2Command({ Bucket: store.bucket, Prefix: prefix }));
-  return (res.Contents ?? []).map((o) => o.Key!);
-}
+const keys = storedKeys;
 
 /** Pseudo-random bytes that do not compress, made fast and without holding them (AES-CTR keystream). */
 function* noise(total: number, chunk = 256 * 1024): Generator<Buffer> {
@@ -154,7 +142,7 @@ async function* bigZip(storedBytes: number, deflatedBytes: number): AsyncGenerat
 describe('a 200 MB content package', () => {
   let h: DbHandle;
   let store: ObjectStore;
-  beforeAll(async () => { h = await createTestDb(TEST_DRIVERS.includes('pg') ? 'pg' : TEST_DRIVERS[0]!); store = await scratchStore(); });
+  beforeAll(async () => { h = await createTestDb(TEST_DRIVERS.includes('pg') ? 'pg' : TEST_DRIVERS[0]!); store = await scratchStore('content'); });
   afterAll(async () => { await h.close(); });
 
   it('should stream through with modest memory', async () => {
@@ -254,7 +242,7 @@ describe('the streaming zip check', () => {
 describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
   let h: DbHandle;
   let store: ObjectStore;
-  beforeAll(async () => { h = await createTestDb(driver); store = await scratchStore(); });
+  beforeAll(async () => { h = await createTestDb(driver); store = await scratchStore('content'); });
   afterAll(async () => { await h.close(); });
 
   async function orgCtx(): Promise<ServiceCtx> {
