@@ -171,10 +171,23 @@ try {
       },
     }],
   }));
+  // The same requests against a route that does only the API's side of a check-in without writing it
+  // (bench/server.ts): how far the API itself stays from the no-op, whatever the database costs.
+  const { r: dry, cpuPerRequest: dryCpu } = await measured(() => cannon({
+    url: `${base}/bench/checkin-dry`, ...common,
+    requests: [{
+      method: 'POST',
+      setupRequest: (req: autocannon.Request) => {
+        const i = n++;
+        return { ...req, body: body(i), headers: { 'content-type': 'application/json', authorization: `Bearer ${deviceTokens[i % deviceTokens.length]}` } };
+      },
+    }],
+  }));
   const ratio = checkin.requests.average / noop.requests.average;
   line('\n2. Check-in ingestion (autocannon, 100 connections, 10 s each, same server)');
   line(`   no-op Hono endpoint: ${noop.requests.average.toFixed(0)} req/s, p99 ${noop.latency.p99} ms; ${noopCpu}`);
   line(`   POST /api/v1/checkin: ${checkin.requests.average.toFixed(0)} req/s, p99 ${checkin.latency.p99} ms, non-2xx ${checkin.non2xx}, errors ${checkin.errors}; ${checkinCpu}`);
+  line(`   for scale, the check-in's API work without the database or middleware (token hash, body, validation, answer): ${dry.requests.average.toFixed(0)} req/s = ${(dry.requests.average / noop.requests.average * 100).toFixed(0)} % of the no-op, non-2xx ${dry.non2xx}; ${dryCpu}`);
   line(`   ratio ${(ratio * 100).toFixed(0)} % (target ≥ 50 %) → ${ratio >= 0.5 ? 'MET' : 'NOT MET'}; p99 ${checkin.latency.p99} ms (target < 50 ms) → ${checkin.latency.p99 < 50 ? 'MET' : 'NOT MET'}`);
   results.checkinRatio = ratio;
   }

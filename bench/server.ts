@@ -11,6 +11,8 @@ import { createObjectStore } from '../api/src/lib/object-store.ts';
 import { createSecretBox } from '../api/src/lib/secret-box.ts';
 import { startEmbeddedS3 } from '../api/src/embedded-s3.ts';
 import { registryImageResolver } from '../api/src/services/releases/registry-resolver.ts';
+import { CheckinInput } from '../api/src/routes/checkin.ts';
+import { sha256Hex } from '../api/src/lib/crypto.ts';
 
 const url = process.env.BENCH_DATABASE_URL!;
 const handle = await createPgDb(url, { max: 10 });
@@ -23,6 +25,15 @@ const api = createApp({
 });
 const server = new Hono();
 server.post('/bench/noop', (c) => c.json({ ok: true }, 200));
+// The least any check-in must do before its write, for scale: read the token and hash it, read and
+// validate the body, answer in the check-in's shape. No middleware, no database.
+server.post('/bench/checkin-dry', async (c) => {
+  const token = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
+  const input = CheckinInput.safeParse(await c.req.json());
+  if (!token || !input.success) return c.json({ error: { code: 'VALIDATION', message: 'bad check-in' } }, 400);
+  const hash = await sha256Hex(token);
+  return c.json({ reportId: hash.slice(0, 36), duplicate: false, receivedAt: new Date().toISOString(), site: { code: input.data.version }, targetVersion: null }, 200);
+});
 server.route('/', api);
 serve({ fetch: server.fetch, port: 0, hostname: '127.0.0.1' }, (info) => {
   process.stdout.write(`READY ${info.port}\n`);

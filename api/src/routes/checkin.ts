@@ -7,7 +7,7 @@ import type { Db } from '../db/types.ts';
 import { TooManyRequestsError, UnauthenticatedError } from '../lib/errors.ts';
 import { RateLimiter } from '../lib/rate-limit.ts';
 
-const CheckinInput = z.object({
+export const CheckinInput = z.object({
   version: z.string().trim().min(1).max(100).openapi({ description: 'Release the site runs; unknown versions are recorded as sent', example: '2.4.1' }),
   status: z.enum(['healthy', 'degraded', 'failed', 'installing']),
   healthChecks: z.array(z.object({ name: z.string().min(1).max(100), ok: z.boolean(), message: z.string().max(500).optional() }).strict()).max(50).default([]),
