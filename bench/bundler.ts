@@ -8,7 +8,7 @@
 //   download  stitched one-file download (serveStitched over HTTP) .... ≥ 90 % of a direct S3 GET
 //
 // Real servers throughout: Debian's docker-registry, s3rver (the embedded S3 server, in its own
-// process), skopeo. BENCH_ONLY=archive,parts,download runs a subset; BENCH_ARCHIVE_ROUNDS (default 2)
+// process), skopeo. BENCH_ONLY=archive,parts,download runs a subset; BENCH_ARCHIVE_ROUNDS (default 3)
 // repeats the archive comparison.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -17,7 +17,7 @@ import path from 'node:path';
 import { RegistryClient, type Descriptor } from '@outpost/bundler';
 import { startRegistry } from '@outpost/bundler/test-support';
 import { benchLayout, pushBenchImages } from './bundler/images.ts';
-import { benchStore, cpuOf, dropBucket, fmtMiB, fmtRate, MiB, sampleRss, spawnTs, verdict, waitForLine } from './bundler/common.ts';
+import { benchStore, cpuOf, dropBucket, fmtMiB, fmtRate, median, MiB, sampleRss, spawnTs, verdict, waitForLine } from './bundler/common.ts';
 import type { JobResult } from './bundler/archive-job.ts';
 import { benchSiteParts } from './bundler/site-parts.ts';
 import { benchDownload } from './bundler/download.ts';
@@ -27,7 +27,7 @@ const PARTS = ['archive', 'parts', 'download'];
 const listed = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 const only = (part: string) => !listed || listed.includes(part);
 if (!PARTS.some(only)) process.exit(0); // BENCH_ONLY names only bench/run.ts's parts
-const ROUNDS = Number(process.env.BENCH_ARCHIVE_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ARCHIVE_ROUNDS ?? 3);
 
 function line(s: string) { process.stdout.write(s + '\n'); }
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -112,7 +112,6 @@ try {
       const ratios = rounds.map((r) => r.pipeline / r.plain);
       const skopeoRatios = rounds.map((r) => r.pipeline / r.skopeo);
       // Judged on the median round: one round can be taken by the machine's neighbours either way.
-      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
       const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(', ');
       line(`   bundler ÷ plain blob copy: ${list(ratios)}, median ${median(ratios).toFixed(2)} (target ≤ 1.25) → ${verdict(median(ratios) <= 1.25)}${ratios.every((r) => r <= 1.25) ? '' : ' (not every round)'}`);
       line(`   bundler ÷ skopeo copy to docker-archive: ${list(skopeoRatios)}, median ${median(skopeoRatios).toFixed(2)} (target < 1) → ${verdict(median(skopeoRatios) < 1)}`);

@@ -82,3 +82,9 @@ export function sampleRss(pid: number, everyMs = 25): { stop: () => { peak: numb
 export const fmtMiB = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`;
 export const fmtRate = (bytes: number, ms: number) => `${(bytes / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
 export const verdict = (ok: boolean) => (ok ? 'MET' : 'NOT MET');
+/** The middle value; for an even count the mean of the two middle ones. */
+export function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}

@@ -13,7 +13,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { putStream } from '../../api/src/lib/blob-store.ts';
 import { recordImagesArchive, type Descriptor } from '@outpost/bundler';
 import { imageOfDescriptors, randomStream } from '@outpost/bundler/test-support';
-import { benchStore, cpuOf, dropBucket, fmtMiB, MiB, spawnTs, verdict, waitForLine } from './common.ts';
+import { benchStore, cpuOf, dropBucket, fmtMiB, median as medianOf, MiB, spawnTs, verdict, waitForLine } from './common.ts';
 
 export async function benchDownload(line: (s: string) => void, endpoint: string, s3Pid: number): Promise<void> {
   const rounds = Number(process.env.BENCH_DOWNLOAD_ROUNDS ?? 5);
@@ -94,7 +94,6 @@ export async function benchDownload(line: (s: string) => void, endpoint: string,
     };
     type Run = Awaited<ReturnType<typeof curlRun>>;
     const fmtShares = (x: Run['parts']) => `s3rver ${x.s3.toFixed(2)} + server ${x.server.toFixed(2)} + client ${x.client.toFixed(2)}`;
-    const medianOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const stitchedUrl = `http://127.0.0.1:${port}/bundle`;
 
     line(`\n3. Stitched download (serveStitched via Hono/@hono/node-server on loopback, ${fmtMiB(total)}: site part + ${fmtMiB(content.size)} content + ${fmtMiB(images.size)} images.tgz from ${layers.length + 1} blobs; direct = GET of those ${storedKeys.length} stored objects)`);

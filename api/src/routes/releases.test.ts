@@ -132,6 +132,13 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       expect(list.items.map((r: { version: string }) => r.version)).toEqual(['2.0.0-rc.1', '1.10.0', '1.9.0']);
       expect(list.items.map((r: { behindLatest: number }) => r.behindLatest)).toEqual([0, 0, 1]);
       expect(list.items.map((r: { imageCount: number }) => r.imageCount)).toEqual([0, 2, 2]);
+      // One version, as the CLI asks for it (a leading v is what people type).
+      for (const asked of ['1.10.0', 'v1.10.0']) {
+        const one = await (await api(`/api/v1/releases?version=${asked}`)).json();
+        expect(one.items.map((r: { version: string; behindLatest: number }) => [r.version, r.behindLatest])).toEqual([['1.10.0', 0]]);
+      }
+      expect((await (await api('/api/v1/releases?version=1.10')).json()).items).toEqual([]);
+      await expectEnvelope(await api(`/api/v1/releases?version=${'9'.repeat(65)}`), 400, 'VALIDATION_FAILED');
       // The list's size is the release page's: the shared base layer counted once.
       const page = await (await api(`/api/v1/releases/${list.items[1].id}`)).json();
       expect(list.items[1].totalSize).toBe(page.totalSize);
@@ -229,6 +236,8 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       await expectEnvelope(await add(b.api, r.id, 'x', `${open.host}/emr/backend:1.0`), 404);
       await expectEnvelope(await b.api(`/api/v1/releases/${r.id}/publish`, { method: 'POST' }), 404);
       expect((await (await b.api('/api/v1/releases')).json()).items).toEqual([]);
+      expect((await (await b.api('/api/v1/releases?version=1.0.0')).json()).items).toEqual([]);
+      expect((await (await a.api('/api/v1/releases?version=1.0.0')).json()).items.map((x: { id: string }) => x.id)).toEqual([r.id]);
 
       await a.api('/api/v1/registry-credentials', { method: 'PUT', json: { registry: locked.host, ...PRIVATE } });
       const list = await (await a.api('/api/v1/registry-credentials')).text();

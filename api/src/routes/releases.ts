@@ -67,7 +67,7 @@ base.use('/releases/*', authenticate);
 export const releaseRoutes = base
   .openapi(createRoute({
     method: 'get', path: '/releases', tags: ['releases'], summary: 'Releases, newest version first, with how many newer live versions each is behind',
-    request: { query: z.object({ state: z.enum(STATES).optional(), channel: z.string().max(40).optional() }) },
+    request: { query: z.object({ state: z.enum(STATES).optional(), channel: z.string().max(40).optional(), version: z.string().trim().min(1).max(64).optional().openapi({ description: 'Only this version (a leading v is ignored: v2.4.1 finds 2.4.1)', example: '2.4.1' }) }) },
     responses: { 200: jsonResponse(z.object({ items: z.array(Summary.extend({ behindLatest: z.number() })) }), 'Releases'), ...errors(400, 401) },
   }), async (c) => c.json({ items: await listReleases({ ctx: serviceCtx(c, 'fleet:read'), input: c.req.valid('query') }) }, 200))
   .openapi(createRoute({

@@ -125,9 +125,10 @@ export interface BundleLinks {
 
 /** The release of this version, or an error that lists the versions there are. */
 export async function findRelease(api: OutpostApi, version: string): Promise<ReleaseSummary> {
-  const { items } = await api.json<{ items: ReleaseSummary[] }>('/releases');
-  const found = items.find((r) => r.version === version || r.version === version.replace(/^v/, ''));
+  const { items: matches } = await api.json<{ items: ReleaseSummary[] }>(`/releases?version=${encodeURIComponent(version)}`);
+  const found = matches.find((r) => r.version === version) ?? matches[0];
   if (!found) {
+    const { items } = await api.json<{ items: ReleaseSummary[] }>('/releases');
     const known = items.filter((r) => r.state !== 'draft').map((r) => r.version).slice(0, 10);
     throw new CliError(`There is no release ${version} in this organisation${known.length ? ` (published: ${known.join(', ')})` : ''}.`);
   }

@@ -18,11 +18,12 @@ export type ReleaseState = 'draft' | 'published' | 'deprecated' | 'revoked';
  * `behindLatest`: how many published, non-revoked versions are newer — the "versions behind" a site
  * on it would be.
  */
-export async function listReleases({ ctx, input }: { ctx: ServiceCtx; input: { state?: ReleaseState; channel?: string } }) {
+export async function listReleases({ ctx, input }: { ctx: ServiceCtx; input: { state?: ReleaseState; channel?: string; version?: string } }) {
   const list = await ctx.db.select().from(releases).where(and(
     eq(releases.orgId, ctx.orgId),
     input.state ? eq(releases.state, input.state) : undefined,
     input.channel ? eq(releases.channel, input.channel) : undefined,
+    input.version ? inArray(releases.version, [...new Set([input.version, input.version.replace(/^v/i, '')])]) : undefined,
   ));
   const images = list.length
     ? await ctx.db.select().from(releaseImages).where(and(eq(releaseImages.orgId, ctx.orgId), inArray(releaseImages.releaseId, list.map((r) => r.id))))
