@@ -6,7 +6,7 @@ import { secureHeaders } from 'hono/secure-headers';
 import { Scalar } from '@scalar/hono-api-reference';
 import { sql } from 'drizzle-orm';
 import type { AppDeps, AppEnv } from './routes/env.ts';
-import { AppError } from './lib/errors.ts';
+import { AppError, isStoreUnavailable } from './lib/errors.ts';
 import { authRoutes } from './routes/auth.ts';
 import { userRoutes } from './routes/users.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -90,6 +90,11 @@ export function createApp(deps: AppDeps) {
       const malformed = /json/i.test(err.message);
       return c.json(envelope(malformed ? 'MALFORMED_JSON' : 'BAD_REQUEST',
         malformed ? 'The body is not valid JSON.' : err.message || 'Bad request.', requestId), err.status);
+    }
+    if (isStoreUnavailable(err)) {
+      deps.logger('warn', 'object store unavailable', { requestId, err: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+      c.header('Retry-After', '60');
+      return c.json(envelope('STORAGE_UNAVAILABLE', 'The file store did not answer in time. Try again in a minute.', requestId), 503);
     }
     // Internals go to the log, never to the caller.
     deps.logger('error', 'unhandled error', { requestId, err: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined });

@@ -18,6 +18,8 @@ export const NodeEnv = z.object({
   S3_FORCE_PATH_STYLE: bool.optional(),
   /** The object store's address as download managers reach it, for presigned links (default S3_ENDPOINT). */
   S3_PUBLIC_ENDPOINT: z.url().optional(),
+  /** A connection to the object store silent this long is given up (builds fail and retry; downloads break off and resume). */
+  S3_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(5).max(3600).default(300),
   OUTPOST_ORG_NAME: z.string().min(1).default('My organisation'),
   OUTPOST_ADMIN_EMAIL: z.email().optional(),
   OUTPOST_ADMIN_PASSWORD: z.string().min(10, 'OUTPOST_ADMIN_PASSWORD needs at least 10 characters').optional(),

@@ -39,7 +39,7 @@ export async function openRuntime(env: NodeEnv, log: Logger, opts: { embeddedS3:
   const objectStore = createObjectStore({
     endpoint: s3.endpoint, bucket: env.S3_BUCKET, region: env.S3_REGION,
     accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, forcePathStyle: env.S3_FORCE_PATH_STYLE,
-    publicEndpoint: env.S3_PUBLIC_ENDPOINT,
+    publicEndpoint: env.S3_PUBLIC_ENDPOINT, idleTimeoutMs: env.S3_IDLE_TIMEOUT_SECONDS * 1000,
   });
   await objectStore.ensureBucket();
 

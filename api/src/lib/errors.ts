@@ -57,3 +57,18 @@ export function isUniqueViolation(e: unknown): boolean {
   const err = e as { code?: string; cause?: { code?: string } } | null;
   return err?.code === '23505' || err?.cause?.code === '23505';
 }
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * The object store (or the network to it) failed on its side: a connection refused, reset or gone
+ * quiet past the idle timeout, or a 5xx answer. Not the caller's fault and not a bug of ours: the
+ * caller is told to try again (503) rather than shown an internal error.
+ */
+export function isStoreUnavailable(e: unknown): boolean {
+  const err = e as { name?: string; code?: string; $fault?: string; $metadata?: { httpStatusCode?: number }; cause?: unknown } | null;
+  if (!err || typeof err !== 'object') return false;
+  if (err.name === 'TimeoutError' || (err.code && NETWORK_CODES.has(err.code))) return true;
+  if (err.$fault === 'server' || (err.$metadata?.httpStatusCode ?? 0) >= 500) return true;
+  return err.cause !== undefined && err.cause !== e && isStoreUnavailable(err.cause);
+}

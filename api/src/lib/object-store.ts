@@ -9,7 +9,17 @@ export interface ObjectStoreConfig {
   forcePathStyle?: boolean;
   /** The endpoint people's download managers reach, for presigned links (default: `endpoint`). */
   publicEndpoint?: string;
+  /**
+   * A connection to the store that stays silent this long (no byte either way) is given up with a
+   * TimeoutError, so a build or download never hangs on a stalled connection (default 5 minutes:
+   * a download to a slow site holds its store read paused while the site catches up).
+   */
+  idleTimeoutMs?: number;
+  /** Giving up on connecting to the store (default 10 s). */
+  connectTimeoutMs?: number;
 }
+
+export const STORE_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 export interface ObjectStore {
   client: S3Client;
@@ -52,5 +62,7 @@ function s3Client(cfg: ObjectStoreConfig, endpoint: string | undefined): S3Clien
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
+    // Node: an idle socket is destroyed (socketTimeout); Workers' fetch handler ignores these.
+    requestHandler: { connectionTimeout: cfg.connectTimeoutMs ?? 10_000, socketTimeout: cfg.idleTimeoutMs ?? STORE_IDLE_TIMEOUT_MS },
   });
 }

@@ -11,6 +11,7 @@ import {
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
 import { zipOf } from '../test/zip.ts';
 import { makeTestApp } from '../test/app.ts';
+import { stallingPath } from '../test/store.ts';
 import { FACTORY_PASSWORD, makeApiToken, makeOrg, makeSite, makeUser } from '../test/factories.ts';
 import { expectEnvelope, signIn, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
@@ -109,6 +110,8 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     return id;
   }
   const v10 = () => ({ backend: `${reg.host}/emr/backend:1.0`, frontend: `${reg.host}/emr/frontend:1.0` });
+  /** The run's store reached through `endpoint`, giving up on a connection silent for 300 ms. */
+  const quietStore = (endpoint: string) => createObjectStore({ endpoint, bucket: t.objectStore.bucket, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', idleTimeoutMs: 300 });
   const v11 = () => ({ backend: `${reg.host}/emr/backend:1.1`, frontend: `${reg.host}/emr/frontend:1.0` });
 
   async function ask(api: ReturnType<typeof withToken>, json: Record<string, unknown>) {
@@ -544,6 +547,90 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       expect(failed.error!.code).toBe('STORAGE_FAILED');
       const [archive] = await h.db.select().from(imageArchives).where(eq(imageArchives.releaseId, releaseId));
       expect(archive).toMatchObject({ state: 'failed', sha256: null });
+    });
+
+    it('should give up on an object store that goes quiet, instead of building forever', async () => {
+      const { org, api } = await orgWithApi();
+      const releaseId = await publish(api, '1.0.0', v10());
+      const site = await makeSite(h.db, org.id, { code: 'KE-QUIET' });
+      const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
+      // Connections reach the store, then nothing comes back (a stalled path): without an idle timeout
+      // the build would wait for ever while its worker kept renewing the job's lease.
+      const route = await stallingPath(inject('s3Endpoint'), { passRequests: 0 });
+      try {
+        await settle(makeWorker({ store: quietStore(route.endpoint) }), 30_000);
+        const failed = await view(api, b!.id);
+        expect(failed.state).toBe('failed');
+        expect(failed.error!.code).toBe('STORAGE_FAILED');
+        expect(failed.error!.message).toMatch(/timed out/);
+        expect(route.stalled()).toBe(true);
+      } finally {
+        await route.close();
+      }
+      // Try again once the store answers: the same bundle builds.
+      expect((await api(`/api/v1/bundles/${b!.id}/retry`, { method: 'POST' })).status).toBe(200);
+      await settle();
+      expect((await view(api, b!.id)).state).toBe('ready');
+    });
+
+    it('should answer 503 before a download, and cut it short during one, when the object store goes quiet', async () => {
+      const { org, api } = await orgWithApi();
+      const releaseId = await publish(api, '1.0.0', v10());
+      const site = await makeSite(h.db, org.id, { code: 'KE-STALL' });
+      const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
+      await settle();
+      const token = (await makeApiToken(h.db, org.id, 'admin')).token;
+      const through = async (passGets: number) => {
+        const route = await stallingPath(inject('s3Endpoint'), { passRequests: passGets, method: 'GET' });
+        const stalled = await makeTestApp(h, { objectStore: quietStore(route.endpoint) });
+        return { route, get: withToken(stalled.app, token) };
+      };
+
+      // The site part is read before answering: the store going quiet there is a 503 to try again.
+      const before = await through(0);
+      try {
+        const started = Date.now();
+        const res = await before.get(`/api/v1/bundles/${b!.id}/download`);
+        await expectEnvelope(res, 503, 'STORAGE_UNAVAILABLE');
+        expect(res.headers.get('retry-after')).toBe('60');
+        expect(Date.now() - started).toBeLessThan(10_000);
+      } finally {
+        await before.route.close();
+      }
+
+      // Once the body is under way (the site part sent), the first blob never comes: the body breaks
+      // off short of its length within about the idle timeout — a cut connection the client resumes
+      // with a Range, never a complete-looking download.
+      const during = await through(1);
+      try {
+        const res = await during.get(`/api/v1/bundles/${b!.id}/download`);
+        expect(res.status).toBe(200);
+        const expected = Number(res.headers.get('content-length'));
+        const reader = res.body!.getReader();
+        let received = 0;
+        const started = Date.now();
+        const outcome = await (async () => {
+          try {
+            for (;;) {
+              const { done, value } = await reader.read();
+              if (done) return 'ended';
+              received += value.length;
+            }
+          } catch {
+            return 'errored';
+          }
+        })();
+        expect(outcome).toBe('errored');
+        expect(received).toBeGreaterThan(0);
+        expect(received).toBeLessThan(expected);
+        expect(Date.now() - started).toBeLessThan(10_000);
+        expect(during.route.stalled()).toBe(true);
+      } finally {
+        await during.route.close();
+      }
+      // The bundle stays ready (its parts are stored; the store was only slow) and downloads whole.
+      expect((await view(api, b!.id)).state).toBe('ready');
+      await verifyFolder((await unpack(api, b!.id)).dir);
     });
 
     it('should take over the job of a worker that died mid-build once its lease lapses', async () => {

@@ -1,7 +1,7 @@
 import { inject } from 'vitest';
 import { createApp } from '../app.ts';
 import type { DbHandle } from '../db/types.ts';
-import { createObjectStore } from '../lib/object-store.ts';
+import { createObjectStore, type ObjectStore } from '../lib/object-store.ts';
 import type { Logger } from '../lib/logger.ts';
 import { createSecretBox } from '../lib/secret-box.ts';
 import { registryImageResolver } from '../services/releases/registry-resolver.ts';
@@ -9,11 +9,11 @@ import { registryImageResolver } from '../services/releases/registry-resolver.ts
 export interface LogLine { level: string; msg: string; fields?: Record<string, unknown> }
 
 /** The real app on a real database and the run's real S3 server; logs captured for secret checks. */
-export async function makeTestApp(handle: DbHandle, options: { maxBodyBytes?: number; checkinsPerMinute?: number; maxContentPackageBytes?: number; secretKey?: Uint8Array } = {}) {
-  const { secretKey, ...opts } = options;
+export async function makeTestApp(handle: DbHandle, options: { maxBodyBytes?: number; checkinsPerMinute?: number; maxContentPackageBytes?: number; secretKey?: Uint8Array; objectStore?: ObjectStore } = {}) {
+  const { secretKey, objectStore: storeOverride, ...opts } = options;
   const logs: LogLine[] = [];
   const logger: Logger = (level, msg, fields) => { logs.push({ level, msg, fields }); };
-  const objectStore = createObjectStore({
+  const objectStore = storeOverride ?? createObjectStore({
     endpoint: inject('s3Endpoint'), bucket: 'outpost-test', region: 'us-east-1',
     accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
   });

@@ -46,6 +46,9 @@ export function classifyFailure(error: unknown): BuildFailure {
   if (error instanceof SitePartError) return new BuildFailure('INVALID_BUNDLE', error.message, false);
   if (error instanceof AppError) return new BuildFailure(error.code, error.message, false);
   const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  if (e?.name === 'TimeoutError') {
+    return new BuildFailure('STORAGE_FAILED', 'The object store stopped answering: the connection timed out.', true);
+  }
   if (e?.$metadata || /ECONNREFUSED|ECONNRESET|socket|timeout|NoSuchBucket/i.test(`${e?.name} ${e?.message}`)) {
     return new BuildFailure('STORAGE_FAILED', `The object store refused or failed a write: ${e?.name ?? 'error'}${e?.message ? `: ${e.message}` : ''}`, true);
   }
