@@ -15,7 +15,7 @@ import { stallingPath } from '../test/store.ts';
 import { FACTORY_PASSWORD, makeApiToken, makeOrg, makeSite, makeUser } from '../test/factories.ts';
 import { expectEnvelope, signIn, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
-import { bundleDownloads, bundleJobs, bundles, coordinatorSites, imageArchives } from '../db/schema/index.ts';
+import { bundleDownloads, bundleJobs, bundles, coordinatorSites, imageArchives, releases } from '../db/schema/index.ts';
 import { createObjectStore } from '../lib/object-store.ts';
 import { BundleWorker } from '../services/bundles/worker.ts';
 import { claimJobs } from '../services/bundles/jobs.ts';
@@ -418,6 +418,11 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       expect(e.message).toContain('Data loss in the lab module');
       const draft = (await (await api('/api/v1/releases', { method: 'POST', json: { version: '2.0.0' } })).json()) as { id: string };
       await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: draft.id, siteIds: [site.id] } }), 409, 'RELEASE_NOT_PUBLISHED');
+      // Published without images or a compose template (as the demo seeds its releases): refused at once,
+      // not a build that fails later with nothing to try again.
+      const [bare] = await h.db.insert(releases).values({ orgId: org.id, version: '0.9.0', state: 'published', publishedAt: new Date() }).returning();
+      const noImages = await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: bare!.id, siteIds: [site.id] } }), 422, 'RELEASE_NOT_BUNDLABLE');
+      expect(noImages.message).toBe('Release 0.9.0 has no images, so there is nothing to bundle; publish a release that has both.');
       const ok = await publish(api, '1.1.0', v11());
       const unknown = await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: ok, siteCodes: ['KE-E1', 'NOPE-1'] } }), 422, 'UNKNOWN_SITES');
       expect(unknown.details).toEqual([{ path: 'siteCodes', value: 'NOPE-1', message: 'No such site.' }]);

@@ -43,6 +43,12 @@ export async function requestBundles({ ctx, input }: { ctx: ServiceCtx; input: R
     if (release.state === 'draft') {
       throw new AppError(409, 'RELEASE_NOT_PUBLISHED', `Release ${release.version} is a draft; publish it before building bundles.`);
     }
+    // Publishing demands images and a compose template; releases seeded or imported otherwise may
+    // lack them, and a build would only fail later with nothing to try again.
+    const [image] = await ctx.db.select({ id: releaseImages.id }).from(releaseImages).where(eq(releaseImages.releaseId, release.id)).limit(1);
+    if (!image || !release.composeTemplate) {
+      throw new AppError(422, 'RELEASE_NOT_BUNDLABLE', `Release ${release.version} has ${!image ? 'no images' : 'no compose template'}, so there is nothing to bundle; publish a release that has both.`);
+    }
 
     const chosen = await selectSites(ctx, input);
     // Releases a delta can be made from: this organisation's published ones that have images.

@@ -45,6 +45,9 @@ const FAILURE_WORDS: Record<string, string> = {
   STORAGE_FAILED: 'Outpost could not save the bundle in its storage. This is often temporary: try again later.',
   RELEASE_REVOKED: 'The release was revoked, so it is not bundled any more.',
   PARTS_MISSING: 'Part of the bundle went missing from Outpost\'s storage, so it could not be downloaded. Press Try again to build it again.',
+  NO_IMAGES: 'The release has no images, so there is nothing to pack. Publish a release with its images and ask for bundles of that one.',
+  RELEASE_GONE: 'The release was deleted, so its bundles cannot be built.',
+  ARCHIVE_GONE: 'The images this bundle shares with the other sites were removed. Ask for the bundle again.',
 };
 
 export function failureWords(code: string): string {
