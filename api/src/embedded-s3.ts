@@ -16,6 +16,12 @@ export async function startEmbeddedS3(directory: string, bucket: string, port = 
     endpoint: `http://127.0.0.1:${actual}`,
     accessKeyId: 'S3RVER',
     secretAccessKey: 'S3RVER',
-    close: () => server.close(),
+    // Connections still streaming (a paused read of a download to a slow site) would hold close() for
+    // as long as they last: they are cut, as the API's own are when it stops.
+    close: async () => {
+      const closed = server.close();
+      (server as unknown as { httpServer?: { closeAllConnections?: () => void } }).httpServer?.closeAllConnections?.();
+      await closed;
+    },
   };
 }

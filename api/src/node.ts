@@ -8,6 +8,7 @@ import { Hono } from 'hono';
 import { parseNodeEnv } from './env.ts';
 import { createApp } from './app.ts';
 import { jsonLogger } from './lib/logger.ts';
+import { onShutdown } from './lib/shutdown.ts';
 import { bootstrapFirstOrg } from './services/orgs/bootstrap.ts';
 import { openRuntime } from './runtime.ts';
 import { BundleWorker } from './services/bundles/worker.ts';
@@ -68,12 +69,9 @@ const httpServer = serve({ fetch: server.fetch, port: env.PORT, hostname: env.HO
   process.stdout.write(`Outpost is running at http://localhost:${info.port}\n`);
 });
 
-async function shutdown(signal: string) {
+onShutdown(log, async (signal) => {
   log('info', 'shutting down', { signal });
   httpServer.close();
   await Promise.all(workers.map((w) => w.stop()));
   await runtime.close();
-  process.exit(0);
-}
-process.on('SIGINT', () => void shutdown('SIGINT'));
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
+});

@@ -2,6 +2,7 @@
 // needs the same PostgreSQL (DATABASE_URL), object store (S3_*) and OUTPOST_SECRET_KEY as the server.
 import { parseNodeEnv } from './env.ts';
 import { jsonLogger } from './lib/logger.ts';
+import { onShutdown } from './lib/shutdown.ts';
 import { openRuntime } from './runtime.ts';
 import { BundleWorker } from './services/bundles/worker.ts';
 
@@ -20,11 +21,8 @@ const worker = new BundleWorker({
 worker.start();
 log('info', 'bundle worker started', { worker: worker.id });
 
-async function shutdown(signal: string) {
+onShutdown(log, async (signal) => {
   log('info', 'bundle worker stopping', { signal, worker: worker.id });
   await worker.stop();
   await runtime.close();
-  process.exit(0);
-}
-process.on('SIGINT', () => void shutdown('SIGINT'));
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
+});
