@@ -66,9 +66,10 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT
  * caller is told to try again (503) rather than shown an internal error.
  */
 export function isStoreUnavailable(e: unknown): boolean {
-  const err = e as { name?: string; code?: string; $fault?: string; $metadata?: { httpStatusCode?: number }; cause?: unknown } | null;
-  if (!err || typeof err !== 'object') return false;
-  if (err.name === 'TimeoutError' || (err.code && NETWORK_CODES.has(err.code))) return true;
-  if (err.$fault === 'server' || (err.$metadata?.httpStatusCode ?? 0) >= 500) return true;
-  return err.cause !== undefined && err.cause !== e && isStoreUnavailable(err.cause);
+  const err = e as { name?: string; code?: string; $fault?: string; $metadata?: { httpStatusCode?: number } } | null;
+  // Only the S3 client's errors carry $metadata (its retry step adds it to network failures too), so
+  // a database that is down is not reported as the file store.
+  if (!err || typeof err !== 'object' || !err.$metadata) return false;
+  return err.name === 'TimeoutError' || (err.code !== undefined && NETWORK_CODES.has(err.code))
+    || err.$fault === 'server' || (err.$metadata.httpStatusCode ?? 0) >= 500;
 }

@@ -19,7 +19,7 @@ export interface ObjectStoreConfig {
   connectTimeoutMs?: number;
 }
 
-export const STORE_IDLE_TIMEOUT_MS = 5 * 60_000;
+const STORE_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 export interface ObjectStore {
   client: S3Client;
