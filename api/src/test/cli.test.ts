@@ -7,7 +7,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestImage, pushImage, runProcess, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from './db.ts';
-import { makeTestApp } from './app.ts';
+import { makeTestApp, type LogLine } from './app.ts';
 import { makeApiToken, makeOrg, makeSite } from './factories.ts';
 import { withToken } from './http.ts';
 import type { DbHandle } from '../db/types.ts';
@@ -27,6 +27,9 @@ let url: string;
 let worker: BundleWorker;
 let token: string;
 let fingerprint: string;
+let orgId: string;
+let logs: LogLine[];
+let startWorker: () => BundleWorker;
 
 const TEMPLATE = `services:
   backend:
@@ -66,13 +69,19 @@ beforeAll(async () => {
   server = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  worker = new BundleWorker({
-    db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: (level, msg, fields) => t.logs.push({ level, msg, fields }),
-    registry: { retries: 0, backoffMs: 10, timeoutMs: 5000 }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 20,
-  });
-  worker.start();
+  logs = t.logs;
+  startWorker = () => {
+    const w = new BundleWorker({
+      db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: (level, msg, fields) => t.logs.push({ level, msg, fields }),
+      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000 }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 20,
+    });
+    w.start();
+    return w;
+  };
+  worker = startWorker();
 
   const org = await makeOrg(h.db);
+  orgId = org.id;
   token = (await makeApiToken(h.db, org.id, 'admin')).token;
   const api = withToken(t.app, token);
   const created = await api('/api/v1/releases', { method: 'POST', json: { version: '1.0.0', composeTemplate: TEMPLATE } });
@@ -185,6 +194,26 @@ describe(`outpost against the API (${driver})`, () => {
     expect(fixed.code, fixed.stderr).toBe(0);
     expect(fixed.stdout).toMatch(/does not match its checksum: downloading it again/);
     expect(Buffer.compare(await fs.readFile(file), bytes)).toBe(0);
+  }, 120_000);
+
+  it('should wait out a slow build with one small request a poll, reading the bundle list only when states move', async () => {
+    await makeSite(h.db, orgId, { code: 'CLI-W', name: 'Clinic CLI-W', region: 'Lakes' });
+    await worker.stop(); // nothing gets built for a while: the export waits
+    const from = logs.length;
+    const exported = outpost(['export', '--release', '1.0.0', '--to', path.join(work, 'usb-wait'), '--sites', 'CLI-W'], { OUTPOST_POLL_MS: '50' });
+    await new Promise((r) => setTimeout(r, 1500));
+    const requests = () => logs.slice(from).filter((l) => l.msg === 'request').map((l) => `${l.fields!.method} ${l.fields!.path}`);
+    const waiting = requests();
+    const statusPolls = waiting.filter((r) => /^GET \/api\/v1\/releases\/[^/]+\/bundle-status$/.test(r)).length;
+    const listings = waiting.filter((r) => r === 'GET /api/v1/bundles').length;
+    expect(statusPolls).toBeGreaterThanOrEqual(8);
+    expect(listings).toBe(1);
+    worker = startWorker();
+    const r = await exported;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Sites: 1 of 1 exported/);
+    // Once the bundle moved, the list was read again to pick it up.
+    expect(requests().filter((x) => x === 'GET /api/v1/bundles').length).toBeGreaterThan(listings);
   }, 120_000);
 
   it('should export by region, report the bundle that failed, carry on with the others and exit 1', async () => {

@@ -171,9 +171,20 @@ async function waitForBundles(api: OutpostApi, releaseId: string, ids: string[],
   const bar = progressBar('count', 'ready  ', ids.length);
   const reported = new Set<string>();
   let lastLine = '';
+  // Listing a release's bundles takes a page per 500; the counts by state take one request. The list
+  // is read again only when the counts moved (or every 30 s), so a long wait — an images archive
+  // being built for ten thousand sites — costs one small request a poll.
+  let mine: BundleView[] = [];
+  let listedCounts = '';
+  let listedAt = 0;
   try {
     for (;;) {
-      const mine = (await listReleaseBundles(api, releaseId)).filter((b) => wanted.has(b.id));
+      const { counts } = await api.json<{ counts: Record<string, number> }>(`/releases/${releaseId}/bundle-status`);
+      if (JSON.stringify(counts) !== listedCounts || Date.now() - listedAt > 30_000) {
+        listedCounts = JSON.stringify(counts);
+        listedAt = Date.now();
+        mine = (await listReleaseBundles(api, releaseId)).filter((b) => wanted.has(b.id));
+      }
       const ready = mine.filter((b) => b.state === 'ready');
       const failed = mine.filter((b) => b.state === 'failed');
       for (const b of failed) {
