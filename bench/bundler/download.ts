@@ -75,23 +75,20 @@ export async function benchDownload(line: (s: string) => void, endpoint: string,
     const rate = (r: { ms: number; bytes: number }) => (r.bytes / MiB) / (r.ms / 1000);
     // On a loaded machine wall time moves with the neighbours; the CPU all the processes on the path
     // (s3rver, the download server, this client) spent per GiB does not, so it is printed too.
-    const cpuPerGiB = async (run: () => Promise<{ ms: number; bytes: number }>) => {
+    // The client's CPU is this process's, unless the run measured its own (curl, a child).
+    const cpuPerGiB = async (run: () => Promise<{ ms: number; bytes: number; clientCpu?: number }>) => {
       const before = { s3: cpuOf(s3Pid), server: cpuOf(server.pid!), client: process.cpuUsage() };
       const r = await run();
-      const client = process.cpuUsage(before.client);
+      const own = process.cpuUsage(before.client);
       const gib = r.bytes / 2 ** 30;
-      const s3 = (cpuOf(s3Pid) - before.s3) / gib;
-      const srv = (cpuOf(server.pid!) - before.server) / gib;
-      const cli = (client.user + client.system) / 1e6 / gib;
-      return { ...r, cpu: s3 + srv + cli, parts: { s3, server: srv, client: cli } };
-    };
-    const curlRun = async (urls: string[], expected: number) => {
-      const before = { s3: cpuOf(s3Pid), server: cpuOf(server.pid!) };
-      const r = await curl(urls, expected);
-      const gib = r.bytes / 2 ** 30;
-      const parts = { s3: (cpuOf(s3Pid) - before.s3) / gib, server: (cpuOf(server.pid!) - before.server) / gib, client: r.clientCpu / gib };
+      const parts = {
+        s3: (cpuOf(s3Pid) - before.s3) / gib,
+        server: (cpuOf(server.pid!) - before.server) / gib,
+        client: (r.clientCpu ?? (own.user + own.system) / 1e6) / gib,
+      };
       return { ...r, cpu: parts.s3 + parts.server + parts.client, parts };
     };
+    const curlRun = (urls: string[], expected: number) => cpuPerGiB(() => curl(urls, expected));
     type Run = Awaited<ReturnType<typeof curlRun>>;
     const fmtShares = (x: Run['parts']) => `s3rver ${x.s3.toFixed(2)} + server ${x.server.toFixed(2)} + client ${x.client.toFixed(2)}`;
     const stitchedUrl = `http://127.0.0.1:${port}/bundle`;

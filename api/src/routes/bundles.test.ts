@@ -11,12 +11,11 @@ import {
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
 import { zipOf } from '../test/zip.ts';
 import { makeTestApp } from '../test/app.ts';
-import { stallingPath } from '../test/store.ts';
+import { runStore, stallingPath } from '../test/store.ts';
 import { FACTORY_PASSWORD, makeApiToken, makeOrg, makeSite, makeUser } from '../test/factories.ts';
 import { expectEnvelope, signIn, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
 import { bundleDownloads, bundleJobs, bundles, coordinatorSites, imageArchives, releases } from '../db/schema/index.ts';
-import { createObjectStore } from '../lib/object-store.ts';
 import { BundleWorker } from '../services/bundles/worker.ts';
 import { claimJobs } from '../services/bundles/jobs.ts';
 import { bundleLinks } from '../services/bundles/deliver.ts';
@@ -111,8 +110,17 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
   }
   const v10 = () => ({ backend: `${reg.host}/emr/backend:1.0`, frontend: `${reg.host}/emr/frontend:1.0` });
   /** The run's store reached through `endpoint`, giving up on a connection silent for 300 ms. */
-  const quietStore = (endpoint: string) => createObjectStore({ endpoint, bucket: t.objectStore.bucket, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', idleTimeoutMs: 300 });
+  const quietStore = (endpoint: string) => runStore({ endpoint, bucket: t.objectStore.bucket, idleTimeoutMs: 300 });
   const v11 = () => ({ backend: `${reg.host}/emr/backend:1.1`, frontend: `${reg.host}/emr/frontend:1.0` });
+
+  /** A new organisation with release 1.0.0 (v10) published and one bundle of it asked for, for the site `code`. */
+  async function oneBundle(code: string) {
+    const { org, api } = await orgWithApi();
+    const releaseId = await publish(api, '1.0.0', v10());
+    const site = await makeSite(h.db, org.id, { code });
+    const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
+    return { org, api, releaseId, site, b };
+  }
 
   async function ask(api: ReturnType<typeof withToken>, json: Record<string, unknown>) {
     const res = await api('/api/v1/bundles', { method: 'POST', json });
@@ -230,10 +238,7 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     });
 
     it('should resume: any byte range, across the part boundary, equals the same bytes of the whole file', async () => {
-      const { org, api } = await orgWithApi();
-      const releaseId = await publish(api, '1.0.0', v10());
-      const site = await makeSite(h.db, org.id, { code: 'KE-RANGE' });
-      const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
+      const { api, b } = await oneBundle('KE-RANGE');
       await settle();
       const whole = new Uint8Array(await (await api(`/api/v1/bundles/${b!.id}/download`)).arrayBuffer());
       const partSize = (await view(api, b!.id) as unknown as { sitePartSize: number }).sitePartSize;
@@ -351,10 +356,7 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     });
 
     it('should hand out presigned links to each part that fetch the same bytes', async () => {
-      const { org, api } = await orgWithApi();
-      const releaseId = await publish(api, '1.0.0', v10());
-      const site = await makeSite(h.db, org.id, { code: 'KE-LINK' });
-      const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
+      const { org, api, b } = await oneBundle('KE-LINK');
       await settle();
       const links = (await (await api(`/api/v1/bundles/${b!.id}/links`)).json()) as { root: string; files: { path: string; extract: boolean; size: number; sha256: string; url: string }[] };
       expect(links.root).toBe('outpost-KE-LINK-1.0.0');
@@ -392,7 +394,7 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       expect((await h.db.select().from(bundleDownloads).where(eq(bundleDownloads.bundleId, b!.id)))[0]).toMatchObject({ kind: 'links' });
       // With S3_PUBLIC_ENDPOINT the links name the address download managers reach, signed for it;
       // with OUTPOST_PUBLIC_URL the archive link names the API's public address.
-      const publicStore = createObjectStore({ endpoint: inject('s3Endpoint'), publicEndpoint: 'https://downloads.example.org', bucket: 'outpost-test', region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+      const publicStore = runStore({ publicEndpoint: 'https://downloads.example.org', bucket: 'outpost-test' });
       const ctx = { db: h.db, orgId: org.id, actor: { userId: null, tokenId: null, role: 'viewer' as const } };
       const outside = await bundleLinks({ ctx, store: publicStore, box: t.secretBox, baseUrl: 'https://outpost.example.org/', input: { id: b!.id, expiresInSeconds: 60 } });
       expect(outside.files[0]!.url.startsWith('https://downloads.example.org/outpost-test/')).toBe(true);
@@ -539,12 +541,9 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     });
 
     it('should never mark a bundle ready when the object store refuses writes', async () => {
-      const { org, api } = await orgWithApi();
-      const releaseId = await publish(api, '1.0.0', v10());
-      const site = await makeSite(h.db, org.id, { code: 'KE-S3' });
-      const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
+      const { api, releaseId, b } = await oneBundle('KE-S3');
       // A real S3 server, but a bucket that does not exist: every write is refused.
-      const missing = createObjectStore({ endpoint: inject('s3Endpoint'), bucket: 'no-such-bucket-here', region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+      const missing = runStore({ bucket: 'no-such-bucket-here' });
       const w = makeWorker({ store: missing });
       await settle(w);
       const failed = await view(api, b!.id);
@@ -555,10 +554,7 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     });
 
     it('should give up on an object store that goes quiet, instead of building forever', async () => {
-      const { org, api } = await orgWithApi();
-      const releaseId = await publish(api, '1.0.0', v10());
-      const site = await makeSite(h.db, org.id, { code: 'KE-QUIET' });
-      const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
+      const { api, b } = await oneBundle('KE-QUIET');
       // Connections reach the store, then nothing comes back (a stalled path): without an idle timeout
       // the build would wait for ever while its worker kept renewing the job's lease.
       const route = await stallingPath(inject('s3Endpoint'), { passRequests: 0 });
@@ -579,10 +575,7 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     });
 
     it('should answer 503 before a download, and cut it short during one, when the object store goes quiet', async () => {
-      const { org, api } = await orgWithApi();
-      const releaseId = await publish(api, '1.0.0', v10());
-      const site = await makeSite(h.db, org.id, { code: 'KE-STALL' });
-      const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
+      const { org, api, b } = await oneBundle('KE-STALL');
       await settle();
       const token = (await makeApiToken(h.db, org.id, 'admin')).token;
       const through = async (passGets: number) => {
@@ -639,10 +632,7 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     });
 
     it('should take over the job of a worker that died mid-build once its lease lapses', async () => {
-      const { org, api } = await orgWithApi();
-      const releaseId = await publish(api, '1.0.0', v10());
-      const site = await makeSite(h.db, org.id, { code: 'KE-DEAD' });
-      const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
+      const { api, b } = await oneBundle('KE-DEAD');
       // A worker claims the archive job with a short lease and then never reports back (as if killed).
       const [claimed] = await claimJobs(h.db, { workerId: 'dead-worker', kind: 'image-archive', limit: 1, leaseMs: 300 });
       expect(claimed).toBeDefined();

@@ -1,10 +1,10 @@
-import { inject } from 'vitest';
 import { createApp } from '../app.ts';
 import type { DbHandle } from '../db/types.ts';
-import { createObjectStore, type ObjectStore } from '../lib/object-store.ts';
+import type { ObjectStore } from '../lib/object-store.ts';
 import type { Logger } from '../lib/logger.ts';
 import { createSecretBox } from '../lib/secret-box.ts';
 import { registryImageResolver } from '../services/releases/registry-resolver.ts';
+import { runStore } from './store.ts';
 
 export interface LogLine { level: string; msg: string; fields?: Record<string, unknown> }
 
@@ -13,10 +13,7 @@ export async function makeTestApp(handle: DbHandle, options: { maxBodyBytes?: nu
   const { secretKey, objectStore: storeOverride, ...opts } = options;
   const logs: LogLine[] = [];
   const logger: Logger = (level, msg, fields) => { logs.push({ level, msg, fields }); };
-  const objectStore = storeOverride ?? createObjectStore({
-    endpoint: inject('s3Endpoint'), bucket: 'outpost-test', region: 'us-east-1',
-    accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
-  });
+  const objectStore = storeOverride ?? runStore({ bucket: 'outpost-test' });
   const secretBox = await createSecretBox(secretKey ?? crypto.getRandomValues(new Uint8Array(32)));
   // Fast retries: tests exercise unreachable registries and should not wait for production backoff.
   const app = createApp({

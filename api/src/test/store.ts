@@ -1,14 +1,19 @@
 import net from 'node:net';
 import { inject } from 'vitest';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { createObjectStore, type ObjectStore } from '../lib/object-store.ts';
+import { createObjectStore, type ObjectStore, type ObjectStoreConfig } from '../lib/object-store.ts';
 
-/** A bucket of its own on the run's S3 server, so that listing it sees no other suite's objects. */
+/** A client of the run's S3 server (s3rver's fixed credentials); `o` names the bucket and overrides the rest. */
+export function runStore(o: Partial<ObjectStoreConfig> & { bucket: string }): ObjectStore {
+  return createObjectStore({ endpoint: inject('s3Endpoint'), region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', ...o });
+}
+
+/** A bucket name of its own, so that listing it sees no other suite's objects. */
+export const scratchBucket = (name: string) => `${name}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+
+/** A bucket of its own on the run's S3 server, created. */
 export async function scratchStore(name: string): Promise<ObjectStore> {
-  const store = createObjectStore({
-    endpoint: inject('s3Endpoint'), bucket: `${name}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
-    region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
-  });
+  const store = runStore({ bucket: scratchBucket(name) });
   await store.ensureBucket();
   return store;
 }

@@ -180,8 +180,9 @@ async function waitForBundles(api: OutpostApi, releaseId: string, ids: string[],
   try {
     for (;;) {
       const { counts } = await api.json<{ counts: Record<string, number> }>(`/releases/${releaseId}/bundle-status`);
-      if (JSON.stringify(counts) !== listedCounts || Date.now() - listedAt > 30_000) {
-        listedCounts = JSON.stringify(counts);
+      const seen = JSON.stringify(counts);
+      if (seen !== listedCounts || Date.now() - listedAt > 30_000) {
+        listedCounts = seen;
         listedAt = Date.now();
         mine = (await listReleaseBundles(api, releaseId)).filter((b) => wanted.has(b.id));
       }

@@ -8,21 +8,17 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { buildSitePart, defaultReadme, generateSigningKey, stitchPlan, type SitePart, type StitchPlan } from '@outpost/bundler';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { putStream } from '../../lib/blob-store.ts';
-import { createObjectStore, type ObjectStore } from '../../lib/object-store.ts';
+import type { ObjectStore } from '../../lib/object-store.ts';
+import { runStore, scratchBucket } from '../../test/store.ts';
 import { contentDisposition, parseRange, serveStitched, type StitchedRequest } from './download.ts';
 
 // Real parts throughout: the run's S3 server holds the shared objects, GNU tar reads the download,
 // and a node:http server carries it to a real socket client for the byte count and the disconnect.
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-function scratchStore(): ObjectStore {
-  return createObjectStore({
-    endpoint: inject('s3Endpoint'), bucket: `bundles-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
-    region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
-  });
-}
+const scratchStore = (): ObjectStore => runStore({ bucket: scratchBucket('bundles') });
 
 /** mulberry32: the same "random" ranges every run, so a failure names a range that reproduces. */
 function prng(seed: number) {
@@ -242,9 +238,7 @@ describe('serveStitched', () => {
 
     beforeAll(async () => {
       big = stitchPlan({ sitePartSize: part.tarSize, shared: Array.from({ length: copies }, (_, i) => ({ path: `${part.root}/images/copy-${i}.tgz`, size: images.length })) });
-      const watched = createObjectStore({
-        endpoint: inject('s3Endpoint'), bucket: store.bucket, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
-      });
+      const watched = runStore({ bucket: store.bucket });
       watched.client.middlewareStack.add((next) => async (args) => {
         const result = await next(args);
         const body = (result.response as { body?: unknown }).body;
@@ -307,9 +301,7 @@ describe('serveStitched', () => {
   });
 
   it('should stop reading from the object store when the body is cancelled', async () => {
-    const watched = createObjectStore({
-      endpoint: inject('s3Endpoint'), bucket: store.bucket, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
-    });
+    const watched = runStore({ bucket: store.bucket });
     const opened: IncomingMessage[] = [];
     watched.client.middlewareStack.add((next) => async (args) => {
       const result = await next(args);
