@@ -183,7 +183,9 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
     });
 
     it('should keep login attempts for throttling without storing the password', async () => {
-      const rows = await h.db.select().from(loginAttempts);
+      // The row ids are left out: a random UUID can hold "bad-4" by chance ("…3bad-4145…" once did).
+      const rows = (await h.db.select().from(loginAttempts)).map(({ id: _id, ...kept }) => kept);
+      expect(rows.length).toBeGreaterThan(0);
       expect(JSON.stringify(rows)).not.toMatch(/wrong password|bad-\d/);
     });
   });
