@@ -1,14 +1,29 @@
 import type { Role } from '$lib/api';
+import { currentLocale } from '$lib/i18n';
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const dateOnly = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+/**
+ * Intl formatters follow the app's language (not the browser's), so a French page says
+ * "il y a 2 minutes" and an English one "2 minutes ago". One formatter per language and options.
+ */
+function formatter<T>(make: (locale: string) => T): () => T {
+  const made = new Map<string, T>();
+  return () => {
+    const locale = currentLocale();
+    let f = made.get(locale);
+    if (!f) made.set(locale, (f = make(locale)));
+    return f;
+  };
+}
+
+const dateTime = formatter((l) => new Intl.DateTimeFormat(l, { dateStyle: 'medium', timeStyle: 'short' }));
+const dateOnly = formatter((l) => new Intl.DateTimeFormat(l, { dateStyle: 'medium' }));
 
 export function formatDateTime(iso: string | null | undefined, empty = '—'): string {
-  return iso ? dateTime.format(new Date(iso)) : empty;
+  return iso ? dateTime().format(new Date(iso)) : empty;
 }
 
 export function formatDate(iso: string | null | undefined, empty = '—'): string {
-  return iso ? dateOnly.format(new Date(iso)) : empty;
+  return iso ? dateOnly().format(new Date(iso)) : empty;
 }
 
 export const ROLE_LABELS: Record<Role, string> = {
@@ -28,7 +43,7 @@ export const ROLE_HINTS: Record<Role, string> = {
   coordinator: 'their own sites only',
 };
 
-const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+const relative = formatter((l) => new Intl.RelativeTimeFormat(l, { numeric: 'auto' }));
 const RELATIVE_STEPS: [Intl.RelativeTimeFormatUnit, number][] = [
   ['year', 365 * 86_400_000], ['month', 30 * 86_400_000], ['week', 7 * 86_400_000],
   ['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000],
@@ -40,31 +55,31 @@ export function formatRelative(iso: string | null | undefined, empty = 'Never', 
   const diff = Date.parse(iso) - now;
   if (Math.abs(diff) < 60_000) return 'just now';
   for (const [unit, ms] of RELATIVE_STEPS) {
-    if (Math.abs(diff) >= ms) return relative.format(Math.trunc(diff / ms), unit);
+    if (Math.abs(diff) >= ms) return relative().format(Math.trunc(diff / ms), unit);
   }
   return 'just now';
 }
 
-const dayMonth = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
-const dayMonthYear = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
-const hourMinute = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dayMonth = formatter((l) => new Intl.DateTimeFormat(l, { day: 'numeric', month: 'short' }));
+const dayMonthYear = formatter((l) => new Intl.DateTimeFormat(l, { day: 'numeric', month: 'short', year: 'numeric' }));
+const hourMinute = formatter((l) => new Intl.DateTimeFormat(l, { hour: '2-digit', minute: '2-digit' }));
 
 /** "20 Nov at 09:41" (the year only when it is not this one). */
 export function formatDayAndTime(iso: string): string {
   const d = new Date(iso);
-  const day = d.getFullYear() === new Date().getFullYear() ? dayMonth.format(d) : dayMonthYear.format(d);
-  return `${day} at ${hourMinute.format(d)}`;
+  const day = d.getFullYear() === new Date().getFullYear() ? dayMonth().format(d) : dayMonthYear().format(d);
+  return `${day} at ${hourMinute().format(d)}`;
 }
 
-const count = new Intl.NumberFormat();
+const count = formatter((l) => new Intl.NumberFormat(l));
 
 export function formatCount(n: number): string {
-  return count.format(n);
+  return count().format(n);
 }
 
 /** A capped total as the API gives it: "10,000+" when the count stopped at the cap. */
 export function formatTotal(total: number, exact: boolean): string {
-  return exact ? count.format(total) : `${count.format(total)}+`;
+  return exact ? count().format(total) : `${count().format(total)}+`;
 }
 
 const UNITS = ['bytes', 'KB', 'MB', 'GB', 'TB'];

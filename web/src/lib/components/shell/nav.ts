@@ -1,12 +1,13 @@
-export interface NavItem { href: string; label: string }
+/** `labelKey` is an i18n key (locales/<lang>/nav.json). */
+export interface NavItem { href: string; labelKey: string }
 
 export const NAV_ITEMS: readonly NavItem[] = [
-  { href: '/', label: 'Fleet' },
-  { href: '/sites', label: 'Sites' },
-  { href: '/releases', label: 'Releases' },
-  { href: '/rollouts', label: 'Rollouts' },
-  { href: '/bundles', label: 'Bundles' },
-  { href: '/settings', label: 'Settings' },
+  { href: '/', labelKey: 'nav.fleet' },
+  { href: '/sites', labelKey: 'nav.sites' },
+  { href: '/releases', labelKey: 'nav.releases' },
+  { href: '/rollouts', labelKey: 'nav.rollouts' },
+  { href: '/bundles', labelKey: 'nav.bundles' },
+  { href: '/settings', labelKey: 'nav.settings' },
 ];
 
 export function isCurrent(item: NavItem, pathname: string): boolean {
