@@ -21,7 +21,8 @@ const Site = z.object({
   latitude: z.number().nullable(), longitude: z.number().nullable(), contactName: z.string().nullable(),
   contactPhone: z.string().nullable(), contactEmail: z.string().nullable(),
   reportedVersion: z.string().nullable(), reportedReleaseId: z.string().nullable(), reportedStatus: z.string().nullable(),
-  reportedAt: z.string().nullable(), targetReleaseId: z.string().nullable(), targetVersion: z.string().nullable(),
+  reportedAt: z.string().nullable(), reportedContentVersion: z.string().nullable(), reportedScriptsVersion: z.string().nullable(),
+  reportedComposeSha256: z.string().nullable(), targetReleaseId: z.string().nullable(), targetVersion: z.string().nullable(),
   status: z.enum(SITE_STATUSES),
   deviceToken: z.object({ prefix: z.string().nullable(), issuedAt: z.string().nullable() }).nullable(),
   hasReceiptKey: z.boolean(),
@@ -33,6 +34,7 @@ const Report = z.object({
   releaseId: z.string().nullable(), status: z.string(),
   healthChecks: z.array(z.object({ name: z.string(), ok: z.boolean(), message: z.string().optional() })),
   dockerVersion: z.string().nullable(), imageStore: z.string().nullable(), composeVersion: z.string().nullable(),
+  contentPackageVersion: z.string().nullable(), edgeScriptsVersion: z.string().nullable(), composeSha256: z.string().nullable(),
   diskFreeBytes: z.number().nullable(), details: z.record(z.string(), z.unknown()),
   reportedAt: z.string(), receivedAt: z.string(), actorEmail: z.string().nullable(),
 }).openapi('SiteReport');

@@ -1,6 +1,7 @@
 import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
 import { releases, siteReports, sites } from '../../db/schema/index.ts';
+import { rebuildVersionSpans } from '../fleet/spans.ts';
 
 /**
  * A realistic fleet for demos and benchmarks: regions and districts, facility types, a
@@ -140,6 +141,7 @@ export async function seedFleet(db: Db, o: SeedOptions) {
       const ids = new Map(inserted.map((x) => [x.code, x.id]));
       const reportRows = histories.flatMap((hh) => hh.reports.map((rep) => ({ ...rep, orgId: o.orgId, siteId: ids.get(hh.code)! })));
       for (let k = 0; k < reportRows.length; k += 2000) await tx.insert(siteReports).values(reportRows.slice(k, k + 2000));
+      await rebuildVersionSpans(tx as unknown as Db, { siteIds: inserted.map((x) => x.id) });
     });
     done += siteRows.length;
     o.onProgress?.(done, o.sites);
