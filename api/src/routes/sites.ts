@@ -11,6 +11,7 @@ import { appendReport, listReports, toReportView } from '../services/sites/repor
 import { assignCoordinator, listCoordinators } from '../services/sites/coordinators.ts';
 import { siteFacets } from '../services/sites/facets.ts';
 import { fleetSummary } from '../services/sites/summary.ts';
+import { LAYERS } from '../services/fleet/drift.ts';
 
 export const SITE_STATUSES = ['on_target', 'behind', 'failed', 'revoked', 'never_reported', 'silent', 'no_target'] as const;
 
@@ -50,6 +51,9 @@ export const SiteFilterQuery = z.object({
   status: z.enum(SITE_STATUSES).optional(),
   silentDays: z.coerce.number().int().min(1).max(3650).optional(),
   archived: z.enum(['true', 'false']).optional().transform((v) => v === 'true'),
+  behind: z.enum(['1', '2', '3']).optional().transform((v) => (v ? Number(v) as 1 | 2 | 3 : undefined))
+    .openapi({ description: 'Behind the target by 1, 2 or 3 (meaning 3 or more) published versions' }),
+  drift: z.enum(LAYERS).optional().openapi({ description: 'The site reports a content package, compose file or scripts other than its release carries' }),
 });
 
 const ListQuery = SiteFilterQuery.extend({

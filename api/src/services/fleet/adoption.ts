@@ -1,0 +1,61 @@
+import { sql } from 'drizzle-orm';
+import type { ServiceCtx } from '../context.ts';
+import { siteFilterWhere } from '../sites/list.ts';
+import { ReleaseOrder } from './drift.ts';
+import { baseFilter, type FleetFilter } from './figures.ts';
+
+const DAY = 86_400_000;
+
+function rowsOf<T>(result: unknown): T[] {
+  return (result as { rows: T[] }).rows;
+}
+
+function utcDay(d: Date): number {
+  return Math.floor(d.getTime() / DAY);
+}
+
+/**
+ * Adoption over time: for each day (UTC) of the window, how many of the sites in view ran each
+ * version at the end of that day — the version of their latest report by then. Read from the
+ * version runs (`site_version_spans`, a few rows per site) rather than every report: each run adds
+ * one on the day it starts and takes one away on the day it ends, and a running sum gives the days.
+ * The sites in view are today's (current region, tags…; archived sites left out).
+ */
+export async function fleetAdoption({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: FleetFilter & { days: number }; now?: Date }) {
+  const today = utcDay(now);
+  const first = today - input.days + 1;
+  const where = siteFilterWhere(ctx, input, now);
+  const [changes, [fleet]] = await Promise.all([
+    ctx.db.execute(sql`
+      select version, day, sum(delta)::int as delta from (
+        select sp.version, greatest(floor(extract(epoch from sp.valid_from) / 86400)::int, ${first}) as day, 1 as delta
+        from site_version_spans sp join sites on sites.id = sp.site_id
+        where sp.org_id = ${ctx.orgId} and ${where} and sp.valid_from < ${new Date((today + 1) * DAY)}
+          and (sp.valid_to is null or sp.valid_to >= ${new Date(first * DAY)})
+        union all
+        select sp.version, floor(extract(epoch from sp.valid_to) / 86400)::int as day, -1 as delta
+        from site_version_spans sp join sites on sites.id = sp.site_id
+        where sp.org_id = ${ctx.orgId} and ${where} and sp.valid_to >= ${new Date(first * DAY)} and sp.valid_to < ${new Date((today + 1) * DAY)}
+      ) d
+      group by 1, 2`),
+    ctx.db.execute(sql`select count(*)::int as n from sites where ${where}`).then((r) => rowsOf<{ n: number }>(r)),
+  ]);
+  // Runs that started before the window count from its first day; a run that ends on a day no
+  // longer counts at that day's end.
+  const deltas = new Map<string | null, Map<number, number>>();
+  for (const r of rowsOf<{ version: string | null; day: number; delta: number }>(changes)) {
+    if (r.version === null) continue;
+    let m = deltas.get(r.version);
+    if (!m) deltas.set(r.version, m = new Map());
+    m.set(r.day, (m.get(r.day) ?? 0) + r.delta);
+  }
+  const scope = baseFilter(input);
+  const days = Array.from({ length: input.days }, (_, i) => new Date((first + i) * DAY).toISOString().slice(0, 10));
+  const series = [...deltas.entries()].map(([version, m]) => {
+    let running = 0;
+    const counts = days.map((_, i) => (running += m.get(first + i) ?? 0));
+    return { version: version!, counts, filter: { ...scope, version: version! } };
+  }).filter((s) => s.counts.some((c) => c > 0))
+    .sort((a, b) => ReleaseOrder.compare(a.version, b.version));
+  return { days, fleet: fleet?.n ?? 0, series };
+}
