@@ -312,7 +312,7 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
     it('should keep adoption right as check-ins, late receipts, archived and deleted sites arrive', async () => {
       // New versions through the real check-in, several in one group for one site.
       const movers = live().filter((x) => x.reports.length > 0).slice(0, 6);
-      const devices = [];
+      const devices: ReturnType<typeof withToken>[] = [];
       for (const m of movers) {
         const res = await operator(`/api/v1/sites/${m.id}/device-token`, { method: 'POST' });
         devices.push(withToken(t.app, (await res.json()).token));
