@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { ServiceCtx } from '../context.ts';
 import { siteFilterWhere } from '../sites/list.ts';
 import { ReleaseOrder } from './drift.ts';
-import { baseFilter, type FleetFilter } from './figures.ts';
+import { baseFilter, withoutJit, type FleetFilter } from './figures.ts';
 
 const DAY = 86_400_000;
 
@@ -25,21 +25,22 @@ export async function fleetAdoption({ ctx, input, now = new Date() }: { ctx: Ser
   const today = utcDay(now);
   const first = today - input.days + 1;
   const where = siteFilterWhere(ctx, input, now);
-  const [changes, [fleet]] = await Promise.all([
-    ctx.db.execute(sql`
-      select version, day, sum(delta)::int as delta from (
-        select sp.version, greatest(floor(extract(epoch from sp.valid_from) / 86400)::int, ${first}) as day, 1 as delta
-        from site_version_spans sp join sites on sites.id = sp.site_id
-        where sp.org_id = ${ctx.orgId} and ${where} and sp.valid_from < ${new Date((today + 1) * DAY)}
-          and (sp.valid_to is null or sp.valid_to >= ${new Date(first * DAY)})
-        union all
-        select sp.version, floor(extract(epoch from sp.valid_to) / 86400)::int as day, -1 as delta
-        from site_version_spans sp join sites on sites.id = sp.site_id
-        where sp.org_id = ${ctx.orgId} and ${where} and sp.valid_to >= ${new Date(first * DAY)} and sp.valid_to < ${new Date((today + 1) * DAY)}
-      ) d
+  const [changes, [fleet]] = await withoutJit(ctx, async ({ db }) => [
+    // One pass over the runs in view: each gives +1 on its first day (or the window's) and -1 on the
+    // day it ended, if it ended inside the window.
+    await db.execute(sql`
+      select sp.version, d.day, sum(d.delta)::int as delta
+      from site_version_spans sp
+        join sites on sites.id = sp.site_id
+        cross join lateral (values
+          (greatest(floor(extract(epoch from sp.valid_from) / 86400)::int, ${first}), 1),
+          (case when sp.valid_to < ${new Date((today + 1) * DAY)} then floor(extract(epoch from sp.valid_to) / 86400)::int end, -1)
+        ) as d(day, delta)
+      where sp.org_id = ${ctx.orgId} and ${where} and sp.valid_from < ${new Date((today + 1) * DAY)}
+        and (sp.valid_to is null or sp.valid_to >= ${new Date(first * DAY)}) and d.day is not null
       group by 1, 2`),
-    ctx.db.execute(sql`select count(*)::int as n from sites where ${where}`).then((r) => rowsOf<{ n: number }>(r)),
-  ]);
+    rowsOf<{ n: number }>(await db.execute(sql`select count(*)::int as n from sites where ${where}`)),
+  ] as const);
   // Runs that started before the window count from its first day; a run that ends on a day no
   // longer counts at that day's end.
   const deltas = new Map<string | null, Map<number, number>>();
