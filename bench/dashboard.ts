@@ -71,6 +71,8 @@ async function time(pathQs: string) {
 
 const FILTERS = ['', 'region=Coast', 'region=Rift&district=Nakuru', 'tag=pilot', 'connectivity=offline', 'region=Nyanza&connectivity=intermittent&silentDays=30'];
 const groups: { name: string; target: number; paths: string[] }[] = [
+  // For scale on a shared machine: the site list's first page, whose p95 was 22–39 ms on quiet runs (docs/benchmarks.md).
+  { name: 'baseline: site list, first page', target: 50, paths: FILTERS.map((f) => `/api/v1/sites?limit=50&${f}`) },
   { name: 'overview (the page\'s first request)', target: 50, paths: FILTERS.map((f) => `/api/v1/fleet/overview?${f}`) },
   { name: 'summary', target: 50, paths: FILTERS.map((f) => `/api/v1/fleet/summary?${f}`) },
   { name: 'distribution', target: 50, paths: FILTERS.map((f) => `/api/v1/fleet/distribution?${f}`) },
@@ -85,6 +87,7 @@ const groups: { name: string; target: number; paths: string[] }[] = [
 
 const results: Record<string, { p50: number; p95: number; target: number }> = {};
 try {
+  line(`\nLoad average at start: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' / ')} (2 cores)`);
   line(`\nDashboard endpoints through the API (${counts.sites.toLocaleString()} sites, ${counts.reports.toLocaleString()} reports, ${counts.spans.toLocaleString()} version runs; ${FILTERS.length} filter mixes × ${ROUNDS} rounds)`);
   for (const g of groups) {
     for (const p of g.paths) await time(p); // warm-up

@@ -56,6 +56,11 @@ export class ReleaseOrder {
     this.live = rows.filter((r) => (r.state === 'published' || r.state === 'deprecated') && semver.valid(r.version)).map((r) => r.version);
   }
 
+  /** The same order, knowing which versions the sites in view report (for list filters and rankings). */
+  withReported(versions: (string | null)[]): ReleaseOrder {
+    return new ReleaseOrder([...this.byId.values()], [...new Set(versions.filter((v): v is string => v !== null))]);
+  }
+
   versionsBehind(reported: string | null, targetId: string | null): number | null {
     const target = targetId ? this.byId.get(targetId) : undefined;
     if (!target || reported === null) return null;

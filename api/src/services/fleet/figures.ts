@@ -243,11 +243,10 @@ async function silentLongest(ctx: ServiceCtx, input: FleetFilter & { limit: numb
  */
 export async function fleetOverview({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: FleetFilter & { limit: number }; now?: Date }) {
   const { order, rows, behindMost, silent } = await withoutJit(ctx, async (ctx) => {
-    const order = await loadReleaseOrder(ctx, { reportedVersions: true });
-    return {
-      order, rows: await groupFleet(ctx, input, now, 'region'),
-      behindMost: await behindMostOf(ctx, order, input, now), silent: await silentLongest(ctx, input, now),
-    };
+    // The grouped pass already lists every version reported in view: no separate distinct scan.
+    const rows = await groupFleet(ctx, input, now, 'region');
+    const order = (await loadReleaseOrder(ctx)).withReported(rows.map((r) => r.v));
+    return { order, rows, behindMost: await behindMostOf(ctx, order, input, now), silent: await silentLongest(ctx, input, now) };
   });
   return {
     summary: summaryOf(order, rows, input, now),
