@@ -360,9 +360,31 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
       // The rollup kept up by the writes equals one rebuilt from all the reports.
       const snapshot = async () => (await h.db.execute(sql`select site_id, version, valid_from, valid_to from site_version_spans
         where org_id = ${orgId} order by site_id, valid_from, version`) as unknown as { rows: unknown[] }).rows;
+      // And so do the whole fleet's daily changes the triggers keep (zero rows aside).
+      const deltas = async () => (await h.db.execute(sql`select version, day, delta from fleet_adoption_deltas
+        where org_id = ${orgId} and delta <> 0 order by version, day`) as unknown as { rows: unknown[] }).rows;
       const kept = await snapshot();
+      const keptDeltas = await deltas();
+      expect(keptDeltas.length).toBeGreaterThan(0);
       await rebuildVersionSpans(h.db, { orgId });
       expect(await snapshot()).toEqual(kept);
+      expect(await deltas()).toEqual(keptDeltas);
+      await h.db.execute(sql`delete from fleet_adoption_deltas where org_id = ${orgId}`);
+      await h.db.execute(sql`insert into fleet_adoption_deltas (org_id, version, day, delta)
+        select org_id, version, day, sum(delta)::int from (
+          select org_id, version, floor(extract(epoch from valid_from) / 86400)::int as day, 1 as delta from site_version_spans sp
+            where org_id = ${orgId} and version is not null and exists (select 1 from sites s where s.id = sp.site_id and s.archived_at is null)
+          union all
+          select org_id, version, floor(extract(epoch from valid_to) / 86400)::int, -1 from site_version_spans sp
+            where org_id = ${orgId} and version is not null and valid_to is not null and exists (select 1 from sites s where s.id = sp.site_id and s.archived_at is null)
+        ) c group by 1, 2, 3`);
+      expect(await deltas()).toEqual(keptDeltas);
+      // Restoring the archived site brings its runs back into the whole fleet's figures.
+      expect((await operator(`/api/v1/sites/${archived.id}/restore`, { method: 'POST' })).status).toBe(200);
+      archived.archived = false;
+      const back = await get('/api/v1/fleet/adoption?days=60');
+      expect(Object.fromEntries(back.series.map((x: { version: string; counts: number[] }) => [x.version, x.counts])))
+        .toEqual(Object.fromEntries([...expectedAdoption(fleet, 60, now)].filter(([, c]) => c.some((n) => n > 0))));
       const [{ n }] = (await h.db.execute(sql`select count(*)::int as n from site_version_spans where site_id = ${deleted.id}`) as unknown as { rows: [{ n: number }] }).rows;
       expect(n).toBe(0);
     });

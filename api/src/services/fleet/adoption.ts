@@ -25,7 +25,13 @@ export async function fleetAdoption({ ctx, input, now = new Date() }: { ctx: Ser
   const today = utcDay(now);
   const first = today - input.days + 1;
   const where = siteFilterWhere(ctx, input, now);
+  // The whole fleet, as the ministry sees it by default, reads the daily-change rollup (a few rows
+  // per version); a filtered view, or a coordinator's own sites, reads the runs of the sites in view.
+  const whole = !input.region && !input.district && !input.tag && !input.connectivity && ctx.actor.role !== 'coordinator';
   const [changes, [fleet]] = await withoutJit(ctx, async ({ db }) => [
+    whole ? await db.execute(sql`
+      select version, greatest(day, ${first}) as day, sum(delta)::int as delta from fleet_adoption_deltas
+      where org_id = ${ctx.orgId} and day <= ${today} group by 1, 2`) :
     // One pass over the runs in view: each gives +1 on its first day (or the window's) and -1 on the
     // day it ended, if it ended inside the window.
     await db.execute(sql`

@@ -36,8 +36,10 @@ function arrayLiteral(ids: string[]) {
 
 function insertSpans(where: ReturnType<typeof sql>) {
   return sql`
-    insert into site_version_spans (org_id, site_id, version, valid_from, valid_to)
-    select org_id, site_id, version, at, lead(at) over (partition by site_id order by at, n)
+    insert into site_version_spans (org_id, site_id, version, valid_from, valid_to, counted)
+    select org_id, site_id, version, at, lead(at) over (partition by site_id order by at, n),
+      -- Archived sites are not in the fleet's adoption (the archive trigger flips this, migration 0010).
+      (select s.archived_at is null from sites s where s.id = runs.site_id)
     from (
       select org_id, site_id, version, at, n,
         lag(version) over (partition by site_id order by at, n) as prev, row_number() over (partition by site_id order by at, n) as k
