@@ -81,7 +81,8 @@ export const fleetRoutes = base
     request: { query: FleetQuery.extend({ days: z.coerce.number().int().min(1).max(730).default(90) }) },
     responses: {
       200: jsonResponse(z.object({
-        days: z.array(z.string()), fleet: z.number().openapi({ description: 'Sites in view today (the share\'s denominator)' }),
+        days: z.array(z.string()),
+        reporting: z.array(z.number()).openapi({ description: 'Per day, the sites in view that had reported by then (the share\'s denominator)' }),
         series: z.array(z.object({ version: z.string(), counts: z.array(z.number()), filter: ListFilter })),
       }).openapi('FleetAdoption'), 'Figures'),
       ...errors(400, 401),

@@ -19,7 +19,8 @@ function utcDay(d: Date): number {
  * version at the end of that day — the version of their latest report by then. Read from the
  * version runs (`site_version_spans`, a few rows per site) rather than every report: each run adds
  * one on the day it starts and takes one away on the day it ends, and a running sum gives the days.
- * The sites in view are today's (current region, tags…; archived sites left out).
+ * The sites in view are today's (current region, tags…; archived sites left out); `reporting` is,
+ * per day, how many of them had reported by then — the share's denominator.
  */
 export async function fleetAdoption({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: FleetFilter & { days: number }; now?: Date }) {
   const today = utcDay(now);
@@ -28,7 +29,7 @@ export async function fleetAdoption({ ctx, input, now = new Date() }: { ctx: Ser
   // The whole fleet, as the ministry sees it by default, reads the daily-change rollup (a few rows
   // per version); a filtered view, or a coordinator's own sites, reads the runs of the sites in view.
   const whole = !input.region && !input.district && !input.tag && !input.connectivity && ctx.actor.role !== 'coordinator';
-  const [changes, [fleet]] = await withoutJit(ctx, async ({ db }) => [
+  const [changes] = await withoutJit(ctx, async ({ db }) => [
     whole ? await db.execute(sql`
       select version, greatest(day, ${first}) as day, sum(delta)::int as delta from fleet_adoption_deltas
       where org_id = ${ctx.orgId} and day <= ${today} group by 1, 2`) :
@@ -45,7 +46,6 @@ export async function fleetAdoption({ ctx, input, now = new Date() }: { ctx: Ser
       where sp.org_id = ${ctx.orgId} and ${where} and sp.valid_from < ${new Date((today + 1) * DAY)}
         and (sp.valid_to is null or sp.valid_to >= ${new Date(first * DAY)}) and d.day is not null
       group by 1, 2`),
-    rowsOf<{ n: number }>(await db.execute(sql`select count(*)::int as n from sites where ${where}`)),
   ] as const);
   // Runs that started before the window count from its first day; a run that ends on a day no
   // longer counts at that day's end.
@@ -64,5 +64,8 @@ export async function fleetAdoption({ ctx, input, now = new Date() }: { ctx: Ser
     return { version: version!, counts, filter: { ...scope, version: version! } };
   }).filter((s) => s.counts.some((c) => c > 0))
     .sort((a, b) => ReleaseOrder.compare(a.version, b.version));
-  return { days, fleet: fleet?.n ?? 0, series };
+  // The share's denominator is the sites that had reported by each day (counting the whole fleet
+  // today would cost a pass over every site, and sites registered later would dilute early days).
+  const reporting = days.map((_, i) => series.reduce((n, x) => n + x.counts[i]!, 0));
+  return { days, reporting, series };
 }
