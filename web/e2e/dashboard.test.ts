@@ -23,7 +23,7 @@ afterAll(async () => {
 async function openDashboard(page: Page) {
   if (!page.url().endsWith('/')) await page.goto('/');
   await page.getByRole('heading', { name: 'Fleet dashboard', level: 1 }).waitFor().catch(async (e) => {
-    await page.screenshot({ path: '/tmp/dash-fail.png' });
+    await snapshot(page, 'dashboard-failure');
     process.stdout.write(`[dashboard e2e] at ${page.url()}: ${(await page.locator('body').innerText()).slice(0, 500)}\n`);
     throw e;
   });
