@@ -13,6 +13,7 @@ import { tokenRoutes } from './routes/tokens.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { jsonResponse } from './routes/schemas.ts';
 import { siteRoutes } from './routes/sites.ts';
+import { fleetRoutes } from './routes/fleet.ts';
 import { SITE_IMPORT_PATH, siteCsvRoutes } from './routes/sites-csv.ts';
 import { checkinRoutes } from './routes/checkin.ts';
 import { receiptRoutes } from './routes/receipts.ts';
@@ -123,6 +124,7 @@ export function createApp(deps: AppDeps) {
     .route('/api/v1', auditRoutes)
     .route('/api/v1', siteCsvRoutes)
     .route('/api/v1', siteRoutes)
+    .route('/api/v1', fleetRoutes)
     .route('/api/v1', checkinRoutes())
     .route('/api/v1', receiptRoutes())
     .route('/api/v1', releaseRoutes)

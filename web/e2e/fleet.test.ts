@@ -246,13 +246,13 @@ describe('fleet registry', () => {
     }
   });
 
-  it('should count the sites per status on the fleet page, each count leading to the filtered list', async () => {
+  it('should count the sites per status on the fleet dashboard, each count leading to the filtered list', async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Fleet' }).click();
-    await page.getByText('4 sites').waitFor();
-    const statuses = page.getByRole('list', { name: 'Sites by status' });
-    const never = statuses.getByRole('link').filter({ hasText: 'Never reported' });
+    const headline = page.getByRole('region', { name: 'Headline figures' });
+    await headline.locator('.card.total .number').getByText('4', { exact: true }).waitFor();
+    const never = headline.locator('.card.never_reported a');
     expect(await never.locator('.number').textContent()).toBe('3');
-    expect(await statuses.getByRole('link').filter({ hasText: 'No target' }).locator('.number').textContent()).toBe('1');
+    expect(await headline.locator('.card.no_target a .number').textContent()).toBe('1');
     await snapshot(page, 'fleet');
     await never.click();
     await page.waitForURL('**/sites?status=never_reported');

@@ -47,6 +47,21 @@ describe.each(TEST_DRIVERS)('check-ins on %s', (driver) => {
       expect(hist.items[0].healthChecks).toHaveLength(2);
     });
 
+    it('should store the content package, scripts and compose file the site reports, on the report and the site', async () => {
+      const { site, device, op } = await siteWithToken();
+      const sha = 'ab'.repeat(32);
+      const res = await device('/api/v1/checkin', { method: 'POST', json: beat({ contentPackageVersion: '2024.11', edgeScriptsVersion: '1.4.0', composeSha256: sha }) });
+      expect(res.status).toBe(200);
+      const s = await (await op(`/api/v1/sites/${site.id}`)).json();
+      expect(s).toMatchObject({ reportedContentVersion: '2024.11', reportedScriptsVersion: '1.4.0', reportedComposeSha256: sha });
+      const hist = await (await op(`/api/v1/sites/${site.id}/reports`)).json();
+      expect(hist.items[0]).toMatchObject({ contentPackageVersion: '2024.11', edgeScriptsVersion: '1.4.0', composeSha256: sha });
+      // An old client that does not send them: accepted, and the site no longer claims the earlier values.
+      expect((await device('/api/v1/checkin', { method: 'POST', json: beat() })).status).toBe(200);
+      const after = await (await op(`/api/v1/sites/${site.id}`)).json();
+      expect(after).toMatchObject({ reportedContentVersion: null, reportedScriptsVersion: null, reportedComposeSha256: null });
+    });
+
     it('should record an unknown version as sent, not reject it', async () => {
       const { site, device } = await siteWithToken();
       const res = await device('/api/v1/checkin', { method: 'POST', json: beat({ version: '2.0.0-local-patch' }) });
@@ -100,6 +115,14 @@ describe.each(TEST_DRIVERS)('check-ins on %s', (driver) => {
   });
 
   describe('error', () => {
+    it('should refuse a compose hash that is not 64 lowercase hex digits, and over-long layer versions', async () => {
+      const { device } = await siteWithToken();
+      for (const bad of [{ composeSha256: 'AB'.repeat(32) }, { composeSha256: 'ab'.repeat(31) }, { contentPackageVersion: 'x'.repeat(101) }, { edgeScriptsVersion: '' }]) {
+        const res = await device('/api/v1/checkin', { method: 'POST', json: beat(bad) });
+        await expectEnvelope(res, 400, 'VALIDATION_FAILED');
+      }
+    });
+
     it('should refuse a malformed body, wrong types and unknown fields, recording nothing', async () => {
       const { site, token } = await siteWithToken();
       const raw = await t.app.request('/api/v1/checkin', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"version":' });

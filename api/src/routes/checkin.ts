@@ -14,6 +14,10 @@ export const CheckinInput = z.object({
   dockerVersion: z.string().max(50).optional(),
   imageStore: z.string().max(50).optional().openapi({ description: 'overlay2 (classic) or containerd', example: 'overlay2' }),
   composeVersion: z.string().max(50).optional(),
+  contentPackageVersion: z.string().trim().min(1).max(100).optional().openapi({ description: 'Version of the content package installed at the site', example: '2024.11' }),
+  edgeScriptsVersion: z.string().trim().min(1).max(100).optional().openapi({ description: 'Version of the Outpost scripts at the site', example: '1.4.0' }),
+  composeSha256: z.string().regex(/^[0-9a-f]{64}$/, 'The SHA-256 of the compose file, 64 lowercase hexadecimal digits.').optional()
+    .openapi({ description: 'SHA-256 of the docker-compose.yml the site runs', example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' }),
   diskFreeBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   idempotencyKey: z.string().min(8).max(128).regex(/^[\w.:-]+$/, 'Use letters, digits and . _ : - only.'),
   reportedAt: z.iso.datetime({ offset: true }).optional().openapi({ description: "The site's clock; informational" }),

@@ -11,6 +11,7 @@ import { appendReport, listReports, toReportView } from '../services/sites/repor
 import { assignCoordinator, listCoordinators } from '../services/sites/coordinators.ts';
 import { siteFacets } from '../services/sites/facets.ts';
 import { fleetSummary } from '../services/sites/summary.ts';
+import { LAYERS } from '../services/fleet/drift.ts';
 
 export const SITE_STATUSES = ['on_target', 'behind', 'failed', 'revoked', 'never_reported', 'silent', 'no_target'] as const;
 
@@ -21,7 +22,8 @@ const Site = z.object({
   latitude: z.number().nullable(), longitude: z.number().nullable(), contactName: z.string().nullable(),
   contactPhone: z.string().nullable(), contactEmail: z.string().nullable(),
   reportedVersion: z.string().nullable(), reportedReleaseId: z.string().nullable(), reportedStatus: z.string().nullable(),
-  reportedAt: z.string().nullable(), targetReleaseId: z.string().nullable(), targetVersion: z.string().nullable(),
+  reportedAt: z.string().nullable(), reportedContentVersion: z.string().nullable(), reportedScriptsVersion: z.string().nullable(),
+  reportedComposeSha256: z.string().nullable(), targetReleaseId: z.string().nullable(), targetVersion: z.string().nullable(),
   status: z.enum(SITE_STATUSES),
   deviceToken: z.object({ prefix: z.string().nullable(), issuedAt: z.string().nullable() }).nullable(),
   hasReceiptKey: z.boolean(),
@@ -33,6 +35,7 @@ const Report = z.object({
   releaseId: z.string().nullable(), status: z.string(),
   healthChecks: z.array(z.object({ name: z.string(), ok: z.boolean(), message: z.string().optional() })),
   dockerVersion: z.string().nullable(), imageStore: z.string().nullable(), composeVersion: z.string().nullable(),
+  contentPackageVersion: z.string().nullable(), edgeScriptsVersion: z.string().nullable(), composeSha256: z.string().nullable(),
   diskFreeBytes: z.number().nullable(), details: z.record(z.string(), z.unknown()),
   reportedAt: z.string(), receivedAt: z.string(), actorEmail: z.string().nullable(),
 }).openapi('SiteReport');
@@ -48,6 +51,9 @@ export const SiteFilterQuery = z.object({
   status: z.enum(SITE_STATUSES).optional(),
   silentDays: z.coerce.number().int().min(1).max(3650).optional(),
   archived: z.enum(['true', 'false']).optional().transform((v) => v === 'true'),
+  behind: z.enum(['1', '2', '3']).optional().transform((v) => (v ? Number(v) as 1 | 2 | 3 : undefined))
+    .openapi({ description: 'Behind the target by 1, 2 or 3 (meaning 3 or more) published versions' }),
+  drift: z.enum(LAYERS).optional().openapi({ description: 'The site reports a content package, compose file or scripts other than its release carries' }),
 });
 
 const ListQuery = SiteFilterQuery.extend({

@@ -163,6 +163,12 @@ export const api = {
     exportPath: (filters: SiteFilter) => v1.sites['export.csv'].$path({ query: filterQuery(filters) }),
     importCsv,
   },
+  fleet: {
+    /** Everything the dashboard shows but adoption, in one request. */
+    overview: (f: FleetFilter) => send(v1.fleet.overview.$get({ query: fleetQuery(f) })),
+    adoption: (f: FleetFilter, days: number) => send(v1.fleet.adoption.$get({ query: { ...fleetQuery(f), days } })),
+    breakdown: (f: FleetFilter, by: 'region' | 'district' | 'tag') => send(v1.fleet.breakdown.$get({ query: { ...fleetQuery(f), by } })),
+  },
   receipts: {
     submitCode: (json: { siteId: string; code: string }) => send(v1.receipts.$post({ json })),
     /** The receipt file's exact text: its HMAC covers the bytes as the site wrote them. */
@@ -229,6 +235,10 @@ type ListQuery = NonNullable<InferRequestType<typeof v1.sites.$get>['query']>;
 type ImportQuery = InferRequestType<typeof v1.sites.import.$post>['query'];
 
 export type SiteStatus = NonNullable<ListQuery['status']>;
+export type FleetOverview = InferResponseType<typeof v1.fleet.overview.$get, 200>;
+export type FleetAdoption = InferResponseType<typeof v1.fleet.adoption.$get, 200>;
+export type FleetBreakdownRow = FleetOverview['regions'][number];
+export type FleetFigure = FleetOverview['summary']['sites'];
 export type Connectivity = NonNullable<ListQuery['connectivity']>;
 export type SiteSort = NonNullable<ListQuery['sort']>;
 export type ImportMode = ImportQuery['mode'];
@@ -244,6 +254,10 @@ export interface SiteFilter {
   status?: SiteStatus;
   silentDays?: number;
   archived?: boolean;
+  /** Behind the target by 1, 2 or 3 (3 or more) versions. */
+  behind?: 1 | 2 | 3;
+  /** Reports a content package, compose file or scripts other than its release carries. */
+  drift?: 'content' | 'compose' | 'scripts';
 }
 
 export interface SiteListQuery extends SiteFilter {
@@ -264,6 +278,27 @@ function filterQuery(f: SiteFilter) {
     ...(f.status ? { status: f.status } : {}),
     ...(f.silentDays ? { silentDays: f.silentDays } : {}),
     ...(f.archived ? { archived: 'true' as const } : {}),
+    ...(f.behind ? { behind: String(f.behind) as '1' | '2' | '3' } : {}),
+    ...(f.drift ? { drift: f.drift } : {}),
+  };
+}
+
+/** The filters every fleet figure narrows by. */
+export interface FleetFilter {
+  region?: string;
+  district?: string;
+  tag?: string;
+  connectivity?: Connectivity;
+  silentDays?: number;
+}
+
+function fleetQuery(f: FleetFilter) {
+  return {
+    ...(f.region ? { region: f.region } : {}),
+    ...(f.district ? { district: f.district } : {}),
+    ...(f.tag ? { tag: f.tag } : {}),
+    ...(f.connectivity ? { connectivity: f.connectivity } : {}),
+    ...(f.silentDays ? { silentDays: f.silentDays } : {}),
   };
 }
 

@@ -114,3 +114,22 @@ export function formatDuration(seconds: number): string {
 export function formatDownloadTime(seconds: number | null, kbps: number | null): string | null {
   return seconds === null || !kbps ? null : `${formatDuration(seconds)} at ${formatBandwidth(kbps)}`;
 }
+
+const percent = formatter((l) => new Intl.NumberFormat(l, { style: 'percent', maximumFractionDigits: 0 }));
+const percentFine = formatter((l) => new Intl.NumberFormat(l, { style: 'percent', maximumFractionDigits: 1 }));
+
+/** A share (0–1) as "42 %"; below 10 % with one decimal, so 0.4 % does not read as 0 %. */
+export function formatShare(share: number): string {
+  return share > 0 && share < 0.1 ? percentFine().format(share) : percent().format(share);
+}
+
+const decimal = formatter((l) => new Intl.NumberFormat(l, { maximumFractionDigits: 2 }));
+
+export function formatDecimal(n: number): string {
+  return decimal().format(n);
+}
+
+/** A calendar day as the API sends it ("2026-12-03", UTC) → "3 Dec 2026" in the app's language. */
+export function formatDay(day: string): string {
+  return dayMonthYear().format(new Date(`${day}T12:00:00Z`));
+}

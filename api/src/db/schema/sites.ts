@@ -37,6 +37,11 @@ export const sites = pgTable('sites', {
   reportedReleaseId: uuid('reported_release_id'),
   reportedStatus: text('reported_status'),
   reportedAt: timestamp('reported_at', { withTimezone: true, precision: 3 }),
+  // The other layers a release carries, as the latest report gave them (null: not reported —
+  // old clients, receipts). Compared with what the reported release carries (services/fleet/).
+  reportedContentVersion: text('reported_content_version'),
+  reportedScriptsVersion: text('reported_scripts_version'),
+  reportedComposeSha256: text('reported_compose_sha256'),
   targetReleaseId: uuid('target_release_id'),
   archivedAt: timestamp('archived_at', { withTimezone: true, precision: 3 }),
   createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
@@ -91,6 +96,9 @@ export const siteReports = pgTable('site_reports', {
   dockerVersion: text('docker_version'),
   imageStore: text('image_store'),
   composeVersion: text('compose_version'),
+  contentPackageVersion: text('content_package_version'),
+  edgeScriptsVersion: text('edge_scripts_version'),
+  composeSha256: text('compose_sha256'),
   diskFreeBytes: bigint('disk_free_bytes', { mode: 'number' }),
   details: jsonb('details').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
   idempotencyKey: text('idempotency_key').notNull(),

@@ -1,6 +1,7 @@
 import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
 import { releases, siteReports, sites } from '../../db/schema/index.ts';
+import { rebuildVersionSpans } from '../fleet/spans.ts';
 
 /**
  * A realistic fleet for demos and benchmarks: regions and districts, facility types, a
@@ -71,7 +72,7 @@ export async function seedFleet(db: Db, o: SeedOptions) {
     const publishedAt = new Date(now.getTime() - (VERSIONS.length - i) * (months * 30 / VERSIONS.length) * day);
     const [row] = await db.insert(releases).values({
       orgId: o.orgId, version, state: version === '1.8.0' ? 'deprecated' : 'published', channel: 'stable',
-      notes: `Release ${version}.`, publishedAt, createdAt: publishedAt,
+      notes: `Release ${version}.`, publishedAt, createdAt: publishedAt, edgeScriptsVersion: `1.${i}.0`,
     }).returning();
     have.set(version, row!);
   }
@@ -105,6 +106,10 @@ export async function seedFleet(db: Db, o: SeedOptions) {
           : new Date(now.getTime() - r() * (connectivity === 'online' ? 1 : connectivity === 'intermittent' ? 3 : 6) * day);
       const status = failed ? 'failed' : r() < 0.05 ? 'degraded' : 'healthy';
       const reports: (typeof histories)[number]['reports'] = [];
+      // Heartbeats carry the scripts version; a few sites kept the scripts of an older install.
+      const releaseScripts = have.get(version)?.edgeScriptsVersion ?? null;
+      const scripts = connectivity === 'offline' || !lastAt ? null
+        : r() < 0.06 ? `1.${Math.max(0, vIdx - 1 - Math.floor(r() * 2))}.0` : releaseScripts;
       if (lastAt) {
         const count = Math.max(1, Math.round(perSite * (0.5 + r())));
         for (let k = count - 1; k >= 0; k--) {
@@ -117,6 +122,7 @@ export async function seedFleet(db: Db, o: SeedOptions) {
             healthChecks: source === 'heartbeat' ? [{ name: 'web', ok: !(k === 0 && failed) }, { name: 'database', ok: true }] : [],
             dockerVersion: source === 'heartbeat' ? '27.3.1' : null, imageStore: source === 'heartbeat' ? (r() < 0.3 ? 'containerd' : 'overlay2') : null,
             diskFreeBytes: source === 'heartbeat' ? Math.round((5 + r() * 200) * 1e9) : null,
+            edgeScriptsVersion: k === 0 ? scripts : null,
             idempotencyKey: `seed-${n}-${k}`, reportedAt: at, receivedAt: at,
           });
         }
@@ -129,7 +135,7 @@ export async function seedFleet(db: Db, o: SeedOptions) {
         latitude: -4.5 + r() * 9, longitude: 34 + r() * 7,
         contactName: `Coordinator ${n}`, contactPhone: `+2547${String(Math.floor(r() * 1e8)).padStart(8, '0')}`,
         reportedVersion: lastAt ? version : null, reportedReleaseId: lastAt ? have.get(version)?.id ?? null : null,
-        reportedStatus: lastAt ? status : null, reportedAt: lastAt,
+        reportedStatus: lastAt ? status : null, reportedAt: lastAt, reportedScriptsVersion: scripts,
         targetReleaseId: r() < 0.9 ? latest.id : have.get(VERSIONS.at(-2)!)!.id,
         createdAt: new Date(now.getTime() - (months * 30 + r() * 60) * day),
       });
@@ -140,6 +146,7 @@ export async function seedFleet(db: Db, o: SeedOptions) {
       const ids = new Map(inserted.map((x) => [x.code, x.id]));
       const reportRows = histories.flatMap((hh) => hh.reports.map((rep) => ({ ...rep, orgId: o.orgId, siteId: ids.get(hh.code)! })));
       for (let k = 0; k < reportRows.length; k += 2000) await tx.insert(siteReports).values(reportRows.slice(k, k + 2000));
+      await rebuildVersionSpans(tx as unknown as Db, { siteIds: inserted.map((x) => x.id) });
     });
     done += siteRows.length;
     o.onProgress?.(done, o.sites);

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
 import { sha256Hex } from '../../lib/crypto.ts';
 import type { RateLimiter } from '../../lib/rate-limit.ts';
+import { rebuildVersionSpans } from '../fleet/spans.ts';
 
 export interface CheckinFields {
   version: string;
@@ -10,6 +11,9 @@ export interface CheckinFields {
   dockerVersion?: string;
   imageStore?: string;
   composeVersion?: string;
+  contentPackageVersion?: string;
+  edgeScriptsVersion?: string;
+  composeSha256?: string;
   diskFreeBytes?: number;
   idempotencyKey: string;
   reportedAt?: string;
@@ -79,6 +83,7 @@ async function writeCheckins(db: Db, batch: Pending[]): Promise<CheckinOutcome[]
   const group = JSON.stringify(batch.map((p, ord) => ({
     ord, token_hash: p.tokenHash, version: p.input.version, status: p.input.status, health_checks: p.input.healthChecks,
     docker_version: p.input.dockerVersion, image_store: p.input.imageStore, compose_version: p.input.composeVersion,
+    content_version: p.input.contentPackageVersion, scripts_version: p.input.edgeScriptsVersion, compose_sha256: p.input.composeSha256,
     disk_free_bytes: p.input.diskFreeBytes, details: p.input.reportedAt ? { siteClock: p.input.reportedAt } : {},
     idempotency_key: p.input.idempotencyKey,
     // "Last seen" is the server's clock: site clocks drift, and a wrong one must not hide a site.
@@ -92,26 +97,30 @@ async function writeCheckins(db: Db, batch: Pending[]): Promise<CheckinOutcome[]
     -- the last instant of them without harm: do not wait for the WAL flush (docs/decisions.md).
     async as (select set_config('synchronous_commit', 'off', true)),
     v as (
-      select u.*, s.id as site_id, s.org_id, s.code, s.target_release_id, r.id as release_id
+      select u.*, s.id as site_id, s.org_id, s.code, s.target_release_id, r.id as release_id, s.reported_version as prev_version
       from json_to_recordset(${group}::json) as u(ord int, token_hash text, version text, status text, health_checks jsonb,
-          docker_version text, image_store text, compose_version text, disk_free_bytes bigint, details jsonb,
+          docker_version text, image_store text, compose_version text, content_version text, scripts_version text,
+          compose_sha256 text, disk_free_bytes bigint, details jsonb,
           idempotency_key text, at timestamptz)
       join sites s on s.device_token_hash = u.token_hash and s.archived_at is null
       left join releases r on r.org_id = s.org_id and r.version = u.version
     ),
     ins as (
       insert into site_reports (org_id, site_id, source, version, release_id, status, health_checks, docker_version,
-        image_store, compose_version, disk_free_bytes, details, idempotency_key, reported_at, received_at)
+        image_store, compose_version, content_package_version, edge_scripts_version, compose_sha256, disk_free_bytes,
+        details, idempotency_key, reported_at, received_at)
       select org_id, site_id, 'heartbeat', version, release_id, status, health_checks, docker_version, image_store,
-        compose_version, disk_free_bytes, details, idempotency_key, at, at
+        compose_version, content_version, scripts_version, compose_sha256, disk_free_bytes, details, idempotency_key, at, at
       from v where (select count(*) from async) = 1
       on conflict (site_id, idempotency_key) do nothing
-      returning id, site_id, idempotency_key, received_at, version, release_id, status, reported_at
+      returning id, site_id, idempotency_key, received_at, version, release_id, status, reported_at,
+        content_package_version, edge_scripts_version, compose_sha256
     ),
     latest as (select distinct on (site_id) * from ins order by site_id, reported_at desc),
     upd as (
       update sites s set reported_version = l.version, reported_release_id = l.release_id, reported_status = l.status,
-        reported_at = l.reported_at, updated_at = now()
+        reported_at = l.reported_at, reported_content_version = l.content_package_version,
+        reported_scripts_version = l.edge_scripts_version, reported_compose_sha256 = l.compose_sha256, updated_at = now()
       from latest l where s.id = l.site_id and (s.reported_at is null or s.reported_at <= l.reported_at)
       returning s.id
     )
@@ -121,12 +130,22 @@ async function writeCheckins(db: Db, batch: Pending[]): Promise<CheckinOutcome[]
       -- Within one group the first of two check-ins with the same key is the new one.
       (ins.id is not null and row_number() over (partition by v.site_id, v.idempotency_key order by v.ord) = 1) as fresh,
       (select r.version from releases r where r.id = v.target_release_id) as target_version,
-      (select count(*) from upd) as moved
+      (select count(*) from upd) as moved,
+      v.site_id, v.version is distinct from v.prev_version as changed, v.site_id in (select id from upd) as site_moved,
+      (select count(*) from ins i2 where i2.site_id = v.site_id) as fresh_for_site
     from v
     left join ins on ins.site_id = v.site_id and ins.idempotency_key = v.idempotency_key
     left join site_reports old on ins.id is null and old.site_id = v.site_id and old.idempotency_key = v.idempotency_key`);
   const outcomes: CheckinOutcome[] = batch.map(() => ({ ok: false, reason: 'invalid-token' }));
-  for (const a of rowsOf<{ ord: number; code: string; report_id: string; received_at: string | Date; fresh: boolean; target_version: string | null }>(result)) {
+  type Answer = { ord: number; code: string; report_id: string; received_at: string | Date; fresh: boolean; target_version: string | null;
+    site_id: string; changed: boolean; site_moved: boolean; fresh_for_site: number | string };
+  const answers = rowsOf<Answer>(result);
+  // The adoption rollup changes only when a report starts a new run of versions: a new version,
+  // a report older than the site's latest (it lands inside the history), or several in one group.
+  // Rare for heartbeats, so it is a second statement for those sites only (services/fleet/spans.ts).
+  const rebuild = answers.filter((a) => a.fresh && (a.changed || !a.site_moved || Number(a.fresh_for_site) > 1)).map((a) => a.site_id);
+  if (rebuild.length) await rebuildVersionSpans(db, { siteIds: rebuild });
+  for (const a of answers) {
     outcomes[a.ord] = {
       ok: true, reportId: a.report_id, duplicate: !a.fresh, receivedAt: new Date(a.received_at),
       siteCode: a.code, targetVersion: a.target_version,

@@ -2,7 +2,7 @@ import { and, eq, gt, type SQL } from 'drizzle-orm';
 import { stringify } from 'csv-stringify/sync';
 import { organizations, sites } from '../../db/schema/index.ts';
 import type { ServiceCtx } from '../context.ts';
-import { siteFilterWhere, type SiteFilter } from './list.ts';
+import { releaseOrderFor, siteFilterWhere, type SiteFilter } from './list.ts';
 import { DEFAULT_SILENT_DAYS, siteStatus, targetRelease } from './scope.ts';
 import { READ_ONLY_CSV_COLUMNS, SITE_CSV_COLUMNS } from './csv-import.ts';
 
@@ -61,7 +61,7 @@ export async function exportSitesCsv({ ctx, input, now = new Date() }: { ctx: Se
   const [org] = await ctx.db.select({ slug: organizations.slug }).from(organizations).where(eq(organizations.id, ctx.orgId)).limit(1);
   const slug = (org?.slug ?? 'org').replace(/[^A-Za-z0-9_-]/g, '-');
   const filename = `sites-${slug}-${now.toISOString().slice(0, 10)}.csv`;
-  const where = siteFilterWhere(ctx, input, now);
+  const where = siteFilterWhere(ctx, input, now, await releaseOrderFor(ctx, input));
   const silentDays = input.silentDays ?? DEFAULT_SILENT_DAYS;
   const encoder = new TextEncoder();
   let after: string | null = null;

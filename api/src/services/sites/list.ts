@@ -3,6 +3,7 @@ import { sites } from '../../db/schema/index.ts';
 import { fromBase64Url, toBase64Url } from '../../lib/crypto.ts';
 import { ValidationError, fieldIssue } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
+import { layerDrift, loadReleaseOrder, type BehindBucket, type Layer, type ReleaseOrder } from '../fleet/drift.ts';
 import { DEFAULT_SILENT_DAYS, targetRelease, toSiteView, visibleSites, type SiteStatus } from './scope.ts';
 
 export const TOTAL_CAP = 1_000;
@@ -20,6 +21,15 @@ export interface SiteFilter {
   status?: SiteStatus;
   silentDays?: number;
   archived?: boolean;
+  /** Behind its target by 1, 2 or 3+ versions (implies status "behind"); needs the release order. */
+  behind?: BehindBucket;
+  /** Reports a content package, compose file or scripts other than its release carries. */
+  drift?: Layer;
+}
+
+/** The release order a filter needs (only `behind` does), loaded once per request. */
+export async function releaseOrderFor(ctx: ServiceCtx, f: SiteFilter): Promise<ReleaseOrder | undefined> {
+  return f.behind ? loadReleaseOrder(ctx, { reportedVersions: true }) : undefined;
 }
 
 export interface ListSitesInput extends SiteFilter {
@@ -63,9 +73,10 @@ export function statusConditions(now: Date, silentDays = DEFAULT_SILENT_DAYS): R
   };
 }
 
-/** The WHERE clause for a filter; shared by the list, the count and the CSV export. */
-export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date()): SQL {
+/** The WHERE clause for a filter; shared by the list, the count, the CSV export and the fleet figures. */
+export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date(), order?: ReleaseOrder): SQL {
   const q = f.q?.trim();
+  if (f.behind && !order) throw new Error('siteFilterWhere: a "behind" filter needs the release order (releaseOrderFor)');
   return and(
     visibleSites(ctx),
     f.archived ? isNotNull(sites.archivedAt) : isNull(sites.archivedAt),
@@ -77,6 +88,8 @@ export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date()
     f.connectivity ? eq(sites.connectivity, f.connectivity) : undefined,
     f.version ? eq(sites.reportedVersion, f.version) : undefined,
     f.status ? statusConditions(now, f.silentDays)[f.status] : undefined,
+    f.behind && order ? and(statusConditions(now, f.silentDays).behind, order.behindCondition(f.behind)) : undefined,
+    f.drift ? layerDrift(f.drift) : undefined,
   )!;
 }
 
@@ -97,7 +110,7 @@ export async function listSites({ ctx, input, now = new Date() }: { ctx: Service
   const sort = input.sort ?? 'code';
   const order = input.order ?? 'asc';
   const { expr, cast } = sortExpr[sort];
-  const where = siteFilterWhere(ctx, input, now);
+  const where = siteFilterWhere(ctx, input, now, await releaseOrderFor(ctx, input));
   const c = input.cursor ? decode(input.cursor, sort, order) : null;
   const after = c
     ? order === 'asc'

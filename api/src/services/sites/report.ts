@@ -4,6 +4,7 @@ import { releases, siteReports, sites, users } from '../../db/schema/index.ts';
 import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
 import type { ServiceCtx } from '../context.ts';
 import { loadSite } from './scope.ts';
+import { rebuildVersionSpans } from '../fleet/spans.ts';
 
 export type ReportSource = 'heartbeat' | 'receipt_code' | 'receipt_file' | 'manual';
 
@@ -31,7 +32,8 @@ export function toReportView(r: ReportRow & { actorEmail?: string | null }) {
   return {
     id: r.id, source: r.source, version: r.version, releaseId: r.releaseId, status: r.status,
     healthChecks: r.healthChecks, dockerVersion: r.dockerVersion, imageStore: r.imageStore,
-    composeVersion: r.composeVersion, diskFreeBytes: r.diskFreeBytes, details: r.details,
+    composeVersion: r.composeVersion, contentPackageVersion: r.contentPackageVersion, edgeScriptsVersion: r.edgeScriptsVersion,
+    composeSha256: r.composeSha256, diskFreeBytes: r.diskFreeBytes, details: r.details,
     reportedAt: r.reportedAt.toISOString(), receivedAt: r.receivedAt.toISOString(),
     actorEmail: r.actorEmail ?? null,
   };
@@ -61,7 +63,11 @@ export async function appendReport(db: Db, r: NewReport): Promise<{ report: Repo
     await tx.update(sites).set({
       reportedVersion: r.version, reportedReleaseId: release?.id ?? null, reportedStatus: r.status,
       reportedAt: r.reportedAt, updatedAt: sql`now()`,
+      // A receipt does not say which content, compose file or scripts came with the install: unknown
+      // until the next heartbeat, rather than the previous release's values passed off as current.
+      reportedContentVersion: null, reportedScriptsVersion: null, reportedComposeSha256: null,
     }).where(and(eq(sites.id, r.siteId), sql`(${sites.reportedAt} is null or ${sites.reportedAt} <= ${r.reportedAt})`));
+    await rebuildVersionSpans(tx as unknown as Db, { siteIds: [r.siteId] });
     return { report: inserted, duplicate: false };
   });
 }

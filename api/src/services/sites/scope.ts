@@ -57,6 +57,8 @@ export function toSiteView(s: SiteRow, targetVersion: string | null, now = new D
     contactName: s.contactName, contactPhone: s.contactPhone, contactEmail: s.contactEmail,
     reportedVersion: s.reportedVersion, reportedReleaseId: s.reportedReleaseId, reportedStatus: s.reportedStatus,
     reportedAt: s.reportedAt?.toISOString() ?? null,
+    reportedContentVersion: s.reportedContentVersion, reportedScriptsVersion: s.reportedScriptsVersion,
+    reportedComposeSha256: s.reportedComposeSha256,
     targetReleaseId: s.targetReleaseId, targetVersion,
     status: siteStatus({ ...s, reportedRevoked }, now),
     deviceToken: s.deviceTokenHash ? { prefix: s.deviceTokenPrefix, issuedAt: s.deviceTokenIssuedAt?.toISOString() ?? null } : null,

@@ -9,6 +9,9 @@ export interface SiteView extends SiteFilter {
 
 export const DEFAULT_VIEW: SiteView = { sort: 'code', order: 'asc' };
 
+/** The release layers a site can drift on (the fleet dashboard links to them). */
+export const DRIFT_LAYERS = ['content', 'compose', 'scripts'] as const;
+
 const TEXT_KEYS = ['q', 'region', 'district', 'tag', 'version'] as const;
 
 function oneOf<T extends string>(value: string | null, allowed: readonly T[]): T | undefined {
@@ -27,6 +30,9 @@ export function viewFromParams(params: URLSearchParams): SiteView {
   const days = Number(params.get('silentDays'));
   if (Number.isInteger(days) && days >= 1 && days <= 3650) view.silentDays = days;
   if (params.get('archived') === 'true') view.archived = true;
+  const behind = Number(params.get('behind'));
+  if (behind === 1 || behind === 2 || behind === 3) view.behind = behind;
+  view.drift = oneOf(params.get('drift'), DRIFT_LAYERS);
   view.sort = oneOf(params.get('sort'), SITE_SORTS) ?? DEFAULT_VIEW.sort;
   view.order = params.get('order') === 'desc' ? 'desc' : 'asc';
   return view;
@@ -43,6 +49,8 @@ export function viewToSearch(view: SiteView): string {
   if (view.status) params.set('status', view.status);
   if (view.silentDays) params.set('silentDays', String(view.silentDays));
   if (view.archived) params.set('archived', 'true');
+  if (view.behind) params.set('behind', String(view.behind));
+  if (view.drift) params.set('drift', view.drift);
   if (view.sort !== DEFAULT_VIEW.sort) params.set('sort', view.sort);
   if (view.order !== DEFAULT_VIEW.order) params.set('order', view.order);
   const s = params.toString();
@@ -52,5 +60,5 @@ export function viewToSearch(view: SiteView): string {
 /** Whether any filter narrows the list (sort does not). */
 export function isFiltered(view: SiteView): boolean {
   return Boolean(view.q || view.region || view.district || view.tag || view.connectivity || view.version
-    || view.status || view.silentDays || view.archived);
+    || view.status || view.silentDays || view.archived || view.behind || view.drift);
 }
