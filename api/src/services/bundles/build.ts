@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
 import {
   ArchiveError, RegistryClient, RegistryError, SitePartError, archiveImageFromRegistry, buildSitePart,
-  defaultReadme, parseImageReference, recordImagesArchive, stitchPlan, teeingBlobReader, type ArchiveImage, type BlobSource, type SitePartScript,
+  defaultReadme, parseImageReference, recordImagesArchive, renderReleaseConf, stitchPlan, teeingBlobReader, type ArchiveImage, type BlobSource, type SitePartScript,
 } from '@outpost/bundler';
 import { artifacts, bundles, contentPackages, imageArchives, releaseImages, releases, sites } from '../../db/schema/index.ts';
 import type { Db } from '../../db/types.ts';
@@ -11,7 +11,8 @@ import { AppError } from '../../lib/errors.ts';
 import { blobKey, headSize, type BlobStore } from '../../lib/blob-store.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { credentialFor } from '../registries/credentials.ts';
-import { renderCompose } from '../releases/compose.ts';
+import { outpostSection, renderCompose } from '../releases/compose.ts';
+import { createEnrolmentToken } from '../sites/enrol.ts';
 import { activeSigningKey, type OpenSigningKey } from './signing-keys.ts';
 import { missingBlobs } from './download.ts';
 
@@ -251,6 +252,11 @@ async function buildOnePart(
   });
   let key = cache.keys.get(bundle.orgId);
   if (!key) { key = await activeSigningKey(db, deps.secretBox, bundle.orgId); cache.keys.set(bundle.orgId, key); }
+  const receiptKey = await siteReceiptKey(deps, site);
+  const expiresAt = bundle.expiresAt ?? new Date(Date.now() + 90 * 86_400_000);
+  // Single use, and it expires with the bundle: a leaked bundle cannot stand for the site for long (docs/decisions.md).
+  const enrolmentToken = await createEnrolmentToken(db, { orgId: bundle.orgId, siteId: site.id, bundleId: bundle.id, expiresAt });
+  const section = outpostSection(compose);
   const content = parts.content;
   const sharedBytes = (content?.size ?? 0) + archive.size!;
   const createdAt = new Date();
@@ -259,19 +265,29 @@ async function buildOnePart(
     release: { id: release.id, version: release.version },
     fromRelease,
     createdAt,
-    expiresAt: bundle.expiresAt ?? new Date(createdAt.getTime() + 90 * 86_400_000),
+    expiresAt,
     compose,
+    composeFiles: [{ path: 'outpost.conf', content: renderReleaseConf({
+      waitSeconds: section['wait-seconds'], healthUrls: section['health-urls'],
+      services: Object.entries(section.services).map(([name, s]) => ({ name, backup: s.backup, restore: s.restore })),
+    }) }],
+    siteFiles: [
+      { path: 'receipt-key', content: `${Buffer.from(receiptKey).toString('hex')}\n` },
+      { path: 'enrolment-token', content: `${enrolmentToken}\n` },
+    ],
     env: {
       COMPOSE_PROJECT_NAME: 'outpost',
       OUTPOST_SITE_ID: site.id, OUTPOST_SITE_CODE: site.code,
       OUTPOST_RELEASE: release.version, OUTPOST_RELEASE_ID: release.id, OUTPOST_BUNDLE_ID: bundle.id,
+      OUTPOST_LANGUAGE: site.language,
+      ...(content ? { OUTPOST_CONTENT_VERSION: content.version } : {}),
       ...(deps.publicUrl ? { OUTPOST_API_URL: deps.publicUrl } : {}),
     },
     contentPackage: content ? { fileName: `${plainFileName(`${content.name}-${content.version}`)}.zip`, sha256: content.sha256, size: content.size } : null,
     imagesArchive: { sha256: archive.sha256!, size: archive.size!, delta: archive.fromReleaseId !== null },
     scripts: deps.scripts,
     // Loading and starting take about as long as copying the images off the disk; ten minutes on top for backup and checks.
-    readme: defaultReadme({ siteName: site.name, version: release.version, sizeBytes: sharedBytes, estimatedMinutes: 10 + sharedBytes / 50e6 / 60 }),
+    readme: defaultReadme({ siteName: site.name, version: release.version, sizeBytes: sharedBytes, estimatedMinutes: 10 + sharedBytes / 50e6 / 60, language: site.language }),
     signingKeyPem: key.privateKeyPem,
     keyFingerprint: key.fingerprint,
     publicKeyPem: key.publicKeyPem,
@@ -305,6 +321,20 @@ async function buildOnePart(
   const fullSize = full?.state === 'ready' && full.size !== null ? plan.totalSize - archive.size! + full.size : plan.totalSize;
   const etag = createHash('sha256').update([sha256, ...part.shared.map((o) => o.sha256)].join(':')).digest('hex').slice(0, 32);
   return { id: bundle.id, sha256, partSize: part.tarSize, size: plan.totalSize, fullSize, manifest: part.manifest, fingerprint: key.fingerprint, etag };
+}
+
+/**
+ * The site's receipt key (32 bytes), created and sealed on the first bundle when no device token was
+ * ever issued: the installer signs receipt codes with it. Two builds at once agree on one key (the
+ * first write wins; the other reads it back).
+ */
+async function siteReceiptKey(deps: BuildDeps, site: typeof sites.$inferSelect): Promise<Uint8Array> {
+  if (site.receiptKeySealed) return deps.secretBox.open(site.receiptKeySealed, `receipt:${site.id}`);
+  const sealed = await deps.secretBox.seal(crypto.getRandomValues(new Uint8Array(32)), `receipt:${site.id}`);
+  await deps.db.update(sites).set({ receiptKeySealed: sealed }).where(and(eq(sites.id, site.id), isNull(sites.receiptKeySealed)));
+  const [row] = await deps.db.select({ sealed: sites.receiptKeySealed }).from(sites).where(eq(sites.id, site.id)).limit(1);
+  site.receiptKeySealed = row!.sealed;
+  return deps.secretBox.open(row!.sealed!, `receipt:${site.id}`);
 }
 
 /** A bundle build gave up for good. */
