@@ -1,4 +1,7 @@
 #!/bin/sh
+# shellcheck disable=SC2034,SC2154
+# (SC2034: the OP_* variables set here are read by the commands that source this file; SC2154:
+# op_svc, op_cmd, op_url … are assigned through eval from the numbered OUTPOST_* settings.)
 # Outpost site installer: the shared functions of scripts/install, verify, self-check, backup,
 # restore, rollback, status and report (docs/site-install.md). POSIX sh: dash and busybox ash.
 # Sourced by each command after it set OP_SCRIPTS (the folder holding these scripts).
@@ -394,6 +397,14 @@ op_detect_engine() {
     return 1
   fi
   "$OP_ENGINE" info >/dev/null 2>&1 || return 2
+  # Podman (also behind its Docker-compatible socket) runs health checks from systemd timers; where
+  # there are none, the installer runs them itself while it waits.
+  OP_PODMAN_HEALTH=
+  if command -v podman >/dev/null 2>&1; then
+    if [ "$OP_ENGINE" = podman ] || "$OP_ENGINE" version --format '{{range .Server.Components}}{{.Name}};{{end}}' 2>/dev/null | grep -q Podman; then
+      OP_PODMAN_HEALTH=1
+    fi
+  fi
 }
 
 op_detect_compose() {
@@ -455,6 +466,13 @@ op_health_once() {
   fi
   for op_id in $op_ids; do
     op_st=$(engine inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$op_id" 2>/dev/null) || op_st="$op_id gone none"
+    case "${OP_PODMAN_HEALTH:-}:$op_st" in
+      1:*' running starting' | 1:*' running unhealthy')
+        podman healthcheck run "$op_id" >/dev/null 2>&1 || :
+        op_st=$(engine inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$op_id" 2>/dev/null) || op_st="$op_id gone none"
+        ;;
+    esac
+    # shellcheck disable=SC2086
     set -- $op_st
     op_name=${1#/}
     if [ "$2" = running ] && { [ "$3" = healthy ] || [ "$3" = none ]; }; then
@@ -645,9 +663,10 @@ op_load_images() {
     docker load -i "$op_archive" >>"$OP_LOG" 2>&1 || op_load_failed
   fi
   # Every image the compose file names must now be here (no network is needed to start).
-  for op_ref in $(sed -n 's/^[[:space:]]*image:[[:space:]]*["'\'']\{0,1\}\([^"'\'' ]*\).*/\1/p' "$OP_BUNDLE/compose/docker-compose.yml"); do
+  sed -n 's/^[[:space:]]*image:[[:space:]]*["'\'']\{0,1\}\([^"'\'' ]*\).*/\1/p' "$OP_BUNDLE/compose/docker-compose.yml" >"$OP_STATE/images.list"
+  while read -r op_ref; do
     engine image inspect "$op_ref" >/dev/null 2>&1 || op_load_failed "$op_ref"
-  done
+  done <"$OP_STATE/images.list"
   say load_done
 }
 
@@ -727,8 +746,11 @@ op_receipt() {
   RECEIPT_CODE_LIB=1
   # shellcheck source=lib/receipt-code.sh
   . "$OP_SCRIPTS/lib/receipt-code.sh"
-  receipt_code_file "$(op_read "$op_keyfile")" "$op_site" "$1" "$2" "$op_at" "$OP_STATE/receipt-details.json" >"$op_name.tmp" &&
-    mv -f "$op_name.tmp" "$op_name" || { warn receipt_failed; return 0; }
+  if ! receipt_code_file "$(op_read "$op_keyfile")" "$op_site" "$1" "$2" "$op_at" "$OP_STATE/receipt-details.json" >"$op_name.tmp"; then
+    warn receipt_failed
+    return 0
+  fi
+  mv -f "$op_name.tmp" "$op_name"
   OP_RECEIPT_CODE=$(sed -n 's/^  "code": "\(.*\)",$/\1/p' "$op_name")
   op_write "$OP_STATE/last-receipt" "$op_name"
   say receipt_file "$op_name"
@@ -792,7 +814,8 @@ op_post() {
 }
 
 op_api_url() {
-  op_rel=$(op_release_dir "$(op_current)")
+  op_v=$(op_current)
+  op_rel=$(op_release_dir "${op_v:-${J_VERSION:-none}}")
   op_load_release_env "$op_rel"
   printf '%s' "${OUTPOST_API_URL:-}" | sed 's:/*$::'
 }
