@@ -81,6 +81,8 @@ die() {
   op_line=$(op_text "$@")
   printf '%s\n' "$op_line" >&2
   op_logline "STOPPED: $op_line"
+  # Stopped before anything running was touched: there is nothing for a second run to finish.
+  case ${J_STEP:-} in verify | preflight | backup | load | copy) op_journal_clear ;; esac
   op_unlock
   exit 1
 }
@@ -447,8 +449,14 @@ op_http_ok() {
   if command -v curl >/dev/null 2>&1; then
     curl -fsS -m 5 -o /dev/null "$1" 2>/dev/null
   else
-    wget -q -T 5 -O /dev/null "$1" 2>/dev/null
+    # shellcheck disable=SC2046
+    wget -q -T 5 $(op_wget_once) -O /dev/null "$1" 2>/dev/null
   fi
+}
+
+# GNU wget tries 20 times by default; busybox wget tries once and knows no -t.
+op_wget_once() {
+  if wget --version 2>/dev/null | grep -q GNU; then printf '%s' '-t 1'; fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -803,13 +811,15 @@ op_post() {
       curl -sS -m 30 -o "$OP_STATE/answer" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "@$2" "$1" 2>>"$OP_LOG" || printf '000'
     fi
   else
-    # busybox wget prints the status only on failure; success means 2xx.
+    # wget (GNU or busybox): -S writes the answer's status line(s) to standard error.
+    # shellcheck disable=SC2046
     if [ -n "${3:-}" ]; then
-      op_out=$(wget -q -T 30 -O "$OP_STATE/answer" --header "Authorization: Bearer $3" --header 'Content-Type: application/json' --post-file "$2" "$1" 2>&1) && { printf '200'; return; }
+      op_out=$(wget -S -T 30 $(op_wget_once) -O "$OP_STATE/answer" --header "Authorization: Bearer $3" --header 'Content-Type: application/json' --post-file "$2" "$1" 2>&1 >/dev/null) || :
     else
-      op_out=$(wget -q -T 30 -O "$OP_STATE/answer" --header 'Content-Type: application/json' --post-file "$2" "$1" 2>&1) && { printf '200'; return; }
+      op_out=$(wget -S -T 30 $(op_wget_once) -O "$OP_STATE/answer" --header 'Content-Type: application/json' --post-file "$2" "$1" 2>&1 >/dev/null) || :
     fi
-    printf '%s' "$op_out" | sed -n 's/.*HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' | sed -n '1p' | grep . || printf '000'
+    op_st=$(printf '%s\n' "$op_out" | sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' | sed -n '$p')
+    printf '%s' "${op_st:-000}"
   fi
 }
 

@@ -69,6 +69,7 @@ function template(port: number, spec: ReleaseSpec): string {
     image: {{ image.app }}
     network_mode: host
     restart: unless-stopped
+    stop_grace_period: 1s
     environment:
       PORT: "${port}"
       SITE_CODE: "{{ site.code }}"
@@ -186,14 +187,17 @@ export async function getBundle(f: Fixture, siteCode: string, version: string, m
   return { id, tar, dir, manifest };
 }
 
-/** A PATH holding busybox's own applets first (sh, awk, sed, wget, sha256sum, tar …) and no curl: a small site server. */
+/** A PATH of busybox's own applets (sh, awk, sed, sha256sum, tar, find, du, df …) plus the engine's CLIs, openssl and curl: a small site server. */
 export async function busyboxPath(work: string): Promise<string> {
   const bin = path.join(work, 'busybox-bin');
   await fs.mkdir(bin, { recursive: true });
   const applets = ['sh', 'awk', 'sed', 'grep', 'tr', 'wc', 'cut', 'sha256sum', 'tar', 'gzip', 'find', 'du', 'df', 'date', 'mkdir', 'rm', 'mv', 'cp',
-    'cat', 'sleep', 'basename', 'dirname', 'chmod', 'kill', 'head', 'sort', 'xargs', 'wget', 'ls', 'printf', 'env'];
+    'cat', 'sleep', 'basename', 'dirname', 'chmod', 'kill', 'head', 'sort', 'xargs', 'ls', 'printf', 'env'];
   for (const a of applets) await fs.symlink('/bin/busybox', path.join(bin, a)).catch(() => {});
-  for (const tool of ['docker', 'docker-compose', 'openssl']) {
+  // curl, not busybox wget: Debian's static busybox wget crashes (SIGSEGV) on this host, even for
+  // 127.0.0.1 (its glibc is static, the host's NSS modules are not). podman: for the health checks
+  // the installer runs itself on a podman engine.
+  for (const tool of ['docker', 'docker-compose', 'openssl', 'podman', 'curl']) {
     const where = (await runProcess('sh', ['-c', `command -v ${tool}`])).stdout.trim();
     await fs.symlink(where, path.join(bin, tool)).catch(() => {});
   }
