@@ -99,8 +99,8 @@ export const XOutpost = z.object({
   'wait-seconds': z.number({ error: 'wait-seconds must be a whole number of seconds.' }).int().min(5, 'wait-seconds must be at least 5.').max(7200, 'wait-seconds must be at most 7200 (two hours).').default(300),
   'health-urls': z.array(z.string().max(500).regex(/^https?:\/\/[^\s'"\\]+$/, 'A health URL starts with http:// or https:// and has no spaces or quotes.')).max(20).default([]),
   services: z.record(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/), z.object({
-    backup: z.string().trim().min(1, 'backup needs a command.').max(2000).refine((c) => !c.includes('\n'), 'Write the backup command on one line.'),
-    restore: z.string().trim().min(1, 'restore needs a command.').max(2000).refine((c) => !c.includes('\n'), 'Write the restore command on one line.'),
+    backup: z.string({ error: 'Give the service a backup command (its output is the backup).' }).trim().min(1, 'backup needs a command.').max(2000).refine((c) => !c.includes('\n'), 'Write the backup command on one line.'),
+    restore: z.string({ error: 'Give the service a restore command (it reads the backup on its input).' }).trim().min(1, 'restore needs a command.').max(2000).refine((c) => !c.includes('\n'), 'Write the restore command on one line.'),
   }, { error: 'Give each service a backup and a restore command.' }).strict()).default({}),
 }, { error: 'x-outpost must be a mapping (wait-seconds, health-urls, services).' }).strict();
 export type XOutpost = z.infer<typeof XOutpost>;
@@ -412,7 +412,7 @@ function compile(input: RenderComposeInput): ComposeValidation {
         const message = issue.code === 'unrecognized_keys'
           ? `x-outpost${segs.length ? `.${dotted(segs)}` : ''}: unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')} (x-outpost knows wait-seconds, health-urls and services, each service backup and restore).`
           : `x-outpost.${dotted(segs)}: ${issue.message}`;
-        issueAt(segs, message);
+        issueAt(issue.code === 'unrecognized_keys' ? [...segs, issue.keys[0]!] : segs, message);
       }
     } else if (services && typeof services === 'object') {
       for (const name of Object.keys(parsed.data.services)) {
