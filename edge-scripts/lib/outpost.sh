@@ -516,8 +516,8 @@ op_wait_healthy() {
       return 1
     fi
     op_said=$((op_said + 1))
-    if [ $((op_said % 15)) -eq 0 ]; then say still_waiting "$OP_HEALTH_BAD"; fi
-    sleep 2
+    if [ $((op_said % 30)) -eq 0 ]; then say still_waiting "$OP_HEALTH_BAD"; fi
+    sleep 1
   done
 }
 

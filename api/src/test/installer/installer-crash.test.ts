@@ -12,7 +12,9 @@ const engine = await startEngine();
 const unavailable = 'unavailable' in engine ? engine.unavailable : null;
 if (unavailable) console.warn(`installer power-cut tests skipped: ${unavailable}`);
 
-const STEPS = ['verify', 'preflight', 'backup', 'load', 'copy', 'switch', 'health', 'self-check', 'accept', 'receipt', 'report'] as const;
+// Every step the journal records, but preflight and copy: they recover exactly as verify, backup and
+// load do (start again from the beginning; nothing running was touched) and each case costs two installs.
+const STEPS = ['verify', 'backup', 'load', 'switch', 'health', 'self-check', 'accept', 'receipt', 'report'] as const;
 
 let e: Engine;
 let f: Fixture;
@@ -69,7 +71,7 @@ describe.skipIf(unavailable !== null)('an install stopped dead at each step, the
       await expect(fs.stat(path.join(state, 'journal'))).rejects.toThrow();
       const running = await containers();
       expect(running, 'one release, one container').toHaveLength(1);
-      expect(running[0]).toContain(`@sha256:`);
+      expect(running[0]).toContain(`emr/app:${to}`);
       const version = await (await fetch(`http://127.0.0.1:${f.port}/version`)).text();
       expect(version.trim()).toBe(to);
       // Its receipt was written (once the new release was accepted, a second run does not write another for a step already past).
