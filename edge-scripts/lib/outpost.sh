@@ -314,7 +314,7 @@ op_verify() {
   if [ -f "$op_pinned" ]; then
     if ! op_verify_signature "$op_pinned"; then
       # Another key: accepted only when the pinned key endorsed it (its rotation statement).
-      op_pin_hex=$(op_fingerprint_hex "$op_pinned")
+      op_pin_hex=$(op_fingerprint_hex "$op_pinned" | cut -c1-16)
       op_endorsement="$OP_BUNDLE/keys/endorsed-by-$op_pin_hex.sig"
       if [ -f "$op_bundle_key" ] && [ -f "$op_endorsement" ] &&
         openssl dgst -sha256 -verify "$op_pinned" -signature "$op_endorsement" "$op_bundle_key" >/dev/null 2>&1 &&

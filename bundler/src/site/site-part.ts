@@ -38,6 +38,8 @@ export interface BuildSitePartOptions {
    * mode 0600 unless given, as they are secrets of the site.
    */
   siteFiles?: { path: string; content: Uint8Array | string; mode?: number }[];
+  /** Extra files under `keys/` beside `signing-key.pem`: the retired keys' rotation statements (`endorsed-by-<hex>.sig`). */
+  keyFiles?: { path: string; content: Uint8Array }[];
   /** Extra files under `compose/` beside the compose file and `.env` (e.g. `outpost.conf`, mode 0644). */
   composeFiles?: { path: string; content: string }[];
   /**
@@ -123,6 +125,10 @@ export function buildSitePart(options: BuildSitePartOptions): SitePart {
   for (const file of options.siteFiles ?? []) {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file.path)) throw new SitePartError(`site file "${file.path}" must be a plain file name`);
     own.push({ path: `site/${file.path}`, bytes: typeof file.content === 'string' ? utf8(file.content) : file.content, mode: file.mode ?? 0o600 });
+  }
+  for (const file of options.keyFiles ?? []) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file.path) || file.path === 'signing-key.pem') throw new SitePartError(`key file "${file.path}" must be a plain file name`);
+    own.push({ path: `keys/${file.path}`, bytes: file.content, mode: 0o644 });
   }
   if (options.publicKeyPem) own.push({ path: 'keys/signing-key.pem', bytes: utf8(options.publicKeyPem), mode: 0o644 });
   const seen = new Set<string>();

@@ -13,7 +13,7 @@ import type { SecretBox } from '../../lib/secret-box.ts';
 import { credentialFor } from '../registries/credentials.ts';
 import { outpostSection, renderCompose } from '../releases/compose.ts';
 import { createEnrolmentToken } from '../sites/enrol.ts';
-import { activeSigningKey, type OpenSigningKey } from './signing-keys.ts';
+import { activeSigningKey, keyEndorsements, type OpenSigningKey } from './signing-keys.ts';
 import { missingBlobs } from './download.ts';
 
 export interface BuildDeps {
@@ -251,7 +251,11 @@ async function buildOnePart(
     version: release.version,
   });
   let key = cache.keys.get(bundle.orgId);
-  if (!key) { key = await activeSigningKey(db, deps.secretBox, bundle.orgId); cache.keys.set(bundle.orgId, key); }
+  if (!key) {
+    key = await activeSigningKey(db, deps.secretBox, bundle.orgId);
+    key = { ...key, endorsements: await keyEndorsements(db, deps.secretBox, bundle.orgId, key) };
+    cache.keys.set(bundle.orgId, key);
+  }
   const receiptKey = await siteReceiptKey(deps, site);
   const expiresAt = bundle.expiresAt ?? new Date(Date.now() + 90 * 86_400_000);
   // Single use, and it expires with the bundle: a leaked bundle cannot stand for the site for long (docs/decisions.md).
@@ -291,6 +295,7 @@ async function buildOnePart(
     signingKeyPem: key.privateKeyPem,
     keyFingerprint: key.fingerprint,
     publicKeyPem: key.publicKeyPem,
+    keyFiles: key.endorsements ?? [],
   });
   const plan = stitchPlan({ sitePartSize: part.tarSize, shared: part.shared });
   const sha256 = createHash('sha256').update(part.tar).digest('hex');

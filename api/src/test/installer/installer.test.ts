@@ -309,4 +309,27 @@ describe.skipIf(unavailable !== null)('the site installer with a real engine', (
     const en = await runScript({ shell: 'dash', script: script(b, 'verify'), env: siteEnv({ OUTPOST_STATE_DIR: path.join(f.work, 'state-fr'), LANG: 'en_GB.UTF-8' }) });
     expect(en.stdout).toContain('Step 1 — Checking the bundle');
   }, 120_000);
+
+  it('should accept a bundle signed by the organisation\'s new key when the pinned key endorsed it, and re-pin it only once installed', async () => {
+    const rotated = await f.api('/api/v1/signing-keys/rotate', { method: 'POST' });
+    expect(rotated.status, await rotated.clone().text()).toBe(200);
+    const b = await getBundle(f, SITE, '2.0.0', 'full');
+    const endorsements = (await fs.readdir(path.join(b.dir, 'keys'))).filter((n) => n.startsWith('endorsed-by-'));
+    expect(endorsements).toHaveLength(1);
+    const pinned = await read(path.join(state, 'keys/signing-key.pem'));
+    expect(await read(path.join(b.dir, 'keys/signing-key.pem'))).not.toBe(pinned);
+    const ok = await run('dash', b, 'verify');
+    expect(ok.code, String(ok)).toBe(0);
+    expect(ok.stdout).toContain('The organisation changed its signing key; the key this server trusts approved the new one.');
+    expect(await read(path.join(state, 'keys/signing-key.pem'))).toBe(pinned);
+
+    // The statement is the pinned key's signature over this very key: over another key it does not count.
+    const forged = await copyOf(b, 'forged-rotation');
+    const key = generateSigningKey();
+    await fs.writeFile(path.join(forged, 'keys/signing-key.pem'), key.publicKeyPem);
+    await fs.writeFile(path.join(forged, 'manifest.sig'), signManifest(await fs.readFile(path.join(forged, 'manifest.json')), key.privateKeyPem));
+    const refused = await run('dash', forged, 'verify');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/STOP: the bundle’s signature does not match/);
+  }, 120_000);
 });
