@@ -38,7 +38,7 @@ op_pick_language() {
     esac
   fi
   case $op_lang in en | fr | pt) ;; *) op_lang=en ;; esac
-  # shellcheck source=lib/messages-en.sh
+  # shellcheck source=lib/messages-en.sh disable=SC1091
   . "$OP_SCRIPTS/lib/messages-en.sh"
   if [ "$op_lang" != en ] && [ -r "$OP_SCRIPTS/lib/messages-$op_lang.sh" ]; then
     # shellcheck disable=SC1090
@@ -752,7 +752,7 @@ op_receipt() {
   } >"$OP_STATE/receipt-details.json"
   op_name="$OP_STATE/receipts/$(date -u +%Y%m%dT%H%M%SZ)-$1-$2.json"
   RECEIPT_CODE_LIB=1
-  # shellcheck source=lib/receipt-code.sh
+  # shellcheck source=lib/receipt-code.sh disable=SC1091
   . "$OP_SCRIPTS/lib/receipt-code.sh"
   if ! receipt_code_file "$(op_read "$op_keyfile")" "$op_site" "$1" "$2" "$op_at" "$OP_STATE/receipt-details.json" >"$op_name.tmp"; then
     warn receipt_failed

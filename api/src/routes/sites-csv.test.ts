@@ -489,7 +489,7 @@ describe.each(TEST_DRIVERS)('site CSV import and export on %s', (driver) => {
       expect(row!.slice(0, 5)).toEqual(['F-1', '\'=cmd|\' /C calc\'!A0', '\'@SUM(1)', '\'+1', '\'-1']);
       expect(row![14]).toBe('\'+254 712 000001');
       expect(row![5]).toBe('\'=evil;@bad');
-      expect(row![15]).toBe('\'=HYPERLINK("http://evil")');
+      expect(row![16]).toBe('\'=HYPERLINK("http://evil")');
       expect(text).not.toContain(hash);
       expect(text).not.toContain(issued.token);
       expect(text).not.toMatch(/opd_/);
