@@ -132,9 +132,13 @@ describe.skipIf(unavailable !== null)('the site installer with a real engine', (
     const full = await getBundle(f, SITE, '2.0.0', 'full');
     expect((await fs.stat(path.join(b.dir, 'images/images.tgz'))).size).toBeLessThan((await fs.stat(path.join(full.dir, 'images/images.tgz'))).size / 10);
 
+    const cronBefore = await read(path.join(cron, 'outpost'));
     const r = await run('busybox', b, 'install');
     expect(r.code, String(r)).toBe(0);
     expect(r.stdout).toContain('Step 3 — Backing up the data of version 1.0.0');
+    // The schedule is written again, not added to.
+    expect(await fs.readdir(cron)).toEqual(['outpost']);
+    expect(await read(path.join(cron, 'outpost'))).toBe(cronBefore);
     expect(r.stdout).not.toContain('first install');
     expect(await current()).toBe('2.0.0');
     expect(await read(path.join(state, 'previous'))).toBe('1.0.0');
