@@ -1,18 +1,19 @@
 import { createHash } from 'node:crypto';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { and, asc, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
 import {
   ArchiveError, RegistryClient, RegistryError, SitePartError, archiveImageFromRegistry, buildSitePart,
   defaultReadme, parseImageReference, recordImagesArchive, renderReleaseConf, stitchPlan, teeingBlobReader, type ArchiveImage, type BlobSource, type SitePartScript,
 } from '@outpost/bundler';
-import { artifacts, bundles, contentPackages, imageArchives, releaseImages, releases, sites } from '../../db/schema/index.ts';
+import { artifacts, bundles, contentPackages, imageArchives, releaseImages, releases, siteEnrolments, sites } from '../../db/schema/index.ts';
 import type { Db } from '../../db/types.ts';
 import { AppError } from '../../lib/errors.ts';
 import { blobKey, headSize, type BlobStore } from '../../lib/blob-store.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { credentialFor } from '../registries/credentials.ts';
 import { outpostSection, renderCompose } from '../releases/compose.ts';
-import { createEnrolmentToken } from '../sites/enrol.ts';
+import { ENROLMENT_TOKEN_PREFIX } from '../sites/enrol.ts';
+import { randomToken, sha256Hex } from '../../lib/crypto.ts';
 import { activeSigningKey, keyEndorsements, type OpenSigningKey } from './signing-keys.ts';
 import { missingBlobs } from './download.ts';
 
@@ -159,6 +160,8 @@ async function loadReleaseParts(db: Db, releaseId: string) {
 
 interface BuiltPart {
   id: string;
+  /** The one-time enrolment token's row, written with the batch (only its hash is kept). */
+  enrolment: typeof siteEnrolments.$inferInsert;
   sha256: string;
   partSize: number;
   size: number;
@@ -206,6 +209,7 @@ export async function buildSiteBundles(deps: BuildDeps, bundleIds: string[], cac
   }
   if (toBuild.length === 0) return outcomes;
   await db.update(bundles).set({ state: 'building', updatedAt: sql`now()` }).where(and(inArray(bundles.id, toBuild), eq(bundles.state, 'queued')));
+  await ensureReceiptKeys(deps, toBuild.map((id) => byId.get(id)!.site));
 
   const built: BuiltPart[] = [];
   const queue = [...toBuild];
@@ -223,6 +227,8 @@ export async function buildSiteBundles(deps: BuildDeps, bundleIds: string[], cac
   if (built.length === 0) return outcomes;
 
   await db.insert(artifacts).values(built.map((b) => ({ sha256: b.sha256, size: b.partSize, mediaType: 'application/x-tar', key: blobKey(b.sha256) }))).onConflictDoNothing();
+  // One statement for the batch's enrolment tokens, before any of its bundles can be downloaded.
+  await db.insert(siteEnrolments).values(built.map((b) => b.enrolment));
   // One statement marks the whole batch ready; a bundle failed meanwhile (e.g. its release revoked) stays failed.
   await db.execute(sql`
     update bundles b set state = 'ready', site_part_sha256 = v.sha256, site_part_size = v.part_size, size = v.size, full_size = v.full_size,
@@ -259,7 +265,8 @@ async function buildOnePart(
   const receiptKey = await siteReceiptKey(deps, site);
   const expiresAt = bundle.expiresAt ?? new Date(Date.now() + 90 * 86_400_000);
   // Single use, and it expires with the bundle: a leaked bundle cannot stand for the site for long (docs/decisions.md).
-  const enrolmentToken = await createEnrolmentToken(db, { orgId: bundle.orgId, siteId: site.id, bundleId: bundle.id, expiresAt });
+  const enrolmentToken = randomToken(ENROLMENT_TOKEN_PREFIX);
+  const enrolment = { orgId: bundle.orgId, siteId: site.id, bundleId: bundle.id, tokenHash: await sha256Hex(enrolmentToken), expiresAt };
   const section = outpostSection(compose);
   const content = parts.content;
   const sharedBytes = (content?.size ?? 0) + archive.size!;
@@ -325,21 +332,30 @@ async function buildOnePart(
   }
   const fullSize = full?.state === 'ready' && full.size !== null ? plan.totalSize - archive.size! + full.size : plan.totalSize;
   const etag = createHash('sha256').update([sha256, ...part.shared.map((o) => o.sha256)].join(':')).digest('hex').slice(0, 32);
-  return { id: bundle.id, sha256, partSize: part.tarSize, size: plan.totalSize, fullSize, manifest: part.manifest, fingerprint: key.fingerprint, etag };
+  return { id: bundle.id, enrolment, sha256, partSize: part.tarSize, size: plan.totalSize, fullSize, manifest: part.manifest, fingerprint: key.fingerprint, etag };
 }
 
 /**
- * The site's receipt key (32 bytes), created and sealed on the first bundle when no device token was
- * ever issued: the installer signs receipt codes with it. Two builds at once agree on one key (the
- * first write wins; the other reads it back).
+ * Sites of a batch that have no receipt key yet (no device token was ever issued) get one, sealed:
+ * the installer signs receipt codes with it. One statement for the batch; two batches at once agree
+ * on one key per site (the first write wins, the other reads it back).
  */
-async function siteReceiptKey(deps: BuildDeps, site: typeof sites.$inferSelect): Promise<Uint8Array> {
-  if (site.receiptKeySealed) return deps.secretBox.open(site.receiptKeySealed, `receipt:${site.id}`);
-  const sealed = await deps.secretBox.seal(crypto.getRandomValues(new Uint8Array(32)), `receipt:${site.id}`);
-  await deps.db.update(sites).set({ receiptKeySealed: sealed }).where(and(eq(sites.id, site.id), isNull(sites.receiptKeySealed)));
-  const [row] = await deps.db.select({ sealed: sites.receiptKeySealed }).from(sites).where(eq(sites.id, site.id)).limit(1);
-  site.receiptKeySealed = row!.sealed;
-  return deps.secretBox.open(row!.sealed!, `receipt:${site.id}`);
+async function ensureReceiptKeys(deps: BuildDeps, batch: (typeof sites.$inferSelect)[]): Promise<void> {
+  const missing = [...new Map(batch.filter((s) => !s.receiptKeySealed).map((s) => [s.id, s])).values()];
+  if (missing.length === 0) return;
+  const sealed = await Promise.all(missing.map(async (s) => ({ id: s.id, sealed: await deps.secretBox.seal(crypto.getRandomValues(new Uint8Array(32)), `receipt:${s.id}`) })));
+  await deps.db.execute(sql`
+    update sites s set receipt_key_sealed = v.sealed
+    from jsonb_to_recordset(${JSON.stringify(sealed)}::jsonb) as v(id uuid, sealed text)
+    where s.id = v.id and s.receipt_key_sealed is null`);
+  const rows = await deps.db.select({ id: sites.id, sealed: sites.receiptKeySealed }).from(sites).where(inArray(sites.id, missing.map((s) => s.id)));
+  const byId = new Map(rows.map((r) => [r.id, r.sealed]));
+  for (const s of batch) if (!s.receiptKeySealed) s.receiptKeySealed = byId.get(s.id) ?? null;
+}
+
+function siteReceiptKey(deps: BuildDeps, site: typeof sites.$inferSelect): Promise<Uint8Array> {
+  if (!site.receiptKeySealed) throw new BuildFailure('BUILD_FAILED', 'The site has no receipt key.', true);
+  return deps.secretBox.open(site.receiptKeySealed, `receipt:${site.id}`);
 }
 
 /** A bundle build gave up for good. */
