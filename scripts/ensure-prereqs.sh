@@ -9,7 +9,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages the suite needs, as `package` or `package:command` when the command it provides
 # has another name. Add to this one list; the rest of the script follows.
-DEBIAN_PACKAGES="chromium dash busybox openssl shellcheck docker-registry skopeo podman apache2-utils:htpasswd"
+# busybox-static: the installer tests copy /bin/busybox into their container images, so it must be
+# the static build; docker.io gives the docker CLI (its daemon is not used: podman serves the API).
+DEBIAN_PACKAGES="chromium dash busybox-static:busybox openssl curl shellcheck docker-registry skopeo podman runc docker-compose docker.io:docker apache2-utils:htpasswd"
 
 PG_HOST=127.0.0.1
 PG_PORT=5432

@@ -3,6 +3,7 @@ import type { AppEnv } from './env.ts';
 import { errors, jsonBody, jsonResponse } from './schemas.ts';
 import { DEVICE_TOKEN_PREFIX } from '../services/sites/device-token.ts';
 import { CheckinBatcher } from '../services/sites/checkin.ts';
+import { ENROLMENT_TOKEN_PREFIX, exchangeEnrolmentToken } from '../services/sites/enrol.ts';
 import type { Db } from '../db/types.ts';
 import { TooManyRequestsError, UnauthenticatedError } from '../lib/errors.ts';
 import { RateLimiter } from '../lib/rate-limit.ts';
@@ -31,12 +32,42 @@ const CheckinResult = z.object({
   targetVersion: z.string().nullable().openapi({ description: 'The version this site should run, when a rollout has set one' }),
 }).openapi('CheckinResult');
 
+export const EnrolInput = z.object({
+  enrolmentToken: z.string().min(10).max(200).regex(new RegExp(`^${ENROLMENT_TOKEN_PREFIX}[A-Za-z0-9_-]+$`), 'Send the token from the bundle\'s site/enrolment-token file (it starts with ope_).')
+    .openapi({ description: "The one-time token from the bundle's site/enrolment-token" }),
+}).strict().openapi('EnrolInput');
+
+const EnrolResult = z.object({
+  deviceToken: z.string().openapi({ description: 'The site\'s new device token (shown once; any earlier one stops working)' }),
+  site: z.object({ id: z.string(), code: z.string() }),
+}).openapi('EnrolResult');
+
+const ENROL_REFUSED: Record<'invalid' | 'used' | 'expired', string> = {
+  invalid: 'This enrolment token is not valid (or its site is archived).',
+  used: 'This enrolment token was already used, or a newer bundle\'s token was. Ask an administrator for the site\'s device token.',
+  expired: 'This enrolment token has expired with its bundle. Ask an administrator for the site\'s device token.',
+};
+
 const INVALID = 'This device token is not valid: it was revoked or replaced, or the site is archived.';
 
 export function checkinRoutes() {
   let limiter: RateLimiter | null = null;
+  let enrolLimiter: RateLimiter | null = null;
   const batchers = new WeakMap<Db, CheckinBatcher>();
   return new OpenAPIHono<AppEnv>()
+    .openapi(createRoute({
+      method: 'post', path: '/enrol', tags: ['sites'], summary: "A site's installer exchanges its bundle's one-time enrolment token for a device token",
+      request: { body: jsonBody(EnrolInput) },
+      responses: { 200: jsonResponse(EnrolResult, 'The device token (once)'), ...errors(400, 401, 429) },
+    }), async (c) => {
+      enrolLimiter ??= new RateLimiter(c.var.deps.checkinsPerMinute ?? 30, 60_000);
+      const { enrolmentToken } = c.req.valid('json');
+      const wait = enrolLimiter.hit(enrolmentToken.slice(0, 24));
+      if (wait) throw new TooManyRequestsError('Too many tries with this token. Wait a minute.', wait);
+      const o = await exchangeEnrolmentToken(c.var.db, { token: enrolmentToken, requestId: c.var.requestId });
+      if (!o.ok) throw new UnauthenticatedError(ENROL_REFUSED[o.reason], o.reason === 'expired' ? 'ENROLMENT_EXPIRED' : o.reason === 'used' ? 'ENROLMENT_USED' : 'INVALID_ENROLMENT_TOKEN');
+      return c.json({ deviceToken: o.deviceToken, site: o.site }, 200);
+    })
     .openapi(createRoute({
       method: 'post', path: '/checkin', tags: ['sites'], summary: "A site's server reports what it runs (device token)",
       security: [{ deviceToken: [] }],

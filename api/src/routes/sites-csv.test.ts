@@ -130,6 +130,17 @@ describe.each(TEST_DRIVERS)('site CSV import and export on %s', (driver) => {
       expect(await siteByCode(orgId, 'KE-004')).toMatchObject({ name: 'New Site', region: null, connectivity: 'online', timezone: 'UTC' });
     });
 
+    it('should import the site\'s language (any case), default it to en, and refuse one it does not know', async () => {
+      const { orgId, request } = await as('admin');
+      const csv = ['code,name,language', 'LG-1,Goma Ouest,FR', 'LG-2,Maputo,pt', 'LG-3,Nairobi,'].join('\n');
+      expect(await (await upload(request, csv)).json()).toMatchObject({ created: 3, failed: 0 });
+      expect(await siteByCode(orgId, 'LG-1')).toMatchObject({ language: 'fr' });
+      expect(await siteByCode(orgId, 'LG-2')).toMatchObject({ language: 'pt' });
+      expect(await siteByCode(orgId, 'LG-3')).toMatchObject({ language: 'en' });
+      const bad = await (await upload(request, ['code,name,language', 'LG-4,Berlin,de'].join('\n'), 'mode=partial')).json() as Report;
+      expect(bad).toMatchObject({ failed: 1, errors: [{ row: 2, column: 'language', message: 'Use en, fr or pt.' }] });
+    });
+
     it('should update an archived site with the same code, keep it archived and say so', async () => {
       const { orgId, request } = await as('operator');
       await upload(request, THREE);
@@ -195,7 +206,7 @@ describe.each(TEST_DRIVERS)('site CSV import and export on %s', (driver) => {
       expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
       expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="sites-org-[\w-]+-\d{4}-\d{2}-\d{2}\.csv"$/);
       const rows = parseCsv(text);
-      expect(rows[0]).toEqual([...HEADER.split(','), 'reported_version', 'reported_status', 'reported_at', 'target_version', 'status']);
+      expect(rows[0]).toEqual([...HEADER.replace('timezone,', 'timezone,language,').split(','), 'reported_version', 'reported_status', 'reported_at', 'target_version', 'status']);
       const codes = rows.slice(1).map((r) => r[0]);
       expect(codes).toHaveLength(2500);
       expect(new Set(codes).size).toBe(2500);
@@ -476,9 +487,9 @@ describe.each(TEST_DRIVERS)('site CSV import and export on %s', (driver) => {
       const { text } = await exportCsv(request);
       const [, row] = parseCsv(text);
       expect(row!.slice(0, 5)).toEqual(['F-1', '\'=cmd|\' /C calc\'!A0', '\'@SUM(1)', '\'+1', '\'-1']);
-      expect(row![13]).toBe('\'+254 712 000001');
+      expect(row![14]).toBe('\'+254 712 000001');
       expect(row![5]).toBe('\'=evil;@bad');
-      expect(row![15]).toBe('\'=HYPERLINK("http://evil")');
+      expect(row![16]).toBe('\'=HYPERLINK("http://evil")');
       expect(text).not.toContain(hash);
       expect(text).not.toContain(issued.token);
       expect(text).not.toMatch(/opd_/);

@@ -49,7 +49,7 @@ export const siteCsvRoutes = base
   .openapi(createRoute({
     method: 'post', path: '/sites/import', tags: ['sites'], summary: 'Create or update sites from a CSV file (upsert by code)',
     description: 'The body is the CSV file itself, streamed. Columns (any order, names case-insensitive): code, name, region, district, '
-      + 'facility_type, tags (separated by ; or |), connectivity, bandwidth_kbps, timezone, maintenance_window, latitude, longitude, '
+      + 'facility_type, tags (separated by ; or |), connectivity, bandwidth_kbps, timezone, language (en, fr or pt), maintenance_window, latitude, longitude, '
       + 'contact_name, contact_phone, contact_email; the read-only columns of the export are ignored. An empty cell clears the field '
       + '(or sets its default); a column left out is not touched on existing sites.',
     request: {

@@ -134,6 +134,16 @@ describe.each(TEST_DRIVERS)('sites on %s', (driver) => {
       const s = await (await api(`/api/v1/sites/${site.id}`)).json();
       expect(s).toMatchObject({ reportedVersion: '2.1.0', reportedStatus: 'installed' });
     });
+
+    it('should keep the site\'s language (en by default) for its bundles and installer, and refuse one it does not know', async () => {
+      const { api } = await operator();
+      const made = await (await api('/api/v1/sites', { method: 'POST', json: { code: `LANG-${crypto.randomUUID().slice(0, 6)}`, name: 'Goma Ouest' } })).json();
+      expect(made.language).toBe('en');
+      const fr = await api(`/api/v1/sites/${made.id}`, { method: 'PATCH', json: { language: 'fr' } });
+      expect(fr.status).toBe(200);
+      expect((await fr.json()).language).toBe('fr');
+      await expectEnvelope(await api(`/api/v1/sites/${made.id}`, { method: 'PATCH', json: { language: 'de' } }), 400, 'VALIDATION_FAILED');
+    });
   });
 
   describe('error', () => {

@@ -2,7 +2,7 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import type { AppEnv } from './env.ts';
 import { errors, IdParam, jsonBody, jsonResponse } from './schemas.ts';
 import { authenticate, serviceCtx } from './auth-middleware.ts';
-import { CONNECTIVITY, CreateSiteInput, UpdateSiteInput } from '../services/sites/input.ts';
+import { CONNECTIVITY, SITE_LANGUAGES, CreateSiteInput, UpdateSiteInput } from '../services/sites/input.ts';
 import { listSites, SITE_SORTS } from '../services/sites/list.ts';
 import { loadSite, toSiteView } from '../services/sites/scope.ts';
 import { createSite, setSiteArchived, updateSite } from '../services/sites/write.ts';
@@ -18,7 +18,7 @@ export const SITE_STATUSES = ['on_target', 'behind', 'failed', 'revoked', 'never
 const Site = z.object({
   id: z.string(), code: z.string(), name: z.string(), region: z.string().nullable(), district: z.string().nullable(),
   facilityType: z.string().nullable(), tags: z.array(z.string()), connectivity: z.enum(CONNECTIVITY),
-  bandwidthKbps: z.number().nullable(), timezone: z.string(), maintenanceWindow: z.string().nullable(),
+  bandwidthKbps: z.number().nullable(), timezone: z.string(), language: z.enum(SITE_LANGUAGES), maintenanceWindow: z.string().nullable(),
   latitude: z.number().nullable(), longitude: z.number().nullable(), contactName: z.string().nullable(),
   contactPhone: z.string().nullable(), contactEmail: z.string().nullable(),
   reportedVersion: z.string().nullable(), reportedReleaseId: z.string().nullable(), reportedStatus: z.string().nullable(),

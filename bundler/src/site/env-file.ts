@@ -36,3 +36,38 @@ export function renderEnvFile(env: Record<string, string>): string {
     });
   return lines.join('');
 }
+
+/** `'…'` for sh, a `'` inside written as `'\''`: any text (but NUL) reads back unchanged. */
+export function shellQuote(value: string): string {
+  if (value.includes('\0')) throw new EnvFileError('value', 'a shell value cannot contain a NUL character');
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+export interface ReleaseConf {
+  waitSeconds: number;
+  healthUrls: string[];
+  /** Services with a backup (output of `backup`) and a restore (`restore` reads it), in order. */
+  services: { name: string; backup: string; restore: string }[];
+}
+
+/**
+ * `compose/outpost.conf`: the compose file's `x-outpost` section in a form the installer sources
+ * with `.` (sh only — compose never reads it, so any quoting sh understands is allowed).
+ *
+ * @example
+ * renderReleaseConf({ waitSeconds: 300, healthUrls: ['http://127.0.0.1:8080/health'], services: [{ name: 'db', backup: 'pg_dump app', restore: 'psql app' }] });
+ */
+export function renderReleaseConf(conf: ReleaseConf): string {
+  const lines = [
+    '# The release\'s x-outpost section (docker-compose.yml), for the installer. Generated; do not edit.',
+    `OUTPOST_WAIT_SECONDS=${Math.trunc(conf.waitSeconds)}`,
+    `OUTPOST_HEALTH_COUNT=${conf.healthUrls.length}`,
+    ...conf.healthUrls.map((url, i) => `OUTPOST_HEALTH_${i + 1}=${shellQuote(url)}`),
+    `OUTPOST_SERVICE_COUNT=${conf.services.length}`,
+    ...conf.services.flatMap((s, i) => {
+      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(s.name)) throw new EnvFileError('service', `service name "${s.name}" is not a compose service name`);
+      return [`OUTPOST_SERVICE_${i + 1}=${shellQuote(s.name)}`, `OUTPOST_BACKUP_${i + 1}=${shellQuote(s.backup)}`, `OUTPOST_RESTORE_${i + 1}=${shellQuote(s.restore)}`];
+    }),
+  ];
+  return `${lines.join('\n')}\n`;
+}

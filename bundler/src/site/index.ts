@@ -10,5 +10,5 @@ export {
   type BundleManifest,
 } from './site-part.ts';
 export { stitchPlan, rangeSlices, type StitchPlan, type StitchSegment, type SharedObject, type RangeSlice } from './stitch.ts';
-export { renderEnvFile, EnvFileError } from './env-file.ts';
-export { defaultReadme, type DefaultReadmeOptions } from './readme.ts';
+export { renderEnvFile, renderReleaseConf, shellQuote, EnvFileError, type ReleaseConf } from './env-file.ts';
+export { defaultReadme, type DefaultReadmeOptions, type ReadmeLanguage } from './readme.ts';

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateSigningKey, verifyManifest } from '../signing/signing.ts';
 import { defaultReadme } from './readme.ts';
+import { renderReleaseConf } from './env-file.ts';
 import { buildSitePart, SitePartError, type BuildSitePartOptions } from './site-part.ts';
 import { stitchPlan } from './stitch.ts';
 
@@ -202,6 +203,38 @@ describe('buildSitePart', () => {
     expect(() => buildSitePart(options({ scripts: [{ path: '../install', content: '' }] }))).toThrow(SitePartError);
     expect(() => buildSitePart(options({ imagesArchive: { sha256: 'abc', size: 1, delta: false } }))).toThrow(/sha256/);
     expect(() => buildSitePart(options({ expiresAt: new Date('2026-01-01T00:00:00Z') }))).toThrow(/expire/);
+  });
+
+  it('should write the site\'s secrets 0600 under site/, the release conf and key statements, all listed in the manifest', () => {
+    const extra = buildSitePart(options({
+      siteFiles: [{ path: 'receipt-key', content: 'ab'.repeat(32) + '\n' }, { path: 'enrolment-token', content: 'ope_x\n' }],
+      composeFiles: [{ path: 'outpost.conf', content: renderReleaseConf({ waitSeconds: 120, healthUrls: ['http://127.0.0.1:8080/health'], services: [{ name: 'db', backup: "pg_dump -U 'app' app", restore: 'psql -U app app' }] }) }],
+      keyFiles: [{ path: 'endorsed-by-0011223344556677.sig', content: new Uint8Array([1, 2, 3]) }],
+    }));
+    const out = join(dir, 'extra');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'part.tar'), extra.tar);
+    appendFileSync(join(out, 'part.tar'), new Uint8Array(1024));
+    expect(run('tar', ['-xpf', 'part.tar'], out).status).toBe(0);
+    const at = join(out, extra.root);
+    expect(statSync(join(at, 'site/receipt-key')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(at, 'site/enrolment-token')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(at, 'compose/outpost.conf')).mode & 0o777).toBe(0o644);
+    const listed = extra.manifest.files.map((f) => f.path);
+    expect(listed).toEqual(expect.arrayContaining(['site/receipt-key', 'site/enrolment-token', 'compose/outpost.conf', 'keys/endorsed-by-0011223344556677.sig']));
+    // The installer sources outpost.conf with sh: a quote inside a command reads back as written.
+    const r = spawnSync('sh', ['-c', '. ./compose/outpost.conf && printf "%s|%s|%s|%s" "$OUTPOST_WAIT_SECONDS" "$OUTPOST_HEALTH_1" "$OUTPOST_SERVICE_1" "$OUTPOST_BACKUP_1"'], { cwd: at, encoding: 'utf8' });
+    expect(r.stdout).toBe("120|http://127.0.0.1:8080/health|db|pg_dump -U 'app' app");
+    expect(() => buildSitePart(options({ siteFiles: [{ path: '../x', content: 'x' }] }))).toThrow(SitePartError);
+  });
+
+  it('should write the README in English, French and Portuguese, each telling the one command to run', () => {
+    for (const language of ['en', 'fr', 'pt'] as const) {
+      const text = defaultReadme({ siteName: 'Clinique', version: '2.4.0', sizeBytes: 1_500_000_000, estimatedMinutes: 20, language });
+      expect(text).toContain('       sudo sh scripts/install\n');
+      expect(text).toContain('2.4.0');
+    }
+    expect(defaultReadme({ siteName: 'C', version: '1', sizeBytes: 1_500_000_000, estimatedMinutes: 20, language: 'fr' })).toContain('L’ensemble fait 1,5 Go.');
   });
 
   it('should build a thousand site parts quickly', () => {

@@ -34,6 +34,15 @@ export interface BuildSitePartOptions {
   signingKeyPem: string;
   keyFingerprint: string;
   /**
+   * Files of this site only, written under `site/` (the receipt key, the one-time enrolment token):
+   * mode 0600 unless given, as they are secrets of the site.
+   */
+  siteFiles?: { path: string; content: Uint8Array | string; mode?: number }[];
+  /** Extra files under `keys/` beside `signing-key.pem`: the retired keys' rotation statements (`endorsed-by-<hex>.sig`). */
+  keyFiles?: { path: string; content: Uint8Array }[];
+  /** Extra files under `compose/` beside the compose file and `.env` (e.g. `outpost.conf`, mode 0644). */
+  composeFiles?: { path: string; content: string }[];
+  /**
    * The organisation's public key, written as `keys/signing-key.pem` so a first install can verify
    * the bundle (the installer then pins it; later bundles must match it or a key it was told about).
    */
@@ -109,6 +118,18 @@ export function buildSitePart(options: BuildSitePartOptions): SitePart {
     { path: 'compose/docker-compose.yml', bytes: utf8(options.compose), mode: 0o644 },
     { path: 'compose/.env', bytes: utf8(renderEnvFile(options.env)), mode: 0o600 },
   ];
+  for (const file of options.composeFiles ?? []) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file.path) || file.path === 'docker-compose.yml' || file.path === '.env') throw new SitePartError(`compose file "${file.path}" must be a plain file name`);
+    own.push({ path: `compose/${file.path}`, bytes: utf8(file.content), mode: 0o644 });
+  }
+  for (const file of options.siteFiles ?? []) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file.path)) throw new SitePartError(`site file "${file.path}" must be a plain file name`);
+    own.push({ path: `site/${file.path}`, bytes: typeof file.content === 'string' ? utf8(file.content) : file.content, mode: file.mode ?? 0o600 });
+  }
+  for (const file of options.keyFiles ?? []) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file.path) || file.path === 'signing-key.pem') throw new SitePartError(`key file "${file.path}" must be a plain file name`);
+    own.push({ path: `keys/${file.path}`, bytes: file.content, mode: 0o644 });
+  }
   if (options.publicKeyPem) own.push({ path: 'keys/signing-key.pem', bytes: utf8(options.publicKeyPem), mode: 0o644 });
   const seen = new Set<string>();
   for (const script of [...options.scripts].sort((a, b) => compare(a.path, b.path))) {

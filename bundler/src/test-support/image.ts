@@ -16,6 +16,8 @@ export interface TestLayer {
   files?: Record<string, string | Uint8Array>;
   /** One file of `size` pseudo-random bytes (deterministic for a seed), written without holding it in memory. */
   random?: { path: string; size: number; seed?: string };
+  /** Paths among `files` written executable (0755), e.g. a static binary the image runs. */
+  executables?: string[];
   /** gzip level, 1–9; default 6 (1 for layers with random content, which does not compress). */
   gzipLevel?: number;
 }
@@ -174,6 +176,7 @@ async function writeLayer(dir: string, layer: TestLayer): Promise<Descriptor & {
       const file = safeJoin(rootfs, name);
       await fs.mkdir(path.dirname(file), { recursive: true });
       await fs.writeFile(file, content);
+      if (layer.executables?.includes(name)) await fs.chmod(file, 0o755);
     }
     if (layer.random) {
       const file = safeJoin(rootfs, layer.random.path);

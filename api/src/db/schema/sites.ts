@@ -5,6 +5,8 @@ import {
 import { organizations, users } from './accounts.ts';
 
 export const connectivityEnum = pgEnum('connectivity', ['online', 'intermittent', 'offline']);
+/** The language of the site's README.txt and of the installer's printed steps (LANG at the site overrides it). */
+export const siteLanguageEnum = pgEnum('site_language', ['en', 'fr', 'pt']);
 
 export const sites = pgTable('sites', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -18,6 +20,7 @@ export const sites = pgTable('sites', {
   connectivity: connectivityEnum('connectivity').notNull().default('online'),
   bandwidthKbps: integer('bandwidth_kbps'),
   timezone: text('timezone').notNull().default('UTC'),
+  language: siteLanguageEnum('language').notNull().default('en'),
   maintenanceWindow: text('maintenance_window'),
   latitude: doublePrecision('latitude'),
   longitude: doublePrecision('longitude'),

@@ -3,16 +3,18 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
 import {
   ArchiveError, RegistryClient, RegistryError, SitePartError, archiveImageFromRegistry, buildSitePart,
-  defaultReadme, parseImageReference, recordImagesArchive, stitchPlan, teeingBlobReader, type ArchiveImage, type BlobSource, type SitePartScript,
+  defaultReadme, parseImageReference, recordImagesArchive, renderReleaseConf, stitchPlan, teeingBlobReader, type ArchiveImage, type BlobSource, type SitePartScript,
 } from '@outpost/bundler';
-import { artifacts, bundles, contentPackages, imageArchives, releaseImages, releases, sites } from '../../db/schema/index.ts';
+import { artifacts, bundles, contentPackages, imageArchives, releaseImages, releases, siteEnrolments, sites } from '../../db/schema/index.ts';
 import type { Db } from '../../db/types.ts';
 import { AppError } from '../../lib/errors.ts';
 import { blobKey, headSize, type BlobStore } from '../../lib/blob-store.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { credentialFor } from '../registries/credentials.ts';
-import { renderCompose } from '../releases/compose.ts';
-import { activeSigningKey, type OpenSigningKey } from './signing-keys.ts';
+import { outpostSection, renderCompose } from '../releases/compose.ts';
+import { ENROLMENT_TOKEN_PREFIX } from '../sites/enrol.ts';
+import { randomToken, sha256Hex } from '../../lib/crypto.ts';
+import { activeSigningKey, keyEndorsements, type OpenSigningKey } from './signing-keys.ts';
 import { missingBlobs } from './download.ts';
 
 export interface BuildDeps {
@@ -158,6 +160,8 @@ async function loadReleaseParts(db: Db, releaseId: string) {
 
 interface BuiltPart {
   id: string;
+  /** The one-time enrolment token's row, written with the batch (only its hash is kept). */
+  enrolment: typeof siteEnrolments.$inferInsert;
   sha256: string;
   partSize: number;
   size: number;
@@ -205,6 +209,7 @@ export async function buildSiteBundles(deps: BuildDeps, bundleIds: string[], cac
   }
   if (toBuild.length === 0) return outcomes;
   await db.update(bundles).set({ state: 'building', updatedAt: sql`now()` }).where(and(inArray(bundles.id, toBuild), eq(bundles.state, 'queued')));
+  await ensureReceiptKeys(deps, toBuild.map((id) => byId.get(id)!.site));
 
   const built: BuiltPart[] = [];
   const queue = [...toBuild];
@@ -222,6 +227,8 @@ export async function buildSiteBundles(deps: BuildDeps, bundleIds: string[], cac
   if (built.length === 0) return outcomes;
 
   await db.insert(artifacts).values(built.map((b) => ({ sha256: b.sha256, size: b.partSize, mediaType: 'application/x-tar', key: blobKey(b.sha256) }))).onConflictDoNothing();
+  // One statement for the batch's enrolment tokens, before any of its bundles can be downloaded.
+  await db.insert(siteEnrolments).values(built.map((b) => b.enrolment));
   // One statement marks the whole batch ready; a bundle failed meanwhile (e.g. its release revoked) stays failed.
   await db.execute(sql`
     update bundles b set state = 'ready', site_part_sha256 = v.sha256, site_part_size = v.part_size, size = v.size, full_size = v.full_size,
@@ -250,7 +257,17 @@ async function buildOnePart(
     version: release.version,
   });
   let key = cache.keys.get(bundle.orgId);
-  if (!key) { key = await activeSigningKey(db, deps.secretBox, bundle.orgId); cache.keys.set(bundle.orgId, key); }
+  if (!key) {
+    key = await activeSigningKey(db, deps.secretBox, bundle.orgId);
+    key = { ...key, endorsements: await keyEndorsements(db, deps.secretBox, bundle.orgId, key) };
+    cache.keys.set(bundle.orgId, key);
+  }
+  const receiptKey = await siteReceiptKey(deps, site);
+  const expiresAt = bundle.expiresAt ?? new Date(Date.now() + 90 * 86_400_000);
+  // Single use, and it expires with the bundle: a leaked bundle cannot stand for the site for long (docs/decisions.md).
+  const enrolmentToken = randomToken(ENROLMENT_TOKEN_PREFIX);
+  const enrolment = { orgId: bundle.orgId, siteId: site.id, bundleId: bundle.id, tokenHash: await sha256Hex(enrolmentToken), expiresAt };
+  const section = outpostSection(compose);
   const content = parts.content;
   const sharedBytes = (content?.size ?? 0) + archive.size!;
   const createdAt = new Date();
@@ -259,22 +276,33 @@ async function buildOnePart(
     release: { id: release.id, version: release.version },
     fromRelease,
     createdAt,
-    expiresAt: bundle.expiresAt ?? new Date(createdAt.getTime() + 90 * 86_400_000),
+    expiresAt,
     compose,
+    composeFiles: [{ path: 'outpost.conf', content: renderReleaseConf({
+      waitSeconds: section['wait-seconds'], healthUrls: section['health-urls'],
+      services: Object.entries(section.services).map(([name, s]) => ({ name, backup: s.backup, restore: s.restore })),
+    }) }],
+    siteFiles: [
+      { path: 'receipt-key', content: `${Buffer.from(receiptKey).toString('hex')}\n` },
+      { path: 'enrolment-token', content: `${enrolmentToken}\n` },
+    ],
     env: {
       COMPOSE_PROJECT_NAME: 'outpost',
       OUTPOST_SITE_ID: site.id, OUTPOST_SITE_CODE: site.code,
       OUTPOST_RELEASE: release.version, OUTPOST_RELEASE_ID: release.id, OUTPOST_BUNDLE_ID: bundle.id,
+      OUTPOST_LANGUAGE: site.language,
+      ...(content ? { OUTPOST_CONTENT_VERSION: content.version } : {}),
       ...(deps.publicUrl ? { OUTPOST_API_URL: deps.publicUrl } : {}),
     },
     contentPackage: content ? { fileName: `${plainFileName(`${content.name}-${content.version}`)}.zip`, sha256: content.sha256, size: content.size } : null,
     imagesArchive: { sha256: archive.sha256!, size: archive.size!, delta: archive.fromReleaseId !== null },
     scripts: deps.scripts,
     // Loading and starting take about as long as copying the images off the disk; ten minutes on top for backup and checks.
-    readme: defaultReadme({ siteName: site.name, version: release.version, sizeBytes: sharedBytes, estimatedMinutes: 10 + sharedBytes / 50e6 / 60 }),
+    readme: defaultReadme({ siteName: site.name, version: release.version, sizeBytes: sharedBytes, estimatedMinutes: 10 + sharedBytes / 50e6 / 60, language: site.language }),
     signingKeyPem: key.privateKeyPem,
     keyFingerprint: key.fingerprint,
     publicKeyPem: key.publicKeyPem,
+    keyFiles: key.endorsements ?? [],
   });
   const plan = stitchPlan({ sitePartSize: part.tarSize, shared: part.shared });
   const sha256 = createHash('sha256').update(part.tar).digest('hex');
@@ -304,7 +332,30 @@ async function buildOnePart(
   }
   const fullSize = full?.state === 'ready' && full.size !== null ? plan.totalSize - archive.size! + full.size : plan.totalSize;
   const etag = createHash('sha256').update([sha256, ...part.shared.map((o) => o.sha256)].join(':')).digest('hex').slice(0, 32);
-  return { id: bundle.id, sha256, partSize: part.tarSize, size: plan.totalSize, fullSize, manifest: part.manifest, fingerprint: key.fingerprint, etag };
+  return { id: bundle.id, enrolment, sha256, partSize: part.tarSize, size: plan.totalSize, fullSize, manifest: part.manifest, fingerprint: key.fingerprint, etag };
+}
+
+/**
+ * Sites of a batch that have no receipt key yet (no device token was ever issued) get one, sealed:
+ * the installer signs receipt codes with it. One statement for the batch; two batches at once agree
+ * on one key per site (the first write wins, the other reads it back).
+ */
+async function ensureReceiptKeys(deps: BuildDeps, batch: (typeof sites.$inferSelect)[]): Promise<void> {
+  const missing = [...new Map(batch.filter((s) => !s.receiptKeySealed).map((s) => [s.id, s])).values()];
+  if (missing.length === 0) return;
+  const sealed = await Promise.all(missing.map(async (s) => ({ id: s.id, sealed: await deps.secretBox.seal(crypto.getRandomValues(new Uint8Array(32)), `receipt:${s.id}`) })));
+  await deps.db.execute(sql`
+    update sites s set receipt_key_sealed = v.sealed
+    from jsonb_to_recordset(${JSON.stringify(sealed)}::jsonb) as v(id uuid, sealed text)
+    where s.id = v.id and s.receipt_key_sealed is null`);
+  const rows = await deps.db.select({ id: sites.id, sealed: sites.receiptKeySealed }).from(sites).where(inArray(sites.id, missing.map((s) => s.id)));
+  const byId = new Map(rows.map((r) => [r.id, r.sealed]));
+  for (const s of batch) if (!s.receiptKeySealed) s.receiptKeySealed = byId.get(s.id) ?? null;
+}
+
+function siteReceiptKey(deps: BuildDeps, site: typeof sites.$inferSelect): Promise<Uint8Array> {
+  if (!site.receiptKeySealed) throw new BuildFailure('BUILD_FAILED', 'The site has no receipt key.', true);
+  return deps.secretBox.open(site.receiptKeySealed, `receipt:${site.id}`);
 }
 
 /** A bundle build gave up for good. */

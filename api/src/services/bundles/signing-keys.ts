@@ -1,5 +1,5 @@
-import { and, desc, eq, isNull, sql } from 'drizzle-orm';
-import { generateSigningKey } from '@outpost/bundler';
+import { and, desc, eq, isNotNull, isNull, sql } from 'drizzle-orm';
+import { generateSigningKey, signManifest } from '@outpost/bundler';
 import { signingKeys } from '../../db/schema/index.ts';
 import type { Db } from '../../db/types.ts';
 import { isUniqueViolation } from '../../lib/errors.ts';
@@ -17,6 +17,8 @@ export const toSigningKeyView = (r: Row) => ({
 
 export interface OpenSigningKey {
   id: string;
+  /** Rotation statements of the retired keys for the active one (`keyEndorsements`), when loaded. */
+  endorsements?: { path: string; content: Uint8Array }[];
   fingerprint: string;
   publicKeyPem: string;
   privateKeyPem: string;
@@ -57,6 +59,23 @@ export async function activeSigningKey(db: Db, box: SecretBox, orgId: string): P
   }
   const plain = await box.open(row.privateKeySealed, aad(orgId, row.fingerprint));
   return { id: row.id, fingerprint: row.fingerprint, publicKeyPem: row.publicKeyPem, privateKeyPem: new TextDecoder().decode(plain) };
+}
+
+/**
+ * Rotation statements for the site installer: each retired key of the organisation signs the active
+ * public key, shipped as `keys/endorsed-by-<hex of the retired key's fingerprint>.sig`. A site that
+ * pinned a retired key accepts the active one on the strength of that signature (docs/decisions.md).
+ */
+export async function keyEndorsements(db: Db, box: SecretBox, orgId: string, active: OpenSigningKey): Promise<{ path: string; content: Uint8Array }[]> {
+  const retired = await db.select().from(signingKeys).where(and(eq(signingKeys.orgId, orgId), isNotNull(signingKeys.retiredAt)));
+  const out: { path: string; content: Uint8Array }[] = [];
+  for (const row of retired) {
+    const privateKeyPem = new TextDecoder().decode(await box.open(row.privateKeySealed, aad(orgId, row.fingerprint)));
+    // The first 16 hex digits name the key (tar names are at most 100 bytes); the signature is what is checked.
+    const hex = Buffer.from(row.fingerprint.replace(/^SHA256:/, ''), 'base64').toString('hex').slice(0, 16);
+    out.push({ path: `endorsed-by-${hex}.sig`, content: signManifest(new TextEncoder().encode(active.publicKeyPem), privateKeyPem) });
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : 1));
 }
 
 /** A new active key; the old one is retired but kept, so bundles it signed still verify. */

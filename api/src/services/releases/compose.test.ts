@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { AppError } from '../../lib/errors.ts';
-import { renderCompose, validateComposeTemplate, type ComposeImage, type ComposeValidation } from './compose.ts';
+import { outpostSection, renderCompose, validateComposeTemplate, type ComposeImage, type ComposeValidation } from './compose.ts';
 
 const hex = (c: string) => c.repeat(64);
 const IMAGES: ComposeImage[] = [
@@ -281,5 +281,73 @@ describe('compose templates', () => {
       expect(err).toBeInstanceOf(AppError);
       expect(err).toMatchObject({ status: 400, code: 'VALIDATION_FAILED', details: [{ path: 'composeTemplate', line: lineOf(bad, 'image.nope'), column: 12, message: expect.stringContaining('nope') }] });
     });
+  });
+});
+
+describe('the x-outpost section', () => {
+  const withSection = (section: string) => `services:
+  db:
+    image: {{ image.db }}
+    volumes: [data:/var/lib/mysql]
+  backend:
+    image: {{ image.backend }}
+volumes:
+  data: {}
+x-outpost:
+${section}`;
+  const check = (section: string) => validateComposeTemplate({ template: withSection(section), images: IMAGES, sampleSite: SITE, version: '1.0.0' });
+
+  it('should accept the documented keys and give them to the bundle with defaults filled in', () => {
+    const r = check(`  wait-seconds: 600
+  health-urls: [http://127.0.0.1:8080/openmrs/health]
+  services:
+    db:
+      backup: mariadb-dump --all-databases -uroot -p"$MYSQL_ROOT_PASSWORD"
+      restore: mariadb -uroot -p"$MYSQL_ROOT_PASSWORD"
+`);
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    const section = outpostSection((r as { rendered: string }).rendered);
+    expect(section).toEqual({
+      'wait-seconds': 600, 'health-urls': ['http://127.0.0.1:8080/openmrs/health'],
+      services: { db: { backup: 'mariadb-dump --all-databases -uroot -p"$MYSQL_ROOT_PASSWORD"', restore: 'mariadb -uroot -p"$MYSQL_ROOT_PASSWORD"' } },
+    });
+    expect(outpostSection(renderCompose({ template: 'services:\n  db:\n    image: {{ image.db }}\n', images: IMAGES, site: SITE, version: '1' })))
+      .toEqual({ 'wait-seconds': 300, 'health-urls': [], services: {} });
+  });
+
+  it('should point at the line of each mistake: unknown keys, a service the file does not have, a bad URL, a missing restore', () => {
+    const r = check(`  wait-secs: 10
+  health-urls: ["ftp://x"]
+  services:
+    cache:
+      backup: redis-cli save
+      restore: cp
+    db:
+      backup: dump
+`);
+    expect(r.ok).toBe(false);
+    const errors = (r as { errors: { line: number; message: string; path?: string }[] }).errors;
+    const template = withSection('');
+    const base = template.split('\n').length - 1;
+    expect(errors).toEqual(expect.arrayContaining([
+      expect.objectContaining({ line: base + 1, message: expect.stringContaining('unknown key "wait-secs"') }),
+      expect.objectContaining({ line: base + 2, message: expect.stringContaining('A health URL starts with http://') }),
+      expect.objectContaining({ path: 'x-outpost.services.db.restore', message: 'x-outpost.services.db.restore: Give the service a restore command (it reads the backup on its input).' }),
+    ]));
+    const fixed = check(`  services:
+    cache:
+      backup: redis-cli save
+      restore: cp
+`);
+    expect(fixed.ok).toBe(false);
+    expect((fixed as { errors: { message: string }[] }).errors[0]!.message).toBe('x-outpost.services names "cache", which is not a service of this file.');
+  });
+
+  it('should refuse a wait outside 5 s to 2 hours and a command on several lines', () => {
+    expect(check('  wait-seconds: 2\n').ok).toBe(false);
+    expect(check('  wait-seconds: 99999\n').ok).toBe(false);
+    const r = check('  services:\n    db:\n      backup: "dump\\nmore"\n      restore: load\n');
+    expect(r.ok).toBe(false);
+    expect((r as { errors: { message: string }[] }).errors[0]!.message).toContain('Write the backup command on one line.');
   });
 });

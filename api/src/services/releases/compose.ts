@@ -2,6 +2,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 // Precompiled (api/scripts/compose-validator.ts): Workers forbid the `new Function` Ajv compiles with.
 import validateComposeSpec from './compose-validate.generated.js';
 import { isAlias, isCollection, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Scalar } from 'yaml';
+import { z } from 'zod';
 import { ValidationError } from '../../lib/errors.ts';
 // The compose-spec JSON schema, vendored unchanged from the npm package `dclint` 3.1.0
 // (node_modules/dclint/schemas/compose.schema.json, MIT), which tracks compose-spec/compose-spec
@@ -80,6 +81,35 @@ export function pinnedReference(i: ComposeImage): string {
 }
 
 const PINNED = /@sha256:[0-9a-f]{64}$/;
+
+/**
+ * The compose file's `x-outpost` section: what the site installer needs to know about the release
+ * beyond compose itself (docs/site-install.md). Compose ignores `x-` keys; the bundle carries the
+ * section again as `compose/outpost.conf`, in a form sh reads.
+ *
+ *   x-outpost:
+ *     wait-seconds: 300                      # how long start-up and migrations may take
+ *     health-urls: [http://127.0.0.1:8080/health]
+ *     services:
+ *       db:
+ *         backup: pg_dump -U app app         # run in the service's container; its output is the backup
+ *         restore: psql -U app app           # run there with the backup as its input
+ */
+export const XOutpost = z.object({
+  'wait-seconds': z.number({ error: 'wait-seconds must be a whole number of seconds.' }).int().min(5, 'wait-seconds must be at least 5.').max(7200, 'wait-seconds must be at most 7200 (two hours).').default(300),
+  'health-urls': z.array(z.string().max(500).regex(/^https?:\/\/[^\s'"\\]+$/, 'A health URL starts with http:// or https:// and has no spaces or quotes.')).max(20).default([]),
+  services: z.record(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/), z.object({
+    backup: z.string({ error: 'Give the service a backup command (its output is the backup).' }).trim().min(1, 'backup needs a command.').max(2000).refine((c) => !c.includes('\n'), 'Write the backup command on one line.'),
+    restore: z.string({ error: 'Give the service a restore command (it reads the backup on its input).' }).trim().min(1, 'restore needs a command.').max(2000).refine((c) => !c.includes('\n'), 'Write the restore command on one line.'),
+  }, { error: 'Give each service a backup and a restore command.' }).strict()).default({}),
+}, { error: 'x-outpost must be a mapping (wait-seconds, health-urls, services).' }).strict();
+export type XOutpost = z.infer<typeof XOutpost>;
+
+/** The `x-outpost` section of a rendered (valid) compose file, defaults filled in. */
+export function outpostSection(rendered: string): XOutpost {
+  const data = parseDocument(rendered, { merge: true }).toJS({ maxAliasCount: 1000 }) as Record<string, unknown> | null;
+  return XOutpost.parse(data?.['x-outpost'] ?? {});
+}
 
 /** Checks a template against a sample site and renders it; every problem comes with its line in the template. */
 export function validateComposeTemplate(input: ValidateComposeInput): ComposeValidation {
@@ -367,6 +397,27 @@ function compile(input: RenderComposeInput): ComposeValidation {
         if (pair) target = pair.key as Node;
       }
       errors.push({ ...nodeAt(target), path: dotted(issue.key !== undefined ? [...issue.segs, issue.key] : issue.segs) || undefined, message: issue.message });
+    }
+  }
+
+  if (data && typeof data === 'object' && 'x-outpost' in data) {
+    const parsed = XOutpost.safeParse((data as Record<string, unknown>)['x-outpost']);
+    const issueAt = (segs: string[], message: string) => {
+      const loc = locate(doc, ['x-outpost', ...segs]);
+      errors.push({ ...nodeAt(loc.depth === segs.length + 1 && loc.node && !isCollection(loc.node) ? loc.node : loc.keyNode ?? loc.node), path: dotted(['x-outpost', ...segs]), message });
+    };
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        const segs = issue.path.map(String);
+        const message = issue.code === 'unrecognized_keys'
+          ? `x-outpost${segs.length ? `.${dotted(segs)}` : ''}: unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')} (x-outpost knows wait-seconds, health-urls and services, each service backup and restore).`
+          : `x-outpost.${dotted(segs)}: ${issue.message}`;
+        issueAt(issue.code === 'unrecognized_keys' ? [...segs, issue.keys[0]!] : segs, message);
+      }
+    } else if (services && typeof services === 'object') {
+      for (const name of Object.keys(parsed.data.services)) {
+        if (!(name in (services as Record<string, unknown>))) issueAt(['services', name], `x-outpost.services names "${name}", which is not a service of this file.`);
+      }
     }
   }
 

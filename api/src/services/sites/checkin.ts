@@ -17,6 +17,9 @@ export interface CheckinFields {
   diskFreeBytes?: number;
   idempotencyKey: string;
   reportedAt?: string;
+  contentPackageVersion?: string;
+  edgeScriptsVersion?: string;
+  composeSha256?: string;
 }
 
 export type CheckinOutcome =

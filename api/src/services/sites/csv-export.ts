@@ -24,7 +24,7 @@ export function escapeCell(text: string): string {
 const columns = {
   id: sites.id, code: sites.code, name: sites.name, region: sites.region, district: sites.district,
   facilityType: sites.facilityType, tags: sites.tags, connectivity: sites.connectivity, bandwidthKbps: sites.bandwidthKbps,
-  timezone: sites.timezone, maintenanceWindow: sites.maintenanceWindow, latitude: sites.latitude, longitude: sites.longitude,
+  timezone: sites.timezone, language: sites.language, maintenanceWindow: sites.maintenanceWindow, latitude: sites.latitude, longitude: sites.longitude,
   contactName: sites.contactName, contactPhone: sites.contactPhone, contactEmail: sites.contactEmail,
   reportedVersion: sites.reportedVersion, reportedReleaseId: sites.reportedReleaseId, reportedStatus: sites.reportedStatus,
   reportedAt: sites.reportedAt, targetReleaseId: sites.targetReleaseId, ...targetRelease,
@@ -44,7 +44,7 @@ function toCells(r: ExportRow, now: Date, silentDays: number): (string | number)
   // Numbers stay numbers: they cannot carry a formula, so a negative latitude is written as is.
   return [
     text(r.code), text(r.name), text(r.region), text(r.district), text(r.facilityType), text(r.tags.join(';')),
-    r.connectivity, r.bandwidthKbps ?? '', text(r.timezone), text(r.maintenanceWindow), r.latitude ?? '', r.longitude ?? '',
+    r.connectivity, r.bandwidthKbps ?? '', text(r.timezone), r.language, text(r.maintenanceWindow), r.latitude ?? '', r.longitude ?? '',
     text(r.contactName), text(r.contactPhone), text(r.contactEmail),
     text(r.reportedVersion), text(r.reportedStatus), r.reportedAt?.toISOString() ?? '', text(r.targetVersion),
     siteStatus(r, now, silentDays),

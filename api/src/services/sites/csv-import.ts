@@ -11,7 +11,7 @@ import { SiteFields } from './input.ts';
 /** The editable columns of the site CSV (import and export), and the site field each one fills. */
 export const SITE_CSV_COLUMNS = {
   code: 'code', name: 'name', region: 'region', district: 'district', facility_type: 'facilityType', tags: 'tags',
-  connectivity: 'connectivity', bandwidth_kbps: 'bandwidthKbps', timezone: 'timezone', maintenance_window: 'maintenanceWindow',
+  connectivity: 'connectivity', bandwidth_kbps: 'bandwidthKbps', timezone: 'timezone', language: 'language', maintenance_window: 'maintenanceWindow',
   latitude: 'latitude', longitude: 'longitude', contact_name: 'contactName', contact_phone: 'contactPhone', contact_email: 'contactEmail',
 } as const satisfies Record<string, keyof SiteFields>;
 export type SiteCsvColumn = keyof typeof SITE_CSV_COLUMNS;
@@ -82,6 +82,7 @@ function convert(column: SiteCsvColumn, raw: string): { value: unknown } | { err
     }
     case 'connectivity': return { value: blank ? undefined : cell.trim().toLowerCase() };
     case 'timezone': return { value: blank ? undefined : cell };
+    case 'language': return { value: blank ? undefined : cell.trim().toLowerCase() };
     case 'bandwidth_kbps': case 'latitude': case 'longitude': {
       if (blank) return { value: null };
       const t = cell.trim();
@@ -246,7 +247,7 @@ interface GoodRow { row: number; fields: SiteFields }
 // The PostgreSQL type of each field's column; an enum travels as text and is cast in the statement.
 const PG_TYPE: Record<keyof SiteFields, 'text' | 'int4' | 'float8'> = {
   code: 'text', name: 'text', region: 'text', district: 'text', facilityType: 'text', tags: 'text', connectivity: 'text',
-  bandwidthKbps: 'int4', timezone: 'text', maintenanceWindow: 'text', latitude: 'float8', longitude: 'float8',
+  bandwidthKbps: 'int4', timezone: 'text', language: 'text', maintenanceWindow: 'text', latitude: 'float8', longitude: 'float8',
   contactName: 'text', contactPhone: 'text', contactEmail: 'text',
 };
 
@@ -280,7 +281,7 @@ async function upsertBatch(ctx: ServiceCtx, batch: GoodRow[], fields: (keyof Sit
     const values = batch.map((r) => (f === 'tags' ? arrayLiteral(r.fields.tags) : r.fields[f] ?? null));
     return sql`${sql.param(values)}::${sql.raw(PG_TYPE[f])}[]`;
   });
-  const picked = fields.map((f) => (f === 'tags' ? sql`u.${column(f)}::text[]` : f === 'connectivity' ? sql`u.${column(f)}::connectivity` : sql`u.${column(f)}`));
+  const picked = fields.map((f) => (f === 'tags' ? sql`u.${column(f)}::text[]` : f === 'connectivity' ? sql`u.${column(f)}::connectivity` : f === 'language' ? sql`u.${column(f)}::site_language` : sql`u.${column(f)}`));
   const updatable = fields.filter((f) => f !== 'code');
   const list = (f: (x: keyof SiteFields) => SQLChunk, of = fields) => sql.join(of.map(f), sql`, `);
   const result = await ctx.db.execute(sql`

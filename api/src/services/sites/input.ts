@@ -5,6 +5,8 @@ import { z } from 'zod';
  * Everything the site reports about itself lives elsewhere (site_reports).
  */
 export const CONNECTIVITY = ['online', 'intermittent', 'offline'] as const;
+/** Languages of the bundle's README.txt and the installer's messages. */
+export const SITE_LANGUAGES = ['en', 'fr', 'pt'] as const;
 
 const optionalText = (max: number) => z.string().trim().max(max).nullable().optional();
 
@@ -19,6 +21,7 @@ export const SiteFields = z.object({
   connectivity: z.enum(CONNECTIVITY, { error: 'Use online, intermittent or offline.' }).default('online'),
   bandwidthKbps: z.number().int().min(1).max(10_000_000).nullable().optional(),
   timezone: z.string().trim().max(64).refine(isTimeZone, 'Use an IANA time zone such as Africa/Nairobi.').default('UTC'),
+  language: z.enum(SITE_LANGUAGES, { error: 'Use en, fr or pt.' }).default('en'),
   maintenanceWindow: z.string().trim().max(100)
     .regex(/^(mon|tue|wed|thu|fri|sat|sun|daily)(-(mon|tue|wed|thu|fri|sat|sun))? \d{2}:\d{2}-\d{2}:\d{2}$/i,
       'Write the window like "daily 22:00-04:00" or "sat-sun 08:00-12:00".')

@@ -52,7 +52,7 @@ export function siteStatus(s: Pick<SiteRow, 'reportedAt' | 'reportedStatus' | 'r
 export function toSiteView(s: SiteRow, targetVersion: string | null, now = new Date(), reportedRevoked = false) {
   return {
     id: s.id, code: s.code, name: s.name, region: s.region, district: s.district, facilityType: s.facilityType,
-    tags: s.tags, connectivity: s.connectivity, bandwidthKbps: s.bandwidthKbps, timezone: s.timezone,
+    tags: s.tags, connectivity: s.connectivity, bandwidthKbps: s.bandwidthKbps, timezone: s.timezone, language: s.language,
     maintenanceWindow: s.maintenanceWindow, latitude: s.latitude, longitude: s.longitude,
     contactName: s.contactName, contactPhone: s.contactPhone, contactEmail: s.contactEmail,
     reportedVersion: s.reportedVersion, reportedReleaseId: s.reportedReleaseId, reportedStatus: s.reportedStatus,
