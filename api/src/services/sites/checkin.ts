@@ -17,9 +17,6 @@ export interface CheckinFields {
   diskFreeBytes?: number;
   idempotencyKey: string;
   reportedAt?: string;
-  contentPackageVersion?: string;
-  edgeScriptsVersion?: string;
-  composeSha256?: string;
 }
 
 export type CheckinOutcome =
