@@ -35,6 +35,7 @@ CREATE TABLE "rollout_targets" (
 	"healthy" boolean DEFAULT false NOT NULL,
 	"reason" text,
 	"attempts" integer DEFAULT 0 NOT NULL,
+	"failure_notified_at" timestamp (3) with time zone,
 	"state_changed_at" timestamp (3) with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint

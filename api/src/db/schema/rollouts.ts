@@ -90,6 +90,8 @@ export const rolloutTargets = pgTable('rollout_targets', {
   healthy: boolean('healthy').notNull().default(false),
   reason: text('reason'),
   attempts: integer('attempts').notNull().default(0),
+  /** When a webhook was queued for this target's failure; a retry clears it. */
+  failureNotifiedAt: timestamp('failure_notified_at', { withTimezone: true, precision: 3 }),
   stateChangedAt: timestamp('state_changed_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 }, (t) => [
   index('rollout_targets_rollout_wave_state_idx').on(t.rolloutId, t.waveId, t.state),
