@@ -19,7 +19,7 @@ export async function insertTargets(ctx: ServiceCtx, rolloutId: string, rows: { 
     const part = JSON.stringify(rows.slice(i, i + 20_000).map((r) => ({ w: r.waveId, s: r.siteId, st: r.state, f: r.fromReleaseId, r: r.reason })));
     await ctx.db.execute(sql`
       insert into rollout_targets (org_id, rollout_id, wave_id, site_id, state, active, from_release_id, reason, state_changed_at)
-      select ${ctx.orgId}::uuid, ${rolloutId}::uuid, x.w, x.s, x.st, ${active}, x.f, x.r, ${at.toISOString()}::timestamptz
+      select ${ctx.orgId}::uuid, ${rolloutId}::uuid, x.w, x.s, x.st, ${active} and x.st <> 'skipped', x.f, x.r, ${at.toISOString()}::timestamptz
       from json_to_recordset(${part}::json) as x(w uuid, s uuid, st text, f uuid, r text)`);
   }
 }
@@ -46,7 +46,8 @@ export async function createRollout({ ctx, input, now = new Date() }: { ctx: Ser
         empty.map((w) => ({ path: `waves.${w.position}.selector`, message: 'Selects no site' })));
     }
     const codeOf = new Map(all.map((s) => [s.id, s.code]));
-    const siteIds = waves.flatMap((w) => w.sites.map((s) => s.id));
+    // Sites already on the release are kept as skipped and reserve nothing.
+    const siteIds = waves.flatMap((w) => w.sites.filter((s) => s.reportedReleaseId !== release.release.id).map((s) => s.id));
     if (!input.draft) {
       const conflicts = await activeConflicts(ctx, siteIds);
       if (conflicts.length) throw conflictError(conflicts, (id) => codeOf.get(id) ?? id);

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
 import { sha256Hex } from '../../lib/crypto.ts';
 import type { RateLimiter } from '../../lib/rate-limit.ts';
+import { inMaintenanceWindow } from '../rollouts/window.ts';
 
 export interface CheckinFields {
   version: string;
@@ -16,9 +17,12 @@ export interface CheckinFields {
 }
 
 export type CheckinOutcome =
-  | { ok: true; reportId: string; duplicate: boolean; receivedAt: Date; siteCode: string; targetVersion: string | null }
+  | { ok: true; reportId: string; duplicate: boolean; receivedAt: Date; siteCode: string; targetVersion: string | null; installHold: InstallHold | null }
   | { ok: false; reason: 'invalid-token' }
   | { ok: false; reason: 'rate-limited'; retryAfter: number };
+
+/** Why a site with a target is not asked to install it right now (docs/rollouts.md). */
+export type InstallHold = 'rollout_paused' | 'blackout' | 'maintenance_window';
 
 interface Pending { tokenHash: string; input: CheckinFields; receivedAt: Date; resolve(o: CheckinOutcome): void; reject(e: unknown): void }
 
@@ -92,7 +96,7 @@ async function writeCheckins(db: Db, batch: Pending[]): Promise<CheckinOutcome[]
     -- the last instant of them without harm: do not wait for the WAL flush (docs/decisions.md).
     async as (select set_config('synchronous_commit', 'off', true)),
     v as (
-      select u.*, s.id as site_id, s.org_id, s.code, s.target_release_id, r.id as release_id
+      select u.*, s.id as site_id, s.org_id, s.code, s.target_release_id, s.maintenance_window, s.timezone, r.id as release_id
       from json_to_recordset(${group}::json) as u(ord int, token_hash text, version text, status text, health_checks jsonb,
           docker_version text, image_store text, compose_version text, disk_free_bytes bigint, details jsonb,
           idempotency_key text, at timestamptz)
@@ -114,6 +118,21 @@ async function writeCheckins(db: Db, batch: Pending[]): Promise<CheckinOutcome[]
         reported_at = l.reported_at, updated_at = now()
       from latest l where s.id = l.site_id and (s.reported_at is null or s.reported_at <= l.reported_at)
       returning s.id
+    ),
+    -- The site's target in its live rollout moves with the report, in this same statement (the rules of
+    -- services/rollouts/machine.ts targetNext/signalOfReport, in SQL): installing; installed (healthy or
+    -- degraded) or failed on the rollout's version. Only waves that have opened; overdue sites may report late.
+    tgt as (
+      update rollout_targets t set
+        state = case when l.status = 'installing' then 'installing' when l.status = 'failed' then 'failed' else 'installed' end,
+        healthy = (l.status = 'healthy'), reason = 'heartbeat: ' || l.status, state_changed_at = l.reported_at
+      from latest l, rollouts ro, releases tr, rollout_waves w
+      where t.site_id = l.site_id and t.active and ro.id = t.rollout_id and tr.id = ro.release_id and w.id = t.wave_id
+        and w.state not in ('pending', 'preparing', 'cancelled')
+        and ((l.status = 'installing' and t.state in ('pending', 'bundled', 'downloaded', 'overdue'))
+          or (l.status in ('healthy', 'degraded') and l.version = tr.version and (t.state not in ('installed', 'skipped') or t.healthy <> (l.status = 'healthy')))
+          or (l.status = 'failed' and l.version = tr.version and t.state not in ('failed', 'skipped')))
+      returning t.id
     )
     select v.ord, v.code,
       coalesce(ins.id, old.id) as report_id,
@@ -121,16 +140,41 @@ async function writeCheckins(db: Db, batch: Pending[]): Promise<CheckinOutcome[]
       -- Within one group the first of two check-ins with the same key is the new one.
       (ins.id is not null and row_number() over (partition by v.site_id, v.idempotency_key order by v.ord) = 1) as fresh,
       (select r.version from releases r where r.id = v.target_release_id) as target_version,
-      (select count(*) from upd) as moved
+      v.version as reported_version, v.maintenance_window, v.timezone,
+      -- Holds are looked up only for sites that have a target.
+      case when v.target_release_id is null then false else coalesce((select ro.state = 'paused' and t.state in ('pending', 'bundled', 'downloaded')
+        from rollout_targets t join rollouts ro on ro.id = t.rollout_id where t.site_id = v.site_id and t.active limit 1), false) end as paused_hold,
+      case when v.target_release_id is null then false else exists (select 1 from blackout_dates b where b.org_id = v.org_id
+        and b.starts_on <= (v.at at time zone 'UTC')::date and b.ends_on >= (v.at at time zone 'UTC')::date) end as blackout,
+      (select count(*) from upd) + (select count(*) from tgt) as moved
     from v
     left join ins on ins.site_id = v.site_id and ins.idempotency_key = v.idempotency_key
     left join site_reports old on ins.id is null and old.site_id = v.site_id and old.idempotency_key = v.idempotency_key`);
   const outcomes: CheckinOutcome[] = batch.map(() => ({ ok: false, reason: 'invalid-token' }));
-  for (const a of rowsOf<{ ord: number; code: string; report_id: string; received_at: string | Date; fresh: boolean; target_version: string | null }>(result)) {
+  for (const a of rowsOf<CheckinRow>(result)) {
+    const installHold = holdOf(a, batch[a.ord]!.receivedAt);
     outcomes[a.ord] = {
       ok: true, reportId: a.report_id, duplicate: !a.fresh, receivedAt: new Date(a.received_at),
-      siteCode: a.code, targetVersion: a.target_version,
+      siteCode: a.code, targetVersion: installHold ? null : a.target_version, installHold,
     };
   }
   return outcomes;
+}
+
+interface CheckinRow {
+  ord: number; code: string; report_id: string; received_at: string | Date; fresh: boolean; target_version: string | null;
+  reported_version: string; maintenance_window: string | null; timezone: string; paused_hold: boolean; blackout: boolean;
+}
+
+/**
+ * A site not yet on its target is asked to install it only when its rollout is not paused, the day
+ * is not a blackout date of the organisation, and the time is inside the site's maintenance window.
+ * Otherwise the answer carries no target version, and says why.
+ */
+function holdOf(a: CheckinRow, at: Date): InstallHold | null {
+  if (!a.target_version || a.target_version === a.reported_version) return null;
+  if (a.paused_hold) return 'rollout_paused';
+  if (a.blackout) return 'blackout';
+  if (!inMaintenanceWindow(a.maintenance_window, a.timezone, at)) return 'maintenance_window';
+  return null;
 }

@@ -4,6 +4,7 @@ import { releases, siteReports, sites, users } from '../../db/schema/index.ts';
 import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
 import type { ServiceCtx } from '../context.ts';
 import { loadSite } from './scope.ts';
+import { applyReportToTarget } from '../rollouts/report-hook.ts';
 
 export type ReportSource = 'heartbeat' | 'receipt_code' | 'receipt_file' | 'manual';
 
@@ -62,6 +63,8 @@ export async function appendReport(db: Db, r: NewReport): Promise<{ report: Repo
       reportedVersion: r.version, reportedReleaseId: release?.id ?? null, reportedStatus: r.status,
       reportedAt: r.reportedAt, updatedAt: sql`now()`,
     }).where(and(eq(sites.id, r.siteId), sql`(${sites.reportedAt} is null or ${sites.reportedAt} <= ${r.reportedAt})`));
+    // The outcome of an install moves the site's target in its live rollout, in this transaction.
+    await applyReportToTarget(tx as unknown as Db, { siteId: r.siteId, source: r.source, version: r.version, status: r.status, at: r.reportedAt });
     return { report: inserted, duplicate: false };
   });
 }
