@@ -25,8 +25,8 @@ const CheckinResult = z.object({
   receivedAt: z.string(),
   site: z.object({ code: z.string() }),
   targetVersion: z.string().nullable().openapi({ description: 'The version this site should install now, when a rollout asks it to (null while held, see installHold)' }),
-  installHold: z.enum(['rollout_paused', 'blackout', 'maintenance_window']).nullable()
-    .openapi({ description: 'Why a site that has a target is not asked to install it right now: its rollout is paused, a blackout date, or outside its maintenance window' }),
+  installHold: z.enum(['rollout_paused', 'awaiting_retry', 'blackout', 'maintenance_window']).nullable()
+    .openapi({ description: 'Why a site that has a target is not asked to install it right now: its rollout is paused, its install failed and waits for a retry, a blackout date, or outside its maintenance window' }),
 }).openapi('CheckinResult');
 
 const INVALID = 'This device token is not valid: it was revoked or replaced, or the site is archived.';

@@ -22,7 +22,7 @@ export type CheckinOutcome =
   | { ok: false; reason: 'rate-limited'; retryAfter: number };
 
 /** Why a site with a target is not asked to install it right now (docs/rollouts.md). */
-export type InstallHold = 'rollout_paused' | 'blackout' | 'maintenance_window';
+export type InstallHold = 'rollout_paused' | 'awaiting_retry' | 'blackout' | 'maintenance_window';
 
 interface Pending { tokenHash: string; input: CheckinFields; receivedAt: Date; resolve(o: CheckinOutcome): void; reject(e: unknown): void }
 
@@ -142,8 +142,9 @@ async function writeCheckins(db: Db, batch: Pending[]): Promise<CheckinOutcome[]
       (select r.version from releases r where r.id = v.target_release_id) as target_version,
       v.version as reported_version, v.maintenance_window, v.timezone,
       -- Holds are looked up only for sites that have a target.
-      case when v.target_release_id is null then false else coalesce((select ro.state = 'paused' and t.state in ('pending', 'bundled', 'downloaded')
-        from rollout_targets t join rollouts ro on ro.id = t.rollout_id where t.site_id = v.site_id and t.active limit 1), false) end as paused_hold,
+      case when v.target_release_id is null then null else (select case when t.state in ('failed', 'rolled_back') then 'awaiting_retry'
+          when ro.state = 'paused' and t.state in ('pending', 'bundled', 'downloaded', 'overdue') then 'rollout_paused' end
+        from rollout_targets t join rollouts ro on ro.id = t.rollout_id where t.site_id = v.site_id and t.active limit 1) end as rollout_hold,
       case when v.target_release_id is null then false else exists (select 1 from blackout_dates b where b.org_id = v.org_id
         and b.starts_on <= (v.at at time zone 'UTC')::date and b.ends_on >= (v.at at time zone 'UTC')::date) end as blackout,
       (select count(*) from upd) + (select count(*) from tgt) as moved
@@ -163,17 +164,18 @@ async function writeCheckins(db: Db, batch: Pending[]): Promise<CheckinOutcome[]
 
 interface CheckinRow {
   ord: number; code: string; report_id: string; received_at: string | Date; fresh: boolean; target_version: string | null;
-  reported_version: string; maintenance_window: string | null; timezone: string; paused_hold: boolean; blackout: boolean;
+  reported_version: string; maintenance_window: string | null; timezone: string; rollout_hold: 'rollout_paused' | 'awaiting_retry' | null; blackout: boolean;
 }
 
 /**
- * A site not yet on its target is asked to install it only when its rollout is not paused, the day
+ * A site not yet on its target is asked to install it only when its rollout is not paused, its last
+ * attempt did not fail (a failed site waits until someone retries it), the day
  * is not a blackout date of the organisation, and the time is inside the site's maintenance window.
  * Otherwise the answer carries no target version, and says why.
  */
 function holdOf(a: CheckinRow, at: Date): InstallHold | null {
   if (!a.target_version || a.target_version === a.reported_version) return null;
-  if (a.paused_hold) return 'rollout_paused';
+  if (a.rollout_hold) return a.rollout_hold;
   if (a.blackout) return 'blackout';
   if (!inMaintenanceWindow(a.maintenance_window, a.timezone, at)) return 'maintenance_window';
   return null;
