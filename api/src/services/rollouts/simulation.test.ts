@@ -80,10 +80,10 @@ describe('a simulated 1,000-site rollout on PostgreSQL', () => {
       return both;
     };
     const view = async () => (await api(`/api/v1/rollouts/${id}`)).json();
-    const checkin = (i: number, version: string, status: string) => t.app.request('/api/v1/checkin', {
+    const checkin = (i: number, version: string, status: string) => Promise.resolve(t.app.request('/api/v1/checkin', {
       method: 'POST', headers: { authorization: `Bearer ${tokens[i]}`, 'content-type': 'application/json' },
       body: JSON.stringify({ version, status, idempotencyKey: `sim-${i}-${crypto.randomUUID()}` }),
-    }).then(async (r) => { expect(r.status).toBe(200); return r.json(); });
+    })).then(async (r) => { expect(r.status).toBe(200); return r.json(); });
     const many = async (ids: number[], version: string, status: string) => {
       for (let k = 0; k < ids.length; k += 100) await Promise.all(ids.slice(k, k + 100).map((i) => checkin(i, version, status)));
     };
