@@ -81,11 +81,18 @@ const Delivery = z.object({
 const base = new OpenAPIHono<AppEnv>();
 for (const p of ['/rollouts', '/rollouts/*', '/blackout-dates', '/blackout-dates/*', '/webhooks', '/webhooks/*']) base.use(p, authenticate);
 
-const control = (path: string, summary: string, body?: z.ZodType) => createRoute({
-  method: 'post', path: `/rollouts/{id}/${path}`, tags: ['rollouts'], summary,
-  request: { params: IdParam, ...(body ? { body: { required: false, content: { 'application/json': { schema: body } } } } : {}) },
+// Control bodies are optional and read by optionalJson (below); the schema here documents them.
+const control = <P extends string>(path: P, summary: string) => createRoute({
+  method: 'post', path: `/rollouts/{id}/${path}` as `/rollouts/{id}/${P}`, tags: ['rollouts'], summary,
+  request: { params: IdParam },
   responses: { 200: jsonResponse(Moved.passthrough(), 'Done'), ...errors(400, 401, 403, 404, 409, 422) },
 });
+const controlWithBody = <P extends string, B extends z.ZodType>(path: P, summary: string, body: B) => createRoute({
+  method: 'post', path: `/rollouts/{id}/${path}` as `/rollouts/{id}/${P}`, tags: ['rollouts'], summary,
+  request: { params: IdParam, body: { required: false, content: { 'application/json': { schema: body } } } },
+  responses: { 200: jsonResponse(Moved.passthrough(), 'Done'), ...errors(400, 401, 403, 404, 409, 422) },
+});
+const ResumeInput = z.object({ deadlineAt: z.iso.datetime({ offset: true }).optional() }).strict();
 
 export const rolloutRoutes = base
   .openapi(createRoute({
@@ -120,13 +127,13 @@ export const rolloutRoutes = base
     const { filename, stream } = await exportAttentionCsv({ ctx: ctxFor(c, 'fleet:read'), input: c.req.valid('param') });
     return c.body(stream, 200, { 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': `attachment; filename="${filename}"`, 'Cache-Control': 'no-store' });
   })
-  .openapi(control('pause', 'Pause: no further site is asked to install', Reason), async (c) =>
+  .openapi(controlWithBody('pause', 'Pause: no further site is asked to install', Reason), async (c) =>
     c.json(await pauseRollout({ ctx: ctxFor(c, 'fleet:write'), input: { ...c.req.valid('param'), ...(await optionalJson(c, Reason)) } }), 200))
-  .openapi(control('resume', 'Resume: paused and failed waves open again (optionally with a new deadline)', z.object({ deadlineAt: z.iso.datetime({ offset: true }).optional() }).strict()), async (c) =>
-    c.json(await resumeRollout({ ctx: ctxFor(c, 'fleet:write'), input: { ...c.req.valid('param'), ...(await optionalJson(c, z.object({ deadlineAt: z.iso.datetime({ offset: true }).optional() }).strict())) } }), 200))
+  .openapi(controlWithBody('resume', 'Resume: paused and failed waves open again (optionally with a new deadline)', ResumeInput), async (c) =>
+    c.json(await resumeRollout({ ctx: ctxFor(c, 'fleet:write'), input: { ...c.req.valid('param'), ...(await optionalJson(c, ResumeInput)) } }), 200))
   .openapi(control('advance', 'Advance now: the current wave counts as done and the next opens'), async (c) =>
     c.json(await advanceRollout({ ctx: ctxFor(c, 'fleet:write'), input: c.req.valid('param') }), 200))
-  .openapi(control('cancel', 'Cancel: no more sites are asked; sites are freed', Reason), async (c) =>
+  .openapi(controlWithBody('cancel', 'Cancel: no more sites are asked; sites are freed', Reason), async (c) =>
     c.json(await cancelRollout({ ctx: ctxFor(c, 'fleet:write'), input: { ...c.req.valid('param'), ...(await optionalJson(c, Reason)) } }), 200))
   .openapi(control('schedule', 'Schedule a draft'), async (c) =>
     c.json(await scheduleDraft({ ctx: ctxFor(c, 'fleet:write'), input: c.req.valid('param') }), 200))
