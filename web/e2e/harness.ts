@@ -46,7 +46,7 @@ async function waitForHealth(server: ChildProcess, url: string, log: () => strin
 }
 
 /** Starts a server whose first organisation is owned by `admin`, and a headless Chromium. */
-export async function startOutpost(admin: { email: string; password: string }, orgName = 'Ministry of Health'): Promise<Outpost> {
+export async function startOutpost(admin: { email: string; password: string }, orgName = 'Ministry of Health', extraEnv: Record<string, string> = {}): Promise<Outpost> {
   if (!fs.existsSync(path.join(ROOT, 'web/build/index.html'))) {
     execFileSync('npm', ['run', 'build', '-w', 'web'], { cwd: ROOT, stdio: 'inherit' });
   }
@@ -65,6 +65,7 @@ export async function startOutpost(admin: { email: string; password: string }, o
       OUTPOST_ADMIN_PASSWORD: admin.password,
       OUTPOST_ORG_NAME: orgName,
       LOG_LEVEL: 'warn',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -91,7 +92,8 @@ export async function startOutpost(admin: { email: string; password: string }, o
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
         '--no-first-run', '--disable-sync', '--disable-quic'],
     });
-    await waitForHealth(server, baseUrl, log, 55_000);
+    // Seeding the 2,000-site demo fleet (OUTPOST_DEMO) happens before the server listens.
+    await waitForHealth(server, baseUrl, log, extraEnv.OUTPOST_DEMO ? 240_000 : 55_000);
   } catch (err) {
     await stop();
     throw err;
