@@ -234,6 +234,34 @@ describe.each(TEST_DRIVERS)('rollout plans on %s', (driver) => {
       await expectEnvelope(await t.app.request(`/api/v1/rollouts/${id}`), 401, 'UNAUTHENTICATED');
     });
 
+    it('should keep webhooks and blackout dates to their organisation, and refuse bad ones', async () => {
+      const a = await makeOrg(h.db);
+      const b = await makeOrg(h.db);
+      const adminA = withToken(t.app, (await makeApiToken(h.db, a.id, 'admin')).token);
+      const adminB = withToken(t.app, (await makeApiToken(h.db, b.id, 'admin')).token);
+      const created = await adminA('/api/v1/webhooks', { method: 'POST', json: { url: 'https://hooks.example.org/outpost', events: ['wave.failed'] } });
+      expect(created.status).toBe(201);
+      const hook = await created.json();
+      expect(hook.secret).toMatch(/^whsec_/);
+      expect(JSON.stringify(await (await adminA('/api/v1/webhooks')).json())).not.toContain(hook.secret);
+      await expectEnvelope(await adminB(`/api/v1/webhooks/${hook.id}/deliveries`), 404, 'NOT_FOUND');
+      await expectEnvelope(await adminB(`/api/v1/webhooks/${hook.id}`, { method: 'DELETE' }), 404, 'NOT_FOUND');
+      expect((await (await adminB('/api/v1/webhooks')).json()).items).toEqual([]);
+      await expectEnvelope(await adminA('/api/v1/webhooks', { method: 'POST', json: { url: 'http://plain.example.org/', events: ['wave.failed'] } }), 400, 'VALIDATION_FAILED');
+      await expectEnvelope(await adminA('/api/v1/webhooks', { method: 'POST', json: { url: 'https://user:pw@example.org/', events: ['wave.failed'] } }), 400, 'VALIDATION_FAILED');
+      await expectEnvelope(await adminA('/api/v1/webhooks', { method: 'POST', json: { url: 'https://example.org/', events: [] } }), 400, 'VALIDATION_FAILED');
+      await expectEnvelope(await adminA('/api/v1/webhooks', { method: 'POST', json: { url: 'https://example.org/', events: ['nope'] } }), 400, 'VALIDATION_FAILED');
+
+      const day = await adminA('/api/v1/blackout-dates', { method: 'POST', json: { startsOn: '2027-01-01', endsOn: '2027-01-02', reason: 'New year' } });
+      expect(day.status).toBe(201);
+      const { id: dayId } = await day.json();
+      await expectEnvelope(await adminB(`/api/v1/blackout-dates/${dayId}`, { method: 'DELETE' }), 404, 'NOT_FOUND');
+      expect((await (await adminB('/api/v1/blackout-dates')).json()).items).toEqual([]);
+      await expectEnvelope(await adminA('/api/v1/blackout-dates', { method: 'POST', json: { startsOn: '2027-01-05', endsOn: '2027-01-01' } }), 400, 'VALIDATION_FAILED');
+      await expectEnvelope(await adminA('/api/v1/blackout-dates', { method: 'POST', json: { startsOn: 'tomorrow', endsOn: '2027-01-01' } }), 400, 'VALIDATION_FAILED');
+      expect((await adminA(`/api/v1/blackout-dates/${dayId}`, { method: 'DELETE' })).status).toBe(204);
+    });
+
     it('should demand the CSRF token of a signed-in person on a control', async () => {
       const { org, r2, api } = await fleet();
       const { id } = await (await api('/api/v1/rollouts', { method: 'POST', json: plan(r2.id) })).json();
