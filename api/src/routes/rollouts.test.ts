@@ -250,6 +250,9 @@ describe.each(TEST_DRIVERS)('rollout plans on %s', (driver) => {
       await expectEnvelope(await adminA('/api/v1/webhooks', { method: 'POST', json: { url: 'http://plain.example.org/', events: ['wave.failed'] } }), 400, 'VALIDATION_FAILED');
       await expectEnvelope(await adminA('/api/v1/webhooks', { method: 'POST', json: { url: 'https://user:pw@example.org/', events: ['wave.failed'] } }), 400, 'VALIDATION_FAILED');
       await expectEnvelope(await adminA('/api/v1/webhooks', { method: 'POST', json: { url: 'https://example.org/', events: [] } }), 400, 'VALIDATION_FAILED');
+      for (const url of ['https://169.254.169.254/latest', 'https://127.0.0.1:8787/', 'https://10.1.2.3/', 'https://localhost/']) {
+        await expectEnvelope(await adminA('/api/v1/webhooks', { method: 'POST', json: { url, events: ['wave.failed'] } }), 400, 'VALIDATION_FAILED');
+      }
       await expectEnvelope(await adminA('/api/v1/webhooks', { method: 'POST', json: { url: 'https://example.org/', events: ['nope'] } }), 400, 'VALIDATION_FAILED');
 
       const day = await adminA('/api/v1/blackout-dates', { method: 'POST', json: { startsOn: '2027-01-01', endsOn: '2027-01-02', reason: 'New year' } });

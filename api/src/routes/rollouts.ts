@@ -2,7 +2,7 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import type { AppEnv, AppContext } from './env.ts';
 import { errors, IdParam, jsonBody, jsonResponse } from './schemas.ts';
 import { authenticate, serviceCtx } from './auth-middleware.ts';
-import { ForbiddenError } from '../lib/errors.ts';
+import { AppError, ForbiddenError, ValidationError } from '../lib/errors.ts';
 import type { Permission } from '../services/auth/roles.ts';
 import { CreateRolloutInput, PlanInput, PolicyInput } from '../services/rollouts/input.ts';
 import { previewRollout } from '../services/rollouts/preview.ts';
@@ -196,12 +196,10 @@ async function optionalJson<T extends z.ZodType>(c: AppContext, schema: T): Prom
   if (!text.trim()) return schema.parse({});
   let parsed: unknown;
   try { parsed = JSON.parse(text); } catch {
-    const { AppError } = await import('../lib/errors.ts');
     throw new AppError(400, 'MALFORMED_JSON', 'The body is not valid JSON.');
   }
   const r = schema.safeParse(parsed);
   if (!r.success) {
-    const { ValidationError } = await import('../lib/errors.ts');
     throw new ValidationError('The request body is not valid.', r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
   }
   return r.data;

@@ -39,6 +39,20 @@ function checkUrl(url: string, allowHttp: boolean) {
     throw new ValidationError('Webhooks are sent over https only.', [{ path: 'url', message: 'Use https://' }]);
   }
   if (u.username || u.password) throw new ValidationError('Put no credentials in the webhook address; verify the signature instead.', [{ path: 'url', message: 'No credentials in the URL' }]);
+  // The server's own network is not a webhook target (cloud metadata, loopback, private ranges). Names
+  // that resolve there are not caught here; deployments that care put the sender behind an egress proxy.
+  if (!allowHttp && isInternalHost(u.hostname)) {
+    throw new ValidationError('Webhooks go to public addresses, not to the server\'s own network.', [{ path: 'url', message: 'Internal address' }]);
+  }
+}
+
+function isInternalHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost') || h.endsWith('.internal') || h === '::1' || h.startsWith('fe80:') || h.startsWith('fc') || h.startsWith('fd')) return true;
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(h);
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127);
 }
 
 const view = (w: typeof webhooks.$inferSelect) => ({ id: w.id, url: w.url, events: w.events, active: w.active, createdAt: w.createdAt.toISOString() });
