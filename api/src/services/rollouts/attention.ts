@@ -39,23 +39,32 @@ const PAGE = 1000;
 
 async function page(ctx: ServiceCtx, rolloutId: string, releaseId: string, now: Date, after: string | null, limit: number) {
   const silentBefore = new Date(now.getTime() - SILENT_DAYS * 86_400_000).toISOString();
+  // The page is picked first (targets and sites only, by code), and only its rows look up their
+  // bundle and downloads: the lateral lookups never run for the whole wave.
   const result = await ctx.db.execute(sql`
+    with pick as materialized (
+      select t.site_id, t.wave_id, t.state, t.reason, t.state_changed_at, s.code
+      from rollout_targets t
+      join rollout_waves w on w.id = t.wave_id
+      join sites s on s.id = t.site_id
+      where t.rollout_id = ${rolloutId} and t.org_id = ${ctx.orgId}
+        and (t.state in ('failed', 'rolled_back', 'overdue')
+          or (t.state in ('pending', 'bundled', 'downloaded', 'installing') and w.state in ('open', 'paused', 'failed')
+              and (s.reported_at is null or s.reported_at < ${silentBefore}::timestamptz)))
+        ${after === null ? sql`` : sql`and s.code > ${after}`}
+      order by s.code limit ${limit}
+    )
     select s.id as site_id, s.code, s.name, s.region, s.district, s.connectivity, s.contact_name, s.contact_phone,
-      w.name as wave, t.state, t.reason, t.state_changed_at as since, s.reported_version, s.reported_status, s.reported_at,
+      w.name as wave, p.state, p.reason, p.state_changed_at as since, s.reported_version, s.reported_status, s.reported_at,
       b.state as bundle_state, d.bytes, d.complete, d.last_download
-    from rollout_targets t
-    join rollout_waves w on w.id = t.wave_id
-    join sites s on s.id = t.site_id
-    left join lateral (select b.id, b.state from bundles b where b.site_id = t.site_id and b.release_id = ${releaseId}
+    from pick p
+    join rollout_waves w on w.id = p.wave_id
+    join sites s on s.id = p.site_id
+    left join lateral (select b.id, b.state from bundles b where b.site_id = p.site_id and b.release_id = ${releaseId}
       order by b.created_at desc limit 1) b on true
     left join lateral (select coalesce(sum(x.bytes), 0) as bytes, bool_or(x.complete) as complete, max(x.created_at) as last_download
       from bundle_downloads x where x.bundle_id = b.id) d on true
-    where t.rollout_id = ${rolloutId} and t.org_id = ${ctx.orgId}
-      and (t.state in ('failed', 'rolled_back', 'overdue')
-        or (t.state in ('pending', 'bundled', 'downloaded', 'installing') and w.state in ('open', 'paused', 'failed')
-            and (s.reported_at is null or s.reported_at < ${silentBefore}::timestamptz)))
-      ${after === null ? sql`` : sql`and s.code > ${after}`}
-    order by s.code limit ${limit}`);
+    order by p.code`);
   return (result as unknown as { rows: Row[] }).rows;
 }
 
