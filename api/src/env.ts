@@ -34,6 +34,8 @@ export const NodeEnv = z.object({
   /** How long a worker holds a build job without renewing; a dead worker's jobs are taken up after it. */
   OUTPOST_WORKER_LEASE_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  // Seconds between rollout scheduler ticks (waves opened, thresholds judged, webhooks sent); 0 turns it off.
+  OUTPOST_SCHEDULER_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
 }).refine((e) => e.DATABASE_DRIVER !== 'pg' && e.DATABASE_DRIVER !== 'neon' || e.DATABASE_URL, {
   message: 'DATABASE_URL is required when DATABASE_DRIVER is pg or neon', path: ['DATABASE_URL'],
 });

@@ -13,6 +13,7 @@ import { bootstrapFirstOrg } from './services/orgs/bootstrap.ts';
 import { openRuntime } from './runtime.ts';
 import { BundleWorker } from './services/bundles/worker.ts';
 import { registryImageResolver } from './services/releases/registry-resolver.ts';
+import { startRolloutScheduler } from './services/rollouts/ticker.ts';
 
 const env = parseNodeEnv(process.env);
 const log = jsonLogger(undefined, env.LOG_LEVEL);
@@ -52,6 +53,11 @@ const workers = Array.from({ length: env.OUTPOST_WORKERS }, () => new BundleWork
 }));
 for (const w of workers) w.start();
 
+// The rollout scheduler: waves open on time, thresholds are judged, webhooks are sent.
+const scheduler = env.OUTPOST_SCHEDULER_INTERVAL_SECONDS > 0
+  ? startRolloutScheduler({ db: handle.db, box: secretBox, logger: log, intervalMs: env.OUTPOST_SCHEDULER_INTERVAL_SECONDS * 1000 })
+  : null;
+
 const webDir = path.resolve(env.OUTPOST_WEB_DIR ?? path.join(import.meta.dirname, '../../web/build'));
 const server = new Hono();
 server.route('/', api);
@@ -72,6 +78,6 @@ const httpServer = serve({ fetch: server.fetch, port: env.PORT, hostname: env.HO
 onShutdown(log, async (signal) => {
   log('info', 'shutting down', { signal });
   httpServer.close();
-  await Promise.all(workers.map((w) => w.stop()));
+  await Promise.all([...workers.map((w) => w.stop()), scheduler?.stop()]);
   await runtime.close();
 });

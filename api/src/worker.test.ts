@@ -11,7 +11,10 @@ import worker from './worker.ts';
 import { createPgDb } from './db/client-pg.ts';
 import { MIGRATIONS_DIR } from './db/select-node.ts';
 import { createScratchPgDatabase } from './test/db.ts';
-import { makeApiToken, makeOrg, makeUser } from './test/factories.ts';
+import { makeApiToken, makeOrg, makeRelease, makeSite, makeUser } from './test/factories.ts';
+import { eq } from 'drizzle-orm';
+import { rolloutWaves, sites } from './db/schema/index.ts';
+import { createRollout } from './services/rollouts/create.ts';
 import { seedFleet } from './services/seed/fleet.ts';
 import { expectEnvelope } from './test/http.ts';
 import { startWsRelay, type WsRelay } from './test/ws-relay.ts';
@@ -145,6 +148,47 @@ async function stopProcessGroup(child: ChildProcess) {
   }
   try { process.kill(-pid, 'SIGKILL'); } catch { /* the group is already gone */ }
 }
+
+describe('Worker cron trigger (scheduled handler, in-process on the Neon driver)', () => {
+  // Run in Node through the same WebSocket relay as the workerd suite (Node needs the ws package as
+  // its WebSocket). In workerd, wrangler dev's /cdn-cgi/handler/scheduled answered "exception" without
+  // any log line we could read; see the report. This proves the handler and the pass on the Neon driver.
+  it('should open a due rollout wave and ask its sites to install', async () => {
+    const relay = await startWsRelay();
+    const scratch = await createScratchPgDatabase();
+    const { neonConfig } = await import('@neondatabase/serverless');
+    const { default: WebSocketImpl } = await import('ws');
+    neonConfig.webSocketConstructor = WebSocketImpl as never;
+    const pg = await createPgDb(scratch.url, { max: 2 });
+    const waits: Promise<unknown>[] = [];
+    try {
+      await pg.migrate(MIGRATIONS_DIR);
+      const org = await makeOrg(pg.db);
+      const rel = await makeRelease(pg.db, org.id, '9.9.9');
+      const site = await makeSite(pg.db, org.id, { region: 'Cron' });
+      const now = new Date();
+      const { id } = await createRollout({ ctx: { db: pg.db, orgId: org.id, actor: { userId: null, tokenId: null, role: 'owner' } }, now, input: {
+        name: 'cron', releaseId: rel.id, draft: false,
+        policy: { successThreshold: 1, failureThreshold: 1, autoAdvance: true, soakMinutes: 0, bundleLeadHours: 0, buildBundles: false },
+        waves: [{ name: 'W', selector: { regions: ['Cron'] }, startsAt: now.toISOString(), deadlineAt: new Date(now.getTime() + 86_400_000).toISOString() }],
+      } });
+      await worker.scheduled({}, {
+        DATABASE_URL: scratch.url, NEON_WS_RELAY: relay.address, S3_BUCKET: 'outpost-test', S3_ENDPOINT: 'http://127.0.0.1:1',
+        S3_ACCESS_KEY_ID: 'a', S3_SECRET_ACCESS_KEY: 'b', OUTPOST_SECRET_KEY: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64'),
+      }, { ...ctx, waitUntil: (p: Promise<unknown>) => { waits.push(p); } } as never);
+      await Promise.all(waits);
+      const [w] = await pg.db.select().from(rolloutWaves).where(eq(rolloutWaves.rolloutId, id));
+      expect(w!.state).toBe('open');
+      const [s] = await pg.db.select({ target: sites.targetReleaseId }).from(sites).where(eq(sites.id, site.id));
+      expect(s!.target).toBe(rel.id);
+    } finally {
+      neonConfig.webSocketConstructor = undefined as never;
+      await pg.close();
+      await relay.close();
+      await scratch.drop();
+    }
+  });
+});
 
 describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => {
   let relay: WsRelay;

@@ -14,6 +14,7 @@ import { jsonLogger } from './lib/logger.ts';
 import { registryImageResolver } from './services/releases/registry-resolver.ts';
 import { createSecretBox } from './lib/secret-box.ts';
 import { parseWorkerEnv, type WorkerEnv } from './worker-env.ts';
+import { rolloutTick } from './services/rollouts/ticker.ts';
 
 // A Neon Pool may not outlive its request on Workers (its socket belongs to the request), so each
 // request gets its own; the app, built once per isolate, finds it through the Request object.
@@ -72,6 +73,21 @@ function badEnvironment(problems: string[]): Response {
 }
 
 export default {
+  /** The cron trigger (wrangler.toml [triggers]): one rollout scheduler tick, on its own database pool. */
+  async scheduled(_controller: unknown, rawEnv: Record<string, unknown>, ctx: ExecutionContext): Promise<void> {
+    const parsed = parseWorkerEnv(rawEnv);
+    if (!parsed.ok) { log('error', 'bad environment', { problems: parsed.problems }); return; }
+    const handle = await createNeonDb(parsed.env.DATABASE_URL, { relay: parsed.env.NEON_WS_RELAY });
+    try {
+      await rolloutTick({ db: handle.db, box: await createSecretBox(parsed.env.OUTPOST_SECRET_KEY), logger: log });
+    } catch (err) {
+      log('error', 'rollout scheduler tick failed', { err: err instanceof Error ? err.message : String(err) });
+      throw err;
+    } finally {
+      ctx.waitUntil(handle.close().catch((err: unknown) => log('warn', 'closing the scheduler database failed', { err: err instanceof Error ? err.message : String(err) })));
+    }
+  },
+
   async fetch(request: Request, rawEnv: Record<string, unknown>, ctx: ExecutionContext): Promise<Response> {
     const parsed = parseWorkerEnv(rawEnv);
     if (!parsed.ok) return badEnvironment(parsed.problems);

@@ -46,7 +46,7 @@ async function waitForHealth(server: ChildProcess, url: string, log: () => strin
 }
 
 /** Starts a server whose first organisation is owned by `admin`, and a headless Chromium. */
-export async function startOutpost(admin: { email: string; password: string }, orgName = 'Ministry of Health', env: Record<string, string> = {}, healthTimeoutMs = 55_000): Promise<Outpost> {
+export async function startOutpost(admin: { email: string; password: string }, orgName = 'Ministry of Health', env: Record<string, string> = {}, healthTimeoutMs?: number): Promise<Outpost> {
   if (!fs.existsSync(path.join(ROOT, 'web/build/index.html'))) {
     execFileSync('npm', ['run', 'build', '-w', 'web'], { cwd: ROOT, stdio: 'inherit' });
   }
@@ -92,7 +92,8 @@ export async function startOutpost(admin: { email: string; password: string }, o
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
         '--no-first-run', '--disable-sync', '--disable-quic'],
     });
-    await waitForHealth(server, baseUrl, log, healthTimeoutMs);
+    // Seeding the 2,000-site demo fleet (OUTPOST_DEMO) happens before the server listens.
+    await waitForHealth(server, baseUrl, log, healthTimeoutMs ?? (env.OUTPOST_DEMO ? 240_000 : 55_000));
   } catch (err) {
     await stop();
     throw err;

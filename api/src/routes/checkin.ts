@@ -29,7 +29,9 @@ const CheckinResult = z.object({
   duplicate: z.boolean().openapi({ description: 'True when this idempotency key was seen before; nothing new was recorded' }),
   receivedAt: z.string(),
   site: z.object({ code: z.string() }),
-  targetVersion: z.string().nullable().openapi({ description: 'The version this site should run, when a rollout has set one' }),
+  targetVersion: z.string().nullable().openapi({ description: 'The version this site should install now, when a rollout asks it to (null while held, see installHold)' }),
+  installHold: z.enum(['rollout_paused', 'awaiting_retry', 'blackout', 'maintenance_window']).nullable()
+    .openapi({ description: 'Why a site that has a target is not asked to install it right now: its rollout is paused, its install failed and waits for a retry, a blackout date, or outside its maintenance window' }),
 }).openapi('CheckinResult');
 
 export const EnrolInput = z.object({
@@ -86,7 +88,7 @@ export function checkinRoutes() {
       if (!o.ok) throw new TooManyRequestsError('This site is checking in too often. Wait a minute.', o.retryAfter);
       return c.json({
         reportId: o.reportId, duplicate: o.duplicate, receivedAt: o.receivedAt.toISOString(),
-        site: { code: o.siteCode }, targetVersion: o.targetVersion,
+        site: { code: o.siteCode }, targetVersion: o.targetVersion, installHold: o.installHold,
       }, 200);
     });
 }

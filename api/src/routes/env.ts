@@ -26,6 +26,8 @@ export interface AppDeps {
   publicUrl?: string;
   /** Check-ins allowed per site per minute (default 30). */
   checkinsPerMinute?: number;
+  /** Accept http:// webhook addresses (tests and local receivers); production webhooks are https only. */
+  allowHttpWebhooks?: boolean;
 }
 
 export interface AppEnv {

@@ -229,6 +229,35 @@ export const api = {
     /** Owners and admins; the old key is retired (bundles it signed still verify with it). */
     rotate: () => send(v1['signing-keys'].rotate.$post()),
   },
+  rollouts: {
+    list: () => send(v1.rollouts.$get()),
+    get: (id: string) => send(v1.rollouts[':id'].$get({ param: { id } })),
+    /** What a plan would do; nothing is written. */
+    preview: (json: RolloutPlan) => send(v1.rollouts.preview.$post({ json })),
+    create: (json: RolloutPlan & { draft?: boolean }) => send(v1.rollouts.$post({ json })),
+    attention: (id: string, after?: string) => send(v1.rollouts[':id'].attention.$get({ param: { id }, query: { limit: '200', ...(after ? { after } : {}) } })),
+    /** The attention list as CSV (a plain link: the session cookie is enough). */
+    attentionCsvPath: (id: string) => `/api/v1/rollouts/${encodeURIComponent(id)}/attention.csv`,
+    pause: (id: string, reason?: string) => send(v1.rollouts[':id'].pause.$post({ param: { id }, json: reason ? { reason } : {} })),
+    resume: (id: string, deadlineAt?: string) => send(v1.rollouts[':id'].resume.$post({ param: { id }, json: deadlineAt ? { deadlineAt } : {} })),
+    advance: (id: string) => send(v1.rollouts[':id'].advance.$post({ param: { id } })),
+    cancel: (id: string, reason?: string) => send(v1.rollouts[':id'].cancel.$post({ param: { id }, json: reason ? { reason } : {} })),
+    schedule: (id: string) => send(v1.rollouts[':id'].schedule.$post({ param: { id } })),
+    retry: (id: string, siteIds?: string[]) => send(v1.rollouts[':id'].retry.$post({ param: { id }, json: siteIds ? { siteIds } : {} })),
+    exclude: (id: string, siteId: string) => send(v1.rollouts[':id'].exclude.$post({ param: { id }, json: { siteId } })),
+    rollback: (id: string) => send(v1.rollouts[':id'].rollback.$post({ param: { id }, json: {} })),
+  },
+  blackoutDates: {
+    list: () => send(v1['blackout-dates'].$get()),
+    add: (json: { startsOn: string; endsOn: string; reason?: string }) => send(v1['blackout-dates'].$post({ json })),
+    remove: (id: string) => send(v1['blackout-dates'][':id'].$delete({ param: { id } })),
+  },
+  webhooks: {
+    list: () => send(v1.webhooks.$get()),
+    create: (json: { url: string; events: WebhookEvent[] }) => send(v1.webhooks.$post({ json })),
+    remove: (id: string) => send(v1.webhooks[':id'].$delete({ param: { id } })),
+    deliveries: (id: string) => send(v1.webhooks[':id'].deliveries.$get({ param: { id }, query: {} })),
+  },
 };
 
 type ListQuery = NonNullable<InferRequestType<typeof v1.sites.$get>['query']>;
@@ -486,3 +515,15 @@ export function canManageKeys(role: Role | undefined): boolean {
 export function canSubmitReceipts(role: Role | undefined): boolean {
   return role !== undefined && role !== 'viewer';
 }
+
+export type RolloutPlan = InferRequestType<typeof v1.rollouts.preview.$post>['json'];
+export type WaveSelector = RolloutPlan['waves'][number]['selector'];
+export type RolloutPreview = InferResponseType<typeof v1.rollouts.preview.$post, 200>;
+export type Rollout = InferResponseType<(typeof v1.rollouts)[':id']['$get'], 200>;
+export type RolloutSummary = InferResponseType<typeof v1.rollouts.$get, 200>['items'][number];
+export type AttentionItem = InferResponseType<(typeof v1.rollouts)[':id']['attention']['$get'], 200>['items'][number];
+export type WebhookEvent = InferRequestType<typeof v1.webhooks.$post>['json']['events'][number];
+export type Webhook = InferResponseType<typeof v1.webhooks.$get, 200>['items'][number];
+export type WebhookDelivery = InferResponseType<(typeof v1.webhooks)[':id']['deliveries']['$get'], 200>['items'][number];
+export type BlackoutDate = InferResponseType<(typeof v1)['blackout-dates']['$get'], 200>['items'][number];
+export type TargetState = keyof Rollout['totals'];

@@ -4,3 +4,4 @@ export * from './releases.ts';
 export * from './bundles.ts';
 export * from './fleet.ts';
 export * from './enrolments.ts';
+export * from './rollouts.ts';

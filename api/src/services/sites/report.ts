@@ -5,6 +5,7 @@ import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
 import type { ServiceCtx } from '../context.ts';
 import { loadSite } from './scope.ts';
 import { rebuildVersionSpans } from '../fleet/spans.ts';
+import { applyReportToTarget } from '../rollouts/report-hook.ts';
 
 export type ReportSource = 'heartbeat' | 'receipt_code' | 'receipt_file' | 'manual';
 
@@ -68,6 +69,8 @@ export async function appendReport(db: Db, r: NewReport): Promise<{ report: Repo
       reportedContentVersion: null, reportedScriptsVersion: null, reportedComposeSha256: null,
     }).where(and(eq(sites.id, r.siteId), sql`(${sites.reportedAt} is null or ${sites.reportedAt} <= ${r.reportedAt})`));
     await rebuildVersionSpans(tx as unknown as Db, { siteIds: [r.siteId] });
+    // The outcome of an install moves the site's target in its live rollout, in this transaction.
+    await applyReportToTarget(tx as unknown as Db, { siteId: r.siteId, source: r.source, version: r.version, status: r.status, at: r.reportedAt });
     return { report: inserted, duplicate: false };
   });
 }

@@ -1,0 +1,119 @@
+import { sql } from 'drizzle-orm';
+import { stringify } from 'csv-stringify/sync';
+import type { ServiceCtx } from '../context.ts';
+import { escapeCell } from '../sites/csv-export.ts';
+import { loadRollout } from './view.ts';
+
+/** A site is "silent" when an open wave waits on it and it has not reported for this many days. */
+export const SILENT_DAYS = 3;
+
+/**
+ * Why a site needs attention. `problem_report` is reserved for problems coordinators report from
+ * the field (the coordinator journey adds them): a provider registered with `registerAttentionSource`
+ * returns them and they are listed with the rest.
+ */
+export type AttentionKind = 'failed' | 'rolled_back' | 'overdue' | 'silent' | 'problem_report';
+
+export interface AttentionItem {
+  kind: AttentionKind;
+  siteId: string; code: string; name: string; region: string | null; district: string | null; connectivity: string;
+  contactName: string | null; contactPhone: string | null;
+  wave: string; targetState: string; reason: string | null; since: string;
+  lastReport: { version: string | null; status: string | null; at: string | null };
+  download: { bundleState: string | null; downloadedBytes: number; complete: boolean; lastAt: string | null };
+}
+
+type AttentionSource = (ctx: ServiceCtx, rolloutId: string, now: Date) => Promise<AttentionItem[]>;
+const sources: AttentionSource[] = [];
+/** Extension point for other kinds of attention (coordinators' problem reports). */
+export function registerAttentionSource(source: AttentionSource) { sources.push(source); }
+
+interface Row {
+  site_id: string; code: string; name: string; region: string | null; district: string | null; connectivity: string;
+  contact_name: string | null; contact_phone: string | null; wave: string; state: string; reason: string | null; since: string | Date;
+  reported_version: string | null; reported_status: string | null; reported_at: string | Date | null;
+  bundle_state: string | null; bytes: string | number | null; complete: boolean | null; last_download: string | Date | null;
+}
+
+const PAGE = 1000;
+
+async function page(ctx: ServiceCtx, rolloutId: string, releaseId: string, now: Date, after: string | null, limit: number) {
+  const silentBefore = new Date(now.getTime() - SILENT_DAYS * 86_400_000).toISOString();
+  // The page is picked first (targets and sites only, by code), and only its rows look up their
+  // bundle and downloads: the lateral lookups never run for the whole wave.
+  const result = await ctx.db.execute(sql`
+    with pick as materialized (
+      select t.site_id, t.wave_id, t.state, t.reason, t.state_changed_at, s.code
+      from rollout_targets t
+      join rollout_waves w on w.id = t.wave_id
+      join sites s on s.id = t.site_id
+      where t.rollout_id = ${rolloutId} and t.org_id = ${ctx.orgId}
+        and (t.state in ('failed', 'rolled_back', 'overdue')
+          or (t.state in ('pending', 'bundled', 'downloaded', 'installing') and w.state in ('open', 'paused', 'failed')
+              and (s.reported_at is null or s.reported_at < ${silentBefore}::timestamptz)))
+        ${after === null ? sql`` : sql`and s.code > ${after}`}
+      order by s.code limit ${limit}
+    )
+    select s.id as site_id, s.code, s.name, s.region, s.district, s.connectivity, s.contact_name, s.contact_phone,
+      w.name as wave, p.state, p.reason, p.state_changed_at as since, s.reported_version, s.reported_status, s.reported_at,
+      b.state as bundle_state, d.bytes, d.complete, d.last_download
+    from pick p
+    join rollout_waves w on w.id = p.wave_id
+    join sites s on s.id = p.site_id
+    left join lateral (select b.id, b.state from bundles b where b.site_id = p.site_id and b.release_id = ${releaseId}
+      order by b.created_at desc limit 1) b on true
+    left join lateral (select coalesce(sum(x.bytes), 0) as bytes, bool_or(x.complete) as complete, max(x.created_at) as last_download
+      from bundle_downloads x where x.bundle_id = b.id) d on true
+    order by p.code`);
+  return (result as unknown as { rows: Row[] }).rows;
+}
+
+const isoOf = (v: string | Date | null) => (v === null ? null : new Date(v).toISOString());
+
+function toItem(r: Row): AttentionItem {
+  const kind: AttentionKind = r.state === 'failed' || r.state === 'rolled_back' || r.state === 'overdue' ? r.state : 'silent';
+  return {
+    kind, siteId: r.site_id, code: r.code, name: r.name, region: r.region, district: r.district, connectivity: r.connectivity,
+    contactName: r.contact_name, contactPhone: r.contact_phone, wave: r.wave, targetState: r.state, reason: r.reason, since: isoOf(r.since)!,
+    lastReport: { version: r.reported_version, status: r.reported_status, at: isoOf(r.reported_at) },
+    download: { bundleState: r.bundle_state, downloadedBytes: Number(r.bytes ?? 0), complete: r.complete ?? false, lastAt: isoOf(r.last_download) },
+  };
+}
+
+/** The sites of a rollout needing attention — failed, rolled back, overdue, silent — with their last report and download. */
+export async function listAttention({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string; limit: number; after?: string }; now?: Date }) {
+  const r = await loadRollout(ctx, input.id);
+  const rows = await page(ctx, r.id, r.releaseId, now, input.after ?? null, input.limit + 1);
+  const extra = (await Promise.all(sources.map((s) => s(ctx, r.id, now)))).flat();
+  const items = [...rows.slice(0, input.limit).map(toItem), ...extra];
+  return { items, nextAfter: rows.length > input.limit ? rows[input.limit - 1]!.code : null };
+}
+
+export const ATTENTION_COLUMNS = ['site_code', 'site_name', 'region', 'district', 'connectivity', 'contact_name', 'contact_phone', 'wave', 'problem',
+  'target_state', 'reason', 'since', 'last_version', 'last_status', 'last_report_at', 'bundle_state', 'downloaded_bytes', 'download_complete'];
+
+/** The attention list as CSV for field teams, streamed a page of 1,000 at a time. */
+export async function exportAttentionCsv({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string }; now?: Date }) {
+  const r = await loadRollout(ctx, input.id);
+  const encoder = new TextEncoder();
+  const opts = { record_delimiter: 'windows', eof: true } as const;
+  const text = (v: string | null) => (v === null ? '' : escapeCell(v));
+  let after: string | null = null;
+  let started = false;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (!started) { started = true; controller.enqueue(encoder.encode(`\uFEFF${stringify([ATTENTION_COLUMNS], opts)}`)); return; }
+      const rows = await page(ctx, r.id, r.releaseId, now, after, PAGE);
+      if (rows.length) {
+        controller.enqueue(encoder.encode(stringify(rows.map(toItem).map((i) => [
+          text(i.code), text(i.name), text(i.region), text(i.district), i.connectivity, text(i.contactName), text(i.contactPhone), text(i.wave),
+          i.kind, i.targetState, text(i.reason), i.since, text(i.lastReport.version), text(i.lastReport.status), i.lastReport.at ?? '',
+          i.download.bundleState ?? '', i.download.downloadedBytes, i.download.complete ? 'yes' : 'no',
+        ]), opts)));
+        after = rows[rows.length - 1]!.code;
+      }
+      if (rows.length < PAGE) controller.close();
+    },
+  });
+  return { filename: `rollout-${r.id.slice(0, 8)}-attention-${now.toISOString().slice(0, 10)}.csv`, stream };
+}

@@ -1,0 +1,6 @@
+import { api } from '$lib/api';
+
+export async function load({ parent }) {
+  await parent();
+  return { rollouts: (await api.rollouts.list()).items };
+}
