@@ -13,7 +13,7 @@ const HELP = `outpost — build, verify and export Outpost site bundles
 Usage:
   outpost bundle build --site CODE --release VERSION [--mode auto|full|delta] [--expires-in-days N] [--wait] [--out FILE]
   outpost bundle build --spec spec.json --out FILE [--generate-key DIR] [--scripts DIR]
-  outpost bundle verify FILE|DIR [--key public.pem | --fingerprint SHA256:…]
+  outpost bundle verify FILE|DIR --key public.pem | --fingerprint SHA256:… | --trust-bundle-key
   outpost export --release VERSION --to DIR [--sites A,B,C] [--region R] [--district D] [--tag T]
                  [--mode auto|full|delta] [--expires-in-days N]
 
@@ -115,7 +115,7 @@ async function bundleBuild(args: string[], io: Io): Promise<number> {
 }
 
 async function bundleVerify(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(args, { key: { type: 'string' }, fingerprint: { type: 'string' } }, true);
+  const { values, positionals } = parse(args, { key: { type: 'string' }, fingerprint: { type: 'string' }, 'trust-bundle-key': { type: 'boolean' } }, true);
   if (positionals.length !== 1) throw new UsageError('bundle verify needs one bundle: a .tar file or a bundle folder.');
   let publicKeyPem: string | undefined;
   if (values.key) {
@@ -127,6 +127,7 @@ async function bundleVerify(args: string[], io: Io): Promise<number> {
   let seen = 0;
   const result = await verifyBundle(positionals[0]!, {
     ...(publicKeyPem ? { publicKeyPem } : {}), ...(values.fingerprint ? { fingerprint: values.fingerprint } : {}),
+    ...(values['trust-bundle-key'] ? { trustBundleKey: true } : {}),
     onBytes: (n) => { seen += n; bar.update(seen); },
   }).finally(() => bar.stop());
   return report(result, io);
