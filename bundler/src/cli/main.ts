@@ -7,6 +7,8 @@ import { exportBundles, formatSummary } from './export.ts';
 import { progressBar } from './progress.ts';
 import { buildFromSpec } from './spec-build.ts';
 import { verifyBundle, type VerifyResult } from './verify.ts';
+import { parseAllowInsecure } from '../registry/destination.ts';
+import { guardedFetch } from '../registry/guarded-fetch.ts';
 
 const HELP = `outpost — build, verify and export Outpost site bundles
 
@@ -79,6 +81,17 @@ function days(value: string | undefined): number | undefined {
   return n;
 }
 
+/** The destination policy of the registry client: self-hosted registries over plain HTTP or on private addresses only when listed. */
+function registryPolicy(env: NodeJS.ProcessEnv): { allowInsecure: string[]; fetch: typeof globalThis.fetch } {
+  let allowInsecure: string[];
+  try {
+    allowInsecure = parseAllowInsecure(env.OUTPOST_REGISTRY_ALLOW_INSECURE);
+  } catch (e) {
+    throw new UsageError(`OUTPOST_REGISTRY_ALLOW_INSECURE: ${(e as Error).message}`);
+  }
+  return { allowInsecure, fetch: guardedFetch(allowInsecure) };
+}
+
 const pollMs = (env: NodeJS.ProcessEnv) => (env.OUTPOST_POLL_MS ? Number(env.OUTPOST_POLL_MS) : undefined);
 
 async function bundleBuild(args: string[], io: Io): Promise<number> {
@@ -93,7 +106,7 @@ async function bundleBuild(args: string[], io: Io): Promise<number> {
     // Drawn from the first image byte on, after the lookups have printed their lines.
     let bar: ReturnType<typeof progressBar> | null = null;
     const result = await buildFromSpec({
-      specFile: values.spec, out: values.out, log: io.out, env: io.env,
+      specFile: values.spec, out: values.out, log: io.out, env: io.env, registry: registryPolicy(io.env),
       ...(values['generate-key'] ? { generateKeyDir: values['generate-key'] } : {}),
       ...(values.scripts ? { scriptsDir: values.scripts } : {}),
       onProgress: (done, total) => { bar ??= progressBar('bytes', 'images ', total); bar.update(done, total); },

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startTokenServer, type TokenServer } from './token-server.ts';
+import { allowTestHost } from './allow-list.ts';
 
 const run = promisify(execFile);
 
@@ -102,11 +103,14 @@ export async function startRegistry(options: TestRegistryOptions = {}): Promise<
         continue;
       }
       const server = tokenServer;
+      // Allowed for the tests through the same setting production uses (OUTPOST_REGISTRY_ALLOW_INSECURE).
+      const disallow = [allowTestHost(host), ...(server ? [allowTestHost(new URL(server.realm).host)] : [])];
       return {
         host,
         dataDir,
         ...(server ? { tokenServer: server } : {}),
         async stop() {
+          for (const d of disallow) d();
           await stopProcess(child);
           await server?.stop();
           await fs.rm(dir, { recursive: true, force: true });

@@ -12,6 +12,7 @@ import { blobKey, headSize, type BlobStore } from '../../lib/blob-store.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { credentialFor } from '../registries/credentials.ts';
 import { renderCompose } from '../releases/compose.ts';
+import type { RegistryClientSettings } from '../releases/registry-resolver.ts';
 import { activeSigningKey, type OpenSigningKey } from './signing-keys.ts';
 import { missingBlobs } from './download.ts';
 
@@ -21,8 +22,8 @@ export interface BuildDeps {
   secretBox: SecretBox;
   /** The scripts every bundle carries (edge-scripts/), read once. */
   scripts: SitePartScript[];
-  /** Registry client tuning (tests shorten retries and timeouts). */
-  registry?: { retries?: number; backoffMs?: number; timeoutMs?: number };
+  /** Registry client tuning (tests shorten retries and timeouts) and destination policy (allow-list, guarded fetch). */
+  registry?: RegistryClientSettings;
   /** The API's public URL, written into the site's `.env` so the installer can report back. */
   publicUrl?: string;
 }
@@ -39,7 +40,7 @@ export function classifyFailure(error: unknown): BuildFailure {
   if (error instanceof BuildFailure) return error;
   if (error instanceof RegistryError) {
     const retriable = error.kind === 'unreachable' || (error.kind === 'protocol' && (error.status ?? 500) >= 500);
-    const code = { unreachable: 'REGISTRY_UNREACHABLE', 'digest-mismatch': 'DIGEST_MISMATCH', unauthorized: 'REGISTRY_AUTH_FAILED', denied: 'REGISTRY_AUTH_FAILED' }[error.kind as string] ?? 'REGISTRY_ERROR';
+    const code = { 'forbidden-address': 'REGISTRY_NOT_ALLOWED', unreachable: 'REGISTRY_UNREACHABLE', 'digest-mismatch': 'DIGEST_MISMATCH', unauthorized: 'REGISTRY_AUTH_FAILED', denied: 'REGISTRY_AUTH_FAILED' }[error.kind as string] ?? 'REGISTRY_ERROR';
     return new BuildFailure(code, error.message, retriable);
   }
   if (error instanceof ArchiveError) return new BuildFailure(error.kind === 'digest-mismatch' ? 'DIGEST_MISMATCH' : 'INVALID_IMAGE', error.message, false);

@@ -75,6 +75,7 @@ const FAILURE_STATUS: Record<ImageResolveError['kind'], { code: string; status: 
   'digest-mismatch': { code: 'DIGEST_MISMATCH', status: 422 },
   'invalid-reference': { code: 'VALIDATION_FAILED', status: 400 },
   'protocol': { code: 'REGISTRY_ERROR', status: 422 },
+  'forbidden-address': { code: 'REGISTRY_NOT_ALLOWED', status: 422 },
 };
 
 /**
