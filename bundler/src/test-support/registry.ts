@@ -104,13 +104,14 @@ export async function startRegistry(options: TestRegistryOptions = {}): Promise<
       }
       const server = tokenServer;
       // Allowed for the tests through the same setting production uses (OUTPOST_REGISTRY_ALLOW_INSECURE).
-      const disallow = [allowTestHost(host), ...(server ? [allowTestHost(new URL(server.realm).host)] : [])];
+      // The entries stay after stop(): tests stop a registry to see it unreachable, which is not refused.
+      allowTestHost(host);
+      if (server) allowTestHost(new URL(server.realm).host);
       return {
         host,
         dataDir,
         ...(server ? { tokenServer: server } : {}),
         async stop() {
-          for (const d of disallow) d();
           await stopProcess(child);
           await server?.stop();
           await fs.rm(dir, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { putStream, recordArtifact, type BlobStore } from '../../lib/blob-store.
 import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError, fieldIssue, isUniqueViolation } from '../../lib/errors.ts';
 import { recordAudit } from '../audit/record.ts';
+import { heldBlobs, recordHolders } from '../blobs/holders.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 
 /**
@@ -93,14 +94,17 @@ export async function uploadContentPackage({ ctx, store, input, limits = CONTENT
 
   try {
     return await inTransaction(ctx, async (ctx) => {
+      // `existed` is about this organisation only: whether another one uploaded the same bytes must not show.
+      const existed = (await heldBlobs(ctx.db, ctx.orgId, [blob.sha256])).size > 0;
       await recordArtifact(ctx.db, { sha256: blob.sha256, size: blob.size, mediaType: CONTENT_MEDIA_TYPE, key: blob.key });
+      await recordHolders(ctx.db, [{ orgId: ctx.orgId, digest: blob.sha256 }]);
       const [row] = await ctx.db.insert(contentPackages).values({
         orgId: ctx.orgId, name, version, sha256: blob.sha256, size: blob.size, entries: summary!.entries,
         uncompressedSize: summary!.uncompressedSize, createdBy: ctx.actor.userId,
       }).returning();
       await recordAudit(ctx, {
         action: 'content_package.upload', objectType: 'content_package', objectId: row!.id,
-        details: { name, version, sha256: blob.sha256, size: blob.size, entries: summary!.entries, existed: blob.existed },
+        details: { name, version, sha256: blob.sha256, size: blob.size, entries: summary!.entries, existed },
       });
       return toContentPackageView(row!);
     });

@@ -1,0 +1,165 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { and, count, eq, sql } from 'drizzle-orm';
+import {
+  allowTestHost, buildTestImage, pushImage, startRegistry, testRegistryPolicy, type TestImage, type TestRegistry,
+} from '@outpost/bundler/test-support';
+import { createTestDb } from './db.ts';
+import { makeTestApp } from './app.ts';
+import { zipOf } from './zip.ts';
+import { makeApiToken, makeOrg, makeSite } from './factories.ts';
+import { expectEnvelope, withToken } from './http.ts';
+import type { DbHandle } from '../db/types.ts';
+import { auditLog, bundleJobs, bundles } from '../db/schema/index.ts';
+import { BundleWorker } from '../services/bundles/worker.ts';
+
+// The security suite: the holes found probing the API as an attacker (issue 13), each replayed
+// against the real app, a real registry holding organisation A's private image, a hostile registry
+// on loopback written here (allowed for this test through the same allow-list production reads),
+// PGlite and the run's S3 server. Every test here failed before its fix.
+
+const PRIVATE = { username: 'org-a', password: 'org-a-registry-password' };
+const TEMPLATE = 'services:\n  app:\n    image: {{ image.app }}\n';
+const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+let registryA: TestRegistry;
+let work: string;
+let secret: TestImage;
+
+/** A registry an attacker controls: its manifest names any layer digest it likes, and it answers 404 for blobs it does not have. */
+interface Hostile { host: string; requests: { method: string; url: string; authorization?: string }[]; close(): Promise<void> }
+async function hostileRegistry(layers: { digest: string; size: number; mediaType: string }[]): Promise<Hostile> {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map(() => `sha256:${'0'.repeat(64)}`) } }));
+  const configDigest = `sha256:${sha(config)}`;
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length }, layers,
+  }));
+  const manifestDigest = `sha256:${sha(manifest)}`;
+  const requests: Hostile['requests'] = [];
+  const server = http.createServer((req, res) => {
+    requests.push({ method: req.method!, url: req.url!, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
+    const url = req.url ?? '';
+    if (url === '/v2/') return res.writeHead(200).end('{}');
+    if (/\/manifests\/(latest|sha256:)/.test(url)) {
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': manifestDigest, 'content-length': manifest.length });
+      return res.end(req.method === 'HEAD' ? undefined : manifest);
+    }
+    if (url.endsWith(`/blobs/${configDigest}`)) {
+      res.writeHead(200, { 'content-length': config.length });
+      return res.end(req.method === 'HEAD' ? undefined : config);
+    }
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown' }] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const disallow = allowTestHost(host);
+  return {
+    host, requests,
+    async close() { disallow(); server.closeAllConnections(); await new Promise((r) => server.close(r)); },
+  };
+}
+
+beforeAll(async () => {
+  registryA = await startRegistry({ htpasswd: PRIVATE });
+  work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-security-'));
+  secret = await buildTestImage({ dir: path.join(work, 'secret'), tag: '1.0', layers: [{ files: { 'app/secret.txt': `organisation A's private code ${sha(String(Math.random()))}\n` } }] });
+  await pushImage(secret.dir, '1.0', `${registryA.host}/private/app:1.0`, PRIVATE);
+}, 120_000);
+
+afterAll(async () => {
+  await registryA?.stop();
+  if (work) await fs.rm(work, { recursive: true, force: true });
+});
+
+describe('security: two organisations, a private registry and a hostile one', () => {
+  let h: DbHandle;
+  let t: Awaited<ReturnType<typeof makeTestApp>>;
+  let worker: BundleWorker;
+  beforeAll(async () => {
+    h = await createTestDb('pglite');
+    t = await makeTestApp(h);
+    worker = new BundleWorker({
+      db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: () => {},
+      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 10,
+    });
+  });
+  afterAll(async () => { await h.close(); });
+
+  async function settle() {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (await worker.runOnce()) continue;
+      const [open] = await h.db.select({ n: count() }).from(bundleJobs).where(sql`state in ('queued', 'running')`);
+      if (open!.n === 0) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error('the build queue did not settle');
+  }
+
+  async function organisation() {
+    const org = await makeOrg(h.db);
+    return { org, api: withToken(t.app, (await makeApiToken(h.db, org.id, 'admin')).token) };
+  }
+
+  async function bundleOf(o: Awaited<ReturnType<typeof organisation>>, reference: string) {
+    const rel = await o.api('/api/v1/releases', { method: 'POST', json: { version: '1.0.0', composeTemplate: TEMPLATE } });
+    expect(rel.status, await rel.clone().text()).toBe(201);
+    const { id: releaseId } = (await rel.json()) as { id: string };
+    const add = await o.api(`/api/v1/releases/${releaseId}/images`, { method: 'POST', json: { name: 'app', reference } });
+    expect(add.status, await add.clone().text()).toBe(201);
+    expect((await o.api(`/api/v1/releases/${releaseId}/publish`, { method: 'POST' })).status).toBe(200);
+    const site = await makeSite(h.db, o.org.id);
+    const asked = await o.api('/api/v1/bundles', { method: 'POST', json: { releaseId, siteIds: [site.id] } });
+    expect(asked.status, await asked.clone().text()).toBe(202);
+    const { bundles: [b] } = (await asked.json()) as { bundles: { id: string }[] };
+    await settle();
+    const [row] = await h.db.select().from(bundles).where(eq(bundles.id, b!.id));
+    return { releaseId, bundle: row! };
+  }
+
+  describe('finding 1: shared blobs are not another tenant\'s to take', () => {
+    it('should not put organisation A\'s private layer into B\'s bundle when B\'s registry does not serve it', async () => {
+      const a = await organisation();
+      expect((await a.api('/api/v1/registry-credentials', { method: 'PUT', json: { registry: registryA.host, ...PRIVATE } })).status).toBe(200);
+      const built = await bundleOf(a, `${registryA.host}/private/app:1.0`);
+      expect(built.bundle.state).toBe('ready');
+
+      const layer = secret.layers[0]!;
+      const hostile = await hostileRegistry([{ digest: layer.digest, size: layer.size, mediaType: layer.mediaType }]);
+      try {
+        const b = await organisation();
+        const stolen = await bundleOf(b, `${hostile.host}/evil/app:latest`);
+        expect(stolen.bundle.state).toBe('failed');
+        // B's registry was asked for the layer (and said no); the answer is the one B would get if nobody had it.
+        expect(hostile.requests.some((r) => r.method === 'GET' && r.url.endsWith(`/blobs/${layer.digest}`))).toBe(true);
+        expect(stolen.bundle.error).toMatch(/has no blob/);
+        expect(stolen.bundle.error).not.toMatch(/store|another|exist/i);
+      } finally {
+        await hostile.close();
+      }
+    });
+
+    it('should not tell an organisation that another one uploaded the same content package (no existed oracle)', async () => {
+      const zip = await zipOf({ 'forms/intake.json': `{"form":"${sha(String(Math.random()))}"}` });
+      const upload = async (o: Awaited<ReturnType<typeof organisation>>, version: string) => {
+        const res = await o.api(`/api/v1/content-packages?name=forms&version=${version}`, { method: 'POST', body: zip, headers: { 'content-type': 'application/zip' } });
+        expect(res.status, await res.clone().text()).toBe(201);
+        const { id } = (await res.json()) as { id: string };
+        const [entry] = await h.db.select().from(auditLog).where(and(eq(auditLog.objectId, id), eq(auditLog.action, 'content_package.upload')));
+        return (entry!.details as { existed: boolean }).existed;
+      };
+      const a = await organisation();
+      const b = await organisation();
+      expect(await upload(a, '1')).toBe(false);
+      expect(await upload(b, '1')).toBe(false);
+      // The same organisation uploading its own bytes again may be told.
+      expect(await upload(b, '2')).toBe(true);
+    });
+  });
+});
