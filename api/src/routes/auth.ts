@@ -37,7 +37,10 @@ function assertSameOrigin(c: AppContext) {
   const origin = c.req.header('origin');
   if (!origin) return;
   const host = c.req.header('x-forwarded-host') ?? c.req.header('host');
-  if (!host || new URL(origin).host !== host) throw new AppError(403, 'CSRF_FAILED', 'Sign in from the Outpost page itself.');
+  // `Origin: null` (sandboxed frames, file: pages, some redirects) and anything unparsable are cross-site too.
+  let originHost: string | null = null;
+  try { originHost = new URL(origin).host; } catch { originHost = null; }
+  if (!host || !originHost || originHost !== host) throw new AppError(403, 'CSRF_FAILED', 'Sign in from the Outpost page itself.');
 }
 
 async function describeMe(c: AppContext) {

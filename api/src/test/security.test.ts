@@ -148,7 +148,7 @@ describe('security: two organisations, a private registry and a hostile one', ()
     it('should not tell an organisation that another one uploaded the same content package (no existed oracle)', async () => {
       const zip = await zipOf({ 'forms/intake.json': `{"form":"${sha(String(Math.random()))}"}` });
       const upload = async (o: Awaited<ReturnType<typeof organisation>>, version: string) => {
-        const res = await o.api(`/api/v1/content-packages?name=forms&version=${version}`, { method: 'POST', body: zip, headers: { 'content-type': 'application/zip' } });
+        const res = await o.api(`/api/v1/content-packages?name=forms&version=${version}`, { method: 'POST', body: new Uint8Array(zip), headers: { 'content-type': 'application/zip' } });
         expect(res.status, await res.clone().text()).toBe(201);
         const { id } = (await res.json()) as { id: string };
         const [entry] = await h.db.select().from(auditLog).where(and(eq(auditLog.objectId, id), eq(auditLog.action, 'content_package.upload')));
@@ -160,6 +160,61 @@ describe('security: two organisations, a private registry and a hostile one', ()
       expect(await upload(b, '1')).toBe(false);
       // The same organisation uploading its own bytes again may be told.
       expect(await upload(b, '2')).toBe(true);
+    });
+  });
+
+  describe('finding 5: NUL bytes and control characters are refused with a 400 naming the field', () => {
+    const NUL = 'x\u0000y';
+    async function refused(res: Response, field: string) {
+      const error = await expectEnvelope(res, 400, 'VALIDATION_FAILED');
+      expect(JSON.stringify(error.details)).toContain(field);
+      return error;
+    }
+
+    it('should refuse NUL in every kind of body field, and never log the failing SQL or a password hash', async () => {
+      const { org, api } = await organisation();
+      const site = await makeSite(h.db, org.id);
+      const logsBefore = t.logs.length;
+      await refused(await api('/api/v1/users', { method: 'POST', json: { email: `n${Date.now()}@example.org`, name: NUL, role: 'viewer', password: 'a long enough password' } }), 'name');
+      await refused(await api('/api/v1/sites', { method: 'POST', json: { code: 'NUL-1', name: NUL } }), 'name');
+      await refused(await api(`/api/v1/sites/${site.id}`, { method: 'PATCH', json: { region: NUL } }), 'region');
+      await refused(await api('/api/v1/tokens', { method: 'POST', json: { name: NUL, role: 'viewer' } }), 'name');
+      await refused(await api('/api/v1/releases', { method: 'POST', json: { version: '1.0.0', notes: NUL } }), 'notes');
+      await refused(await api('/api/v1/registry-credentials', { method: 'PUT', json: { registry: 'ghcr.io', username: NUL, password: 'p' } }), 'username');
+      await refused(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: NUL, siteIds: [] } }), 'releaseId');
+      await refused(await api('/api/v1/sites', { method: 'POST', json: { code: 'NUL-2', name: 'ok', tags: ['a\u001b[31mred'] } }), 'tags.0');
+      const logged = JSON.stringify(t.logs.slice(logsBefore));
+      expect(logged).not.toMatch(/pbkdf2|Failed query|params/);
+      expect(t.logs.slice(logsBefore).filter((l) => l.level === 'error')).toEqual([]);
+    });
+
+    it('should refuse NUL in query parameters (search, facets, the CSV export) and in a path, without logging the query', async () => {
+      const { api } = await organisation();
+      const logsBefore = t.logs.length;
+      await refused(await api('/api/v1/sites?q=%00'), 'q');
+      await refused(await api('/api/v1/sites/facets?region=%00'), 'region');
+      await refused(await api('/api/v1/sites/export.csv?q=a%00b'), 'q');
+      await refused(await api('/api/v1/audit?action=%01'), 'action');
+      const path = await api('/api/v1/sites/%00');
+      expect(path.status).toBeLessThan(500);
+      expect(JSON.stringify(t.logs.slice(logsBefore))).not.toContain('%00');
+    });
+
+    it('should import CSV rows with NUL as row errors, not a 500', async () => {
+      const { api } = await organisation();
+      const res = await api('/api/v1/sites/import?mode=partial', { method: 'POST', body: 'code,name\nC-1,Good clinic\nC-2,Bad\u0000clinic\n', headers: { 'content-type': 'text/csv' } });
+      expect(res.status).toBeLessThan(500);
+      const report = (await res.json()) as { failed: number; errors: { row: number; column: string | null }[] };
+      expect(report.failed).toBe(1);
+      expect(report.errors).toEqual([expect.objectContaining({ row: 3, column: 'name' })]);
+    });
+
+    it('should answer a login with Origin: null with 403, not 500', async () => {
+      const res = await t.app.request('/api/v1/auth/login', {
+        method: 'POST', headers: { 'content-type': 'application/json', origin: 'null', host: 'outpost.example' },
+        body: JSON.stringify({ email: 'someone@example.org', password: 'whatever it is' }),
+      });
+      await expectEnvelope(res, 403, 'CSRF_FAILED');
     });
   });
 });
