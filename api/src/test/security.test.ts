@@ -217,4 +217,33 @@ describe('security: two organisations, a private registry and a hostile one', ()
       await expectEnvelope(res, 403, 'CSRF_FAILED');
     });
   });
+
+  describe('finding 6: a revoked release can no longer be downloaded in any way', () => {
+    it('should mark its bundles and refuse the download, the links and the links already handed out with 409 RELEASE_REVOKED', async () => {
+      const a = await organisation();
+      expect((await a.api('/api/v1/registry-credentials', { method: 'PUT', json: { registry: registryA.host, ...PRIVATE } })).status).toBe(200);
+      const { releaseId, bundle } = await bundleOf(a, `${registryA.host}/private/app:1.0`);
+      expect(bundle.state).toBe('ready');
+      const links = (await (await a.api(`/api/v1/bundles/${bundle.id}/links`)).json()) as { files: { path: string; url: string; extract: boolean }[] };
+      const archiveUrl = new URL(links.files.find((f) => f.path.endsWith('images.tgz'))!.url);
+      const sitePartUrl = links.files.find((f) => f.extract)!.url;
+      expect((await t.app.request(archiveUrl.pathname + archiveUrl.search)).status).toBe(200);
+      expect((await fetch(sitePartUrl)).status).toBe(200);
+
+      const revoke = await a.api(`/api/v1/releases/${releaseId}/revoke`, { method: 'POST', json: { reason: 'a data-loss bug' } });
+      expect(revoke.status, await revoke.clone().text()).toBe(200);
+
+      const [after] = await h.db.select().from(bundles).where(eq(bundles.id, bundle.id));
+      expect(after).toMatchObject({ state: 'failed', errorCode: 'RELEASE_REVOKED' });
+      const viewed = (await (await a.api(`/api/v1/bundles/${bundle.id}`)).json()) as { state: string; error: { code: string } | null };
+      expect(viewed).toMatchObject({ state: 'failed', error: { code: 'RELEASE_REVOKED' } });
+      const download = await expectEnvelope(await a.api(`/api/v1/bundles/${bundle.id}/download`), 409, 'RELEASE_REVOKED');
+      expect(download.message).toMatch(/revoked/);
+      await expectEnvelope(await a.api(`/api/v1/bundles/${bundle.id}/download`, { headers: { range: 'bytes=0-99' } }), 409, 'RELEASE_REVOKED');
+      await expectEnvelope(await a.api(`/api/v1/bundles/${bundle.id}/links`), 409, 'RELEASE_REVOKED');
+      await expectEnvelope(await t.app.request(archiveUrl.pathname + archiveUrl.search), 409, 'RELEASE_REVOKED');
+      // The presigned link to the bundle's own part was handed out before: the object is gone from the store.
+      expect((await fetch(sitePartUrl)).status).not.toBe(200);
+    });
+  });
 });
