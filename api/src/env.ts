@@ -46,6 +46,8 @@ export const NodeEnv = z.object({
       return z.NEVER;
     }
   }).default([]),
+  /** Behind a reverse proxy: take the client's address from X-Forwarded-For (sign-in throttling). */
+  OUTPOST_TRUST_PROXY: bool.optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 }).refine((e) => e.DATABASE_DRIVER !== 'pg' && e.DATABASE_DRIVER !== 'neon' || e.DATABASE_URL, {
   message: 'DATABASE_URL is required when DATABASE_DRIVER is pg or neon', path: ['DATABASE_URL'],

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { serve } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { parseNodeEnv } from './env.ts';
@@ -44,6 +45,11 @@ const api = createApp({
   database: () => handle.db,
   objectStore,
   logger: log,
+  clientAddress: (c) => {
+    // Behind a reverse proxy every socket is the proxy's: trust its X-Forwarded-For only when told to.
+    const forwarded = env.OUTPOST_TRUST_PROXY ? c.req.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined;
+    return forwarded || getConnInfo(c).remote.address || 'unknown';
+  },
   secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
   version: process.env.npm_package_version,
   ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),

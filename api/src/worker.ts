@@ -42,6 +42,7 @@ async function buildApp(env: WorkerEnv): Promise<App> {
     // Workers' egress does not reach private addresses; the URL checks (https, address literals, redirects, realm) apply here too.
     imageResolver: registryImageResolver({ allowInsecure: env.OUTPOST_REGISTRY_ALLOW_INSECURE }),
     logger: log,
+    clientAddress: (c) => c.req.header('cf-connecting-ip') ?? 'unknown',
     secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
     ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
   });

@@ -75,7 +75,7 @@ export const authRoutes = authBase
   }), async (c) => {
     assertSameOrigin(c);
     const input = c.req.valid('json');
-    const s = await login({ db: c.var.db, input, requestId: c.var.requestId });
+    const s = await login({ db: c.var.db, input, requestId: c.var.requestId, clientAddress: c.var.deps.clientAddress?.(c) ?? 'unknown' });
     setCookie(c, SESSION_COOKIE, s.token, {
       httpOnly: true, sameSite: 'Lax', path: '/', secure: isSecure(c), maxAge: Math.floor(SESSION_TTL_MS / 1000),
     });

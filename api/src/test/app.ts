@@ -20,7 +20,10 @@ export async function makeTestApp(handle: DbHandle, options: { maxBodyBytes?: nu
   const app = createApp({
     database: () => handle.db, objectStore, logger, secretBox,
     // The registries tests start are allow-listed as OUTPOST_REGISTRY_ALLOW_INSECURE would list them.
-    imageResolver: registryImageResolver({ retries: 1, backoffMs: 20, timeoutMs: 5000, ...testRegistryPolicy() }), ...opts,
+    imageResolver: registryImageResolver({ retries: 1, backoffMs: 20, timeoutMs: 5000, ...testRegistryPolicy() }),
+    // app.request() has no socket: tests name the client's address in a header of their own.
+    clientAddress: (c) => c.req.header('x-test-client-address') ?? '127.0.0.1',
+    ...opts,
   });
   return { app, logs, objectStore, secretBox };
 }

@@ -12,7 +12,8 @@ import {
 import { createTestDb } from './db.ts';
 import { makeTestApp } from './app.ts';
 import { zipOf } from './zip.ts';
-import { makeApiToken, makeOrg, makeSite } from './factories.ts';
+import { makeApiToken, makeOrg, makeSite, makeUser } from './factories.ts';
+import { login, LOGIN_EMAIL_BACKOFF_SECONDS, LOGIN_MAX_FAILURES, LOGIN_MAX_FAILURES_PER_ADDRESS } from '../services/auth/login.ts';
 import { expectEnvelope, withToken } from './http.ts';
 import type { DbHandle } from '../db/types.ts';
 import { auditLog, bundleJobs, bundles } from '../db/schema/index.ts';
@@ -244,6 +245,61 @@ describe('security: two organisations, a private registry and a hostile one', ()
       await expectEnvelope(await t.app.request(archiveUrl.pathname + archiveUrl.search), 409, 'RELEASE_REVOKED');
       // The presigned link to the bundle's own part was handed out before: the object is gone from the store.
       expect((await fetch(sitePartUrl)).status).not.toBe(200);
+    });
+  });
+
+  describe('finding 8: login throttling is atomic, per e-mail and per client address', () => {
+    const attempt = (email: string, password: string, address: string) => t.app.request('/api/v1/auth/login', {
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-test-client-address': address }, body: JSON.stringify({ email, password }),
+    });
+
+    it('should give 20 concurrent wrong logins exactly 10 tries', async () => {
+      const { org } = await organisation();
+      const u = await makeUser(h.db, org.id, 'viewer');
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => attempt(u.email, `wrong-${i}`, '203.0.113.7')));
+      const statuses = answers.map((r) => r.status);
+      expect(statuses.filter((s) => s === 401)).toHaveLength(LOGIN_MAX_FAILURES);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(20 - LOGIN_MAX_FAILURES);
+    });
+
+    it('should not lock the owner out from another address for longer than a short back-off', async () => {
+      const { org } = await organisation();
+      const u = await makeUser(h.db, org.id, 'viewer');
+      const t0 = new Date('2026-12-03T09:00:00Z');
+      const at = (seconds: number) => new Date(t0.getTime() + seconds * 1000);
+      const tryAt = (password: string, address: string, seconds: number) =>
+        login({ db: h.db, input: { email: u.email, password }, clientAddress: address, now: at(seconds) }).then(() => 'ok', (e: { status?: number; headers?: Record<string, string> }) => `${e.status}:${e.headers?.['Retry-After'] ?? ''}`);
+      for (let i = 0; i < LOGIN_MAX_FAILURES; i++) expect(await tryAt(`wrong-${i}`, '198.51.100.1', i)).toBe('401:');
+      // The attacker's address is locked for the window.
+      expect(await tryAt('still-wrong', '198.51.100.1', 20)).toBe('429:900');
+      // The owner, elsewhere, waits at most the back-off, then gets in with the right password.
+      const right = await tryAt(u.password, '192.0.2.55', 20);
+      expect(right === 'ok' || /^429:\d+$/.test(right)).toBe(true);
+      if (right !== 'ok') expect(Number(right.split(':')[1])).toBeLessThanOrEqual(LOGIN_EMAIL_BACKOFF_SECONDS);
+      expect(await tryAt(u.password, '192.0.2.55', 20 + LOGIN_EMAIL_BACKOFF_SECONDS + 1)).toBe('ok');
+    });
+
+    it('should give an attacker spread over many addresses one guess per back-off once the account had its failures', async () => {
+      const { org } = await organisation();
+      const u = await makeUser(h.db, org.id, 'viewer');
+      const t0 = Date.parse('2026-12-03T10:00:00Z');
+      const tryAt = (address: string, seconds: number) =>
+        login({ db: h.db, input: { email: u.email, password: 'guess' }, clientAddress: address, now: new Date(t0 + seconds * 1000) }).then(() => 200, (e: { status: number }) => e.status);
+      for (let i = 0; i < LOGIN_MAX_FAILURES; i++) expect(await tryAt(`198.18.0.${i + 1}`, i)).toBe(401);
+      const soon = await Promise.all([1, 2, 3].map((n) => tryAt(`198.18.1.${n}`, 10)));
+      expect(soon).toEqual([429, 429, 429]);
+      const later = await Promise.all([1, 2, 3].map((n) => tryAt(`198.18.2.${n}`, 10 + LOGIN_EMAIL_BACKOFF_SECONDS)));
+      expect(later.filter((s) => s === 401)).toHaveLength(1);
+      expect(later.filter((s) => s === 429)).toHaveLength(2);
+    });
+
+    it('should throttle one address spraying many accounts', async () => {
+      const results: number[] = [];
+      for (let i = 0; i < LOGIN_MAX_FAILURES_PER_ADDRESS + 1; i++) {
+        results.push((await attempt(`nobody-${i}-${Date.now()}@example.org`, 'spray', '198.51.100.99')).status);
+      }
+      expect(results.slice(0, LOGIN_MAX_FAILURES_PER_ADDRESS).every((s) => s === 401)).toBe(true);
+      expect(results.at(-1)).toBe(429);
     });
   });
 });

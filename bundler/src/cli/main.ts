@@ -8,7 +8,6 @@ import { progressBar } from './progress.ts';
 import { buildFromSpec } from './spec-build.ts';
 import { verifyBundle, type VerifyResult } from './verify.ts';
 import { parseAllowInsecure } from '../registry/destination.ts';
-import { guardedFetch } from '../registry/guarded-fetch.ts';
 
 const HELP = `outpost — build, verify and export Outpost site bundles
 
@@ -82,13 +81,15 @@ function days(value: string | undefined): number | undefined {
 }
 
 /** The destination policy of the registry client: self-hosted registries over plain HTTP or on private addresses only when listed. */
-function registryPolicy(env: NodeJS.ProcessEnv): { allowInsecure: string[]; fetch: typeof globalThis.fetch } {
+async function registryPolicy(env: NodeJS.ProcessEnv): Promise<{ allowInsecure: string[]; fetch: typeof globalThis.fetch }> {
   let allowInsecure: string[];
   try {
     allowInsecure = parseAllowInsecure(env.OUTPOST_REGISTRY_ALLOW_INSECURE);
   } catch (e) {
     throw new UsageError(`OUTPOST_REGISTRY_ALLOW_INSECURE: ${(e as Error).message}`);
   }
+  // Loaded only by the commands that reach registries: the rest of the CLI starts without undici.
+  const { guardedFetch } = await import('../registry/guarded-fetch.ts');
   return { allowInsecure, fetch: guardedFetch(allowInsecure) };
 }
 
@@ -106,7 +107,7 @@ async function bundleBuild(args: string[], io: Io): Promise<number> {
     // Drawn from the first image byte on, after the lookups have printed their lines.
     let bar: ReturnType<typeof progressBar> | null = null;
     const result = await buildFromSpec({
-      specFile: values.spec, out: values.out, log: io.out, env: io.env, registry: registryPolicy(io.env),
+      specFile: values.spec, out: values.out, log: io.out, env: io.env, registry: await registryPolicy(io.env),
       ...(values['generate-key'] ? { generateKeyDir: values['generate-key'] } : {}),
       ...(values.scripts ? { scriptsDir: values.scripts } : {}),
       onProgress: (done, total) => { bar ??= progressBar('bytes', 'images ', total); bar.update(done, total); },

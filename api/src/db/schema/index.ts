@@ -3,3 +3,4 @@ export * from './sites.ts';
 export * from './releases.ts';
 export * from './bundles.ts';
 export * from './blob-holders.ts';
+export * from './login-throttles.ts';
