@@ -183,7 +183,7 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
       S3_BUCKET: 'outpost-test',
       S3_REGION: 'us-east-1',
       S3_ACCESS_KEY_ID: 'S3RVER',
-      S3_SECRET_ACCESS_KEY: 'S3RVER',
+      S3_SECRET_ACCESS_KEY: inject('s3Secret'),
       OUTPOST_SECRET_KEY: Buffer.from(secretKey).toString('base64'),
     }, assets, persist);
   }, 90_000);

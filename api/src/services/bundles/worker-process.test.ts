@@ -53,7 +53,7 @@ function startWorkerProcess(): { child: ChildProcess; output: () => string } {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH, HOME: process.env.HOME,
-      DATABASE_URL: scratch.url, S3_ENDPOINT: inject('s3Endpoint'), S3_BUCKET: 'outpost-test', S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER',
+      DATABASE_URL: scratch.url, S3_ENDPOINT: inject('s3Endpoint'), S3_BUCKET: 'outpost-test', S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: inject('s3Secret'),
       S3_FORCE_PATH_STYLE: 'true', OUTPOST_SECRET_KEY: Buffer.from(secretKey).toString('base64'), OUTPOST_WORKER_LEASE_MS: '1500',
       OUTPOST_DATA_DIR: path.join(work, 'worker-data'), LOG_LEVEL: 'debug',
       OUTPOST_REGISTRY_ALLOW_INSECURE: [...testRegistryPolicy().allowInsecure].join(','),
