@@ -8,6 +8,7 @@ import { progressBar } from './progress.ts';
 import { buildFromSpec } from './spec-build.ts';
 import { verifyBundle, type VerifyResult } from './verify.ts';
 import { parseAllowInsecure } from '../registry/destination.ts';
+import { oneLine, plainText } from '../site/plain-text.ts';
 
 const HELP = `outpost — build, verify and export Outpost site bundles
 
@@ -31,7 +32,9 @@ interface Io {
 }
 
 /** Runs the CLI; resolves to the exit code. Nothing here calls process.exit, so tests can call it too. */
-export async function main(argv: string[], io: Io = { out: (l) => console.log(l), err: (l) => console.error(l), env: process.env }): Promise<number> {
+export async function main(argv: string[], given: Io = { out: (l) => console.log(l), err: (l) => console.error(l), env: process.env }): Promise<number> {
+  // Everything printed may hold other people's words (site names, server messages): no escape codes reach the terminal.
+  const io: Io = { ...given, out: (l) => given.out(plainText(l)), err: (l) => given.err(plainText(l)) };
   try {
     const [command, sub] = argv;
     if (!command || command === 'help' || command === '--help' || command === '-h') {
@@ -43,7 +46,7 @@ export async function main(argv: string[], io: Io = { out: (l) => console.log(l)
     if (command === 'export') return await exportCommand(argv.slice(1), io);
     throw new UsageError(`Unknown command "${argv.slice(0, command === 'bundle' ? 2 : 1).join(' ')}". Run "outpost help".`);
   } catch (error) {
-    io.err(`outpost: ${describeError(error)}`);
+    io.err(`outpost: ${oneLine(describeError(error))}`);
     if (io.env.OUTPOST_DEBUG && error instanceof Error && !(error instanceof CliError)) io.err(error.stack ?? '');
     return error instanceof CliError ? error.exitCode : 1;
   }
@@ -149,14 +152,14 @@ async function bundleVerify(args: string[], io: Io): Promise<number> {
 
 function report(result: VerifyResult, io: Io): number {
   const m = result.manifest;
-  if (m?.site && m.release) io.out(`Bundle ${result.root ?? ''}: site ${m.site.code} (${m.site.name}), release ${m.release.version}${m.fromRelease ? ` (delta from ${m.fromRelease.version})` : ''}, expires ${m.expires}`);
-  for (const note of result.notes) io.out(`Note: ${note}`);
+  if (m?.site && m.release) io.out(oneLine(`Bundle ${result.root ?? ''}: site ${m.site.code} (${m.site.name}), release ${m.release.version}${m.fromRelease ? ` (delta from ${m.fromRelease.version})` : ''}, expires ${m.expires}`));
+  for (const note of result.notes) io.out(`Note: ${oneLine(note)}`);
   if (result.ok) {
     io.out(`OK: signature valid (key ${result.keyFingerprint}${result.keySource === 'bundled' ? ', the bundle\'s own' : ''}), ${m?.files.length ?? 0} files checked (${formatBytes(result.bytesChecked)}).`);
     return 0;
   }
   io.out(`NOT OK: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}:`);
-  for (const p of result.problems) io.out(`  - ${p}`);
+  for (const p of result.problems) io.out(`  - ${oneLine(p)}`);
   return 1;
 }
 
