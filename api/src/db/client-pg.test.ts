@@ -22,7 +22,8 @@ describe('node-postgres pool timeouts', () => {
       const started = Date.now();
       await expect(h.db.execute(sql`select pg_sleep(5)`)).rejects.toThrow();
       expect(Date.now() - started).toBeLessThan(3000);
-      const [row] = (await h.db.execute(sql`select current_setting('statement_timeout') as t`)).rows as { t: string }[];
+      const answer = (await h.db.execute(sql`select current_setting('statement_timeout') as t`)) as unknown as { rows: { t: string }[] };
+      const [row] = answer.rows;
       expect(row!.t).toBe('300ms');
     } finally {
       await h.close();
