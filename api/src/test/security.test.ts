@@ -16,7 +16,7 @@ import { makeApiToken, makeOrg, makeSite, makeUser } from './factories.ts';
 import { login, LOGIN_EMAIL_BACKOFF_SECONDS, LOGIN_MAX_FAILURES, LOGIN_MAX_FAILURES_PER_ADDRESS } from '../services/auth/login.ts';
 import { expectEnvelope, withToken } from './http.ts';
 import type { DbHandle } from '../db/types.ts';
-import { auditLog, bundleJobs, bundles } from '../db/schema/index.ts';
+import { auditLog, bundleDownloads, bundleJobs, bundles } from '../db/schema/index.ts';
 import { BundleWorker } from '../services/bundles/worker.ts';
 
 // The security suite: the holes found probing the API as an attacker (issue 13), each replayed
@@ -300,6 +300,24 @@ describe('security: two organisations, a private registry and a hostile one', ()
       }
       expect(results.slice(0, LOGIN_MAX_FAILURES_PER_ADDRESS).every((s) => s === 401)).toBe(true);
       expect(results.at(-1)).toBe(429);
+    });
+  });
+
+  describe('finding 9: smaller holes', () => {
+    it('should not count listing a bundle\'s links as a download (a GET changes nothing), and answer 416 with the error envelope', async () => {
+      const a = await organisation();
+      expect((await a.api('/api/v1/registry-credentials', { method: 'PUT', json: { registry: registryA.host, ...PRIVATE } })).status).toBe(200);
+      const { bundle } = await bundleOf(a, `${registryA.host}/private/app:1.0`);
+      expect(bundle.state).toBe('ready');
+      const before = await h.db.select({ n: count() }).from(bundleDownloads).where(eq(bundleDownloads.bundleId, bundle.id));
+      for (let i = 0; i < 2; i++) expect((await a.api(`/api/v1/bundles/${bundle.id}/links`)).status).toBe(200);
+      const after = await h.db.select({ n: count() }).from(bundleDownloads).where(eq(bundleDownloads.bundleId, bundle.id));
+      expect(after[0]!.n).toBe(before[0]!.n);
+      expect(((await (await a.api(`/api/v1/bundles/${bundle.id}`)).json()) as { downloads: number }).downloads).toBe(0);
+
+      const beyond = await a.api(`/api/v1/bundles/${bundle.id}/download`, { headers: { range: `bytes=${bundle.size! + 10}-` } });
+      const error = await expectEnvelope(beyond, 416, 'RANGE_NOT_SATISFIABLE');
+      expect(error.requestId).toBe(beyond.headers.get('x-request-id'));
     });
   });
 });

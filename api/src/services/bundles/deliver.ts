@@ -174,10 +174,7 @@ export async function bundleLinks({ ctx, store, box, baseUrl, input }: {
       return { path: s.path, extract: false, size: s.size, sha256: s.sha256, url: s.archive ? await archiveLink(fileName) : await link(s.key, fileName) };
     })),
   ];
-  await ctx.db.insert(bundleDownloads).values({
-    orgId: ctx.orgId, bundleId: row.bundle.id, siteId: row.bundle.siteId, userId: ctx.actor.userId, tokenId: ctx.actor.tokenId,
-    kind: 'links', bytes: files.reduce((n, f) => n + f.size, 0),
-  });
+  // Handing out links is not a download and a GET changes nothing: only bytes sent by the API are counted.
   return { bundleId: row.bundle.id, root: parts.root, expiresAt: new Date(expires * 1000).toISOString(), manifest: row.bundle.manifest, files };
 }
 
