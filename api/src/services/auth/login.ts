@@ -66,8 +66,11 @@ export async function login({ db, input, requestId, clientAddress = 'unknown', n
   const emailKey = `email:${email}`;
   const pair = await takeSlot(db, pairKey, now);
   const address = await takeSlot(db, addressKey, now);
-  if (pair! > LOGIN_MAX_FAILURES || address! > LOGIN_MAX_FAILURES_PER_ADDRESS) {
-    throw new TooManyRequestsError('Too many failed sign-ins from here. Wait 15 minutes and try again.', LOGIN_WINDOW_MS / 1000);
+  if (pair! > LOGIN_MAX_FAILURES) {
+    throw new TooManyRequestsError('Too many failed sign-ins for this account. Wait 15 minutes and try again.', LOGIN_WINDOW_MS / 1000);
+  }
+  if (address! > LOGIN_MAX_FAILURES_PER_ADDRESS) {
+    throw new TooManyRequestsError('Too many failed sign-ins from this address. Wait 15 minutes and try again.', LOGIN_WINDOW_MS / 1000);
   }
   const backoffMs = LOGIN_EMAIL_BACKOFF_SECONDS * 1000;
   if ((await takeSlot(db, emailKey, now, { max: LOGIN_MAX_FAILURES, ms: backoffMs })) === null) {
