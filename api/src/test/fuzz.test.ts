@@ -56,7 +56,7 @@ describe('fuzz: every documented operation with generated hostile requests', () 
     // Path parameters: the organisation's own objects (so bodies are validated past the lookup), another's, and garbage.
     ids = [site.id, release.id, user.id, foreign.id];
     doc = (await (await t.app.request('/api/openapi.json')).json()) as Doc;
-  });
+  }, 180_000); // a first PGlite open is slow on a busy machine
   afterAll(async () => { await h?.close(); });
 
   const resolve = (s: Schema | undefined): Schema => {

@@ -89,7 +89,7 @@ describe('security: two organisations, a private registry and a hostile one', ()
       db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: () => {},
       registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 10,
     });
-  });
+  }, 180_000); // a first PGlite open is slow on a busy machine
   afterAll(async () => { await h.close(); });
 
   async function settle() {
