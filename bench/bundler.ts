@@ -15,7 +15,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { RegistryClient, type Descriptor } from '@outpost/bundler';
-import { startRegistry } from '@outpost/bundler/test-support';
+import { startRegistry, testRegistryPolicy } from '@outpost/bundler/test-support';
 import { benchLayout, pushBenchImages } from './bundler/images.ts';
 import { benchStore, cpuOf, dropBucket, fmtMiB, fmtRate, median, MiB, sampleRss, spawnTs, verdict, waitForLine } from './bundler/common.ts';
 import type { JobResult } from './bundler/archive-job.ts';
@@ -48,7 +48,7 @@ try {
     try {
       const references = await pushBenchImages(registry.host, layout);
       // The blobs a plain copy moves: every image's config and layers, each once.
-      const client = new RegistryClient({ registry: registry.host });
+      const client = new RegistryClient({ registry: registry.host, ...testRegistryPolicy() });
       const blobs = new Map<string, Descriptor & { repository: string }>();
       for (const [i, image] of layout.images.entries()) {
         const resolved = await client.resolve(image.repository, references[i]!.split(':').at(-1)!);

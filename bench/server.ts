@@ -17,7 +17,7 @@ import { sha256Hex } from '../api/src/lib/crypto.ts';
 const url = process.env.BENCH_DATABASE_URL!;
 const handle = await createPgDb(url, { max: 10 });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bench-s3-'));
-const s3 = await startEmbeddedS3(dir, 'outpost');
+const s3 = await startEmbeddedS3(dir, 'outpost', { secretAccessKey: 'S3RVER' });
 const secretBox = await createSecretBox(Buffer.from(process.env.BENCH_SECRET_KEY!, 'base64'));
 const api = createApp({
   database: () => handle.db, secretBox, logger: () => {}, checkinsPerMinute: 1_000_000, imageResolver: registryImageResolver(),

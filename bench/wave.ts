@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { count, eq, sql } from 'drizzle-orm';
-import { buildTestImage, pushImage, startRegistry } from '@outpost/bundler/test-support';
+import { buildTestImage, pushImage, startRegistry, testRegistryPolicy } from '@outpost/bundler/test-support';
 import { createPgDb } from '../api/src/db/client-pg.ts';
 import { MIGRATIONS_DIR } from '../api/src/db/select-node.ts';
 import { bundles, imageArchives, releases, sites } from '../api/src/db/schema/index.ts';
@@ -55,7 +55,7 @@ try {
     orgId: org.id, version: '2.4.0', state: 'draft',
     composeTemplate: 'services:\n  emr:\n    image: {{ image.backend }}\n    environment:\n      SITE_CODE: {{ site.code }}\n      SITE_NAME: {{ site.name }}\n      FACILITY: {{ site.facilityType }}\n    ports:\n      - "80:8080"\n    restart: unless-stopped\n',
   }).returning();
-  await addReleaseImage({ ctx, resolver: registryImageResolver(), box: secretBox, input: { releaseId: release!.id, name: 'backend', reference: `${registry.host}/emr/backend:1.0` } });
+  await addReleaseImage({ ctx, resolver: registryImageResolver(testRegistryPolicy()), box: secretBox, input: { releaseId: release!.id, name: 'backend', reference: `${registry.host}/emr/backend:1.0` } });
   await db.update(releases).set({ state: 'published', publishedAt: new Date() }).where(eq(releases.id, release!.id));
   for (let i = 0; i < WAVE; i += 1000) {
     await db.insert(sites).values(Array.from({ length: Math.min(1000, WAVE - i) }, (_, k) => ({
@@ -64,7 +64,7 @@ try {
   }
 
   const workers = Array.from({ length: WORKERS }, (_, i) => new BundleWorker({
-    db, store, secretBox, logger: () => {}, workerId: `bench-${i}`, pollMs: 20, waitMs: 20, batch: Number(process.env.BENCH_WAVE_BATCH ?? 100), concurrency: Number(process.env.BENCH_WAVE_CONCURRENCY ?? 16),
+    db, store, secretBox, logger: () => {}, registry: testRegistryPolicy(), workerId: `bench-${i}`, pollMs: 20, waitMs: 20, batch: Number(process.env.BENCH_WAVE_BATCH ?? 100), concurrency: Number(process.env.BENCH_WAVE_CONCURRENCY ?? 16),
   }));
   // The release archive first (the target counts from "once the release archive exists").
   const first = await db.select({ id: sites.id }).from(sites).where(eq(sites.orgId, org.id)).limit(1);

@@ -7,6 +7,7 @@ import { Scalar } from '@scalar/hono-api-reference';
 import { sql } from 'drizzle-orm';
 import type { AppDeps, AppEnv } from './routes/env.ts';
 import { AppError, isStoreUnavailable } from './lib/errors.ts';
+import { refuseControlCharacters } from './lib/control-chars.ts';
 import { authRoutes } from './routes/auth.ts';
 import { userRoutes } from './routes/users.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -28,6 +29,22 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 function envelope(code: string, message: string, requestId: string, details?: unknown) {
   return { error: { code, message, requestId, ...(details === undefined ? {} : { details }) } };
+}
+
+/**
+ * What of an unexpected error may be logged: a failed query's message carries its SQL and every
+ * parameter (a new user's password hash, a sealed secret), so only the database's own reason and
+ * code are kept, and the stack without its first line (which repeats the message).
+ */
+export function loggableError(err: unknown): { err: string; code?: string; stack?: string } {
+  if (!(err instanceof Error)) return { err: typeof err };
+  const frames = err.stack?.split('\n').filter((l) => /^\s+at /.test(l)).join('\n');
+  const query = err as Error & { query?: unknown; params?: unknown; cause?: unknown };
+  if ('query' in query || 'params' in query || /^Failed query:/.test(err.message)) {
+    const cause = query.cause as { message?: string; code?: string } | undefined;
+    return { err: `${err.name}: ${cause?.message ?? 'the database refused a statement'}`, ...(cause?.code ? { code: cause.code } : {}), ...(frames ? { stack: frames } : {}) };
+  }
+  return { err: `${err.name}: ${err.message}`, ...(frames ? { stack: frames } : {}) };
 }
 
 /** Builds the whole HTTP API. Imports no runtime: node.ts and worker.ts supply the dependencies. */
@@ -78,6 +95,8 @@ export function createApp(deps: AppDeps) {
   const streamed = (c: { req: { path: string; method: string } }) =>
     c.req.path === SITE_IMPORT_PATH || (c.req.path === CONTENT_UPLOAD_PATH && c.req.method === 'POST');
   app.use('/api/v1/*', (c, next) => (streamed(c) ? next() : withinLimit(c, next)));
+  // NUL and other control characters in any query, path or JSON body: 400 naming the field, for every route.
+  app.use('/api/*', refuseControlCharacters);
 
   app.onError((err, c) => {
     const requestId = c.var.requestId ?? 'unknown';
@@ -99,7 +118,7 @@ export function createApp(deps: AppDeps) {
       return c.json(envelope('STORAGE_UNAVAILABLE', 'The file store did not answer in time. Try again in a minute.', requestId), 503);
     }
     // Internals go to the log, never to the caller.
-    deps.logger('error', 'unhandled error', { requestId, err: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined });
+    deps.logger('error', 'unhandled error', { requestId, ...loggableError(err) });
     return c.json(envelope('INTERNAL', 'Something went wrong on our side. Quote the request id if you report it.', requestId), 500);
   });
 

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { serve } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { parseNodeEnv } from './env.ts';
@@ -14,11 +15,14 @@ import { openRuntime } from './runtime.ts';
 import { BundleWorker } from './services/bundles/worker.ts';
 import { registryImageResolver } from './services/releases/registry-resolver.ts';
 import { startRolloutScheduler } from './services/rollouts/ticker.ts';
+import { guardedFetch } from '@outpost/bundler/guarded-fetch';
 
 const env = parseNodeEnv(process.env);
 const log = jsonLogger(undefined, env.LOG_LEVEL);
 const runtime = await openRuntime(env, log, { embeddedS3: true, migrate: true });
 const { handle, objectStore, secretBox } = runtime;
+// Where the registry client may connect: https and public addresses, plus the listed self-hosted registries.
+const registry = { allowInsecure: env.OUTPOST_REGISTRY_ALLOW_INSECURE, fetch: guardedFetch(env.OUTPOST_REGISTRY_ALLOW_INSECURE) };
 
 const first = await bootstrapFirstOrg(handle.db, {
   orgName: env.OUTPOST_ORG_NAME, adminEmail: env.OUTPOST_ADMIN_EMAIL, adminPassword: env.OUTPOST_ADMIN_PASSWORD,
@@ -38,10 +42,15 @@ if (env.OUTPOST_DEMO) {
 
 const api = createApp({
   secretBox,
-  imageResolver: registryImageResolver(),
+  imageResolver: registryImageResolver(registry),
   database: () => handle.db,
   objectStore,
   logger: log,
+  clientAddress: (c) => {
+    // Behind a reverse proxy every socket is the proxy's: trust its X-Forwarded-For only when told to.
+    const forwarded = env.OUTPOST_TRUST_PROXY ? c.req.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined;
+    return forwarded || getConnInfo(c).remote.address || 'unknown';
+  },
   secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
   version: process.env.npm_package_version,
   ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
@@ -49,7 +58,7 @@ const api = createApp({
 
 // Bundle builds: workers in this process (OUTPOST_WORKERS, default 1); more run as `npm run worker`.
 const workers = Array.from({ length: env.OUTPOST_WORKERS }, () => new BundleWorker({
-  db: handle.db, store: objectStore, secretBox, logger: log, leaseMs: env.OUTPOST_WORKER_LEASE_MS, ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
+  db: handle.db, store: objectStore, secretBox, logger: log, registry, leaseMs: env.OUTPOST_WORKER_LEASE_MS, ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
 }));
 for (const w of workers) w.start();
 

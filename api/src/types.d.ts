@@ -8,5 +8,7 @@ declare module 's3rver' {
     constructor(opts: S3rverOptions);
     run(): Promise<{ address: string; port: number }>;
     close(): Promise<void>;
+    /** Koa's request handler (S3rver is a Koa application). */
+    callback(): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void;
   }
 }

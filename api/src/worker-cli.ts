@@ -5,6 +5,7 @@ import { jsonLogger } from './lib/logger.ts';
 import { onShutdown } from './lib/shutdown.ts';
 import { openRuntime } from './runtime.ts';
 import { BundleWorker } from './services/bundles/worker.ts';
+import { guardedFetch } from '@outpost/bundler/guarded-fetch';
 
 const env = parseNodeEnv(process.env);
 const log = jsonLogger(undefined, env.LOG_LEVEL);
@@ -15,6 +16,7 @@ if (!env.DATABASE_URL) {
 const runtime = await openRuntime(env, log, { embeddedS3: false, migrate: false });
 const worker = new BundleWorker({
   db: runtime.handle.db, store: runtime.objectStore, secretBox: runtime.secretBox, logger: log,
+  registry: { allowInsecure: env.OUTPOST_REGISTRY_ALLOW_INSECURE, fetch: guardedFetch(env.OUTPOST_REGISTRY_ALLOW_INSECURE) },
   ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
   leaseMs: env.OUTPOST_WORKER_LEASE_MS,
 });

@@ -21,7 +21,7 @@ import { startWsRelay, type WsRelay } from './test/ws-relay.ts';
 import { makeTestApp } from './test/app.ts';
 import { withToken } from './test/http.ts';
 import { BundleWorker } from './services/bundles/worker.ts';
-import { buildTestImage, pushImage, startRegistry } from '@outpost/bundler/test-support';
+import { buildTestImage, pushImage, startRegistry, testRegistryPolicy } from '@outpost/bundler/test-support';
 import { createHash } from 'node:crypto';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -227,7 +227,7 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
       S3_BUCKET: 'outpost-test',
       S3_REGION: 'us-east-1',
       S3_ACCESS_KEY_ID: 'S3RVER',
-      S3_SECRET_ACCESS_KEY: 'S3RVER',
+      S3_SECRET_ACCESS_KEY: inject('s3Secret'),
       OUTPOST_SECRET_KEY: Buffer.from(secretKey).toString('base64'),
     }, assets, persist);
   }, 90_000);
@@ -319,7 +319,7 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
       await call(`/api/v1/releases/${release.id}/publish`);
       await call('/api/v1/sites', { code: 'WK-1', name: 'Workers Clinic' });
       const [bundle] = (await call('/api/v1/bundles', { releaseId: release.id, siteCodes: ['WK-1'] })).bundles;
-      await new BundleWorker({ db: pg.db, store: node.objectStore, secretBox: node.secretBox, logger: () => {}, pollMs: 20 }).drain();
+      await new BundleWorker({ db: pg.db, store: node.objectStore, secretBox: node.secretBox, logger: () => {}, pollMs: 20, registry: testRegistryPolicy() }).drain();
       const built = await (await api(`/api/v1/bundles/${bundle!.id}/download`)).arrayBuffer();
       const expected = new Uint8Array(built);
       expect(expected.length).toBeGreaterThan(200_000);

@@ -40,8 +40,10 @@ async function buildApp(env: WorkerEnv): Promise<App> {
       accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY, publicEndpoint: env.S3_PUBLIC_ENDPOINT,
     }),
     secretBox: await createSecretBox(env.OUTPOST_SECRET_KEY),
-    imageResolver: registryImageResolver(),
+    // Workers' egress does not reach private addresses; the URL checks (https, address literals, redirects, realm) apply here too.
+    imageResolver: registryImageResolver({ allowInsecure: env.OUTPOST_REGISTRY_ALLOW_INSECURE }),
     logger: log,
+    clientAddress: (c) => c.req.header('cf-connecting-ip') ?? 'unknown',
     secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
     ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
   });

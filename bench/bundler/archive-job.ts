@@ -7,6 +7,7 @@
 //   plain     the baseline: GET each blob from the registry and PUT it to S3 streamed (one PutObject
 //             with its Content-Length, the fastest plain copy here), nothing verified
 // Prints `RESULT <json>` (a JobResult).
+import { guardedFetch } from '@outpost/bundler/guarded-fetch';
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
@@ -70,7 +71,8 @@ if (mode === 'plain') {
   result = { ms: performance.now() - t0, bytes: blobs.reduce((s, b) => s + b.size, 0) };
 } else if (mode === 'pipeline') {
   const references = JSON.parse(process.env.BENCH_REFS!) as string[];
-  const client = new RegistryClient({ registry });
+  // The bench's own loopback registry, allowed as OUTPOST_REGISTRY_ALLOW_INSECURE would allow it, through the production fetch.
+  const client = new RegistryClient({ registry, allowInsecure: [registry], fetch: guardedFetch([registry]) });
   const images: Awaited<ReturnType<typeof archiveImageFromRegistry>>[] = [];
   for (const reference of references) images.push(await archiveImageFromRegistry(client, reference));
   const resolvedMs = performance.now() - t0;

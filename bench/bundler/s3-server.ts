@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import { startEmbeddedS3 } from '../../api/src/embedded-s3.ts';
 
 const dir = process.env.BENCH_S3_DIR!;
-const s3 = await startEmbeddedS3(dir, 'outpost-bench');
+// The bench's clients sign with this fixed key (the store checks signatures as in npm start).
+const s3 = await startEmbeddedS3(dir, 'outpost-bench', { secretAccessKey: 'S3RVER' });
 process.stdout.write(`READY ${new URL(s3.endpoint).port}\n`);
 process.on('SIGTERM', async () => {
   await s3.close();

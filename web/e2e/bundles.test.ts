@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { buildTestImage, corruptBlob, pushImage, registryBlobPath, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
+import { freePort, buildTestImage, corruptBlob, pushImage, registryBlobPath, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
 import { signIn, snapshot, startOutpost, type Outpost } from './harness';
 
 const ADMIN = { email: 'bundle-admin@example.org', password: 'bundle-password-1' };
@@ -20,9 +20,11 @@ let work: string;
 let reference: string;
 
 beforeAll(async () => {
+  // The server starts beside the registry: its address is chosen first, to be allow-listed as production would.
+  const registryPort = await freePort();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-e2e-bundles-'));
   const image = async () => {
-    registry = await startRegistry();
+    registry = await startRegistry({ port: registryPort });
     const built = await buildTestImage({
       dir: path.join(work, 'emr'), tag: '2.0',
       layers: [{ files: { 'etc/os-release': 'NAME=outpost-test\n' } }, { files: { 'app/emr.txt': 'EMR 2.0\n' } }],
@@ -30,7 +32,7 @@ beforeAll(async () => {
     reference = `${registry.host}/emr/app:2.0`;
     await pushImage(built.dir, built.tag, reference);
   };
-  const started = await Promise.allSettled([startOutpost(ADMIN), image()]);
+  const started = await Promise.allSettled([startOutpost(ADMIN, undefined, { OUTPOST_REGISTRY_ALLOW_INSECURE: `127.0.0.1:${registryPort}` }), image()]);
   if (started[0].status === 'fulfilled') outpost = started[0].value;
   for (const s of started) if (s.status === 'rejected') throw s.reason;
 }, 90_000);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ZipArchive } from 'archiver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { buildTestImage, pushImage, startRegistry, type TestImage, type TestRegistry } from '@outpost/bundler/test-support';
+import { freePort, buildTestImage, pushImage, startRegistry, type TestImage, type TestRegistry } from '@outpost/bundler/test-support';
 import { signIn, snapshot, startOutpost, type Outpost } from './harness';
 
 const ADMIN = { email: 'release-admin@example.org', password: 'release-password-1' };
@@ -20,10 +20,12 @@ let work: string;
 const img: Record<'backend10' | 'backend11' | 'frontend', TestImage> = {} as never;
 
 beforeAll(async () => {
+  // The server starts beside the registry: its address is chosen first, to be allow-listed as production would.
+  const registryPort = await freePort();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-e2e-releases-'));
   const base = { files: { 'etc/os-release': 'NAME=outpost-test\n' } };
   const images = async () => {
-    registry = await startRegistry();
+    registry = await startRegistry({ port: registryPort });
     [img.backend10, img.frontend] = await Promise.all([
       buildTestImage({ dir: path.join(work, 'backend'), tag: '1.0', layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }] }),
       buildTestImage({ dir: path.join(work, 'frontend'), tag: '1.0', layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }] }),
@@ -36,7 +38,7 @@ beforeAll(async () => {
       pushImage(img.frontend.dir, '1.0', `${registry.host}/emr/frontend:1.0`),
     ]);
   };
-  const started = await Promise.allSettled([startOutpost(ADMIN), images()]);
+  const started = await Promise.allSettled([startOutpost(ADMIN, undefined, { OUTPOST_REGISTRY_ALLOW_INSECURE: `127.0.0.1:${registryPort}` }), images()]);
   if (started[0].status === 'fulfilled') outpost = started[0].value;
   for (const s of started) if (s.status === 'rejected') throw s.reason;
 }, 90_000);

@@ -37,7 +37,10 @@ function assertSameOrigin(c: AppContext) {
   const origin = c.req.header('origin');
   if (!origin) return;
   const host = c.req.header('x-forwarded-host') ?? c.req.header('host');
-  if (!host || new URL(origin).host !== host) throw new AppError(403, 'CSRF_FAILED', 'Sign in from the Outpost page itself.');
+  // `Origin: null` (sandboxed frames, file: pages, some redirects) and anything unparsable are cross-site too.
+  let originHost: string | null = null;
+  try { originHost = new URL(origin).host; } catch { originHost = null; }
+  if (!host || !originHost || originHost !== host) throw new AppError(403, 'CSRF_FAILED', 'Sign in from the Outpost page itself.');
 }
 
 async function describeMe(c: AppContext) {
@@ -72,7 +75,7 @@ export const authRoutes = authBase
   }), async (c) => {
     assertSameOrigin(c);
     const input = c.req.valid('json');
-    const s = await login({ db: c.var.db, input, requestId: c.var.requestId });
+    const s = await login({ db: c.var.db, input, requestId: c.var.requestId, clientAddress: c.var.deps.clientAddress?.(c) ?? 'unknown' });
     setCookie(c, SESSION_COOKIE, s.token, {
       httpOnly: true, sameSite: 'Lax', path: '/', secure: isSecure(c), maxAge: Math.floor(SESSION_TTL_MS / 1000),
     });

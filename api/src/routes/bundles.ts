@@ -123,7 +123,7 @@ bundleRoutes.on(['GET', 'HEAD'], '/bundles/:id/download', async (c) => downloadB
   ctx: serviceCtx(c, 'fleet:read'), store: c.var.deps.objectStore,
   input: {
     id: downloadId(c.req.param('id')),
-    request: { method: c.req.method === 'HEAD' ? 'HEAD' : 'GET', range: c.req.header('Range') ?? null, ifRange: c.req.header('If-Range') ?? null },
+    request: { method: c.req.method === 'HEAD' ? 'HEAD' : 'GET', range: c.req.header('Range') ?? null, ifRange: c.req.header('If-Range') ?? null, requestId: c.var.requestId },
   },
 }));
 
@@ -132,6 +132,6 @@ bundleRoutes.on(['GET', 'HEAD'], '/archive-links/:id/:file', async (c) => serveA
   db: c.var.db, store: c.var.deps.objectStore, box: c.var.deps.secretBox,
   input: {
     id: c.req.param('id'), fileName: c.req.param('file'), expires: c.req.query('expires'), signature: c.req.query('signature'),
-    request: { method: c.req.method === 'HEAD' ? 'HEAD' : 'GET', range: c.req.header('Range') ?? null, ifRange: c.req.header('If-Range') ?? null },
+    request: { method: c.req.method === 'HEAD' ? 'HEAD' : 'GET', range: c.req.header('Range') ?? null, ifRange: c.req.header('If-Range') ?? null, requestId: c.var.requestId },
   },
 }));

@@ -24,6 +24,8 @@ export interface AppDeps {
   maxContentPackageBytes?: number;
   /** Where people reach the API (OUTPOST_PUBLIC_URL), for links it hands out; default the request's origin. */
   publicUrl?: string;
+  /** The client's address, for sign-in throttling (Node: the socket or, with OUTPOST_TRUST_PROXY, X-Forwarded-For; Workers: CF-Connecting-IP). */
+  clientAddress?: (c: Context) => string;
   /** Check-ins allowed per site per minute (default 30). */
   checkinsPerMinute?: number;
   /** Accept http:// webhook addresses (tests and local receivers); production webhooks are https only. */

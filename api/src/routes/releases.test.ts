@@ -9,7 +9,7 @@ import { makeApiToken, makeOrg, makeSite } from '../test/factories.ts';
 import { expectEnvelope, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
 import { registryCredentials, releaseImages, releases } from '../db/schema/index.ts';
-import { buildMultiArchImage, buildTestImage, freePort, pushImage, startRegistry, type TestImage, type TestRegistry } from '@outpost/bundler/test-support';
+import { buildMultiArchImage, buildTestImage, allowTestHost, freePort, pushImage, startRegistry, type TestImage, type TestRegistry } from '@outpost/bundler/test-support';
 
 // Real registries (Debian docker-registry on loopback), images built by hand and pushed with skopeo.
 let open: TestRegistry;
@@ -193,8 +193,13 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       const tag = await expectEnvelope(await add(api, r.id, 'backend', `${open.host}/emr/backend:9.9`), 422, 'IMAGE_NOT_FOUND');
       expect(tag.message).toMatch(/9\.9/);
       await expectEnvelope(await add(api, r.id, 'backend', `${open.host}/emr/nothing-here:1.0`), 422, 'IMAGE_NOT_FOUND');
-      const down = await expectEnvelope(await add(api, r.id, 'backend', `127.0.0.1:${await freePort()}/emr/backend:1.0`), 422, 'REGISTRY_UNREACHABLE');
+      // An allow-listed address with nothing listening is unreachable; one not on the list is never tried.
+      const port = await freePort();
+      const disallow = allowTestHost(`127.0.0.1:${port}`);
+      const down = await expectEnvelope(await add(api, r.id, 'backend', `127.0.0.1:${port}/emr/backend:1.0`), 422, 'REGISTRY_UNREACHABLE').finally(disallow);
       expect(down.message).toMatch(/reach/i);
+      const refused = await expectEnvelope(await add(api, r.id, 'backend', `127.0.0.1:${port}/emr/backend:1.0`), 422, 'REGISTRY_NOT_ALLOWED');
+      expect(refused.message).toBe(`127.0.0.1:${port} is not an allowed registry address`);
       await expectEnvelope(await add(api, r.id, 'backend', 'UPPER/Case:bad tag'), 400);
       const [{ n }] = await h.db.select({ n: count() }).from(releaseImages).where(eq(releaseImages.releaseId, r.id)) as [{ n: number }];
       expect(n).toBe(0);

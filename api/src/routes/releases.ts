@@ -152,4 +152,4 @@ export const releaseRoutes = base
     method: 'post', path: '/releases/{id}/revoke', tags: ['releases'], summary: 'Revoke: never bundled or rolled out again; sites on it need action',
     request: { params: IdParam, body: jsonBody(z.object({ reason: z.string().trim().min(3).max(2000) }).strict().openapi('RevokeInput')) },
     responses: { 200: jsonResponse(Release, 'Revoked'), ...errors(400, 401, 403, 404, 409) },
-  }), async (c) => c.json(await revokeRelease({ ctx: serviceCtx(c, 'fleet:write'), input: { releaseId: c.req.valid('param').id, reason: c.req.valid('json').reason } }), 200));
+  }), async (c) => c.json(await revokeRelease({ ctx: serviceCtx(c, 'fleet:write'), store: c.var.deps.objectStore, input: { releaseId: c.req.valid('param').id, reason: c.req.valid('json').reason } }), 200));

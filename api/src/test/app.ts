@@ -5,6 +5,7 @@ import type { Logger } from '../lib/logger.ts';
 import { createSecretBox } from '../lib/secret-box.ts';
 import { registryImageResolver } from '../services/releases/registry-resolver.ts';
 import { runStore } from './store.ts';
+import { testRegistryPolicy } from '@outpost/bundler/test-support';
 
 export interface LogLine { level: string; msg: string; fields?: Record<string, unknown> }
 
@@ -18,7 +19,11 @@ export async function makeTestApp(handle: DbHandle, options: { maxBodyBytes?: nu
   // Fast retries: tests exercise unreachable registries and should not wait for production backoff.
   const app = createApp({
     database: () => handle.db, objectStore, logger, secretBox,
-    imageResolver: registryImageResolver({ retries: 1, backoffMs: 20, timeoutMs: 5000 }), ...opts,
+    // The registries tests start are allow-listed as OUTPOST_REGISTRY_ALLOW_INSECURE would list them.
+    imageResolver: registryImageResolver({ retries: 1, backoffMs: 20, timeoutMs: 5000, ...testRegistryPolicy() }),
+    // app.request() has no socket: tests name the client's address in a header of their own.
+    clientAddress: (c) => c.req.header('x-test-client-address') ?? '127.0.0.1',
+    ...opts,
   });
   return { app, logs, objectStore, secretBox };
 }

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestImage, pushImage, runProcess, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
+import { buildTestImage, pushImage, runProcess, startRegistry, testRegistryPolicy, type TestRegistry } from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from './db.ts';
 import { makeTestApp, type LogLine } from './app.ts';
 import { makeApiToken, makeOrg, makeSite } from './factories.ts';
@@ -73,7 +73,7 @@ beforeAll(async () => {
   startWorker = () => {
     const w = new BundleWorker({
       db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: (level, msg, fields) => t.logs.push({ level, msg, fields }),
-      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000 }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 20,
+      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 20,
     });
     w.start();
     return w;

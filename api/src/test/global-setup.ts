@@ -9,6 +9,8 @@ export default async function setup(project: TestProject) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-s3-'));
   const s3 = await startEmbeddedS3(dir, 'outpost-test');
   project.provide('s3Endpoint', s3.endpoint);
+  // The store checks signatures: tests sign with the key it was started with.
+  project.provide('s3Secret', s3.secretAccessKey);
   return async () => {
     await s3.close();
     await fs.rm(dir, { recursive: true, force: true });
@@ -16,5 +18,5 @@ export default async function setup(project: TestProject) {
 }
 
 declare module 'vitest' {
-  export interface ProvidedContext { s3Endpoint: string }
+  export interface ProvidedContext { s3Endpoint: string; s3Secret: string }
 }

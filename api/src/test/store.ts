@@ -3,9 +3,9 @@ import { inject } from 'vitest';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createObjectStore, type ObjectStore, type ObjectStoreConfig } from '../lib/object-store.ts';
 
-/** A client of the run's S3 server (s3rver's fixed credentials); `o` names the bucket and overrides the rest. */
+/** A client of the run's S3 server (its key from the global setup); `o` names the bucket and overrides the rest. */
 export function runStore(o: Partial<ObjectStoreConfig> & { bucket: string }): ObjectStore {
-  return createObjectStore({ endpoint: inject('s3Endpoint'), region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', ...o });
+  return createObjectStore({ endpoint: inject('s3Endpoint'), region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: inject('s3Secret'), ...o });
 }
 
 /** A bucket name of its own, so that listing it sees no other suite's objects. */

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testRegistryPolicy } from '../test-support/allow-list.ts';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -51,7 +52,7 @@ beforeAll(async () => {
     pushImage(layout, 'frontend', `${registry.host}/emr/frontend:1.1`),
     pushImage(layout, 'multi', `${registry.host}/emr/worker:2.0`),
   ]);
-  client = new RegistryClient({ registry: registry.host });
+  client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host });
   ({ s3, prefix } = testStore());
   images = await Promise.all(
     [`${registry.host}/emr/backend:1.0`, `${registry.host}/emr/frontend:1.1`, `${registry.host}/emr/worker:2.0`].map((ref) =>

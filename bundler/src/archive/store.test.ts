@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testRegistryPolicy } from '../test-support/allow-list.ts';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,7 +37,7 @@ beforeAll(async () => {
     ],
   });
   await pushImage(layout, 'v1', `${registry.host}/tamper/app:v1`);
-  client = new RegistryClient({ registry: registry.host });
+  client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host });
   ({ s3, prefix } = testStore());
 });
 

@@ -1,6 +1,7 @@
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, Readable, Transform } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { blobToNodeStream, type Descriptor, type RegistryClient } from '../registry/client.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { markVerified } from './images-archive.ts';
@@ -167,17 +168,38 @@ export interface TeeingBlobReader {
  * const archive = await recordImagesArchive({ images, readBlob: tee.readBlob });
  * await tee.settled();
  */
-export function teeingBlobReader(options: { s3: ObjectStoreTarget; sources: Map<string, BlobSource>; prefix?: string; partSize?: number; queueSize?: number; singlePutMax?: number }): TeeingBlobReader {
+export function teeingBlobReader(options: {
+  s3: ObjectStoreTarget; sources: Map<string, BlobSource>; prefix?: string; partSize?: number; queueSize?: number; singlePutMax?: number;
+  /**
+   * Blobs the caller may take from the store as they are. In a store shared by several tenants, a
+   * blob someone else stored must not stand in for one the caller's own registry never served: any
+   * blob not trusted here is fetched from its registry and verified even when the store has it
+   * (the stored copy is then left as it is). Default: every stored blob is trusted.
+   */
+  trusted?: (digest: string) => boolean;
+}): TeeingBlobReader {
   const prefix = options.prefix ?? BLOB_PREFIX;
   const fromStore = storeBlobReader(options.s3, prefix);
   const uploads: Promise<CopiedBlob>[] = [];
   return {
     async readBlob(descriptor) {
       const key = blobKey(descriptor.digest, prefix);
-      if ((await headSize(options.s3, key)) === descriptor.size) return fromStore(descriptor);
+      const stored = (await headSize(options.s3, key)) === descriptor.size;
+      if (stored && (options.trusted?.(descriptor.digest) ?? true)) return fromStore(descriptor);
       const source = options.sources.get(descriptor.digest);
       if (!source) throw new RegistryError('unknown-blob', `No registry is known for blob ${descriptor.digest}`);
       const body = blobToNodeStream(await source.client.blob(source.repository, descriptor.digest, { size: descriptor.size }));
+      if (stored) {
+        // Already stored (by anyone): the registry's bytes only prove the caller can read them. The
+        // verifying stream errors instead of ending when they differ from the digest.
+        const toArchive = new PassThrough();
+        body.once('error', (error) => toArchive.destroy(error));
+        const proved = finished(body).then(() => ({ digest: descriptor.digest, size: descriptor.size, copied: false }));
+        proved.catch(() => undefined); // reported by settled()
+        uploads.push(proved);
+        body.pipe(toArchive);
+        return markVerified(toArchive, descriptor.digest);
+      }
       const toStore = new PassThrough();
       const toArchive = new PassThrough();
       body.once('error', (error) => { toStore.destroy(error); toArchive.destroy(error); });

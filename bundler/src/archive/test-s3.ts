@@ -6,7 +6,7 @@ import type { ObjectStoreTarget } from './store.ts';
 // Provided by the root vitest globalSetup (api/src/test/global-setup.ts); declared here too so the
 // bundler type-checks on its own.
 declare module 'vitest' {
-  export interface ProvidedContext { s3Endpoint: string }
+  export interface ProvidedContext { s3Endpoint: string; s3Secret: string }
 }
 
 /**
@@ -16,7 +16,7 @@ declare module 'vitest' {
 export function testStore(): { s3: ObjectStoreTarget; prefix: string } {
   const client = new S3Client({
     endpoint: inject('s3Endpoint'), region: 'us-east-1', forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: inject('s3Secret') },
     // The default checksum mode corrupts streamed bodies on s3rver (docs STACK.md).
     requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
   });

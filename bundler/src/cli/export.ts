@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { oneLine } from '../site/plain-text.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -312,7 +313,7 @@ export function formatSummary(s: ExportSummary): string[] {
     `Written: ${formatBytes(s.bytesWritten)}; already there (skipped): ${formatBytes(s.bytesSkipped)}`,
     `Shared objects: ${s.sharedObjects} (each stored once under shared/sha256/)`,
     `Time: ${formatDuration(s.ms)}`,
-    ...s.failed.map((f) => `FAILED ${f.site}: ${f.reason}`),
+    ...s.failed.map((f) => oneLine(`FAILED ${f.site}: ${f.reason}`)),
   ];
 }
 

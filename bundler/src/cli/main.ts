@@ -7,13 +7,15 @@ import { exportBundles, formatSummary } from './export.ts';
 import { progressBar } from './progress.ts';
 import { buildFromSpec } from './spec-build.ts';
 import { verifyBundle, type VerifyResult } from './verify.ts';
+import { parseAllowInsecure } from '../registry/destination.ts';
+import { oneLine, plainText } from '../site/plain-text.ts';
 
 const HELP = `outpost — build, verify and export Outpost site bundles
 
 Usage:
   outpost bundle build --site CODE --release VERSION [--mode auto|full|delta] [--expires-in-days N] [--wait] [--out FILE]
   outpost bundle build --spec spec.json --out FILE [--generate-key DIR] [--scripts DIR]
-  outpost bundle verify FILE|DIR [--key public.pem | --fingerprint SHA256:…]
+  outpost bundle verify FILE|DIR --key public.pem | --fingerprint SHA256:… | --trust-bundle-key
   outpost export --release VERSION --to DIR [--sites A,B,C] [--region R] [--district D] [--tag T]
                  [--mode auto|full|delta] [--expires-in-days N]
 
@@ -30,7 +32,9 @@ interface Io {
 }
 
 /** Runs the CLI; resolves to the exit code. Nothing here calls process.exit, so tests can call it too. */
-export async function main(argv: string[], io: Io = { out: (l) => console.log(l), err: (l) => console.error(l), env: process.env }): Promise<number> {
+export async function main(argv: string[], given: Io = { out: (l) => console.log(l), err: (l) => console.error(l), env: process.env }): Promise<number> {
+  // Everything printed may hold other people's words (site names, server messages): no escape codes reach the terminal.
+  const io: Io = { ...given, out: (l) => given.out(plainText(l)), err: (l) => given.err(plainText(l)) };
   try {
     const [command, sub] = argv;
     if (!command || command === 'help' || command === '--help' || command === '-h') {
@@ -42,7 +46,7 @@ export async function main(argv: string[], io: Io = { out: (l) => console.log(l)
     if (command === 'export') return await exportCommand(argv.slice(1), io);
     throw new UsageError(`Unknown command "${argv.slice(0, command === 'bundle' ? 2 : 1).join(' ')}". Run "outpost help".`);
   } catch (error) {
-    io.err(`outpost: ${describeError(error)}`);
+    io.err(`outpost: ${oneLine(describeError(error))}`);
     if (io.env.OUTPOST_DEBUG && error instanceof Error && !(error instanceof CliError)) io.err(error.stack ?? '');
     return error instanceof CliError ? error.exitCode : 1;
   }
@@ -79,6 +83,19 @@ function days(value: string | undefined): number | undefined {
   return n;
 }
 
+/** The destination policy of the registry client: self-hosted registries over plain HTTP or on private addresses only when listed. */
+async function registryPolicy(env: NodeJS.ProcessEnv): Promise<{ allowInsecure: string[]; fetch: typeof globalThis.fetch }> {
+  let allowInsecure: string[];
+  try {
+    allowInsecure = parseAllowInsecure(env.OUTPOST_REGISTRY_ALLOW_INSECURE);
+  } catch (e) {
+    throw new UsageError(`OUTPOST_REGISTRY_ALLOW_INSECURE: ${(e as Error).message}`);
+  }
+  // Loaded only by the commands that reach registries: the rest of the CLI starts without undici.
+  const { guardedFetch } = await import('../registry/guarded-fetch.ts');
+  return { allowInsecure, fetch: guardedFetch(allowInsecure) };
+}
+
 const pollMs = (env: NodeJS.ProcessEnv) => (env.OUTPOST_POLL_MS ? Number(env.OUTPOST_POLL_MS) : undefined);
 
 async function bundleBuild(args: string[], io: Io): Promise<number> {
@@ -93,7 +110,7 @@ async function bundleBuild(args: string[], io: Io): Promise<number> {
     // Drawn from the first image byte on, after the lookups have printed their lines.
     let bar: ReturnType<typeof progressBar> | null = null;
     const result = await buildFromSpec({
-      specFile: values.spec, out: values.out, log: io.out, env: io.env,
+      specFile: values.spec, out: values.out, log: io.out, env: io.env, registry: await registryPolicy(io.env),
       ...(values['generate-key'] ? { generateKeyDir: values['generate-key'] } : {}),
       ...(values.scripts ? { scriptsDir: values.scripts } : {}),
       onProgress: (done, total) => { bar ??= progressBar('bytes', 'images ', total); bar.update(done, total); },
@@ -115,7 +132,7 @@ async function bundleBuild(args: string[], io: Io): Promise<number> {
 }
 
 async function bundleVerify(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(args, { key: { type: 'string' }, fingerprint: { type: 'string' } }, true);
+  const { values, positionals } = parse(args, { key: { type: 'string' }, fingerprint: { type: 'string' }, 'trust-bundle-key': { type: 'boolean' } }, true);
   if (positionals.length !== 1) throw new UsageError('bundle verify needs one bundle: a .tar file or a bundle folder.');
   let publicKeyPem: string | undefined;
   if (values.key) {
@@ -127,6 +144,7 @@ async function bundleVerify(args: string[], io: Io): Promise<number> {
   let seen = 0;
   const result = await verifyBundle(positionals[0]!, {
     ...(publicKeyPem ? { publicKeyPem } : {}), ...(values.fingerprint ? { fingerprint: values.fingerprint } : {}),
+    ...(values['trust-bundle-key'] ? { trustBundleKey: true } : {}),
     onBytes: (n) => { seen += n; bar.update(seen); },
   }).finally(() => bar.stop());
   return report(result, io);
@@ -134,14 +152,14 @@ async function bundleVerify(args: string[], io: Io): Promise<number> {
 
 function report(result: VerifyResult, io: Io): number {
   const m = result.manifest;
-  if (m?.site && m.release) io.out(`Bundle ${result.root ?? ''}: site ${m.site.code} (${m.site.name}), release ${m.release.version}${m.fromRelease ? ` (delta from ${m.fromRelease.version})` : ''}, expires ${m.expires}`);
-  for (const note of result.notes) io.out(`Note: ${note}`);
+  if (m?.site && m.release) io.out(oneLine(`Bundle ${result.root ?? ''}: site ${m.site.code} (${m.site.name}), release ${m.release.version}${m.fromRelease ? ` (delta from ${m.fromRelease.version})` : ''}, expires ${m.expires}`));
+  for (const note of result.notes) io.out(`Note: ${oneLine(note)}`);
   if (result.ok) {
     io.out(`OK: signature valid (key ${result.keyFingerprint}${result.keySource === 'bundled' ? ', the bundle\'s own' : ''}), ${m?.files.length ?? 0} files checked (${formatBytes(result.bytesChecked)}).`);
     return 0;
   }
   io.out(`NOT OK: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}:`);
-  for (const p of result.problems) io.out(`  - ${p}`);
+  for (const p of result.problems) io.out(`  - ${oneLine(p)}`);
   return 1;
 }
 

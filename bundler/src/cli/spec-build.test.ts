@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRegistry, type TestRegistry } from '../test-support/registry.ts';
+import { testAllowInsecure } from '../test-support/allow-list.ts';
 import { buildTestImage, type TestImage } from '../test-support/image.ts';
 import { pushImage } from '../test-support/skopeo.ts';
 import { runProcess } from '../test-support/process.ts';
@@ -21,7 +22,9 @@ let work: string;
 let backend: TestImage;
 let frontend: TestImage;
 
-const outpost = (args: string[], env: Record<string, string> = {}) => runProcess(process.execPath, [BIN, ...args], env);
+// The registries this file started are allowed through the setting production reads.
+const outpost = (args: string[], env: Record<string, string> = {}) =>
+  runProcess(process.execPath, [BIN, ...args], { OUTPOST_REGISTRY_ALLOW_INSECURE: [...testAllowInsecure].join(','), ...env });
 
 beforeAll(async () => {
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-cli-spec-'));

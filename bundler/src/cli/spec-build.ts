@@ -48,7 +48,8 @@ export interface BuildFromSpecOptions {
   env?: NodeJS.ProcessEnv;
   now?: Date;
   /** Registry client tuning (tests shorten retries). */
-  registry?: { retries?: number; backoffMs?: number; timeoutMs?: number };
+  /** Registry client tuning and destination policy (the CLI passes OUTPOST_REGISTRY_ALLOW_INSECURE and the guarded fetch). */
+  registry?: { retries?: number; backoffMs?: number; timeoutMs?: number; allowInsecure?: Iterable<string>; fetch?: typeof globalThis.fetch };
   log?: (line: string) => void;
   /** Bytes of image blobs as they are read from the registries, against `total`. */
   onProgress?: (done: number, total: number) => void;

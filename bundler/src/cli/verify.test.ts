@@ -73,7 +73,7 @@ describe('bundle verify: a bundle tar', () => {
     expect(withKey).toMatchObject({ ok: true, root: part.root, keySource: 'given', keyFingerprint: key.fingerprint, bytesChecked: expect.any(Number) });
     expect(withKey.bytesChecked).toBeGreaterThan(images.length + content.length);
 
-    const bundled = await verifyBundle(file);
+    const bundled = await verifyBundle(file, { trustBundleKey: true });
     expect(bundled).toMatchObject({ ok: true, keySource: 'bundled' });
     expect(bundled.notes.join(' ')).toMatch(/Compare it with the fingerprint shown in Outpost → Settings/);
 
@@ -123,9 +123,23 @@ describe('bundle verify: a bundle tar', () => {
   it('should fail when a bundle signed by another key carries that key (a swapped key is caught by the fingerprint)', async () => {
     const file = path.join(dir, 'swapped.tar');
     await writeBundle(file, { signingKeyPem: other.privateKeyPem, keyFingerprint: other.fingerprint, publicKeyPem: other.publicKeyPem });
-    expect((await verifyBundle(file)).ok).toBe(true); // self-consistent: only the fingerprint tells
+    expect((await verifyBundle(file, { trustBundleKey: true })).ok).toBe(true); // self-consistent: only the fingerprint tells
     expect((await verifyBundle(file, { fingerprint: key.fingerprint })).ok).toBe(false);
     expect((await verifyBundle(file, { publicKeyPem: key.publicKeyPem })).ok).toBe(false);
+  });
+
+  it('should fail without --key or --fingerprint unless told --trust-bundle-key (a bundle re-signed by anyone is self-consistent)', async () => {
+    const file = path.join(dir, 'resigned.tar');
+    await writeBundle(file, { signingKeyPem: other.privateKeyPem, keyFingerprint: other.fingerprint, publicKeyPem: other.publicKeyPem });
+    const bare = await verifyBundle(file);
+    expect(bare.ok).toBe(false);
+    expect(bare.problems.join('\n')).toMatch(/No key to check the signature against/);
+    const refused = await cli('bundle', 'verify', file);
+    expect(refused.code).toBe(1);
+    expect(refused.text).toContain('--trust-bundle-key');
+    const trusting = await cli('bundle', 'verify', file, '--trust-bundle-key');
+    expect(trusting.code).toBe(0);
+    expect(trusting.text).toContain(`Compare it with the fingerprint shown in Outpost`);
   });
 
   it('should fail when the bundle has expired', async () => {

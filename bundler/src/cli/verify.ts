@@ -13,6 +13,12 @@ export interface VerifyOptions {
   publicKeyPem?: string;
   /** With the bundled key: the fingerprint it must have (`SHA256:…`, as Outpost → Settings shows it). */
   fingerprint?: string;
+  /**
+   * Accept the bundle's own key without a fingerprint to compare. Anyone who edits a bundle can
+   * re-sign it with a key of their own and ship that key, so this proves only that the bundle is
+   * whole, not who made it; without `publicKeyPem`, `fingerprint` or this, verification fails.
+   */
+  trustBundleKey?: boolean;
   /** For the expiry check; default now. */
   now?: Date;
   /** Called with the number of bytes read, for a progress bar. */
@@ -131,6 +137,10 @@ async function check(listing: Listing, options: VerifyOptions): Promise<VerifyRe
       problems.push(keySource === 'given' ? 'The key given with --key is not a public key in PEM form.' : `${BUNDLED_KEY} is not a public key in PEM form.`);
       keyPem = undefined;
     }
+  }
+  if (keySource === 'bundled' && !options.fingerprint && !options.trustBundleKey) {
+    problems.push('No key to check the signature against: give the organisation\'s public key with --key, or its fingerprint with --fingerprint '
+      + '(Outpost → Settings → Signing key). The bundle\'s own key proves nothing about who made it; --trust-bundle-key accepts it anyway.');
   }
   if (keyPem && keyFingerprint) {
     if (keySource === 'bundled') {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testRegistryPolicy } from '../test-support/allow-list.ts';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,7 +29,7 @@ afterAll(async () => {
 
 describe('Basic auth (htpasswd registry)', () => {
   it('should resolve and stream blobs with the right password', async () => {
-    const client = new RegistryClient({ registry: registry.host, credentials: login });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: login });
     const resolved = await client.resolve('private/app', 'v1');
     expect(resolved.digest).toBe((await skopeoInspect(`${registry.host}/private/app:v1`, { creds: login })).Digest);
     const layer = resolved.layers[0]!;
@@ -39,7 +40,7 @@ describe('Basic auth (htpasswd registry)', () => {
   });
 
   it('should say unauthorized for a wrong password', async () => {
-    const client = new RegistryClient({ registry: registry.host, credentials: { ...login, password: 'wrong' } });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: { ...login, password: 'wrong' } });
     const error = await client.resolve('private/app', 'v1').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RegistryError);
     expect((error as RegistryError).kind).toBe('unauthorized');
@@ -47,7 +48,7 @@ describe('Basic auth (htpasswd registry)', () => {
   });
 
   it('should say unauthorized without credentials', async () => {
-    const client = new RegistryClient({ registry: registry.host });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host });
     const error = await client.resolve('private/app', 'v1').catch((e: unknown) => e);
     expect((error as RegistryError).kind).toBe('unauthorized');
     expect((error as RegistryError).message).toContain('requires credentials for private/app');

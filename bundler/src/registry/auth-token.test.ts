@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testRegistryPolicy } from '../test-support/allow-list.ts';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,7 +31,7 @@ afterAll(async () => {
 
 describe('Bearer token auth (registry with a token service)', () => {
   it('should get a token for the repository scope, resolve an index and stream a blob with it', async () => {
-    const client = new RegistryClient({ registry: registry.host, credentials: login });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: login });
     const inspected = await skopeoInspect(`${registry.host}/team/app:v1`, { creds: login });
     const seen = registry.tokenServer!.requests.length;
     const resolved = await client.resolve('team/app', 'v1', { os: 'linux', architecture: 'arm64' });
@@ -47,7 +48,7 @@ describe('Bearer token auth (registry with a token service)', () => {
   });
 
   it('should say unauthorized when the token service refuses the password', async () => {
-    const client = new RegistryClient({ registry: registry.host, credentials: { ...login, password: 'nope' } });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: { ...login, password: 'nope' } });
     const error = await client.resolve('team/app', 'v1').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RegistryError);
     expect((error as RegistryError).kind).toBe('unauthorized');
@@ -55,7 +56,7 @@ describe('Bearer token auth (registry with a token service)', () => {
   });
 
   it('should say unauthorized without credentials', async () => {
-    const client = new RegistryClient({ registry: registry.host });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host });
     const error = await client.resolve('team/app', 'v1').catch((e: unknown) => e);
     expect((error as RegistryError).kind).toBe('unauthorized');
   });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testRegistryPolicy, allowTestHost } from '../test-support/allow-list.ts';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,7 +38,7 @@ beforeAll(async () => {
     pushImage(layout, 'multi', `${registry.host}/demo/multi:2.0`),
     pushImage(layout, 'multi', `${registry.host}/demo/docker-list:2.0`, undefined, { format: 'v2s2' }),
   ]);
-  client = new RegistryClient({ registry: registry.host });
+  client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host });
 });
 
 afterAll(async () => {
@@ -207,9 +208,10 @@ describe('RegistryClient errors', () => {
 
   it('should say unreachable, quickly and after bounded retries, when nothing listens', async () => {
     const port = await freePort();
-    const down = new RegistryClient({ registry: `127.0.0.1:${port}`, retries: 2, backoffMs: 5 });
+    const disallow = allowTestHost(`127.0.0.1:${port}`);
+    const down = new RegistryClient({ ...testRegistryPolicy(), registry: `127.0.0.1:${port}`, retries: 2, backoffMs: 5 });
     const started = Date.now();
-    const error = await kindOf(down.resolve('foo/bar', '1.0'));
+    const error = await kindOf(down.resolve('foo/bar', '1.0')).finally(disallow);
     expect(error.kind).toBe('unreachable');
     expect(error.message).toBe(`Cannot reach the registry 127.0.0.1:${port}: connection refused`);
     expect(Date.now() - started).toBeLessThan(2_000);

@@ -6,6 +6,7 @@ import { MANIFEST_ACCEPT, MediaType, isImageManifestMediaType, isIndexMediaType 
 import { assertDigest, digestOf, isSupportedDigest, readWithin, verifyingStream, IdleTimeoutError } from './digest.ts';
 import { isDigest, registryApiHost } from './reference.ts';
 import { parseWwwAuthenticate, type AuthChallenge } from './www-authenticate.ts';
+import { assertAllowedUrl, forbiddenDestination, isAllowListed, type AllowList } from './destination.ts';
 
 export type RegistryCredentials = { username: string; password: string } | { token: string };
 
@@ -18,8 +19,14 @@ export interface RegistryClientOptions {
    * bearer token, sent as it is.
    */
   credentials?: RegistryCredentials;
-  /** Plain HTTP instead of HTTPS. Default: true only for localhost and 127.x.x.x. */
-  insecure?: boolean;
+  /**
+   * `host:port` entries (`OUTPOST_REGISTRY_ALLOW_INSECURE`) that may be reached over plain HTTP and
+   * at loopback or private addresses. Every other address — the registry, each redirect, the token
+   * service — must be https and public (see destination.ts); anything else fails with
+   * `forbidden-address` before a connection is made.
+   */
+  allowInsecure?: AllowList;
+  /** On Node, give `guardedFetch(allowInsecure)` so names are checked after DNS resolution too. */
   fetch?: typeof globalThis.fetch;
   /** Retries after the first attempt on 429, 5xx and network errors. Default 3 (4 attempts). */
   retries?: number;
@@ -88,7 +95,6 @@ const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 const MAX_REDIRECTS = 10;
 const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
-const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\]|::1)$/;
 
 /**
  * A client for one registry over the Registry HTTP API v2: resolves tags to digests, streams
@@ -104,6 +110,7 @@ export class RegistryClient {
   readonly registry: string;
   readonly baseUrl: string;
   private readonly credentials: RegistryCredentials | undefined;
+  private readonly allowInsecure: AllowList | undefined;
   private readonly fetchImpl: typeof globalThis.fetch;
   private readonly retries: number;
   private readonly timeoutMs: number;
@@ -119,21 +126,18 @@ export class RegistryClient {
 
   constructor(options: RegistryClientOptions) {
     let registry = options.registry.trim();
-    let insecure = options.insecure;
     const scheme = /^(https?):\/\//.exec(registry);
-    if (scheme) {
-      insecure ??= scheme[1] === 'http';
-      registry = registry.slice(scheme[0].length);
-    }
+    if (scheme) registry = registry.slice(scheme[0].length);
     registry = registry.replace(/\/+$/, '');
     if (registry === '' || registry.includes('/')) {
       throw new TypeError(`"${options.registry}" is not a registry host (expected e.g. ghcr.io or 127.0.0.1:5000)`);
     }
     this.registry = registry;
     const host = registryApiHost(registry);
-    const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
-    insecure ??= LOOPBACK.test(hostname);
+    // Plain HTTP only for an allow-listed host:port (a `http://` prefix on any other is refused at the first request).
+    const insecure = scheme ? scheme[1] === 'http' : isAllowListed(new URL(`http://${host}`), options.allowInsecure) && !/:443$/.test(host);
     this.baseUrl = `${insecure ? 'http' : 'https'}://${host}`;
+    this.allowInsecure = options.allowInsecure;
     this.credentials = options.credentials;
     this.fetchImpl = options.fetch ?? globalThis.fetch;
     this.retries = Math.max(0, options.retries ?? 3);
@@ -445,7 +449,7 @@ export class RegistryClient {
     try {
       url = new URL(realm);
     } catch {
-      throw new RegistryError('protocol', `The registry ${this.registry} names an invalid token service: ${realm}`);
+      throw new RegistryError('protocol', `The registry ${this.registry} names an invalid token service`);
     }
     if (service) url.searchParams.set('service', service);
     for (const s of scope.split(' ').filter(Boolean)) url.searchParams.append('scope', s);
@@ -464,7 +468,7 @@ export class RegistryClient {
       await discard(response);
       throw new RegistryError(
         response.status === 429 || response.status >= 500 ? 'unreachable' : 'protocol',
-        `The token service of ${this.registry} (${url.host}) answered ${response.status} ${response.statusText}`.trim(),
+        `The token service of ${this.registry} (${url.host}) answered ${response.status}`,
         { status: response.status },
       );
     }
@@ -500,6 +504,8 @@ export class RegistryClient {
       try {
         response = await this.followRedirects(method, url, headers, authorization);
       } catch (error) {
+        const forbidden = forbiddenIn(error);
+        if (forbidden) throw forbidden;
         const failure = describeNetworkError(error, this.timeoutMs);
         if (!failure.retryable || attempt >= this.retries) {
           throw new RegistryError('unreachable', `Cannot reach the registry ${host}: ${failure.reason}`, { cause: error });
@@ -521,6 +527,8 @@ export class RegistryClient {
     let current = new URL(url);
     const origin = current.origin;
     for (let hop = 0; ; hop++) {
+      // Every hop is checked: a registry, a token service or a redirect may name any address.
+      assertAllowedUrl(current, this.allowInsecure);
       const sendHeaders = { ...headers };
       if (authorization && current.origin === origin) sendHeaders.authorization = authorization;
       const controller = new AbortController();
@@ -537,7 +545,11 @@ export class RegistryClient {
       if (hop >= MAX_REDIRECTS) {
         throw new RegistryError('protocol', `The registry ${this.registry} redirected more than ${MAX_REDIRECTS} times for ${url}`);
       }
-      current = new URL(location, current);
+      try {
+        current = new URL(location, current);
+      } catch {
+        throw forbiddenDestination('the redirect');
+      }
     }
   }
 
@@ -592,10 +604,10 @@ export class RegistryClient {
       return make('unreachable', `The registry ${this.registry} is limiting requests (429) and still was after ${this.retries + 1} attempts; try again later`);
     }
     if (status >= 500) {
-      return make('unreachable', `The registry ${this.registry} failed with ${status} ${response.statusText} after ${this.retries + 1} attempts`.replace(/ +/g, ' '));
+      return make('unreachable', `The registry ${this.registry} failed with ${status} after ${this.retries + 1} attempts`);
     }
-    const detail = errors[0]?.message ? `: ${errors[0].message}` : '';
-    return make('protocol', `The registry ${this.registry} answered ${status} for the ${what} ${reference} of ${repository}${detail}`);
+    // The registry's own words are not repeated: an address that is not a registry must not be readable through us.
+    return make('protocol', `The registry ${this.registry} answered ${status} for the ${what} ${reference} of ${repository}`);
   }
 
   private async repositoryIsUnknown(repository: string): Promise<boolean> {
@@ -719,8 +731,17 @@ const REASONS: Record<string, string> = {
   UND_ERR_HEADERS_TIMEOUT: 'no answer in time',
   UND_ERR_BODY_TIMEOUT: 'the answer stalled',
   UND_ERR_SOCKET: 'the connection was closed',
-  ERR_SSL_WRONG_VERSION_NUMBER: 'TLS failed (is it plain HTTP? then set insecure)',
+  ERR_SSL_WRONG_VERSION_NUMBER: 'TLS failed (is it plain HTTP? then add it to OUTPOST_REGISTRY_ALLOW_INSECURE)',
 };
+
+/** The destination refusal in an error's cause chain (a refused DNS answer surfaces as fetch's TypeError). */
+function forbiddenIn(error: unknown): RegistryError | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof RegistryError && e.kind === 'forbidden-address') return e;
+    if ((e as { code?: unknown }).code === 'EOUTPOSTFORBIDDEN') return forbiddenDestination(String((e as Error).message).replace(/ is not an allowed registry address$/, ''));
+  }
+  return undefined;
+}
 
 function describeNetworkError(error: unknown, timeoutMs: number): { reason: string; retryable: boolean } {
   if (error instanceof RegistryError) return { reason: error.message, retryable: false };

@@ -8,7 +8,9 @@ export type RegistryErrorKind =
   | 'unreachable'
   | 'digest-mismatch'
   | 'platform-not-found'
-  | 'protocol';
+  | 'protocol'
+  /** The address is refused by the destination policy (not https, or not a public address, and not allow-listed). */
+  | 'forbidden-address';
 
 /**
  * Everything the registry client throws for a registry-side reason. `kind` is meant for code

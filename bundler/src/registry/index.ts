@@ -15,3 +15,4 @@ export {
 export { RegistryError, type RegistryErrorKind } from './errors.ts';
 export { MediaType, MANIFEST_ACCEPT } from './media-types.ts';
 export { parseWwwAuthenticate, type AuthChallenge } from './www-authenticate.ts';
+export { parseAllowInsecure, isPublicAddress, assertAllowedUrl, type AllowList } from './destination.ts';

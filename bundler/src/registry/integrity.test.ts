@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testRegistryPolicy } from '../test-support/allow-list.ts';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,7 +24,7 @@ beforeAll(async () => {
     layers: [{ files: { 'etc/integrity': 'the original bytes\n' } }, { files: { 'big.bin': new Uint8Array(300 * 1024).fill(7) } }],
   });
   await pushImage(layout, 'v1', `${registry.host}/tamper/app:v1`);
-  client = new RegistryClient({ registry: registry.host });
+  client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host });
 });
 
 afterAll(async () => {

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { testRegistryPolicy, allowTestHost } from '../test-support/allow-list.ts';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
@@ -16,7 +17,9 @@ interface StandIn {
 }
 
 const servers: http.Server[] = [];
+const disallow: (() => void)[] = [];
 afterEach(async () => {
+  for (const d of disallow.splice(0)) d();
   for (const server of servers.splice(0)) {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
@@ -31,7 +34,9 @@ async function serve(handler: (req: http.IncomingMessage, res: http.ServerRespon
   });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { host: `127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  disallow.push(allowTestHost(host));
+  return { host, requests };
 }
 
 const manifestBytes = Buffer.from(JSON.stringify({
@@ -54,7 +59,7 @@ const fast = { backoffMs: 5, retries: 3 };
 describe('retries', () => {
   it('should retry 503 answers and succeed on the third attempt', async () => {
     const server = await serve((_req, res, n) => (n <= 2 ? res.writeHead(503).end('busy') : sendManifest(res)));
-    const client = new RegistryClient({ registry: server.host, ...fast });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, ...fast });
     const manifest = await client.getManifest('foo/bar', 'latest');
     expect(manifest.digest).toBe(manifestDigest);
     expect(server.requests).toHaveLength(3);
@@ -67,7 +72,7 @@ describe('retries', () => {
       if (n === 1) res.writeHead(429, { 'retry-after': '1' }).end();
       else sendManifest(res);
     });
-    const client = new RegistryClient({ registry: server.host, ...fast });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, ...fast });
     await client.getManifest('foo/bar', 'latest');
     expect(server.requests).toHaveLength(2);
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(950);
@@ -75,7 +80,7 @@ describe('retries', () => {
 
   it('should give up after the bounded number of attempts with the status', async () => {
     const server = await serve((_req, res) => res.writeHead(503).end());
-    const client = new RegistryClient({ registry: server.host, backoffMs: 5, retries: 2 });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, backoffMs: 5, retries: 2 });
     const error = (await client.getManifest('foo/bar', 'latest').catch((e: unknown) => e)) as RegistryError;
     expect(error).toBeInstanceOf(RegistryError);
     expect(error.kind).toBe('unreachable');
@@ -85,7 +90,7 @@ describe('retries', () => {
 
   it('should never retry a 4xx other than 429', async () => {
     const server = await serve((_req, res) => res.writeHead(400, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}'));
-    const client = new RegistryClient({ registry: server.host, ...fast });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, ...fast });
     const error = (await client.getManifest('foo/bar', 'latest').catch((e: unknown) => e)) as RegistryError;
     expect(error.kind).toBe('protocol');
     expect(server.requests).toHaveLength(1);
@@ -93,7 +98,7 @@ describe('retries', () => {
 
   it('should say unreachable when the registry does not answer in time', async () => {
     const server = await serve(() => {});
-    const client = new RegistryClient({ registry: server.host, timeoutMs: 150, retries: 1, backoffMs: 5 });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, timeoutMs: 150, retries: 1, backoffMs: 5 });
     const error = (await client.getManifest('foo/bar', 'latest').catch((e: unknown) => e)) as RegistryError;
     expect(error.kind).toBe('unreachable');
     expect(error.message).toContain('no answer within 150 ms');
@@ -105,7 +110,7 @@ describe('retries', () => {
       res.writeHead(200, { 'content-length': blobBytes.length });
       res.write(blobBytes.subarray(0, 5));
     });
-    const client = new RegistryClient({ registry: server.host, timeoutMs: 150 });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, timeoutMs: 150 });
     const stream = await client.blob('foo/bar', blobDigest);
     const error = await (async () => {
       for await (const _ of stream as unknown as AsyncIterable<Uint8Array>) { /* drain */ }
@@ -152,7 +157,7 @@ describe('Bearer token dance (stand-in for Docker Hub token service)', () => {
 
   it('should ask the realm with service and the challenge scope, and reuse the token', async () => {
     const { registry, tokens } = await hub();
-    const client = new RegistryClient({ registry: registry.host, credentials: { username: 'me', password: 'secret' } });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: { username: 'me', password: 'secret' } });
     await client.getManifest('foo/bar', 'latest');
     await client.getManifest('foo/bar', manifestDigest);
     expect(tokens).toHaveLength(1);
@@ -164,7 +169,7 @@ describe('Bearer token dance (stand-in for Docker Hub token service)', () => {
 
   it('should fetch a new token once the old one expires', async () => {
     const { registry, tokens } = await hub({ expiresIn: 1 });
-    const client = new RegistryClient({ registry: registry.host, credentials: { username: 'me', password: 'secret' } });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: { username: 'me', password: 'secret' } });
     await client.getManifest('foo/bar', 'latest');
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     await client.getManifest('foo/bar', 'latest');
@@ -173,7 +178,7 @@ describe('Bearer token dance (stand-in for Docker Hub token service)', () => {
 
   it('should follow a blob redirect to storage without sending the registry credentials there', async () => {
     const { registry, storage } = await hub();
-    const client = new RegistryClient({ registry: registry.host, credentials: { username: 'me', password: 'secret' } });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: { username: 'me', password: 'secret' } });
     const chunks: Uint8Array[] = [];
     for await (const c of (await client.blob('foo/bar', blobDigest)) as unknown as AsyncIterable<Uint8Array>) chunks.push(c);
     expect(Buffer.concat(chunks).equals(blobBytes)).toBe(true);
@@ -183,7 +188,7 @@ describe('Bearer token dance (stand-in for Docker Hub token service)', () => {
 
   it('should say the credentials were refused when the token service says 401', async () => {
     const { registry } = await hub();
-    const client = new RegistryClient({ registry: registry.host, credentials: { username: 'me', password: 'wrong' } });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: { username: 'me', password: 'wrong' } });
     const error = (await client.getManifest('foo/bar', 'latest').catch((e: unknown) => e)) as RegistryError;
     expect(error.kind).toBe('unauthorized');
     expect(error.message).toBe('The registry refused the credentials');
@@ -194,10 +199,10 @@ describe('client setup', () => {
   it('should use HTTPS except for loopback hosts, and Docker Hub API host for docker.io', () => {
     expect(new RegistryClient({ registry: 'ghcr.io' }).baseUrl).toBe('https://ghcr.io');
     expect(new RegistryClient({ registry: 'docker.io' }).baseUrl).toBe('https://registry-1.docker.io');
-    expect(new RegistryClient({ registry: 'localhost:5000' }).baseUrl).toBe('http://localhost:5000');
-    expect(new RegistryClient({ registry: '127.0.0.1:5000' }).baseUrl).toBe('http://127.0.0.1:5000');
-    expect(new RegistryClient({ registry: 'registry.lan:5000', insecure: true }).baseUrl).toBe('http://registry.lan:5000');
-    expect(new RegistryClient({ registry: '127.0.0.1:5000', insecure: false }).baseUrl).toBe('https://127.0.0.1:5000');
+    expect(new RegistryClient({ registry: 'localhost:5000' }).baseUrl).toBe('https://localhost:5000');
+    expect(new RegistryClient({ registry: '127.0.0.1:5000' }).baseUrl).toBe('https://127.0.0.1:5000');
+    expect(new RegistryClient({ registry: 'registry.lan:5000', allowInsecure: ['registry.lan:5000'] }).baseUrl).toBe('http://registry.lan:5000');
+    expect(new RegistryClient({ registry: '127.0.0.1:5000', allowInsecure: ['127.0.0.1:5000'] }).baseUrl).toBe('http://127.0.0.1:5000');
     expect(() => new RegistryClient({ registry: 'ghcr.io/org' })).toThrow('not a registry host');
   });
 
@@ -206,9 +211,9 @@ describe('client setup', () => {
       if (req.headers.authorization === 'Bearer ready-made') sendManifest(res);
       else res.writeHead(401, { 'www-authenticate': 'Bearer realm="http://127.0.0.1:1/token"' }).end();
     });
-    const client = new RegistryClient({ registry: server.host, credentials: { token: 'ready-made' } });
+    const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, credentials: { token: 'ready-made' } });
     expect((await client.getManifest('foo/bar', 'latest')).digest).toBe(manifestDigest);
-    const refused = new RegistryClient({ registry: server.host, credentials: { token: 'stale' } });
+    const refused = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, credentials: { token: 'stale' } });
     expect(((await refused.getManifest('foo/bar', 'latest').catch((e: unknown) => e)) as RegistryError).kind).toBe('unauthorized');
   });
 });

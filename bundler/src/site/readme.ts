@@ -1,3 +1,5 @@
+import { oneLine } from './plain-text.ts';
+
 export type ReadmeLanguage = 'en' | 'fr' | 'pt';
 
 export interface DefaultReadmeOptions {
@@ -147,7 +149,9 @@ const WORDS: Record<ReadmeLanguage, Words> = {
  * @example
  * defaultReadme({ siteName: 'Kisumu North Clinic', version: '2.4.0', sizeBytes: 1_200_000_000, estimatedMinutes: 20, language: 'fr' });
  */
-export function defaultReadme(options: DefaultReadmeOptions): string {
+export function defaultReadme(input: DefaultReadmeOptions): string {
+  // The site's name is someone's words: one plain line, whatever it holds.
+  const options = { ...input, siteName: oneLine(input.siteName), version: oneLine(input.version) };
   const minutes = Math.max(1, Math.round(options.estimatedMinutes));
   const language = options.language ?? 'en';
   const w = WORDS[language];

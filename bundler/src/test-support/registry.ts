@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startTokenServer, type TokenServer } from './token-server.ts';
+import { allowTestHost } from './allow-list.ts';
 
 const run = promisify(execFile);
 
@@ -102,6 +103,10 @@ export async function startRegistry(options: TestRegistryOptions = {}): Promise<
         continue;
       }
       const server = tokenServer;
+      // Allowed for the tests through the same setting production uses (OUTPOST_REGISTRY_ALLOW_INSECURE).
+      // The entries stay after stop(): tests stop a registry to see it unreachable, which is not refused.
+      allowTestHost(host);
+      if (server) allowTestHost(new URL(server.realm).host);
       return {
         host,
         dataDir,

@@ -5,3 +5,5 @@ export * from './bundles.ts';
 export * from './fleet.ts';
 export * from './enrolments.ts';
 export * from './rollouts.ts';
+export * from './blob-holders.ts';
+export * from './login-throttles.ts';

@@ -1,32 +1,81 @@
-import { and, asc, eq, gt, count } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
-import { loginAttempts, memberships, organizations, sessions, users } from '../../db/schema/index.ts';
+import { loginAttempts, loginThrottles, memberships, organizations, sessions, users } from '../../db/schema/index.ts';
 import { DUMMY_HASH, verifyPassword } from '../../lib/password.ts';
 import { randomToken, sha256Hex } from '../../lib/crypto.ts';
 import { TooManyRequestsError, UnauthenticatedError } from '../../lib/errors.ts';
 import { recordAudit } from '../audit/record.ts';
 
+/** Failures per e-mail from one client address in the window; then that address is refused for the account. */
 export const LOGIN_MAX_FAILURES = 10;
+/** Failures from one client address across all accounts in the window (password spraying). */
+export const LOGIN_MAX_FAILURES_PER_ADDRESS = 50;
+/** Once an account had LOGIN_MAX_FAILURES from anywhere, one attempt per this many seconds, whoever asks. */
+export const LOGIN_EMAIL_BACKOFF_SECONDS = 30;
 export const LOGIN_WINDOW_MS = 15 * 60_000;
 export const SESSION_TTL_MS = 14 * 24 * 3600_000;
 
 export interface LoginInput { email: string; password: string; org?: string }
 
 /**
- * Checks the password and opens a session. Failures are counted per account (by email, so an
- * unknown account is throttled the same way and timing does not reveal which accounts exist).
+ * Takes one attempt's slot under `key` atomically (one upsert, so 20 concurrent attempts cannot all
+ * see 9 failures) and answers the count including it, or null when `backoff` refuses it: then the
+ * key had `max` failures in the window and its latest attempt was less than `backoffMs` ago.
  */
-export async function login({ db, input, requestId, now = new Date() }: {
-  db: Db; input: LoginInput; requestId?: string; now?: Date;
+async function takeSlot(db: Db, key: string, now: Date, backoff?: { max: number; ms: number }): Promise<number | null> {
+  const since = new Date(now.getTime() - LOGIN_WINDOW_MS);
+  const expired = sql`${loginThrottles.windowStart} <= ${since.toISOString()}::timestamptz`;
+  const rows = await db.insert(loginThrottles).values({ key, failures: 1, windowStart: now, lastAt: now })
+    .onConflictDoUpdate({
+      target: loginThrottles.key,
+      set: {
+        failures: sql`case when ${expired} then 1 else ${loginThrottles.failures} + 1 end`,
+        windowStart: sql`case when ${expired} then ${now.toISOString()}::timestamptz else ${loginThrottles.windowStart} end`,
+        lastAt: now,
+      },
+      ...(backoff ? {
+        setWhere: sql`${expired} or ${loginThrottles.failures} < ${backoff.max} or ${loginThrottles.lastAt} <= ${new Date(now.getTime() - backoff.ms).toISOString()}::timestamptz`,
+      } : {}),
+    }).returning({ failures: loginThrottles.failures });
+  return rows[0]?.failures ?? null;
+}
+
+/** A successful sign-in gives back its slots; the account's own counters start again. */
+async function releaseSlots(db: Db, keys: { reset: string[]; refund: string[] }): Promise<void> {
+  if (keys.reset.length) await db.update(loginThrottles).set({ failures: 0 }).where(inArray(loginThrottles.key, keys.reset));
+  if (keys.refund.length) {
+    await db.update(loginThrottles).set({ failures: sql`greatest(${loginThrottles.failures} - 1, 0)` }).where(inArray(loginThrottles.key, keys.refund));
+  }
+}
+
+/**
+ * Checks the password and opens a session. Attempts are counted before the password is checked,
+ * atomically, under three keys (an unknown account is counted the same way, so timing and answers
+ * do not reveal which accounts exist):
+ * - the e-mail from this client address: 10 in 15 minutes, then refused for the window;
+ * - the client address across accounts: 50 in 15 minutes (password spraying);
+ * - the e-mail from anywhere: after 10, one attempt per 30 s — so failures from an attacker's
+ *   addresses hold the owner, at another address, back by at most the back-off, never 15 minutes.
+ */
+export async function login({ db, input, requestId, clientAddress = 'unknown', now = new Date() }: {
+  db: Db; input: LoginInput; requestId?: string; clientAddress?: string; now?: Date;
 }) {
   const email = input.email.trim().toLowerCase();
-  const since = new Date(now.getTime() - LOGIN_WINDOW_MS);
-  const [{ failures } = { failures: 0 }] = await db
-    .select({ failures: count() })
-    .from(loginAttempts)
-    .where(and(eq(loginAttempts.email, email), eq(loginAttempts.succeeded, 0), gt(loginAttempts.at, since)));
-  if (failures >= LOGIN_MAX_FAILURES) {
+  const pairKey = `pair:${email}|${clientAddress}`;
+  const addressKey = `address:${clientAddress}`;
+  const emailKey = `email:${email}`;
+  const pair = await takeSlot(db, pairKey, now);
+  const address = await takeSlot(db, addressKey, now);
+  if (pair! > LOGIN_MAX_FAILURES) {
     throw new TooManyRequestsError('Too many failed sign-ins for this account. Wait 15 minutes and try again.', LOGIN_WINDOW_MS / 1000);
+  }
+  if (address! > LOGIN_MAX_FAILURES_PER_ADDRESS) {
+    throw new TooManyRequestsError('Too many failed sign-ins from this address. Wait 15 minutes and try again.', LOGIN_WINDOW_MS / 1000);
+  }
+  const backoffMs = LOGIN_EMAIL_BACKOFF_SECONDS * 1000;
+  if ((await takeSlot(db, emailKey, now, { max: LOGIN_MAX_FAILURES, ms: backoffMs })) === null) {
+    await releaseSlots(db, { reset: [], refund: [pairKey, addressKey] });
+    throw new TooManyRequestsError(`Too many failed sign-ins for this account. Wait ${LOGIN_EMAIL_BACKOFF_SECONDS} seconds and try again.`, LOGIN_EMAIL_BACKOFF_SECONDS);
   }
 
   const [user] = await db.select().from(users).where(eq(users.email, email)).limit(1);
@@ -46,6 +95,7 @@ export async function login({ db, input, requestId, now = new Date() }: {
     throw new UnauthenticatedError('The email or password is wrong.', 'INVALID_CREDENTIALS');
   }
 
+  await releaseSlots(db, { reset: [pairKey, emailKey], refund: [addressKey] });
   const token = randomToken();
   return db.transaction(async (tx) => {
     await tx.insert(loginAttempts).values({ email, succeeded: 1, at: now });

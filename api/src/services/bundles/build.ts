@@ -12,10 +12,12 @@ import { blobKey, headSize, type BlobStore } from '../../lib/blob-store.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { credentialFor } from '../registries/credentials.ts';
 import { outpostSection, renderCompose } from '../releases/compose.ts';
+import type { RegistryClientSettings } from '../releases/registry-resolver.ts';
 import { ENROLMENT_TOKEN_PREFIX } from '../sites/enrol.ts';
 import { randomToken, sha256Hex } from '../../lib/crypto.ts';
 import { activeSigningKey, keyEndorsements, type OpenSigningKey } from './signing-keys.ts';
 import { missingBlobs } from './download.ts';
+import { heldBlobs, recordHolders } from '../blobs/holders.ts';
 
 export interface BuildDeps {
   db: Db;
@@ -23,8 +25,8 @@ export interface BuildDeps {
   secretBox: SecretBox;
   /** The scripts every bundle carries (edge-scripts/), read once. */
   scripts: SitePartScript[];
-  /** Registry client tuning (tests shorten retries and timeouts). */
-  registry?: { retries?: number; backoffMs?: number; timeoutMs?: number };
+  /** Registry client tuning (tests shorten retries and timeouts) and destination policy (allow-list, guarded fetch). */
+  registry?: RegistryClientSettings;
   /** The API's public URL, written into the site's `.env` so the installer can report back. */
   publicUrl?: string;
 }
@@ -41,7 +43,7 @@ export function classifyFailure(error: unknown): BuildFailure {
   if (error instanceof BuildFailure) return error;
   if (error instanceof RegistryError) {
     const retriable = error.kind === 'unreachable' || (error.kind === 'protocol' && (error.status ?? 500) >= 500);
-    const code = { unreachable: 'REGISTRY_UNREACHABLE', 'digest-mismatch': 'DIGEST_MISMATCH', unauthorized: 'REGISTRY_AUTH_FAILED', denied: 'REGISTRY_AUTH_FAILED' }[error.kind as string] ?? 'REGISTRY_ERROR';
+    const code = { 'forbidden-address': 'REGISTRY_NOT_ALLOWED', unreachable: 'REGISTRY_UNREACHABLE', 'digest-mismatch': 'DIGEST_MISMATCH', unauthorized: 'REGISTRY_AUTH_FAILED', denied: 'REGISTRY_AUTH_FAILED' }[error.kind as string] ?? 'REGISTRY_ERROR';
     return new BuildFailure(code, error.message, retriable);
   }
   if (error instanceof ArchiveError) return new BuildFailure(error.kind === 'digest-mismatch' ? 'DIGEST_MISMATCH' : 'INVALID_IMAGE', error.message, false);
@@ -108,14 +110,19 @@ export async function buildImageArchive(deps: BuildDeps, archiveId: string): Pro
   // Each blob comes from its registry once and is stored content-addressed while the archive's bytes
   // are run through once for their sha256 (a delta's left-out layers are not fetched at all). The
   // archive itself is not stored: downloads produce it from the blobs with its layout.
-  const tee = teeingBlobReader({ s3: store, sources });
+  // The store is shared by every organisation: a blob this organisation never fetched from its own
+  // registry (or that another one stored) is fetched and verified before it enters the archive.
+  const held = await heldBlobs(db, archive.orgId, [...sources.keys()]);
+  const tee = teeingBlobReader({ s3: store, sources, trusted: (digest) => held.has(digest) });
+  const read = new Set<string>();
   const recorded = await recordImagesArchive({
-    images: archiveImages, readBlob: tee.readBlob,
+    images: archiveImages, readBlob: (descriptor) => { read.add(descriptor.digest); return tee.readBlob(descriptor); },
     ...(archive.fromReleaseId ? { omitLayers, ...(fromVersion ? { fromRelease: fromVersion } : {}) } : {}),
   });
   // Every blob of the layout went through the tee: found in the store with its size, or uploaded and
   // its size read back. settled() rejects if any upload did not end that way.
   await tee.settled();
+  await recordHolders(db, [...read].filter((d) => !held.has(d)).map((digest) => ({ orgId: archive.orgId, digest })));
   await db.update(imageArchives).set({
     state: 'ready', sha256: recorded.sha256, size: recorded.size, tarSize: recorded.tarSize, omittedLayers: recorded.omitted, layout: recorded.layout,
     error: null, errorCode: null, readyAt: sql`now()`, updatedAt: sql`now()`,
@@ -162,6 +169,7 @@ interface BuiltPart {
   id: string;
   /** The one-time enrolment token's row, written with the batch (only its hash is kept). */
   enrolment: typeof siteEnrolments.$inferInsert;
+  orgId: string;
   sha256: string;
   partSize: number;
   size: number;
@@ -229,6 +237,7 @@ export async function buildSiteBundles(deps: BuildDeps, bundleIds: string[], cac
   await db.insert(artifacts).values(built.map((b) => ({ sha256: b.sha256, size: b.partSize, mediaType: 'application/x-tar', key: blobKey(b.sha256) }))).onConflictDoNothing();
   // One statement for the batch's enrolment tokens, before any of its bundles can be downloaded.
   await db.insert(siteEnrolments).values(built.map((b) => b.enrolment));
+  await recordHolders(db, built.map((b) => ({ orgId: b.orgId, digest: b.sha256 })));
   // One statement marks the whole batch ready; a bundle failed meanwhile (e.g. its release revoked) stays failed.
   await db.execute(sql`
     update bundles b set state = 'ready', site_part_sha256 = v.sha256, site_part_size = v.part_size, size = v.size, full_size = v.full_size,
@@ -332,7 +341,7 @@ async function buildOnePart(
   }
   const fullSize = full?.state === 'ready' && full.size !== null ? plan.totalSize - archive.size! + full.size : plan.totalSize;
   const etag = createHash('sha256').update([sha256, ...part.shared.map((o) => o.sha256)].join(':')).digest('hex').slice(0, 32);
-  return { id: bundle.id, enrolment, sha256, partSize: part.tarSize, size: plan.totalSize, fullSize, manifest: part.manifest, fingerprint: key.fingerprint, etag };
+  return { id: bundle.id, orgId: bundle.orgId, enrolment, sha256, partSize: part.tarSize, size: plan.totalSize, fullSize, manifest: part.manifest, fingerprint: key.fingerprint, etag };
 }
 
 /**

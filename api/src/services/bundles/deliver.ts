@@ -2,7 +2,7 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { stitchPlan, type ImagesArchiveLayout, type SharedObject } from '@outpost/bundler';
 import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
-import { artifacts, bundleDownloads, bundles, imageArchives } from '../../db/schema/index.ts';
+import { artifacts, bundleDownloads, bundles, imageArchives, releases } from '../../db/schema/index.ts';
 import { AppError, NotFoundError } from '../../lib/errors.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { blobKey, get, headSize, type BlobStore } from '../../lib/blob-store.ts';
@@ -15,8 +15,13 @@ import { bundleFileName, loadBundle, toBundleView } from './view.ts';
 type Loaded = Awaited<ReturnType<typeof loadBundle>>;
 
 /** The parts of a ready bundle: its site part and the shared objects the manifest lists, in tar order. */
+export function releaseRevoked(version: string): AppError {
+  return new AppError(409, 'RELEASE_REVOKED', `Release ${version} was revoked; its bundles can no longer be downloaded. Ask for a bundle of another release.`);
+}
+
 function partsOf(row: Loaded) {
   const b = row.bundle;
+  if (row.releaseState === 'revoked' || b.errorCode === 'RELEASE_REVOKED') throw releaseRevoked(row.version);
   if (b.state !== 'ready' || !b.sitePartSha256 || b.sitePartSize === null || !b.manifest) {
     throw new AppError(409, 'BUNDLE_NOT_READY', b.state === 'failed'
       ? `${b.errorCode === 'PARTS_MISSING' ? 'This bundle can no longer be downloaded' : 'This bundle failed to build'}: ${b.error ?? 'unknown error'}`
@@ -169,10 +174,7 @@ export async function bundleLinks({ ctx, store, box, baseUrl, input }: {
       return { path: s.path, extract: false, size: s.size, sha256: s.sha256, url: s.archive ? await archiveLink(fileName) : await link(s.key, fileName) };
     })),
   ];
-  await ctx.db.insert(bundleDownloads).values({
-    orgId: ctx.orgId, bundleId: row.bundle.id, siteId: row.bundle.siteId, userId: ctx.actor.userId, tokenId: ctx.actor.tokenId,
-    kind: 'links', bytes: files.reduce((n, f) => n + f.size, 0),
-  });
+  // Handing out links is not a download and a GET changes nothing: only bytes sent by the API are counted.
   return { bundleId: row.bundle.id, root: parts.root, expiresAt: new Date(expires * 1000).toISOString(), manifest: row.bundle.manifest, files };
 }
 
@@ -193,6 +195,8 @@ export async function serveArchiveLink({ db, store, box, input }: {
   const [archive] = await db.select().from(imageArchives).where(eq(imageArchives.id, input.id)).limit(1);
   if (!archive || !(await box.verifyMac(archiveLinkMessage(archive.id, archive.orgId, expires), input.signature))) throw refused;
   if (expires * 1000 <= Date.now()) throw new AppError(403, 'LINK_EXPIRED', 'This download link has expired; ask for new links.');
+  const [release] = await db.select({ state: releases.state, version: releases.version }).from(releases).where(eq(releases.id, archive.releaseId)).limit(1);
+  if (!release || release.state === 'revoked' || archive.errorCode === 'RELEASE_REVOKED') throw releaseRevoked(release?.version ?? 'of this link');
   if (archive.state !== 'ready' || !archive.layout || !archive.sha256 || archive.size === null) {
     throw new NotFoundError('image archive', archive.id);
   }

@@ -7,6 +7,8 @@ export interface StitchedRequest {
   range?: string | null;
   /** The `If-Range` header, if any. */
   ifRange?: string | null;
+  /** For the error envelope of a 416 answer. */
+  requestId?: string;
 }
 
 /**
@@ -80,7 +82,7 @@ export async function serveRanges(input: {
     headers.set('Content-Range', `bytes */${total}`);
     headers.set('Content-Type', 'application/json');
     headers.delete('Content-Disposition');
-    const body = JSON.stringify({ error: { code: 'RANGE_NOT_SATISFIABLE', message: `The range starts past the end of the file (${total} bytes).` } });
+    const body = JSON.stringify({ error: { code: 'RANGE_NOT_SATISFIABLE', message: `The range starts past the end of the file (${total} bytes).`, requestId: request.requestId ?? 'unknown' } });
     headers.set('Content-Length', String(Buffer.byteLength(body)));
     return new Response(request.method === 'HEAD' ? null : body, { status: 416, headers });
   }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { count, eq, sql } from 'drizzle-orm';
-import { buildLargeTestImage, buildTestImage, pushImage, startRegistry, type TestImage, type TestRegistry } from '@outpost/bundler/test-support';
+import { buildLargeTestImage, buildTestImage, pushImage, startRegistry, testRegistryPolicy, type TestImage, type TestRegistry } from '@outpost/bundler/test-support';
 import { createScratchPgDatabase } from '../../test/db.ts';
 import { makeTestApp } from '../../test/app.ts';
 import { makeApiToken, makeOrg, makeSite } from '../../test/factories.ts';
@@ -53,9 +53,10 @@ function startWorkerProcess(): { child: ChildProcess; output: () => string } {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH, HOME: process.env.HOME,
-      DATABASE_URL: scratch.url, S3_ENDPOINT: inject('s3Endpoint'), S3_BUCKET: 'outpost-test', S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER',
+      DATABASE_URL: scratch.url, S3_ENDPOINT: inject('s3Endpoint'), S3_BUCKET: 'outpost-test', S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: inject('s3Secret'),
       S3_FORCE_PATH_STYLE: 'true', OUTPOST_SECRET_KEY: Buffer.from(secretKey).toString('base64'), OUTPOST_WORKER_LEASE_MS: '1500',
       OUTPOST_DATA_DIR: path.join(work, 'worker-data'), LOG_LEVEL: 'debug',
+      OUTPOST_REGISTRY_ALLOW_INSECURE: [...testRegistryPolicy().allowInsecure].join(','),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -109,7 +110,7 @@ describe('a bundle worker process killed mid-build', () => {
     expect(stillBuilding!.state).toBe('queued');
 
     // A worker in this process takes over once the dead worker's 1.5 s lease has lapsed.
-    const w = new BundleWorker({ db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: () => {}, pollMs: 50, leaseMs: 10_000 });
+    const w = new BundleWorker({ db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: () => {}, pollMs: 50, leaseMs: 10_000, registry: testRegistryPolicy() });
     expect(await w.runOnce()).toBe(false);
     await waitFor('the bundle to be built by the second worker', async () => {
       await w.runOnce();
@@ -144,7 +145,7 @@ describe('a bundle worker process killed mid-build', () => {
       const asked = await api('/api/v1/bundles', { method: 'POST', json: { releaseId: r.id, siteIds: [site.id] } });
       const bundleId = ((await asked.json()) as { bundles: { id: string }[] }).bundles[0]!.id;
 
-      const w = new BundleWorker({ db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: () => {}, pollMs: 20, backoffMs: 10, registry: { retries: 0, timeoutMs: 3000 } });
+      const w = new BundleWorker({ db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: () => {}, pollMs: 20, backoffMs: 10, registry: { retries: 0, timeoutMs: 3000, ...testRegistryPolicy() } });
       const running = (async () => {
         for (let i = 0; i < 200; i++) {
           await w.runOnce();

@@ -8,6 +8,7 @@ import { putStream, recordArtifact, type BlobStore } from '../../lib/blob-store.
 import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError, fieldIssue, isUniqueViolation } from '../../lib/errors.ts';
 import { recordAudit } from '../audit/record.ts';
+import { heldBlobs, recordHolders } from '../blobs/holders.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 
 /**
@@ -93,14 +94,17 @@ export async function uploadContentPackage({ ctx, store, input, limits = CONTENT
 
   try {
     return await inTransaction(ctx, async (ctx) => {
+      // `existed` is about this organisation only: whether another one uploaded the same bytes must not show.
+      const existed = (await heldBlobs(ctx.db, ctx.orgId, [blob.sha256])).size > 0;
       await recordArtifact(ctx.db, { sha256: blob.sha256, size: blob.size, mediaType: CONTENT_MEDIA_TYPE, key: blob.key });
+      await recordHolders(ctx.db, [{ orgId: ctx.orgId, digest: blob.sha256 }]);
       const [row] = await ctx.db.insert(contentPackages).values({
         orgId: ctx.orgId, name, version, sha256: blob.sha256, size: blob.size, entries: summary!.entries,
         uncompressedSize: summary!.uncompressedSize, createdBy: ctx.actor.userId,
       }).returning();
       await recordAudit(ctx, {
         action: 'content_package.upload', objectType: 'content_package', objectId: row!.id,
-        details: { name, version, sha256: blob.sha256, size: blob.size, entries: summary!.entries, existed: blob.existed },
+        details: { name, version, sha256: blob.sha256, size: blob.size, entries: summary!.entries, existed },
       });
       return toContentPackageView(row!);
     });
@@ -480,7 +484,7 @@ export function createZipInspector(limits: { maxEntries: number; maxUncompressed
     let cdCount = 0;
     while (sig === SIG.central) {
       const h = await need(42, 'the table of contents');
-      const madeBy = h.readUInt16LE(0), flags = h.readUInt16LE(4), method = h.readUInt16LE(6);
+      const flags = h.readUInt16LE(4), method = h.readUInt16LE(6);
       const crc = h.readUInt32LE(12);
       let csize = h.readUInt32LE(16), usize = h.readUInt32LE(20);
       const nameLen = h.readUInt16LE(24), extraLen = h.readUInt16LE(26), commentLen = h.readUInt16LE(28);
@@ -497,8 +501,8 @@ export function createZipInspector(limits: { maxEntries: number; maxUncompressed
       }
       if (flags & 0x0001) throw invalidContent(`Entry ${quote(name)} is encrypted; upload the package without a password.`, name);
       if (disk !== 0 && disk !== 0xffff) throw invalidContent('This is a split (multi-part) zip; upload it as one file.');
-      // Unix "made by" with a symlink mode: a link could point an extractor outside the package.
-      if ((madeBy >> 8) === 3 && ((extAttr >>> 16) & 0o170000) === 0o120000) throw invalidContent(`Entry ${quote(name)} is a symbolic link; a content package holds plain files only.`, name);
+      // A symlink mode, whatever system the zip says made it (Unix 3, macOS 19, …): a link could point an extractor outside the package.
+      if (((extAttr >>> 16) & 0o170000) === 0o120000) throw invalidContent(`Entry ${quote(name)} is a symbolic link; a content package holds plain files only.`, name);
       const local = seen[cdCount];
       if (!local || local.name !== name || local.offset !== localOffset || local.crc !== crc || local.csize !== csize || local.usize !== usize || local.method !== method) {
         throw invalidContent(`The zip is corrupted: its table of contents does not match its entries (at ${quote(name)}).`, name);

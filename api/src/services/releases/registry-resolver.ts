@@ -4,7 +4,7 @@ import { ImageResolveError, type ImageResolveFailure, type ImageResolver } from 
 const KIND: Record<RegistryErrorKind, ImageResolveFailure> = {
   'unknown-repository': 'unknown-image', 'unknown-tag': 'unknown-tag', 'unknown-manifest': 'unknown-tag', 'unknown-blob': 'protocol',
   unauthorized: 'unauthorized', denied: 'unauthorized', unreachable: 'unreachable', 'digest-mismatch': 'digest-mismatch',
-  'platform-not-found': 'platform-not-found', protocol: 'protocol',
+  'platform-not-found': 'platform-not-found', protocol: 'protocol', 'forbidden-address': 'forbidden-address',
 };
 
 function parsePlatform(p: string) {
@@ -12,8 +12,17 @@ function parsePlatform(p: string) {
   return { os: os!, architecture: architecture!, ...(variant ? { variant } : {}) };
 }
 
+/** Registry client settings from the entry point: tuning, and the destination policy (OUTPOST_REGISTRY_ALLOW_INSECURE, the guarded fetch on Node). */
+export interface RegistryClientSettings {
+  retries?: number;
+  backoffMs?: number;
+  timeoutMs?: number;
+  allowInsecure?: Iterable<string>;
+  fetch?: typeof globalThis.fetch;
+}
+
 /** Resolves images with the bundler's OCI registry client (Registry HTTP API v2, no Docker daemon). */
-export function registryImageResolver(opts: { retries?: number; backoffMs?: number; timeoutMs?: number } = {}): ImageResolver {
+export function registryImageResolver(opts: RegistryClientSettings = {}): ImageResolver {
   return {
     registryOf(reference) {
       try { return parseImageReference(reference).registry; } catch { return ''; }

@@ -15,7 +15,7 @@ export interface ResolvedImage {
 }
 
 export type ImageResolveFailure =
-  | 'unknown-image' | 'unknown-tag' | 'unauthorized' | 'unreachable' | 'platform-not-found' | 'digest-mismatch' | 'invalid-reference' | 'protocol';
+  | 'unknown-image' | 'unknown-tag' | 'unauthorized' | 'unreachable' | 'platform-not-found' | 'digest-mismatch' | 'invalid-reference' | 'protocol' | 'forbidden-address';
 
 export class ImageResolveError extends Error {
   constructor(readonly kind: ImageResolveFailure, message: string) { super(message); }

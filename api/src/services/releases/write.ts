@@ -1,6 +1,8 @@
-import { and, eq, max, sql } from 'drizzle-orm';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { and, eq, inArray, max, ne, sql } from 'drizzle-orm';
 import semver from 'semver';
-import { contentPackages, releaseImages, releases } from '../../db/schema/index.ts';
+import { bundles, contentPackages, imageArchives, releaseImages, releases } from '../../db/schema/index.ts';
+import { blobKey, type BlobStore } from '../../lib/blob-store.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError, fieldIssue, isUniqueViolation } from '../../lib/errors.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
@@ -75,6 +77,7 @@ const FAILURE_STATUS: Record<ImageResolveError['kind'], { code: string; status: 
   'digest-mismatch': { code: 'DIGEST_MISMATCH', status: 422 },
   'invalid-reference': { code: 'VALIDATION_FAILED', status: 400 },
   'protocol': { code: 'REGISTRY_ERROR', status: 422 },
+  'forbidden-address': { code: 'REGISTRY_NOT_ALLOWED', status: 422 },
 };
 
 /**
@@ -162,15 +165,33 @@ export async function deprecateRelease({ ctx, input }: { ctx: ServiceCtx; input:
 }
 
 /** Revoked releases can never be bundled or rolled out; sites running one show as needing action. */
-export async function revokeRelease({ ctx, input }: { ctx: ServiceCtx; input: { releaseId: string; reason: string } }) {
-  return inTransaction(ctx, async (ctx) => {
+/**
+ * Revokes a release and every way of getting its bytes: its bundles (queued, building or ready) and
+ * images archives are marked failed with RELEASE_REVOKED in the same transaction, downloads and
+ * links refuse it from then on (409), and each bundle's own stored part is deleted afterwards so
+ * that presigned links handed out earlier stop working too (a content package may be shared with
+ * other releases and stays; its links expire by themselves).
+ */
+export async function revokeRelease({ ctx, store, input }: { ctx: ServiceCtx; store?: BlobStore; input: { releaseId: string; reason: string } }) {
+  const revoked = await inTransaction(ctx, async (ctx) => {
     const { release } = await loadRelease(ctx, input.releaseId);
-    if (release.state === 'revoked') return toReleaseView(await loadRelease(ctx, release.id));
+    if (release.state === 'revoked') return { view: toReleaseView(await loadRelease(ctx, release.id)), siteParts: [] as string[] };
     if (release.state === 'draft') throw new ConflictError('A draft was never published; delete it instead of revoking it.');
     await ctx.db.update(releases).set({ state: 'revoked', revokedAt: new Date(), revokedReason: input.reason }).where(eq(releases.id, release.id));
-    await recordAudit(ctx, { action: 'release.revoke', objectType: 'release', objectId: release.id, details: { version: release.version, reason: input.reason } });
-    return toReleaseView(await loadRelease(ctx, release.id));
+    const message = `Release ${release.version} was revoked; its bundles can no longer be downloaded.`;
+    const marked = await ctx.db.update(bundles).set({ state: 'failed', errorCode: 'RELEASE_REVOKED', error: message, updatedAt: sql`now()` })
+      .where(and(eq(bundles.orgId, ctx.orgId), eq(bundles.releaseId, release.id), inArray(bundles.state, ['queued', 'building', 'ready'])))
+      .returning({ sitePartSha256: bundles.sitePartSha256 });
+    await ctx.db.update(imageArchives).set({ state: 'failed', errorCode: 'RELEASE_REVOKED', error: message, updatedAt: sql`now()` })
+      .where(and(eq(imageArchives.releaseId, release.id), ne(imageArchives.state, 'failed')));
+    await recordAudit(ctx, { action: 'release.revoke', objectType: 'release', objectId: release.id, details: { version: release.version, reason: input.reason, bundles: marked.length } });
+    return { view: toReleaseView(await loadRelease(ctx, release.id)), siteParts: marked.map((b) => b.sitePartSha256).filter((s): s is string => !!s) };
   });
+  if (store) {
+    // Each site part is signed for one bundle (its own manifest): nothing else reads these objects.
+    await Promise.all(revoked.siteParts.map((sha) => store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: blobKey(sha) })).catch(() => undefined)));
+  }
+  return revoked.view;
 }
 
 export async function deleteDraft({ ctx, input }: { ctx: ServiceCtx; input: { releaseId: string } }) {

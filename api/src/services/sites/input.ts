@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CONTROL_CHARACTER } from '../../lib/control-chars.ts';
 
 /**
  * The fields a person sets on a site, shared by the API, the CSV import and the seed generator.
@@ -8,16 +9,22 @@ export const CONNECTIVITY = ['online', 'intermittent', 'offline'] as const;
 /** Languages of the bundle's README.txt and the installer's messages. */
 export const SITE_LANGUAGES = ['en', 'fr', 'pt'] as const;
 
-const optionalText = (max: number) => z.string().trim().max(max).nullable().optional();
+/**
+ * Plain text without control characters (NUL, escape codes): the CSV import does not pass the JSON
+ * guard of app.ts, so the schema refuses them itself. Line breaks stay (what is rendered into a
+ * bundle or a terminal is made one line there).
+ */
+export const plainText = (max: number) => z.string().trim().max(max).refine((v) => !CONTROL_CHARACTER.test(v), 'Control characters (such as NUL or escape codes) are not allowed.');
+const optionalText = (max: number) => plainText(max).nullable().optional();
 
 export const SiteFields = z.object({
   code: z.string().trim().min(1, 'A site needs a code.').max(64)
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'Use letters, digits, dot, dash or underscore (no spaces).'),
-  name: z.string().trim().min(1, 'A site needs a name.').max(200),
+  name: plainText(200).pipe(z.string().min(1, 'A site needs a name.')),
   region: optionalText(100),
   district: optionalText(100),
   facilityType: optionalText(100),
-  tags: z.array(z.string().trim().min(1).max(50).regex(/^[^,;]+$/, 'Tags cannot contain commas or semicolons.')).max(50).default([]),
+  tags: z.array(plainText(50).pipe(z.string().min(1).regex(/^[^,;]+$/, 'Tags cannot contain commas or semicolons.'))).max(50).default([]),
   connectivity: z.enum(CONNECTIVITY, { error: 'Use online, intermittent or offline.' }).default('online'),
   bandwidthKbps: z.number().int().min(1).max(10_000_000).nullable().optional(),
   timezone: z.string().trim().max(64).refine(isTimeZone, 'Use an IANA time zone such as Africa/Nairobi.').default('UTC'),
