@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { expect } from 'vitest';
-import { buildTestImage, pushImage, runProcess, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
+import { buildTestImage, pushImage, runProcess, startRegistry, testRegistryPolicy, type TestRegistry } from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from '../db.ts';
 import { makeTestApp } from '../app.ts';
 import { makeApiToken, makeOrg, makeSite } from '../factories.ts';
@@ -126,7 +126,7 @@ export async function makeFixture(name: string, sites: { code: string; language?
   const url = `http://127.0.0.1:${port}`;
   const worker = new BundleWorker({
     db: h.db, store: app.objectStore, secretBox: app.secretBox, logger: (level, msg, fields) => app.logs.push({ level, msg, fields }),
-    registry: { retries: 0, backoffMs: 10, timeoutMs: 5000 }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 20, publicUrl: url,
+    registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 20, publicUrl: url,
   });
   worker.start();
 
