@@ -20,6 +20,8 @@ import { releaseRoutes } from './routes/releases.ts';
 import { registryRoutes } from './routes/registries.ts';
 import { CONTENT_UPLOAD_PATH, contentPackageRoutes } from './routes/content-packages.ts';
 import { bundleRoutes } from './routes/bundles.ts';
+import { inviteRoutes } from './routes/invites.ts';
+import { problemRoutes } from './routes/problems.ts';
 
 export type { AppDeps } from './routes/env.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -128,7 +130,9 @@ export function createApp(deps: AppDeps) {
     .route('/api/v1', releaseRoutes)
     .route('/api/v1', registryRoutes)
     .route('/api/v1', contentPackageRoutes)
-    .route('/api/v1', bundleRoutes);
+    .route('/api/v1', bundleRoutes)
+    .route('/api/v1', inviteRoutes)
+    .route('/api/v1', problemRoutes);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'outpost_session' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiToken', { type: 'http', scheme: 'bearer' });

@@ -33,6 +33,10 @@ export const NodeEnv = z.object({
   OUTPOST_PUBLIC_URL: z.url().optional(),
   /** How long a worker holds a build job without renewing; a dead worker's jobs are taken up after it. */
   OUTPOST_WORKER_LEASE_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  /** Sends invitation e-mails when set: smtp://user:pass@host:587 or smtps://…:465 (nodemailer URL). */
+  SMTP_URL: z.url().optional(),
+  /** The From address of those e-mails. */
+  SMTP_FROM: z.string().min(3).default('Outpost <outpost@localhost>'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 }).refine((e) => e.DATABASE_DRIVER !== 'pg' && e.DATABASE_DRIVER !== 'neon' || e.DATABASE_URL, {
   message: 'DATABASE_URL is required when DATABASE_DRIVER is pg or neon', path: ['DATABASE_URL'],

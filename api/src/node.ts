@@ -13,6 +13,7 @@ import { bootstrapFirstOrg } from './services/orgs/bootstrap.ts';
 import { openRuntime } from './runtime.ts';
 import { BundleWorker } from './services/bundles/worker.ts';
 import { registryImageResolver } from './services/releases/registry-resolver.ts';
+import { smtpMailer } from './lib/mailer.ts';
 
 const env = parseNodeEnv(process.env);
 const log = jsonLogger(undefined, env.LOG_LEVEL);
@@ -44,6 +45,7 @@ const api = createApp({
   secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
   version: process.env.npm_package_version,
   ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
+  ...(env.SMTP_URL ? { mailer: smtpMailer(env.SMTP_URL, env.SMTP_FROM) } : {}),
 });
 
 // Bundle builds: workers in this process (OUTPOST_WORKERS, default 1); more run as `npm run worker`.

@@ -6,6 +6,9 @@ import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import type { ImageResolver } from '../services/releases/resolver.ts';
 
+/** One plain-text message; rejects when the mail server refuses it. */
+export type Mailer = (message: { to: string; subject: string; text: string }) => Promise<void>;
+
 export interface AppDeps {
   /** The database for this request (Node: one pool; Workers: a pool per request). */
   database(c: Context): Db;
@@ -24,6 +27,8 @@ export interface AppDeps {
   maxContentPackageBytes?: number;
   /** Where people reach the API (OUTPOST_PUBLIC_URL), for links it hands out; default the request's origin. */
   publicUrl?: string;
+  /** Sends an e-mail (SMTP_URL on Node); without it, invite links are only shown to copy. */
+  mailer?: Mailer;
   /** Check-ins allowed per site per minute (default 30). */
   checkinsPerMinute?: number;
 }
