@@ -3,6 +3,8 @@
 import { hc, type ClientResponse, type InferRequestType, type InferResponseType } from 'hono/client';
 import type { SuccessStatusCode } from 'hono/utils/http-status';
 import type { AppType } from '@outpost/api';
+import { get } from 'svelte/store';
+import { t } from '$lib/i18n';
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -95,15 +97,19 @@ export interface Problem {
   requestId: string | null;
 }
 
-/** The one place an error becomes words for the user. */
+/**
+ * The one place an error becomes words for the user: the error code in the person's language
+ * (errors.code.<CODE> in the catalogues), else the API's own (English) message.
+ */
 export function handleError(err: unknown): Problem {
+  const tr = get(t);
   if (!(err instanceof ApiError)) {
     console.error(err);
-    return { message: 'Something went wrong in the dashboard. Reload the page and try again.', fields: [], status: 0, code: 'CLIENT', requestId: null };
+    return { message: tr('errors.client'), fields: [], status: 0, code: 'CLIENT', requestId: null };
   }
-  let message = err.message;
-  if (err.code === 'VALIDATION_FAILED' && err.fields.length > 0) message = 'Some fields need attention.';
-  else if (err.status === 403 && err.code === 'FORBIDDEN') message = `${err.message} Ask an owner or admin if you need this.`;
+  let message = tr(`errors.code.${err.code}`, { default: err.message });
+  if (err.code === 'VALIDATION_FAILED' && err.fields.length > 0) message = tr('errors.someFields');
+  else if (err.status === 403 && err.code === 'FORBIDDEN') message = `${message} ${tr('errors.askAdmin')}`;
   return { message, fields: err.fields, status: err.status, code: err.code, requestId: err.requestId };
 }
 
@@ -116,6 +122,9 @@ export type Me = InferResponseType<typeof v1.me.$get, 200>;
 export type Role = Me['role'];
 
 export type Page = { limit?: number; cursor?: string };
+
+/** Audit log filters: a person (user id), a kind of change ("site", "release"…), a time range (ISO instants). */
+export interface AuditFilter { actor?: string; kind?: string; from?: string; to?: string }
 
 function pageQuery(p: Page = {}) {
   return { limit: p.limit ?? 50, ...(p.cursor ? { cursor: p.cursor } : {}) };
@@ -141,7 +150,11 @@ export const api = {
     revoke: (id: string) => send(v1.tokens[':id'].$delete({ param: { id } })),
   },
   audit: {
-    list: (page?: Page) => send(v1.audit.$get({ query: pageQuery(page) })),
+    list: (page?: Page & AuditFilter) => {
+      const { actor, kind, from, to } = page ?? {};
+      return send(v1.audit.$get({ query: { ...pageQuery(page), ...(actor ? { actor } : {}), ...(kind ? { kind } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}) } }));
+    },
+    actors: () => send(v1.audit.actors.$get()),
   },
   sites: {
     list: (query: SiteListQuery) => send(v1.sites.$get({ query: siteQuery(query) })),
@@ -307,7 +320,7 @@ function uploadFile(path: string, file: Blob, contentType: string, opts: UploadO
     xhr.responseType = 'text';
     xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
     xhr.upload.onload = () => opts.onUploaded?.();
-    xhr.onerror = () => reject(new ApiError(0, 'NETWORK', 'The upload was interrupted. Check the connection and try again.'));
+    xhr.onerror = () => reject(new ApiError(0, 'NETWORK', get(t)('errors.uploadInterrupted')));
     xhr.onabort = () => reject(new ApiError(0, 'ABORTED', opts.cancelled));
     xhr.onload = () => {
       let body: unknown = null;
@@ -331,7 +344,7 @@ export interface ImportOptions extends UploadOptions {
  */
 async function importCsv(file: Blob, opts: ImportOptions): Promise<ImportOutcome> {
   const path = v1.sites.import.$path({ query: { mode: opts.mode, ...(opts.dryRun ? { dryRun: 'true' as const } : {}) } });
-  const { status, body } = await uploadFile(path, file, 'text/csv; charset=utf-8', { ...opts, cancelled: 'The upload was cancelled. Nothing was imported.' });
+  const { status, body } = await uploadFile(path, file, 'text/csv; charset=utf-8', { ...opts, cancelled: get(t)('errors.uploadCancelledCsv') });
   if (status === 200) return { report: body as ImportReport, refused: false };
   const err = ApiError.fromEnvelope(status, body);
   if (status === 422 && isImportReport(err.details)) return { report: err.details, refused: true };
@@ -342,7 +355,7 @@ async function importCsv(file: Blob, opts: ImportOptions): Promise<ImportOutcome
 async function uploadContentPackage(file: Blob, opts: UploadOptions & { name: string; version: string }): Promise<ContentPackage> {
   const path = v1['content-packages'].$path({ query: { name: opts.name, version: opts.version } });
   const { status, body } = await uploadFile(path, file, 'application/zip',
-    { ...opts, cancelled: 'The upload was cancelled. No package was added.' });
+    { ...opts, cancelled: get(t)('errors.uploadCancelledPackage') });
   if (status >= 200 && status < 300) return body as ContentPackage;
   throw ApiError.fromEnvelope(status, body);
 }
