@@ -22,6 +22,7 @@ import { CONTENT_UPLOAD_PATH, contentPackageRoutes } from './routes/content-pack
 import { bundleRoutes } from './routes/bundles.ts';
 import { inviteRoutes } from './routes/invites.ts';
 import { problemRoutes } from './routes/problems.ts';
+import { coordinatorBundleRoutes } from './routes/coordinator.ts';
 
 export type { AppDeps } from './routes/env.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -132,7 +133,8 @@ export function createApp(deps: AppDeps) {
     .route('/api/v1', contentPackageRoutes)
     .route('/api/v1', bundleRoutes)
     .route('/api/v1', inviteRoutes)
-    .route('/api/v1', problemRoutes);
+    .route('/api/v1', problemRoutes)
+    .route('/api/v1', coordinatorBundleRoutes);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'outpost_session' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiToken', { type: 'http', scheme: 'bearer' });

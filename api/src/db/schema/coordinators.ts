@@ -1,7 +1,8 @@
 import { sql } from 'drizzle-orm';
-import { pgTable, uuid, text, timestamp, index } from 'drizzle-orm/pg-core';
+import { pgTable, uuid, text, timestamp, index, bigint } from 'drizzle-orm/pg-core';
 import { organizations, roleEnum, users } from './accounts.ts';
 import { sites } from './sites.ts';
+import { bundles } from './bundles.ts';
 
 /**
  * Invitations: the only way a person joins an organisation (a new account, or an account that
@@ -40,3 +41,17 @@ export const siteProblems = pgTable('site_problems', {
   resolvedAt: timestamp('resolved_at', { withTimezone: true, precision: 3 }),
   resolvedBy: uuid('resolved_by').references(() => users.id, { onDelete: 'set null' }),
 }, (t) => [index('site_problems_site_idx').on(t.siteId, t.createdAt), index('site_problems_org_open_idx').on(t.orgId, t.resolvedAt)]);
+
+/**
+ * The sha256 of a bundle's one-file download, worked out once when first asked for (reading the
+ * stitched file through the hash) so a coordinator can compare it with what they downloaded.
+ */
+export const bundleChecksums = pgTable('bundle_checksums', {
+  bundleId: uuid('bundle_id').primaryKey().references(() => bundles.id, { onDelete: 'cascade' }),
+  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
+  // The bundle's etag when hashed: a rebuilt bundle (new etag) is hashed again.
+  etag: text('etag').notNull(),
+  sha256: text('sha256').notNull(),
+  size: bigint('size', { mode: 'number' }).notNull(),
+  computedAt: timestamp('computed_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+});
