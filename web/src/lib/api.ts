@@ -119,6 +119,10 @@ export function fieldMessage(problem: Problem | null, path: string): string | un
 }
 
 export type Me = InferResponseType<typeof v1.me.$get, 200>;
+export type Language = 'en' | 'fr' | 'pt';
+export type Invite = InferResponseType<typeof v1.invites.$get, 200>['items'][number];
+export type InviteInput = { email: string; name?: string; role: Role; siteIds?: string[]; language?: Language; expiresInDays?: number };
+export type ReportedProblem = InferResponseType<(typeof v1.sites)[':id']['problems']['$get'], 200>['items'][number];
 export type Role = Me['role'];
 
 export type Page = { limit?: number; cursor?: string };
@@ -137,6 +141,8 @@ export const api = {
   },
   // A 401 here is an answer ("signed out"), not a lost session.
   me: () => send(v1.me.$get(), { mayBeSignedOut: true }),
+  /** Your own name or language. */
+  updateMe: (json: { name?: string; language?: Language }) => send(v1.me.$patch({ json })),
   users: {
     list: (page?: Page) => send(v1.users.$get({ query: pageQuery(page) })),
     create: (json: { email: string; name?: string; role: Role; password?: string }) => send(v1.users.$post({ json })),
@@ -227,8 +233,30 @@ export const api = {
     links: (id: string) => send(v1.bundles[':id'].links.$get({ param: { id }, query: {} })),
     /** The one-file download (a plain link: the session cookie is enough, and the browser can resume it). */
     downloadPath: (id: string) => `/api/v1/bundles/${encodeURIComponent(id)}/download`,
+    /** A short-lived link that needs no session, for `curl -C - -o FILE 'LINK'` on the site's server. */
+    siteLink: (id: string) => send(v1.bundles[':id']['site-link'].$get({ param: { id }, query: {} })),
+    /** The sha256 of the one-file download (may take a while the first time: the file is read through). */
+    checksum: (id: string) => send(v1.bundles[':id'].checksum.$get({ param: { id } })),
+    /** The bundle's README.txt, exactly as the site gets it. */
+    readme: (id: string) => send(v1.bundles[':id'].readme.$get({ param: { id } })),
     /** A release's images archives (full and deltas) and its bundles counted by state. */
     status: (releaseId: string) => send(v1.releases[':id']['bundle-status'].$get({ param: { id: releaseId } })),
+  },
+  /** Invitations: the only way in for a new person (or one from another organisation). */
+  invites: {
+    list: () => send(v1.invites.$get()),
+    create: (json: InviteInput) => send(v1.invites.$post({ json })),
+    revoke: (id: string) => send(v1.invites[':id'].$delete({ param: { id } })),
+    /** For the join page, before signing in: the token in the link is the proof. */
+    lookup: (token: string) => send(v1.invites.lookup.$post({ json: { token } }), { mayBeSignedOut: true }),
+    accept: (json: { token: string; password: string; name?: string; language?: Language }) =>
+      send(v1.invites.accept.$post({ json }), { mayBeSignedOut: true }),
+  },
+  /** Problems a coordinator reports from a site; the ministry reads and resolves them on the site page. */
+  problems: {
+    list: (siteId: string, open = false) => send(v1.sites[':id'].problems.$get({ param: { id: siteId }, query: open ? { open: 'true' } : {} })),
+    report: (siteId: string, json: { description: string; errorText?: string }) => send(v1.sites[':id'].problems.$post({ param: { id: siteId }, json })),
+    resolve: (siteId: string, problemId: string) => send(v1.sites[':id'].problems[':problemId'].resolve.$post({ param: { id: siteId, problemId } })),
   },
   signingKeys: {
     /** The active key first, then the retired ones. */
