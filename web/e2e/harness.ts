@@ -46,7 +46,7 @@ async function waitForHealth(server: ChildProcess, url: string, log: () => strin
 }
 
 /** Starts a server whose first organisation is owned by `admin`, and a headless Chromium. */
-export async function startOutpost(admin: { email: string; password: string }, orgName = 'Ministry of Health'): Promise<Outpost> {
+export async function startOutpost(admin: { email: string; password: string }, orgName = 'Ministry of Health', env: Record<string, string> = {}): Promise<Outpost> {
   if (!fs.existsSync(path.join(ROOT, 'web/build/index.html'))) {
     execFileSync('npm', ['run', 'build', '-w', 'web'], { cwd: ROOT, stdio: 'inherit' });
   }
@@ -65,6 +65,7 @@ export async function startOutpost(admin: { email: string; password: string }, o
       OUTPOST_ADMIN_PASSWORD: admin.password,
       OUTPOST_ORG_NAME: orgName,
       LOG_LEVEL: 'warn',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
