@@ -83,8 +83,8 @@ async function shot(page: Page, name: string) {
 }
 
 /** A phone on a slow mobile link: 360 px wide, 400 ms round trips, about 1.6 Mbit/s down. */
-async function phone(): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: PHONE, deviceScaleFactor: 2, isMobile: true, hasTouch: true, acceptDownloads: true });
+async function phone(locale = 'en-GB'): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await outpost.browser.newContext({ baseURL: outpost.baseUrl, locale, viewport: PHONE, deviceScaleFactor: 2, isMobile: true, hasTouch: true, acceptDownloads: true });
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   const cdp = await context.newCDPSession(page);
@@ -153,7 +153,7 @@ describe('the coordinator journey', () => {
       const s = await call<{ id: string }>(admin, 'POST', '/api/v1/sites', { code: j.code, name: `Clinic ${j.code}`, bandwidthKbps: 512 });
       sites[j.code] = s.body.id;
       // The device token's first issue makes the site's receipt key.
-      expect((await call(admin, 'POST', `/api/v1/sites/${s.body.id}/device-token`)).status).toBe(200);
+      expect((await call(admin, 'POST', `/api/v1/sites/${s.body.id}/device-token`)).status).toBe(201);
     }
     const asked = await call<{ bundles: { id: string; siteId: string }[] }>(admin, 'POST', '/api/v1/bundles', { releaseId, siteIds: Object.values(sites) });
     expect(asked.status).toBe(202);
@@ -184,8 +184,8 @@ describe('the coordinator journey', () => {
       expect(link).toMatch(/\/join#inv_[\w-]+$/);
       await shot(admin, `${j.lang}-00-invite`);
 
-      const { context, page } = await phone();
-      await context.addInitScript((lang) => { Object.defineProperty(navigator, 'languages', { get: () => [lang] }); }, j.lang === 'fr' ? 'fr-FR' : 'en-GB');
+      // The phone's own language: the join page starts in it.
+      const { context, page } = await phone(j.lang === 'fr' ? 'fr-FR' : 'en-GB');
       try {
         // Cold load on the slow link: the shell says something at once (no blank page).
         const started = Date.now();
@@ -267,7 +267,8 @@ describe('the coordinator journey', () => {
       await page.goto('/login');
       await signIn(page, { email: JOURNEYS[0]!.email, password: 'a-long-password-1' });
       await page.waitForURL('**/my');
-      // The ministry's pages are not in the coordinator's navigation.
+      // The ministry's pages are not in the coordinator's navigation (behind "Menu" on a phone).
+      await page.getByRole('button', { name: 'Menu' }).click();
       await page.getByRole('link', { name: 'My sites' }).waitFor();
       expect(await page.getByRole('link', { name: 'Releases' }).count()).toBe(0);
       const mine = sites[JOURNEYS[0]!.code]!;
@@ -281,6 +282,8 @@ describe('the coordinator journey', () => {
       expect(download).toBe(404);
       await page.goto(`/my/sites/${theirs}`);
       await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+      // The navigation stays on a "not found" page.
+      await page.getByRole('button', { name: 'Menu' }).click();
       await page.getByRole('link', { name: 'My sites' }).waitFor();
     } finally {
       await context.close();

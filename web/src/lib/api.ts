@@ -167,6 +167,8 @@ export const api = {
     /** Values for the filter pickers; districts narrowed to a region when one is given. */
     facets: (region?: string) => send(v1.sites.facets.$get({ query: region ? { region } : {} })),
     get: (id: string) => send(v1.sites[':id'].$get({ param: { id } })),
+    /** Exact counts per status, version and region, in one request. */
+    summary: () => send(v1.sites.summary.$get({ query: {} })),
     create: (json: NewSite) => send(v1.sites.$post({ json })),
     update: (id: string, json: SitePatch) => send(v1.sites[':id'].$patch({ param: { id }, json })),
     archive: (id: string) => send(v1.sites[':id'].archive.$post({ param: { id } })),
