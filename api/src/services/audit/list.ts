@@ -23,7 +23,7 @@ const objectLabel = sql<string | null>`case ${auditLog.objectType}
   when 'release' then (select r.version from releases r where r.id::text = ${auditLog.objectId} and r.org_id = ${auditLog.orgId})
   when 'user' then (select u.email from users u where u.id::text = ${auditLog.objectId})
   when 'invite' then (select i.email from invites i where i.id::text = ${auditLog.objectId} and i.org_id = ${auditLog.orgId})
-  when 'token' then (select t.name from api_tokens t where t.id::text = ${auditLog.objectId} and t.org_id = ${auditLog.orgId})
+  when 'api_token' then (select t.name from api_tokens t where t.id::text = ${auditLog.objectId} and t.org_id = ${auditLog.orgId})
   else null end`;
 
 export async function listAudit({ ctx, input }: { ctx: ServiceCtx; input: AuditQuery }) {

@@ -24,7 +24,7 @@ export function auditDetails(e: AuditEntry): string[] {
   if (typeof d.created === 'number') out.push(tr('settings.audit.detail.created', { values: { count: d.created } }));
   if (typeof d.updated === 'number') out.push(tr('settings.audit.detail.updated', { values: { count: d.updated } }));
   if (typeof d.sites === 'number') out.push(tr('settings.audit.detail.sites', { values: { count: d.sites } }));
-  if (typeof d.name === 'string' && e.objectType !== 'token') out.push(d.name);
+  if (typeof d.name === 'string' && e.objectType !== 'api_token') out.push(d.name);
   if (typeof d.registry === 'string') out.push(d.registry);
   if (typeof d.reference === 'string') out.push(d.reference);
   if (typeof d.fingerprint === 'string') out.push(tr('settings.audit.detail.fingerprint', { values: { fingerprint: d.fingerprint } }));
