@@ -37,6 +37,10 @@ describe.each(TEST_DRIVERS)('audit log filters on %s', (driver) => {
     expect((await (await a.request(`/api/v1/audit?to=${encodeURIComponent(past)}`)).json()).items).toHaveLength(0);
     const actors = await (await a.request('/api/v1/audit/actors')).json();
     expect(actors.items.map((x: { email: string }) => x.email)).toContain(op.email);
+    const token = await (await a.request('/api/v1/tokens', { method: 'POST', json: { name: 'CI pipeline', role: 'viewer' } })).json();
+    expect((await a.request(`/api/v1/tokens/${token.token?.id ?? token.id}`, { method: 'DELETE' })).status).toBe(200);
+    const tokens = await (await a.request('/api/v1/audit?kind=token')).json();
+    expect(tokens.items.map((e: { action: string; objectLabel: string }) => `${e.action} ${e.objectLabel}`)).toEqual(['token.revoke CI pipeline', 'token.create CI pipeline']);
   });
 
   it('should refuse a malformed filter', async () => {
