@@ -23,6 +23,9 @@ import { registryRoutes } from './routes/registries.ts';
 import { CONTENT_UPLOAD_PATH, contentPackageRoutes } from './routes/content-packages.ts';
 import { bundleRoutes } from './routes/bundles.ts';
 import { rolloutRoutes } from './routes/rollouts.ts';
+import { inviteRoutes } from './routes/invites.ts';
+import { problemRoutes } from './routes/problems.ts';
+import { coordinatorBundleRoutes } from './routes/coordinator.ts';
 
 export type { AppDeps } from './routes/env.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -151,7 +154,10 @@ export function createApp(deps: AppDeps) {
     .route('/api/v1', registryRoutes)
     .route('/api/v1', contentPackageRoutes)
     .route('/api/v1', bundleRoutes)
-    .route('/api/v1', rolloutRoutes);
+    .route('/api/v1', rolloutRoutes)
+    .route('/api/v1', inviteRoutes)
+    .route('/api/v1', problemRoutes)
+    .route('/api/v1', coordinatorBundleRoutes);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'outpost_session' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiToken', { type: 'http', scheme: 'bearer' });

@@ -48,6 +48,10 @@ export const NodeEnv = z.object({
   }).default([]),
   /** Behind a reverse proxy: take the client's address from X-Forwarded-For (sign-in throttling). */
   OUTPOST_TRUST_PROXY: bool.optional(),
+  /** Sends invitation e-mails when set: smtp://user:pass@host:587 or smtps://…:465 (nodemailer URL). */
+  SMTP_URL: z.url().optional(),
+  /** The From address of those e-mails. */
+  SMTP_FROM: z.string().min(3).default('Outpost <outpost@localhost>'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   // Seconds between rollout scheduler ticks (waves opened, thresholds judged, webhooks sent); 0 turns it off.
   OUTPOST_SCHEDULER_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),

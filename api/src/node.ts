@@ -16,6 +16,7 @@ import { BundleWorker } from './services/bundles/worker.ts';
 import { registryImageResolver } from './services/releases/registry-resolver.ts';
 import { startRolloutScheduler } from './services/rollouts/ticker.ts';
 import { guardedFetch } from '@outpost/bundler/guarded-fetch';
+import { smtpMailer } from './lib/mailer.ts';
 
 const env = parseNodeEnv(process.env);
 const log = jsonLogger(undefined, env.LOG_LEVEL);
@@ -54,6 +55,7 @@ const api = createApp({
   secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
   version: process.env.npm_package_version,
   ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
+  ...(env.SMTP_URL ? { mailer: smtpMailer(env.SMTP_URL, env.SMTP_FROM) } : {}),
 });
 
 // Bundle builds: workers in this process (OUTPOST_WORKERS, default 1); more run as `npm run worker`.

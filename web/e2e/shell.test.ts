@@ -77,9 +77,10 @@ describe('dashboard shell', () => {
     const users = page.getByRole('region', { name: 'Users' });
     await users.getByRole('cell', { name: `${ADMIN.email} (you)`, exact: true }).waitFor();
 
-    await page.getByLabel('Email', { exact: true }).fill(VIEWER.email);
-    await page.getByLabel('Name', { exact: true }).fill(VIEWER.name);
-    await page.getByLabel('Role', { exact: true }).selectOption('viewer');
+    // Scoped to the Users section: the invitation form above has fields of the same names.
+    await users.getByLabel('Email', { exact: true }).fill(VIEWER.email);
+    await users.getByLabel('Name', { exact: true }).fill(VIEWER.name);
+    await users.getByLabel('Role', { exact: true }).selectOption('viewer');
     await page.getByLabel('Password (optional)').fill(VIEWER.password);
     await page.getByRole('button', { name: 'Add user' }).click();
 
@@ -91,7 +92,7 @@ describe('dashboard shell', () => {
 
   it('should show a generated password once, change a role and remove a user', async () => {
     const users = page.getByRole('region', { name: 'Users' });
-    await page.getByLabel('Email', { exact: true }).fill('temp@example.org');
+    await page.getByRole('region', { name: 'Users' }).getByLabel('Email', { exact: true }).fill('temp@example.org');
     await page.getByRole('button', { name: 'Add user' }).click();
     const initial = users.getByLabel('Initial password for temp@example.org');
     await initial.waitFor();
@@ -110,13 +111,13 @@ describe('dashboard shell', () => {
   });
 
   it('should show a validation message next to the field it concerns', async () => {
-    await page.getByLabel('Email', { exact: true }).fill('someone@example.org');
+    await page.getByRole('region', { name: 'Users' }).getByLabel('Email', { exact: true }).fill('someone@example.org');
     await page.getByLabel('Password (optional)').fill('short');
     await page.getByRole('button', { name: 'Add user' }).click();
     const form = page.getByRole('form', { name: 'Add a user' });
     await form.getByText('Use at least 10 characters.').waitFor();
     expect(await form.getByRole('alert').textContent()).toContain('Some fields need attention.');
-    await page.getByLabel('Email', { exact: true }).fill('');
+    await page.getByRole('region', { name: 'Users' }).getByLabel('Email', { exact: true }).fill('');
     await page.getByLabel('Password (optional)').fill('');
   });
 
@@ -172,11 +173,16 @@ describe('dashboard shell', () => {
 
   it('should list the changes in the audit log, newest first', async () => {
     const audit = page.getByRole('region', { name: 'Audit log' });
-    await audit.getByText('token.revoke').waitFor();
-    const actions = await audit.locator('tbody tr td[data-label="Action"]').allTextContents();
-    expect(actions[0]).toBe('token.revoke');
-    expect(actions.indexOf('token.create')).toBeLessThan(actions.indexOf('user.add'));
-    expect(actions.at(-1)).toBe('org.bootstrap');
+    // In words, not codes: "Revoked API token CI pipeline", newest first.
+    await audit.getByText('Revoked API token CI pipeline').waitFor();
+    const actions = (await audit.locator('li .what').allTextContents()).map((a) => a.trim());
+    expect(actions[0]).toBe('Revoked API token CI pipeline');
+    expect(actions.indexOf('Created API token CI pipeline')).toBeLessThan(actions.findIndex((a) => a.startsWith('Added ')));
+    expect(actions.at(-1)).toBe('Created the organisation');
+    // Narrowed to one kind of change.
+    await audit.getByLabel('Kind of change').selectOption('token');
+    await audit.getByText('Added ', { exact: false }).waitFor({ state: 'detached' });
+    expect((await audit.locator('li .what').allTextContents()).every((a) => a.includes('API token'))).toBe(true);
   });
 
   it('should sign out back to the sign-in page', async () => {

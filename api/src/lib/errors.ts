@@ -1,7 +1,7 @@
 /** Domain errors thrown by services; `app.onError` maps every one to the error envelope. */
 export class AppError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 416 | 422 | 429 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 410 | 413 | 415 | 416 | 422 | 429 | 503,
     readonly code: string,
     message: string,
     readonly details?: unknown,

@@ -6,6 +6,9 @@ import type { Logger } from '../lib/logger.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import type { ImageResolver } from '../services/releases/resolver.ts';
 
+/** One plain-text message; rejects when the mail server refuses it. */
+export type Mailer = (message: { to: string; subject: string; text: string }) => Promise<void>;
+
 export interface AppDeps {
   /** The database for this request (Node: one pool; Workers: a pool per request). */
   database(c: Context): Db;
@@ -26,6 +29,8 @@ export interface AppDeps {
   publicUrl?: string;
   /** The client's address, for sign-in throttling (Node: the socket or, with OUTPOST_TRUST_PROXY, X-Forwarded-For; Workers: CF-Connecting-IP). */
   clientAddress?: (c: Context) => string;
+  /** Sends an e-mail (SMTP_URL on Node); without it, invite links are only shown to copy. */
+  mailer?: Mailer;
   /** Check-ins allowed per site per minute (default 30). */
   checkinsPerMinute?: number;
   /** Accept http:// webhook addresses (tests and local receivers); production webhooks are https only. */

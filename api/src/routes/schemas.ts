@@ -16,6 +16,7 @@ const errorBodies = {
   403: 'Signed in, but the role does not allow this',
   404: 'No such object in this organisation',
   409: 'Conflicts with the current state',
+  410: 'Gone: used, expired or withdrawn',
   413: 'The body is too large',
   416: 'The byte range asked for is outside the file',
   422: 'Understood, but cannot be done with this data',
@@ -45,4 +46,6 @@ export const PageQuery = z.object({
   cursor: z.string().max(512).optional(),
 });
 export const Email = z.email().max(254);
+/** The web app's languages (web/src/lib/i18n). */
+export const Language = z.enum(['en', 'fr', 'pt']).openapi('Language');
 export const Password = z.string().min(10, 'Use at least 10 characters.').max(256);

@@ -45,16 +45,15 @@ describe.each(TEST_DRIVERS)('users on %s', (driver) => {
       expect(JSON.stringify(list)).not.toContain(body.initialPassword);
     });
 
-    it('should add an existing account from another organisation without touching its password', async () => {
+    it('should refuse to add an existing account from another organisation directly (an invitation is needed)', async () => {
       const other = await makeOrg(h.db);
       const existing = await makeUser(h.db, other.id, 'viewer');
       const { org, s } = await adminSession();
       const res = await s.request('/api/v1/users', { method: 'POST', json: { email: existing.email, role: 'operator' } });
-      expect(res.status).toBe(201);
-      expect((await res.json()).initialPassword).toBeNull();
-      const login = await signIn(t.app, existing.email, existing.password);
-      const me = await (await login.request('/api/v1/me')).json();
-      expect(me.organizations.map((o: { id: string }) => o.id).sort()).toEqual([other.id, org.id].sort());
+      const err = await expectEnvelope(res, 409, 'INVITE_REQUIRED');
+      expect(JSON.stringify(err)).not.toContain(existing.name);
+      const rows = await h.db.select().from(memberships).where(and(eq(memberships.orgId, org.id), eq(memberships.userId, existing.id)));
+      expect(rows).toHaveLength(0);
     });
 
     it('should page through users with a cursor', async () => {

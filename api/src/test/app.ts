@@ -2,6 +2,7 @@ import { createApp } from '../app.ts';
 import type { DbHandle } from '../db/types.ts';
 import type { ObjectStore } from '../lib/object-store.ts';
 import type { Logger } from '../lib/logger.ts';
+import type { Mailer } from '../routes/env.ts';
 import { createSecretBox } from '../lib/secret-box.ts';
 import { registryImageResolver } from '../services/releases/registry-resolver.ts';
 import { runStore } from './store.ts';
@@ -10,7 +11,7 @@ import { testRegistryPolicy } from '@outpost/bundler/test-support';
 export interface LogLine { level: string; msg: string; fields?: Record<string, unknown> }
 
 /** The real app on a real database and the run's real S3 server; logs captured for secret checks. */
-export async function makeTestApp(handle: DbHandle, options: { maxBodyBytes?: number; checkinsPerMinute?: number; maxContentPackageBytes?: number; secretKey?: Uint8Array; objectStore?: ObjectStore } = {}) {
+export async function makeTestApp(handle: DbHandle, options: { maxBodyBytes?: number; checkinsPerMinute?: number; maxContentPackageBytes?: number; secretKey?: Uint8Array; objectStore?: ObjectStore; mailer?: Mailer } = {}) {
   const { secretKey, objectStore: storeOverride, ...opts } = options;
   const logs: LogLine[] = [];
   const logger: Logger = (level, msg, fields) => { logs.push({ level, msg, fields }); };

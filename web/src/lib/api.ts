@@ -3,6 +3,8 @@
 import { hc, type ClientResponse, type InferRequestType, type InferResponseType } from 'hono/client';
 import type { SuccessStatusCode } from 'hono/utils/http-status';
 import type { AppType } from '@outpost/api';
+import { get } from 'svelte/store';
+import { t } from '$lib/i18n';
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -95,15 +97,19 @@ export interface Problem {
   requestId: string | null;
 }
 
-/** The one place an error becomes words for the user. */
+/**
+ * The one place an error becomes words for the user: the error code in the person's language
+ * (errors.code.<CODE> in the catalogues), else the API's own (English) message.
+ */
 export function handleError(err: unknown): Problem {
+  const tr = get(t);
   if (!(err instanceof ApiError)) {
     console.error(err);
-    return { message: 'Something went wrong in the dashboard. Reload the page and try again.', fields: [], status: 0, code: 'CLIENT', requestId: null };
+    return { message: tr('errors.client'), fields: [], status: 0, code: 'CLIENT', requestId: null };
   }
-  let message = err.message;
-  if (err.code === 'VALIDATION_FAILED' && err.fields.length > 0) message = 'Some fields need attention.';
-  else if (err.status === 403 && err.code === 'FORBIDDEN') message = `${err.message} Ask an owner or admin if you need this.`;
+  let message = tr(`errors.code.${err.code}`, { default: err.message });
+  if (err.code === 'VALIDATION_FAILED' && err.fields.length > 0) message = tr('errors.someFields');
+  else if (err.status === 403 && err.code === 'FORBIDDEN') message = `${message} ${tr('errors.askAdmin')}`;
   return { message, fields: err.fields, status: err.status, code: err.code, requestId: err.requestId };
 }
 
@@ -113,9 +119,16 @@ export function fieldMessage(problem: Problem | null, path: string): string | un
 }
 
 export type Me = InferResponseType<typeof v1.me.$get, 200>;
+export type Language = 'en' | 'fr' | 'pt';
+export type Invite = InferResponseType<typeof v1.invites.$get, 200>['items'][number];
+export type InviteInput = { email: string; name?: string; role: Role; siteIds?: string[]; language?: Language; expiresInDays?: number };
+export type ReportedProblem = InferResponseType<(typeof v1.sites)[':id']['problems']['$get'], 200>['items'][number];
 export type Role = Me['role'];
 
 export type Page = { limit?: number; cursor?: string };
+
+/** Audit log filters: a person (user id), a kind of change ("site", "release"…), a time range (ISO instants). */
+export interface AuditFilter { actor?: string; kind?: string; from?: string; to?: string }
 
 function pageQuery(p: Page = {}) {
   return { limit: p.limit ?? 50, ...(p.cursor ? { cursor: p.cursor } : {}) };
@@ -128,6 +141,8 @@ export const api = {
   },
   // A 401 here is an answer ("signed out"), not a lost session.
   me: () => send(v1.me.$get(), { mayBeSignedOut: true }),
+  /** Your own name or language. */
+  updateMe: (json: { name?: string; language?: Language }) => send(v1.me.$patch({ json })),
   users: {
     list: (page?: Page) => send(v1.users.$get({ query: pageQuery(page) })),
     create: (json: { email: string; name?: string; role: Role; password?: string }) => send(v1.users.$post({ json })),
@@ -141,13 +156,19 @@ export const api = {
     revoke: (id: string) => send(v1.tokens[':id'].$delete({ param: { id } })),
   },
   audit: {
-    list: (page?: Page) => send(v1.audit.$get({ query: pageQuery(page) })),
+    list: (page?: Page & AuditFilter) => {
+      const { actor, kind, from, to } = page ?? {};
+      return send(v1.audit.$get({ query: { ...pageQuery(page), ...(actor ? { actor } : {}), ...(kind ? { kind } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}) } }));
+    },
+    actors: () => send(v1.audit.actors.$get()),
   },
   sites: {
     list: (query: SiteListQuery) => send(v1.sites.$get({ query: siteQuery(query) })),
     /** Values for the filter pickers; districts narrowed to a region when one is given. */
     facets: (region?: string) => send(v1.sites.facets.$get({ query: region ? { region } : {} })),
     get: (id: string) => send(v1.sites[':id'].$get({ param: { id } })),
+    /** Exact counts per status, version and region, in one request. */
+    summary: () => send(v1.sites.summary.$get({ query: {} })),
     create: (json: NewSite) => send(v1.sites.$post({ json })),
     update: (id: string, json: SitePatch) => send(v1.sites[':id'].$patch({ param: { id }, json })),
     archive: (id: string) => send(v1.sites[':id'].archive.$post({ param: { id } })),
@@ -220,8 +241,30 @@ export const api = {
     links: (id: string) => send(v1.bundles[':id'].links.$get({ param: { id }, query: {} })),
     /** The one-file download (a plain link: the session cookie is enough, and the browser can resume it). */
     downloadPath: (id: string) => `/api/v1/bundles/${encodeURIComponent(id)}/download`,
+    /** A short-lived link that needs no session, for `curl -C - -o FILE 'LINK'` on the site's server. */
+    siteLink: (id: string) => send(v1.bundles[':id']['site-link'].$get({ param: { id }, query: {} })),
+    /** The sha256 of the one-file download (may take a while the first time: the file is read through). */
+    checksum: (id: string) => send(v1.bundles[':id'].checksum.$get({ param: { id } })),
+    /** The bundle's README.txt, exactly as the site gets it. */
+    readme: (id: string) => send(v1.bundles[':id'].readme.$get({ param: { id } })),
     /** A release's images archives (full and deltas) and its bundles counted by state. */
     status: (releaseId: string) => send(v1.releases[':id']['bundle-status'].$get({ param: { id: releaseId } })),
+  },
+  /** Invitations: the only way in for a new person (or one from another organisation). */
+  invites: {
+    list: () => send(v1.invites.$get()),
+    create: (json: InviteInput) => send(v1.invites.$post({ json })),
+    revoke: (id: string) => send(v1.invites[':id'].$delete({ param: { id } })),
+    /** For the join page, before signing in: the token in the link is the proof. */
+    lookup: (token: string) => send(v1.invites.lookup.$post({ json: { token } }), { mayBeSignedOut: true }),
+    accept: (json: { token: string; password: string; name?: string; language?: Language }) =>
+      send(v1.invites.accept.$post({ json }), { mayBeSignedOut: true }),
+  },
+  /** Problems a coordinator reports from a site; the ministry reads and resolves them on the site page. */
+  problems: {
+    list: (siteId: string, open = false) => send(v1.sites[':id'].problems.$get({ param: { id: siteId }, query: open ? { open: 'true' } : {} })),
+    report: (siteId: string, json: { description: string; errorText?: string }) => send(v1.sites[':id'].problems.$post({ param: { id: siteId }, json })),
+    resolve: (siteId: string, problemId: string) => send(v1.sites[':id'].problems[':problemId'].resolve.$post({ param: { id: siteId, problemId } })),
   },
   signingKeys: {
     /** The active key first, then the retired ones. */
@@ -371,7 +414,7 @@ function uploadFile(path: string, file: Blob, contentType: string, opts: UploadO
     xhr.responseType = 'text';
     xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
     xhr.upload.onload = () => opts.onUploaded?.();
-    xhr.onerror = () => reject(new ApiError(0, 'NETWORK', 'The upload was interrupted. Check the connection and try again.'));
+    xhr.onerror = () => reject(new ApiError(0, 'NETWORK', get(t)('errors.uploadInterrupted')));
     xhr.onabort = () => reject(new ApiError(0, 'ABORTED', opts.cancelled));
     xhr.onload = () => {
       let body: unknown = null;
@@ -395,7 +438,7 @@ export interface ImportOptions extends UploadOptions {
  */
 async function importCsv(file: Blob, opts: ImportOptions): Promise<ImportOutcome> {
   const path = v1.sites.import.$path({ query: { mode: opts.mode, ...(opts.dryRun ? { dryRun: 'true' as const } : {}) } });
-  const { status, body } = await uploadFile(path, file, 'text/csv; charset=utf-8', { ...opts, cancelled: 'The upload was cancelled. Nothing was imported.' });
+  const { status, body } = await uploadFile(path, file, 'text/csv; charset=utf-8', { ...opts, cancelled: get(t)('errors.uploadCancelledCsv') });
   if (status === 200) return { report: body as ImportReport, refused: false };
   const err = ApiError.fromEnvelope(status, body);
   if (status === 422 && isImportReport(err.details)) return { report: err.details, refused: true };
@@ -406,7 +449,7 @@ async function importCsv(file: Blob, opts: ImportOptions): Promise<ImportOutcome
 async function uploadContentPackage(file: Blob, opts: UploadOptions & { name: string; version: string }): Promise<ContentPackage> {
   const path = v1['content-packages'].$path({ query: { name: opts.name, version: opts.version } });
   const { status, body } = await uploadFile(path, file, 'application/zip',
-    { ...opts, cancelled: 'The upload was cancelled. No package was added.' });
+    { ...opts, cancelled: get(t)('errors.uploadCancelledPackage') });
   if (status >= 200 && status < 300) return body as ContentPackage;
   throw ApiError.fromEnvelope(status, body);
 }

@@ -1,5 +1,6 @@
 import type { Role } from '$lib/api';
-import { currentLocale } from '$lib/i18n';
+import { get } from 'svelte/store';
+import { currentLocale, t } from '$lib/i18n';
 
 /**
  * Intl formatters follow the app's language (not the browser's), so a French page says
@@ -27,20 +28,20 @@ export function formatDate(iso: string | null | undefined, empty = '—'): strin
 }
 
 export const ROLE_LABELS: Record<Role, string> = {
-  owner: 'Owner',
-  admin: 'Admin',
-  operator: 'Operator',
-  viewer: 'Viewer',
-  coordinator: 'Coordinator',
+  owner: 'states.role.owner',
+  admin: 'states.role.admin',
+  operator: 'states.role.operator',
+  viewer: 'states.role.viewer',
+  coordinator: 'states.role.coordinator',
 };
 
 /** One line per role, for role pickers. */
 export const ROLE_HINTS: Record<Role, string> = {
-  owner: 'everything, including the organisation',
-  admin: 'people, API tokens and the fleet',
-  operator: 'releases, bundles and rollouts',
-  viewer: 'read only',
-  coordinator: 'their own sites only',
+  owner: 'states.roleHint.owner',
+  admin: 'states.roleHint.admin',
+  operator: 'states.roleHint.operator',
+  viewer: 'states.roleHint.viewer',
+  coordinator: 'states.roleHint.coordinator',
 };
 
 const relative = formatter((l) => new Intl.RelativeTimeFormat(l, { numeric: 'auto' }));
@@ -50,14 +51,14 @@ const RELATIVE_STEPS: [Intl.RelativeTimeFormatUnit, number][] = [
 ];
 
 /** "3 days ago", "in 2 hours", "just now"; pair it with formatDateTime in a title for the exact time. */
-export function formatRelative(iso: string | null | undefined, empty = 'Never', now = Date.now()): string {
-  if (!iso) return empty;
+export function formatRelative(iso: string | null | undefined, empty?: string, now = Date.now()): string {
+  if (!iso) return empty ?? get(t)('common.never');
   const diff = Date.parse(iso) - now;
-  if (Math.abs(diff) < 60_000) return 'just now';
+  if (Math.abs(diff) < 60_000) return get(t)('common.justNow');
   for (const [unit, ms] of RELATIVE_STEPS) {
     if (Math.abs(diff) >= ms) return relative().format(Math.trunc(diff / ms), unit);
   }
-  return 'just now';
+  return get(t)('common.justNow');
 }
 
 const dayMonth = formatter((l) => new Intl.DateTimeFormat(l, { day: 'numeric', month: 'short' }));
@@ -68,7 +69,7 @@ const hourMinute = formatter((l) => new Intl.DateTimeFormat(l, { hour: '2-digit'
 export function formatDayAndTime(iso: string): string {
   const d = new Date(iso);
   const day = d.getFullYear() === new Date().getFullYear() ? dayMonth().format(d) : dayMonthYear().format(d);
-  return `${day} at ${hourMinute().format(d)}`;
+  return get(t)('common.dayAtTime', { values: { day, time: hourMinute().format(d) } });
 }
 
 const count = formatter((l) => new Intl.NumberFormat(l));
@@ -89,7 +90,7 @@ export function formatBytes(n: number | null | undefined, empty = '—'): string
   let v = n;
   let i = 0;
   while (v >= 1024 && i < UNITS.length - 1) { v /= 1024; i++; }
-  return i === 0 ? `${v} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${UNITS[i]}`;
+  return i === 0 ? get(t)('common.bytes', { values: { n: formatCount(v) } }) : `${formatCount(Number(v.toFixed(v < 10 ? 1 : 0)))} ${UNITS[i]}`;
 }
 
 /** A link speed as people quote it: "256 kbit/s", "1 Mbit/s", "2.5 Mbit/s". */
@@ -101,18 +102,19 @@ export function formatBandwidth(kbps: number): string {
 
 /** A rough duration for a download: "under a minute", "about 20 min", "about 2.5 h", "about 3 days". */
 export function formatDuration(seconds: number): string {
-  if (seconds < 60) return 'under a minute';
+  const tr = get(t);
+  if (seconds < 60) return tr('common.duration.underMinute');
   const minutes = seconds / 60;
-  if (minutes < 60) return `about ${Math.ceil(minutes)} min`;
+  if (minutes < 60) return tr('common.duration.minutes', { values: { n: formatCount(Math.ceil(minutes)) } });
   const hours = minutes / 60;
-  if (hours < 10) return `about ${Math.round(hours * 2) / 2} h`;
-  if (hours < 48) return `about ${Math.round(hours)} h`;
-  return `about ${Math.round(hours / 24)} days`;
+  if (hours < 10) return tr('common.duration.hours', { values: { n: formatCount(Math.round(hours * 2) / 2) } });
+  if (hours < 48) return tr('common.duration.hours', { values: { n: formatCount(Math.round(hours)) } });
+  return tr('common.duration.days', { values: { n: formatCount(Math.round(hours / 24)) } });
 }
 
 /** "about 3 h at 1 Mbit/s", or null when the site's bandwidth is not known. */
 export function formatDownloadTime(seconds: number | null, kbps: number | null): string | null {
-  return seconds === null || !kbps ? null : `${formatDuration(seconds)} at ${formatBandwidth(kbps)}`;
+  return seconds === null || !kbps ? null : get(t)('common.durationAt', { values: { duration: formatDuration(seconds), speed: formatBandwidth(kbps) } });
 }
 
 const percent = formatter((l) => new Intl.NumberFormat(l, { style: 'percent', maximumFractionDigits: 0 }));

@@ -1,5 +1,6 @@
 import { goto } from '$app/navigation';
 import { api, ApiError, canManageOrg as roleCanManageOrg, configureApi, type Me } from '$lib/api';
+import { useLocale } from '$lib/i18n';
 
 /** Who is signed in, loaded from GET /api/v1/me once at startup and replaced on sign-in. */
 export class Session {
@@ -53,6 +54,8 @@ export class Session {
   }
 
   #set(me: Me | null): Me | null {
+    // The person's saved language wins over this device's and the browser's.
+    if (me?.user?.language) void useLocale(me.user.language);
     this.me = me;
     this.loaded = true;
     this.#pending = null;
@@ -78,4 +81,9 @@ export function loginPath(next?: string): string {
 /** Where to go after signing in: only paths on this site, never another origin. */
 export function safeNext(next: string | null): string {
   return next && /^\/(?![/\\])/.test(next) && !next.startsWith('/login') ? next : '/';
+}
+
+/** A coordinator's start page is their own sites; everyone else's is the fleet. */
+export function homeFor(me: Me | null): string {
+  return me?.role === 'coordinator' ? '/my' : '/';
 }

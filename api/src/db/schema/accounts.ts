@@ -20,6 +20,8 @@ export const users = pgTable('users', {
   email: text('email').notNull().unique(),
   name: text('name').notNull().default(''),
   passwordHash: text('password_hash').notNull(),
+  // The person's language for the web app (en|fr|pt); null until they choose (the browser's is used).
+  language: text('language').$type<'en' | 'fr' | 'pt'>(),
   disabledAt: timestamp('disabled_at', { withTimezone: true, precision: 3 }),
   createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 });

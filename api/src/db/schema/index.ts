@@ -7,3 +7,4 @@ export * from './enrolments.ts';
 export * from './rollouts.ts';
 export * from './blob-holders.ts';
 export * from './login-throttles.ts';
+export * from './coordinators.ts';

@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, count, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
-import { loginAttempts, loginThrottles, memberships, organizations, sessions, users } from '../../db/schema/index.ts';
+import { loginAttempts, loginThrottles, memberships, organizations, sessions, users, type Role } from '../../db/schema/index.ts';
 import { DUMMY_HASH, verifyPassword } from '../../lib/password.ts';
 import { randomToken, sha256Hex } from '../../lib/crypto.ts';
 import { TooManyRequestsError, UnauthenticatedError } from '../../lib/errors.ts';
@@ -96,21 +96,37 @@ export async function login({ db, input, requestId, clientAddress = 'unknown', n
   }
 
   await releaseSlots(db, { reset: [pairKey, emailKey], refund: [addressKey] });
-  const token = randomToken();
   return db.transaction(async (tx) => {
     await tx.insert(loginAttempts).values({ email, succeeded: 1, at: now });
-    const [session] = await tx.insert(sessions).values({
-      tokenHash: await sha256Hex(token),
-      userId: user.id,
-      orgId: membership.orgId,
-      expiresAt: new Date(now.getTime() + SESSION_TTL_MS),
-    }).returning({ id: sessions.id, expiresAt: sessions.expiresAt });
-    await recordAudit(
-      { db: tx as unknown as Db, orgId: membership.orgId, actor: { userId: user.id, tokenId: null, role: membership.role }, requestId },
-      { action: 'session.login', objectType: 'user', objectId: user.id },
-    );
-    return { token, csrfToken: await csrfFor(token), expiresAt: session!.expiresAt, userId: user.id, orgId: membership.orgId };
+    return openSession(tx as unknown as Db, { userId: user.id, orgId: membership.orgId, role: membership.role, requestId, now });
   });
+}
+
+/** Failed sign-ins for this e-mail within the window (also counted by invite acceptance, which checks a password). */
+export async function assertNotThrottled(db: Db, email: string, now = new Date()) {
+  const since = new Date(now.getTime() - LOGIN_WINDOW_MS);
+  const [{ failures } = { failures: 0 }] = await db
+    .select({ failures: count() })
+    .from(loginAttempts)
+    .where(and(eq(loginAttempts.email, email), eq(loginAttempts.succeeded, 0), gt(loginAttempts.at, since)));
+  if (failures >= LOGIN_MAX_FAILURES) {
+    throw new TooManyRequestsError('Too many failed sign-ins for this account. Wait 15 minutes and try again.', LOGIN_WINDOW_MS / 1000);
+  }
+}
+
+/** Opens a session for a member (inside the caller's transaction) and audits the sign-in. */
+export async function openSession(db: Db, { userId, orgId, role, requestId, now = new Date() }: {
+  userId: string; orgId: string; role: Role; requestId?: string; now?: Date;
+}) {
+  const token = randomToken();
+  const [session] = await db.insert(sessions).values({
+    tokenHash: await sha256Hex(token), userId, orgId, expiresAt: new Date(now.getTime() + SESSION_TTL_MS),
+  }).returning({ id: sessions.id, expiresAt: sessions.expiresAt });
+  await recordAudit(
+    { db, orgId, actor: { userId, tokenId: null, role }, requestId },
+    { action: 'session.login', objectType: 'user', objectId: userId },
+  );
+  return { token, csrfToken: await csrfFor(token), expiresAt: session!.expiresAt, userId, orgId };
 }
 
 /** The CSRF token is derived from the session token, so it needs no storage and dies with the session. */

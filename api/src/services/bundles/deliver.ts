@@ -105,7 +105,7 @@ async function markPartsMissing(ctx: ServiceCtx, row: Loaded, archiveId: string 
  * content package and images archive, read from the object store as the bytes are sent. Each GET
  * is recorded (who, when, which bytes, whether the body was sent to the end).
  */
-export async function downloadBundle({ ctx, store, input }: { ctx: ServiceCtx; store: BlobStore; input: { id: string; request: StitchedRequest } }): Promise<Response> {
+export async function downloadBundle({ ctx, store, input }: { ctx: ServiceCtx; store: BlobStore; input: { id: string; request: StitchedRequest; record?: boolean } }): Promise<Response> {
   const row = await loadBundle(ctx, input.id);
   const parts = await locateParts(ctx, row);
   // The site part is read whole just below (its size is checked there); the shared ones are looked at.
@@ -125,7 +125,8 @@ export async function downloadBundle({ ctx, store, input }: { ctx: ServiceCtx; s
     store, plan: stitchPlan({ sitePartSize: sitePart.length, shared }), sitePart, shared: parts.shared,
     etag: row.bundle.etag ?? parts.sitePart.sha256, fileName: bundleFileName(row.siteCode, row.version), request: input.request,
   });
-  if (input.request.method !== 'GET' || (response.status !== 200 && response.status !== 206) || !response.body) return response;
+  // record: false reads the bytes for Outpost itself (e.g. to work out the checksum): not a download.
+  if (input.record === false || input.request.method !== 'GET' || (response.status !== 200 && response.status !== 206) || !response.body) return response;
 
   const length = Number(response.headers.get('Content-Length'));
   const range = /^bytes (\d+)-(\d+)\//.exec(response.headers.get('Content-Range') ?? '');

@@ -1,7 +1,11 @@
 import { redirect } from '@sveltejs/kit';
-import { safeNext, session } from '$lib/session.svelte';
+import { homeFor, safeNext, session } from '$lib/session.svelte';
 
 export async function load({ url }) {
   // Already signed in: nothing to do here.
-  if (await session.load()) redirect(307, safeNext(url.searchParams.get('next')));
+  const me = await session.load();
+  if (me) {
+    const next = safeNext(url.searchParams.get('next'));
+    redirect(307, next === '/' ? homeFor(me) : next);
+  }
 }

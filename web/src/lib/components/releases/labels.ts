@@ -1,18 +1,20 @@
+import { get } from 'svelte/store';
+import { t } from '$lib/i18n';
 import type { ReleaseState } from '$lib/api';
 
 export const STATE_LABELS: Record<ReleaseState, string> = {
-  draft: 'Draft',
-  published: 'Published',
-  deprecated: 'Deprecated',
-  revoked: 'Revoked',
+  draft: 'states.release.draft',
+  published: 'states.release.published',
+  deprecated: 'states.release.deprecated',
+  revoked: 'states.release.revoked',
 };
 
 /** One line per state, in plain words. */
 export const STATE_HINTS: Record<ReleaseState, string> = {
-  draft: 'being prepared: can still change, cannot be rolled out',
-  published: 'fixed for good: can be bundled and rolled out',
-  deprecated: 'still installable, but a newer release should be used',
-  revoked: 'never bundled or rolled out again; sites on it need another release',
+  draft: 'states.releaseHint.draft',
+  published: 'states.releaseHint.published',
+  deprecated: 'states.releaseHint.deprecated',
+  revoked: 'states.releaseHint.revoked',
 };
 
 export const RELEASE_STATES = Object.keys(STATE_LABELS) as ReleaseState[];
@@ -27,5 +29,5 @@ export function shortDigest(digest: string): string {
 
 /** "3 versions behind", "1 version behind", "latest". */
 export function behindWords(n: number): string {
-  return n === 0 ? 'Latest' : `${n} ${n === 1 ? 'version' : 'versions'} behind`;
+  return n === 0 ? get(t)('releases.latest') : get(t)('releases.versionsBehind', { values: { count: n } });
 }

@@ -1,4 +1,6 @@
 import { error } from '@sveltejs/kit';
+import { get } from 'svelte/store';
+import { t } from '$lib/i18n';
 import { api, ApiError } from '$lib/api';
 
 export async function load({ params, parent }) {
@@ -9,7 +11,7 @@ export async function load({ params, parent }) {
   } catch (err) {
     // Another organisation's site, one not assigned to this coordinator, or a malformed id: all "not found".
     if (err instanceof ApiError && (err.status === 404 || err.status === 400)) {
-      error(404, 'There is no such site in this organisation, or it is not one of yours.');
+      error(404, get(t)('errors.noSuchSite'));
     }
     throw err;
   }
