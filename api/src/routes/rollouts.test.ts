@@ -43,6 +43,38 @@ describe.each(TEST_DRIVERS)('rollout plans on %s', (driver) => {
   });
 
   describe('happy', () => {
+    it("should list coordinators' open problems at the rollout's sites first, in the CSV too, until resolved", async () => {
+      const { org, r2, sites } = await fleet();
+      const admin = withToken(t.app, (await makeApiToken(h.db, org.id, 'admin')).token);
+      const created = await admin('/api/v1/rollouts', { method: 'POST', json: plan(r2.id) });
+      expect(created.status).toBe(201);
+      const { id } = await created.json();
+      const report = async (siteId: string, description: string) => {
+        const res = await admin(`/api/v1/sites/${siteId}/problems`, { method: 'POST', json: { description, errorText: 'install: the disk is full' } });
+        expect(res.status).toBe(201);
+        return (await res.json()).id as string;
+      };
+      const problemId = await report(sites[0]!.id, 'The install stopped half way');
+      // A site of another organisation's making is not in this rollout: its problem is not listed.
+      const stranger = await makeOrg(h.db);
+      const strangerSite = await makeSite(h.db, stranger.id, { code: 'S000' });
+      const strangerApi = withToken(t.app, (await makeApiToken(h.db, stranger.id, 'admin')).token);
+      expect((await strangerApi(`/api/v1/sites/${strangerSite.id}/problems`, { method: 'POST', json: { description: 'Elsewhere' } })).status).toBe(201);
+
+      const list = await (await admin(`/api/v1/rollouts/${id}/attention?limit=50`)).json();
+      const problems = list.items.filter((i: { kind: string }) => i.kind === 'problem_report');
+      expect(problems.map((i: { code: string; reason: string; wave: string }) => [i.code, i.reason, i.wave]))
+        .toEqual([['S000', 'The install stopped half way — install: the disk is full', 'Pilot']]);
+      expect(list.items[0].kind).toBe('problem_report');
+      const csv = await (await admin(`/api/v1/rollouts/${id}/attention.csv`)).text();
+      expect(csv.split('\r\n').filter((l) => l.includes('problem_report'))).toHaveLength(1);
+      expect(csv).toContain('The install stopped half way — install: the disk is full');
+
+      expect((await admin(`/api/v1/sites/${sites[0]!.id}/problems/${problemId}/resolve`, { method: 'POST' })).status).toBe(200);
+      const after = await (await admin(`/api/v1/rollouts/${id}/attention?limit=50`)).json();
+      expect(after.items.filter((i: { kind: string }) => i.kind === 'problem_report')).toEqual([]);
+    });
+
     it('should preview sites per wave, bytes, sneakernet sites and sites already on the release, writing nothing', async () => {
       const { api, r2 } = await fleet();
       const res = await api('/api/v1/rollouts/preview', { method: 'POST', json: plan(r2.id) });

@@ -8,9 +8,8 @@ import { loadRollout } from './view.ts';
 export const SILENT_DAYS = 3;
 
 /**
- * Why a site needs attention. `problem_report` is reserved for problems coordinators report from
- * the field (the coordinator journey adds them): a provider registered with `registerAttentionSource`
- * returns them and they are listed with the rest.
+ * Why a site needs attention. `problem_report`: a coordinator reported a problem at one of the
+ * rollout's sites since the rollout started, and nobody has marked it resolved yet.
  */
 export type AttentionKind = 'failed' | 'rolled_back' | 'overdue' | 'silent' | 'problem_report';
 
@@ -23,16 +22,14 @@ export interface AttentionItem {
   download: { bundleState: string | null; downloadedBytes: number; complete: boolean; lastAt: string | null };
 }
 
-type AttentionSource = (ctx: ServiceCtx, rolloutId: string, now: Date) => Promise<AttentionItem[]>;
-const sources: AttentionSource[] = [];
-/** Extension point for other kinds of attention (coordinators' problem reports). */
-export function registerAttentionSource(source: AttentionSource) { sources.push(source); }
 
 interface Row {
   site_id: string; code: string; name: string; region: string | null; district: string | null; connectivity: string;
   contact_name: string | null; contact_phone: string | null; wave: string; state: string; reason: string | null; since: string | Date;
   reported_version: string | null; reported_status: string | null; reported_at: string | Date | null;
   bundle_state: string | null; bytes: string | number | null; complete: boolean | null; last_download: string | Date | null;
+  /** Set on a coordinator's problem report: what they wrote, and what the site's screen said. */
+  problem?: string | null;
 }
 
 const PAGE = 1000;
@@ -60,32 +57,60 @@ async function page(ctx: ServiceCtx, rolloutId: string, releaseId: string, now: 
     from pick p
     join rollout_waves w on w.id = p.wave_id
     join sites s on s.id = p.site_id
+    ${downloadOf(releaseId)}
+    order by p.code`);
+  return (result as unknown as { rows: Row[] }).rows;
+}
+
+/** The site's latest bundle of the release and what of it was downloaded (`p.site_id` is the site). */
+function downloadOf(releaseId: string) {
+  return sql`
     left join lateral (select b.id, b.state from bundles b where b.site_id = p.site_id and b.release_id = ${releaseId}
       order by b.created_at desc limit 1) b on true
     left join lateral (select coalesce(sum(x.bytes), 0) as bytes, bool_or(x.complete) as complete, max(x.created_at) as last_download
-      from bundle_downloads x where x.bundle_id = b.id) d on true
-    order by p.code`);
+      from bundle_downloads x where x.bundle_id = b.id) d on true`;
+}
+
+/** Open problems coordinators reported at the rollout's sites since it started, newest first (a few at most). */
+async function problemRows(ctx: ServiceCtx, rolloutId: string, releaseId: string, since: Date) {
+  const result = await ctx.db.execute(sql`
+    select s.id as site_id, s.code, s.name, s.region, s.district, s.connectivity, s.contact_name, s.contact_phone,
+      w.name as wave, t.state, null as reason, p.created_at as since, s.reported_version, s.reported_status, s.reported_at,
+      b.state as bundle_state, d.bytes, d.complete, d.last_download,
+      p.description || case when p.error_text <> '' then ' — ' || p.error_text else '' end as problem
+    from site_problems p
+    join rollout_targets t on t.site_id = p.site_id and t.rollout_id = ${rolloutId} and t.org_id = ${ctx.orgId}
+    join rollout_waves w on w.id = t.wave_id
+    join sites s on s.id = p.site_id
+    ${downloadOf(releaseId)}
+    where p.org_id = ${ctx.orgId} and p.resolved_at is null and p.created_at >= ${since.toISOString()}::timestamptz
+    order by p.created_at desc
+    limit 200`);
   return (result as unknown as { rows: Row[] }).rows;
 }
 
 const isoOf = (v: string | Date | null) => (v === null ? null : new Date(v).toISOString());
 
 function toItem(r: Row): AttentionItem {
-  const kind: AttentionKind = r.state === 'failed' || r.state === 'rolled_back' || r.state === 'overdue' ? r.state : 'silent';
+  const kind: AttentionKind = r.problem != null ? 'problem_report'
+    : r.state === 'failed' || r.state === 'rolled_back' || r.state === 'overdue' ? r.state : 'silent';
   return {
     kind, siteId: r.site_id, code: r.code, name: r.name, region: r.region, district: r.district, connectivity: r.connectivity,
-    contactName: r.contact_name, contactPhone: r.contact_phone, wave: r.wave, targetState: r.state, reason: r.reason, since: isoOf(r.since)!,
+    contactName: r.contact_name, contactPhone: r.contact_phone, wave: r.wave, targetState: r.state, reason: r.problem ?? r.reason, since: isoOf(r.since)!,
     lastReport: { version: r.reported_version, status: r.reported_status, at: isoOf(r.reported_at) },
     download: { bundleState: r.bundle_state, downloadedBytes: Number(r.bytes ?? 0), complete: r.complete ?? false, lastAt: isoOf(r.last_download) },
   };
 }
 
-/** The sites of a rollout needing attention — failed, rolled back, overdue, silent — with their last report and download. */
+/**
+ * The sites of a rollout needing attention — problems coordinators reported (first page only), then
+ * failed, rolled back, overdue, silent — with their last report and download.
+ */
 export async function listAttention({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string; limit: number; after?: string }; now?: Date }) {
   const r = await loadRollout(ctx, input.id);
   const rows = await page(ctx, r.id, r.releaseId, now, input.after ?? null, input.limit + 1);
-  const extra = (await Promise.all(sources.map((s) => s(ctx, r.id, now)))).flat();
-  const items = [...rows.slice(0, input.limit).map(toItem), ...extra];
+  const problems = input.after === undefined ? (await problemRows(ctx, r.id, r.releaseId, r.createdAt)).map(toItem) : [];
+  const items = [...problems, ...rows.slice(0, input.limit).map(toItem)];
   return { items, nextAfter: rows.length > input.limit ? rows[input.limit - 1]!.code : null };
 }
 
@@ -98,18 +123,26 @@ export async function exportAttentionCsv({ ctx, input, now = new Date() }: { ctx
   const encoder = new TextEncoder();
   const opts = { record_delimiter: 'windows', eof: true } as const;
   const text = (v: string | null) => (v === null ? '' : escapeCell(v));
+  const csvRow = (i: AttentionItem) => [
+    text(i.code), text(i.name), text(i.region), text(i.district), i.connectivity, text(i.contactName), text(i.contactPhone), text(i.wave),
+    i.kind, i.targetState, text(i.reason), i.since, text(i.lastReport.version), text(i.lastReport.status), i.lastReport.at ?? '',
+    i.download.bundleState ?? '', i.download.downloadedBytes, i.download.complete ? 'yes' : 'no',
+  ];
   let after: string | null = null;
   let started = false;
   const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      if (!started) { started = true; controller.enqueue(encoder.encode(`\uFEFF${stringify([ATTENTION_COLUMNS], opts)}`)); return; }
-      const rows = await page(ctx, r.id, r.releaseId, now, after, PAGE);
+      let rows: Row[];
+      if (!started) {
+        started = true;
+        rows = await problemRows(ctx, r.id, r.releaseId, r.createdAt);
+        controller.enqueue(encoder.encode(`\uFEFF${stringify([ATTENTION_COLUMNS], opts)}`));
+        if (rows.length) controller.enqueue(encoder.encode(stringify(rows.map(toItem).map(csvRow), opts)));
+        return;
+      }
+      rows = await page(ctx, r.id, r.releaseId, now, after, PAGE);
       if (rows.length) {
-        controller.enqueue(encoder.encode(stringify(rows.map(toItem).map((i) => [
-          text(i.code), text(i.name), text(i.region), text(i.district), i.connectivity, text(i.contactName), text(i.contactPhone), text(i.wave),
-          i.kind, i.targetState, text(i.reason), i.since, text(i.lastReport.version), text(i.lastReport.status), i.lastReport.at ?? '',
-          i.download.bundleState ?? '', i.download.downloadedBytes, i.download.complete ? 'yes' : 'no',
-        ]), opts)));
+        controller.enqueue(encoder.encode(stringify(rows.map(toItem).map(csvRow), opts)));
         after = rows[rows.length - 1]!.code;
       }
       if (rows.length < PAGE) controller.close();
