@@ -5,7 +5,7 @@ import { makeTestApp } from '../test/app.ts';
 import { makeApiToken, makeOrg, makeRelease, makeSite, makeUser } from '../test/factories.ts';
 import { expectEnvelope, signIn, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
-import { auditLog, releases, rollouts, rolloutTargets, rolloutWaves } from '../db/schema/index.ts';
+import { auditLog, coordinatorSites, releases, rollouts, rolloutTargets, rolloutWaves } from '../db/schema/index.ts';
 
 const hours = (h: number) => new Date(Date.now() + h * 3_600_000).toISOString();
 
@@ -264,6 +264,33 @@ describe.each(TEST_DRIVERS)('rollout plans on %s', (driver) => {
       await expectEnvelope(await viewer('/api/v1/webhooks'), 403, 'FORBIDDEN');
       await expectEnvelope(await api('/api/v1/webhooks'), 403, 'FORBIDDEN');
       await expectEnvelope(await t.app.request(`/api/v1/rollouts/${id}`), 401, 'UNAUTHENTICATED');
+    });
+
+    it("should tell anyone who sees a site its live rollout's wave and deadline, coordinators of that site only", async () => {
+      const { org, r2, api, sites } = await fleet();
+      const { id } = await (await api('/api/v1/rollouts', { method: 'POST', json: plan(r2.id) })).json();
+      const [pilot] = await h.db.select().from(rolloutWaves).where(eq(rolloutWaves.rolloutId, id)).orderBy(rolloutWaves.position).limit(1);
+      const coord = await makeUser(h.db, org.id, 'coordinator');
+      await h.db.insert(coordinatorSites).values({ orgId: org.id, userId: coord.id, siteId: sites[0]!.id });
+      const browser = await signIn(t.app, coord.email, coord.password);
+      const mine = await browser.request(`/api/v1/sites/${sites[0]!.id}/rollout`);
+      expect(mine.status).toBe(200);
+      expect((await mine.json()).rollout).toEqual({
+        name: 'Spring update', state: 'scheduled', version: '2.0.0', wave: 'Pilot', waveState: 'pending',
+        startsAt: pilot!.startsAt.toISOString(), deadlineAt: pilot!.deadlineAt.toISOString(), targetState: 'pending',
+      });
+      // Not the coordinator's site, another organisation's site: not found, whatever it is in.
+      await expectEnvelope(await browser.request(`/api/v1/sites/${sites[1]!.id}/rollout`), 404, 'NOT_FOUND');
+      const other = await makeOrg(h.db);
+      const otherApi = withToken(t.app, (await makeApiToken(h.db, other.id, 'admin')).token);
+      await expectEnvelope(await otherApi(`/api/v1/sites/${sites[0]!.id}/rollout`), 404, 'NOT_FOUND');
+      await expectEnvelope(await t.app.request(`/api/v1/sites/${sites[0]!.id}/rollout`), 401, 'UNAUTHENTICATED');
+      await expectEnvelope(await api('/api/v1/sites/not-a-uuid/rollout'), 400, 'VALIDATION_FAILED');
+      // A site in no live rollout: null. Cancelled, the rollout no longer holds its sites.
+      const lone = await makeSite(h.db, org.id, { code: 'LONE' });
+      expect((await (await api(`/api/v1/sites/${lone.id}/rollout`)).json()).rollout).toBeNull();
+      expect((await api(`/api/v1/rollouts/${id}/cancel`, { method: 'POST' })).status).toBe(200);
+      expect((await (await browser.request(`/api/v1/sites/${sites[0]!.id}/rollout`)).json()).rollout).toBeNull();
     });
 
     it('should keep webhooks and blackout dates to their organisation, and refuse bad ones', async () => {

@@ -1,4 +1,5 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import { createMiddleware } from 'hono/factory';
 import type { AppEnv, AppContext } from './env.ts';
 import { errors, IdParam, jsonBody, jsonResponse } from './schemas.ts';
 import { authenticate, serviceCtx } from './auth-middleware.ts';
@@ -11,6 +12,7 @@ import { getRollout, listRollouts } from '../services/rollouts/view.ts';
 import { exportAttentionCsv, listAttention } from '../services/rollouts/attention.ts';
 import { advanceRollout, cancelRollout, excludeSite, pauseRollout, resumeRollout, retryTargets, scheduleDraft } from '../services/rollouts/controls.ts';
 import { rollbackRollout } from '../services/rollouts/rollback.ts';
+import { siteRollout } from '../services/rollouts/site-rollout.ts';
 import { TARGET_STATES, ROLLOUT_STATES, WAVE_STATES } from '../services/rollouts/machine.ts';
 import { addBlackout, deleteBlackout, listBlackouts } from '../services/rollouts/blackouts.ts';
 import { createWebhook, deleteWebhook, listDeliveries, listWebhooks, WEBHOOK_EVENTS } from '../services/rollouts/webhooks.ts';
@@ -80,6 +82,15 @@ const Delivery = z.object({
 
 const base = new OpenAPIHono<AppEnv>();
 for (const p of ['/rollouts', '/rollouts/*', '/blackout-dates', '/blackout-dates/*', '/webhooks', '/webhooks/*']) base.use(p, authenticate);
+// routes/sites.ts may have authenticated /sites/* already; once is enough.
+base.use('/sites/:id/rollout', createMiddleware<AppEnv>((c, next) => (c.get('principal') ? next() : authenticate(c, next))));
+
+const SiteRollout = z.object({
+  rollout: z.object({
+    name: z.string(), state: z.enum(ROLLOUT_STATES), version: z.string(), wave: z.string(), waveState: z.enum(WAVE_STATES),
+    startsAt: z.string(), deadlineAt: z.string(), targetState: z.enum(TARGET_STATES),
+  }).nullable().openapi({ description: 'The live rollout the site is in (scheduled, running or paused), or null' }),
+}).openapi('SiteRollout');
 
 // Control bodies are optional and read by optionalJson (below); the schema here documents them.
 const control = <P extends string>(path: P, summary: string) => createRoute({
@@ -95,6 +106,12 @@ const controlWithBody = <P extends string, B extends z.ZodType>(path: P, summary
 const ResumeInput = z.object({ deadlineAt: z.iso.datetime({ offset: true }).optional() }).strict();
 
 export const rolloutRoutes = base
+  .openapi(createRoute({
+    method: 'get', path: '/sites/{id}/rollout', tags: ['rollouts'],
+    summary: "The live rollout a site is in: release, wave, start and deadline (anyone who sees the site, coordinators included)",
+    request: { params: IdParam },
+    responses: { 200: jsonResponse(SiteRollout, 'The rollout, or null'), ...errors(401, 404) },
+  }), async (c) => c.json(await siteRollout({ ctx: serviceCtx(c, 'fleet:read'), input: { siteId: c.req.valid('param').id } }), 200))
   .openapi(createRoute({
     method: 'post', path: '/rollouts/preview', tags: ['rollouts'], summary: 'What a plan would do: sites per wave, bytes and download times, sneakernet sites, conflicts (nothing is written)',
     request: { body: jsonBody(PlanInput) },

@@ -167,6 +167,8 @@ export const api = {
     /** Values for the filter pickers; districts narrowed to a region when one is given. */
     facets: (region?: string) => send(v1.sites.facets.$get({ query: region ? { region } : {} })),
     get: (id: string) => send(v1.sites[':id'].$get({ param: { id } })),
+    /** The live rollout the site is in (wave, start, deadline), or null; coordinators may ask for their sites. */
+    rollout: (id: string) => send(v1.sites[':id'].rollout.$get({ param: { id } })),
     /** Exact counts per status, version and region, in one request. */
     summary: () => send(v1.sites.summary.$get({ query: {} })),
     create: (json: NewSite) => send(v1.sites.$post({ json })),
@@ -463,6 +465,7 @@ export type ApiToken = Awaited<ReturnType<typeof api.tokens.list>>['items'][numb
 export type NewApiToken = Awaited<ReturnType<typeof api.tokens.create>>;
 export type AuditEntry = Awaited<ReturnType<typeof api.audit.list>>['items'][number];
 export type Site = Awaited<ReturnType<typeof api.sites.get>>;
+export type SiteRollout = Awaited<ReturnType<typeof api.sites.rollout>>['rollout'];
 export type SitePage = Awaited<ReturnType<typeof api.sites.list>>;
 export type SiteFacets = Awaited<ReturnType<typeof api.sites.facets>>;
 export type SiteReport = Awaited<ReturnType<typeof api.sites.reports>>['items'][number];
