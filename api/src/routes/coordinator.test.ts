@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { count, eq, sql } from 'drizzle-orm';
-import { buildTestImage, pushImage, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
+import { buildTestImage, pushImage, startRegistry, testRegistryPolicy, type TestRegistry } from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
 import { makeTestApp } from '../test/app.ts';
 import { makeApiToken, makeOrg, makeSite, makeUser } from '../test/factories.ts';
@@ -49,7 +49,7 @@ describe.each(TEST_DRIVERS)('coordinator bundle routes on %s', (driver) => {
   beforeAll(async () => {
     h = await createTestDb(driver);
     t = await makeTestApp(h);
-    worker = new BundleWorker({ db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: () => {}, registry: { retries: 0, backoffMs: 10, timeoutMs: 5000 }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 10 });
+    worker = new BundleWorker({ db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: () => {}, registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 10 });
     // curl needs a real socket: the same app served on loopback.
     server = serve({ fetch: t.app.fetch, hostname: '127.0.0.1', port: 0 });
     await new Promise((r) => server.once('listening', r));
