@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseAllowInsecure } from '@outpost/bundler';
+import { allowInsecureRegistries } from './lib/env-fields.ts';
 
 const bool = z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v));
 
@@ -34,18 +34,7 @@ export const NodeEnv = z.object({
   OUTPOST_PUBLIC_URL: z.url().optional(),
   /** How long a worker holds a build job without renewing; a dead worker's jobs are taken up after it. */
   OUTPOST_WORKER_LEASE_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
-  /**
-   * `host:port` list of self-hosted registries the server may reach over plain HTTP or at loopback,
-   * private or link-local addresses; every other registry address must be https and public.
-   */
-  OUTPOST_REGISTRY_ALLOW_INSECURE: z.string().transform((v, ctx) => {
-    try {
-      return parseAllowInsecure(v);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: (e as Error).message });
-      return z.NEVER;
-    }
-  }).default([]),
+  OUTPOST_REGISTRY_ALLOW_INSECURE: allowInsecureRegistries,
   /** Behind a reverse proxy: take the client's address from X-Forwarded-For (sign-in throttling). */
   OUTPOST_TRUST_PROXY: bool.optional(),
   /** Sends invitation e-mails when set: smtp://user:pass@host:587 or smtps://…:465 (nodemailer URL). */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import { allowInsecureRegistries } from './lib/env-fields.ts';
 import { parseSecretKey } from './lib/secret-box.ts';
-import { parseAllowInsecure } from '@outpost/bundler';
 
 /** The static-assets binding (`[assets] binding = "ASSETS"` in wrangler.toml). */
 export interface AssetsFetcher {
@@ -22,18 +22,7 @@ export const WorkerEnv = z.object({
   // Where people reach the API, for the links it hands out (default: the request's origin).
   OUTPOST_PUBLIC_URL: z.url().optional(),
   OUTPOST_SECURE_COOKIES: z.enum(['auto', 'true', 'false']).default('auto'),
-  /**
-   * `host:port` list of self-hosted registries the server may reach over plain HTTP or at loopback,
-   * private or link-local addresses; every other registry address must be https and public.
-   */
-  OUTPOST_REGISTRY_ALLOW_INSECURE: z.string().transform((v, ctx) => {
-    try {
-      return parseAllowInsecure(v);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: (e as Error).message });
-      return z.NEVER;
-    }
-  }).default([]),
+  OUTPOST_REGISTRY_ALLOW_INSECURE: allowInsecureRegistries,
   // 32 random bytes, base64 (`openssl rand -base64 32`); seals receipt keys and other secrets at rest.
   OUTPOST_SECRET_KEY: z.string().transform((v, ctx) => {
     try {
