@@ -36,7 +36,7 @@ interface GenSite {
   content: string | null; scripts: string | null; compose: string | null; bundleCompose: string | null; archived: boolean;
 }
 
-type Status = 'on_target' | 'behind' | 'failed' | 'revoked' | 'silent' | 'never_reported' | 'no_target';
+type Status = 'on_target' | 'behind' | 'ahead' | 'failed' | 'revoked' | 'silent' | 'never_reported' | 'no_target';
 
 /** The rules as the issue states them, written out again here. */
 function expectedOf(s: GenSite, now: number, silentDays = 7) {
@@ -47,7 +47,9 @@ function expectedOf(s: GenSite, now: number, silentDays = 7) {
   else if (last.version === '1.2.0') status = 'revoked';
   else if (last.at < now - silentDays * DAY) status = 'silent';
   else if (!s.target) status = 'no_target';
-  else status = last.version === s.target ? 'on_target' : 'behind';
+  else if (last.version === s.target) status = 'on_target';
+  // A published release newer than the target is ahead of it, not behind (an unreleased build never is).
+  else status = VERSIONS.includes(last.version as typeof VERSIONS[number]) && semver.gt(last.version, s.target) ? 'ahead' : 'behind';
   let behind: 1 | 2 | 3 | null = null;
   if (status === 'behind') {
     const v = last!.version;
@@ -205,7 +207,7 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
       const s = await get('/api/v1/fleet/summary');
       const xs = live();
       expect(s.sites.count).toBe(xs.length);
-      for (const st of ['on_target', 'behind', 'failed', 'revoked', 'silent', 'never_reported', 'no_target'] as const) {
+      for (const st of ['on_target', 'behind', 'ahead', 'failed', 'revoked', 'silent', 'never_reported', 'no_target'] as const) {
         expect([st, s.status[st].count]).toEqual([st, count(xs, (e) => e.status === st)]);
       }
       expect(s.behind.map((b: { by: number; count: number }) => [b.by, b.count]))
@@ -218,7 +220,9 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
       expect(s.versions.find((v: { version: string }) => v.version === '1.2.0')?.revoked ?? true).toBe(true);
       expect(s.latestVersion).toBe('2.1.0');
       // Sanity of the generated fleet: every kind of figure is exercised.
-      for (const st of ['on_target', 'behind', 'failed', 'silent', 'never_reported', 'no_target'] as const) expect(s.status[st].count).toBeGreaterThan(0);
+      for (const st of ['on_target', 'behind', 'ahead', 'failed', 'silent', 'never_reported', 'no_target'] as const) expect(s.status[st].count).toBeGreaterThan(0);
+      // Ahead is not behind: the share behind leaves those sites out.
+      expect(s.behindShare).toBeCloseTo(count(xs, (e) => e.status === 'behind') / xs.length, 10);
       for (const b of s.behind) expect(b.count).toBeGreaterThan(0);
       for (const l of ['content', 'compose', 'scripts'] as const) expect(s.drift[l].count).toBeGreaterThan(0);
       await expectFiltersList(allFigures(s));
@@ -238,7 +242,7 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
           const k = by === 'tag' ? row.key.tag : by === 'region' ? String(row.key.region) : `${row.key.region}/${row.key.district}`;
           const g = groups.get(k)!;
           expect([k, row.sites.count]).toEqual([k, g.length]);
-          for (const st of ['on_target', 'behind', 'failed', 'silent', 'never_reported'] as const) {
+          for (const st of ['on_target', 'behind', 'ahead', 'failed', 'silent', 'never_reported'] as const) {
             expect([k, st, row.status[st].count]).toEqual([k, st, count(g, (e) => e.status === st)]);
           }
           expect([k, row.behind.map((x: { count: number }) => x.count)]).toEqual([k, [1, 2, 3].map((n) => count(g, (e) => e.behind === n))]);
@@ -262,7 +266,8 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
         const s = await get(`/api/v1/fleet/summary?${q}`);
         const xs = live().filter(keep);
         expect([q, s.sites.count]).toEqual([q, xs.length]);
-        expect([q, s.status.behind.count, s.status.silent.count]).toEqual([q, count(xs, (e) => e.status === 'behind'), count(xs, (e) => e.status === 'silent')]);
+        expect([q, s.status.behind.count, s.status.ahead.count, s.status.silent.count])
+          .toEqual([q, count(xs, (e) => e.status === 'behind'), count(xs, (e) => e.status === 'ahead'), count(xs, (e) => e.status === 'silent')]);
         await expectFiltersList(allFigures(s));
       }
       // A longer silence threshold moves sites out of "silent", and the filter carries it.

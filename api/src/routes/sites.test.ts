@@ -104,6 +104,40 @@ describe.each(TEST_DRIVERS)('sites on %s', (driver) => {
       expect((await (await api('/api/v1/sites/facets?region=North')).json()).districts).toEqual(['N1']);
     });
 
+    it('should call a site on a newer release than its target ahead, in its status, the list filter, the summary and the CSV', async () => {
+      const { org, api } = await operator();
+      // Made out of order, and 1.10.0 sorts before 1.9.0 as text: only semver order says which is newer.
+      const r110 = await makeRelease(h.db, org.id, '1.10.0');
+      const r19 = await makeRelease(h.db, org.id, '1.9.0');
+      const r12 = await makeRelease(h.db, org.id, '1.2.0');
+      const nightly = await makeRelease(h.db, org.id, 'nightly-7');
+      const now = new Date();
+      const on = (v: { id: string; version: string }) => ({ reportedVersion: v.version, reportedReleaseId: v.id, reportedStatus: 'healthy', reportedAt: now });
+      const ahead1 = await makeSite(h.db, org.id, { code: 'AH-1', targetReleaseId: r19.id, ...on(r110) });
+      await makeSite(h.db, org.id, { code: 'AH-2', targetReleaseId: r12.id, ...on(r19) });
+      await makeSite(h.db, org.id, { code: 'BE-1', targetReleaseId: r110.id, ...on(r19) });
+      // A local build is not a release: it is off target, behind.
+      await makeSite(h.db, org.id, { code: 'BE-2', targetReleaseId: r12.id, reportedVersion: '2.0.0-local', reportedStatus: 'healthy', reportedAt: now });
+      // A target that is not semver has no place in the order: off target is behind.
+      await makeSite(h.db, org.id, { code: 'BE-3', targetReleaseId: nightly.id, ...on(r110) });
+      await makeSite(h.db, org.id, { code: 'ON-1', targetReleaseId: r19.id, ...on(r19) });
+      // Silent first: a newer release reported long ago is silent, not ahead.
+      await makeSite(h.db, org.id, { code: 'SI-1', targetReleaseId: r12.id, ...on(r110), reportedAt: new Date(now.getTime() - 30 * 86_400_000) });
+
+      const one = await (await api(`/api/v1/sites/${ahead1.id}`)).json();
+      expect(one).toMatchObject({ status: 'ahead', reportedVersion: '1.10.0', targetVersion: '1.9.0' });
+      const list = async (qs: string) => (await (await api(`/api/v1/sites?${qs}`)).json()).items.map((s: { code: string; status: string }) => `${s.code}:${s.status}`);
+      expect(await list('status=ahead')).toEqual(['AH-1:ahead', 'AH-2:ahead']);
+      expect(await list('status=behind')).toEqual(['BE-1:behind', 'BE-2:behind', 'BE-3:behind']);
+      expect(await list('limit=100')).toEqual(['AH-1:ahead', 'AH-2:ahead', 'BE-1:behind', 'BE-2:behind', 'BE-3:behind', 'ON-1:on_target', 'SI-1:silent']);
+      expect(await list('status=ahead&q=AH-2')).toEqual(['AH-2:ahead']);
+      const summary = await (await api('/api/v1/sites/summary')).json();
+      expect(summary).toMatchObject({ total: 7, byStatus: { ahead: 2, behind: 3, on_target: 1, silent: 1, failed: 0, never_reported: 0, no_target: 0, revoked: 0 } });
+      const csv = await (await api('/api/v1/sites/export.csv?status=ahead')).text();
+      const rows = csv.replace(/^\ufeff/, '').trim().split('\r\n').slice(1);
+      expect(rows.map((r) => `${r.split(',')[0]}:${r.split(',').at(-1)}`)).toEqual(['AH-1:ahead', 'AH-2:ahead']);
+    });
+
     it('should show coordinators only the sites assigned to them', async () => {
       const org = await makeOrg(h.db);
       const admin = await makeUser(h.db, org.id, 'admin');

@@ -13,7 +13,7 @@ import { siteFacets } from '../services/sites/facets.ts';
 import { fleetSummary } from '../services/sites/summary.ts';
 import { LAYERS } from '../services/fleet/drift.ts';
 
-export const SITE_STATUSES = ['on_target', 'behind', 'failed', 'revoked', 'never_reported', 'silent', 'no_target'] as const;
+export const SITE_STATUSES = ['on_target', 'behind', 'ahead', 'failed', 'revoked', 'never_reported', 'silent', 'no_target'] as const;
 
 const Site = z.object({
   id: z.string(), code: z.string(), name: z.string(), region: z.string().nullable(), district: z.string().nullable(),

@@ -73,6 +73,20 @@ export class ReleaseOrder {
     return (Math.min(3, Math.max(1, n)) as BehindBucket);
   }
 
+  /**
+   * SQL: the site runs a release newer (semver) than its target — "ahead", not behind. Ranks both
+   * releases by their place in the organisation's semver order with array_position over one array
+   * parameter (a few dozen uuids), so no per-row subquery; a release whose version is not semver
+   * has no rank, and a site on it is never ahead.
+   */
+  aheadCondition(): SQL {
+    const ranked = [...this.byId.values()].filter((r) => semver.valid(r.version))
+      .sort((a, b) => semver.compare(a.version, b.version)).map((r) => r.id);
+    if (ranked.length < 2) return sql`false`;
+    const arr = sql`cast(${`{${ranked.join(',')}}`} as uuid[])`;
+    return sql`(array_position(${arr}, ${sites.reportedReleaseId}) > array_position(${arr}, ${sites.targetReleaseId})) is true`;
+  }
+
   /** The newest published release, the one the fleet should converge on. */
   latest(): string | null {
     return [...this.live].sort(semver.rcompare)[0] ?? null;

@@ -19,7 +19,7 @@ export type ListFilter = Pick<SiteFilter, 'region' | 'district' | 'tag' | 'conne
 
 export interface Figure { count: number; filter: ListFilter | null }
 
-export const STATUSES: readonly SiteStatus[] = ['on_target', 'behind', 'failed', 'revoked', 'silent', 'never_reported', 'no_target'];
+export const STATUSES: readonly SiteStatus[] = ['on_target', 'behind', 'ahead', 'failed', 'revoked', 'silent', 'never_reported', 'no_target'];
 
 export type Dimension = 'region' | 'district' | 'tag';
 
@@ -62,8 +62,8 @@ export async function withoutJit<T>(ctx: ServiceCtx, fn: (ctx: ServiceCtx) => Pr
  * summary, the distribution and a breakdown is added up. The status of each site is the site
  * list's own rule (statusConditions), so a figure and the list behind it cannot disagree.
  */
-async function groupFleet(ctx: ServiceCtx, f: FleetFilter, now: Date, dim: Dimension | null): Promise<GroupRow[]> {
-  const cond = statusConditions(now, f.silentDays);
+async function groupFleet(ctx: ServiceCtx, f: FleetFilter, now: Date, dim: Dimension | null, order: ReleaseOrder): Promise<GroupRow[]> {
+  const cond = statusConditions(now, f.silentDays, order);
   const statusCase = sql`case ${sql.join(STATUSES.map((k) => sql`when ${cond[k]} then ${k}`), sql` `)} end`;
   const where = siteFilterWhere(ctx, f, now);
   const keys: Record<Dimension | 'none', [SQL, SQL]> = {
@@ -146,7 +146,7 @@ export type FleetFigures = ReturnType<typeof figures>;
 export async function fleetSummaryFigures({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: FleetFilter; now?: Date }) {
   return withoutJit(ctx, async (ctx) => {
     const order = await loadReleaseOrder(ctx);
-    return summaryOf(order, await groupFleet(ctx, input, now, null), input, now);
+    return summaryOf(order, await groupFleet(ctx, input, now, null, order), input, now);
   });
 }
 
@@ -166,7 +166,7 @@ function summaryOf(order: ReleaseOrder, rows: GroupRow[], input: FleetFilter, no
 export async function fleetBreakdown({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: FleetFilter & { by: Dimension }; now?: Date }) {
   return withoutJit(ctx, async (ctx) => {
     const order = await loadReleaseOrder(ctx);
-    return { by: input.by, rows: breakdownOf(order, await groupFleet(ctx, input, now, input.by), input, input.by) };
+    return { by: input.by, rows: breakdownOf(order, await groupFleet(ctx, input, now, input.by, order), input, input.by) };
   });
 }
 
@@ -211,7 +211,7 @@ async function behindMostOf(ctx: ServiceCtx, order: ReleaseOrder, input: FleetFi
   }
   const out: { id: string; code: string; name: string; region: string | null; district: string | null; reportedVersion: string | null;
     targetVersion: string | null; reportedAt: string | null; versionsBehind: number }[] = [];
-  const behind = statusConditions(now, input.silentDays).behind;
+  const behind = statusConditions(now, input.silentDays, order).behind;
   for (const n of [...byDistance.keys()].sort((a, b) => b - a)) {
     if (out.length >= input.limit) break;
     const rows = await ctx.db.select({
@@ -228,10 +228,10 @@ async function behindMostOf(ctx: ServiceCtx, order: ReleaseOrder, input: FleetFi
 }
 
 /** The sites silent the longest (last report older than the silent threshold). */
-async function silentLongest(ctx: ServiceCtx, input: FleetFilter & { limit: number }, now: Date) {
+async function silentLongest(ctx: ServiceCtx, order: ReleaseOrder, input: FleetFilter & { limit: number }, now: Date) {
   const rows = await ctx.db.select({ id: sites.id, code: sites.code, name: sites.name, region: sites.region, district: sites.district,
     reportedVersion: sites.reportedVersion, reportedAt: sites.reportedAt }).from(sites)
-    .where(and(siteFilterWhere(ctx, input, now), statusConditions(now, input.silentDays).silent))
+    .where(and(siteFilterWhere(ctx, input, now), statusConditions(now, input.silentDays, order).silent))
     .orderBy(asc(sites.reportedAt), asc(sites.code)).limit(input.limit);
   return rows.map((r) => ({ ...r, reportedAt: r.reportedAt?.toISOString() ?? null }));
 }
@@ -244,9 +244,10 @@ async function silentLongest(ctx: ServiceCtx, input: FleetFilter & { limit: numb
 export async function fleetOverview({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: FleetFilter & { limit: number }; now?: Date }) {
   const { order, rows, behindMost, silent } = await withoutJit(ctx, async (ctx) => {
     // The grouped pass already lists every version reported in view: no separate distinct scan.
-    const rows = await groupFleet(ctx, input, now, 'region');
-    const order = (await loadReleaseOrder(ctx)).withReported(rows.map((r) => r.v));
-    return { order, rows, behindMost: await behindMostOf(ctx, order, input, now), silent: await silentLongest(ctx, input, now) };
+    const releases = await loadReleaseOrder(ctx);
+    const rows = await groupFleet(ctx, input, now, 'region', releases);
+    const order = releases.withReported(rows.map((r) => r.v));
+    return { order, rows, behindMost: await behindMostOf(ctx, order, input, now), silent: await silentLongest(ctx, order, input, now) };
   });
   return {
     summary: summaryOf(order, rows, input, now),

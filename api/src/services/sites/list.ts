@@ -3,10 +3,13 @@ import { sites } from '../../db/schema/index.ts';
 import { fromBase64Url, toBase64Url } from '../../lib/crypto.ts';
 import { ValidationError, fieldIssue } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
-import { layerDrift, loadReleaseOrder, type BehindBucket, type Layer, type ReleaseOrder } from '../fleet/drift.ts';
+import { layerDrift, loadReleaseOrder, ReleaseOrder, type BehindBucket, type Layer } from '../fleet/drift.ts';
 import { DEFAULT_SILENT_DAYS, targetRelease, toSiteView, visibleSites, type SiteStatus } from './scope.ts';
 
 export const TOTAL_CAP = 1_000;
+
+/** For the statuses that do not compare releases (checked by siteFilterWhere: never used for ahead/behind). */
+const EMPTY_ORDER = new ReleaseOrder([]);
 
 export const SITE_SORTS = ['code', 'name', 'region', 'reportedAt', 'createdAt'] as const;
 export type SiteSort = (typeof SITE_SORTS)[number];
@@ -27,9 +30,10 @@ export interface SiteFilter {
   drift?: Layer;
 }
 
-/** The release order a filter needs (only `behind` does), loaded once per request. */
+/** The release order a filter needs (`behind`, and the statuses "behind" and "ahead"), loaded once per request. */
 export async function releaseOrderFor(ctx: ServiceCtx, f: SiteFilter): Promise<ReleaseOrder | undefined> {
-  return f.behind ? loadReleaseOrder(ctx, { reportedVersions: true }) : undefined;
+  if (f.behind) return loadReleaseOrder(ctx, { reportedVersions: true });
+  return f.status === 'behind' || f.status === 'ahead' ? loadReleaseOrder(ctx) : undefined;
 }
 
 export interface ListSitesInput extends SiteFilter {
@@ -54,12 +58,15 @@ function escapeLike(s: string): string {
 
 /**
  * The SQL of each status, written once: the list filters on one, the summary counts them all.
- * They are the rule of siteStatus() in scope.ts and exclude one another.
+ * They are the rule of siteStatus() in scope.ts and exclude one another. "Ahead" and "behind" need
+ * the organisation's release order (a site on a newer release than its target is ahead).
  */
-export function statusConditions(now: Date, silentDays = DEFAULT_SILENT_DAYS): Record<SiteStatus, SQL> {
+export function statusConditions(now: Date, silentDays: number | undefined, order: ReleaseOrder): Record<SiteStatus, SQL> {
+  silentDays ??= DEFAULT_SILENT_DAYS;
   const silentBefore = new Date(now.getTime() - silentDays * 86_400_000);
   const notFailed = sql`coalesce(${sites.reportedStatus}, '') not in ('failed', 'rolled_back')`;
   const onRevoked = sql`exists (select 1 from releases r where r.id = ${sites.reportedReleaseId} and r.state = 'revoked')`;
+  const ahead = order.aheadCondition();
   const recentAndOk = and(isNotNull(sites.reportedAt), sql`${sites.reportedAt} >= ${silentBefore}`, notFailed, sql`not ${onRevoked}`);
   return {
     never_reported: isNull(sites.reportedAt),
@@ -69,14 +76,16 @@ export function statusConditions(now: Date, silentDays = DEFAULT_SILENT_DAYS): R
     no_target: and(recentAndOk, isNull(sites.targetReleaseId))!,
     // IS [NOT] TRUE, so the planner uses the statistics on this expression (migration 0006).
     on_target: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`(${sites.reportedReleaseId} = ${sites.targetReleaseId}) is true`)!,
-    behind: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`(${sites.reportedReleaseId} = ${sites.targetReleaseId}) is not true`)!,
+    behind: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`(${sites.reportedReleaseId} = ${sites.targetReleaseId}) is not true`, sql`not ${ahead}`)!,
+    ahead: and(recentAndOk, isNotNull(sites.targetReleaseId), ahead)!,
   };
 }
 
 /** The WHERE clause for a filter; shared by the list, the count, the CSV export and the fleet figures. */
 export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date(), order?: ReleaseOrder): SQL {
   const q = f.q?.trim();
-  if (f.behind && !order) throw new Error('siteFilterWhere: a "behind" filter needs the release order (releaseOrderFor)');
+  const needsOrder = f.behind || f.status === 'behind' || f.status === 'ahead';
+  if (needsOrder && !order) throw new Error('siteFilterWhere: this filter needs the release order (releaseOrderFor)');
   return and(
     visibleSites(ctx),
     f.archived ? isNotNull(sites.archivedAt) : isNull(sites.archivedAt),
@@ -87,8 +96,8 @@ export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date()
     f.tag ? arrayContains(sites.tags, [f.tag]) : undefined,
     f.connectivity ? eq(sites.connectivity, f.connectivity) : undefined,
     f.version ? eq(sites.reportedVersion, f.version) : undefined,
-    f.status ? statusConditions(now, f.silentDays)[f.status] : undefined,
-    f.behind && order ? and(statusConditions(now, f.silentDays).behind, order.behindCondition(f.behind)) : undefined,
+    f.status ? statusConditions(now, f.silentDays, order ?? EMPTY_ORDER)[f.status] : undefined,
+    f.behind && order ? and(statusConditions(now, f.silentDays, order).behind, order.behindCondition(f.behind)) : undefined,
     f.drift ? layerDrift(f.drift) : undefined,
   )!;
 }

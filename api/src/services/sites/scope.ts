@@ -1,4 +1,5 @@
 import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
+import semver from 'semver';
 import { coordinatorSites, sites } from '../../db/schema/index.ts';
 import { NotFoundError } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
@@ -31,22 +32,31 @@ export async function loadSite(ctx: ServiceCtx, siteId: string, opts: { includeA
   return row;
 }
 
-export type SiteStatus = 'on_target' | 'behind' | 'failed' | 'revoked' | 'never_reported' | 'silent' | 'no_target';
+export type SiteStatus = 'on_target' | 'behind' | 'ahead' | 'failed' | 'revoked' | 'never_reported' | 'silent' | 'no_target';
 
 export const DEFAULT_SILENT_DAYS = 7;
 
 /**
  * One status per site, in priority order: never reported, failed, revoked (runs a revoked release:
- * needs action), silent, no target, on target, behind.
+ * needs action), silent, no target, on target, then off target: ahead when the reported release is
+ * newer (semver) than the target, else behind (a local build or an older release).
  */
-export function siteStatus(s: Pick<SiteRow, 'reportedAt' | 'reportedStatus' | 'reportedReleaseId' | 'targetReleaseId'> & { reportedRevoked?: boolean },
+export function siteStatus(s: Pick<SiteRow, 'reportedAt' | 'reportedStatus' | 'reportedReleaseId' | 'targetReleaseId' | 'reportedVersion'>
+  & { reportedRevoked?: boolean; targetVersion?: string | null },
   now = new Date(), silentDays = DEFAULT_SILENT_DAYS): SiteStatus {
   if (!s.reportedAt) return 'never_reported';
   if (s.reportedStatus === 'failed' || s.reportedStatus === 'rolled_back') return 'failed';
   if (s.reportedRevoked) return 'revoked';
   if (s.reportedAt.getTime() < now.getTime() - silentDays * 86_400_000) return 'silent';
   if (!s.targetReleaseId) return 'no_target';
-  return s.reportedReleaseId === s.targetReleaseId ? 'on_target' : 'behind';
+  if (s.reportedReleaseId === s.targetReleaseId) return 'on_target';
+  return isAhead(s.reportedReleaseId, s.reportedVersion, s.targetVersion ?? null) ? 'ahead' : 'behind';
+}
+
+/** A reported release newer than the target (the rule of ReleaseOrder.aheadCondition in SQL). */
+export function isAhead(reportedReleaseId: string | null, reported: string | null, target: string | null): boolean {
+  return reportedReleaseId !== null && reported !== null && target !== null && semver.valid(reported) !== null
+    && semver.valid(target) !== null && semver.gt(reported, target);
 }
 
 export function toSiteView(s: SiteRow, targetVersion: string | null, now = new Date(), reportedRevoked = false) {
@@ -60,7 +70,7 @@ export function toSiteView(s: SiteRow, targetVersion: string | null, now = new D
     reportedContentVersion: s.reportedContentVersion, reportedScriptsVersion: s.reportedScriptsVersion,
     reportedComposeSha256: s.reportedComposeSha256,
     targetReleaseId: s.targetReleaseId, targetVersion,
-    status: siteStatus({ ...s, reportedRevoked }, now),
+    status: siteStatus({ ...s, reportedRevoked, targetVersion }, now),
     deviceToken: s.deviceTokenHash ? { prefix: s.deviceTokenPrefix, issuedAt: s.deviceTokenIssuedAt?.toISOString() ?? null } : null,
     // Receipt codes can be checked once the site has a key (created with its first device token).
     hasReceiptKey: s.receiptKeySealed !== null,

@@ -3,10 +3,11 @@ import { sites } from '../../db/schema/index.ts';
 import type { ServiceCtx } from '../context.ts';
 import { DEFAULT_SILENT_DAYS, visibleSites, type SiteStatus } from './scope.ts';
 import { statusConditions } from './list.ts';
+import { loadReleaseOrder } from '../fleet/drift.ts';
 
 /** Fleet at a glance: sites per status (the list's own status conditions), per reported version and per region. */
 export async function fleetSummary({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { silentDays?: number }; now?: Date }) {
-  const conditions = statusConditions(now, input.silentDays);
+  const conditions = statusConditions(now, input.silentDays, await loadReleaseOrder(ctx));
   const keys = Object.keys(conditions) as SiteStatus[];
   const where = and(visibleSites(ctx), isNull(sites.archivedAt));
   const [byStatus, byVersion, byRegion] = await Promise.all([

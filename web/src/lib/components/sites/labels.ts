@@ -3,11 +3,12 @@ import { t } from '$lib/i18n';
 import type { Connectivity, SiteReport, SiteSort, SiteStatus } from '$lib/api';
 
 /** Statuses in the order the fleet overview lists them: what needs attention first. */
-export const SITE_STATUSES: readonly SiteStatus[] = ['failed', 'revoked', 'silent', 'behind', 'never_reported', 'no_target', 'on_target'];
+export const SITE_STATUSES: readonly SiteStatus[] = ['failed', 'revoked', 'silent', 'behind', 'never_reported', 'no_target', 'ahead', 'on_target'];
 
 export const STATUS_LABELS: Record<SiteStatus, string> = {
   on_target: 'states.site.on_target',
   behind: 'states.site.behind',
+  ahead: 'states.site.ahead',
   failed: 'states.site.failed',
   revoked: 'states.site.revoked',
   never_reported: 'states.site.never_reported',
@@ -19,6 +20,7 @@ export const STATUS_LABELS: Record<SiteStatus, string> = {
 export const STATUS_HINTS: Record<SiteStatus, string> = {
   on_target: 'states.siteHint.on_target',
   behind: 'states.siteHint.behind',
+  ahead: 'states.siteHint.ahead',
   failed: 'states.siteHint.failed',
   revoked: 'states.siteHint.revoked',
   never_reported: 'states.siteHint.never_reported',
