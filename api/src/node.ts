@@ -19,11 +19,22 @@ import { guardedFetch } from '@outpost/bundler/guarded-fetch';
 import { smtpMailer } from './lib/mailer.ts';
 
 const env = parseNodeEnv(process.env);
+// The demo registry's fixed loopback port: the demo release pins its images at this address.
+const DEMO_REGISTRY_PORT = 5055;
 const log = jsonLogger(undefined, env.LOG_LEVEL);
 const runtime = await openRuntime(env, log, { embeddedS3: true, migrate: true });
 const { handle, objectStore, secretBox } = runtime;
+// OUTPOST_DEMO=1: a read-only registry on loopback serving the demo release's small images (made
+// here, in memory), so the demo's bundles build without network. Only its own address is allowed.
+const demoRegistry = env.OUTPOST_DEMO
+  ? await (async () => {
+    const [{ startDemoRegistry }, { demoImages }] = await Promise.all([import('./lib/demo-registry.ts'), import('./services/seed/demo-image.ts')]);
+    return startDemoRegistry(demoImages(), { port: DEMO_REGISTRY_PORT });
+  })()
+  : null;
 // Where the registry client may connect: https and public addresses, plus the listed self-hosted registries.
-const registry = { allowInsecure: env.OUTPOST_REGISTRY_ALLOW_INSECURE, fetch: guardedFetch(env.OUTPOST_REGISTRY_ALLOW_INSECURE) };
+const allowInsecure = [...env.OUTPOST_REGISTRY_ALLOW_INSECURE, ...(demoRegistry ? [demoRegistry.host] : [])];
+const registry = { allowInsecure, fetch: guardedFetch(allowInsecure) };
 
 const first = await bootstrapFirstOrg(handle.db, {
   orgName: env.OUTPOST_ORG_NAME, adminEmail: env.OUTPOST_ADMIN_EMAIL, adminPassword: env.OUTPOST_ADMIN_PASSWORD,
@@ -39,6 +50,9 @@ if (env.OUTPOST_DEMO) {
   const { seedDemoOnce } = await import('./services/seed/demo.ts');
   const seeded = await seedDemoOnce(handle.db, 2000);
   if (seeded) log('info', 'demo fleet seeded', seeded);
+  const { seedDemoRelease } = await import('./services/seed/demo.ts');
+  const release = await seedDemoRelease(handle.db, { box: secretBox, resolver: registryImageResolver(registry), registryHost: demoRegistry!.host });
+  if (release) log('info', 'demo release seeded', { ...release, registry: demoRegistry!.host });
 }
 
 const api = createApp({
@@ -90,5 +104,6 @@ onShutdown(log, async (signal) => {
   log('info', 'shutting down', { signal });
   httpServer.close();
   await Promise.all([...workers.map((w) => w.stop()), scheduler?.stop()]);
+  await demoRegistry?.stop();
   await runtime.close();
 });
