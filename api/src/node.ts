@@ -6,6 +6,7 @@ import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
+import { compress } from 'hono/compress';
 import { parseNodeEnv } from './env.ts';
 import { createApp } from './app.ts';
 import { jsonLogger } from './lib/logger.ts';
@@ -88,6 +89,13 @@ const server = new Hono();
 server.route('/', api);
 if (fs.existsSync(path.join(webDir, 'index.html'))) {
   const root = path.relative(process.cwd(), webDir);
+  // The app's files are text: gzip them. Those under _app/immutable have a content hash in their
+  // names, so browsers keep them for good and a later visit fetches only the page's data.
+  server.use('/_app/*', compress());
+  server.use('/_app/immutable/*', async (c, next) => {
+    await next();
+    if (c.res.status === 200) c.header('Cache-Control', 'public, max-age=31536000, immutable');
+  });
   server.use('/*', serveStatic({ root }));
   // The dashboard is a single-page app: every other path gets index.html.
   server.get('*', serveStatic({ root, path: 'index.html' }));
