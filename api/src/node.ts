@@ -6,6 +6,7 @@ import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
+import { compress } from 'hono/compress';
 import { parseNodeEnv } from './env.ts';
 import { createApp } from './app.ts';
 import { jsonLogger } from './lib/logger.ts';
@@ -19,11 +20,22 @@ import { guardedFetch } from '@outpost/bundler/guarded-fetch';
 import { smtpMailer } from './lib/mailer.ts';
 
 const env = parseNodeEnv(process.env);
+// The demo registry's fixed loopback port: the demo release pins its images at this address.
+const DEMO_REGISTRY_PORT = 5055;
 const log = jsonLogger(undefined, env.LOG_LEVEL);
 const runtime = await openRuntime(env, log, { embeddedS3: true, migrate: true });
 const { handle, objectStore, secretBox } = runtime;
+// OUTPOST_DEMO=1: a read-only registry on loopback serving the demo release's small images (made
+// here, in memory), so the demo's bundles build without network. Only its own address is allowed.
+const demoRegistry = env.OUTPOST_DEMO
+  ? await (async () => {
+    const [{ startDemoRegistry }, { demoImages }] = await Promise.all([import('./lib/demo-registry.ts'), import('./services/seed/demo-image.ts')]);
+    return startDemoRegistry(demoImages(), { port: DEMO_REGISTRY_PORT });
+  })()
+  : null;
 // Where the registry client may connect: https and public addresses, plus the listed self-hosted registries.
-const registry = { allowInsecure: env.OUTPOST_REGISTRY_ALLOW_INSECURE, fetch: guardedFetch(env.OUTPOST_REGISTRY_ALLOW_INSECURE) };
+const allowInsecure = [...env.OUTPOST_REGISTRY_ALLOW_INSECURE, ...(demoRegistry ? [demoRegistry.host] : [])];
+const registry = { allowInsecure, fetch: guardedFetch(allowInsecure) };
 
 const first = await bootstrapFirstOrg(handle.db, {
   orgName: env.OUTPOST_ORG_NAME, adminEmail: env.OUTPOST_ADMIN_EMAIL, adminPassword: env.OUTPOST_ADMIN_PASSWORD,
@@ -39,6 +51,9 @@ if (env.OUTPOST_DEMO) {
   const { seedDemoOnce } = await import('./services/seed/demo.ts');
   const seeded = await seedDemoOnce(handle.db, 2000);
   if (seeded) log('info', 'demo fleet seeded', seeded);
+  const { seedDemoRelease } = await import('./services/seed/demo.ts');
+  const release = await seedDemoRelease(handle.db, { box: secretBox, resolver: registryImageResolver(registry), registryHost: demoRegistry!.host });
+  if (release) log('info', 'demo release seeded', { ...release, registry: demoRegistry!.host });
 }
 
 const api = createApp({
@@ -74,6 +89,13 @@ const server = new Hono();
 server.route('/', api);
 if (fs.existsSync(path.join(webDir, 'index.html'))) {
   const root = path.relative(process.cwd(), webDir);
+  // The app's files are text: gzip them. Those under _app/immutable have a content hash in their
+  // names, so browsers keep them for good and a later visit fetches only the page's data.
+  server.use('/_app/*', compress());
+  server.use('/_app/immutable/*', async (c, next) => {
+    await next();
+    if (c.res.status === 200) c.header('Cache-Control', 'public, max-age=31536000, immutable');
+  });
   server.use('/*', serveStatic({ root }));
   // The dashboard is a single-page app: every other path gets index.html.
   server.get('*', serveStatic({ root, path: 'index.html' }));
@@ -90,5 +112,6 @@ onShutdown(log, async (signal) => {
   log('info', 'shutting down', { signal });
   httpServer.close();
   await Promise.all([...workers.map((w) => w.stop()), scheduler?.stop()]);
+  await demoRegistry?.stop();
   await runtime.close();
 });

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, CDPSession, Page } from 'playwright-core';
 import { buildTestImage, pushImage, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
 import { signIn, startOutpost, type Outpost, ROOT } from './harness';
 import { createSecretBox } from '../../api/src/lib/secret-box.ts';
@@ -83,14 +83,44 @@ async function shot(page: Page, name: string) {
 }
 
 /** A phone on a slow mobile link: 360 px wide, 400 ms round trips, about 1.6 Mbit/s down. */
-async function phone(locale = 'en-GB'): Promise<{ context: BrowserContext; page: Page }> {
+async function phone(locale = 'en-GB'): Promise<{ context: BrowserContext; page: Page; cdp: CDPSession }> {
   const context = await outpost.browser.newContext({ baseURL: outpost.baseUrl, locale, viewport: PHONE, deviceScaleFactor: 2, isMobile: true, hasTouch: true, acceptDownloads: true });
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   const cdp = await context.newCDPSession(page);
   await cdp.send('Network.enable');
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 400, downloadThroughput: 200_000, uploadThroughput: 90_000 });
-  return { context, page };
+  return { context, page, cdp };
+}
+
+/** Page weight target (issue 16): a coordinator's page after the first load transfers under 200 KB. */
+const PAGE_WEIGHT_LIMIT = 200 * 1000;
+
+/**
+ * Bytes on the wire, headers included, as Chromium counts them (Network.loadingFinished's
+ * encodedDataLength), for everything `act` loads until the network has been quiet for a second.
+ */
+async function transferred(cdp: CDPSession, act: () => Promise<void>): Promise<{ bytes: number; requests: number }> {
+  let bytes = 0;
+  let requests = 0;
+  const open = new Set<string>();
+  let lastActivity = Date.now();
+  const sent = (e: { requestId: string }) => { open.add(e.requestId); requests++; lastActivity = Date.now(); };
+  const done = (e: { requestId: string; encodedDataLength: number }) => { open.delete(e.requestId); bytes += e.encodedDataLength; lastActivity = Date.now(); };
+  const failed = (e: { requestId: string }) => { open.delete(e.requestId); lastActivity = Date.now(); };
+  cdp.on('Network.requestWillBeSent', sent);
+  cdp.on('Network.loadingFinished', done);
+  cdp.on('Network.loadingFailed', failed);
+  try {
+    await act();
+    const deadline = Date.now() + 30_000;
+    while ((open.size > 0 || Date.now() - lastActivity < 1000) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    cdp.off('Network.requestWillBeSent', sent);
+    cdp.off('Network.loadingFinished', done);
+    cdp.off('Network.loadingFailed', failed);
+  }
+  return { bytes, requests };
 }
 
 /** The code the site's install prints at the end, made with the site's own receipt key. */
@@ -185,7 +215,7 @@ describe('the coordinator journey', () => {
       await shot(admin, `${j.lang}-00-invite`);
 
       // The phone's own language: the join page starts in it.
-      const { context, page } = await phone(j.lang === 'fr' ? 'fr-FR' : 'en-GB');
+      const { context, page, cdp } = await phone(j.lang === 'fr' ? 'fr-FR' : 'en-GB');
       try {
         // Cold load on the slow link: the shell says something at once (no blank page).
         const started = Date.now();
@@ -204,11 +234,23 @@ describe('the coordinator journey', () => {
         await page.getByText(j.ready).waitFor();
         expect(await page.evaluate(() => document.documentElement.lang)).toBe(j.lang);
         await shot(page, `${j.lang}-02-my-sites`);
-        await page.locator(`a[href="/my/sites/${siteId}"]`).first().click();
-        await page.waitForURL(`**/my/sites/${siteId}`);
+        // Page weight after the first load: moving to the site's page within the app…
+        const moved = await transferred(cdp, async () => {
+          await page.locator(`a[href="/my/sites/${siteId}"]`).first().click();
+          await page.waitForURL(`**/my/sites/${siteId}`);
+          await page.getByTestId('bundle-sha256').waitFor({ timeout: 60_000 });
+        });
         const sha = (await page.getByTestId('bundle-sha256').textContent({ timeout: 60_000 }))!.trim();
         expect(sha).toMatch(/^[0-9a-f]{64}$/);
         await shot(page, `${j.lang}-03-bundle`);
+        // …and coming back to it later (a new navigation, the browser's cache warm from the first load).
+        const revisit = await transferred(cdp, async () => {
+          await page.goto(`/my/sites/${siteId}`);
+          await page.getByTestId('bundle-sha256').waitFor({ timeout: 60_000 });
+        });
+        process.stdout.write(`coordinator page weight (${j.lang}): in-app navigation ${(moved.bytes / 1000).toFixed(1)} kB in ${moved.requests} requests; revisit ${(revisit.bytes / 1000).toFixed(1)} kB in ${revisit.requests} requests\n`);
+        expect(moved.bytes).toBeLessThan(PAGE_WEIGHT_LIMIT);
+        expect(revisit.bytes).toBeLessThan(PAGE_WEIGHT_LIMIT);
 
         // The download, checked against the page's sha256.
         const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.getByRole('link', { name: j.download }).click()]);
