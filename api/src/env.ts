@@ -28,6 +28,8 @@ export const NodeEnv = z.object({
   OUTPOST_SECURE_COOKIES: z.enum(['auto', 'true', 'false']).default('auto'),
   OUTPOST_WEB_DIR: z.string().optional(),
   OUTPOST_DEMO: bool.optional(),
+  /** Where the demo's registry listens on loopback (its release pins images at this address, so keep it fixed). */
+  OUTPOST_DEMO_REGISTRY_PORT: z.coerce.number().int().min(1).max(65535).default(5055),
   /** Bundle build workers inside this process (0: builds run only in `npm run worker` processes). */
   OUTPOST_WORKERS: z.coerce.number().int().min(0).max(16).default(1),
   /** The address sites reach the API at, written into bundles (`OUTPOST_API_URL` in the site's .env). */

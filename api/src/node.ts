@@ -20,8 +20,6 @@ import { guardedFetch } from '@outpost/bundler/guarded-fetch';
 import { smtpMailer } from './lib/mailer.ts';
 
 const env = parseNodeEnv(process.env);
-// The demo registry's fixed loopback port: the demo release pins its images at this address.
-const DEMO_REGISTRY_PORT = 5055;
 const log = jsonLogger(undefined, env.LOG_LEVEL);
 const runtime = await openRuntime(env, log, { embeddedS3: true, migrate: true });
 const { handle, objectStore, secretBox } = runtime;
@@ -30,7 +28,11 @@ const { handle, objectStore, secretBox } = runtime;
 const demoRegistry = env.OUTPOST_DEMO
   ? await (async () => {
     const [{ startDemoRegistry }, { demoImages }] = await Promise.all([import('./lib/demo-registry.ts'), import('./services/seed/demo-image.ts')]);
-    return startDemoRegistry(demoImages(), { port: DEMO_REGISTRY_PORT });
+    // The demo release pins its images at this address, so the port stays fixed (OUTPOST_DEMO_REGISTRY_PORT).
+    return startDemoRegistry(demoImages(), { port: env.OUTPOST_DEMO_REGISTRY_PORT }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EADDRINUSE') throw err;
+      throw new Error(`The demo's registry cannot listen on 127.0.0.1:${env.OUTPOST_DEMO_REGISTRY_PORT}: the port is taken (another Outpost demo?). Set OUTPOST_DEMO_REGISTRY_PORT to a free port.`);
+    });
   })()
   : null;
 // Where the registry client may connect: https and public addresses, plus the listed self-hosted registries.

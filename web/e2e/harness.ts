@@ -65,6 +65,8 @@ export async function startOutpost(admin: { email: string; password: string }, o
       OUTPOST_ADMIN_PASSWORD: admin.password,
       OUTPOST_ORG_NAME: orgName,
       LOG_LEVEL: 'warn',
+      // Test files run side by side: each demo gets a registry port of its own.
+      ...(env.OUTPOST_DEMO ? { OUTPOST_DEMO_REGISTRY_PORT: String(await freePort()) } : {}),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
