@@ -9,42 +9,23 @@
 // fights the other benches over a schema.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import pg from 'pg';
-import { eq, sql } from 'drizzle-orm';
-import { createPgDb } from '../api/src/db/client-pg.ts';
-import { MIGRATIONS_DIR } from '../api/src/db/select-node.ts';
-import { organizations, sites } from '../api/src/db/schema/index.ts';
-import { seedFleet } from '../api/src/services/seed/fleet.ts';
-import { makeApiToken, makeOrg } from '../api/src/test/factories.ts';
+import { sql } from 'drizzle-orm';
+import { benchDbUrl, openBenchFleet } from './bench-fleet.ts';
+import { sites } from '../api/src/db/schema/index.ts';
+import { makeApiToken } from '../api/src/test/factories.ts';
 
 const only = (part: string) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(part);
 if (!only('dashboard')) process.exit(0);
 
 const SITES = Number(process.env.BENCH_SITES ?? 100_000);
-const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DB = 'outpost_bench_dashboard';
-const dbUrl = (() => { const u = new URL(ADMIN_URL); u.pathname = `/${DB}`; return u.toString(); })();
+const dbUrl = benchDbUrl(DB);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
 
 function pct(sorted: number[], p: number) { return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!; }
 function line(s: string) { process.stdout.write(s + '\n'); }
 
-const admin = new pg.Client({ connectionString: ADMIN_URL });
-await admin.connect();
-if (!(await admin.query('select 1 from pg_database where datname = $1', [DB])).rowCount) await admin.query(`create database ${DB}`);
-await admin.end();
-const handle = await createPgDb(dbUrl);
-await handle.migrate(MIGRATIONS_DIR);
-let [org] = await handle.db.select().from(organizations).where(eq(organizations.name, 'Bench Ministry')).limit(1);
-const have = org ? (await handle.db.select({ n: sql<number>`count(*)::int` }).from(sites).where(eq(sites.orgId, org.id)))[0]!.n : 0;
-if (!org || have !== SITES) {
-  if (org) await handle.db.delete(organizations).where(eq(organizations.id, org.id));
-  org = await makeOrg(handle.db, 'Bench Ministry');
-  line(`Seeding ${SITES.toLocaleString()} sites into ${DB} (once; later runs reuse them)…`);
-  const t0 = Date.now();
-  await seedFleet(handle.db, { orgId: org.id, sites: SITES, seed: 7, onProgress: (d, n) => { if (d % 20_000 === 0) line(`  ${d}/${n}`); } });
-  line(`  seeded in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-}
+const { handle, org } = await openBenchFleet({ db: DB, sites: SITES, line, onProgress: (d, n) => { if (d % 20_000 === 0) line(`  ${d}/${n}`); } });
 await handle.db.execute(sql`vacuum analyze sites, site_reports, site_version_spans`);
 const counts = (await handle.db.execute(sql`select (select count(*) from sites where org_id = ${org.id})::int as sites,
   (select count(*) from site_reports where org_id = ${org.id})::int as reports,

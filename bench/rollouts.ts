@@ -11,14 +11,10 @@
 // BENCH_PG_URL / BENCH_SITES as in bench/run.ts.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import pg from 'pg';
 import autocannon from 'autocannon';
 import { asc, eq, inArray, sql } from 'drizzle-orm';
-import { createPgDb } from '../api/src/db/client-pg.ts';
-import { MIGRATIONS_DIR } from '../api/src/db/select-node.ts';
-import { organizations, releases, rollouts, sites } from '../api/src/db/schema/index.ts';
-import { seedFleet } from '../api/src/services/seed/fleet.ts';
-import { makeOrg } from '../api/src/test/factories.ts';
+import { benchDbUrl, openBenchFleet } from './bench-fleet.ts';
+import { releases, rollouts, sites } from '../api/src/db/schema/index.ts';
 import { createSecretBox } from '../api/src/lib/secret-box.ts';
 import { issueDeviceToken } from '../api/src/services/sites/device-token.ts';
 import type { ServiceCtx } from '../api/src/services/context.ts';
@@ -31,9 +27,8 @@ import { cancelRollout } from '../api/src/services/rollouts/controls.ts';
 import { loadPlanSites } from '../api/src/services/rollouts/plan.ts';
 
 const SITES = Number(process.env.BENCH_SITES ?? 100_000);
-const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DB = 'outpost_bench_rollouts';
-const dbUrl = (() => { const u = new URL(ADMIN_URL); u.pathname = `/${DB}`; return u.toString(); })();
+const dbUrl = benchDbUrl(DB);
 function line(s: string) { process.stdout.write(s + '\n'); }
 function pct(sorted: number[], p: number) { return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!; }
 async function timed<T>(f: () => Promise<T>): Promise<[T, number]> { const t0 = performance.now(); const r = await f(); return [r, performance.now() - t0]; }
@@ -46,22 +41,7 @@ const fmt = (ms: number) => `${ms.toFixed(0)} ms`;
 const verdict = (ok: boolean) => (ok ? 'MET' : 'NOT MET');
 
 // --- database (its own, seeded once) -------------------------------------------------------------
-const admin = new pg.Client({ connectionString: ADMIN_URL });
-await admin.connect();
-if (!(await admin.query('select 1 from pg_database where datname = $1', [DB])).rowCount) await admin.query(`create database ${DB}`);
-await admin.end();
-const handle = await createPgDb(dbUrl, { max: 10 });
-await handle.migrate(MIGRATIONS_DIR);
-let [org] = await handle.db.select().from(organizations).where(eq(organizations.name, 'Bench Ministry')).limit(1);
-const have = org ? (await handle.db.select({ n: sql<number>`count(*)::int` }).from(sites).where(eq(sites.orgId, org.id)))[0]!.n : 0;
-if (!org || have !== SITES) {
-  if (org) await handle.db.delete(organizations).where(eq(organizations.id, org.id));
-  org = await makeOrg(handle.db, 'Bench Ministry');
-  line(`Seeding ${SITES.toLocaleString()} sites into ${DB} (once; later runs reuse them)…`);
-  const t0 = Date.now();
-  await seedFleet(handle.db, { orgId: org.id, sites: SITES, seed: 7 });
-  line(`  seeded in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-}
+const { handle, org } = await openBenchFleet({ db: DB, sites: SITES, pool: { max: 10 }, line });
 // Each run starts from no rollouts and no site targets.
 await handle.db.delete(rollouts).where(eq(rollouts.orgId, org.id));
 await handle.db.update(sites).set({ targetReleaseId: null }).where(eq(sites.orgId, org.id));

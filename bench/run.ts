@@ -14,18 +14,15 @@ import os from 'node:os';
 import pg from 'pg';
 import autocannon from 'autocannon';
 import { and, asc, eq, sql } from 'drizzle-orm';
-import { createPgDb } from '../api/src/db/client-pg.ts';
-import { MIGRATIONS_DIR } from '../api/src/db/select-node.ts';
-import { organizations, sites } from '../api/src/db/schema/index.ts';
-import { seedFleet } from '../api/src/services/seed/fleet.ts';
-import { makeApiToken, makeOrg } from '../api/src/test/factories.ts';
+import { benchDbUrl, openBenchFleet } from './bench-fleet.ts';
+import { sites } from '../api/src/db/schema/index.ts';
+import { makeApiToken } from '../api/src/test/factories.ts';
 import { createSecretBox } from '../api/src/lib/secret-box.ts';
 import { issueDeviceToken } from '../api/src/services/sites/device-token.ts';
 
 const SITES = Number(process.env.BENCH_SITES ?? 100_000);
-const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DB = 'outpost_bench';
-const dbUrl = (() => { const u = new URL(ADMIN_URL); u.pathname = `/${DB}`; return u.toString(); })();
+const dbUrl = benchDbUrl(DB);
 const results: Record<string, unknown> = {};
 // BENCH_ONLY=list,checkin,import runs a subset.
 const only = (part: string) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(part);
@@ -34,26 +31,9 @@ function pct(sorted: number[], p: number) { return sorted[Math.min(sorted.length
 function line(s: string) { process.stdout.write(s + '\n'); }
 
 // --- database -------------------------------------------------------------------------------
-const admin = new pg.Client({ connectionString: ADMIN_URL });
-await admin.connect();
-const exists = (await admin.query('select 1 from pg_database where datname = $1', [DB])).rowCount;
-if (!exists) await admin.query(`create database ${DB}`);
-await admin.end();
-const handle = await createPgDb(dbUrl);
-await handle.migrate(MIGRATIONS_DIR);
+const { handle, org, seeded } = await openBenchFleet({ db: DB, sites: SITES, line });
 // Fresh planner statistics (this server may run without autovacuum; new extended statistics need one ANALYZE).
-await handle.db.execute(sql`analyze sites`);
-let [org] = await handle.db.select().from(organizations).where(eq(organizations.name, 'Bench Ministry')).limit(1);
-const have = org ? (await handle.db.select({ n: sql<number>`count(*)::int` }).from(sites).where(eq(sites.orgId, org.id)))[0]!.n : 0;
-if (!org || have !== SITES) {
-  if (org) await handle.db.delete(organizations).where(eq(organizations.id, org.id));
-  org = await makeOrg(handle.db, 'Bench Ministry');
-  line(`Seeding ${SITES.toLocaleString()} sites into ${DB} (once; later runs reuse them)…`);
-  const t0 = Date.now();
-  await seedFleet(handle.db, { orgId: org.id, sites: SITES, seed: 7 });
-  await handle.db.execute(sql`analyze`);
-  line(`  seeded in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-}
+await handle.db.execute(seeded ? sql`analyze` : sql`analyze sites`);
 const secretKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64');
 const viewer = await makeApiToken(handle.db, org.id, 'viewer');
 const operator = await makeApiToken(handle.db, org.id, 'operator');
