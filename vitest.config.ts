@@ -2,7 +2,12 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['api/src/**/*.test.ts', 'bundler/src/**/*.test.ts', 'web/src/**/*.test.ts', 'web/e2e/**/*.test.ts'],
+    include: [
+      'api/src/**/*.test.ts',
+      'bundler/src/**/*.test.ts',
+      'web/src/**/*.test.ts',
+      'web/e2e/**/*.test.ts',
+    ],
     globalSetup: ['api/src/test/global-setup.ts'],
     pool: 'forks',
     maxWorkers: 2,

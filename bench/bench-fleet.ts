@@ -17,17 +17,39 @@ export function benchDbUrl(db: string): string {
   return u.toString();
 }
 
-export async function openBenchFleet({ db, sites: count, pool, line, onProgress }: {
-  db: string; sites: number; pool?: { max?: number }; line: (s: string) => void; onProgress?: (done: number, of: number) => void;
+export async function openBenchFleet({
+  db,
+  sites: count,
+  pool,
+  line,
+  onProgress,
+}: {
+  db: string;
+  sites: number;
+  pool?: { max?: number };
+  line: (s: string) => void;
+  onProgress?: (done: number, of: number) => void;
 }) {
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
-  if (!(await admin.query('select 1 from pg_database where datname = $1', [db])).rowCount) await admin.query(`create database ${db}`);
+  if (!(await admin.query('select 1 from pg_database where datname = $1', [db])).rowCount)
+    await admin.query(`create database ${db}`);
   await admin.end();
   const handle = await createPgDb(benchDbUrl(db), pool);
   await handle.migrate(MIGRATIONS_DIR);
-  let [org] = await handle.db.select().from(organizations).where(eq(organizations.name, 'Bench Ministry')).limit(1);
-  const have = org ? (await handle.db.select({ n: sql<number>`count(*)::int` }).from(sites).where(eq(sites.orgId, org.id)))[0]!.n : 0;
+  let [org] = await handle.db
+    .select()
+    .from(organizations)
+    .where(eq(organizations.name, 'Bench Ministry'))
+    .limit(1);
+  const have = org
+    ? (
+        await handle.db
+          .select({ n: sql<number>`count(*)::int` })
+          .from(sites)
+          .where(eq(sites.orgId, org.id))
+      )[0]!.n
+    : 0;
   let seeded = false;
   if (!org || have !== count) {
     if (org) await handle.db.delete(organizations).where(eq(organizations.id, org.id));

@@ -22,22 +22,45 @@ const DB = 'outpost_bench_dashboard';
 const dbUrl = benchDbUrl(DB);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
 
-function pct(sorted: number[], p: number) { return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!; }
-function line(s: string) { process.stdout.write(s + '\n'); }
+function pct(sorted: number[], p: number) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+function line(s: string) {
+  process.stdout.write(s + '\n');
+}
 
-const { handle, org } = await openBenchFleet({ db: DB, sites: SITES, line, onProgress: (d, n) => { if (d % 20_000 === 0) line(`  ${d}/${n}`); } });
+const { handle, org } = await openBenchFleet({
+  db: DB,
+  sites: SITES,
+  line,
+  onProgress: (d, n) => {
+    if (d % 20_000 === 0) line(`  ${d}/${n}`);
+  },
+});
 await handle.db.execute(sql`vacuum analyze sites, site_reports, site_version_spans`);
-const counts = (await handle.db.execute(sql`select (select count(*) from sites where org_id = ${org.id})::int as sites,
+const counts = (
+  (await handle.db.execute(sql`select (select count(*) from sites where org_id = ${org.id})::int as sites,
   (select count(*) from site_reports where org_id = ${org.id})::int as reports,
-  (select count(*) from site_version_spans where org_id = ${org.id})::int as spans`) as unknown as { rows: [{ sites: number; reports: number; spans: number }] }).rows[0];
+  (select count(*) from site_version_spans where org_id = ${org.id})::int as spans`)) as unknown as {
+    rows: [{ sites: number; reports: number; spans: number }];
+  }
+).rows[0];
 const viewer = await makeApiToken(handle.db, org.id, 'viewer');
 
 const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'server.ts')], {
-  env: { ...process.env, BENCH_DATABASE_URL: dbUrl, BENCH_SECRET_KEY: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64'), NODE_OPTIONS: '--openssl-legacy-provider' },
+  env: {
+    ...process.env,
+    BENCH_DATABASE_URL: dbUrl,
+    BENCH_SECRET_KEY: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64'),
+    NODE_OPTIONS: '--openssl-legacy-provider',
+  },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 const port = await new Promise<number>((resolve, reject) => {
-  child.stdout!.on('data', (b: Buffer) => { const m = /READY (\d+)/.exec(b.toString()); if (m) resolve(Number(m[1])); });
+  child.stdout!.on('data', (b: Buffer) => {
+    const m = /READY (\d+)/.exec(b.toString());
+    if (m) resolve(Number(m[1]));
+  });
   child.on('exit', (c) => reject(new Error(`bench server exited ${c}`)));
 });
 const base = `http://127.0.0.1:${port}`;
@@ -50,41 +73,98 @@ async function time(pathQs: string) {
   return performance.now() - t;
 }
 
-const FILTERS = ['', 'region=Coast', 'region=Rift&district=Nakuru', 'tag=pilot', 'connectivity=offline', 'region=Nyanza&connectivity=intermittent&silentDays=30'];
+const FILTERS = [
+  '',
+  'region=Coast',
+  'region=Rift&district=Nakuru',
+  'tag=pilot',
+  'connectivity=offline',
+  'region=Nyanza&connectivity=intermittent&silentDays=30',
+];
 const groups: { name: string; target: number; paths: string[] }[] = [
   // For scale on a shared machine: the site list's first page, whose p95 was 22–39 ms on quiet runs (docs/benchmarks.md).
-  { name: 'baseline: site list, first page', target: 50, paths: FILTERS.map((f) => `/api/v1/sites?limit=50&${f}`) },
-  { name: 'overview (the page\'s first request)', target: 50, paths: FILTERS.map((f) => `/api/v1/fleet/overview?${f}`) },
+  {
+    name: 'baseline: site list, first page',
+    target: 50,
+    paths: FILTERS.map((f) => `/api/v1/sites?limit=50&${f}`),
+  },
+  {
+    name: "overview (the page's first request)",
+    target: 50,
+    paths: FILTERS.map((f) => `/api/v1/fleet/overview?${f}`),
+  },
   { name: 'summary', target: 50, paths: FILTERS.map((f) => `/api/v1/fleet/summary?${f}`) },
   { name: 'distribution', target: 50, paths: FILTERS.map((f) => `/api/v1/fleet/distribution?${f}`) },
-  { name: 'breakdown by region', target: 50, paths: FILTERS.map((f) => `/api/v1/fleet/breakdown?by=region&${f}`) },
-  { name: 'breakdown by district', target: 50, paths: FILTERS.map((f) => `/api/v1/fleet/breakdown?by=district&${f}`) },
+  {
+    name: 'breakdown by region',
+    target: 50,
+    paths: FILTERS.map((f) => `/api/v1/fleet/breakdown?by=region&${f}`),
+  },
+  {
+    name: 'breakdown by district',
+    target: 50,
+    paths: FILTERS.map((f) => `/api/v1/fleet/breakdown?by=district&${f}`),
+  },
   { name: 'breakdown by tag', target: 50, paths: FILTERS.map((f) => `/api/v1/fleet/breakdown?by=tag&${f}`) },
-  { name: 'sites behind the most', target: 50, paths: FILTERS.map((f) => `/api/v1/fleet/behind?limit=20&${f}`) },
-  { name: 'site list, behind=3 (a figure\'s link)', target: 50, paths: FILTERS.map((f) => `/api/v1/sites?limit=50&behind=3&${f}`) },
-  { name: 'adoption, 90 days', target: 150, paths: FILTERS.map((f) => `/api/v1/fleet/adoption?days=90&${f}`) },
-  { name: 'adoption, 180 days', target: 150, paths: FILTERS.map((f) => `/api/v1/fleet/adoption?days=180&${f}`) },
+  {
+    name: 'sites behind the most',
+    target: 50,
+    paths: FILTERS.map((f) => `/api/v1/fleet/behind?limit=20&${f}`),
+  },
+  {
+    name: "site list, behind=3 (a figure's link)",
+    target: 50,
+    paths: FILTERS.map((f) => `/api/v1/sites?limit=50&behind=3&${f}`),
+  },
+  {
+    name: 'adoption, 90 days',
+    target: 150,
+    paths: FILTERS.map((f) => `/api/v1/fleet/adoption?days=90&${f}`),
+  },
+  {
+    name: 'adoption, 180 days',
+    target: 150,
+    paths: FILTERS.map((f) => `/api/v1/fleet/adoption?days=180&${f}`),
+  },
 ];
 
 const results: Record<string, { p50: number; p95: number; target: number }> = {};
 try {
-  line(`\nLoad average at start: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' / ')} (2 cores)`);
-  line(`\nDashboard endpoints through the API (${counts.sites.toLocaleString()} sites, ${counts.reports.toLocaleString()} reports, ${counts.spans.toLocaleString()} version runs; ${FILTERS.length} filter mixes × ${ROUNDS} rounds)`);
+  line(
+    `\nLoad average at start: ${(await import('node:os'))
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' / ')} (2 cores)`,
+  );
+  line(
+    `\nDashboard endpoints through the API (${counts.sites.toLocaleString()} sites, ${counts.reports.toLocaleString()} reports, ${counts.spans.toLocaleString()} version runs; ${FILTERS.length} filter mixes × ${ROUNDS} rounds)`,
+  );
   for (const g of groups) {
     for (const p of g.paths) await time(p); // warm-up
     const all: number[] = [];
     const perPath = new Map<string, number[]>();
     for (let r = 0; r < ROUNDS; r++) {
-      for (const p of g.paths) { const ms = await time(p); all.push(ms); perPath.set(p, [...(perPath.get(p) ?? []), ms]); }
+      for (const p of g.paths) {
+        const ms = await time(p);
+        all.push(ms);
+        perPath.set(p, [...(perPath.get(p) ?? []), ms]);
+      }
     }
     all.sort((a, b) => a - b);
     const p95 = pct(all, 0.95);
     results[g.name] = { p50: pct(all, 0.5), p95, target: g.target };
     if (g.name.startsWith('adoption')) {
       // The whole fleet reads the daily-change rollup; a filtered view reads the version runs.
-      for (const [p, xs] of perPath) { xs.sort((a, b) => a - b); line(`      ${(p.split('?')[1] || '(whole fleet)').padEnd(60)} p50 ${pct(xs, 0.5).toFixed(1).padStart(6)} ms  p95 ${pct(xs, 0.95).toFixed(1).padStart(6)} ms`); }
+      for (const [p, xs] of perPath) {
+        xs.sort((a, b) => a - b);
+        line(
+          `      ${(p.split('?')[1] || '(whole fleet)').padEnd(60)} p50 ${pct(xs, 0.5).toFixed(1).padStart(6)} ms  p95 ${pct(xs, 0.95).toFixed(1).padStart(6)} ms`,
+        );
+      }
     }
-    line(`   ${g.name.padEnd(42)} p50 ${pct(all, 0.5).toFixed(1).padStart(6)} ms  p95 ${p95.toFixed(1).padStart(6)} ms  (target < ${g.target} ms) → ${p95 < g.target ? 'MET' : 'NOT MET'}`);
+    line(
+      `   ${g.name.padEnd(42)} p50 ${pct(all, 0.5).toFixed(1).padStart(6)} ms  p95 ${p95.toFixed(1).padStart(6)} ms  (target < ${g.target} ms) → ${p95 < g.target ? 'MET' : 'NOT MET'}`,
+    );
   }
   // The page's data: the overview and adoption requests, as the web sends them (in parallel).
   const page: number[] = [];
@@ -94,7 +174,9 @@ try {
     page.push(performance.now() - t);
   }
   page.sort((a, b) => a - b);
-  line(`   the page's data (2 requests in parallel)      p50 ${pct(page, 0.5).toFixed(1).padStart(6)} ms  p95 ${pct(page, 0.95).toFixed(1).padStart(6)} ms`);
+  line(
+    `   the page's data (2 requests in parallel)      p50 ${pct(page, 0.5).toFixed(1).padStart(6)} ms  p95 ${pct(page, 0.95).toFixed(1).padStart(6)} ms`,
+  );
 } finally {
   child.kill('SIGTERM');
   await handle.close();

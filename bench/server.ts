@@ -20,8 +20,18 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bench-s3-'));
 const s3 = await startEmbeddedS3(dir, 'outpost', { secretAccessKey: 'S3RVER' });
 const secretBox = await createSecretBox(Buffer.from(process.env.BENCH_SECRET_KEY!, 'base64'));
 const api = createApp({
-  database: () => handle.db, secretBox, logger: () => {}, checkinsPerMinute: 1_000_000, imageResolver: registryImageResolver(),
-  objectStore: createObjectStore({ endpoint: s3.endpoint, bucket: 'outpost', region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }),
+  database: () => handle.db,
+  secretBox,
+  logger: () => {},
+  checkinsPerMinute: 1_000_000,
+  imageResolver: registryImageResolver(),
+  objectStore: createObjectStore({
+    endpoint: s3.endpoint,
+    bucket: 'outpost',
+    region: 'us-east-1',
+    accessKeyId: 'S3RVER',
+    secretAccessKey: 'S3RVER',
+  }),
 });
 const server = new Hono();
 server.post('/bench/noop', (c) => c.json({ ok: true }, 200));
@@ -30,12 +40,27 @@ server.post('/bench/noop', (c) => c.json({ ok: true }, 200));
 server.post('/bench/checkin-dry', async (c) => {
   const token = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
   const input = CheckinInput.safeParse(await c.req.json());
-  if (!token || !input.success) return c.json({ error: { code: 'VALIDATION', message: 'bad check-in' } }, 400);
+  if (!token || !input.success)
+    return c.json({ error: { code: 'VALIDATION', message: 'bad check-in' } }, 400);
   const hash = await sha256Hex(token);
-  return c.json({ reportId: hash.slice(0, 36), duplicate: false, receivedAt: new Date().toISOString(), site: { code: input.data.version }, targetVersion: null }, 200);
+  return c.json(
+    {
+      reportId: hash.slice(0, 36),
+      duplicate: false,
+      receivedAt: new Date().toISOString(),
+      site: { code: input.data.version },
+      targetVersion: null,
+    },
+    200,
+  );
 });
 server.route('/', api);
 serve({ fetch: server.fetch, port: 0, hostname: '127.0.0.1' }, (info) => {
   process.stdout.write(`READY ${info.port}\n`);
 });
-process.on('SIGTERM', async () => { await s3.close(); fs.rmSync(dir, { recursive: true, force: true }); await handle.close(); process.exit(0); });
+process.on('SIGTERM', async () => {
+  await s3.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  await handle.close();
+  process.exit(0);
+});

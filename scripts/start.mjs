@@ -22,11 +22,18 @@ if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < newest(path.join(root,
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
-const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'api/src/node.ts'), ...process.argv.slice(2)], {
-  cwd: root,
-  stdio: 'inherit',
-  // The embedded S3 server encrypts list continuation tokens with DES, which OpenSSL 3 keeps in its legacy provider.
-  env: { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS, '--openssl-legacy-provider'].filter(Boolean).join(' ') },
-});
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', path.join(root, 'api/src/node.ts'), ...process.argv.slice(2)],
+  {
+    cwd: root,
+    stdio: 'inherit',
+    // The embedded S3 server encrypts list continuation tokens with DES, which OpenSSL 3 keeps in its legacy provider.
+    env: {
+      ...process.env,
+      NODE_OPTIONS: [process.env.NODE_OPTIONS, '--openssl-legacy-provider'].filter(Boolean).join(' '),
+    },
+  },
+);
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
 child.on('exit', (code) => process.exit(code ?? 0));

@@ -41,11 +41,18 @@ function envelope(code: string, message: string, requestId: string, details?: un
  */
 export function loggableError(err: unknown): { err: string; code?: string; stack?: string } {
   if (!(err instanceof Error)) return { err: typeof err };
-  const frames = err.stack?.split('\n').filter((l) => /^\s+at /.test(l)).join('\n');
+  const frames = err.stack
+    ?.split('\n')
+    .filter((l) => /^\s+at /.test(l))
+    .join('\n');
   const query = err as Error & { query?: unknown; params?: unknown; cause?: unknown };
   if ('query' in query || 'params' in query || /^Failed query:/.test(err.message)) {
     const cause = query.cause as { message?: string; code?: string } | undefined;
-    return { err: `${err.name}: ${cause?.message ?? 'the database refused a statement'}`, ...(cause?.code ? { code: cause.code } : {}), ...(frames ? { stack: frames } : {}) };
+    return {
+      err: `${err.name}: ${cause?.message ?? 'the database refused a statement'}`,
+      ...(cause?.code ? { code: cause.code } : {}),
+      ...(frames ? { stack: frames } : {}),
+    };
   }
   return { err: `${err.name}: ${err.message}`, ...(frames ? { stack: frames } : {}) };
 }
@@ -57,10 +64,14 @@ export function createApp(deps: AppDeps) {
     defaultHook: (result, c) => {
       if (result.success) return;
       const details = result.error.issues.map((i) => ({
-        path: i.path.join('.'), message: i.code === 'unrecognized_keys' ? `Unknown field(s): ${i.keys.join(', ')}` : i.message,
+        path: i.path.join('.'),
+        message: i.code === 'unrecognized_keys' ? `Unknown field(s): ${i.keys.join(', ')}` : i.message,
       }));
       const where = result.target === 'json' ? 'body' : result.target;
-      return c.json(envelope('VALIDATION_FAILED', `The request ${where} is not valid.`, c.var.requestId, details), 400);
+      return c.json(
+        envelope('VALIDATION_FAILED', `The request ${where} is not valid.`, c.var.requestId, details),
+        400,
+      );
     },
   });
 
@@ -78,12 +89,18 @@ export function createApp(deps: AppDeps) {
     await next();
     if (!c.res.headers.has('X-Request-Id')) c.header('X-Request-Id', requestId);
     deps.logger('info', 'request', {
-      requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started),
+      requestId,
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      ms: Math.round(performance.now() - started),
     });
   });
   app.use('/api/*', secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const tooLarge = () => { throw new AppError(413, 'BODY_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes.`); };
+  const tooLarge = () => {
+    throw new AppError(413, 'BODY_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes.`);
+  };
   const limitBody = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
   // A declared Content-Length is exact (the HTTP parser reads no more than it), so it decides alone,
   // as bodyLimit would, but without opening the body as a stream: that would cost
@@ -109,38 +126,97 @@ export function createApp(deps: AppDeps) {
     }
     if (err instanceof HTTPException && err.status < 500) {
       if (err.status === 415) {
-        return c.json(envelope('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.', requestId), 415);
+        return c.json(
+          envelope('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.', requestId),
+          415,
+        );
       }
       const malformed = /json/i.test(err.message);
-      return c.json(envelope(malformed ? 'MALFORMED_JSON' : 'BAD_REQUEST',
-        malformed ? 'The body is not valid JSON.' : err.message || 'Bad request.', requestId), err.status);
+      return c.json(
+        envelope(
+          malformed ? 'MALFORMED_JSON' : 'BAD_REQUEST',
+          malformed ? 'The body is not valid JSON.' : err.message || 'Bad request.',
+          requestId,
+        ),
+        err.status,
+      );
     }
     if (isStoreUnavailable(err)) {
-      deps.logger('warn', 'object store unavailable', { requestId, err: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+      deps.logger('warn', 'object store unavailable', {
+        requestId,
+        err: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+      });
       c.header('Retry-After', '60');
-      return c.json(envelope('STORAGE_UNAVAILABLE', 'The file store did not answer in time. Try again in a minute.', requestId), 503);
+      return c.json(
+        envelope(
+          'STORAGE_UNAVAILABLE',
+          'The file store did not answer in time. Try again in a minute.',
+          requestId,
+        ),
+        503,
+      );
     }
     // Internals go to the log, never to the caller.
     deps.logger('error', 'unhandled error', { requestId, ...loggableError(err) });
-    return c.json(envelope('INTERNAL', 'Something went wrong on our side. Quote the request id if you report it.', requestId), 500);
+    return c.json(
+      envelope(
+        'INTERNAL',
+        'Something went wrong on our side. Quote the request id if you report it.',
+        requestId,
+      ),
+      500,
+    );
   });
 
   const routes = app
-    .openapi(createRoute({
-      method: 'get', path: '/api/health', tags: ['health'], summary: 'Database and object store reachability',
-      responses: {
-        200: jsonResponse(z.object({ status: z.enum(['ok', 'degraded']), database: z.string(), objectStore: z.string(), version: z.string() }), 'All parts reachable'),
-        503: jsonResponse(z.object({ status: z.enum(['ok', 'degraded']), database: z.string(), objectStore: z.string(), version: z.string() }), 'A part is down'),
+    .openapi(
+      createRoute({
+        method: 'get',
+        path: '/api/health',
+        tags: ['health'],
+        summary: 'Database and object store reachability',
+        responses: {
+          200: jsonResponse(
+            z.object({
+              status: z.enum(['ok', 'degraded']),
+              database: z.string(),
+              objectStore: z.string(),
+              version: z.string(),
+            }),
+            'All parts reachable',
+          ),
+          503: jsonResponse(
+            z.object({
+              status: z.enum(['ok', 'degraded']),
+              database: z.string(),
+              objectStore: z.string(),
+              version: z.string(),
+            }),
+            'A part is down',
+          ),
+        },
+      }),
+      async (c) => {
+        const [database, objectStore] = await Promise.all([
+          c.var.db.execute(sql`select 1`).then(
+            () => 'ok',
+            () => 'unreachable',
+          ),
+          deps.objectStore.ping().then(
+            () => 'ok',
+            () => 'unreachable',
+          ),
+        ]);
+        const ok = database === 'ok' && objectStore === 'ok';
+        const body = {
+          status: ok ? ('ok' as const) : ('degraded' as const),
+          database,
+          objectStore,
+          version: deps.version ?? 'dev',
+        };
+        return ok ? c.json(body, 200) : c.json(body, 503);
       },
-    }), async (c) => {
-      const [database, objectStore] = await Promise.all([
-        c.var.db.execute(sql`select 1`).then(() => 'ok', () => 'unreachable'),
-        deps.objectStore.ping().then(() => 'ok', () => 'unreachable'),
-      ]);
-      const ok = database === 'ok' && objectStore === 'ok';
-      const body = { status: ok ? 'ok' as const : 'degraded' as const, database, objectStore, version: deps.version ?? 'dev' };
-      return ok ? c.json(body, 200) : c.json(body, 503);
-    })
+    )
     .route('/api/v1', authRoutes)
     .route('/api/v1', userRoutes)
     .route('/api/v1', tokenRoutes)
@@ -159,16 +235,30 @@ export function createApp(deps: AppDeps) {
     .route('/api/v1', problemRoutes)
     .route('/api/v1', coordinatorBundleRoutes);
 
-  app.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'outpost_session' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'session', {
+    type: 'apiKey',
+    in: 'cookie',
+    name: 'outpost_session',
+  });
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiToken', { type: 'http', scheme: 'bearer' });
-  app.openAPIRegistry.registerComponent('securitySchemes', 'deviceToken', { type: 'http', scheme: 'bearer', description: 'A site\'s device token (opd_…)' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'deviceToken', {
+    type: 'http',
+    scheme: 'bearer',
+    description: "A site's device token (opd_…)",
+  });
   app.doc31('/api/openapi.json', {
     openapi: '3.1.0',
-    info: { title: 'Outpost API', version: deps.version ?? 'dev', description: 'Fleet management for offline-first on-premises sites.' },
+    info: {
+      title: 'Outpost API',
+      version: deps.version ?? 'dev',
+      description: 'Fleet management for offline-first on-premises sites.',
+    },
     security: [{ session: [] }, { apiToken: [] }],
   });
   app.get('/api/docs', Scalar({ url: '/api/openapi.json', pageTitle: 'Outpost API reference' }));
-  app.all('/api/*', (c) => c.json(envelope('NOT_FOUND', `No endpoint ${c.req.method} ${c.req.path}.`, c.var.requestId), 404));
+  app.all('/api/*', (c) =>
+    c.json(envelope('NOT_FOUND', `No endpoint ${c.req.method} ${c.req.path}.`, c.var.requestId), 404),
+  );
   return routes;
 }
 

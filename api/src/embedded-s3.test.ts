@@ -9,20 +9,32 @@ import { startEmbeddedS3 } from './embedded-s3.ts';
 import { createObjectStore } from './lib/object-store.ts';
 
 const dirs: string[] = [];
-afterAll(async () => { await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))); });
+afterAll(async () => {
+  await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true })));
+});
 
 describe('embedded object store', () => {
   it('should stop at once while a read is still streaming (a download to a slow site), cutting it', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-embedded-s3-'));
     dirs.push(dir);
     const s3 = await startEmbeddedS3(dir, 'outpost');
-    const store = createObjectStore({ endpoint: s3.endpoint, bucket: 'outpost', region: 'us-east-1', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+    const store = createObjectStore({
+      endpoint: s3.endpoint,
+      bucket: 'outpost',
+      region: 'us-east-1',
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+    });
     try {
       // Larger than the socket buffers between the two, so the answer is still being sent while paused.
-      await store.client.send(new PutObjectCommand({ Bucket: 'outpost', Key: 'big', Body: Buffer.alloc(48 * 2 ** 20, 7) }));
+      await store.client.send(
+        new PutObjectCommand({ Bucket: 'outpost', Key: 'big', Body: Buffer.alloc(48 * 2 ** 20, 7) }),
+      );
       const answer = await store.client.send(new GetObjectCommand({ Bucket: 'outpost', Key: 'big' }));
       const body = answer.Body as Readable;
-      const cut = new Promise<string>((resolve) => body.once('error', () => resolve('error')).once('close', () => resolve('close')));
+      const cut = new Promise<string>((resolve) =>
+        body.once('error', () => resolve('error')).once('close', () => resolve('close')),
+      );
       body.pause();
       const started = Date.now();
       await s3.close();
@@ -30,7 +42,9 @@ describe('embedded object store', () => {
       // The reader sees its stream end without the rest (it would resume with a Range elsewhere).
       body.resume();
       let rest = 0;
-      body.on('data', (chunk: Buffer) => { rest += chunk.length; });
+      body.on('data', (chunk: Buffer) => {
+        rest += chunk.length;
+      });
       expect(await cut).toMatch(/error|close/);
       expect(rest).toBeLessThan(48 * 2 ** 20);
     } finally {
@@ -42,28 +56,57 @@ describe('embedded object store', () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-embedded-s3-'));
     dirs.push(dir);
     const s3 = await startEmbeddedS3(dir, 'outpost');
-    const store = createObjectStore({ endpoint: s3.endpoint, bucket: 'outpost', region: 'us-east-1', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
-    const forger = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: 'S3RVER' } });
+    const store = createObjectStore({
+      endpoint: s3.endpoint,
+      bucket: 'outpost',
+      region: 'us-east-1',
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+    });
+    const forger = new S3Client({
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: 'S3RVER' },
+    });
     try {
-      await store.client.send(new PutObjectCommand({ Bucket: 'outpost', Key: 'blobs/sha256/secret', Body: 'private bytes' }));
+      await store.client.send(
+        new PutObjectCommand({ Bucket: 'outpost', Key: 'blobs/sha256/secret', Body: 'private bytes' }),
+      );
       expect((await store.client.send(new ListObjectsV2Command({ Bucket: 'outpost' }))).KeyCount).toBe(1);
 
       // Anyone on the machine, without the server's key.
       expect((await fetch(`${s3.endpoint}/outpost`)).status).toBe(403);
       expect((await fetch(`${s3.endpoint}/outpost/blobs/sha256/secret`)).status).toBe(403);
-      expect((await fetch(`${s3.endpoint}/outpost/blobs/sha256/planted`, { method: 'PUT', body: 'x' })).status).toBe(403);
-      expect((await fetch(`${s3.endpoint}/outpost/blobs/sha256/secret`, { method: 'DELETE' })).status).toBe(403);
-      await expect(forger.send(new GetObjectCommand({ Bucket: 'outpost', Key: 'blobs/sha256/secret' }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
+      expect(
+        (await fetch(`${s3.endpoint}/outpost/blobs/sha256/planted`, { method: 'PUT', body: 'x' })).status,
+      ).toBe(403);
+      expect((await fetch(`${s3.endpoint}/outpost/blobs/sha256/secret`, { method: 'DELETE' })).status).toBe(
+        403,
+      );
+      await expect(
+        forger.send(new GetObjectCommand({ Bucket: 'outpost', Key: 'blobs/sha256/secret' })),
+      ).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
 
       // A presigned link works as given; stripped of its query, tampered with or expired it does not.
-      const link = await getSignedUrl(store.client, new GetObjectCommand({ Bucket: 'outpost', Key: 'blobs/sha256/secret' }), { expiresIn: 60 });
+      const link = await getSignedUrl(
+        store.client,
+        new GetObjectCommand({ Bucket: 'outpost', Key: 'blobs/sha256/secret' }),
+        { expiresIn: 60 },
+      );
       const ok = await fetch(link);
       expect(ok.status).toBe(200);
       expect(await ok.text()).toBe('private bytes');
       expect((await fetch(link.split('?')[0]!)).status).toBe(403);
       expect((await fetch(link.replace('blobs/sha256/secret', 'blobs/sha256/other'))).status).toBe(403);
-      expect((await fetch(link.replace(/X-Amz-Signature=[0-9a-f]{4}/, 'X-Amz-Signature=0000'))).status).toBe(403);
-      const short = await getSignedUrl(store.client, new GetObjectCommand({ Bucket: 'outpost', Key: 'blobs/sha256/secret' }), { expiresIn: 1 });
+      expect((await fetch(link.replace(/X-Amz-Signature=[0-9a-f]{4}/, 'X-Amz-Signature=0000'))).status).toBe(
+        403,
+      );
+      const short = await getSignedUrl(
+        store.client,
+        new GetObjectCommand({ Bucket: 'outpost', Key: 'blobs/sha256/secret' }),
+        { expiresIn: 1 },
+      );
       await new Promise((r) => setTimeout(r, 2100));
       expect((await fetch(short)).status).toBe(403);
       expect((await store.client.send(new ListObjectsV2Command({ Bucket: 'outpost' }))).KeyCount).toBe(1);

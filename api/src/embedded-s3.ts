@@ -15,23 +15,37 @@ import { verifySigV4 } from './lib/sigv4.ts';
  * 403 AccessDenied to anything else — anonymous listing, PUT and DELETE, a link stripped of its
  * query, tampered with or expired.
  */
-export async function startEmbeddedS3(directory: string, bucket: string, options: { port?: number; /** Default: random at each start. */ secretAccessKey?: string } = {}) {
+export async function startEmbeddedS3(
+  directory: string,
+  bucket: string,
+  options: { port?: number; /** Default: random at each start. */ secretAccessKey?: string } = {},
+) {
   const port = options.port ?? 0;
   await fs.mkdir(directory, { recursive: true });
   const s3rver = new S3rver({ directory, silent: true, configureBuckets: [{ name: bucket, configs: [] }] });
   await (s3rver as unknown as { configureBuckets(): Promise<void> }).configureBuckets();
   const handle = s3rver.callback();
   // s3rver only knows its built-in key id; the secret that matters is checked here.
-  const credentials = { accessKeyId: 'S3RVER', secretAccessKey: options.secretAccessKey ?? randomBytes(32).toString('base64url') };
+  const credentials = {
+    accessKeyId: 'S3RVER',
+    secretAccessKey: options.secretAccessKey ?? randomBytes(32).toString('base64url'),
+  };
   const server = http.createServer((req, res) => {
-    const verdict = verifySigV4({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }, credentials);
+    const verdict = verifySigV4(
+      { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers },
+      credentials,
+    );
     if (verdict.ok) return void handle(req, res);
     res.writeHead(403, { 'content-type': 'application/xml', connection: 'close' });
-    res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`);
+    res.end(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`,
+    );
     // Whatever body was being sent is not read.
     req.resume();
   });
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) =>
+    server.once('error', reject).listen(port, '127.0.0.1', resolve),
+  );
   const actual = (server.address() as AddressInfo).port;
   return {
     endpoint: `http://127.0.0.1:${actual}`,

@@ -27,25 +27,38 @@ const { handle, objectStore, secretBox } = runtime;
 // here, in memory), so the demo's bundles build without network. Only its own address is allowed.
 const demoRegistry = env.OUTPOST_DEMO
   ? await (async () => {
-    const [{ startDemoRegistry }, { demoImages }] = await Promise.all([import('./lib/demo-registry.ts'), import('./services/seed/demo-image.ts')]);
-    // The demo release pins its images at this address, so the port stays fixed (OUTPOST_DEMO_REGISTRY_PORT).
-    return startDemoRegistry(demoImages(), { port: env.OUTPOST_DEMO_REGISTRY_PORT }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EADDRINUSE') throw err;
-      throw new Error(`The demo's registry cannot listen on 127.0.0.1:${env.OUTPOST_DEMO_REGISTRY_PORT}: the port is taken (another Outpost demo?). Set OUTPOST_DEMO_REGISTRY_PORT to a free port.`);
-    });
-  })()
+      const [{ startDemoRegistry }, { demoImages }] = await Promise.all([
+        import('./lib/demo-registry.ts'),
+        import('./services/seed/demo-image.ts'),
+      ]);
+      // The demo release pins its images at this address, so the port stays fixed (OUTPOST_DEMO_REGISTRY_PORT).
+      return startDemoRegistry(demoImages(), { port: env.OUTPOST_DEMO_REGISTRY_PORT }).catch(
+        (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EADDRINUSE') throw err;
+          throw new Error(
+            `The demo's registry cannot listen on 127.0.0.1:${env.OUTPOST_DEMO_REGISTRY_PORT}: the port is taken (another Outpost demo?). Set OUTPOST_DEMO_REGISTRY_PORT to a free port.`,
+          );
+        },
+      );
+    })()
   : null;
 // Where the registry client may connect: https and public addresses, plus the listed self-hosted registries.
 const allowInsecure = [...env.OUTPOST_REGISTRY_ALLOW_INSECURE, ...(demoRegistry ? [demoRegistry.host] : [])];
 const registry = { allowInsecure, fetch: guardedFetch(allowInsecure) };
 
 const first = await bootstrapFirstOrg(handle.db, {
-  orgName: env.OUTPOST_ORG_NAME, adminEmail: env.OUTPOST_ADMIN_EMAIL, adminPassword: env.OUTPOST_ADMIN_PASSWORD,
+  orgName: env.OUTPOST_ORG_NAME,
+  adminEmail: env.OUTPOST_ADMIN_EMAIL,
+  adminPassword: env.OUTPOST_ADMIN_PASSWORD,
 });
 if (first) {
   // Printed once, on the first start only; it is never logged or stored in clear.
-  const pw = first.generatedPassword ? `\n  password: ${first.generatedPassword}   (generated; shown only this once — change it after signing in)` : '\n  password: the one in OUTPOST_ADMIN_PASSWORD';
-  process.stdout.write(`\nOutpost created the organisation "${first.org.name}" and its owner account:\n  email:    ${first.email}${pw}\n\n`);
+  const pw = first.generatedPassword
+    ? `\n  password: ${first.generatedPassword}   (generated; shown only this once — change it after signing in)`
+    : '\n  password: the one in OUTPOST_ADMIN_PASSWORD';
+  process.stdout.write(
+    `\nOutpost created the organisation "${first.org.name}" and its owner account:\n  email:    ${first.email}${pw}\n\n`,
+  );
 }
 
 if (env.OUTPOST_DEMO) {
@@ -54,7 +67,11 @@ if (env.OUTPOST_DEMO) {
   const seeded = await seedDemoOnce(handle.db, 2000);
   if (seeded) log('info', 'demo fleet seeded', seeded);
   const { seedDemoRelease } = await import('./services/seed/demo.ts');
-  const release = await seedDemoRelease(handle.db, { box: secretBox, resolver: registryImageResolver(registry), registryHost: demoRegistry!.host });
+  const release = await seedDemoRelease(handle.db, {
+    box: secretBox,
+    resolver: registryImageResolver(registry),
+    registryHost: demoRegistry!.host,
+  });
   if (release) log('info', 'demo release seeded', { ...release, registry: demoRegistry!.host });
 }
 
@@ -66,7 +83,9 @@ const api = createApp({
   logger: log,
   clientAddress: (c) => {
     // Behind a reverse proxy every socket is the proxy's: trust its X-Forwarded-For only when told to.
-    const forwarded = env.OUTPOST_TRUST_PROXY ? c.req.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined;
+    const forwarded = env.OUTPOST_TRUST_PROXY
+      ? c.req.header('x-forwarded-for')?.split(',')[0]?.trim()
+      : undefined;
     return forwarded || getConnInfo(c).remote.address || 'unknown';
   },
   secureCookies: env.OUTPOST_SECURE_COOKIES === 'auto' ? 'auto' : env.OUTPOST_SECURE_COOKIES === 'true',
@@ -76,15 +95,31 @@ const api = createApp({
 });
 
 // Bundle builds: workers in this process (OUTPOST_WORKERS, default 1); more run as `npm run worker`.
-const workers = Array.from({ length: env.OUTPOST_WORKERS }, () => new BundleWorker({
-  db: handle.db, store: objectStore, secretBox, logger: log, registry, leaseMs: env.OUTPOST_WORKER_LEASE_MS, ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
-}));
+const workers = Array.from(
+  { length: env.OUTPOST_WORKERS },
+  () =>
+    new BundleWorker({
+      db: handle.db,
+      store: objectStore,
+      secretBox,
+      logger: log,
+      registry,
+      leaseMs: env.OUTPOST_WORKER_LEASE_MS,
+      ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
+    }),
+);
 for (const w of workers) w.start();
 
 // The rollout scheduler: waves open on time, thresholds are judged, webhooks are sent.
-const scheduler = env.OUTPOST_SCHEDULER_INTERVAL_SECONDS > 0
-  ? startRolloutScheduler({ db: handle.db, box: secretBox, logger: log, intervalMs: env.OUTPOST_SCHEDULER_INTERVAL_SECONDS * 1000 })
-  : null;
+const scheduler =
+  env.OUTPOST_SCHEDULER_INTERVAL_SECONDS > 0
+    ? startRolloutScheduler({
+        db: handle.db,
+        box: secretBox,
+        logger: log,
+        intervalMs: env.OUTPOST_SCHEDULER_INTERVAL_SECONDS * 1000,
+      })
+    : null;
 
 const webDir = path.resolve(env.OUTPOST_WEB_DIR ?? path.join(import.meta.dirname, '../../web/build'));
 const server = new Hono();

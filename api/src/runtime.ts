@@ -17,19 +17,35 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export async function openRuntime(env: NodeEnv, log: Logger, opts: { embeddedS3: boolean; migrate: boolean }): Promise<Runtime> {
+export async function openRuntime(
+  env: NodeEnv,
+  log: Logger,
+  opts: { embeddedS3: boolean; migrate: boolean },
+): Promise<Runtime> {
   const dataDir = path.resolve(env.OUTPOST_DATA_DIR);
   fs.mkdirSync(dataDir, { recursive: true });
 
-  const handle = await openDatabase({ databaseUrl: env.DATABASE_URL, driver: env.DATABASE_DRIVER, dataDir, neonRelay: env.NEON_WS_RELAY });
+  const handle = await openDatabase({
+    databaseUrl: env.DATABASE_URL,
+    driver: env.DATABASE_DRIVER,
+    dataDir,
+    neonRelay: env.NEON_WS_RELAY,
+  });
   // The server migrates; a separate worker uses the schema as the server (or `npm run db:migrate`) left it.
   if (opts.migrate) await handle.migrate(MIGRATIONS_DIR);
   log('info', 'database ready', { driver: handle.driver });
 
   let embeddedS3: { close(): Promise<void> } | null = null;
-  let s3 = { endpoint: env.S3_ENDPOINT, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY };
+  let s3 = {
+    endpoint: env.S3_ENDPOINT,
+    accessKeyId: env.S3_ACCESS_KEY_ID,
+    secretAccessKey: env.S3_SECRET_ACCESS_KEY,
+  };
   if (!env.S3_ENDPOINT && !env.S3_ACCESS_KEY_ID) {
-    if (!opts.embeddedS3) throw new Error('Set S3_ENDPOINT (and keys) to the object store the server uses: a separate worker cannot share the embedded one.');
+    if (!opts.embeddedS3)
+      throw new Error(
+        'Set S3_ENDPOINT (and keys) to the object store the server uses: a separate worker cannot share the embedded one.',
+      );
     const { startEmbeddedS3 } = await import('./embedded-s3.ts');
     const embedded = await startEmbeddedS3(path.join(dataDir, 's3'), env.S3_BUCKET);
     embeddedS3 = embedded;
@@ -37,9 +53,14 @@ export async function openRuntime(env: NodeEnv, log: Logger, opts: { embeddedS3:
     log('info', 'embedded object store started', { endpoint: embedded.endpoint });
   }
   const objectStore = createObjectStore({
-    endpoint: s3.endpoint, bucket: env.S3_BUCKET, region: env.S3_REGION,
-    accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, forcePathStyle: env.S3_FORCE_PATH_STYLE,
-    publicEndpoint: env.S3_PUBLIC_ENDPOINT, idleTimeoutMs: env.S3_IDLE_TIMEOUT_SECONDS * 1000,
+    endpoint: s3.endpoint,
+    bucket: env.S3_BUCKET,
+    region: env.S3_REGION,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    forcePathStyle: env.S3_FORCE_PATH_STYLE,
+    publicEndpoint: env.S3_PUBLIC_ENDPOINT,
+    idleTimeoutMs: env.S3_IDLE_TIMEOUT_SECONDS * 1000,
   });
   await objectStore.ensureBucket();
 
@@ -49,7 +70,11 @@ export async function openRuntime(env: NodeEnv, log: Logger, opts: { embeddedS3:
     if (env.OUTPOST_SECRET_KEY) return parseSecretKey(env.OUTPOST_SECRET_KEY);
     const file = path.join(dataDir, 'secret.key');
     if (!fs.existsSync(file)) {
-      fs.writeFileSync(file, Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+      fs.writeFileSync(
+        file,
+        Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64') + '\n',
+        { mode: 0o600, flag: 'wx' },
+      );
       log('warn', 'generated a secret key; back it up with the data directory', { file });
     }
     return parseSecretKey(fs.readFileSync(file, 'utf8'));
@@ -57,7 +82,10 @@ export async function openRuntime(env: NodeEnv, log: Logger, opts: { embeddedS3:
   const secretBox = await createSecretBox(loadSecretKey());
 
   return {
-    handle, objectStore, secretBox, dataDir,
+    handle,
+    objectStore,
+    secretBox,
+    dataDir,
     async close() {
       await embeddedS3?.close().catch(() => {});
       await handle.close().catch(() => {});

@@ -11,7 +11,9 @@ import { bootstrapFirstOrg } from './services/orgs/bootstrap.ts';
 
 const { values } = parseArgs({
   options: {
-    sites: { type: 'string', default: '2000' }, org: { type: 'string' }, reports: { type: 'string', default: '6' },
+    sites: { type: 'string', default: '2000' },
+    org: { type: 'string' },
+    reports: { type: 'string', default: '6' },
     seed: { type: 'string', default: '42' },
   },
 });
@@ -21,10 +23,20 @@ if (!Number.isInteger(count) || count < 1 || count > 1_000_000) {
   process.exit(2);
 }
 const env = parseNodeEnv(process.env);
-const handle = await openDatabase({ databaseUrl: env.DATABASE_URL, driver: env.DATABASE_DRIVER, dataDir: path.resolve(env.OUTPOST_DATA_DIR), neonRelay: env.NEON_WS_RELAY });
+const handle = await openDatabase({
+  databaseUrl: env.DATABASE_URL,
+  driver: env.DATABASE_DRIVER,
+  dataDir: path.resolve(env.OUTPOST_DATA_DIR),
+  neonRelay: env.NEON_WS_RELAY,
+});
 await handle.migrate(MIGRATIONS_DIR);
-const first = await bootstrapFirstOrg(handle.db, { orgName: env.OUTPOST_ORG_NAME, adminEmail: env.OUTPOST_ADMIN_EMAIL, adminPassword: env.OUTPOST_ADMIN_PASSWORD });
-if (first?.generatedPassword) console.log(`Created ${first.email} with password ${first.generatedPassword} (shown once).`);
+const first = await bootstrapFirstOrg(handle.db, {
+  orgName: env.OUTPOST_ORG_NAME,
+  adminEmail: env.OUTPOST_ADMIN_EMAIL,
+  adminPassword: env.OUTPOST_ADMIN_PASSWORD,
+});
+if (first?.generatedPassword)
+  console.log(`Created ${first.email} with password ${first.generatedPassword} (shown once).`);
 const [org] = values.org
   ? await handle.db.select().from(organizations).where(eq(organizations.name, values.org)).limit(1)
   : await handle.db.select().from(organizations).orderBy(asc(organizations.createdAt)).limit(1);
@@ -35,11 +47,16 @@ if (!org) {
 const started = Date.now();
 let lastPrint = 0;
 await seedFleet(handle.db, {
-  orgId: org.id, sites: count, reportsPerSite: Number(values.reports), seed: Number(values.seed),
+  orgId: org.id,
+  sites: count,
+  reportsPerSite: Number(values.reports),
+  seed: Number(values.seed),
   onProgress: (done, total) => {
     if (Date.now() - lastPrint > 1000 || done === total) {
       lastPrint = Date.now();
-      process.stdout.write(`\rSeeding "${org.name}": ${done.toLocaleString()} / ${total.toLocaleString()} sites`);
+      process.stdout.write(
+        `\rSeeding "${org.name}": ${done.toLocaleString()} / ${total.toLocaleString()} sites`,
+      );
     }
   },
 });

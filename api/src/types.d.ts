@@ -1,6 +1,10 @@
 declare module 's3rver' {
   interface S3rverOptions {
-    address?: string; port?: number; directory?: string; silent?: boolean; resetOnClose?: boolean;
+    address?: string;
+    port?: number;
+    directory?: string;
+    silent?: boolean;
+    resetOnClose?: boolean;
     allowMismatchedSignatures?: boolean;
     configureBuckets?: { name: string; configs: unknown[] }[];
   }

@@ -10,13 +10,21 @@ import { guardedFetch } from '@outpost/bundler/guarded-fetch';
 const env = parseNodeEnv(process.env);
 const log = jsonLogger(undefined, env.LOG_LEVEL);
 if (!env.DATABASE_URL) {
-  process.stderr.write('A separate worker needs DATABASE_URL: the embedded database belongs to the `npm start` process (which runs a worker of its own).\n');
+  process.stderr.write(
+    'A separate worker needs DATABASE_URL: the embedded database belongs to the `npm start` process (which runs a worker of its own).\n',
+  );
   process.exit(2);
 }
 const runtime = await openRuntime(env, log, { embeddedS3: false, migrate: false });
 const worker = new BundleWorker({
-  db: runtime.handle.db, store: runtime.objectStore, secretBox: runtime.secretBox, logger: log,
-  registry: { allowInsecure: env.OUTPOST_REGISTRY_ALLOW_INSECURE, fetch: guardedFetch(env.OUTPOST_REGISTRY_ALLOW_INSECURE) },
+  db: runtime.handle.db,
+  store: runtime.objectStore,
+  secretBox: runtime.secretBox,
+  logger: log,
+  registry: {
+    allowInsecure: env.OUTPOST_REGISTRY_ALLOW_INSECURE,
+    fetch: guardedFetch(env.OUTPOST_REGISTRY_ALLOW_INSECURE),
+  },
   ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
   leaseMs: env.OUTPOST_WORKER_LEASE_MS,
 });

@@ -36,8 +36,12 @@ async function buildApp(env: WorkerEnv): Promise<App> {
   return createApp({
     database: databaseFor,
     objectStore: createObjectStore({
-      endpoint: env.S3_ENDPOINT, bucket: env.S3_BUCKET, region: env.S3_REGION,
-      accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY, publicEndpoint: env.S3_PUBLIC_ENDPOINT,
+      endpoint: env.S3_ENDPOINT,
+      bucket: env.S3_BUCKET,
+      region: env.S3_REGION,
+      accessKeyId: env.S3_ACCESS_KEY_ID,
+      secretAccessKey: env.S3_SECRET_ACCESS_KEY,
+      publicEndpoint: env.S3_PUBLIC_ENDPOINT,
     }),
     secretBox: await createSecretBox(env.OUTPOST_SECRET_KEY),
     // Workers' egress does not reach private addresses; the URL checks (https, address literals, redirects, realm) apply here too.
@@ -76,17 +80,38 @@ function badEnvironment(problems: string[]): Response {
 
 export default {
   /** The cron trigger (wrangler.toml [triggers]): one rollout scheduler tick, on its own database pool. */
-  async scheduled(_controller: unknown, rawEnv: Record<string, unknown>, ctx: ExecutionContext): Promise<void> {
+  async scheduled(
+    _controller: unknown,
+    rawEnv: Record<string, unknown>,
+    ctx: ExecutionContext,
+  ): Promise<void> {
     const parsed = parseWorkerEnv(rawEnv);
-    if (!parsed.ok) { log('error', 'bad environment', { problems: parsed.problems }); return; }
+    if (!parsed.ok) {
+      log('error', 'bad environment', { problems: parsed.problems });
+      return;
+    }
     const handle = await createNeonDb(parsed.env.DATABASE_URL, { relay: parsed.env.NEON_WS_RELAY });
     try {
-      await rolloutTick({ db: handle.db, box: await createSecretBox(parsed.env.OUTPOST_SECRET_KEY), logger: log });
+      await rolloutTick({
+        db: handle.db,
+        box: await createSecretBox(parsed.env.OUTPOST_SECRET_KEY),
+        logger: log,
+      });
     } catch (err) {
-      log('error', 'rollout scheduler tick failed', { err: err instanceof Error ? err.message : String(err) });
+      log('error', 'rollout scheduler tick failed', {
+        err: err instanceof Error ? err.message : String(err),
+      });
       throw err;
     } finally {
-      ctx.waitUntil(handle.close().catch((err: unknown) => log('warn', 'closing the scheduler database failed', { err: err instanceof Error ? err.message : String(err) })));
+      ctx.waitUntil(
+        handle
+          .close()
+          .catch((err: unknown) =>
+            log('warn', 'closing the scheduler database failed', {
+              err: err instanceof Error ? err.message : String(err),
+            }),
+          ),
+      );
     }
   },
 
@@ -101,9 +126,12 @@ export default {
     const app = await appFor(rawEnv, env);
     const handle = await createNeonDb(env.DATABASE_URL, { relay: env.NEON_WS_RELAY });
     requestDbs.set(request, handle.db);
-    const close = () => handle.close().catch((err: unknown) => {
-      log('warn', 'closing the request database failed', { err: err instanceof Error ? err.message : String(err) });
-    });
+    const close = () =>
+      handle.close().catch((err: unknown) => {
+        log('warn', 'closing the request database failed', {
+          err: err instanceof Error ? err.message : String(err),
+        });
+      });
     let res: Response;
     try {
       res = await app.fetch(request, rawEnv, ctx);
@@ -118,7 +146,12 @@ export default {
     // A streamed body (the CSV export) still reads from the database after fetch returns: close the
     // pool only once the body has been sent or the client went away.
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-    ctx.waitUntil(res.body.pipeTo(writable).catch(() => {}).finally(close));
+    ctx.waitUntil(
+      res.body
+        .pipeTo(writable)
+        .catch(() => {})
+        .finally(close),
+    );
     return new Response(readable, res);
   },
 };

@@ -12,7 +12,13 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { RegistryClient, archiveImageFromRegistry, recordImagesArchive, teeingBlobReader, type Descriptor } from '@outpost/bundler';
+import {
+  RegistryClient,
+  archiveImageFromRegistry,
+  recordImagesArchive,
+  teeingBlobReader,
+  type Descriptor,
+} from '@outpost/bundler';
 import { benchStore } from './common.ts';
 
 export interface JobResult {
@@ -63,7 +69,14 @@ if (mode === 'plain') {
       const res = await fetch(`http://${registry}/v2/${blob.repository}/blobs/${blob.digest}`);
       if (!res.ok || !res.body) throw new Error(`GET ${blob.digest}: ${res.status}`);
       const body = Readable.fromWeb(res.body as unknown as NodeWebReadableStream<Uint8Array>);
-      await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: `plain/${blob.digest.slice(7)}`, Body: body, ContentLength: blob.size }));
+      await store.client.send(
+        new PutObjectCommand({
+          Bucket: store.bucket,
+          Key: `plain/${blob.digest.slice(7)}`,
+          Body: body,
+          ContentLength: blob.size,
+        }),
+      );
     }
   };
   await Promise.all([worker(), worker(), worker()]);
@@ -78,14 +91,27 @@ if (mode === 'plain') {
   const resolvedMs = performance.now() - t0;
   // As the worker does it (api/src/services/bundles/build.ts): each blob fetched once and stored
   // content-addressed while the archive's bytes are run through for its sha256; the archive is not stored.
-  const sources = new Map(images.flatMap((image) => [image.config, ...image.layers].map((d) => [d.digest, { client, repository: image.repository }] as const)));
+  const sources = new Map(
+    images.flatMap((image) =>
+      [image.config, ...image.layers].map(
+        (d) => [d.digest, { client, repository: image.repository }] as const,
+      ),
+    ),
+  );
   const tee = teeingBlobReader({ s3: store, sources });
   const recorded = await recordImagesArchive({ images, readBlob: tee.readBlob });
   const stored = { sha256: recorded.sha256, size: recorded.size, tarSize: recorded.tarSize };
   const copied = await tee.settled();
   const ms = performance.now() - t0;
   endPhase('archive');
-  result = { ms, resolveMs: resolvedMs, copyMs: 0, archiveMs: ms - resolvedMs, copiedBytes: copied.reduce((s, c) => s + c.size, 0), archive: stored };
+  result = {
+    ms,
+    resolveMs: resolvedMs,
+    copyMs: 0,
+    archiveMs: ms - resolvedMs,
+    copiedBytes: copied.reduce((s, c) => s + c.size, 0),
+    archive: stored,
+  };
 } else {
   throw new Error(`unknown BENCH_MODE ${mode}`);
 }

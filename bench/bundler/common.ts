@@ -7,14 +7,21 @@ import { DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command } from '
 import { createObjectStore, type ObjectStore } from '../../api/src/lib/object-store.ts';
 
 export function benchStore(endpoint: string, bucket: string): ObjectStore {
-  return createObjectStore({ endpoint, bucket, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+  return createObjectStore({
+    endpoint,
+    bucket,
+    region: 'us-east-1',
+    accessKeyId: 'S3RVER',
+    secretAccessKey: 'S3RVER',
+  });
 }
 
 /** Empties and removes a bucket (the benchmark's buckets hold a few dozen keys, one page). */
 export async function dropBucket(store: ObjectStore): Promise<void> {
   for (;;) {
     const page = await store.client.send(new ListObjectsV2Command({ Bucket: store.bucket }));
-    for (const o of page.Contents ?? []) await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: o.Key! }));
+    for (const o of page.Contents ?? [])
+      await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: o.Key! }));
     if (!page.IsTruncated) break;
   }
   await store.client.send(new DeleteBucketCommand({ Bucket: store.bucket })).catch(() => undefined);
@@ -23,10 +30,24 @@ export async function dropBucket(store: ObjectStore): Promise<void> {
 /** Runs a TypeScript file of this folder as `node --import tsx`, so the child's pid is the Node process itself. */
 export function spawnTs(file: string, env: Record<string, string>): ChildProcess {
   const profiled = (process.env.BENCH_PROF_FILES ?? 'archive-job.ts').split(',').includes(file);
-  return spawn(process.execPath, [...(process.env.BENCH_PROF && profiled ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []), '--import', 'tsx', path.join(import.meta.dirname, file)], {
-    env: { ...process.env, ...env, NODE_OPTIONS: '--openssl-legacy-provider', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  return spawn(
+    process.execPath,
+    [
+      ...(process.env.BENCH_PROF && profiled ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []),
+      '--import',
+      'tsx',
+      path.join(import.meta.dirname, file),
+    ],
+    {
+      env: {
+        ...process.env,
+        ...env,
+        NODE_OPTIONS: '--openssl-legacy-provider',
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
 }
 
 /** The first stdout line matching `pattern`, or a rejection when the child exits first. */
@@ -42,7 +63,8 @@ export function waitForLine(child: ChildProcess, pattern: RegExp): Promise<RegEx
         resolve(m);
       }
     };
-    const onExit = (code: number | null) => reject(new Error(`${child.spawnargs.at(-1)} exited with ${code} before printing ${pattern}`));
+    const onExit = (code: number | null) =>
+      reject(new Error(`${child.spawnargs.at(-1)} exited with ${code} before printing ${pattern}`));
     child.stdout!.on('data', onData);
     child.once('exit', onExit);
   });
@@ -61,7 +83,10 @@ export function rssOf(pid: number): number {
 /** CPU seconds (user + system) a process has used so far. */
 export function cpuOf(pid: number): number {
   try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    const fields = fs
+      .readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /, '')
+      .split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
   } catch {
     return 0;
@@ -76,7 +101,12 @@ export function sampleRss(pid: number, everyMs = 25): { stop: () => { peak: numb
     peak = Math.max(peak, rssOf(pid));
     samples++;
   }, everyMs);
-  return { stop: () => { clearInterval(timer); return { peak, samples }; } };
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return { peak, samples };
+    },
+  };
 }
 
 export const fmtMiB = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`;

@@ -13,7 +13,8 @@ const SERVICES = ['backend', 'frontend', 'worker', 'reports', 'scheduler', 'prox
 
 export const COMPOSE = `name: outpost
 services:
-${SERVICES.map((name) => `  ${name}:
+${SERVICES.map(
+  (name) => `  ${name}:
     image: registry.example.org/emr/${name}@sha256:${sha(name)}
     restart: unless-stopped
     env_file: .env
@@ -31,7 +32,8 @@ ${SERVICES.map((name) => `  ${name}:
       interval: 10s
       timeout: 5s
       retries: 30
-`).join('')}volumes:
+`,
+).join('')}volumes:
 ${SERVICES.map((name) => `  ${name}-data: {}\n`).join('')}`;
 
 function edgeScripts(): SitePartScript[] {
@@ -40,15 +42,23 @@ function edgeScripts(): SitePartScript[] {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const file = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(file);
-      else if (entry.isFile()) scripts.push({ path: path.relative(EDGE, file), content: fs.readFileSync(file) });
+      else if (entry.isFile())
+        scripts.push({ path: path.relative(EDGE, file), content: fs.readFileSync(file) });
     }
   };
   if (fs.existsSync(EDGE)) walk(EDGE);
   const have = new Set(scripts.map((s) => s.path));
   for (const name of ['install', 'verify', 'backup', 'rollback', 'self-check', 'report']) {
     if (have.has(name)) continue;
-    const body = Array.from({ length: 40 }, (_, i) => `step_${i}() {\n  echo "Step ${i}: ${name} — checking the next part of the system"\n  [ -d "$BUNDLE_DIR" ] || fail "the bundle folder is missing"\n}\n`).join('');
-    scripts.push({ path: name, content: `#!/bin/sh\nset -eu\n. "$(dirname "$0")/lib/receipt-code.sh"\n${body}` });
+    const body = Array.from(
+      { length: 40 },
+      (_, i) =>
+        `step_${i}() {\n  echo "Step ${i}: ${name} — checking the next part of the system"\n  [ -d "$BUNDLE_DIR" ] || fail "the bundle folder is missing"\n}\n`,
+    ).join('');
+    scripts.push({
+      path: name,
+      content: `#!/bin/sh\nset -eu\n. "$(dirname "$0")/lib/receipt-code.sh"\n${body}`,
+    });
   }
   return scripts;
 }
@@ -56,17 +66,39 @@ function edgeScripts(): SitePartScript[] {
 export const SCRIPTS = edgeScripts();
 
 /** The options of one site's part; `i` makes the site (and its secrets) distinct. */
-export function siteOptions(i: number, shared: { images: { sha256: string; size: number }; content: { sha256: string; size: number } }, key: { privateKeyPem: string; fingerprint: string }): BuildSitePartOptions {
+export function siteOptions(
+  i: number,
+  shared: { images: { sha256: string; size: number }; content: { sha256: string; size: number } },
+  key: { privateKeyPem: string; fingerprint: string },
+): BuildSitePartOptions {
   const code = `KE-${String(i).padStart(5, '0')}`;
   const name = `Clinic ${i} Health Centre`;
   const env: Record<string, string> = {
-    SITE_CODE: code, SITE_NAME: name, SITE_ID: `site_${i}`, REGION: 'Nyanza', DISTRICT: 'Kisumu', TZ: 'Africa/Nairobi',
-    DB_PASSWORD: randomBytes(18).toString('base64url'), APP_SECRET: randomBytes(32).toString('hex'), REPORT_TOKEN: randomBytes(24).toString('base64url'),
-    BACKUP_KEY: randomBytes(32).toString('hex'), SMTP_HOST: 'smtp.example.org', SMTP_PORT: '587', SMTP_USER: `clinic-${i}`,
-    SMTP_PASSWORD: randomBytes(12).toString('base64url'), FACILITY_TYPE: 'health_centre', MFL_CODE: String(10_000 + i),
-    CHECKIN_URL: 'https://outpost.example.org/api/v1/checkin', DEVICE_TOKEN: randomBytes(32).toString('base64url'),
-    MAINTENANCE_WINDOW: 'daily 22:00-04:00', LANGUAGE: 'en', CURRENCY: 'KES', PRINTER: 'thermal-80mm', BACKUP_KEEP_DAYS: '14',
-    LOG_LEVEL: 'info', FEATURE_FLAGS: 'lab,pharmacy,referrals',
+    SITE_CODE: code,
+    SITE_NAME: name,
+    SITE_ID: `site_${i}`,
+    REGION: 'Nyanza',
+    DISTRICT: 'Kisumu',
+    TZ: 'Africa/Nairobi',
+    DB_PASSWORD: randomBytes(18).toString('base64url'),
+    APP_SECRET: randomBytes(32).toString('hex'),
+    REPORT_TOKEN: randomBytes(24).toString('base64url'),
+    BACKUP_KEY: randomBytes(32).toString('hex'),
+    SMTP_HOST: 'smtp.example.org',
+    SMTP_PORT: '587',
+    SMTP_USER: `clinic-${i}`,
+    SMTP_PASSWORD: randomBytes(12).toString('base64url'),
+    FACILITY_TYPE: 'health_centre',
+    MFL_CODE: String(10_000 + i),
+    CHECKIN_URL: 'https://outpost.example.org/api/v1/checkin',
+    DEVICE_TOKEN: randomBytes(32).toString('base64url'),
+    MAINTENANCE_WINDOW: 'daily 22:00-04:00',
+    LANGUAGE: 'en',
+    CURRENCY: 'KES',
+    PRINTER: 'thermal-80mm',
+    BACKUP_KEEP_DAYS: '14',
+    LOG_LEVEL: 'info',
+    FEATURE_FLAGS: 'lab,pharmacy,referrals',
   };
   return {
     site: { id: `site_${i}`, code, name },
@@ -79,7 +111,12 @@ export function siteOptions(i: number, shared: { images: { sha256: string; size:
     contentPackage: { fileName: 'emr-content-2.4.0.zip', ...shared.content },
     imagesArchive: { ...shared.images, delta: false },
     scripts: SCRIPTS,
-    readme: defaultReadme({ siteName: name, version: '2.4.0', sizeBytes: shared.images.size + shared.content.size, estimatedMinutes: 20 }),
+    readme: defaultReadme({
+      siteName: name,
+      version: '2.4.0',
+      sizeBytes: shared.images.size + shared.content.size,
+      estimatedMinutes: 20,
+    }),
     signingKeyPem: key.privateKeyPem,
     keyFingerprint: key.fingerprint,
   };

@@ -8,7 +8,10 @@ import { verdict } from './common.ts';
 export async function benchSiteParts(line: (s: string) => void): Promise<void> {
   const sites = Number(process.env.BENCH_PART_SITES ?? 5_000);
   const key = generateSigningKey();
-  const shared = { images: { sha256: randomBytes(32).toString('hex'), size: 1_174_405_120 }, content: { sha256: randomBytes(32).toString('hex'), size: 48_000_000 } };
+  const shared = {
+    images: { sha256: randomBytes(32).toString('hex'), size: 1_174_405_120 },
+    content: { sha256: randomBytes(32).toString('hex'), size: 48_000_000 },
+  };
   const inputs = Array.from({ length: sites }, (_, i) => siteOptions(i, shared, key));
   for (let i = 0; i < 200; i++) buildSitePart(inputs[i]!); // warm-up (JIT, the parsed key cache)
 
@@ -19,12 +22,21 @@ export async function benchSiteParts(line: (s: string) => void): Promise<void> {
     const t0 = performance.now();
     for (const options of inputs) {
       const part = buildSitePart(options);
-      if (run === 0) { total += part.tarSize; largest = Math.max(largest, part.tarSize); }
+      if (run === 0) {
+        total += part.tarSize;
+        largest = Math.max(largest, part.tarSize);
+      }
     }
     runs.push(sites / ((performance.now() - t0) / 1000));
   }
   const rate = [...runs].sort((a, b) => a - b)[1]!;
-  line(`\n2. Per-site parts (buildSitePart, ${sites.toLocaleString()} sites × 3 runs; 8-service compose, 25 settings, ${SCRIPTS.length} scripts, README, signed manifest)`);
-  line(`   ${runs.map((r) => r.toFixed(0)).join(', ')} sites/s, median ${rate.toFixed(0)} (target ≥ 200 sites/s) → ${verdict(rate >= 200)}`);
-  line(`   per-site part: mean ${(total / sites / 1000).toFixed(1)} kB, largest ${(largest / 1000).toFixed(1)} kB (target < 100 KB) → ${verdict(largest < 100_000)}`);
+  line(
+    `\n2. Per-site parts (buildSitePart, ${sites.toLocaleString()} sites × 3 runs; 8-service compose, 25 settings, ${SCRIPTS.length} scripts, README, signed manifest)`,
+  );
+  line(
+    `   ${runs.map((r) => r.toFixed(0)).join(', ')} sites/s, median ${rate.toFixed(0)} (target ≥ 200 sites/s) → ${verdict(rate >= 200)}`,
+  );
+  line(
+    `   per-site part: mean ${(total / sites / 1000).toFixed(1)} kB, largest ${(largest / 1000).toFixed(1)} kB (target < 100 KB) → ${verdict(largest < 100_000)}`,
+  );
 }

@@ -7,7 +7,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { freePort, buildTestImage, corruptBlob, pushImage, registryBlobPath, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
+import {
+  freePort,
+  buildTestImage,
+  corruptBlob,
+  pushImage,
+  registryBlobPath,
+  startRegistry,
+  type TestRegistry,
+} from '@outpost/bundler/test-support';
 import { signIn, snapshot, startOutpost, type Outpost } from './harness';
 
 const ADMIN = { email: 'bundle-admin@example.org', password: 'bundle-password-1' };
@@ -26,13 +34,20 @@ beforeAll(async () => {
   const image = async () => {
     registry = await startRegistry({ port: registryPort });
     const built = await buildTestImage({
-      dir: path.join(work, 'emr'), tag: '2.0',
-      layers: [{ files: { 'etc/os-release': 'NAME=outpost-test\n' } }, { files: { 'app/emr.txt': 'EMR 2.0\n' } }],
+      dir: path.join(work, 'emr'),
+      tag: '2.0',
+      layers: [
+        { files: { 'etc/os-release': 'NAME=outpost-test\n' } },
+        { files: { 'app/emr.txt': 'EMR 2.0\n' } },
+      ],
     });
     reference = `${registry.host}/emr/app:2.0`;
     await pushImage(built.dir, built.tag, reference);
   };
-  const started = await Promise.allSettled([startOutpost(ADMIN, undefined, { OUTPOST_REGISTRY_ALLOW_INSECURE: `127.0.0.1:${registryPort}` }), image()]);
+  const started = await Promise.allSettled([
+    startOutpost(ADMIN, undefined, { OUTPOST_REGISTRY_ALLOW_INSECURE: `127.0.0.1:${registryPort}` }),
+    image(),
+  ]);
   if (started[0].status === 'fulfilled') outpost = started[0].value;
   for (const s of started) if (s.status === 'rejected') throw s.reason;
 }, 90_000);
@@ -43,18 +58,34 @@ afterAll(async () => {
 }, 30_000);
 
 /** A JSON call from inside the signed-in page, as a script would make it (the session's CSRF token on writes). */
-async function call<T>(page: Page, method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
-  return page.evaluate(async ([method, url, body]) => {
-    const me = (await (await fetch('/api/v1/me')).json()) as { csrfToken: string };
-    const res = await fetch(url, {
-      method, headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, body: await res.json() };
-  }, [method, url, body] as const) as Promise<{ status: number; body: T }>;
+async function call<T>(
+  page: Page,
+  method: string,
+  url: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  return page.evaluate(
+    async ([method, url, body]) => {
+      const me = (await (await fetch('/api/v1/me')).json()) as { csrfToken: string };
+      const res = await fetch(url, {
+        method,
+        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, body: await res.json() };
+    },
+    [method, url, body] as const,
+  ) as Promise<{ status: number; body: T }>;
 }
 
-interface ApiBundle { id: string; state: string; size: number; fileName: string; keyFingerprint: string; site: { code: string } }
+interface ApiBundle {
+  id: string;
+  state: string;
+  size: number;
+  fileName: string;
+  keyFingerprint: string;
+  site: { code: string };
+}
 
 describe('bundles', () => {
   let context: BrowserContext;
@@ -64,7 +95,11 @@ describe('bundles', () => {
   let bundle: ApiBundle;
 
   beforeAll(async () => {
-    context = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+    context = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 1280, height: 900 },
+      acceptDownloads: true,
+    });
     page = await context.newPage();
     page.setDefaultTimeout(10_000);
   });
@@ -79,11 +114,15 @@ describe('bundles', () => {
     await page.getByRole('navigation', { name: 'Main' }).waitFor();
 
     const created = await call<{ id: string }>(page, 'POST', '/api/v1/releases', {
-      version: VERSION, composeTemplate: 'services:\n  emr:\n    image: {{ image.emr }}\n    environment:\n      SITE_CODE: {{ site.code }}\n',
+      version: VERSION,
+      composeTemplate:
+        'services:\n  emr:\n    image: {{ image.emr }}\n    environment:\n      SITE_CODE: {{ site.code }}\n',
     });
     expect(created.status).toBe(201);
     releaseId = created.body.id;
-    expect((await call(page, 'POST', `/api/v1/releases/${releaseId}/images`, { name: 'emr', reference })).status).toBe(201);
+    expect(
+      (await call(page, 'POST', `/api/v1/releases/${releaseId}/images`, { name: 'emr', reference })).status,
+    ).toBe(201);
     expect((await call(page, 'POST', `/api/v1/releases/${releaseId}/publish`)).status).toBe(200);
 
     const site = await call<{ id: string }>(page, 'POST', '/api/v1/sites', SITE);
@@ -105,8 +144,12 @@ describe('bundles', () => {
     await form.getByLabel('Only what changed', { exact: true }).check();
     await form.getByRole('button', { name: 'Ask for bundles for 1 site' }).click();
     const refused = form.getByRole('alert');
-    await refused.getByText('Site KE-042 has not reported a release a delta can be made from', { exact: false }).waitFor();
-    expect(await form.getByRole('list', { name: 'Sites with a problem' }).textContent()).toBe(`${SITE.code}: Has never reported a release.`);
+    await refused
+      .getByText('Site KE-042 has not reported a release a delta can be made from', { exact: false })
+      .waitFor();
+    expect(await form.getByRole('list', { name: 'Sites with a problem' }).textContent()).toBe(
+      `${SITE.code}: Has never reported a release.`,
+    );
 
     // Explained in plain words; the recommended choice makes a full bundle here.
     await form.getByLabel('Smallest that works (recommended)').check();
@@ -136,7 +179,9 @@ describe('bundles', () => {
     const section = page.getByRole('region', { name: 'Bundles', exact: true });
     const [download] = await Promise.all([
       page.waitForEvent('download'),
-      section.getByRole('link', { name: new RegExp(`^Download the bundle of ${SITE.code} for ${VERSION}`) }).click(),
+      section
+        .getByRole('link', { name: new RegExp(`^Download the bundle of ${SITE.code} for ${VERSION}`) })
+        .click(),
     ]);
     expect(download.suggestedFilename()).toBe(`outpost-${SITE.code}-${VERSION}.tar`);
     const file = path.join(work, download.suggestedFilename());
@@ -154,9 +199,14 @@ describe('bundles', () => {
   it("should offer the download on the site page with the time at the site's bandwidth, and direct links", async () => {
     await page.goto(`/sites/${siteId}`);
     const section = page.getByRole('region', { name: 'Bundles', exact: true });
-    const item = section.getByRole('list', { name: `Bundles of ${SITE.code}` }).locator('li').first();
+    const item = section
+      .getByRole('list', { name: `Bundles of ${SITE.code}` })
+      .locator('li')
+      .first();
     await item.getByRole('link', { name: new RegExp(`^Download the bundle of ${SITE.code}`) }).waitFor();
-    expect(await item.locator('.time').textContent()).toMatch(/^[\d.]+ (bytes|KB|MB) · (under a minute|about \d+ min) at 1 Mbit\/s$/);
+    expect(await item.locator('.time').textContent()).toMatch(
+      /^[\d.]+ (bytes|KB|MB) · (under a minute|about \d+ min) at 1 Mbit\/s$/,
+    );
     expect(await item.textContent()).toContain(bundle.keyFingerprint);
 
     await item.getByText('Direct links (for a download manager)').click();
@@ -183,7 +233,11 @@ describe('bundles', () => {
     const section = page.getByRole('region', { name: 'Signing key' });
     const fingerprint = section.getByLabel('Fingerprint of the key in use');
     await fingerprint.waitFor();
-    const keys = await call<{ items: { fingerprint: string; active: boolean }[] }>(page, 'GET', '/api/v1/signing-keys');
+    const keys = await call<{ items: { fingerprint: string; active: boolean }[] }>(
+      page,
+      'GET',
+      '/api/v1/signing-keys',
+    );
     const active = keys.body.items.find((k) => k.active)!;
     expect(await fingerprint.inputValue()).toBe(active.fingerprint);
     expect(active.fingerprint).toBe(bundle.keyFingerprint);
@@ -193,13 +247,25 @@ describe('bundles', () => {
   });
 
   it('should explain a failed build in plain words, and build it again when asked once the registry is mended', async () => {
-    const broken = await buildTestImage({ dir: path.join(work, 'emr'), tag: '3.0', layers: [{ files: { 'app/emr.txt': 'EMR 3.0, about to be damaged\n' } }] });
+    const broken = await buildTestImage({
+      dir: path.join(work, 'emr'),
+      tag: '3.0',
+      layers: [{ files: { 'app/emr.txt': 'EMR 3.0, about to be damaged\n' } }],
+    });
     const ref = `${registry.host}/emr/app:3.0`;
     await pushImage(broken.dir, broken.tag, ref);
     const created = await call<{ id: string }>(page, 'POST', '/api/v1/releases', {
-      version: '3.0.0', composeTemplate: 'services:\n  emr:\n    image: {{ image.emr }}\n',
+      version: '3.0.0',
+      composeTemplate: 'services:\n  emr:\n    image: {{ image.emr }}\n',
     });
-    expect((await call(page, 'POST', `/api/v1/releases/${created.body.id}/images`, { name: 'emr', reference: ref })).status).toBe(201);
+    expect(
+      (
+        await call(page, 'POST', `/api/v1/releases/${created.body.id}/images`, {
+          name: 'emr',
+          reference: ref,
+        })
+      ).status,
+    ).toBe(201);
     expect((await call(page, 'POST', `/api/v1/releases/${created.body.id}/publish`)).status).toBe(200);
     // The registry now serves other bytes under the layer's digest, as a failing disk would.
     const layer = broken.layers[0]!.digest;
@@ -214,9 +280,14 @@ describe('bundles', () => {
     await form.getByRole('textbox', { name: 'Site codes' }).fill(SITE.code);
     await form.getByRole('button', { name: 'Ask for bundles for 1 site' }).click();
 
-    const row = section.getByRole('table', { name: 'Bundles of 3.0.0' }).locator('tbody tr').filter({ hasText: SITE.code });
+    const row = section
+      .getByRole('table', { name: 'Bundles of 3.0.0' })
+      .locator('tbody tr')
+      .filter({ hasText: SITE.code });
     await row.locator('td[data-label="State"]').getByText('Failed').waitFor({ timeout: 60_000 });
-    expect(await row.textContent()).toContain('An image from the registry was not exactly the one the release names');
+    expect(await row.textContent()).toContain(
+      'An image from the registry was not exactly the one the release names',
+    );
     await section.getByText('0 of 1 ready; 1 failed.').waitFor();
     await snapshot(page, 'release-bundle-failed');
 
@@ -229,15 +300,29 @@ describe('bundles', () => {
 
   it("should show a coordinator their own sites' bundles to download, and no controls to ask for or retry any", async () => {
     // Another site with a bundle, which the coordinator must not see.
-    const other = await call<{ id: string }>(page, 'POST', '/api/v1/sites', { code: 'KE-043', name: 'Siaya Health Centre' });
+    const other = await call<{ id: string }>(page, 'POST', '/api/v1/sites', {
+      code: 'KE-043',
+      name: 'Siaya Health Centre',
+    });
     expect(other.status).toBe(201);
-    expect((await call(page, 'POST', '/api/v1/bundles', { releaseId, siteCodes: ['KE-043'] })).status).toBe(202);
+    expect((await call(page, 'POST', '/api/v1/bundles', { releaseId, siteCodes: ['KE-043'] })).status).toBe(
+      202,
+    );
     const coordinator = { email: 'coordinator@example.org', password: 'coordinator-password-1' };
-    const user = await call<{ user: { id: string } }>(page, 'POST', '/api/v1/users', { ...coordinator, name: 'Achieng', role: 'coordinator' });
+    const user = await call<{ user: { id: string } }>(page, 'POST', '/api/v1/users', {
+      ...coordinator,
+      name: 'Achieng',
+      role: 'coordinator',
+    });
     expect(user.status).toBe(201);
-    expect((await call(page, 'PUT', `/api/v1/sites/${siteId}/coordinators/${user.body.user.id}`)).status).toBe(200);
+    expect(
+      (await call(page, 'PUT', `/api/v1/sites/${siteId}/coordinators/${user.body.user.id}`)).status,
+    ).toBe(200);
 
-    const theirs = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 1280, height: 900 } });
+    const theirs = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 1280, height: 900 },
+    });
     try {
       const p = await theirs.newPage();
       p.setDefaultTimeout(10_000);
@@ -248,12 +333,17 @@ describe('bundles', () => {
       await rows.nth(1).waitFor();
       expect(await rows.count()).toBe(2);
       expect(await rows.locator('td[data-label="Site"] a').allTextContents()).toEqual([SITE.code, SITE.code]);
-      await p.getByRole('link', { name: new RegExp(`^Download the bundle of ${SITE.code} for ${VERSION}`) }).waitFor();
+      await p
+        .getByRole('link', { name: new RegExp(`^Download the bundle of ${SITE.code} for ${VERSION}`) })
+        .waitFor();
       expect(await p.getByRole('button', { name: /^Try the bundle/ }).count()).toBe(0);
 
       await p.goto(`/releases/${releaseId}`);
       const section = p.getByRole('region', { name: 'Bundles', exact: true });
-      await section.getByRole('table', { name: `Bundles of ${VERSION}` }).getByText('Ready').waitFor();
+      await section
+        .getByRole('table', { name: `Bundles of ${VERSION}` })
+        .getByText('Ready')
+        .waitFor();
       // Its counts are the coordinator's sites' only, too.
       await section.getByText('All 1 ready.').waitFor();
       expect(await section.getByRole('button', { name: 'Ask for bundles…' }).count()).toBe(0);
@@ -264,17 +354,28 @@ describe('bundles', () => {
   });
 
   it('should fit the release and site pages on a 375px phone screen without horizontal scrolling', async () => {
-    const phone = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+    const phone = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 375, height: 740 },
+      isMobile: true,
+      hasTouch: true,
+    });
     try {
       const p = await phone.newPage();
       p.setDefaultTimeout(10_000);
       await p.goto(`/releases/${releaseId}`);
       await signIn(p, ADMIN);
-      await p.getByRole('table', { name: `Bundles of ${VERSION}` }).getByText('Ready').first().waitFor();
+      await p
+        .getByRole('table', { name: `Bundles of ${VERSION}` })
+        .getByText('Ready')
+        .first()
+        .waitFor();
       expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
       await snapshot(p, 'release-bundles-phone');
       await p.goto(`/sites/${siteId}`);
-      await p.getByRole('link', { name: new RegExp(`^Download the bundle of ${SITE.code} for ${VERSION}`) }).waitFor();
+      await p
+        .getByRole('link', { name: new RegExp(`^Download the bundle of ${SITE.code} for ${VERSION}`) })
+        .waitFor();
       expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
       await snapshot(p, 'site-bundles-phone');
     } finally {
@@ -294,8 +395,15 @@ describe('bundles', () => {
     await section.getByText(/^A new signing key is in use: /).waitFor();
     const after = await fingerprint.inputValue();
     expect(after).not.toBe(before);
-    const keys = await call<{ items: { fingerprint: string; active: boolean }[] }>(page, 'GET', '/api/v1/signing-keys');
-    expect(keys.body.items.map((k) => [k.fingerprint, k.active])).toEqual([[after, true], [before, false]]);
+    const keys = await call<{ items: { fingerprint: string; active: boolean }[] }>(
+      page,
+      'GET',
+      '/api/v1/signing-keys',
+    );
+    expect(keys.body.items.map((k) => [k.fingerprint, k.active])).toEqual([
+      [after, true],
+      [before, false],
+    ]);
     expect(await section.getByRole('list', { name: 'Retired keys' }).textContent()).toContain(before);
   });
 });

@@ -32,7 +32,11 @@ let reference: string;
 beforeAll(async () => {
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-e2e-coord-'));
   registry = await startRegistry();
-  const built = await buildTestImage({ dir: path.join(work, 'emr'), tag: '1.0', layers: [{ files: { 'app/emr.txt': 'EMR 1.0\n' } }] });
+  const built = await buildTestImage({
+    dir: path.join(work, 'emr'),
+    tag: '1.0',
+    layers: [{ files: { 'app/emr.txt': 'EMR 1.0\n' } }],
+  });
   reference = `${registry.host}/emr/app:1.0`;
   await pushImage(built.dir, '1.0', reference);
   dbName = `outpost_e2e_coord_${randomBytes(4).toString('hex')}`;
@@ -44,7 +48,8 @@ beforeAll(async () => {
   await db.connect();
   secretKey = randomBytes(32);
   outpost = await startOutpost(ADMIN, 'Ministry of Health', {
-    DATABASE_DRIVER: 'pg', DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${dbName}`,
+    DATABASE_DRIVER: 'pg',
+    DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${dbName}`,
     OUTPOST_SECRET_KEY: Buffer.from(secretKey).toString('base64'),
     // The registry destination policy (when present) refuses loopback registries unless listed.
     OUTPOST_REGISTRY_ALLOW_INSECURE: registry.host,
@@ -64,15 +69,24 @@ afterAll(async () => {
   if (work) await fs.rm(work, { recursive: true, force: true });
 }, 60_000);
 
-async function call<T>(page: Page, method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
-  return page.evaluate(async ([method, url, body]) => {
-    const me = (await (await fetch('/api/v1/me')).json()) as { csrfToken: string };
-    const res = await fetch(url, {
-      method, headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, body: await res.json() };
-  }, [method, url, body] as const) as Promise<{ status: number; body: T }>;
+async function call<T>(
+  page: Page,
+  method: string,
+  url: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  return page.evaluate(
+    async ([method, url, body]) => {
+      const me = (await (await fetch('/api/v1/me')).json()) as { csrfToken: string };
+      const res = await fetch(url, {
+        method,
+        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, body: await res.json() };
+    },
+    [method, url, body] as const,
+  ) as Promise<{ status: number; body: T }>;
 }
 
 async function shot(page: Page, name: string) {
@@ -84,12 +98,25 @@ async function shot(page: Page, name: string) {
 
 /** A phone on a slow mobile link: 360 px wide, 400 ms round trips, about 1.6 Mbit/s down. */
 async function phone(locale = 'en-GB'): Promise<{ context: BrowserContext; page: Page; cdp: CDPSession }> {
-  const context = await outpost.browser.newContext({ baseURL: outpost.baseUrl, locale, viewport: PHONE, deviceScaleFactor: 2, isMobile: true, hasTouch: true, acceptDownloads: true });
+  const context = await outpost.browser.newContext({
+    baseURL: outpost.baseUrl,
+    locale,
+    viewport: PHONE,
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+    acceptDownloads: true,
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   const cdp = await context.newCDPSession(page);
   await cdp.send('Network.enable');
-  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 400, downloadThroughput: 200_000, uploadThroughput: 90_000 });
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false,
+    latency: 400,
+    downloadThroughput: 200_000,
+    uploadThroughput: 90_000,
+  });
   return { context, page, cdp };
 }
 
@@ -100,21 +127,36 @@ const PAGE_WEIGHT_LIMIT = 200 * 1000;
  * Bytes on the wire, headers included, as Chromium counts them (Network.loadingFinished's
  * encodedDataLength), for everything `act` loads until the network has been quiet for a second.
  */
-async function transferred(cdp: CDPSession, act: () => Promise<void>): Promise<{ bytes: number; requests: number }> {
+async function transferred(
+  cdp: CDPSession,
+  act: () => Promise<void>,
+): Promise<{ bytes: number; requests: number }> {
   let bytes = 0;
   let requests = 0;
   const open = new Set<string>();
   let lastActivity = Date.now();
-  const sent = (e: { requestId: string }) => { open.add(e.requestId); requests++; lastActivity = Date.now(); };
-  const done = (e: { requestId: string; encodedDataLength: number }) => { open.delete(e.requestId); bytes += e.encodedDataLength; lastActivity = Date.now(); };
-  const failed = (e: { requestId: string }) => { open.delete(e.requestId); lastActivity = Date.now(); };
+  const sent = (e: { requestId: string }) => {
+    open.add(e.requestId);
+    requests++;
+    lastActivity = Date.now();
+  };
+  const done = (e: { requestId: string; encodedDataLength: number }) => {
+    open.delete(e.requestId);
+    bytes += e.encodedDataLength;
+    lastActivity = Date.now();
+  };
+  const failed = (e: { requestId: string }) => {
+    open.delete(e.requestId);
+    lastActivity = Date.now();
+  };
   cdp.on('Network.requestWillBeSent', sent);
   cdp.on('Network.loadingFinished', done);
   cdp.on('Network.loadingFailed', failed);
   try {
     await act();
     const deadline = Date.now() + 30_000;
-    while ((open.size > 0 || Date.now() - lastActivity < 1000) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while ((open.size > 0 || Date.now() - lastActivity < 1000) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
   } finally {
     cdp.off('Network.requestWillBeSent', sent);
     cdp.off('Network.loadingFinished', done);
@@ -125,7 +167,10 @@ async function transferred(cdp: CDPSession, act: () => Promise<void>): Promise<{
 
 /** The code the site's install prints at the end, made with the site's own receipt key. */
 async function receiptCode(siteId: string): Promise<string> {
-  const { rows } = await db.query<{ receipt_key_sealed: string }>('select receipt_key_sealed from sites where id = $1', [siteId]);
+  const { rows } = await db.query<{ receipt_key_sealed: string }>(
+    'select receipt_key_sealed from sites where id = $1',
+    [siteId],
+  );
   const box = await createSecretBox(secretKey);
   const key = await box.open(rows[0]!.receipt_key_sealed, `receipt:${siteId}`);
   return encodeReceiptCode({ key, siteId, version: VERSION, outcome: 'installed', at: new Date() });
@@ -139,25 +184,63 @@ function typo(code: string): string {
 }
 
 interface Words {
-  lang: 'en' | 'fr'; code: string; email: string;
-  join: RegExp; joinButton: string; ready: RegExp; download: RegExp; showCommand: string; codeLabel: string;
-  typo: string; record: string; recorded: string; problemWhat: string; problemSend: string; problemSent: string; used: string; expired: string;
+  lang: 'en' | 'fr';
+  code: string;
+  email: string;
+  join: RegExp;
+  joinButton: string;
+  ready: RegExp;
+  download: RegExp;
+  showCommand: string;
+  codeLabel: string;
+  typo: string;
+  record: string;
+  recorded: string;
+  problemWhat: string;
+  problemSend: string;
+  problemSent: string;
+  used: string;
+  expired: string;
 }
 
 const JOURNEYS: Words[] = [
   {
-    lang: 'en', code: 'KE-101', email: 'awa@clinic.org', join: /Join Ministry of Health on Outpost/, joinButton: 'Join',
-    ready: /Release 1\.0\.0 is ready for your site — install it before/, download: /^Download \(/, showCommand: 'Show the command',
-    codeLabel: 'Receipt code', typo: 'The code has a typing mistake', record: 'Record install', recorded: 'Recorded:',
-    problemWhat: 'What happened', problemSend: 'Send to the ministry', problemSent: 'Sent. The ministry can see it now.',
-    used: 'This invitation has already been used', expired: 'This invitation has expired',
+    lang: 'en',
+    code: 'KE-101',
+    email: 'awa@clinic.org',
+    join: /Join Ministry of Health on Outpost/,
+    joinButton: 'Join',
+    ready: /Release 1\.0\.0 is ready for your site — install it before/,
+    download: /^Download \(/,
+    showCommand: 'Show the command',
+    codeLabel: 'Receipt code',
+    typo: 'The code has a typing mistake',
+    record: 'Record install',
+    recorded: 'Recorded:',
+    problemWhat: 'What happened',
+    problemSend: 'Send to the ministry',
+    problemSent: 'Sent. The ministry can see it now.',
+    used: 'This invitation has already been used',
+    expired: 'This invitation has expired',
   },
   {
-    lang: 'fr', code: 'SN-202', email: 'aminata@clinique.sn', join: /Rejoindre Ministry of Health sur Outpost/, joinButton: 'Rejoindre',
-    ready: /La version 1\.0\.0 est prête pour votre site — installez-la avant le/, download: /^Télécharger \(/, showCommand: 'Afficher la commande',
-    codeLabel: 'Code de reçu', typo: 'Le code contient une faute de frappe', record: "Enregistrer l'installation", recorded: 'Enregistré :',
-    problemWhat: "Ce qui s'est passé", problemSend: 'Envoyer au ministère', problemSent: 'Envoyé. Le ministère peut le voir dès maintenant.',
-    used: 'Cette invitation a déjà servi', expired: 'Cette invitation a expiré',
+    lang: 'fr',
+    code: 'SN-202',
+    email: 'aminata@clinique.sn',
+    join: /Rejoindre Ministry of Health sur Outpost/,
+    joinButton: 'Rejoindre',
+    ready: /La version 1\.0\.0 est prête pour votre site — installez-la avant le/,
+    download: /^Télécharger \(/,
+    showCommand: 'Afficher la commande',
+    codeLabel: 'Code de reçu',
+    typo: 'Le code contient une faute de frappe',
+    record: "Enregistrer l'installation",
+    recorded: 'Enregistré :',
+    problemWhat: "Ce qui s'est passé",
+    problemSend: 'Envoyer au ministère',
+    problemSent: 'Envoyé. Le ministère peut le voir dès maintenant.',
+    used: 'Cette invitation a déjà servi',
+    expired: 'Cette invitation a expiré',
   },
 ];
 
@@ -169,27 +252,48 @@ describe('the coordinator journey', () => {
   const bundles: Record<string, string> = {};
 
   beforeAll(async () => {
-    ministry = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 1280, height: 900 } });
+    ministry = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 1280, height: 900 },
+    });
     admin = await ministry.newPage();
     admin.setDefaultTimeout(15_000);
     await admin.goto('/');
     await signIn(admin, ADMIN);
     await admin.getByRole('navigation', { name: 'Main' }).waitFor();
-    const rel = await call<{ id: string }>(admin, 'POST', '/api/v1/releases', { version: VERSION, composeTemplate: 'services:\n  emr:\n    image: {{ image.emr }}\n' });
+    const rel = await call<{ id: string }>(admin, 'POST', '/api/v1/releases', {
+      version: VERSION,
+      composeTemplate: 'services:\n  emr:\n    image: {{ image.emr }}\n',
+    });
     releaseId = rel.body.id;
-    expect((await call(admin, 'POST', `/api/v1/releases/${releaseId}/images`, { name: 'emr', reference })).status).toBe(201);
+    expect(
+      (await call(admin, 'POST', `/api/v1/releases/${releaseId}/images`, { name: 'emr', reference })).status,
+    ).toBe(201);
     expect((await call(admin, 'POST', `/api/v1/releases/${releaseId}/publish`)).status).toBe(200);
     for (const j of JOURNEYS) {
-      const s = await call<{ id: string }>(admin, 'POST', '/api/v1/sites', { code: j.code, name: `Clinic ${j.code}`, bandwidthKbps: 512 });
+      const s = await call<{ id: string }>(admin, 'POST', '/api/v1/sites', {
+        code: j.code,
+        name: `Clinic ${j.code}`,
+        bandwidthKbps: 512,
+      });
       sites[j.code] = s.body.id;
       // The device token's first issue makes the site's receipt key.
       expect((await call(admin, 'POST', `/api/v1/sites/${s.body.id}/device-token`)).status).toBe(201);
     }
-    const asked = await call<{ bundles: { id: string; siteId: string }[] }>(admin, 'POST', '/api/v1/bundles', { releaseId, siteIds: Object.values(sites) });
+    const asked = await call<{ bundles: { id: string; siteId: string }[] }>(
+      admin,
+      'POST',
+      '/api/v1/bundles',
+      { releaseId, siteIds: Object.values(sites) },
+    );
     expect(asked.status).toBe(202);
     for (const b of asked.body.bundles) bundles[b.siteId] = b.id;
     for (let i = 0; i < 300; i++) {
-      const states = await Promise.all(Object.values(bundles).map(async (id) => (await call<{ state: string }>(admin, 'GET', `/api/v1/bundles/${id}`)).body.state));
+      const states = await Promise.all(
+        Object.values(bundles).map(
+          async (id) => (await call<{ state: string }>(admin, 'GET', `/api/v1/bundles/${id}`)).body.state,
+        ),
+      );
       if (states.every((s) => s === 'ready')) return;
       if (states.includes('failed')) throw new Error(`a bundle failed: ${outpost.log()}`);
       await new Promise((r) => setTimeout(r, 250));
@@ -197,7 +301,9 @@ describe('the coordinator journey', () => {
     throw new Error('the bundles were not built in time');
   }, 120_000);
 
-  afterAll(async () => { await ministry?.close(); });
+  afterAll(async () => {
+    await ministry?.close();
+  });
 
   for (const j of JOURNEYS) {
     it(`should take a coordinator from the invitation to a confirmed install and a reported problem (${j.lang})`, async () => {
@@ -224,7 +330,9 @@ describe('the coordinator journey', () => {
         expect(Date.now() - started).toBeLessThan(15_000);
         await page.getByRole('heading', { name: j.join }).waitFor();
         await page.locator('select').first().selectOption(j.lang);
-        await page.getByLabel(j.lang === 'fr' ? 'Votre nom' : 'Your name').fill(j.lang === 'fr' ? 'Aminata Diallo' : 'Awa Otieno');
+        await page
+          .getByLabel(j.lang === 'fr' ? 'Votre nom' : 'Your name')
+          .fill(j.lang === 'fr' ? 'Aminata Diallo' : 'Awa Otieno');
         await page.locator('input[type=password]').fill('a-long-password-1');
         await shot(page, `${j.lang}-01-join`);
         await page.getByRole('button', { name: j.joinButton, exact: true }).click();
@@ -248,19 +356,26 @@ describe('the coordinator journey', () => {
           await page.goto(`/my/sites/${siteId}`);
           await page.getByTestId('bundle-sha256').waitFor({ timeout: 60_000 });
         });
-        process.stdout.write(`coordinator page weight (${j.lang}): in-app navigation ${(moved.bytes / 1000).toFixed(1)} kB in ${moved.requests} requests; revisit ${(revisit.bytes / 1000).toFixed(1)} kB in ${revisit.requests} requests\n`);
+        process.stdout.write(
+          `coordinator page weight (${j.lang}): in-app navigation ${(moved.bytes / 1000).toFixed(1)} kB in ${moved.requests} requests; revisit ${(revisit.bytes / 1000).toFixed(1)} kB in ${revisit.requests} requests\n`,
+        );
         expect(moved.bytes).toBeLessThan(PAGE_WEIGHT_LIMIT);
         expect(revisit.bytes).toBeLessThan(PAGE_WEIGHT_LIMIT);
 
         // The download, checked against the page's sha256.
-        const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.getByRole('link', { name: j.download }).click()]);
+        const [download] = await Promise.all([
+          page.waitForEvent('download', { timeout: 120_000 }),
+          page.getByRole('link', { name: j.download }).click(),
+        ]);
         const file = await download.path();
         const bytes = await fs.readFile(file!);
         expect(createHash('sha256').update(bytes).digest('hex')).toBe(sha);
 
         await page.getByRole('button', { name: j.showCommand }).click();
         const command = (await page.getByTestId('curl-command').textContent())!;
-        expect(command).toMatch(new RegExp(`^curl -C - -o outpost-${j.code}-${VERSION}\\.tar '.+/api/v1/bundle-links/.+'$`));
+        expect(command).toMatch(
+          new RegExp(`^curl -C - -o outpost-${j.code}-${VERSION}\\.tar '.+/api/v1/bundle-links/.+'$`),
+        );
         const readme = (await page.getByTestId('readme').textContent())!;
         expect(readme).toContain(`Clinic ${j.code}`);
         await shot(page, `${j.lang}-04-install`);
@@ -303,7 +418,7 @@ describe('the coordinator journey', () => {
     }, 300_000);
   }
 
-  it("should keep a coordinator to their own site, and refuse an expired invitation", async () => {
+  it('should keep a coordinator to their own site, and refuse an expired invitation', async () => {
     const { context, page } = await phone();
     try {
       await page.goto('/login');
@@ -317,10 +432,18 @@ describe('the coordinator journey', () => {
       const theirs = sites[JOURNEYS[1]!.code]!;
       const list = await call<{ items: { id: string }[] }>(page, 'GET', '/api/v1/sites');
       expect(list.body.items.map((s) => s.id)).toEqual([mine]);
-      for (const p of [`/api/v1/sites/${theirs}`, `/api/v1/bundles/${bundles[theirs]}`, `/api/v1/bundles/${bundles[theirs]}/site-link`, `/api/v1/bundles/${bundles[theirs]}/checksum`]) {
+      for (const p of [
+        `/api/v1/sites/${theirs}`,
+        `/api/v1/bundles/${bundles[theirs]}`,
+        `/api/v1/bundles/${bundles[theirs]}/site-link`,
+        `/api/v1/bundles/${bundles[theirs]}/checksum`,
+      ]) {
         expect((await call(page, 'GET', p)).status).toBe(404);
       }
-      const download = await page.evaluate(async (u) => (await fetch(u)).status, `/api/v1/bundles/${bundles[theirs]}/download`);
+      const download = await page.evaluate(
+        async (u) => (await fetch(u)).status,
+        `/api/v1/bundles/${bundles[theirs]}/download`,
+      );
       expect(download).toBe(404);
       await page.goto(`/my/sites/${theirs}`);
       await page.getByRole('heading', { name: 'Page not found' }).waitFor();
@@ -331,8 +454,13 @@ describe('the coordinator journey', () => {
       await context.close();
     }
 
-    const inv = await call<{ link: string; invite: { id: string } }>(admin, 'POST', '/api/v1/invites', { email: 'late@clinic.org', role: 'coordinator' });
-    await db.query("update invites set expires_at = now() - interval '1 minute' where id = $1", [inv.body.invite.id]);
+    const inv = await call<{ link: string; invite: { id: string } }>(admin, 'POST', '/api/v1/invites', {
+      email: 'late@clinic.org',
+      role: 'coordinator',
+    });
+    await db.query("update invites set expires_at = now() - interval '1 minute' where id = $1", [
+      inv.body.invite.id,
+    ]);
     const late = await phone();
     try {
       await late.page.goto(inv.body.link.replace(/^https?:\/\/[^/]+/, ''));

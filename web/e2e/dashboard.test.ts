@@ -22,11 +22,16 @@ afterAll(async () => {
 
 async function openDashboard(page: Page) {
   if (!page.url().endsWith('/')) await page.goto('/');
-  await page.getByRole('heading', { name: 'Fleet dashboard', level: 1 }).waitFor().catch(async (e) => {
-    await snapshot(page, 'dashboard-failure');
-    process.stdout.write(`[dashboard e2e] at ${page.url()}: ${(await page.locator('body').innerText()).slice(0, 500)}\n`);
-    throw e;
-  });
+  await page
+    .getByRole('heading', { name: 'Fleet dashboard', level: 1 })
+    .waitFor()
+    .catch(async (e) => {
+      await snapshot(page, 'dashboard-failure');
+      process.stdout.write(
+        `[dashboard e2e] at ${page.url()}: ${(await page.locator('body').innerText()).slice(0, 500)}\n`,
+      );
+      throw e;
+    });
   await page.getByRole('table', { name: /Regions with the largest share/ }).waitFor({ timeout: 60_000 });
 }
 
@@ -35,11 +40,16 @@ describe('fleet dashboard', () => {
   let page: Page;
 
   beforeAll(async () => {
-    context = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 1280, height: 900 } });
+    context = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 1280, height: 900 },
+    });
     page = await context.newPage();
     page.setDefaultTimeout(20_000);
     page.on('pageerror', (e) => process.stdout.write(`[dashboard e2e] page error: ${e.message}\n`));
-    page.on('console', (m) => { if (m.type() === 'error') process.stdout.write(`[dashboard e2e] console: ${m.text()}\n`); });
+    page.on('console', (m) => {
+      if (m.type() === 'error') process.stdout.write(`[dashboard e2e] console: ${m.text()}\n`);
+    });
   });
 
   afterAll(async () => {
@@ -70,7 +80,10 @@ describe('fleet dashboard', () => {
     const sites = Number((await first.locator('td').nth(1).textContent())!.replace(/\D/g, ''));
     await first.locator('th a').click();
     await page.waitForURL((u) => u.pathname === '/sites' && u.searchParams.get('region') === region);
-    await page.getByRole('status').getByText(new RegExp(`of ${sites.toLocaleString('en')} sites`)).waitFor();
+    await page
+      .getByRole('status')
+      .getByText(new RegExp(`of ${sites.toLocaleString('en')} sites`))
+      .waitFor();
     const regions = await page.locator('table.sites tbody td[data-label="Region"]').allTextContents();
     expect(regions.length).toBeGreaterThan(0);
     // The list's region cell reads "Region · District".
@@ -81,7 +94,11 @@ describe('fleet dashboard', () => {
   });
 
   it('should fit a 360 px wide screen without anything overflowing', async () => {
-    const narrow = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 360, height: 740 }, storageState: await context.storageState() });
+    const narrow = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 360, height: 740 },
+      storageState: await context.storageState(),
+    });
     const p = await narrow.newPage();
     try {
       await p.goto('/');
@@ -90,11 +107,13 @@ describe('fleet dashboard', () => {
       const overflow = await p.evaluate(() => {
         const width = document.documentElement.clientWidth;
         // Wide tables scroll inside their own box; everything else must stay within the screen.
-        const out = [...document.querySelectorAll('main *')].filter((e) => {
-          if (e.closest('.scroll')) return false;
-          const r = e.getBoundingClientRect();
-          return r.width > 0 && (r.right > width + 1 || r.left < -1);
-        }).map((e) => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')}`);
+        const out = [...document.querySelectorAll('main *')]
+          .filter((e) => {
+            if (e.closest('.scroll')) return false;
+            const r = e.getBoundingClientRect();
+            return r.width > 0 && (r.right > width + 1 || r.left < -1);
+          })
+          .map((e) => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')}`);
         return { page: document.documentElement.scrollWidth - width, out: out.slice(0, 10) };
       });
       expect(overflow).toEqual({ page: 0, out: [] });
@@ -105,27 +124,49 @@ describe('fleet dashboard', () => {
   });
 
   it('should measure the time to an interactive dashboard on a throttled "Fast 3G" network', async () => {
-    const slow = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 412, height: 900 }, storageState: await context.storageState() });
+    const slow = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 412, height: 900 },
+      storageState: await context.storageState(),
+    });
     const p = await slow.newPage();
     try {
       const cdp = await slow.newCDPSession(p);
       await cdp.send('Network.enable');
       await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
       // Chromium DevTools' "Fast 3G" preset: 562.5 ms round trip, 180,000 B/s down, 84,375 B/s up.
-      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 562.5, downloadThroughput: 180_000, uploadThroughput: 84_375 });
+      await cdp.send('Network.emulateNetworkConditions', {
+        offline: false,
+        latency: 562.5,
+        downloadThroughput: 180_000,
+        uploadThroughput: 84_375,
+      });
       await p.goto('/', { waitUntil: 'commit' });
-      await p.getByRole('region', { name: 'Headline figures' }).locator('.card.total .number').waitFor({ timeout: 60_000 });
+      await p
+        .getByRole('region', { name: 'Headline figures' })
+        .locator('.card.total .number')
+        .waitFor({ timeout: 60_000 });
       // Interactive: the figures are links that respond, the filters are enabled.
       await p.locator('#dash-region:enabled').waitFor();
       const timing = await p.evaluate(() => {
         const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
-        return { interactive: Math.round(performance.now()), domContentLoaded: Math.round(nav.domContentLoadedEventEnd),
-          bytes: performance.getEntriesByType('resource').reduce((n, r) => n + ((r as PerformanceResourceTiming).transferSize || 0), nav.transferSize || 0) };
+        return {
+          interactive: Math.round(performance.now()),
+          domContentLoaded: Math.round(nav.domContentLoadedEventEnd),
+          bytes: performance
+            .getEntriesByType('resource')
+            .reduce(
+              (n, r) => n + ((r as PerformanceResourceTiming).transferSize || 0),
+              nav.transferSize || 0,
+            ),
+        };
       });
       await p.locator('.u-wrap canvas').first().waitFor({ timeout: 60_000 });
       const chart = await p.evaluate(() => Math.round(performance.now()));
-      process.stdout.write(`\n[dashboard e2e] Fast 3G: figures interactive at ${timing.interactive} ms after navigation start `
-        + `(DOMContentLoaded ${timing.domContentLoaded} ms, adoption chart drawn at ${chart} ms, ${Math.round(timing.bytes / 1024)} KiB transferred)\n`);
+      process.stdout.write(
+        `\n[dashboard e2e] Fast 3G: figures interactive at ${timing.interactive} ms after navigation start ` +
+          `(DOMContentLoaded ${timing.domContentLoaded} ms, adoption chart drawn at ${chart} ms, ${Math.round(timing.bytes / 1024)} KiB transferred)\n`,
+      );
       expect(timing.interactive).toBeGreaterThan(0);
     } finally {
       await slow.close();

@@ -49,7 +49,10 @@ describe('fleet registry', () => {
   let deviceToken: string;
 
   beforeAll(async () => {
-    context = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 1280, height: 900 } });
+    context = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 1280, height: 900 },
+    });
     page = await context.newPage();
     page.setDefaultTimeout(10_000);
   });
@@ -70,7 +73,9 @@ describe('fleet registry', () => {
     await page.getByText('No sites registered yet.').waitFor();
     await page.getByRole('button', { name: 'Import CSV' }).click();
     const panel = page.getByRole('region', { name: 'Import sites from a CSV file' });
-    await panel.getByLabel('CSV file').setInputFiles({ name: 'sites.csv', mimeType: 'text/csv', buffer: Buffer.from(CSV) });
+    await panel
+      .getByLabel('CSV file')
+      .setInputFiles({ name: 'sites.csv', mimeType: 'text/csv', buffer: Buffer.from(CSV) });
     await panel.getByLabel('Import the good rows and list the bad ones').check();
 
     await panel.getByRole('button', { name: 'Check file' }).click();
@@ -162,7 +167,9 @@ describe('fleet registry', () => {
 
   it('should catch a mistyped receipt code on the page, before anything is sent', async () => {
     const sent: string[] = [];
-    page.on('request', (r) => { if (r.url().includes('/api/v1/receipts')) sent.push(r.url()); });
+    page.on('request', (r) => {
+      if (r.url().includes('/api/v1/receipts')) sent.push(r.url());
+    });
     const confirm = page.getByRole('region', { name: 'Confirm an install' });
     const input = confirm.getByLabel('Receipt code', { exact: true });
     // Typed as a phone user might: lower case, no dashes; the page groups it as printed.
@@ -196,9 +203,13 @@ describe('fleet registry', () => {
     const vector = vectors.files[0]!;
     const text = vector.expected.json.replace(vector.siteId, siteId);
     const bodies: (string | null)[] = [];
-    page.on('request', (r) => { if (r.url().endsWith('/api/v1/receipts/file')) bodies.push(r.postData()); });
+    page.on('request', (r) => {
+      if (r.url().endsWith('/api/v1/receipts/file')) bodies.push(r.postData());
+    });
     const form = page.getByRole('form', { name: 'Or upload the receipt file' });
-    await form.getByLabel('Receipt file').setInputFiles({ name: 'receipt.json', mimeType: 'application/json', buffer: Buffer.from(text) });
+    await form
+      .getByLabel('Receipt file')
+      .setInputFiles({ name: 'receipt.json', mimeType: 'application/json', buffer: Buffer.from(text) });
     await form.getByRole('button', { name: 'Upload receipt file' }).click();
     const refusal = form.getByRole('alert');
     await refusal.waitFor();
@@ -211,7 +222,8 @@ describe('fleet registry', () => {
     const status = await page.evaluate(async (who) => {
       const me = (await (await fetch('/api/v1/me')).json()) as { csrfToken: string };
       const res = await fetch('/api/v1/users', {
-        method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
         body: JSON.stringify({ ...who, name: 'Cora Coordinator', role: 'coordinator' }),
       });
       return res.status;
@@ -219,23 +231,33 @@ describe('fleet registry', () => {
     expect(status).toBe(201);
     await page.reload();
     const section = page.getByRole('region', { name: 'Coordinators' });
-    await section.getByLabel('Assign a coordinator').selectOption({ label: `Cora Coordinator · ${coordinator.email}` });
+    await section
+      .getByLabel('Assign a coordinator')
+      .selectOption({ label: `Cora Coordinator · ${coordinator.email}` });
     await section.getByRole('button', { name: 'Assign' }).click();
     await section.getByText(coordinator.email).waitFor();
     await section.getByRole('button', { name: `Unassign ${coordinator.email}` }).waitFor();
 
-    const other = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 1280, height: 900 } });
+    const other = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 1280, height: 900 },
+    });
     try {
       const p = await other.newPage();
       p.setDefaultTimeout(10_000);
       await p.goto('/sites');
       await signIn(p, coordinator);
       await p.getByRole('status').getByText('Showing 1 of 1 site').waitFor();
-      expect(await p.locator('table.sites tbody td[data-label="Code"]').allTextContents()).toEqual(['KE-003']);
+      expect(await p.locator('table.sites tbody td[data-label="Code"]').allTextContents()).toEqual([
+        'KE-003',
+      ]);
       expect(await p.getByRole('button', { name: 'Add site' }).count()).toBe(0);
       expect(await p.getByRole('button', { name: 'Import CSV' }).count()).toBe(0);
       await p.getByRole('link', { name: 'KE-003' }).click();
-      await p.getByRole('region', { name: 'Confirm an install' }).getByLabel('Receipt code', { exact: true }).waitFor();
+      await p
+        .getByRole('region', { name: 'Confirm an install' })
+        .getByLabel('Receipt code', { exact: true })
+        .waitFor();
       await p.getByRole('region', { name: 'History' }).getByText('Heartbeat', { exact: true }).waitFor();
       expect(await p.getByRole('button', { name: 'Edit' }).count()).toBe(0);
       expect(await p.getByRole('button', { name: 'Archive' }).count()).toBe(0);
@@ -269,7 +291,9 @@ describe('fleet registry', () => {
     await form.getByLabel('Maintenance window', { exact: true }).fill('evenings');
     await form.getByRole('button', { name: 'Add site' }).click();
     await form.getByText('Write the window like').waitFor();
-    expect(await form.getByLabel('Maintenance window', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+    expect(await form.getByLabel('Maintenance window', { exact: true }).getAttribute('aria-invalid')).toBe(
+      'true',
+    );
 
     await form.getByLabel('Maintenance window', { exact: true }).fill('daily 22:00-04:00');
     await form.getByRole('button', { name: 'Add site' }).click();
@@ -287,7 +311,12 @@ describe('fleet registry', () => {
   });
 
   it('should fit a 375px phone screen without horizontal scrolling, tables stacked as cards', async () => {
-    const phone = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+    const phone = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 375, height: 740 },
+      isMobile: true,
+      hasTouch: true,
+    });
     try {
       const p = await phone.newPage();
       p.setDefaultTimeout(10_000);

@@ -46,7 +46,12 @@ async function waitForHealth(server: ChildProcess, url: string, log: () => strin
 }
 
 /** Starts a server whose first organisation is owned by `admin`, and a headless Chromium. */
-export async function startOutpost(admin: { email: string; password: string }, orgName = 'Ministry of Health', env: Record<string, string> = {}, healthTimeoutMs?: number): Promise<Outpost> {
+export async function startOutpost(
+  admin: { email: string; password: string },
+  orgName = 'Ministry of Health',
+  env: Record<string, string> = {},
+  healthTimeoutMs?: number,
+): Promise<Outpost> {
   if (!fs.existsSync(path.join(ROOT, 'web/build/index.html'))) {
     execFileSync('npm', ['run', 'build', '-w', 'web'], { cwd: ROOT, stdio: 'inherit' });
   }
@@ -71,8 +76,12 @@ export async function startOutpost(admin: { email: string; password: string }, o
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  server.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
-  server.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+  server.stdout!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  server.stderr!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
   const log = () => output;
 
   const stop = async () => {
@@ -91,8 +100,16 @@ export async function startOutpost(admin: { email: string; password: string }, o
   try {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--no-first-run', '--disable-sync', '--disable-quic'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+        '--disable-sync',
+        '--disable-quic',
+      ],
     });
     // Seeding the 2,000-site demo fleet (OUTPOST_DEMO) happens before the server listens.
     await waitForHealth(server, baseUrl, log, healthTimeoutMs ?? (env.OUTPOST_DEMO ? 240_000 : 55_000));

@@ -9,7 +9,14 @@ import path from 'node:path';
 import { ZipArchive } from 'archiver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { freePort, buildTestImage, pushImage, startRegistry, type TestImage, type TestRegistry } from '@outpost/bundler/test-support';
+import {
+  freePort,
+  buildTestImage,
+  pushImage,
+  startRegistry,
+  type TestImage,
+  type TestRegistry,
+} from '@outpost/bundler/test-support';
 import { signIn, snapshot, startOutpost, type Outpost } from './harness';
 
 const ADMIN = { email: 'release-admin@example.org', password: 'release-password-1' };
@@ -27,18 +34,33 @@ beforeAll(async () => {
   const images = async () => {
     registry = await startRegistry({ port: registryPort });
     [img.backend10, img.frontend] = await Promise.all([
-      buildTestImage({ dir: path.join(work, 'backend'), tag: '1.0', layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }] }),
-      buildTestImage({ dir: path.join(work, 'frontend'), tag: '1.0', layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }] }),
+      buildTestImage({
+        dir: path.join(work, 'backend'),
+        tag: '1.0',
+        layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }],
+      }),
+      buildTestImage({
+        dir: path.join(work, 'frontend'),
+        tag: '1.0',
+        layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }],
+      }),
     ]);
     // Same layout directory as 1.0, another tag: the base layer is shared, the app layer changed.
-    img.backend11 = await buildTestImage({ dir: path.join(work, 'backend'), tag: '1.1', layers: [base, { files: { 'app/backend.txt': 'backend 1.1 with a fix\n' } }] });
+    img.backend11 = await buildTestImage({
+      dir: path.join(work, 'backend'),
+      tag: '1.1',
+      layers: [base, { files: { 'app/backend.txt': 'backend 1.1 with a fix\n' } }],
+    });
     await Promise.all([
       pushImage(img.backend10.dir, '1.0', `${registry.host}/emr/backend:1.0`),
       pushImage(img.backend11.dir, '1.1', `${registry.host}/emr/backend:1.1`),
       pushImage(img.frontend.dir, '1.0', `${registry.host}/emr/frontend:1.0`),
     ]);
   };
-  const started = await Promise.allSettled([startOutpost(ADMIN, undefined, { OUTPOST_REGISTRY_ALLOW_INSECURE: `127.0.0.1:${registryPort}` }), images()]);
+  const started = await Promise.allSettled([
+    startOutpost(ADMIN, undefined, { OUTPOST_REGISTRY_ALLOW_INSECURE: `127.0.0.1:${registryPort}` }),
+    images(),
+  ]);
   if (started[0].status === 'fulfilled') outpost = started[0].value;
   for (const s of started) if (s.status === 'rejected') throw s.reason;
 }, 90_000);
@@ -53,26 +75,30 @@ async function makeZip(files: Record<string, string>): Promise<Buffer> {
   const zip = new ZipArchive({ zlib: { level: 6 } });
   const chunks: Buffer[] = [];
   zip.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise<void>((resolve, reject) => { zip.on('end', () => resolve()); zip.on('error', reject); });
+  const done = new Promise<void>((resolve, reject) => {
+    zip.on('end', () => resolve());
+    zip.on('error', reject);
+  });
   for (const [name, content] of Object.entries(files)) zip.append(content, { name });
   await zip.finalize();
   await done;
   return Buffer.concat(chunks);
 }
 
-const template = (backend = '{{ image.backend }}') => [
-  'services:',
-  '  backend:',
-  `    image: ${backend}`,
-  '    environment:',
-  '      SITE_CODE: {{ site.code }}',
-  '      DB_PASSWORD: ${DB_PASSWORD}',
-  '  frontend:',
-  '    image: {{ image.frontend }}',
-  '    ports:',
-  '      - "80:80"',
-  '',
-].join('\n');
+const template = (backend = '{{ image.backend }}') =>
+  [
+    'services:',
+    '  backend:',
+    `    image: ${backend}`,
+    '    environment:',
+    '      SITE_CODE: {{ site.code }}',
+    '      DB_PASSWORD: ${DB_PASSWORD}',
+    '  frontend:',
+    '    image: {{ image.frontend }}',
+    '    ports:',
+    '      - "80:80"',
+    '',
+  ].join('\n');
 
 /** "612 bytes", "1.2 KB" → bytes (roughly: enough to compare two sizes on the page). */
 function parseBytes(text: string): number {
@@ -113,10 +139,16 @@ describe('releases', () => {
   let zip: Buffer;
 
   beforeAll(async () => {
-    context = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 1280, height: 900 } });
+    context = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 1280, height: 900 },
+    });
     page = await context.newPage();
     page.setDefaultTimeout(10_000);
-    zip = await makeZip({ 'forms/anc.json': '{"form":"ANC"}\n', 'concepts/weight.csv': 'uuid,name\n1,Weight\n' });
+    zip = await makeZip({
+      'forms/anc.json': '{"form":"ANC"}\n',
+      'concepts/weight.csv': 'uuid,name\n1,Weight\n',
+    });
   });
 
   afterAll(async () => {
@@ -151,18 +183,27 @@ describe('releases', () => {
 
     const rows = images.locator('tbody tr');
     expect(await rows.locator('td[data-label="Name"]').allTextContents()).toEqual(['backend', 'frontend']);
-    expect(await rows.first().locator('td[data-label="Pinned digest"] code').textContent())
-      .toBe(`${img.backend10.digest.slice('sha256:'.length, 'sha256:'.length + 12)}…`);
+    expect(await rows.first().locator('td[data-label="Pinned digest"] code').textContent()).toBe(
+      `${img.backend10.digest.slice('sha256:'.length, 'sha256:'.length + 12)}…`,
+    );
     expect(await rows.first().locator('td[data-label="Platform"]').textContent()).toBe('linux/amd64');
-    for (const size of await rows.locator('td[data-label="Size"]').allTextContents()) expect(size).toMatch(/\d+(\.\d)? (bytes|KB)/);
-    expect(await images.getByText('Download size:').textContent()).toMatch(/Download size: [\d.]+ (bytes|KB)/);
+    for (const size of await rows.locator('td[data-label="Size"]').allTextContents())
+      expect(size).toMatch(/\d+(\.\d)? (bytes|KB)/);
+    expect(await images.getByText('Download size:').textContent()).toMatch(
+      /Download size: [\d.]+ (bytes|KB)/,
+    );
     // Nothing published before it: the whole release is new.
-    await page.getByRole('region', { name: 'What changed' }).getByText('There is no earlier published release').waitFor();
+    await page
+      .getByRole('region', { name: 'What changed' })
+      .getByText('There is no earlier published release')
+      .waitFor();
   });
 
   it('should upload a content package with a progress bar and attach it to the draft', async () => {
     const section = page.getByRole('region', { name: 'Content package' });
-    await section.getByLabel('Zip file').setInputFiles({ name: 'emr-forms-1.0.0.zip', mimeType: 'application/zip', buffer: zip });
+    await section
+      .getByLabel('Zip file')
+      .setInputFiles({ name: 'emr-forms-1.0.0.zip', mimeType: 'application/zip', buffer: zip });
     expect(await section.getByLabel('Package name').inputValue()).toBe('emr-forms');
     expect(await section.getByLabel('Package version').inputValue()).toBe('1.0.0');
     await section.getByRole('button', { name: 'Upload' }).click();
@@ -178,7 +219,8 @@ describe('releases', () => {
     const status = await page.evaluate(async () => {
       const me = (await (await fetch('/api/v1/me')).json()) as { csrfToken: string };
       const res = await fetch('/api/v1/sites', {
-        method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
         body: JSON.stringify({ code: 'KE-001', name: 'Nairobi General' }),
       });
       return res.status;
@@ -220,7 +262,10 @@ describe('releases', () => {
     // Following the problem puts the cursor on that line of the template.
     await problem.click();
     const editor = section.getByLabel('Template', { exact: true });
-    const selected = await editor.evaluate((el: HTMLTextAreaElement) => [document.activeElement === el, el.value.slice(el.selectionStart, el.selectionEnd)]);
+    const selected = await editor.evaluate((el: HTMLTextAreaElement) => [
+      document.activeElement === el,
+      el.value.slice(el.selectionStart, el.selectionEnd),
+    ]);
     expect(selected).toEqual([true, '    image: nginx:latest']);
     expect(await page.locator('.title .badge').textContent()).toBe('Draft');
   });
@@ -252,7 +297,9 @@ describe('releases', () => {
     const changed = diff.getByRole('list', { name: 'Changed images' });
     await changed.waitFor();
     expect(await changed.locator('li code.name').allTextContents()).toEqual(['backend']);
-    expect(await changed.textContent()).toContain(`${registry.host}/emr/backend:1.0 → ${registry.host}/emr/backend:1.1`);
+    expect(await changed.textContent()).toContain(
+      `${registry.host}/emr/backend:1.0 → ${registry.host}/emr/backend:1.1`,
+    );
     expect(await diff.getByRole('list', { name: 'Added images' }).count()).toBe(0);
     const delta = parseBytes((await diff.locator('.delta').textContent())!);
     const full = parseBytes((await diff.locator('.full').textContent())!);
@@ -272,7 +319,10 @@ describe('releases', () => {
     const rows = page.locator('table.releases tbody tr');
     await rows.nth(1).waitFor();
     expect(await rows.locator('td[data-label="Version"]').allTextContents()).toEqual(['1.1.0', '1.0.0']);
-    expect(await rows.locator('td[data-label="Newer versions"]').allTextContents()).toEqual(['Latest', '1 version behind']);
+    expect(await rows.locator('td[data-label="Newer versions"]').allTextContents()).toEqual([
+      'Latest',
+      '1 version behind',
+    ]);
     expect(await rows.first().locator('td[data-label="State"]').textContent()).toContain('Published');
     await snapshot(page, 'releases-list');
   });
@@ -288,7 +338,9 @@ describe('releases', () => {
     const rows = page.locator('table.releases tbody tr');
     await rows.first().waitFor();
     expect(await rows.count()).toBe(1);
-    expect(await rows.first().locator('td[data-label="State"]').textContent()).toContain('The ANC form loses data on save.');
+    expect(await rows.first().locator('td[data-label="State"]').textContent()).toContain(
+      'The ANC form loses data on save.',
+    );
   });
 
   it('should save registry credentials in Settings without ever showing the password again', async () => {
@@ -308,7 +360,12 @@ describe('releases', () => {
   });
 
   it('should fit a release page on a 375px phone screen without horizontal scrolling', async () => {
-    const phone = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+    const phone = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 375, height: 740 },
+      isMobile: true,
+      hasTouch: true,
+    });
     try {
       const p = await phone.newPage();
       p.setDefaultTimeout(10_000);

@@ -12,7 +12,10 @@ const DOCS = process.env.E2E_DOCS_SCREENSHOTS ? path.join(ROOT, 'docs') : null;
 let outpost: Outpost;
 
 beforeAll(async () => {
-  outpost = await startOutpost(ADMIN, 'Ministry of Health', { OUTPOST_DEMO: '1', OUTPOST_SCHEDULER_INTERVAL_SECONDS: '1' });
+  outpost = await startOutpost(ADMIN, 'Ministry of Health', {
+    OUTPOST_DEMO: '1',
+    OUTPOST_SCHEDULER_INTERVAL_SECONDS: '1',
+  });
 }, 250_000);
 
 afterAll(async () => {
@@ -22,14 +25,20 @@ afterAll(async () => {
 /** The API as the signed-in admin, from the test (the browser's session is separate). */
 async function adminApi() {
   const login = await fetch(`${outpost.baseUrl}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json', origin: outpost.baseUrl }, body: JSON.stringify(ADMIN),
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: outpost.baseUrl },
+    body: JSON.stringify(ADMIN),
   });
   const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
-  const { csrfToken } = await login.json() as { csrfToken: string };
+  const { csrfToken } = (await login.json()) as { csrfToken: string };
   return async (p: string, init: { method?: string; json?: unknown } = {}) => {
     const res = await fetch(`${outpost.baseUrl}${p}`, {
       method: init.method ?? 'GET',
-      headers: { cookie, 'x-csrf-token': csrfToken, ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        cookie,
+        'x-csrf-token': csrfToken,
+        ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       body: init.json !== undefined ? JSON.stringify(init.json) : undefined,
     });
     if (!res.ok) throw new Error(`${p}: ${res.status} ${await res.text()}`);
@@ -47,7 +56,11 @@ describe('rollouts', () => {
   let page: Page;
 
   beforeAll(async () => {
-    context = await outpost.browser.newContext({ baseURL: outpost.baseUrl, viewport: { width: 1280, height: 900 }, timezoneId: 'UTC' });
+    context = await outpost.browser.newContext({
+      baseURL: outpost.baseUrl,
+      viewport: { width: 1280, height: 900 },
+      timezoneId: 'UTC',
+    });
     page = await context.newPage();
     page.setDefaultTimeout(15_000);
   });
@@ -59,7 +72,11 @@ describe('rollouts', () => {
   it('should plan, preview, schedule and watch a three-wave rollout advance on a healthy pilot', async () => {
     const api = await adminApi();
     // Five pilot sites that run 2.2.1 and report online, and a region for the second wave.
-    const pilot = (await api('/api/v1/sites?version=2.2.1&connectivity=online&limit=5')).items as { id: string; code: string; region: string }[];
+    const pilot = (await api('/api/v1/sites?version=2.2.1&connectivity=online&limit=5')).items as {
+      id: string;
+      code: string;
+      region: string;
+    }[];
     expect(pilot).toHaveLength(5);
     const region = pilot[0]!.region;
 
@@ -76,11 +93,15 @@ describe('rollouts', () => {
     const now = new Date();
     const wave = (n: number) => page.getByRole('group', { name: `Wave ${n}`, exact: true });
     await wave(1).getByLabel('Tags').fill('');
-    await wave(1).getByLabel('Site codes').fill(pilot.map((s) => s.code).join(', '));
+    await wave(1)
+      .getByLabel('Site codes')
+      .fill(pilot.map((s) => s.code).join(', '));
     await wave(1).getByLabel('Starts').fill(localInput(now));
     await wave(2).getByLabel('Regions').fill(region);
     await wave(2).getByLabel('Starts').fill(localInput(now));
-    await wave(2).getByLabel('Deadline').fill(localInput(new Date(now.getTime() + 7 * 86_400_000)));
+    await wave(2)
+      .getByLabel('Deadline')
+      .fill(localInput(new Date(now.getTime() + 7 * 86_400_000)));
     await page.getByRole('button', { name: 'Next' }).click();
 
     await page.getByLabel('Minimum time a wave stays open (minutes)').fill('0');
@@ -101,21 +122,34 @@ describe('rollouts', () => {
 
     // The scheduler inside the server opens the pilot within a tick or two.
     const timeline = page.getByRole('region', { name: 'Waves' });
-    await expect.poll(() => timeline.getByRole('listitem').first().textContent(), { timeout: 20_000 }).toContain('Open');
+    await expect
+      .poll(() => timeline.getByRole('listitem').first().textContent(), { timeout: 20_000 })
+      .toContain('Open');
 
     // The pilot's servers report: real device tokens, real check-ins; four of five healthy on 2.3.0 is 80 %.
     for (const [i, s] of pilot.entries()) {
-      const { token } = await api(`/api/v1/sites/${s.id}/device-token`, { method: 'POST' }) as { token: string };
+      const { token } = (await api(`/api/v1/sites/${s.id}/device-token`, { method: 'POST' })) as {
+        token: string;
+      };
       const res = await fetch(`${outpost.baseUrl}/api/v1/checkin`, {
-        method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ version: i < 4 ? '2.3.0' : '2.2.1', status: i < 4 ? 'healthy' : 'failed', idempotencyKey: `e2e-${i}-${Date.now()}` }),
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          version: i < 4 ? '2.3.0' : '2.2.1',
+          status: i < 4 ? 'healthy' : 'failed',
+          idempotencyKey: `e2e-${i}-${Date.now()}`,
+        }),
       });
       expect(res.status).toBe(200);
     }
 
     // The pilot succeeds and the region's wave opens by itself; the page follows without a reload.
-    await expect.poll(() => timeline.getByRole('listitem').nth(0).textContent(), { timeout: 30_000 }).toContain('Succeeded');
-    await expect.poll(() => timeline.getByRole('listitem').nth(1).textContent(), { timeout: 30_000 }).toContain('Open');
+    await expect
+      .poll(() => timeline.getByRole('listitem').nth(0).textContent(), { timeout: 30_000 })
+      .toContain('Succeeded');
+    await expect
+      .poll(() => timeline.getByRole('listitem').nth(1).textContent(), { timeout: 30_000 })
+      .toContain('Open');
     const chart = page.getByRole('region', { name: 'Sites by state' });
     expect(await chart.getByRole('img').first().getAttribute('aria-label')).toContain('Installed 4');
     const csv = page.getByRole('link', { name: 'Download as CSV' });
@@ -128,7 +162,10 @@ describe('rollouts', () => {
     // Pause from the page: the rollout says so.
     await page.getByRole('button', { name: 'Pause' }).click();
     await expect.poll(() => page.locator('.title').textContent(), { timeout: 15_000 }).toContain('Paused');
-    const view = await api(`/api/v1/rollouts/${rolloutId}`) as { state: string; waves: { state: string }[] };
+    const view = (await api(`/api/v1/rollouts/${rolloutId}`)) as {
+      state: string;
+      waves: { state: string }[];
+    };
     expect(view.state).toBe('paused');
     expect(view.waves.map((w) => w.state)).toEqual(['succeeded', 'paused', 'pending']);
   }, 120_000);
@@ -142,10 +179,14 @@ describe('rollouts', () => {
     await p.locator('button[type=submit]').click();
     await expect.poll(() => p.url(), { timeout: 15_000 }).not.toContain('/login');
     await p.goto('/rollouts');
-    await expect.poll(() => p.getByRole('heading', { level: 1 }).textContent(), { timeout: 15_000 }).toBe('Déploiements');
+    await expect
+      .poll(() => p.getByRole('heading', { level: 1 }).textContent(), { timeout: 15_000 })
+      .toBe('Déploiements');
     expect(await p.getByRole('link', { name: 'Planifier un déploiement' }).count()).toBe(1);
     await p.goto('/rollouts/new');
-    await expect.poll(() => p.getByRole('heading', { level: 1 }).textContent(), { timeout: 15_000 }).toBe('Planifier un déploiement');
+    await expect
+      .poll(() => p.getByRole('heading', { level: 1 }).textContent(), { timeout: 15_000 })
+      .toBe('Planifier un déploiement');
     await fr.close();
   }, 60_000);
 });

@@ -53,12 +53,17 @@ describe('dashboard shell', () => {
     const stranger = { email: 'nobody@example.org', password: 'wrong-password' };
     for (let i = 0; i < 10; i++) {
       const res = await fetch(`${baseUrl}/api/v1/auth/login`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(stranger),
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(stranger),
       });
       expect(res.status).toBe(401);
     }
     await signIn(page, stranger);
-    await page.getByRole('alert').getByText('Too many failed sign-ins for this account.', { exact: false }).waitFor();
+    await page
+      .getByRole('alert')
+      .getByText('Too many failed sign-ins for this account.', { exact: false })
+      .waitFor();
   });
 
   it('should sign the admin in and show the organisation, email and role in the top bar', async () => {
@@ -93,7 +98,10 @@ describe('dashboard shell', () => {
 
   it('should show a generated password once, change a role and remove a user', async () => {
     const users = page.getByRole('region', { name: 'Users' });
-    await page.getByRole('region', { name: 'Users' }).getByLabel('Email', { exact: true }).fill('temp@example.org');
+    await page
+      .getByRole('region', { name: 'Users' })
+      .getByLabel('Email', { exact: true })
+      .fill('temp@example.org');
     await page.getByRole('button', { name: 'Add user' }).click();
     const initial = users.getByLabel('Initial password for temp@example.org');
     await initial.waitFor();
@@ -103,7 +111,11 @@ describe('dashboard shell', () => {
 
     const role = users.getByLabel('Role of temp@example.org');
     await role.selectOption('operator');
-    await page.waitForFunction(() => (document.querySelector('select[aria-label="Role of temp@example.org"]') as HTMLSelectElement | null)?.value === 'operator');
+    await page.waitForFunction(
+      () =>
+        (document.querySelector('select[aria-label="Role of temp@example.org"]') as HTMLSelectElement | null)
+          ?.value === 'operator',
+    );
 
     const row = users.getByRole('row').filter({ hasText: 'temp@example.org' });
     await row.getByRole('button', { name: 'Remove' }).click();
@@ -112,7 +124,10 @@ describe('dashboard shell', () => {
   });
 
   it('should show a validation message next to the field it concerns', async () => {
-    await page.getByRole('region', { name: 'Users' }).getByLabel('Email', { exact: true }).fill('someone@example.org');
+    await page
+      .getByRole('region', { name: 'Users' })
+      .getByLabel('Email', { exact: true })
+      .fill('someone@example.org');
     await page.getByLabel('Password (optional)').fill('short');
     await page.getByRole('button', { name: 'Add user' }).click();
     const form = page.getByRole('form', { name: 'Add a user' });
@@ -133,7 +148,7 @@ describe('dashboard shell', () => {
     const secret = await secretField.inputValue();
     expect(secret.length).toBeGreaterThan(20);
     expect(await page.getByText('It will not be shown again.').isVisible()).toBe(true);
-        const tokens = page.getByRole('region', { name: 'API tokens' });
+    const tokens = page.getByRole('region', { name: 'API tokens' });
     await tokens.getByRole('cell', { name: 'CI pipeline', exact: true }).waitFor();
 
     const me = await fetch(`${baseUrl}/api/v1/me`, { headers: { authorization: `Bearer ${secret}` } });
@@ -178,12 +193,19 @@ describe('dashboard shell', () => {
     await audit.getByText('Revoked API token Short-lived').waitFor();
     const actions = (await audit.locator('li .what').allTextContents()).map((a) => a.trim());
     expect(actions[0]).toBe('Revoked API token Short-lived');
-    expect(actions.indexOf('Created API token CI pipeline')).toBeLessThan(actions.findIndex((a) => a.startsWith('Added ')));
+    expect(actions.indexOf('Created API token CI pipeline')).toBeLessThan(
+      actions.findIndex((a) => a.startsWith('Added ')),
+    );
     expect(actions.at(-1)).toBe('Created the organisation');
     // Narrowed to one kind of change.
     await audit.getByLabel('Kind of change').selectOption('token');
-    await expect.poll(async () => (await audit.locator('li .what').allTextContents()).map((a) => a.trim()))
-      .toEqual(['Revoked API token Short-lived', 'Created API token Short-lived', 'Created API token CI pipeline']);
+    await expect
+      .poll(async () => (await audit.locator('li .what').allTextContents()).map((a) => a.trim()))
+      .toEqual([
+        'Revoked API token Short-lived',
+        'Created API token Short-lived',
+        'Created API token CI pipeline',
+      ]);
   });
 
   it('should sign out back to the sign-in page', async () => {
@@ -197,7 +219,11 @@ describe('dashboard shell', () => {
     await signIn(page, VIEWER);
     await page.waitForURL('**/settings');
     await page.getByRole('heading', { name: 'Settings', level: 1 }).waitFor();
-    expect(await page.getByText('Only owners and admins manage users, API tokens and registry credentials.').isVisible()).toBe(true);
+    expect(
+      await page
+        .getByText('Only owners and admins manage users, API tokens and registry credentials.')
+        .isVisible(),
+    ).toBe(true);
     expect(await page.getByRole('button', { name: 'Add user' }).count()).toBe(0);
     expect(await page.getByRole('button', { name: 'Create token' }).count()).toBe(0);
     expect(await page.getByRole('heading', { name: 'Users' }).count()).toBe(0);
@@ -212,7 +238,10 @@ describe('dashboard shell', () => {
         headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
         body: JSON.stringify({ email: 'sneaky@example.org', role: 'admin' }),
       });
-      return { status: res.status, body: (await res.json()) as { error: { code: string; message: string; requestId: string } } };
+      return {
+        status: res.status,
+        body: (await res.json()) as { error: { code: string; message: string; requestId: string } },
+      };
     });
     expect(answer.status).toBe(403);
     expect(answer.body.error.code).toBe('FORBIDDEN');
@@ -223,7 +252,12 @@ describe('dashboard shell', () => {
 
 describe('dashboard on a phone-sized screen', () => {
   it('should open the navigation from the menu button without horizontal scrolling, and send a lost session to sign-in', async () => {
-    const context = await browser.newContext({ baseURL: baseUrl, viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true });
+    const context = await browser.newContext({
+      baseURL: baseUrl,
+      viewport: { width: 375, height: 667 },
+      isMobile: true,
+      hasTouch: true,
+    });
     try {
       const page = await context.newPage();
       page.setDefaultTimeout(10_000);
@@ -238,11 +272,16 @@ describe('dashboard on a phone-sized screen', () => {
       expect(await menu.getAttribute('aria-expanded')).toBe('false');
       await menu.click();
       expect(await nav.isVisible()).toBe(true);
-      expect(await page.getByRole('button', { name: 'Close menu' }).getAttribute('aria-expanded')).toBe('true');
+      expect(await page.getByRole('button', { name: 'Close menu' }).getAttribute('aria-expanded')).toBe(
+        'true',
+      );
 
       await nav.getByRole('link', { name: 'Settings' }).click();
       await page.getByRole('heading', { name: 'Audit log' }).waitFor();
-      await page.getByRole('region', { name: 'Users' }).getByRole('cell', { name: `${ADMIN.email} (you)` }).waitFor();
+      await page
+        .getByRole('region', { name: 'Users' })
+        .getByRole('cell', { name: `${ADMIN.email} (you)` })
+        .waitFor();
       expect(await nav.isVisible()).toBe(false);
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
       expect(await page.getByRole('button', { name: 'Add user' }).isVisible()).toBe(true);

@@ -21,7 +21,8 @@ export interface NeonOptions {
 
 /** Neon serverless Pool (WebSocket); the driver used on Cloudflare Workers. */
 export async function createNeonDb(url: string, opts: NeonOptions = {}): Promise<DbHandle> {
-  if (opts.webSocketConstructor) neonConfig.webSocketConstructor = opts.webSocketConstructor as typeof WebSocket;
+  if (opts.webSocketConstructor)
+    neonConfig.webSocketConstructor = opts.webSocketConstructor as typeof WebSocket;
   if (opts.relay) {
     const relay = opts.relay;
     neonConfig.wsProxy = (host, port) => `${relay}/v2?address=${host}:${port}`;
@@ -30,14 +31,17 @@ export async function createNeonDb(url: string, opts: NeonOptions = {}): Promise
     neonConfig.pipelineConnect = false;
   }
   const pool = new Pool({ connectionString: url });
-  pool.on('error', (err: Error) => console.error(JSON.stringify({ level: 'error', msg: 'neon pool error', err: err.message })));
+  pool.on('error', (err: Error) =>
+    console.error(JSON.stringify({ level: 'error', msg: 'neon pool error', err: err.message })),
+  );
   const db = drizzle({ client: pool, schema, casing: 'snake_case' });
   return {
     db: db as unknown as Db,
     driver: 'neon',
-    migrate: (migrationsFolder) => opts.migrate
-      ? opts.migrate(db, { migrationsFolder })
-      : Promise.reject(new Error('Apply migrations from Node: DATABASE_DRIVER=neon npm run db:migrate')),
+    migrate: (migrationsFolder) =>
+      opts.migrate
+        ? opts.migrate(db, { migrationsFolder })
+        : Promise.reject(new Error('Apply migrations from Node: DATABASE_DRIVER=neon npm run db:migrate')),
     close: () => pool.end(),
   };
 }

@@ -7,8 +7,12 @@ import { createPgDb, PG_DEFAULTS } from './client-pg.ts';
 // ends or a transaction left open would otherwise hold the connection (and the request) indefinitely.
 describe('node-postgres pool timeouts', () => {
   let scratch: Awaited<ReturnType<typeof createScratchPgDatabase>>;
-  beforeAll(async () => { scratch = await createScratchPgDatabase(); });
-  afterAll(async () => { await scratch?.drop(); });
+  beforeAll(async () => {
+    scratch = await createScratchPgDatabase();
+  });
+  afterAll(async () => {
+    await scratch?.drop();
+  });
 
   it('should have a connection, statement and idle-in-transaction timeout by default', () => {
     expect(PG_DEFAULTS.connectionTimeoutMs).toBeGreaterThan(0);
@@ -22,7 +26,9 @@ describe('node-postgres pool timeouts', () => {
       const started = Date.now();
       await expect(h.db.execute(sql`select pg_sleep(5)`)).rejects.toThrow();
       expect(Date.now() - started).toBeLessThan(3000);
-      const answer = (await h.db.execute(sql`select current_setting('statement_timeout') as t`)) as unknown as { rows: { t: string }[] };
+      const answer = (await h.db.execute(
+        sql`select current_setting('statement_timeout') as t`,
+      )) as unknown as { rows: { t: string }[] };
       const [row] = answer.rows;
       expect(row!.t).toBe('300ms');
     } finally {

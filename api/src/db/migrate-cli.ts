@@ -5,7 +5,10 @@ import { openDatabase, MIGRATIONS_DIR } from './select-node.ts';
 
 const env = parseNodeEnv(process.env);
 const handle = await openDatabase({
-  databaseUrl: env.DATABASE_URL, driver: env.DATABASE_DRIVER, dataDir: path.resolve(env.OUTPOST_DATA_DIR), neonRelay: env.NEON_WS_RELAY,
+  databaseUrl: env.DATABASE_URL,
+  driver: env.DATABASE_DRIVER,
+  dataDir: path.resolve(env.OUTPOST_DATA_DIR),
+  neonRelay: env.NEON_WS_RELAY,
 });
 await handle.migrate(MIGRATIONS_DIR);
 await handle.close();

@@ -9,21 +9,30 @@ import { join } from 'node:path';
 const dir = join(import.meta.dirname, '../../../migrations');
 
 function landed(): { file: string; sha256: string }[] {
-  return readFileSync(join(dir, 'landed.sha256'), 'utf8').trim().split('\n').map((line) => {
-    const [sha256, file] = line.split(/\s+/);
-    return { file: file!, sha256: sha256! };
-  });
+  return readFileSync(join(dir, 'landed.sha256'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [sha256, file] = line.split(/\s+/);
+      return { file: file!, sha256: sha256! };
+    });
 }
 
 describe('landed migrations', () => {
   it('should keep every landed migration byte for byte', () => {
-    const changed = landed().filter(({ file, sha256 }) =>
-      createHash('sha256').update(readFileSync(join(dir, file))).digest('hex') !== sha256);
+    const changed = landed().filter(
+      ({ file, sha256 }) =>
+        createHash('sha256')
+          .update(readFileSync(join(dir, file)))
+          .digest('hex') !== sha256,
+    );
     expect(changed.map((c) => c.file)).toEqual([]);
   });
 
   it('should keep the landed migrations first in the journal, in their order', () => {
-    const journal = JSON.parse(readFileSync(join(dir, 'meta/_journal.json'), 'utf8')) as { entries: { tag: string }[] };
+    const journal = JSON.parse(readFileSync(join(dir, 'meta/_journal.json'), 'utf8')) as {
+      entries: { tag: string }[];
+    };
     const files = landed().map((l) => l.file);
     expect(journal.entries.slice(0, files.length).map((e) => `${e.tag}.sql`)).toEqual(files);
   });

@@ -13,7 +13,9 @@ import type { DbHandle } from './types.ts';
 import { createScratchPgDatabase } from '../test/db.ts';
 import { startWsRelay, type WsRelay } from '../test/ws-relay.ts';
 
-const journal = JSON.parse(fs.readFileSync(path.join(MIGRATIONS_DIR, 'meta/_journal.json'), 'utf8')) as { entries: unknown[] };
+const journal = JSON.parse(fs.readFileSync(path.join(MIGRATIONS_DIR, 'meta/_journal.json'), 'utf8')) as {
+  entries: unknown[];
+};
 
 describe('Neon serverless driver through a WebSocket relay', () => {
   let relay: WsRelay;
@@ -36,28 +38,45 @@ describe('Neon serverless driver through a WebSocket relay', () => {
     expect(handle.driver).toBe('neon');
     await handle.migrate(MIGRATIONS_DIR);
     // Db types execute() results as unknown (it differs per driver); Neon's Pool returns pg-style { rows }.
-    const r = await handle.db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`) as unknown as { rows: { n: number }[] };
+    const r = (await handle.db.execute(
+      sql`select count(*)::int as n from drizzle.__drizzle_migrations`,
+    )) as unknown as { rows: { n: number }[] };
     expect(r.rows[0]?.n).toBe(journal.entries.length);
     expect(await handle.db.select().from(organizations)).toEqual([]);
   });
 
   it('should insert, select, update and delete an organization and a user', async () => {
     const { db } = handle;
-    const [org] = await db.insert(organizations).values({ name: 'Neon Org', slug: `neon-${Date.now()}` }).returning();
+    const [org] = await db
+      .insert(organizations)
+      .values({ name: 'Neon Org', slug: `neon-${Date.now()}` })
+      .returning();
     expect(org?.id).toMatch(/^[0-9a-f-]{36}$/);
-    const [user] = await db.insert(users).values({ email: `neon-${Date.now()}@example.org`, name: 'Neon Person', passwordHash: 'x' }).returning();
+    const [user] = await db
+      .insert(users)
+      .values({ email: `neon-${Date.now()}@example.org`, name: 'Neon Person', passwordHash: 'x' })
+      .returning();
     await db.insert(memberships).values({ orgId: org!.id, userId: user!.id, role: 'admin' });
 
-    const joined = await db.select({ email: users.email, role: memberships.role, org: organizations.name })
+    const joined = await db
+      .select({ email: users.email, role: memberships.role, org: organizations.name })
       .from(memberships)
       .innerJoin(users, eq(users.id, memberships.userId))
       .innerJoin(organizations, eq(organizations.id, memberships.orgId))
       .where(eq(memberships.orgId, org!.id));
     expect(joined).toEqual([{ email: user!.email, role: 'admin', org: 'Neon Org' }]);
 
-    const [renamed] = await db.update(organizations).set({ name: 'Renamed' }).where(eq(organizations.id, org!.id)).returning();
+    const [renamed] = await db
+      .update(organizations)
+      .set({ name: 'Renamed' })
+      .where(eq(organizations.id, org!.id))
+      .returning();
     expect(renamed?.name).toBe('Renamed');
-    const [disabled] = await db.update(users).set({ disabledAt: new Date() }).where(eq(users.id, user!.id)).returning();
+    const [disabled] = await db
+      .update(users)
+      .set({ disabledAt: new Date() })
+      .where(eq(users.id, user!.id))
+      .returning();
     expect(disabled?.disabledAt).toBeInstanceOf(Date);
 
     await db.delete(users).where(eq(users.id, user!.id));
@@ -76,36 +95,56 @@ describe('Neon serverless driver through a WebSocket relay', () => {
     });
     const rows = await handle.db.select().from(organizations).where(eq(organizations.id, id));
     expect(rows.map((r) => r.slug)).toEqual([slug]);
-    expect(await handle.db.select().from(users).where(eq(users.email, `${slug}@example.org`))).toHaveLength(1);
+    expect(
+      await handle.db
+        .select()
+        .from(users)
+        .where(eq(users.email, `${slug}@example.org`)),
+    ).toHaveLength(1);
   });
 
   it('should roll back a transaction that throws', async () => {
     const slug = `neon-rollback-${Date.now()}`;
-    await expect(handle.db.transaction(async (tx) => {
-      await tx.insert(organizations).values({ name: 'Rolled back', slug });
-      // Visible inside the transaction…
-      expect(await tx.select().from(organizations).where(eq(organizations.slug, slug))).toHaveLength(1);
-      throw new Error('abort on purpose');
-    })).rejects.toThrow('abort on purpose');
+    await expect(
+      handle.db.transaction(async (tx) => {
+        await tx.insert(organizations).values({ name: 'Rolled back', slug });
+        // Visible inside the transaction…
+        expect(await tx.select().from(organizations).where(eq(organizations.slug, slug))).toHaveLength(1);
+        throw new Error('abort on purpose');
+      }),
+    ).rejects.toThrow('abort on purpose');
     // …and gone after it.
     expect(await handle.db.select().from(organizations).where(eq(organizations.slug, slug))).toEqual([]);
   });
 
   it('should roll back when a statement inside the transaction fails', async () => {
     const slug = `neon-dup-${Date.now()}`;
-    await expect(handle.db.transaction(async (tx) => {
-      await tx.insert(organizations).values({ name: 'First', slug: `${slug}-a` });
-      await tx.insert(organizations).values({ name: 'Duplicate', slug: `${slug}-a` }); // unique violation
-    })).rejects.toThrow();
-    expect(await handle.db.select().from(organizations).where(eq(organizations.slug, `${slug}-a`))).toEqual([]);
+    await expect(
+      handle.db.transaction(async (tx) => {
+        await tx.insert(organizations).values({ name: 'First', slug: `${slug}-a` });
+        await tx.insert(organizations).values({ name: 'Duplicate', slug: `${slug}-a` }); // unique violation
+      }),
+    ).rejects.toThrow();
+    expect(
+      await handle.db
+        .select()
+        .from(organizations)
+        .where(eq(organizations.slug, `${slug}-a`)),
+    ).toEqual([]);
   });
 
   it('should refuse relay targets other than the local machine', async () => {
     const target = `ws://${relay.address}/v2?address=example.org:5432`;
     const status = await new Promise<number | undefined>((resolve) => {
       const sock = new ws(target);
-      sock.on('unexpected-response', (_req, res) => { resolve(res.statusCode); sock.terminate(); });
-      sock.on('open', () => { resolve(101); sock.close(); });
+      sock.on('unexpected-response', (_req, res) => {
+        resolve(res.statusCode);
+        sock.terminate();
+      });
+      sock.on('open', () => {
+        resolve(101);
+        sock.close();
+      });
       sock.on('error', () => resolve(undefined));
     });
     expect(status).toBe(403);

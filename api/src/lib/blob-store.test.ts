@@ -20,13 +20,18 @@ function webStream(data: Uint8Array, chunk = 64 * 1024) {
   let pos = 0;
   const stream = new ReadableStream<Uint8Array>({
     pull(c) {
-      if (pos >= data.length) { c.close(); return; }
+      if (pos >= data.length) {
+        c.close();
+        return;
+      }
       const piece = data.subarray(pos, pos + chunk);
       pos += piece.length;
       state.pulled += piece.length;
       c.enqueue(piece);
     },
-    cancel() { state.cancelled = true; },
+    cancel() {
+      state.cancelled = true;
+    },
   });
   return { stream, state };
 }
@@ -39,12 +44,22 @@ async function readAll(s: ReadableStream<Uint8Array>): Promise<Buffer> {
 
 describe('blob store', () => {
   let store: ObjectStore;
-  beforeAll(async () => { store = await scratchStore('blobs'); });
+  beforeAll(async () => {
+    store = await scratchStore('blobs');
+  });
 
   it('should store a stream at its sha256 address and say it is new', async () => {
     const data = randomBytes(300_000);
-    const r = await putStream(store, webStream(data).stream, { mediaType: 'application/octet-stream', maxBytes: 1e6 });
-    expect(r).toEqual({ sha256: sha(data), size: data.length, key: `blobs/sha256/${sha(data)}`, existed: false });
+    const r = await putStream(store, webStream(data).stream, {
+      mediaType: 'application/octet-stream',
+      maxBytes: 1e6,
+    });
+    expect(r).toEqual({
+      sha256: sha(data),
+      size: data.length,
+      key: `blobs/sha256/${sha(data)}`,
+      existed: false,
+    });
     expect(await has(store, r.sha256)).toBe(true);
     const back = await get(store, r.sha256);
     expect(back.contentLength).toBe(data.length);
@@ -54,8 +69,14 @@ describe('blob store', () => {
 
   it('should store the same bytes once and say they existed', async () => {
     const data = randomBytes(50_000);
-    const first = await putStream(store, Readable.from([data.subarray(0, 1000), data.subarray(1000)]), { mediaType: 'application/octet-stream', maxBytes: 1e6 });
-    const again = await putStream(store, webStream(data, 777).stream, { mediaType: 'application/octet-stream', maxBytes: 1e6 });
+    const first = await putStream(store, Readable.from([data.subarray(0, 1000), data.subarray(1000)]), {
+      mediaType: 'application/octet-stream',
+      maxBytes: 1e6,
+    });
+    const again = await putStream(store, webStream(data, 777).stream, {
+      mediaType: 'application/octet-stream',
+      maxBytes: 1e6,
+    });
     expect(first.existed).toBe(false);
     expect(again).toEqual({ ...first, existed: true });
     expect(await keys(store, first.key)).toEqual([first.key]);
@@ -64,7 +85,11 @@ describe('blob store', () => {
 
   it('should store a multipart upload (several parts) byte for byte', async () => {
     const data = randomBytes(12 * 1024 * 1024 + 123);
-    const r = await putStream(store, webStream(data).stream, { mediaType: 'application/octet-stream', maxBytes: 20e6, partSize: 5 * 1024 * 1024 });
+    const r = await putStream(store, webStream(data).stream, {
+      mediaType: 'application/octet-stream',
+      maxBytes: 20e6,
+      partSize: 5 * 1024 * 1024,
+    });
     expect(r.size).toBe(data.length);
     expect(sha(await readAll((await get(store, r.sha256)).body))).toBe(sha(data));
   });
@@ -72,7 +97,10 @@ describe('blob store', () => {
   it('should refuse a stream over the limit with 413, stop reading it and keep nothing', async () => {
     const data = randomBytes(3 * 1024 * 1024);
     const { stream, state } = webStream(data);
-    const err = await putStream(store, stream, { mediaType: 'application/octet-stream', maxBytes: 1024 * 1024 }).catch((e: unknown) => e);
+    const err = await putStream(store, stream, {
+      mediaType: 'application/octet-stream',
+      maxBytes: 1024 * 1024,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AppError);
     expect(err).toMatchObject({ status: 413, code: 'BODY_TOO_LARGE' });
     expect(state.cancelled).toBe(true);
@@ -83,8 +111,11 @@ describe('blob store', () => {
 
   it('should keep nothing when the limit is passed after parts were already uploaded', async () => {
     const data = randomBytes(16 * 1024 * 1024);
-    const err = await putStream(store, webStream(data).stream, { mediaType: 'application/octet-stream', maxBytes: 12 * 1024 * 1024, partSize: 5 * 1024 * 1024 })
-      .catch((e: unknown) => e);
+    const err = await putStream(store, webStream(data).stream, {
+      mediaType: 'application/octet-stream',
+      maxBytes: 12 * 1024 * 1024,
+      partSize: 5 * 1024 * 1024,
+    }).catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 413 });
     expect(await keys(store, 'uploads/')).toEqual([]);
     expect(await keys(store, 'blobs/')).not.toContain(blobKey(sha(data)));
@@ -93,9 +124,21 @@ describe('blob store', () => {
   it('should keep nothing when inspect or verify refuses the bytes', async () => {
     const data = randomBytes(100_000);
     const refused = new Error('not what we want');
-    const e1 = await putStream(store, webStream(data).stream, { mediaType: 'x/y', maxBytes: 1e6, inspect: () => { throw refused; } }).catch((e: unknown) => e);
+    const e1 = await putStream(store, webStream(data).stream, {
+      mediaType: 'x/y',
+      maxBytes: 1e6,
+      inspect: () => {
+        throw refused;
+      },
+    }).catch((e: unknown) => e);
     expect(e1).toBe(refused);
-    const e2 = await putStream(store, webStream(data).stream, { mediaType: 'x/y', maxBytes: 1e6, verify: async () => { throw refused; } }).catch((e: unknown) => e);
+    const e2 = await putStream(store, webStream(data).stream, {
+      mediaType: 'x/y',
+      maxBytes: 1e6,
+      verify: async () => {
+        throw refused;
+      },
+    }).catch((e: unknown) => e);
     expect(e2).toBe(refused);
     expect(await has(store, sha(data))).toBe(false);
     expect(await keys(store, 'uploads/')).toEqual([]);
@@ -104,13 +147,25 @@ describe('blob store', () => {
   it('should hand verify the digest and size before the blob gets its address', async () => {
     const data = randomBytes(1000);
     let seen: unknown;
-    const r = await putStream(store, webStream(data).stream, { mediaType: 'x/y', maxBytes: 1e6, verify: async (b) => { seen = b; expect(await has(store, b.sha256)).toBe(false); } });
+    const r = await putStream(store, webStream(data).stream, {
+      mediaType: 'x/y',
+      maxBytes: 1e6,
+      verify: async (b) => {
+        seen = b;
+        expect(await has(store, b.sha256)).toBe(false);
+      },
+    });
     expect(seen).toEqual({ sha256: r.sha256, size: 1000 });
   });
 
   it('should move a blob larger than one CopyObject by streaming when the server has no UploadPartCopy (s3rver)', async () => {
     const data = randomBytes(6 * 1024 * 1024);
-    const r = await putStream(store, webStream(data).stream, { mediaType: 'x/y', maxBytes: 1e7, partSize: 5 * 1024 * 1024, copyObjectMax: 1024 });
+    const r = await putStream(store, webStream(data).stream, {
+      mediaType: 'x/y',
+      maxBytes: 1e7,
+      partSize: 5 * 1024 * 1024,
+      copyObjectMax: 1024,
+    });
     expect(r.existed).toBe(false);
     const back = await get(store, r.sha256);
     expect(back.contentLength).toBe(data.length);
@@ -127,7 +182,10 @@ describe('blob store', () => {
     const tail = await get(store, r.sha256, { start: 10 });
     expect((await readAll(tail.body)).toString()).toBe('abcdef');
     await expect(get(store, 'f'.repeat(64))).rejects.toMatchObject({ status: 404 });
-    await expect(get(store, r.sha256, { start: 16 })).rejects.toMatchObject({ status: 416, code: 'RANGE_NOT_SATISFIABLE' });
+    await expect(get(store, r.sha256, { start: 16 })).rejects.toMatchObject({
+      status: 416,
+      code: 'RANGE_NOT_SATISFIABLE',
+    });
     expect(await has(store, 'e'.repeat(64))).toBe(false);
     expect(() => blobKey('../etc/passwd')).toThrow();
   });
@@ -135,8 +193,12 @@ describe('blob store', () => {
 
 describe.each(TEST_DRIVERS)('artifact rows on %s', (driver) => {
   let h: DbHandle;
-  beforeAll(async () => { h = await createTestDb(driver); });
-  afterAll(async () => { await h.close(); });
+  beforeAll(async () => {
+    h = await createTestDb(driver);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
 
   it('should record an artifact once, the first row standing', async () => {
     const hex = sha(randomBytes(10));

@@ -1,8 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import {
-  CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand,
-  HeadObjectCommand, UploadPartCopyCommand, AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  UploadPartCopyCommand,
+  AbortMultipartUploadCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { artifacts } from '../db/schema/index.ts';
@@ -84,7 +90,8 @@ async function deleteQuietly(store: BlobStore, key: string): Promise<void> {
 
 async function* chunksOf(stream: ReadableStream<Uint8Array> | Readable): AsyncGenerator<Uint8Array> {
   if (stream instanceof Readable) {
-    for await (const chunk of stream) yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk as Uint8Array;
+    for await (const chunk of stream)
+      yield typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
     return;
   }
   const reader = stream.getReader();
@@ -102,7 +109,9 @@ async function* chunksOf(stream: ReadableStream<Uint8Array> | Readable): AsyncGe
 }
 
 export function bodyTooLarge(maxBytes: number): AppError {
-  return new AppError(413, 'BODY_TOO_LARGE', `The upload is larger than the limit of ${maxBytes} bytes.`, [{ path: 'body', message: `At most ${maxBytes} bytes.`, maxBytes }]);
+  return new AppError(413, 'BODY_TOO_LARGE', `The upload is larger than the limit of ${maxBytes} bytes.`, [
+    { path: 'body', message: `At most ${maxBytes} bytes.`, maxBytes },
+  ]);
 }
 
 /**
@@ -113,7 +122,11 @@ export function bodyTooLarge(maxBytes: number): AppError {
  * @example
  *   const { sha256, existed } = await putStream(store, req.body, { mediaType: 'application/zip', maxBytes: 1 << 30 });
  */
-export async function putStream(store: BlobStore, stream: ReadableStream<Uint8Array> | Readable, opts: PutStreamOptions): Promise<PutStreamResult> {
+export async function putStream(
+  store: BlobStore,
+  stream: ReadableStream<Uint8Array> | Readable,
+  opts: PutStreamOptions,
+): Promise<PutStreamResult> {
   const tempKey = `${UPLOAD_PREFIX}${randomUUID()}`;
   const hash = createHash('sha256');
   let size = 0;
@@ -128,7 +141,12 @@ export async function putStream(store: BlobStore, stream: ReadableStream<Uint8Ar
   });
   const uploaded = upload.done();
   // Settles early only when the store failed; then writing stops at once rather than waiting for a drain.
-  const storeFailed = uploaded.then(() => new Promise<never>(() => undefined), (err: unknown) => { throw err; });
+  const storeFailed = uploaded.then(
+    () => new Promise<never>(() => undefined),
+    (err: unknown) => {
+      throw err;
+    },
+  );
   storeFailed.catch(() => undefined);
 
   try {
@@ -139,7 +157,10 @@ export async function putStream(store: BlobStore, stream: ReadableStream<Uint8Ar
       hash.update(chunk);
       if (opts.inspect) await Promise.race([opts.inspect(chunk), storeFailed]);
       if (!pass.write(chunk)) {
-        await Promise.race([new Promise<void>((resolve) => pass.once('drain', () => resolve())), storeFailed]);
+        await Promise.race([
+          new Promise<void>((resolve) => pass.once('drain', () => resolve())),
+          storeFailed,
+        ]);
       }
     }
     pass.end();
@@ -156,7 +177,8 @@ export async function putStream(store: BlobStore, stream: ReadableStream<Uint8Ar
     // Absent, or (only after damage outside Outpost) of the wrong size: (re)write it from the verified upload.
     await moveObject(store, tempKey, key, size, opts);
     const final = await headSize(store, key);
-    if (final !== size) throw new Error(`The object store kept ${final ?? 'nothing'} bytes of ${key}, not ${size}.`);
+    if (final !== size)
+      throw new Error(`The object store kept ${final ?? 'nothing'} bytes of ${key}, not ${size}.`);
     await deleteQuietly(store, tempKey);
     return { sha256, size, key, existed: false };
   } catch (err) {
@@ -169,7 +191,13 @@ export async function putStream(store: BlobStore, stream: ReadableStream<Uint8Ar
 }
 
 /** Copies within the bucket: one CopyObject up to 5 GiB, else part by part, else (servers without UploadPartCopy) by streaming. */
-async function moveObject(store: BlobStore, from: string, to: string, size: number, opts: PutStreamOptions): Promise<void> {
+async function moveObject(
+  store: BlobStore,
+  from: string,
+  to: string,
+  size: number,
+  opts: PutStreamOptions,
+): Promise<void> {
   const source = `${store.bucket}/${from}`;
   if (size <= (opts.copyObjectMax ?? COPY_OBJECT_MAX)) {
     // The copy keeps the temporary object's metadata (its Content-Type).
@@ -177,20 +205,38 @@ async function moveObject(store: BlobStore, from: string, to: string, size: numb
     return;
   }
   const partSize = Math.max(Math.ceil(size / 10_000), 512 * 1024 * 1024);
-  const { UploadId } = await store.client.send(new CreateMultipartUploadCommand({ Bucket: store.bucket, Key: to, ContentType: opts.mediaType }));
+  const { UploadId } = await store.client.send(
+    new CreateMultipartUploadCommand({ Bucket: store.bucket, Key: to, ContentType: opts.mediaType }),
+  );
   try {
     const parts: { PartNumber: number; ETag?: string }[] = [];
     for (let start = 0, n = 1; start < size; start += partSize, n++) {
       const end = Math.min(start + partSize, size) - 1;
-      const res = await store.client.send(new UploadPartCopyCommand({
-        Bucket: store.bucket, Key: to, UploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}`,
-      }));
+      const res = await store.client.send(
+        new UploadPartCopyCommand({
+          Bucket: store.bucket,
+          Key: to,
+          UploadId,
+          PartNumber: n,
+          CopySource: source,
+          CopySourceRange: `bytes=${start}-${end}`,
+        }),
+      );
       parts.push({ PartNumber: n, ETag: res.CopyPartResult?.ETag });
     }
-    await store.client.send(new CompleteMultipartUploadCommand({ Bucket: store.bucket, Key: to, UploadId, MultipartUpload: { Parts: parts } }));
+    await store.client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: store.bucket,
+        Key: to,
+        UploadId,
+        MultipartUpload: { Parts: parts },
+      }),
+    );
   } catch {
     // s3rver 3.7.1 (the embedded store) has no UploadPartCopy: stream the object through this process instead.
-    await store.client.send(new AbortMultipartUploadCommand({ Bucket: store.bucket, Key: to, UploadId })).catch(() => undefined);
+    await store.client
+      .send(new AbortMultipartUploadCommand({ Bucket: store.bucket, Key: to, UploadId }))
+      .catch(() => undefined);
     const got = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: from }));
     const upload = new Upload({
       client: store.client,
@@ -224,23 +270,48 @@ export interface BlobRead {
 
 /** A blob's bytes (or a range of them) as a web stream; 404 when absent, 416 when the range starts past the end. */
 /** Reads a blob by its sha256 (at `blobs/sha256/<hex>`, or at `key` when it was stored elsewhere), whole or a range. */
-export async function get(store: BlobStore, sha256: string, range?: ByteRange, key = blobKey(sha256)): Promise<BlobRead> {
+export async function get(
+  store: BlobStore,
+  sha256: string,
+  range?: ByteRange,
+  key = blobKey(sha256),
+): Promise<BlobRead> {
   try {
-    const res = await store.client.send(new GetObjectCommand({
-      Bucket: store.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
-    }));
+    const res = await store.client.send(
+      new GetObjectCommand({
+        Bucket: store.bucket,
+        Key: key,
+        Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
+      }),
+    );
     const contentLength = res.ContentLength ?? 0;
     const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.ContentRange ?? '');
     const body = res.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
-    if (range && m) return { body, contentLength, totalSize: Number(m[3]), range: { start: Number(m[1]), end: Number(m[2]) } };
-    return { body, contentLength, totalSize: contentLength, range: range && contentLength > 0 ? { start: 0, end: contentLength - 1 } : undefined };
+    if (range && m)
+      return {
+        body,
+        contentLength,
+        totalSize: Number(m[3]),
+        range: { start: Number(m[1]), end: Number(m[2]) },
+      };
+    return {
+      body,
+      contentLength,
+      totalSize: contentLength,
+      range: range && contentLength > 0 ? { start: 0, end: contentLength - 1 } : undefined,
+    };
   } catch (err) {
     if (isNotFound(err)) throw new NotFoundError('blob', sha256);
     const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
     if (e?.name === 'InvalidRange' || e?.$metadata?.httpStatusCode === 416) {
       const total = await headSize(store, key);
-      throw new AppError(416, 'RANGE_NOT_SATISFIABLE', 'The range starts past the end of the file.', undefined,
-        total === null ? undefined : { 'Content-Range': `bytes */${total}` });
+      throw new AppError(
+        416,
+        'RANGE_NOT_SATISFIABLE',
+        'The range starts past the end of the file.',
+        undefined,
+        total === null ? undefined : { 'Content-Range': `bytes */${total}` },
+      );
     }
     throw err;
   }
@@ -260,5 +331,8 @@ export interface ArtifactRecord {
 
 /** The `artifacts` row for a stored blob; the first writer's row stands (the bytes are the same). */
 export async function recordArtifact(db: Db, a: ArtifactRecord): Promise<void> {
-  await db.insert(artifacts).values({ sha256: a.sha256, size: a.size, mediaType: a.mediaType, key: a.key }).onConflictDoNothing();
+  await db
+    .insert(artifacts)
+    .values({ sha256: a.sha256, size: a.size, mediaType: a.mediaType, key: a.key })
+    .onConflictDoNothing();
 }

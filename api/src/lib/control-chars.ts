@@ -25,7 +25,8 @@ export function findControlCharacter(value: unknown, at: (string | number)[] = [
   }
   if (value && typeof value === 'object') {
     for (const [key, v] of Object.entries(value)) {
-      if (CONTROL_CHARACTER.test(key)) return [...at, key.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')].join('.');
+      if (CONTROL_CHARACTER.test(key))
+        return [...at, key.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')].join('.');
       const found = findControlCharacter(v, [...at, key]);
       if (found !== null) return found;
     }
@@ -34,11 +35,17 @@ export function findControlCharacter(value: unknown, at: (string | number)[] = [
 }
 
 function refuse(where: 'query' | 'path' | 'body', field: string): never {
-  throw new ValidationError(`The request ${where} is not valid: ${field} holds a control character.`, [{ path: field, message: MESSAGE }]);
+  throw new ValidationError(`The request ${where} is not valid: ${field} holds a control character.`, [
+    { path: field, message: MESSAGE },
+  ]);
 }
 
 function decoded(s: string): string {
-  try { return decodeURIComponent(s); } catch { return s; }
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 /**
@@ -50,13 +57,18 @@ export const refuseControlCharacters: MiddlewareHandler = async (c, next) => {
   const url = new URL(c.req.url);
   if (CONTROL_CHARACTER.test(decoded(url.pathname))) refuse('path', 'path');
   for (const [key, value] of url.searchParams) {
-    if (CONTROL_CHARACTER.test(key) || CONTROL_CHARACTER.test(value)) refuse('query', key.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?'));
+    if (CONTROL_CHARACTER.test(key) || CONTROL_CHARACTER.test(value))
+      refuse('query', key.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?'));
   }
   const type = (c.req.header('content-type') ?? '').toLowerCase();
   if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && /^application\/([\w.+-]+\+)?json\b/.test(type)) {
     let body: unknown;
     // Read once and cached by Hono for the validator; a malformed body is the validator's to answer.
-    try { body = await c.req.json(); } catch { body = undefined; }
+    try {
+      body = await c.req.json();
+    } catch {
+      body = undefined;
+    }
     const field = findControlCharacter(body);
     if (field !== null) refuse('body', field);
   }

@@ -21,8 +21,9 @@ export function randomToken(prefix = '', bytes = 32): string {
 // Where node:crypto is at hand (Node, Workers with nodejs_compat), hashing a token is a synchronous
 // microsecond; WebCrypto's digest goes through the thread pool and a promise, which at thousands
 // of device check-ins a second was a seventh of the API's CPU.
-const nodeCrypto = (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process
-  ?.getBuiltinModule?.('node:crypto') as typeof import('node:crypto') | undefined;
+const nodeCrypto = (
+  globalThis as { process?: { getBuiltinModule?(id: string): unknown } }
+).process?.getBuiltinModule?.('node:crypto') as typeof import('node:crypto') | undefined;
 
 export async function sha256Hex(value: string): Promise<string> {
   if (nodeCrypto) return nodeCrypto.createHash('sha256').update(value).digest('hex');

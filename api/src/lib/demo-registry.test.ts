@@ -102,10 +102,16 @@ describe('demo registry', () => {
 
   it('should be resolved by the registry client only when its address is allowed', async () => {
     const ref = `${reg.host}/demo/emr-backend:1.0`;
-    const allowed = await registryImageResolver(policy(reg.host)).resolve({ reference: ref, platform: 'linux/amd64' });
+    const allowed = await registryImageResolver(policy(reg.host)).resolve({
+      reference: ref,
+      platform: 'linux/amd64',
+    });
     expect(allowed.digest).toBe(images[0]!.manifest.digest);
     expect(allowed.layers.map((l) => l.digest)).toEqual([images[0]!.layer.digest]);
-    const refused = registryImageResolver({ allowInsecure: [], fetch: guardedFetch([]) }).resolve({ reference: ref, platform: 'linux/amd64' });
+    const refused = registryImageResolver({ allowInsecure: [], fetch: guardedFetch([]) }).resolve({
+      reference: ref,
+      platform: 'linux/amd64',
+    });
     await expect(refused).rejects.toBeInstanceOf(ImageResolveError);
     await expect(refused).rejects.toMatchObject({ kind: 'forbidden-address' });
   });
@@ -124,28 +130,52 @@ describe('demo release', () => {
       expect(await seedDemoRelease(h.db, { box: t.secretBox, resolver, registryHost: reg.host })).toBeNull();
 
       const api = withToken(t.app, (await makeApiToken(h.db, org.id, 'admin')).token);
-      const release = (await (await api(`/api/v1/releases/${seeded!.releaseId}`)).json()) as { state: string; images: { name: string; digest: string }[] };
+      const release = (await (await api(`/api/v1/releases/${seeded!.releaseId}`)).json()) as {
+        state: string;
+        images: { name: string; digest: string }[];
+      };
       expect(release.state).toBe('published');
-      expect(release.images.map((i) => [i.name, i.digest])).toEqual([['backend', images[0]!.manifest.digest], ['frontend', images[1]!.manifest.digest]]);
+      expect(release.images.map((i) => [i.name, i.digest])).toEqual([
+        ['backend', images[0]!.manifest.digest],
+        ['frontend', images[1]!.manifest.digest],
+      ]);
 
       const site = await makeSite(h.db, org.id, { code: 'DEMO-1' });
-      const asked = await api('/api/v1/bundles', { method: 'POST', json: { releaseId: seeded!.releaseId, siteIds: [site.id] } });
+      const asked = await api('/api/v1/bundles', {
+        method: 'POST',
+        json: { releaseId: seeded!.releaseId, siteIds: [site.id] },
+      });
       expect(asked.status, await asked.clone().text()).toBe(202);
-      const { bundles: [b] } = (await asked.json()) as { bundles: { id: string }[] };
+      const {
+        bundles: [b],
+      } = (await asked.json()) as { bundles: { id: string }[] };
 
       const worker = new BundleWorker({
-        db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: () => {},
-        registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...policy(reg.host) }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 10,
+        db: h.db,
+        store: t.objectStore,
+        secretBox: t.secretBox,
+        logger: () => {},
+        registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...policy(reg.host) },
+        backoffMs: 10,
+        leaseMs: 10_000,
+        pollMs: 20,
+        waitMs: 10,
       });
       const deadline = Date.now() + 60_000;
       for (;;) {
         if (await worker.runOnce()) continue;
-        const [open] = await h.db.select({ n: count() }).from(bundleJobs).where(sql`state in ('queued', 'running')`);
+        const [open] = await h.db
+          .select({ n: count() })
+          .from(bundleJobs)
+          .where(sql`state in ('queued', 'running')`);
         if (open!.n === 0) break;
         if (Date.now() > deadline) throw new Error('the build queue did not settle');
         await new Promise((r) => setTimeout(r, 20));
       }
-      const view = (await (await api(`/api/v1/bundles/${b!.id}`)).json()) as { state: string; error: unknown };
+      const view = (await (await api(`/api/v1/bundles/${b!.id}`)).json()) as {
+        state: string;
+        error: unknown;
+      };
       expect(view).toMatchObject({ state: 'ready', error: null });
 
       const res = await api(`/api/v1/bundles/${b!.id}/download`);
@@ -162,8 +192,14 @@ describe('demo release', () => {
       const tar = path.join(dir, 'images.tar');
       execFileSync('sh', ['-c', 'zcat "$0" > "$1"', path.join(root, 'images/images.tgz'), tar]);
       for (const img of images) {
-        const inspected = JSON.parse(execFileSync('skopeo', ['inspect', `docker-archive:${tar}:${reg.host}/${img.repository}:${img.tag}`]).toString());
-        const diffId = (JSON.parse(img.config.bytes.toString()) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
+        const inspected = JSON.parse(
+          execFileSync('skopeo', [
+            'inspect',
+            `docker-archive:${tar}:${reg.host}/${img.repository}:${img.tag}`,
+          ]).toString(),
+        );
+        const diffId = (JSON.parse(img.config.bytes.toString()) as { rootfs: { diff_ids: string[] } }).rootfs
+          .diff_ids;
         expect(inspected.Layers).toEqual(diffId);
       }
     } finally {

@@ -26,7 +26,8 @@ export function startDemoRegistry(images: DemoImage[], opts: { port?: number } =
       res.writeHead(status, { 'Content-Type': 'application/json' });
       res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ errors: [{ code, message }] }));
     };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return fail(405, 'UNSUPPORTED', 'this registry is read-only');
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return fail(405, 'UNSUPPORTED', 'this registry is read-only');
     const url = new URL(req.url ?? '/', 'http://registry');
     if (url.pathname === '/v2/' || url.pathname === '/v2') {
       res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -35,10 +36,16 @@ export function startDemoRegistry(images: DemoImage[], opts: { port?: number } =
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(url.pathname);
     if (!m) return fail(404, 'NOT_FOUND', 'no such route');
     const [, name, kind, ref] = m as unknown as [string, string, string, string];
-    const found = kind === 'manifests'
-      ? manifests.get(ref.startsWith('sha256:') ? `${name}@${ref}` : `${name}:${ref}`)
-      : blobs.get(`${name}@${ref}`);
-    if (!found) return fail(404, kind === 'manifests' ? 'MANIFEST_UNKNOWN' : 'BLOB_UNKNOWN', `${name} ${ref} is not here`);
+    const found =
+      kind === 'manifests'
+        ? manifests.get(ref.startsWith('sha256:') ? `${name}@${ref}` : `${name}:${ref}`)
+        : blobs.get(`${name}@${ref}`);
+    if (!found)
+      return fail(
+        404,
+        kind === 'manifests' ? 'MANIFEST_UNKNOWN' : 'BLOB_UNKNOWN',
+        `${name} ${ref} is not here`,
+      );
     res.writeHead(200, {
       'Content-Type': kind === 'manifests' ? found.mediaType : 'application/octet-stream',
       'Content-Length': String(found.bytes.length),
@@ -52,7 +59,11 @@ export function startDemoRegistry(images: DemoImage[], opts: { port?: number } =
       const { port } = server.address() as AddressInfo;
       resolve({
         host: `127.0.0.1:${port}`,
-        stop: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+        stop: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
       });
     });
   });

@@ -16,14 +16,26 @@ async function closedPort(): Promise<number> {
 describe('isStoreUnavailable', () => {
   it("should know the object store's connection failure, and not take the database's for it", async () => {
     const port = await closedPort();
-    const store = createObjectStore({ endpoint: `http://127.0.0.1:${port}`, bucket: 'b', region: 'us-east-1', accessKeyId: 'k', secretAccessKey: 's' });
-    const storeError = await store.ping().then(() => null, (e: unknown) => e);
+    const store = createObjectStore({
+      endpoint: `http://127.0.0.1:${port}`,
+      bucket: 'b',
+      region: 'us-east-1',
+      accessKeyId: 'k',
+      secretAccessKey: 's',
+    });
+    const storeError = await store.ping().then(
+      () => null,
+      (e: unknown) => e,
+    );
     store.client.destroy();
     expect(storeError).not.toBeNull();
     expect(isStoreUnavailable(storeError)).toBe(true);
 
     const client = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres` });
-    const dbError = await client.connect().then(() => null, (e: unknown) => e);
+    const dbError = await client.connect().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((dbError as { code?: string }).code).toBe('ECONNREFUSED');
     expect(isStoreUnavailable(dbError)).toBe(false);
     expect(isStoreUnavailable(new Error('a bug of ours'))).toBe(false);

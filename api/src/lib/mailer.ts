@@ -7,6 +7,11 @@ import type { Mailer } from '../routes/env.ts';
  * fails the send, and the caller falls back to showing the link.
  */
 export function smtpMailer(url: string, from: string): Mailer {
-  const transport = nodemailer.createTransport({ url, connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 30_000 }, { from });
-  return async ({ to, subject, text }) => { await transport.sendMail({ to, subject, text }); };
+  const transport = nodemailer.createTransport(
+    { url, connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 30_000 },
+    { from },
+  );
+  return async ({ to, subject, text }) => {
+    await transport.sendMail({ to, subject, text });
+  };
 }

@@ -37,8 +37,12 @@ export function createObjectStore(cfg: ObjectStoreConfig): ObjectStore {
   return {
     client,
     bucket: cfg.bucket,
-    ...(cfg.publicEndpoint && cfg.publicEndpoint !== cfg.endpoint ? { presignClient: s3Client(cfg, cfg.publicEndpoint) } : {}),
-    ping: async () => { await client.send(new HeadBucketCommand({ Bucket: cfg.bucket })); },
+    ...(cfg.publicEndpoint && cfg.publicEndpoint !== cfg.endpoint
+      ? { presignClient: s3Client(cfg, cfg.publicEndpoint) }
+      : {}),
+    ping: async () => {
+      await client.send(new HeadBucketCommand({ Bucket: cfg.bucket }));
+    },
     ensureBucket: async () => {
       try {
         await client.send(new HeadBucketCommand({ Bucket: cfg.bucket }));
@@ -54,15 +58,19 @@ function s3Client(cfg: ObjectStoreConfig, endpoint: string | undefined): S3Clien
     endpoint,
     region: cfg.region,
     forcePathStyle: cfg.forcePathStyle ?? Boolean(endpoint),
-    credentials: cfg.accessKeyId && cfg.secretAccessKey
-      ? { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey }
-      : undefined,
+    credentials:
+      cfg.accessKeyId && cfg.secretAccessKey
+        ? { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey }
+        : undefined,
     // Checksums only when the API demands them: the default mode corrupts streamed bodies on some
     // S3-compatible servers, and the bundler verifies its own digests anyway.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
     // Node: an idle socket is destroyed (socketTimeout); Workers' fetch handler ignores these.
-    requestHandler: { connectionTimeout: cfg.connectTimeoutMs ?? 10_000, socketTimeout: cfg.idleTimeoutMs ?? STORE_IDLE_TIMEOUT_MS },
+    requestHandler: {
+      connectionTimeout: cfg.connectTimeoutMs ?? 10_000,
+      socketTimeout: cfg.idleTimeoutMs ?? STORE_IDLE_TIMEOUT_MS,
+    },
   });
 }

@@ -4,7 +4,10 @@
  */
 export class RateLimiter {
   private windows = new Map<string, { start: number; count: number }>();
-  constructor(readonly max: number, readonly windowMs: number) {}
+  constructor(
+    readonly max: number,
+    readonly windowMs: number,
+  ) {}
 
   /** Returns 0 when allowed, else the seconds to wait. */
   hit(key: string, now = Date.now()): number {

@@ -16,13 +16,19 @@ export interface SecretBox {
 
 export async function createSecretBox(rawKey: Uint8Array): Promise<SecretBox> {
   if (rawKey.length !== 32) throw new Error('The secret key must be 32 bytes (OUTPOST_SECRET_KEY, base64).');
-  const key = await crypto.subtle.importKey('raw', new Uint8Array(rawKey), 'AES-GCM', false, ['encrypt', 'decrypt']);
+  const key = await crypto.subtle.importKey('raw', new Uint8Array(rawKey), 'AES-GCM', false, [
+    'encrypt',
+    'decrypt',
+  ]);
   const enc = new TextEncoder();
   // A key of its own for MACs, derived (HKDF) rather than the encryption key used twice.
   const hkdf = await crypto.subtle.importKey('raw', new Uint8Array(rawKey), 'HKDF', false, ['deriveKey']);
   const macKey = await crypto.subtle.deriveKey(
     { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: enc.encode('outpost mac v1') },
-    hkdf, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'],
+    hkdf,
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign', 'verify'],
   );
   return {
     async mac(message) {
@@ -30,18 +36,30 @@ export async function createSecretBox(rawKey: Uint8Array): Promise<SecretBox> {
     },
     async verifyMac(message, mac) {
       let bytes: Uint8Array;
-      try { bytes = fromBase64Url(mac); } catch { return false; }
+      try {
+        bytes = fromBase64Url(mac);
+      } catch {
+        return false;
+      }
       return crypto.subtle.verify('HMAC', macKey, new Uint8Array(bytes), enc.encode(message));
     },
     async seal(plain, aad) {
       const iv = crypto.getRandomValues(new Uint8Array(12));
-      const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: enc.encode(aad) }, key, new Uint8Array(plain));
+      const ct = await crypto.subtle.encrypt(
+        { name: 'AES-GCM', iv, additionalData: enc.encode(aad) },
+        key,
+        new Uint8Array(plain),
+      );
       return `v1.${toBase64Url(iv)}.${toBase64Url(new Uint8Array(ct))}`;
     },
     async open(sealed, aad) {
       const [v, iv, ct] = sealed.split('.');
       if (v !== 'v1' || !iv || !ct) throw new Error('not a sealed value');
-      const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: fromBase64Url(iv), additionalData: enc.encode(aad) }, key, fromBase64Url(ct));
+      const plain = await crypto.subtle.decrypt(
+        { name: 'AES-GCM', iv: fromBase64Url(iv), additionalData: enc.encode(aad) },
+        key,
+        fromBase64Url(ct),
+      );
       return new Uint8Array(plain);
     },
   };
@@ -49,6 +67,7 @@ export async function createSecretBox(rawKey: Uint8Array): Promise<SecretBox> {
 
 export function parseSecretKey(b64: string): Uint8Array {
   const bytes = fromBase64Url(b64.trim().replace(/=+$/, ''));
-  if (bytes.length !== 32) throw new Error('OUTPOST_SECRET_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`).');
+  if (bytes.length !== 32)
+    throw new Error('OUTPOST_SECRET_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`).');
   return bytes;
 }

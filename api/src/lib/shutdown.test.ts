@@ -8,17 +8,25 @@ import { afterAll, describe, expect, it } from 'vitest';
 // times how it ends.
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-shutdown-'));
 const script = path.join(dir, 'stopper.mts');
-await fs.writeFile(script, `
+await fs.writeFile(
+  script,
+  `
 import { onShutdown } from ${JSON.stringify(path.join(import.meta.dirname, 'shutdown.ts'))};
 const stopMs = Number(process.env.STOP_MS);
 onShutdown((level, msg) => process.stdout.write(level + ' ' + msg + '\\n'), () => new Promise((r) => setTimeout(r, stopMs)), Number(process.env.GRACE_MS));
 setInterval(() => {}, 1000);
 process.stdout.write('READY\\n');
-`);
-afterAll(async () => { await fs.rm(dir, { recursive: true, force: true }); });
+`,
+);
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
 
 function run(env: { STOP_MS: number; GRACE_MS: number }, signals: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, STOP_MS: String(env.STOP_MS), GRACE_MS: String(env.GRACE_MS) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, STOP_MS: String(env.STOP_MS), GRACE_MS: String(env.GRACE_MS) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   return new Promise<{ code: number | null; ms: number; out: string }>((resolve) => {
     let started = 0;

@@ -17,10 +17,13 @@ export function onShutdown(log: Logger, stop: (signal: string) => Promise<void>,
       log('warn', `still stopping after ${graceMs / 1000} s; exiting`, { signal });
       process.exit(1);
     }, graceMs).unref();
-    stop(signal).then(() => process.exit(0), (err: unknown) => {
-      log('error', 'stopping failed', { signal, err: err instanceof Error ? err.message : String(err) });
-      process.exit(1);
-    });
+    stop(signal).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log('error', 'stopping failed', { signal, err: err instanceof Error ? err.message : String(err) });
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGINT', handle);
   process.on('SIGTERM', handle);

@@ -8,8 +8,13 @@ import type { DbHandle } from '../db/types.ts';
 describe.each(TEST_DRIVERS)('audit log filters on %s', (driver) => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
-  beforeAll(async () => { h = await createTestDb(driver); t = await makeTestApp(h); });
-  afterAll(async () => { await h.close(); });
+  beforeAll(async () => {
+    h = await createTestDb(driver);
+    t = await makeTestApp(h);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
 
   async function setup() {
     const org = await makeOrg(h.db);
@@ -17,30 +22,53 @@ describe.each(TEST_DRIVERS)('audit log filters on %s', (driver) => {
     const op = await makeUser(h.db, org.id, 'operator');
     const a = await signIn(t.app, admin.email, admin.password);
     const o = await signIn(t.app, op.email, op.password);
-    const site = await (await o.request('/api/v1/sites', { method: 'POST', json: { code: 'KE-1', name: 'Kisumu Clinic' } })).json();
-    await a.request('/api/v1/invites', { method: 'POST', json: { email: 'n@clinic.org', role: 'coordinator' } });
+    const site = await (
+      await o.request('/api/v1/sites', { method: 'POST', json: { code: 'KE-1', name: 'Kisumu Clinic' } })
+    ).json();
+    await a.request('/api/v1/invites', {
+      method: 'POST',
+      json: { email: 'n@clinic.org', role: 'coordinator' },
+    });
     return { org, admin, op, a, o, site };
   }
 
   it('should filter by person, by kind and by date, and name the objects in words', async () => {
     const { a, op, site } = await setup();
     const byOp = await (await a.request(`/api/v1/audit?actor=${op.id}`)).json();
-    expect(byOp.items.map((e: { action: string }) => e.action).sort()).toEqual(['session.login', 'site.create']);
+    expect(byOp.items.map((e: { action: string }) => e.action).sort()).toEqual([
+      'session.login',
+      'site.create',
+    ]);
     const sites = await (await a.request('/api/v1/audit?kind=site')).json();
     expect(sites.items).toHaveLength(1);
-    expect(sites.items[0]).toMatchObject({ action: 'site.create', objectId: site.id, objectLabel: 'KE-1 · Kisumu Clinic', actorEmail: op.email });
+    expect(sites.items[0]).toMatchObject({
+      action: 'site.create',
+      objectId: site.id,
+      objectLabel: 'KE-1 · Kisumu Clinic',
+      actorEmail: op.email,
+    });
     const invites = await (await a.request('/api/v1/audit?kind=invite.create')).json();
     expect(invites.items[0].objectLabel).toBe('n@clinic.org');
     const future = new Date(Date.now() + 3600_000).toISOString();
-    expect((await (await a.request(`/api/v1/audit?from=${encodeURIComponent(future)}`)).json()).items).toHaveLength(0);
+    expect(
+      (await (await a.request(`/api/v1/audit?from=${encodeURIComponent(future)}`)).json()).items,
+    ).toHaveLength(0);
     const past = new Date(Date.now() - 3600_000).toISOString();
-    expect((await (await a.request(`/api/v1/audit?to=${encodeURIComponent(past)}`)).json()).items).toHaveLength(0);
+    expect(
+      (await (await a.request(`/api/v1/audit?to=${encodeURIComponent(past)}`)).json()).items,
+    ).toHaveLength(0);
     const actors = await (await a.request('/api/v1/audit/actors')).json();
     expect(actors.items.map((x: { email: string }) => x.email)).toContain(op.email);
-    const token = await (await a.request('/api/v1/tokens', { method: 'POST', json: { name: 'CI pipeline', role: 'viewer' } })).json();
-    expect((await a.request(`/api/v1/tokens/${token.token?.id ?? token.id}`, { method: 'DELETE' })).status).toBe(200);
+    const token = await (
+      await a.request('/api/v1/tokens', { method: 'POST', json: { name: 'CI pipeline', role: 'viewer' } })
+    ).json();
+    expect(
+      (await a.request(`/api/v1/tokens/${token.token?.id ?? token.id}`, { method: 'DELETE' })).status,
+    ).toBe(200);
     const tokens = await (await a.request('/api/v1/audit?kind=token')).json();
-    expect(tokens.items.map((e: { action: string; objectLabel: string }) => `${e.action} ${e.objectLabel}`)).toEqual(['token.revoke CI pipeline', 'token.create CI pipeline']);
+    expect(
+      tokens.items.map((e: { action: string; objectLabel: string }) => `${e.action} ${e.objectLabel}`),
+    ).toEqual(['token.revoke CI pipeline', 'token.create CI pipeline']);
   });
 
   it('should refuse a malformed filter', async () => {

@@ -21,18 +21,24 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   const auth = c.req.header('authorization');
   if (auth) {
     const m = /^Bearer\s+(\S+)$/i.exec(auth);
-    if (!m) throw new UnauthenticatedError('The Authorization header must be "Bearer <token>".', 'INVALID_TOKEN');
+    if (!m)
+      throw new UnauthenticatedError('The Authorization header must be "Bearer <token>".', 'INVALID_TOKEN');
     c.set('principal', await resolveApiToken(db, m[1]!));
     c.set('sessionToken', null);
     return next();
   }
   const cookie = getCookie(c, SESSION_COOKIE);
   const principal = cookie ? await resolveSession(db, cookie) : null;
-  if (!principal || !cookie) throw new UnauthenticatedError(cookie ? 'Your session has ended. Sign in again.' : undefined);
+  if (!principal || !cookie)
+    throw new UnauthenticatedError(cookie ? 'Your session has ended. Sign in again.' : undefined);
   if (!SAFE_METHODS.has(c.req.method)) {
     const sent = c.req.header('x-csrf-token') ?? '';
     if (!timingSafeEqualString(sent, await csrfFor(cookie))) {
-      throw new AppError(403, 'CSRF_FAILED', 'The request is missing its CSRF token. Reload the page and try again.');
+      throw new AppError(
+        403,
+        'CSRF_FAILED',
+        'The request is missing its CSRF token. Reload the page and try again.',
+      );
     }
   }
   c.set('principal', principal);
@@ -44,5 +50,10 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
 export function serviceCtx(c: AppContext, permission: Permission): ServiceCtx {
   const p = c.var.principal;
   if (!can(p.role, permission)) throw new ForbiddenError();
-  return { db: c.var.db, orgId: p.orgId, actor: { userId: p.userId, tokenId: p.tokenId, role: p.role }, requestId: c.var.requestId };
+  return {
+    db: c.var.db,
+    orgId: p.orgId,
+    actor: { userId: p.userId, tokenId: p.tokenId, role: p.role },
+    requestId: c.var.requestId,
+  };
 }

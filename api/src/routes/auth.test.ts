@@ -11,12 +11,20 @@ import { LOGIN_MAX_FAILURES } from '../services/auth/login.ts';
 describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
-  beforeAll(async () => { h = await createTestDb(driver); t = await makeTestApp(h); });
-  afterAll(async () => { await h.close(); });
-
-  const post = (path: string, body: unknown, headers: Record<string, string> = {}) => t.app.request(path, {
-    method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body),
+  beforeAll(async () => {
+    h = await createTestDb(driver);
+    t = await makeTestApp(h);
   });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    t.app.request(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
 
   describe('happy', () => {
     it('should sign in, set an HttpOnly SameSite=Lax cookie and describe the caller', async () => {
@@ -40,7 +48,9 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
       const org = await makeOrg(h.db);
       const u = await makeUser(h.db, org.id, 'viewer');
       const res = await t.app.request('https://outpost.example/api/v1/auth/login', {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: u.email, password: u.password }),
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: u.email, password: u.password }),
       });
       expect(res.status).toBe(200);
       expect(res.headers.get('set-cookie')).toMatch(/Secure/);
@@ -71,8 +81,18 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
       const u = await makeUser(h.db, org.id, 'viewer');
       const phone = await signIn(t.app, u.email, u.password);
       const laptop = await signIn(t.app, u.email, u.password);
-      await expectEnvelope(await laptop.request('/api/v1/me/password', { method: 'POST', json: { currentPassword: 'not it', newPassword: 'a new password 1' } }), 400, 'VALIDATION_FAILED');
-      const res = await laptop.request('/api/v1/me/password', { method: 'POST', json: { currentPassword: u.password, newPassword: 'a new password 1' } });
+      await expectEnvelope(
+        await laptop.request('/api/v1/me/password', {
+          method: 'POST',
+          json: { currentPassword: 'not it', newPassword: 'a new password 1' },
+        }),
+        400,
+        'VALIDATION_FAILED',
+      );
+      const res = await laptop.request('/api/v1/me/password', {
+        method: 'POST',
+        json: { currentPassword: u.password, newPassword: 'a new password 1' },
+      });
       expect(res.status).toBe(200);
       expect((await laptop.request('/api/v1/me')).status).toBe(200);
       await expectEnvelope(await phone.request('/api/v1/me'), 401);
@@ -90,7 +110,9 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
     it('should publish an OpenAPI document generated from the route schemas', async () => {
       const doc = await (await t.app.request('/api/openapi.json')).json();
       expect(doc.openapi).toBe('3.1.0');
-      expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/auth/login', '/api/v1/users', '/api/v1/tokens/{id}', '/api/health']));
+      expect(Object.keys(doc.paths)).toEqual(
+        expect.arrayContaining(['/api/v1/auth/login', '/api/v1/users', '/api/v1/tokens/{id}', '/api/health']),
+      );
       expect(doc.components.schemas.Error).toBeDefined();
       expect((await t.app.request('/api/docs')).status).toBe(200);
     });
@@ -101,14 +123,22 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
       const org = await makeOrg(h.db);
       const u = await makeUser(h.db, org.id, 'admin');
       const before = await h.db.select({ n: count() }).from(sessions);
-      const e = await expectEnvelope(await post('/api/v1/auth/login', { email: u.email, password: 'wrong password' }), 401, 'INVALID_CREDENTIALS');
+      const e = await expectEnvelope(
+        await post('/api/v1/auth/login', { email: u.email, password: 'wrong password' }),
+        401,
+        'INVALID_CREDENTIALS',
+      );
       expect(e.message).toBe('The email or password is wrong.');
       const after = await h.db.select({ n: count() }).from(sessions);
       expect(after[0]!.n).toBe(before[0]!.n);
     });
 
     it('should give the same answer for an unknown account as for a wrong password', async () => {
-      const e = await expectEnvelope(await post('/api/v1/auth/login', { email: 'nobody@example.org', password: 'whatever1234' }), 401, 'INVALID_CREDENTIALS');
+      const e = await expectEnvelope(
+        await post('/api/v1/auth/login', { email: 'nobody@example.org', password: 'whatever1234' }),
+        401,
+        'INVALID_CREDENTIALS',
+      );
       expect(e.message).toBe('The email or password is wrong.');
     });
 
@@ -123,13 +153,23 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
       expect(res.headers.get('retry-after')).toBe('900');
       // Another account is not affected.
       const other = await makeUser(h.db, org.id, 'viewer');
-      expect((await post('/api/v1/auth/login', { email: other.email, password: other.password })).status).toBe(200);
+      expect(
+        (await post('/api/v1/auth/login', { email: other.email, password: other.password })).status,
+      ).toBe(200);
     });
 
     it('should reject malformed JSON, wrong types and unknown fields with 400', async () => {
-      const raw = await t.app.request('/api/v1/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":' });
+      const raw = await t.app.request('/api/v1/auth/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"email":',
+      });
       await expectEnvelope(raw, 400, 'MALFORMED_JSON');
-      const types = await expectEnvelope(await post('/api/v1/auth/login', { email: 42, password: true }), 400, 'VALIDATION_FAILED');
+      const types = await expectEnvelope(
+        await post('/api/v1/auth/login', { email: 42, password: true }),
+        400,
+        'VALIDATION_FAILED',
+      );
       expect(JSON.stringify(types)).toMatch(/email/);
       const unknown = await post('/api/v1/auth/login', { email: 'a@b.org', password: 'x', admin: true });
       const body = await unknown.json();
@@ -138,7 +178,11 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
     });
 
     it('should reject a body sent without a JSON content type with 415', async () => {
-      const res = await t.app.request('/api/v1/auth/login', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' });
+      const res = await t.app.request('/api/v1/auth/login', {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: 'hello',
+      });
       await expectEnvelope(res, 415, 'UNSUPPORTED_MEDIA_TYPE');
     });
 
@@ -153,11 +197,14 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
       const u = await makeUser(h.db, org.id, 'admin');
       const s = await signIn(t.app, u.email, u.password);
       const res = await t.app.request('/api/v1/tokens', {
-        method: 'POST', headers: { cookie: s.cookie, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', role: 'viewer' }),
+        method: 'POST',
+        headers: { cookie: s.cookie, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'x', role: 'viewer' }),
       });
       await expectEnvelope(res, 403, 'CSRF_FAILED');
       const wrong = await t.app.request('/api/v1/tokens', {
-        method: 'POST', headers: { cookie: s.cookie, 'content-type': 'application/json', 'x-csrf-token': 'a'.repeat(43) },
+        method: 'POST',
+        headers: { cookie: s.cookie, 'content-type': 'application/json', 'x-csrf-token': 'a'.repeat(43) },
         body: JSON.stringify({ name: 'x', role: 'viewer' }),
       });
       await expectEnvelope(wrong, 403, 'CSRF_FAILED');
@@ -167,18 +214,29 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
       const org = await makeOrg(h.db);
       const u = await makeUser(h.db, org.id, 'viewer');
       const res = await t.app.request('http://outpost.local/api/v1/auth/login', {
-        method: 'POST', headers: { 'content-type': 'application/json', origin: 'https://evil.example', host: 'outpost.local' },
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          origin: 'https://evil.example',
+          host: 'outpost.local',
+        },
         body: JSON.stringify({ email: u.email, password: u.password }),
       });
       await expectEnvelope(res, 403, 'CSRF_FAILED');
     });
 
     it('should refuse a forged or expired session cookie', async () => {
-      await expectEnvelope(await t.app.request('/api/v1/me', { headers: { cookie: 'outpost_session=forged' } }), 401);
+      await expectEnvelope(
+        await t.app.request('/api/v1/me', { headers: { cookie: 'outpost_session=forged' } }),
+        401,
+      );
       const org = await makeOrg(h.db);
       const u = await makeUser(h.db, org.id, 'viewer');
       const s = await signIn(t.app, u.email, u.password);
-      await h.db.update(sessions).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(sessions.userId, u.id));
+      await h.db
+        .update(sessions)
+        .set({ expiresAt: new Date(Date.now() - 1000) })
+        .where(eq(sessions.userId, u.id));
       await expectEnvelope(await s.request('/api/v1/me'), 401);
     });
 

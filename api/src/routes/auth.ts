@@ -13,20 +13,31 @@ import { changePassword } from '../services/auth/change-password.ts';
 import { updateProfile } from '../services/auth/profile.ts';
 import { acceptInvite, describeInvite } from '../services/invites/accept.ts';
 
-const LoginInput = z.object({
-  email: z.email('Enter the email address you sign in with.').max(254),
-  password: z.string('Enter your password.').min(1, 'Enter your password.').max(256),
-  org: z.string().max(100).optional().openapi({ description: 'Organisation slug, for people in several organisations' }),
-}).strict().openapi('LoginInput');
+const LoginInput = z
+  .object({
+    email: z.email('Enter the email address you sign in with.').max(254),
+    password: z.string('Enter your password.').min(1, 'Enter your password.').max(256),
+    org: z
+      .string()
+      .max(100)
+      .optional()
+      .openapi({ description: 'Organisation slug, for people in several organisations' }),
+  })
+  .strict()
+  .openapi('LoginInput');
 
-const Me = z.object({
-  user: z.object({ id: z.string(), email: z.string(), name: z.string(), language: Language.nullable() }).nullable(),
-  token: z.object({ id: z.string() }).nullable(),
-  organization: z.object({ id: z.string(), name: z.string(), slug: z.string() }),
-  role: Role,
-  organizations: z.array(z.object({ id: z.string(), name: z.string(), slug: z.string(), role: Role })),
-  csrfToken: z.string().nullable(),
-}).openapi('Me');
+const Me = z
+  .object({
+    user: z
+      .object({ id: z.string(), email: z.string(), name: z.string(), language: Language.nullable() })
+      .nullable(),
+    token: z.object({ id: z.string() }).nullable(),
+    organization: z.object({ id: z.string(), name: z.string(), slug: z.string() }),
+    role: Role,
+    organizations: z.array(z.object({ id: z.string(), name: z.string(), slug: z.string(), role: Role })),
+    csrfToken: z.string().nullable(),
+  })
+  .openapi('Me');
 
 function isSecure(c: AppContext): boolean {
   const setting = c.var.deps.secureCookies ?? 'auto';
@@ -41,25 +52,49 @@ function assertSameOrigin(c: AppContext) {
   const host = c.req.header('x-forwarded-host') ?? c.req.header('host');
   // `Origin: null` (sandboxed frames, file: pages, some redirects) and anything unparsable are cross-site too.
   let originHost: string | null = null;
-  try { originHost = new URL(origin).host; } catch { originHost = null; }
-  if (!host || !originHost || originHost !== host) throw new AppError(403, 'CSRF_FAILED', 'Sign in from the Outpost page itself.');
+  try {
+    originHost = new URL(origin).host;
+  } catch {
+    originHost = null;
+  }
+  if (!host || !originHost || originHost !== host)
+    throw new AppError(403, 'CSRF_FAILED', 'Sign in from the Outpost page itself.');
 }
 
 export async function describeMe(c: AppContext) {
   const p = c.var.principal;
   const db = c.var.db;
-  const [org] = await db.select({ id: organizations.id, name: organizations.name, slug: organizations.slug })
-    .from(organizations).where(eq(organizations.id, p.orgId));
+  const [org] = await db
+    .select({ id: organizations.id, name: organizations.name, slug: organizations.slug })
+    .from(organizations)
+    .where(eq(organizations.id, p.orgId));
   const user = p.userId
-    ? (await db.select({ id: users.id, email: users.email, name: users.name, language: users.language }).from(users).where(eq(users.id, p.userId)))[0] ?? null
+    ? ((
+        await db
+          .select({ id: users.id, email: users.email, name: users.name, language: users.language })
+          .from(users)
+          .where(eq(users.id, p.userId))
+      )[0] ?? null)
     : null;
   const orgs = p.userId
-    ? await db.select({ id: organizations.id, name: organizations.name, slug: organizations.slug, role: memberships.role })
-      .from(memberships).innerJoin(organizations, eq(organizations.id, memberships.orgId))
-      .where(and(eq(memberships.userId, p.userId))).orderBy(asc(memberships.createdAt))
+    ? await db
+        .select({
+          id: organizations.id,
+          name: organizations.name,
+          slug: organizations.slug,
+          role: memberships.role,
+        })
+        .from(memberships)
+        .innerJoin(organizations, eq(organizations.id, memberships.orgId))
+        .where(and(eq(memberships.userId, p.userId)))
+        .orderBy(asc(memberships.createdAt))
     : [{ ...org!, role: p.role }];
   return {
-    user, token: p.tokenId ? { id: p.tokenId } : null, organization: org!, role: p.role, organizations: orgs,
+    user,
+    token: p.tokenId ? { id: p.tokenId } : null,
+    organization: org!,
+    role: p.role,
+    organizations: orgs,
     csrfToken: c.var.sessionToken ? await csrfFor(c.var.sessionToken) : null,
   };
 }
@@ -67,33 +102,67 @@ export async function describeMe(c: AppContext) {
 /** Sets the session cookie of a fresh session and answers with who is now signed in. */
 async function signedIn(c: AppContext, s: { token: string; userId: string; orgId: string }) {
   setCookie(c, SESSION_COOKIE, s.token, {
-    httpOnly: true, sameSite: 'Lax', path: '/', secure: isSecure(c), maxAge: Math.floor(SESSION_TTL_MS / 1000),
+    httpOnly: true,
+    sameSite: 'Lax',
+    path: '/',
+    secure: isSecure(c),
+    maxAge: Math.floor(SESSION_TTL_MS / 1000),
   });
-  const [m] = await c.var.db.select({ role: memberships.role }).from(memberships)
+  const [m] = await c.var.db
+    .select({ role: memberships.role })
+    .from(memberships)
     .where(and(eq(memberships.userId, s.userId), eq(memberships.orgId, s.orgId)));
-  c.set('principal', { kind: 'session', orgId: s.orgId, userId: s.userId, tokenId: null, sessionId: null, role: m!.role });
+  c.set('principal', {
+    kind: 'session',
+    orgId: s.orgId,
+    userId: s.userId,
+    tokenId: null,
+    sessionId: null,
+    role: m!.role,
+  });
   c.set('sessionToken', s.token);
   return c.json(await describeMe(c), 200);
 }
 
-const UpdateMeInput = z.object({
-  name: z.string().trim().max(200).optional(),
-  language: Language.optional().openapi({ description: 'The language of the web app for this person' }),
-}).strict().openapi('UpdateMeInput');
+const UpdateMeInput = z
+  .object({
+    name: z.string().trim().max(200).optional(),
+    language: Language.optional().openapi({ description: 'The language of the web app for this person' }),
+  })
+  .strict()
+  .openapi('UpdateMeInput');
 
-const InviteToken = z.string().min(10).max(200).regex(/^[\w-]+$/, 'This is not an invitation token.');
+const InviteToken = z
+  .string()
+  .min(10)
+  .max(200)
+  .regex(/^[\w-]+$/, 'This is not an invitation token.');
 const InviteTokenInput = z.object({ token: InviteToken }).strict().openapi('InviteTokenInput');
-const InviteDescription = z.object({
-  email: z.string(), name: z.string(), role: Role, organization: z.object({ name: z.string() }), sites: z.number().int(),
-  language: Language.nullable(), expiresAt: z.string(),
-  hasAccount: z.boolean().openapi({ description: 'True when this address already has an Outpost account: accept with its password' }),
-}).openapi('InviteDescription');
-const AcceptInviteInput = z.object({
-  token: InviteToken,
-  password: z.string().min(1, 'Enter a password.').max(256),
-  name: z.string().trim().max(200).optional(),
-  language: Language.optional(),
-}).strict().openapi('AcceptInviteInput');
+const InviteDescription = z
+  .object({
+    email: z.string(),
+    name: z.string(),
+    role: Role,
+    organization: z.object({ name: z.string() }),
+    sites: z.number().int(),
+    language: Language.nullable(),
+    expiresAt: z.string(),
+    hasAccount: z
+      .boolean()
+      .openapi({
+        description: 'True when this address already has an Outpost account: accept with its password',
+      }),
+  })
+  .openapi('InviteDescription');
+const AcceptInviteInput = z
+  .object({
+    token: InviteToken,
+    password: z.string().min(1, 'Enter a password.').max(256),
+    name: z.string().trim().max(200).optional(),
+    language: Language.optional(),
+  })
+  .strict()
+  .openapi('AcceptInviteInput');
 
 const authBase = new OpenAPIHono<AppEnv>();
 authBase.use('/auth/logout', authenticate);
@@ -101,61 +170,128 @@ authBase.use('/me', authenticate);
 authBase.use('/me/password', authenticate);
 
 export const authRoutes = authBase
-  .openapi(createRoute({
-    method: 'post', path: '/auth/login', tags: ['auth'], summary: 'Sign in with email and password (sets the session cookie)',
-    request: { body: jsonBody(LoginInput) },
-    responses: { 200: jsonResponse(Me, 'Signed in'), ...errors(400, 401, 403, 429) },
-  }), async (c) => {
-    assertSameOrigin(c);
-    const input = c.req.valid('json');
-    const s = await login({ db: c.var.db, input, requestId: c.var.requestId, clientAddress: c.var.deps.clientAddress?.(c) ?? 'unknown' });
-    return signedIn(c, s);
-  })
-  .openapi(createRoute({
-    method: 'post', path: '/auth/logout', tags: ['auth'], summary: 'End the current session',
-    responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }), 'Signed out'), ...errors(401, 403) },
-  }), async (c) => {
-    const p = c.var.principal;
-    if (p.sessionId) {
-      await endSession(c.var.db, p.sessionId);
-      await recordAudit(serviceCtx(c, 'fleet:read'), { action: 'session.logout', objectType: 'user', objectId: p.userId });
-    }
-    deleteCookie(c, SESSION_COOKIE, { path: '/' });
-    return c.json({ ok: true as const }, 200);
-  })
-  .openapi(createRoute({
-    method: 'get', path: '/me', tags: ['auth'], summary: 'Who is calling, in which organisation, with which role',
-    responses: { 200: jsonResponse(Me, 'The caller'), ...errors(401) },
-  }), async (c) => c.json(await describeMe(c), 200))
-  .openapi(createRoute({
-    method: 'patch', path: '/me', tags: ['auth'], summary: 'Change your own name or language',
-    request: { body: jsonBody(UpdateMeInput) },
-    responses: { 200: jsonResponse(Me, 'Updated'), ...errors(400, 401, 403) },
-  }), async (c) => {
-    await updateProfile({ ctx: serviceCtx(c, 'fleet:read'), input: c.req.valid('json') });
-    return c.json(await describeMe(c), 200);
-  })
-  .openapi(createRoute({
-    method: 'post', path: '/invites/lookup', tags: ['invites'], summary: 'What an invitation link is for (no sign-in needed: the token is the proof)',
-    request: { body: jsonBody(InviteTokenInput) },
-    responses: { 200: jsonResponse(InviteDescription, 'A usable invitation'), ...errors(400, 404, 410) },
-  }), async (c) => c.json(await describeInvite({ db: c.var.db, token: c.req.valid('json').token }), 200))
-  .openapi(createRoute({
-    method: 'post', path: '/invites/accept', tags: ['invites'],
-    summary: 'Use an invitation: set a password and language (or give your existing password); signs you in',
-    request: { body: jsonBody(AcceptInviteInput) },
-    responses: { 200: jsonResponse(Me, 'Joined and signed in'), ...errors(400, 401, 403, 404, 409, 410, 429) },
-  }), async (c) => {
-    assertSameOrigin(c);
-    const s = await acceptInvite({ db: c.var.db, input: c.req.valid('json'), requestId: c.var.requestId });
-    return signedIn(c, s);
-  })
-  .openapi(createRoute({
-    method: 'post', path: '/me/password', tags: ['auth'], summary: 'Change your own password (ends your other sessions)',
-    request: { body: jsonBody(z.object({ currentPassword: z.string().min(1).max(256), newPassword: Password }).strict().openapi('ChangePasswordInput')) },
-    responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }), 'Changed'), ...errors(400, 401, 403) },
-  }), async (c) => {
-    const b = c.req.valid('json');
-    await changePassword({ ctx: serviceCtx(c, 'fleet:read'), input: { ...b, currentSessionId: c.var.principal.sessionId } });
-    return c.json({ ok: true as const }, 200);
-  });
+  .openapi(
+    createRoute({
+      method: 'post',
+      path: '/auth/login',
+      tags: ['auth'],
+      summary: 'Sign in with email and password (sets the session cookie)',
+      request: { body: jsonBody(LoginInput) },
+      responses: { 200: jsonResponse(Me, 'Signed in'), ...errors(400, 401, 403, 429) },
+    }),
+    async (c) => {
+      assertSameOrigin(c);
+      const input = c.req.valid('json');
+      const s = await login({
+        db: c.var.db,
+        input,
+        requestId: c.var.requestId,
+        clientAddress: c.var.deps.clientAddress?.(c) ?? 'unknown',
+      });
+      return signedIn(c, s);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'post',
+      path: '/auth/logout',
+      tags: ['auth'],
+      summary: 'End the current session',
+      responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }), 'Signed out'), ...errors(401, 403) },
+    }),
+    async (c) => {
+      const p = c.var.principal;
+      if (p.sessionId) {
+        await endSession(c.var.db, p.sessionId);
+        await recordAudit(serviceCtx(c, 'fleet:read'), {
+          action: 'session.logout',
+          objectType: 'user',
+          objectId: p.userId,
+        });
+      }
+      deleteCookie(c, SESSION_COOKIE, { path: '/' });
+      return c.json({ ok: true as const }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'get',
+      path: '/me',
+      tags: ['auth'],
+      summary: 'Who is calling, in which organisation, with which role',
+      responses: { 200: jsonResponse(Me, 'The caller'), ...errors(401) },
+    }),
+    async (c) => c.json(await describeMe(c), 200),
+  )
+  .openapi(
+    createRoute({
+      method: 'patch',
+      path: '/me',
+      tags: ['auth'],
+      summary: 'Change your own name or language',
+      request: { body: jsonBody(UpdateMeInput) },
+      responses: { 200: jsonResponse(Me, 'Updated'), ...errors(400, 401, 403) },
+    }),
+    async (c) => {
+      await updateProfile({ ctx: serviceCtx(c, 'fleet:read'), input: c.req.valid('json') });
+      return c.json(await describeMe(c), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'post',
+      path: '/invites/lookup',
+      tags: ['invites'],
+      summary: 'What an invitation link is for (no sign-in needed: the token is the proof)',
+      request: { body: jsonBody(InviteTokenInput) },
+      responses: { 200: jsonResponse(InviteDescription, 'A usable invitation'), ...errors(400, 404, 410) },
+    }),
+    async (c) => c.json(await describeInvite({ db: c.var.db, token: c.req.valid('json').token }), 200),
+  )
+  .openapi(
+    createRoute({
+      method: 'post',
+      path: '/invites/accept',
+      tags: ['invites'],
+      summary:
+        'Use an invitation: set a password and language (or give your existing password); signs you in',
+      request: { body: jsonBody(AcceptInviteInput) },
+      responses: {
+        200: jsonResponse(Me, 'Joined and signed in'),
+        ...errors(400, 401, 403, 404, 409, 410, 429),
+      },
+    }),
+    async (c) => {
+      assertSameOrigin(c);
+      const s = await acceptInvite({ db: c.var.db, input: c.req.valid('json'), requestId: c.var.requestId });
+      return signedIn(c, s);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'post',
+      path: '/me/password',
+      tags: ['auth'],
+      summary: 'Change your own password (ends your other sessions)',
+      request: {
+        body: jsonBody(
+          z
+            .object({ currentPassword: z.string().min(1).max(256), newPassword: Password })
+            .strict()
+            .openapi('ChangePasswordInput'),
+        ),
+      },
+      responses: {
+        200: jsonResponse(z.object({ ok: z.literal(true) }), 'Changed'),
+        ...errors(400, 401, 403),
+      },
+    }),
+    async (c) => {
+      const b = c.req.valid('json');
+      await changePassword({
+        ctx: serviceCtx(c, 'fleet:read'),
+        input: { ...b, currentSessionId: c.var.principal.sessionId },
+      });
+      return c.json({ ok: true as const }, 200);
+    },
+  );

@@ -6,7 +6,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { and, count, eq, sql } from 'drizzle-orm';
 import {
-  buildTestImage, corruptBlob, pushImage, startRegistry, type TestImage, type TestRegistry,
+  buildTestImage,
+  corruptBlob,
+  pushImage,
+  startRegistry,
+  type TestImage,
+  type TestRegistry,
   testRegistryPolicy,
 } from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
@@ -16,7 +21,14 @@ import { runStore, stallingPath } from '../test/store.ts';
 import { FACTORY_PASSWORD, makeApiToken, makeOrg, makeSite, makeUser } from '../test/factories.ts';
 import { expectEnvelope, signIn, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
-import { bundleDownloads, bundleJobs, bundles, coordinatorSites, imageArchives, releases } from '../db/schema/index.ts';
+import {
+  bundleDownloads,
+  bundleJobs,
+  bundles,
+  coordinatorSites,
+  imageArchives,
+  releases,
+} from '../db/schema/index.ts';
 import { BundleWorker } from '../services/bundles/worker.ts';
 import { claimJobs } from '../services/bundles/jobs.ts';
 import { bundleLinks } from '../services/bundles/deliver.ts';
@@ -34,9 +46,21 @@ beforeAll(async () => {
   reg = await startRegistry();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-bundles-'));
   const base = { files: { 'etc/os-release': 'NAME=outpost-test\n' } };
-  img.backend10 = await buildTestImage({ dir: path.join(work, 'backend'), tag: '1.0', layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }] });
-  img.backend11 = await buildTestImage({ dir: path.join(work, 'backend'), tag: '1.1', layers: [base, { files: { 'app/backend.txt': 'backend 1.1 with a fix\n' } }] });
-  img.frontend = await buildTestImage({ dir: path.join(work, 'frontend'), tag: '1.0', layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }] });
+  img.backend10 = await buildTestImage({
+    dir: path.join(work, 'backend'),
+    tag: '1.0',
+    layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }],
+  });
+  img.backend11 = await buildTestImage({
+    dir: path.join(work, 'backend'),
+    tag: '1.1',
+    layers: [base, { files: { 'app/backend.txt': 'backend 1.1 with a fix\n' } }],
+  });
+  img.frontend = await buildTestImage({
+    dir: path.join(work, 'frontend'),
+    tag: '1.0',
+    layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }],
+  });
   await pushImage(img.backend10.dir, '1.0', `${reg.host}/emr/backend:1.0`);
   await pushImage(img.backend11.dir, '1.1', `${reg.host}/emr/backend:1.1`);
   await pushImage(img.frontend.dir, '1.0', `${reg.host}/emr/frontend:1.0`);
@@ -61,7 +85,6 @@ const TEMPLATE = `services:
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-
 describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
@@ -71,12 +94,22 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     t = await makeTestApp(h);
     worker = makeWorker();
   });
-  afterAll(async () => { await h.close(); });
+  afterAll(async () => {
+    await h.close();
+  });
 
   function makeWorker(over: Partial<ConstructorParameters<typeof BundleWorker>[0]> = {}) {
     return new BundleWorker({
-      db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: (level, msg, fields) => t.logs.push({ level, msg, fields }),
-      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 10, ...over,
+      db: h.db,
+      store: t.objectStore,
+      secretBox: t.secretBox,
+      logger: (level, msg, fields) => t.logs.push({ level, msg, fields }),
+      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() },
+      backoffMs: 10,
+      leaseMs: 10_000,
+      pollMs: 20,
+      waitMs: 10,
+      ...over,
     });
   }
 
@@ -85,7 +118,10 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (await w.runOnce()) continue;
-      const [open] = await h.db.select({ n: count() }).from(bundleJobs).where(sql`state in ('queued', 'running')`);
+      const [open] = await h.db
+        .select({ n: count() })
+        .from(bundleJobs)
+        .where(sql`state in ('queued', 'running')`);
       if (open!.n === 0) return;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -98,7 +134,10 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
   }
 
   async function publish(api: ReturnType<typeof withToken>, version: string, images: Record<string, string>) {
-    const res = await api('/api/v1/releases', { method: 'POST', json: { version, composeTemplate: TEMPLATE } });
+    const res = await api('/api/v1/releases', {
+      method: 'POST',
+      json: { version, composeTemplate: TEMPLATE },
+    });
     expect(res.status, await res.clone().text()).toBe(201);
     const { id } = (await res.json()) as { id: string };
     for (const [name, reference] of Object.entries(images)) {
@@ -111,7 +150,8 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
   }
   const v10 = () => ({ backend: `${reg.host}/emr/backend:1.0`, frontend: `${reg.host}/emr/frontend:1.0` });
   /** The run's store reached through `endpoint`, giving up on a connection silent for 300 ms. */
-  const quietStore = (endpoint: string) => runStore({ endpoint, bucket: t.objectStore.bucket, idleTimeoutMs: 300 });
+  const quietStore = (endpoint: string) =>
+    runStore({ endpoint, bucket: t.objectStore.bucket, idleTimeoutMs: 300 });
   const v11 = () => ({ backend: `${reg.host}/emr/backend:1.1`, frontend: `${reg.host}/emr/frontend:1.0` });
 
   /** A new organisation with release 1.0.0 (v10) published and one bundle of it asked for, for the site `code`. */
@@ -126,12 +166,25 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
   async function ask(api: ReturnType<typeof withToken>, json: Record<string, unknown>) {
     const res = await api('/api/v1/bundles', { method: 'POST', json });
     expect(res.status, await res.clone().text()).toBe(202);
-    return (await res.json()) as { created: number; kept: number; bundles: { id: string; siteId: string; siteCode: string; delta: boolean }[] };
+    return (await res.json()) as {
+      created: number;
+      kept: number;
+      bundles: { id: string; siteId: string; siteCode: string; delta: boolean }[];
+    };
   }
-  const view = async (api: ReturnType<typeof withToken>, id: string) => (await (await api(`/api/v1/bundles/${id}`)).json()) as {
-    state: string; size: number; fullSize: number; delta: boolean; error: { code: string; message: string } | null; fileName: string;
-    keyFingerprint: string; downloads: number; fromRelease: { version: string } | null; estimatedSeconds: number | null;
-  };
+  const view = async (api: ReturnType<typeof withToken>, id: string) =>
+    (await (await api(`/api/v1/bundles/${id}`)).json()) as {
+      state: string;
+      size: number;
+      fullSize: number;
+      delta: boolean;
+      error: { code: string; message: string } | null;
+      fileName: string;
+      keyFingerprint: string;
+      downloads: number;
+      fromRelease: { version: string } | null;
+      estimatedSeconds: number | null;
+    };
 
   /** Downloads a bundle and unpacks it with GNU tar into a fresh folder; returns the bundle's folder. */
   async function unpack(api: ReturnType<typeof withToken>, id: string) {
@@ -150,7 +203,11 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
   async function verifyFolder(dir: string, publicKeyPem?: string) {
     const keyFile = publicKeyPem ? path.join(dir, '..', 'given.pem') : path.join(dir, 'keys/signing-key.pem');
     if (publicKeyPem) await fs.writeFile(keyFile, publicKeyPem);
-    const out = execFileSync('openssl', ['dgst', '-sha256', '-verify', keyFile, '-signature', 'manifest.sig', 'manifest.json'], { cwd: dir }).toString();
+    const out = execFileSync(
+      'openssl',
+      ['dgst', '-sha256', '-verify', keyFile, '-signature', 'manifest.sig', 'manifest.json'],
+      { cwd: dir },
+    ).toString();
     expect(out.trim()).toBe('Verified OK');
     const manifest = JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
     for (const f of manifest.files as { path: string; size: number; sha256: string }[]) {
@@ -164,7 +221,11 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     it('should build the images archive once for all sites and serve each site one signed file that verifies and loads', async () => {
       const { org, api } = await orgWithApi();
       const releaseId = await publish(api, '1.0.0', v10());
-      const sitesMade = await Promise.all(['A', 'B', 'C'].map((c) => makeSite(h.db, org.id, { code: `KE-${c}`, name: `St. Mary's ${c}`, bandwidthKbps: 512 })));
+      const sitesMade = await Promise.all(
+        ['A', 'B', 'C'].map((c) =>
+          makeSite(h.db, org.id, { code: `KE-${c}`, name: `St. Mary's ${c}`, bandwidthKbps: 512 }),
+        ),
+      );
       const asked = await ask(api, { releaseId, siteCodes: sitesMade.map((s) => s.code), mode: 'full' });
       expect(asked).toMatchObject({ created: 3, kept: 0 });
       await settle();
@@ -172,21 +233,36 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const archives = await h.db.select().from(imageArchives).where(eq(imageArchives.releaseId, releaseId));
       expect(archives).toHaveLength(1);
       expect(archives[0]).toMatchObject({ state: 'ready', fromReleaseId: null });
-      const list = (await (await api(`/api/v1/bundles?releaseId=${releaseId}`)).json()) as { items: { id: string; state: string; size: number; sitePartSize: number }[] };
+      const list = (await (await api(`/api/v1/bundles?releaseId=${releaseId}`)).json()) as {
+        items: { id: string; state: string; size: number; sitePartSize: number }[];
+      };
       expect(list.items.map((b) => b.state)).toEqual(['ready', 'ready', 'ready']);
       // Per extra site, only the small site part is stored (about 120 kB, most of it the installer's scripts).
       for (const b of list.items) expect(b.sitePartSize).toBeLessThan(160 * 1024);
 
       const first = asked.bundles.find((b) => b.siteCode === 'KE-A')!;
       const v = await view(api, first.id);
-      expect(v).toMatchObject({ state: 'ready', delta: false, fileName: 'outpost-KE-A-1.0.0.tar', error: null });
+      expect(v).toMatchObject({
+        state: 'ready',
+        delta: false,
+        fileName: 'outpost-KE-A-1.0.0.tar',
+        error: null,
+      });
       expect(v.estimatedSeconds).toBe(Math.ceil((v.size * 8) / 512_000));
       const { bytes, dir, root } = await unpack(api, first.id);
       expect(root).toBe('outpost-KE-A-1.0.0');
       expect(bytes.length).toBe(v.size);
       const manifest = await verifyFolder(dir);
-      expect(manifest).toMatchObject({ format: 'outpost-bundle/1', site: { code: 'KE-A', name: "St. Mary's A" }, release: { version: '1.0.0' }, fromRelease: null, images: { delta: false } });
-      const keys = (await (await api('/api/v1/signing-keys')).json()) as { items: { fingerprint: string; publicKeyPem: string; active: boolean }[] };
+      expect(manifest).toMatchObject({
+        format: 'outpost-bundle/1',
+        site: { code: 'KE-A', name: "St. Mary's A" },
+        release: { version: '1.0.0' },
+        fromRelease: null,
+        images: { delta: false },
+      });
+      const keys = (await (await api('/api/v1/signing-keys')).json()) as {
+        items: { fingerprint: string; publicKeyPem: string; active: boolean }[];
+      };
       expect(keys.items).toHaveLength(1);
       expect(manifest.keyFingerprint).toBe(keys.items[0]!.fingerprint);
       expect(v.keyFingerprint).toBe(keys.items[0]!.fingerprint);
@@ -204,30 +280,55 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       // The images archive loads in a real consumer (skopeo reads the tar; the site's docker takes the gzip as it is).
       const tar = path.join(dir, '..', 'images.tar');
       execFileSync('sh', ['-c', 'zcat "$0" > "$1"', path.join(dir, 'images/images.tgz'), tar]);
-      const inspected = JSON.parse(execFileSync('skopeo', ['inspect', `docker-archive:${tar}:${reg.host}/emr/backend:1.0`]).toString());
+      const inspected = JSON.parse(
+        execFileSync('skopeo', ['inspect', `docker-archive:${tar}:${reg.host}/emr/backend:1.0`]).toString(),
+      );
       // A docker-archive names layers by their uncompressed digests (diff_ids), which skopeo checks as it reads.
       expect(inspected.Layers).toEqual(img.backend10!.layers.map((l) => l.diffId));
 
       // The download was recorded with its bytes, sent to the end.
       const rows = await h.db.select().from(bundleDownloads).where(eq(bundleDownloads.bundleId, first.id));
       expect(rows).toHaveLength(1);
-      expect(rows[0]).toMatchObject({ kind: 'stitched', bytes: v.size, complete: true, rangeStart: 0, rangeEnd: v.size - 1 });
+      expect(rows[0]).toMatchObject({
+        kind: 'stitched',
+        bytes: v.size,
+        complete: true,
+        rangeStart: 0,
+        rangeEnd: v.size - 1,
+      });
       expect((await view(api, first.id)).downloads).toBe(1);
 
       // Asking again keeps what is built.
-      expect(await ask(api, { releaseId, siteCodes: ['KE-A', 'KE-B'], mode: 'full' })).toMatchObject({ created: 0, kept: 2 });
+      expect(await ask(api, { releaseId, siteCodes: ['KE-A', 'KE-B'], mode: 'full' })).toMatchObject({
+        created: 0,
+        kept: 2,
+      });
     });
 
-    it('should carry the release\'s content package in the bundle, listed and checked like every file', async () => {
+    it("should carry the release's content package in the bundle, listed and checked like every file", async () => {
       const { org, api } = await orgWithApi();
-      const zip = await zipOf({ 'forms/anc.json': '{"form":"ANC"}', 'concepts/list.csv': 'id,name\n1,Malaria\n' });
-      const up = await api('/api/v1/content-packages?name=ke-forms&version=2026.11', { method: 'POST', headers: { 'content-type': 'application/zip' }, body: new Uint8Array(zip) });
+      const zip = await zipOf({
+        'forms/anc.json': '{"form":"ANC"}',
+        'concepts/list.csv': 'id,name\n1,Malaria\n',
+      });
+      const up = await api('/api/v1/content-packages?name=ke-forms&version=2026.11', {
+        method: 'POST',
+        headers: { 'content-type': 'application/zip' },
+        body: new Uint8Array(zip),
+      });
       expect(up.status, await up.clone().text()).toBe(201);
       const pkg = (await up.json()) as { id: string };
-      const created = await api('/api/v1/releases', { method: 'POST', json: { version: '1.0.0', composeTemplate: TEMPLATE, contentPackageId: pkg.id } });
+      const created = await api('/api/v1/releases', {
+        method: 'POST',
+        json: { version: '1.0.0', composeTemplate: TEMPLATE, contentPackageId: pkg.id },
+      });
       expect(created.status, await created.clone().text()).toBe(201);
       const { id: releaseId } = (await created.json()) as { id: string };
-      for (const [name, reference] of Object.entries(v10())) expect((await api(`/api/v1/releases/${releaseId}/images`, { method: 'POST', json: { name, reference } })).status).toBe(201);
+      for (const [name, reference] of Object.entries(v10()))
+        expect(
+          (await api(`/api/v1/releases/${releaseId}/images`, { method: 'POST', json: { name, reference } }))
+            .status,
+        ).toBe(201);
       expect((await api(`/api/v1/releases/${releaseId}/publish`, { method: 'POST' })).status).toBe(200);
       const site = await makeSite(h.db, org.id, { code: 'KE-CP' });
       const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
@@ -242,30 +343,46 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const { api, b } = await oneBundle('KE-RANGE');
       await settle();
       const whole = new Uint8Array(await (await api(`/api/v1/bundles/${b!.id}/download`)).arrayBuffer());
-      const partSize = (await view(api, b!.id) as unknown as { sitePartSize: number }).sitePartSize;
+      const partSize = ((await view(api, b!.id)) as unknown as { sitePartSize: number }).sitePartSize;
       const head = await api(`/api/v1/bundles/${b!.id}/download`, { method: 'HEAD' });
       expect(head.status).toBe(200);
       expect(Number(head.headers.get('content-length'))).toBe(whole.length);
       const etag = head.headers.get('etag')!;
-      for (const [start, end] of [[0, 0], [partSize - 10, partSize + 10], [whole.length - 100, whole.length - 1], [1000, 300_000]] as const) {
-        const res = await api(`/api/v1/bundles/${b!.id}/download`, { headers: { range: `bytes=${start}-${end}`, 'if-range': etag } });
+      for (const [start, end] of [
+        [0, 0],
+        [partSize - 10, partSize + 10],
+        [whole.length - 100, whole.length - 1],
+        [1000, 300_000],
+      ] as const) {
+        const res = await api(`/api/v1/bundles/${b!.id}/download`, {
+          headers: { range: `bytes=${start}-${end}`, 'if-range': etag },
+        });
         expect(res.status).toBe(206);
         const last = Math.min(end, whole.length - 1);
         expect(res.headers.get('content-range')).toBe(`bytes ${start}-${last}/${whole.length}`);
-        expect(Buffer.from(await res.arrayBuffer()).equals(Buffer.from(whole.subarray(start, last + 1)))).toBe(true);
+        expect(
+          Buffer.from(await res.arrayBuffer()).equals(Buffer.from(whole.subarray(start, last + 1))),
+        ).toBe(true);
       }
-      const beyond = await api(`/api/v1/bundles/${b!.id}/download`, { headers: { range: `bytes=${whole.length}-` } });
+      const beyond = await api(`/api/v1/bundles/${b!.id}/download`, {
+        headers: { range: `bytes=${whole.length}-` },
+      });
       expect(beyond.status).toBe(416);
       expect(beyond.headers.get('content-range')).toBe(`bytes */${whole.length}`);
       const malformed = await api(`/api/v1/bundles/${b!.id}/download`, { headers: { range: 'bytes=abc' } });
       expect(malformed.status).toBe(200);
       expect((await malformed.arrayBuffer()).byteLength).toBe(whole.length);
       // A stale If-Range (the file changed) gets the whole file.
-      const stale = await api(`/api/v1/bundles/${b!.id}/download`, { headers: { range: 'bytes=0-9', 'if-range': '"other"' } });
+      const stale = await api(`/api/v1/bundles/${b!.id}/download`, {
+        headers: { range: 'bytes=0-9', 'if-range': '"other"' },
+      });
       expect(stale.status).toBe(200);
       await stale.arrayBuffer();
       // Ranged GETs are recorded as such.
-      const ranged = await h.db.select().from(bundleDownloads).where(and(eq(bundleDownloads.bundleId, b!.id), eq(bundleDownloads.rangeStart, partSize - 10)));
+      const ranged = await h.db
+        .select()
+        .from(bundleDownloads)
+        .where(and(eq(bundleDownloads.bundleId, b!.id), eq(bundleDownloads.rangeStart, partSize - 10)));
       expect(ranged[0]).toMatchObject({ rangeEnd: partSize + 10, bytes: 21, complete: true });
     });
 
@@ -273,20 +390,47 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const { org, api } = await orgWithApi();
       const r10 = await publish(api, '1.0.0', v10());
       const r11 = await publish(api, '1.1.0', v11());
-      const old = await makeSite(h.db, org.id, { code: 'KE-OLD', reportedVersion: '1.0.0', reportedReleaseId: r10, reportedStatus: 'healthy', reportedAt: new Date() });
+      const old = await makeSite(h.db, org.id, {
+        code: 'KE-OLD',
+        reportedVersion: '1.0.0',
+        reportedReleaseId: r10,
+        reportedStatus: 'healthy',
+        reportedAt: new Date(),
+      });
       const fresh = await makeSite(h.db, org.id, { code: 'KE-NEW' });
 
-      const refused = await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: r11, siteIds: [old.id, fresh.id], mode: 'delta' } }), 422, 'DELTA_BASE_UNKNOWN');
+      const refused = await expectEnvelope(
+        await api('/api/v1/bundles', {
+          method: 'POST',
+          json: { releaseId: r11, siteIds: [old.id, fresh.id], mode: 'delta' },
+        }),
+        422,
+        'DELTA_BASE_UNKNOWN',
+      );
       expect(refused.message).toContain('KE-NEW');
-      expect(refused.details).toEqual([expect.objectContaining({ code: 'KE-NEW', message: 'Has never reported a release.' })]);
-      expect((await h.db.select({ n: count() }).from(bundles).where(eq(bundles.orgId, org.id)))[0]!.n).toBe(0);
-      expect((await h.db.select({ n: count() }).from(imageArchives).where(eq(imageArchives.orgId, org.id)))[0]!.n).toBe(0);
+      expect(refused.details).toEqual([
+        expect.objectContaining({ code: 'KE-NEW', message: 'Has never reported a release.' }),
+      ]);
+      expect((await h.db.select({ n: count() }).from(bundles).where(eq(bundles.orgId, org.id)))[0]!.n).toBe(
+        0,
+      );
+      expect(
+        (await h.db.select({ n: count() }).from(imageArchives).where(eq(imageArchives.orgId, org.id)))[0]!.n,
+      ).toBe(0);
 
       const asked = await ask(api, { releaseId: r11, siteIds: [old.id, fresh.id], mode: 'auto' });
-      expect(asked.bundles.map((b) => [b.siteCode, b.delta]).sort()).toEqual([['KE-NEW', false], ['KE-OLD', true]]);
+      expect(asked.bundles.map((b) => [b.siteCode, b.delta]).sort()).toEqual([
+        ['KE-NEW', false],
+        ['KE-OLD', true],
+      ]);
       await settle();
       const archives = await h.db.select().from(imageArchives).where(eq(imageArchives.releaseId, r11));
-      expect(archives.map((a) => [a.fromReleaseId, a.state]).sort()).toEqual([[null, 'ready'], [r10, 'ready']].sort());
+      expect(archives.map((a) => [a.fromReleaseId, a.state]).sort()).toEqual(
+        [
+          [null, 'ready'],
+          [r10, 'ready'],
+        ].sort(),
+      );
       const delta = await view(api, asked.bundles.find((b) => b.delta)!.id);
       const full = await view(api, asked.bundles.find((b) => !b.delta)!.id);
       expect(delta).toMatchObject({ state: 'ready', delta: true, fromRelease: { version: '1.0.0' } });
@@ -299,17 +443,37 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const { dir } = await unpack(api, asked.bundles.find((b) => b.delta)!.id);
       const manifest = await verifyFolder(dir);
       expect(manifest).toMatchObject({ fromRelease: { id: r10, version: '1.0.0' }, images: { delta: true } });
-      const listing = execFileSync('tar', ['-tzf', path.join(dir, 'images/images.tgz')]).toString().split('\n');
+      const listing = execFileSync('tar', ['-tzf', path.join(dir, 'images/images.tgz')])
+        .toString()
+        .split('\n');
       const shared = img.backend10!.layers[0]!.digest.slice('sha256:'.length);
       const changed = img.backend11!.layers[1]!.digest.slice('sha256:'.length);
       expect(listing).not.toContain(`blobs/sha256/${shared}`);
       expect(listing).toContain(`blobs/sha256/${changed}`);
 
       // A site already on 1.1.0 gets a full bundle (a reinstall), and a delta for it is refused in plain words.
-      const current = await makeSite(h.db, org.id, { code: 'KE-CUR', reportedVersion: '1.1.0', reportedReleaseId: r11, reportedStatus: 'healthy', reportedAt: new Date() });
+      const current = await makeSite(h.db, org.id, {
+        code: 'KE-CUR',
+        reportedVersion: '1.1.0',
+        reportedReleaseId: r11,
+        reportedStatus: 'healthy',
+        reportedAt: new Date(),
+      });
       expect((await ask(api, { releaseId: r11, siteIds: [current.id] })).bundles[0]!.delta).toBe(false);
-      const again = await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: r11, siteIds: [current.id], mode: 'delta' } }), 422, 'DELTA_BASE_UNKNOWN');
-      expect(again.details).toEqual([expect.objectContaining({ code: 'KE-CUR', message: 'Already runs 1.1.0; a reinstall needs a full bundle.' })]);
+      const again = await expectEnvelope(
+        await api('/api/v1/bundles', {
+          method: 'POST',
+          json: { releaseId: r11, siteIds: [current.id], mode: 'delta' },
+        }),
+        422,
+        'DELTA_BASE_UNKNOWN',
+      );
+      expect(again.details).toEqual([
+        expect.objectContaining({
+          code: 'KE-CUR',
+          message: 'Already runs 1.1.0; a reinstall needs a full bundle.',
+        }),
+      ]);
     });
 
     it('should rotate the signing key: new bundles use the new key, old bundles still verify with the retired one', async () => {
@@ -319,29 +483,53 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const b = await makeSite(h.db, org.id, { code: 'KE-K2' });
       const [before] = (await ask(api, { releaseId, siteIds: [a.id] })).bundles;
       await settle();
-      const oldKey = ((await (await api('/api/v1/signing-keys')).json()) as { items: { fingerprint: string; publicKeyPem: string }[] }).items[0]!;
+      const oldKey = (
+        (await (await api('/api/v1/signing-keys')).json()) as {
+          items: { fingerprint: string; publicKeyPem: string }[];
+        }
+      ).items[0]!;
       const rotated = await api('/api/v1/signing-keys/rotate', { method: 'POST' });
       expect(rotated.status).toBe(200);
       const newKey = (await rotated.json()) as { fingerprint: string; publicKeyPem: string; active: boolean };
       expect(newKey.active).toBe(true);
       expect(newKey.fingerprint).not.toBe(oldKey.fingerprint);
-      const keys = ((await (await api('/api/v1/signing-keys')).json()) as { items: { fingerprint: string; active: boolean; retiredAt: string | null }[] }).items;
-      expect(keys.map((k) => [k.fingerprint, k.active])).toEqual([[newKey.fingerprint, true], [oldKey.fingerprint, false]]);
+      const keys = (
+        (await (await api('/api/v1/signing-keys')).json()) as {
+          items: { fingerprint: string; active: boolean; retiredAt: string | null }[];
+        }
+      ).items;
+      expect(keys.map((k) => [k.fingerprint, k.active])).toEqual([
+        [newKey.fingerprint, true],
+        [oldKey.fingerprint, false],
+      ]);
       const [after] = (await ask(api, { releaseId, siteIds: [b.id] })).bundles;
       await settle();
-      expect((await verifyFolder((await unpack(api, before!.id)).dir, oldKey.publicKeyPem)).keyFingerprint).toBe(oldKey.fingerprint);
-      expect((await verifyFolder((await unpack(api, after!.id)).dir, newKey.publicKeyPem)).keyFingerprint).toBe(newKey.fingerprint);
+      expect(
+        (await verifyFolder((await unpack(api, before!.id)).dir, oldKey.publicKeyPem)).keyFingerprint,
+      ).toBe(oldKey.fingerprint);
+      expect(
+        (await verifyFolder((await unpack(api, after!.id)).dir, newKey.publicKeyPem)).keyFingerprint,
+      ).toBe(newKey.fingerprint);
       // The wrong key does not verify.
       const wrongDir = (await unpack(api, after!.id)).dir;
       await fs.writeFile(path.join(wrongDir, '..', 'old.pem'), oldKey.publicKeyPem);
-      expect(() => execFileSync('openssl', ['dgst', '-sha256', '-verify', '../old.pem', '-signature', 'manifest.sig', 'manifest.json'], { cwd: wrongDir, stdio: 'pipe' })).toThrow();
+      expect(() =>
+        execFileSync(
+          'openssl',
+          ['dgst', '-sha256', '-verify', '../old.pem', '-signature', 'manifest.sig', 'manifest.json'],
+          { cwd: wrongDir, stdio: 'pipe' },
+        ),
+      ).toThrow();
     });
 
     it('should share one queue between several workers: every bundle built once, no job taken twice', async () => {
       const { org, api } = await orgWithApi();
       const releaseId = await publish(api, '1.0.0', v10());
       const made = [];
-      for (let i = 0; i < 30; i++) made.push(await makeSite(h.db, org.id, { code: `KE-Q${String(i).padStart(2, '0')}`, region: 'Queue' }));
+      for (let i = 0; i < 30; i++)
+        made.push(
+          await makeSite(h.db, org.id, { code: `KE-Q${String(i).padStart(2, '0')}`, region: 'Queue' }),
+        );
       const asked = await ask(api, { releaseId, filter: { region: 'Queue' } });
       expect(asked.created).toBe(30);
       // Three workers at once, small batches, so they compete for the same rows.
@@ -359,13 +547,22 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     it('should hand out presigned links to each part that fetch the same bytes', async () => {
       const { org, api, b } = await oneBundle('KE-LINK');
       await settle();
-      const links = (await (await api(`/api/v1/bundles/${b!.id}/links`)).json()) as { root: string; files: { path: string; extract: boolean; size: number; sha256: string; url: string }[] };
+      const links = (await (await api(`/api/v1/bundles/${b!.id}/links`)).json()) as {
+        root: string;
+        files: { path: string; extract: boolean; size: number; sha256: string; url: string }[];
+      };
       expect(links.root).toBe('outpost-KE-LINK-1.0.0');
-      expect(links.files.map((f) => [f.path, f.extract])).toEqual([['outpost-KE-LINK-1.0.0-site.tar', true], ['outpost-KE-LINK-1.0.0/images/images.tgz', false]]);
+      expect(links.files.map((f) => [f.path, f.extract])).toEqual([
+        ['outpost-KE-LINK-1.0.0-site.tar', true],
+        ['outpost-KE-LINK-1.0.0/images/images.tgz', false],
+      ]);
       // The site part is a presigned S3 link; the images archive (produced from its blobs) a signed link to the API, no session needed.
       const [sitePartLink, archiveLink] = links.files;
-      expect(archiveLink!.url).toMatch(/^http:\/\/localhost\/api\/v1\/archive-links\/[0-9a-f-]{36}\/images\.tgz\?expires=\d+&signature=[\w-]+$/);
-      const fetchLink = (url: string, init?: RequestInit) => (url.startsWith('http://localhost/') ? t.app.request(url, init) : fetch(url, init));
+      expect(archiveLink!.url).toMatch(
+        /^http:\/\/localhost\/api\/v1\/archive-links\/[0-9a-f-]{36}\/images\.tgz\?expires=\d+&signature=[\w-]+$/,
+      );
+      const fetchLink = (url: string, init?: RequestInit) =>
+        url.startsWith('http://localhost/') ? t.app.request(url, init) : fetch(url, init);
       for (const f of links.files) {
         const res = await fetchLink(f.url);
         expect(res.status).toBe(200);
@@ -376,7 +573,9 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       // It resumes like any download link: ranges, ETag, If-Range.
       const head = await fetchLink(archiveLink!.url, { method: 'HEAD' });
       expect(head.headers.get('content-length')).toBe(String(archiveLink!.size));
-      const tail = await fetchLink(archiveLink!.url, { headers: { Range: 'bytes=100-', 'If-Range': head.headers.get('etag')! } });
+      const tail = await fetchLink(archiveLink!.url, {
+        headers: { Range: 'bytes=100-', 'If-Range': head.headers.get('etag')! },
+      });
       expect(tail.status).toBe(206);
       expect((await tail.arrayBuffer()).byteLength).toBe(archiveLink!.size - 100);
       // An altered signature, another archive's id or a later expiry is refused, in the envelope.
@@ -393,18 +592,41 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
         expect(((await res.json()) as { error: { code: string } }).error.code).toBe('LINK_INVALID');
       }
       // Handing out links is not a download (a GET changes nothing).
-      expect(await h.db.select().from(bundleDownloads).where(eq(bundleDownloads.bundleId, b!.id))).toEqual([]);
+      expect(await h.db.select().from(bundleDownloads).where(eq(bundleDownloads.bundleId, b!.id))).toEqual(
+        [],
+      );
       // With S3_PUBLIC_ENDPOINT the links name the address download managers reach, signed for it;
       // with OUTPOST_PUBLIC_URL the archive link names the API's public address.
-      const publicStore = runStore({ publicEndpoint: 'https://downloads.example.org', bucket: 'outpost-test' });
-      const ctx = { db: h.db, orgId: org.id, actor: { userId: null, tokenId: null, role: 'viewer' as const } };
-      const outside = await bundleLinks({ ctx, store: publicStore, box: t.secretBox, baseUrl: 'https://outpost.example.org/', input: { id: b!.id, expiresInSeconds: 60 } });
+      const publicStore = runStore({
+        publicEndpoint: 'https://downloads.example.org',
+        bucket: 'outpost-test',
+      });
+      const ctx = {
+        db: h.db,
+        orgId: org.id,
+        actor: { userId: null, tokenId: null, role: 'viewer' as const },
+      };
+      const outside = await bundleLinks({
+        ctx,
+        store: publicStore,
+        box: t.secretBox,
+        baseUrl: 'https://outpost.example.org/',
+        input: { id: b!.id, expiresInSeconds: 60 },
+      });
       expect(outside.files[0]!.url.startsWith('https://downloads.example.org/outpost-test/')).toBe(true);
       expect(outside.files[0]!.url).toContain('X-Amz-Signature=');
-      expect(outside.files[1]!.url.startsWith('https://outpost.example.org/api/v1/archive-links/')).toBe(true);
+      expect(outside.files[1]!.url.startsWith('https://outpost.example.org/api/v1/archive-links/')).toBe(
+        true,
+      );
       // Expired: signed for a time already past.
       vi.useFakeTimers({ now: Date.now() - 3600_000, toFake: ['Date'] });
-      const old = await bundleLinks({ ctx, store: publicStore, box: t.secretBox, baseUrl: 'http://localhost', input: { id: b!.id, expiresInSeconds: 60 } });
+      const old = await bundleLinks({
+        ctx,
+        store: publicStore,
+        box: t.secretBox,
+        baseUrl: 'http://localhost',
+        input: { id: b!.id, expiresInSeconds: 60 },
+      });
       vi.useRealTimers();
       const expired = await t.app.request(old.files[1]!.url);
       expect(expired.status).toBe(403);
@@ -417,25 +639,83 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const { org, api } = await orgWithApi();
       const site = await makeSite(h.db, org.id, { code: 'KE-E1' });
       const revoked = await publish(api, '1.0.0', v10());
-      await api(`/api/v1/releases/${revoked}/revoke`, { method: 'POST', json: { reason: 'Data loss in the lab module' } });
-      const e = await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: revoked, siteIds: [site.id] } }), 409, 'RELEASE_REVOKED');
+      await api(`/api/v1/releases/${revoked}/revoke`, {
+        method: 'POST',
+        json: { reason: 'Data loss in the lab module' },
+      });
+      const e = await expectEnvelope(
+        await api('/api/v1/bundles', { method: 'POST', json: { releaseId: revoked, siteIds: [site.id] } }),
+        409,
+        'RELEASE_REVOKED',
+      );
       expect(e.message).toContain('Data loss in the lab module');
-      const draft = (await (await api('/api/v1/releases', { method: 'POST', json: { version: '2.0.0' } })).json()) as { id: string };
-      await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: draft.id, siteIds: [site.id] } }), 409, 'RELEASE_NOT_PUBLISHED');
+      const draft = (await (
+        await api('/api/v1/releases', { method: 'POST', json: { version: '2.0.0' } })
+      ).json()) as { id: string };
+      await expectEnvelope(
+        await api('/api/v1/bundles', { method: 'POST', json: { releaseId: draft.id, siteIds: [site.id] } }),
+        409,
+        'RELEASE_NOT_PUBLISHED',
+      );
       // Published without images or a compose template (as the demo seeds its releases): refused at once,
       // not a build that fails later with nothing to try again.
-      const [bare] = await h.db.insert(releases).values({ orgId: org.id, version: '0.9.0', state: 'published', publishedAt: new Date() }).returning();
-      const noImages = await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: bare!.id, siteIds: [site.id] } }), 422, 'RELEASE_NOT_BUNDLABLE');
-      expect(noImages.message).toBe('Release 0.9.0 has no images, so there is nothing to bundle; publish a release that has both.');
+      const [bare] = await h.db
+        .insert(releases)
+        .values({ orgId: org.id, version: '0.9.0', state: 'published', publishedAt: new Date() })
+        .returning();
+      const noImages = await expectEnvelope(
+        await api('/api/v1/bundles', { method: 'POST', json: { releaseId: bare!.id, siteIds: [site.id] } }),
+        422,
+        'RELEASE_NOT_BUNDLABLE',
+      );
+      expect(noImages.message).toBe(
+        'Release 0.9.0 has no images, so there is nothing to bundle; publish a release that has both.',
+      );
       const ok = await publish(api, '1.1.0', v11());
-      const unknown = await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: ok, siteCodes: ['KE-E1', 'NOPE-1'] } }), 422, 'UNKNOWN_SITES');
+      const unknown = await expectEnvelope(
+        await api('/api/v1/bundles', {
+          method: 'POST',
+          json: { releaseId: ok, siteCodes: ['KE-E1', 'NOPE-1'] },
+        }),
+        422,
+        'UNKNOWN_SITES',
+      );
       expect(unknown.details).toEqual([{ path: 'siteCodes', value: 'NOPE-1', message: 'No such site.' }]);
-      await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: ok } }), 400, 'VALIDATION_FAILED');
-      await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: ok, filter: { region: 'Nowhere' } } }), 422, 'NO_SITES');
-      await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: ok, siteIds: ['not-a-uuid'] } }), 400);
-      await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId: ok, siteIds: [site.id], mode: 'sideways' } }), 400);
-      await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', body: '{"releaseId":', headers: { 'content-type': 'application/json' } }), 400);
-      expect((await h.db.select({ n: count() }).from(bundles).where(eq(bundles.orgId, org.id)))[0]!.n).toBe(0);
+      await expectEnvelope(
+        await api('/api/v1/bundles', { method: 'POST', json: { releaseId: ok } }),
+        400,
+        'VALIDATION_FAILED',
+      );
+      await expectEnvelope(
+        await api('/api/v1/bundles', {
+          method: 'POST',
+          json: { releaseId: ok, filter: { region: 'Nowhere' } },
+        }),
+        422,
+        'NO_SITES',
+      );
+      await expectEnvelope(
+        await api('/api/v1/bundles', { method: 'POST', json: { releaseId: ok, siteIds: ['not-a-uuid'] } }),
+        400,
+      );
+      await expectEnvelope(
+        await api('/api/v1/bundles', {
+          method: 'POST',
+          json: { releaseId: ok, siteIds: [site.id], mode: 'sideways' },
+        }),
+        400,
+      );
+      await expectEnvelope(
+        await api('/api/v1/bundles', {
+          method: 'POST',
+          body: '{"releaseId":',
+          headers: { 'content-type': 'application/json' },
+        }),
+        400,
+      );
+      expect((await h.db.select({ n: count() }).from(bundles).where(eq(bundles.orgId, org.id)))[0]!.n).toBe(
+        0,
+      );
       await expectEnvelope(await api('/api/v1/bundles/not-a-uuid/download'), 400);
     });
 
@@ -443,7 +723,10 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const { org, api } = await orgWithApi();
       const flaky = await startRegistry();
       await pushImage(img.frontend!.dir, '1.0', `${flaky.host}/emr/frontend:1.0`);
-      const releaseId = await publish(api, '1.0.0', { backend: `${reg.host}/emr/backend:1.0`, frontend: `${flaky.host}/emr/frontend:1.0` });
+      const releaseId = await publish(api, '1.0.0', {
+        backend: `${reg.host}/emr/backend:1.0`,
+        frontend: `${flaky.host}/emr/frontend:1.0`,
+      });
       const site = await makeSite(h.db, org.id, { code: 'KE-DOWN' });
       const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
       await flaky.stop();
@@ -452,12 +735,19 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       expect(failed.state).toBe('failed');
       expect(failed.error!.code).toBe('REGISTRY_UNREACHABLE');
       expect(failed.error!.message).toMatch(/^The images archive could not be built: .*127\.0\.0\.1/);
-      const [job] = await h.db.select().from(bundleJobs).where(and(eq(bundleJobs.kind, 'image-archive'), eq(bundleJobs.orgId, org.id)));
+      const [job] = await h.db
+        .select()
+        .from(bundleJobs)
+        .where(and(eq(bundleJobs.kind, 'image-archive'), eq(bundleJobs.orgId, org.id)));
       expect(job).toMatchObject({ state: 'failed', attempts: job!.maxAttempts });
       await expectEnvelope(await api(`/api/v1/bundles/${b!.id}/download`), 409, 'BUNDLE_NOT_READY');
       await expectEnvelope(await api(`/api/v1/bundles/${b!.id}/links`), 409, 'BUNDLE_NOT_READY');
       expect((await api(`/api/v1/bundles/${b!.id}/retry`, { method: 'POST' })).status).toBe(200);
-      await expectEnvelope(await api(`/api/v1/bundles/${b!.id}/retry`, { method: 'POST' }), 409, 'BUNDLE_NOT_FAILED');
+      await expectEnvelope(
+        await api(`/api/v1/bundles/${b!.id}/retry`, { method: 'POST' }),
+        409,
+        'BUNDLE_NOT_FAILED',
+      );
       expect((await view(api, b!.id)).state).toBe('queued');
       // The registry comes back at the same address (empty: the images are pushed again).
       const again = await startRegistry({ port: Number(flaky.host.split(':')[1]) });
@@ -476,7 +766,10 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const site = await makeSite(h.db, org.id, { code: 'KE-EXP' });
       const [old] = (await ask(api, { releaseId, siteIds: [site.id], expiresInDays: 1 })).bundles;
       await settle();
-      await h.db.update(bundles).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(bundles.id, old!.id));
+      await h.db
+        .update(bundles)
+        .set({ expiresAt: new Date(Date.now() - 1000) })
+        .where(eq(bundles.id, old!.id));
       await expectEnvelope(await api(`/api/v1/bundles/${old!.id}/download`), 409, 'BUNDLE_EXPIRED');
       await expectEnvelope(await api(`/api/v1/bundles/${old!.id}/links`), 409, 'BUNDLE_EXPIRED');
       const again = await ask(api, { releaseId, siteIds: [site.id] });
@@ -487,15 +780,28 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       expect(fresh.state).toBe('ready');
       const manifest = await verifyFolder((await unpack(api, again.bundles[0]!.id)).dir);
       expect(new Date(manifest.expires).getTime()).toBeGreaterThan(Date.now() + 89 * 86_400_000);
-      await expectEnvelope(await api('/api/v1/bundles', { method: 'POST', json: { releaseId, siteIds: [site.id], expiresInDays: 0 } }), 400);
+      await expectEnvelope(
+        await api('/api/v1/bundles', {
+          method: 'POST',
+          json: { releaseId, siteIds: [site.id], expiresInDays: 0 },
+        }),
+        400,
+      );
     });
 
     it('should mark a bundle whose blobs vanished from storage failed, and build it whole again on Try again', async () => {
       const { org, api } = await orgWithApi();
       // A layer of its own: no other test's download has seen its blob in the store.
-      const unique = await buildTestImage({ dir: path.join(work, `gone-${driver}`), tag: '1.0', layers: [{ files: { 'app/gone.txt': `${driver} ${Date.now()}\n` } }] });
+      const unique = await buildTestImage({
+        dir: path.join(work, `gone-${driver}`),
+        tag: '1.0',
+        layers: [{ files: { 'app/gone.txt': `${driver} ${Date.now()}\n` } }],
+      });
       await pushImage(unique.dir, '1.0', `${reg.host}/emr/gone-${driver}:1.0`);
-      const releaseId = await publish(api, '1.0.0', { backend: `${reg.host}/emr/gone-${driver}:1.0`, frontend: `${reg.host}/emr/frontend:1.0` });
+      const releaseId = await publish(api, '1.0.0', {
+        backend: `${reg.host}/emr/gone-${driver}:1.0`,
+        frontend: `${reg.host}/emr/frontend:1.0`,
+      });
       const site = await makeSite(h.db, org.id, { code: 'KE-GONE' });
       const [b] = (await ask(api, { releaseId, siteIds: [site.id] })).bundles;
       await settle();
@@ -522,10 +828,17 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const bad = await startRegistry();
       try {
         // An image of its own: the store must not already hold (verified) copies of its blobs.
-        const unique = await buildTestImage({ dir: path.join(work, `bad-${driver}`), tag: '1.0', layers: [{ files: { 'app/unique.txt': `${driver} ${Date.now()}\n` } }] });
+        const unique = await buildTestImage({
+          dir: path.join(work, `bad-${driver}`),
+          tag: '1.0',
+          layers: [{ files: { 'app/unique.txt': `${driver} ${Date.now()}\n` } }],
+        });
         await pushImage(unique.dir, '1.0', `${bad.host}/emr/backend:1.0`);
         await pushImage(img.frontend!.dir, '1.0', `${bad.host}/emr/frontend:1.0`);
-        const releaseId = await publish(api, '1.0.0', { backend: `${bad.host}/emr/backend:1.0`, frontend: `${bad.host}/emr/frontend:1.0` });
+        const releaseId = await publish(api, '1.0.0', {
+          backend: `${bad.host}/emr/backend:1.0`,
+          frontend: `${bad.host}/emr/frontend:1.0`,
+        });
         const layer = unique.layers[0]!;
         await corruptBlob(bad, layer.digest);
         const site = await makeSite(h.db, org.id, { code: 'KE-BAD' });
@@ -533,9 +846,19 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
         await settle();
         const failed = await view(api, b!.id);
         expect(failed).toMatchObject({ state: 'failed', error: { code: 'DIGEST_MISMATCH' } });
-        const [job] = await h.db.select().from(bundleJobs).where(and(eq(bundleJobs.kind, 'image-archive'), eq(bundleJobs.orgId, org.id)));
+        const [job] = await h.db
+          .select()
+          .from(bundleJobs)
+          .where(and(eq(bundleJobs.kind, 'image-archive'), eq(bundleJobs.orgId, org.id)));
         expect(job).toMatchObject({ state: 'failed', attempts: 1 });
-        const stored = await t.objectStore.client.send(new HeadObjectCommand({ Bucket: t.objectStore.bucket, Key: `blobs/sha256/${layer.digest.slice(7)}` })).catch(() => null);
+        const stored = await t.objectStore.client
+          .send(
+            new HeadObjectCommand({
+              Bucket: t.objectStore.bucket,
+              Key: `blobs/sha256/${layer.digest.slice(7)}`,
+            }),
+          )
+          .catch(() => null);
         expect(stored).toBeNull();
       } finally {
         await bad.stop();
@@ -636,9 +959,17 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     it('should take over the job of a worker that died mid-build once its lease lapses', async () => {
       const { api, b } = await oneBundle('KE-DEAD');
       // A worker claims the archive job with a short lease and then never reports back (as if killed).
-      const [claimed] = await claimJobs(h.db, { workerId: 'dead-worker', kind: 'image-archive', limit: 1, leaseMs: 300 });
+      const [claimed] = await claimJobs(h.db, {
+        workerId: 'dead-worker',
+        kind: 'image-archive',
+        limit: 1,
+        leaseMs: 300,
+      });
       expect(claimed).toBeDefined();
-      await h.db.update(imageArchives).set({ state: 'building' }).where(eq(imageArchives.id, claimed!.targetId));
+      await h.db
+        .update(imageArchives)
+        .set({ state: 'building' })
+        .where(eq(imageArchives.id, claimed!.targetId));
       // While it holds the lease, nobody else takes it and nothing is ready.
       expect(await makeWorker().runOnce()).toBe(false);
       expect((await view(api, b!.id)).state).toBe('queued');
@@ -659,21 +990,41 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const site = await makeSite(h.db, mine.org.id, { code: 'KE-MINE' });
       const [b] = (await ask(mine.api, { releaseId, siteIds: [site.id] })).bundles;
       await settle();
-      for (const p of [`/api/v1/bundles/${b!.id}`, `/api/v1/bundles/${b!.id}/download`, `/api/v1/bundles/${b!.id}/links`]) {
+      for (const p of [
+        `/api/v1/bundles/${b!.id}`,
+        `/api/v1/bundles/${b!.id}/download`,
+        `/api/v1/bundles/${b!.id}/links`,
+      ]) {
         await expectEnvelope(await theirs.api(p), 404, 'NOT_FOUND');
       }
       await expectEnvelope(await theirs.api(`/api/v1/bundles/${b!.id}/retry`, { method: 'POST' }), 404);
-      expect(((await (await theirs.api('/api/v1/bundles')).json()) as { items: unknown[] }).items).toEqual([]);
-      await expectEnvelope(await theirs.api('/api/v1/bundles', { method: 'POST', json: { releaseId, siteIds: [site.id] } }), 404);
+      expect(((await (await theirs.api('/api/v1/bundles')).json()) as { items: unknown[] }).items).toEqual(
+        [],
+      );
+      await expectEnvelope(
+        await theirs.api('/api/v1/bundles', { method: 'POST', json: { releaseId, siteIds: [site.id] } }),
+        404,
+      );
       const theirRelease = await publish(theirs.api, '1.0.0', v10());
-      await expectEnvelope(await theirs.api('/api/v1/bundles', { method: 'POST', json: { releaseId: theirRelease, siteIds: [site.id] } }), 422, 'UNKNOWN_SITES');
+      await expectEnvelope(
+        await theirs.api('/api/v1/bundles', {
+          method: 'POST',
+          json: { releaseId: theirRelease, siteIds: [site.id] },
+        }),
+        422,
+        'UNKNOWN_SITES',
+      );
       // Their signing keys are theirs: mine is not listed for them.
-      const their = ((await (await theirs.api('/api/v1/signing-keys')).json()) as { items: { fingerprint: string }[] }).items;
-      const my = ((await (await mine.api('/api/v1/signing-keys')).json()) as { items: { fingerprint: string }[] }).items;
+      const their = (
+        (await (await theirs.api('/api/v1/signing-keys')).json()) as { items: { fingerprint: string }[] }
+      ).items;
+      const my = (
+        (await (await mine.api('/api/v1/signing-keys')).json()) as { items: { fingerprint: string }[] }
+      ).items;
       expect(their.map((k) => k.fingerprint)).not.toContain(my[0]!.fingerprint);
     });
 
-    it('should let a coordinator see and download only their sites\' bundles, and not ask for builds', async () => {
+    it("should let a coordinator see and download only their sites' bundles, and not ask for builds", async () => {
       const { org, api } = await orgWithApi();
       const releaseId = await publish(api, '1.0.0', v10());
       const mineSite = await makeSite(h.db, org.id, { code: 'KE-CO1' });
@@ -681,9 +1032,13 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const asked = await ask(api, { releaseId, siteIds: [mineSite.id, other.id] });
       await settle();
       const coordinator = await makeUser(h.db, org.id, 'coordinator');
-      await h.db.insert(coordinatorSites).values({ orgId: org.id, userId: coordinator.id, siteId: mineSite.id });
+      await h.db
+        .insert(coordinatorSites)
+        .values({ orgId: org.id, userId: coordinator.id, siteId: mineSite.id });
       const browser = await signIn(t.app, coordinator.email, FACTORY_PASSWORD);
-      const list = (await (await browser.request('/api/v1/bundles')).json()) as { items: { site: { code: string } }[] };
+      const list = (await (await browser.request('/api/v1/bundles')).json()) as {
+        items: { site: { code: string } }[];
+      };
       expect(list.items.map((i) => i.site.code)).toEqual(['KE-CO1']);
       const own = asked.bundles.find((b) => b.siteCode === 'KE-CO1')!;
       const notOwn = asked.bundles.find((b) => b.siteCode === 'KE-CO2')!;
@@ -691,7 +1046,13 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       expect(dl.status).toBe(200);
       await dl.arrayBuffer();
       await expectEnvelope(await browser.request(`/api/v1/bundles/${notOwn.id}/download`), 404);
-      await expectEnvelope(await browser.request('/api/v1/bundles', { method: 'POST', json: { releaseId, siteIds: [mineSite.id] } }), 403);
+      await expectEnvelope(
+        await browser.request('/api/v1/bundles', {
+          method: 'POST',
+          json: { releaseId, siteIds: [mineSite.id] },
+        }),
+        403,
+      );
       const [row] = await h.db.select().from(bundleDownloads).where(eq(bundleDownloads.bundleId, own.id));
       expect(row!.userId).toBe(coordinator.id);
     });

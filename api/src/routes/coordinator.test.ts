@@ -8,7 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { count, eq, sql } from 'drizzle-orm';
-import { buildTestImage, pushImage, startRegistry, testRegistryPolicy, type TestRegistry } from '@outpost/bundler/test-support';
+import {
+  buildTestImage,
+  pushImage,
+  startRegistry,
+  testRegistryPolicy,
+  type TestRegistry,
+} from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
 import { makeTestApp } from '../test/app.ts';
 import { makeApiToken, makeOrg, makeSite, makeUser } from '../test/factories.ts';
@@ -29,7 +35,11 @@ let work: string;
 beforeAll(async () => {
   reg = await startRegistry();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-coord-'));
-  const image = await buildTestImage({ dir: path.join(work, 'app'), tag: '1.0', layers: [{ files: { 'app/hello.txt': 'hello\n' } }] });
+  const image = await buildTestImage({
+    dir: path.join(work, 'app'),
+    tag: '1.0',
+    layers: [{ files: { 'app/hello.txt': 'hello\n' } }],
+  });
   await pushImage(image.dir, '1.0', `${reg.host}/emr/app:1.0`);
 }, 120_000);
 
@@ -49,18 +59,34 @@ describe.each(TEST_DRIVERS)('coordinator bundle routes on %s', (driver) => {
   beforeAll(async () => {
     h = await createTestDb(driver);
     t = await makeTestApp(h);
-    worker = new BundleWorker({ db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: () => {}, registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 10 });
+    worker = new BundleWorker({
+      db: h.db,
+      store: t.objectStore,
+      secretBox: t.secretBox,
+      logger: () => {},
+      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() },
+      backoffMs: 10,
+      leaseMs: 10_000,
+      pollMs: 20,
+      waitMs: 10,
+    });
     // curl needs a real socket: the same app served on loopback.
     server = serve({ fetch: t.app.fetch, hostname: '127.0.0.1', port: 0 });
     await new Promise((r) => server.once('listening', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  afterAll(async () => { await new Promise((r) => server.close(r)); await h.close(); });
+  afterAll(async () => {
+    await new Promise((r) => server.close(r));
+    await h.close();
+  });
 
   async function settle() {
     for (let i = 0; i < 3000; i++) {
       if (await worker.runOnce()) continue;
-      const [open] = await h.db.select({ n: count() }).from(bundleJobs).where(sql`state in ('queued', 'running')`);
+      const [open] = await h.db
+        .select({ n: count() })
+        .from(bundleJobs)
+        .where(sql`state in ('queued', 'running')`);
       if (open!.n === 0) return;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -71,17 +97,32 @@ describe.each(TEST_DRIVERS)('coordinator bundle routes on %s', (driver) => {
   async function setup() {
     const org = await makeOrg(h.db);
     const api = withToken(t.app, (await makeApiToken(h.db, org.id, 'admin')).token);
-    const rel = await (await api('/api/v1/releases', { method: 'POST', json: { version: '1.0.0', composeTemplate: TEMPLATE } })).json();
-    expect((await api(`/api/v1/releases/${rel.id}/images`, { method: 'POST', json: { name: 'app', reference: `${reg.host}/emr/app:1.0` } })).status).toBe(201);
+    const rel = await (
+      await api('/api/v1/releases', { method: 'POST', json: { version: '1.0.0', composeTemplate: TEMPLATE } })
+    ).json();
+    expect(
+      (
+        await api(`/api/v1/releases/${rel.id}/images`, {
+          method: 'POST',
+          json: { name: 'app', reference: `${reg.host}/emr/app:1.0` },
+        })
+      ).status,
+    ).toBe(201);
     expect((await api(`/api/v1/releases/${rel.id}/publish`, { method: 'POST' })).status).toBe(200);
     const mine = await makeSite(h.db, org.id, { name: 'Kisumu Clinic' });
     const other = await makeSite(h.db, org.id);
-    const asked = await (await api('/api/v1/bundles', { method: 'POST', json: { releaseId: rel.id, siteIds: [mine.id, other.id] } })).json();
+    const asked = await (
+      await api('/api/v1/bundles', {
+        method: 'POST',
+        json: { releaseId: rel.id, siteIds: [mine.id, other.id] },
+      })
+    ).json();
     await settle();
     const coord = await makeUser(h.db, org.id, 'coordinator');
     await h.db.insert(coordinatorSites).values({ orgId: org.id, userId: coord.id, siteId: mine.id });
     const c = await signIn(t.app, coord.email, coord.password);
-    const idOf = (siteId: string) => asked.bundles.find((b: { siteId: string }) => b.siteId === siteId).id as string;
+    const idOf = (siteId: string) =>
+      asked.bundles.find((b: { siteId: string }) => b.siteId === siteId).id as string;
     return { org, api, c, coord, mine, other, mineBundle: idOf(mine.id), otherBundle: idOf(other.id) };
   }
 
@@ -105,7 +146,10 @@ describe.each(TEST_DRIVERS)('coordinator bundle routes on %s', (driver) => {
       await fs.rm(dir, { recursive: true, force: true });
     }
     // The downloads count under the coordinator; working out the checksum is not one.
-    const downloads = await h.db.select().from(bundleDownloads).where(eq(bundleDownloads.bundleId, mineBundle));
+    const downloads = await h.db
+      .select()
+      .from(bundleDownloads)
+      .where(eq(bundleDownloads.bundleId, mineBundle));
     expect(downloads.length).toBe(2);
     expect(new Set(downloads.map((d) => d.orgId))).toEqual(new Set([org.id]));
   });
@@ -118,7 +162,9 @@ describe.each(TEST_DRIVERS)('coordinator bundle routes on %s', (driver) => {
     expect(text).toContain('Kisumu Clinic');
     expect(text).toContain('sh scripts/install');
     // Compared with the README inside the downloaded bundle itself.
-    const all = new Uint8Array(await (await c.request(`/api/v1/bundles/${mineBundle}/download`)).arrayBuffer());
+    const all = new Uint8Array(
+      await (await c.request(`/api/v1/bundles/${mineBundle}/download`)).arrayBuffer(),
+    );
     expect(readmeFromTar(all)).toBe(text);
   });
 
@@ -126,10 +172,26 @@ describe.each(TEST_DRIVERS)('coordinator bundle routes on %s', (driver) => {
     const { c, mineBundle, coord, org } = await setup();
     const link = await (await c.request(`/api/v1/bundles/${mineBundle}/site-link`)).json();
     const path0 = new URL(link.url).pathname + new URL(link.url).search;
-    await expectEnvelope(await t.app.request(path0.replace(/signature=[^&]+/, 'signature=AAAA')), 403, 'LINK_INVALID');
-    await expectEnvelope(await t.app.request(path0.replace(/expires=\d+/, `expires=${Math.floor(Date.now() / 1000) + 99999}`)), 403, 'LINK_INVALID');
-    await expectEnvelope(await t.app.request(path0.replace(mineBundle, '00000000-0000-0000-0000-000000000000')), 403, 'LINK_INVALID');
-    await expectEnvelope(await t.app.request(`/api/v1/bundle-links/${mineBundle}/x.tar`), 403, 'LINK_INVALID');
+    await expectEnvelope(
+      await t.app.request(path0.replace(/signature=[^&]+/, 'signature=AAAA')),
+      403,
+      'LINK_INVALID',
+    );
+    await expectEnvelope(
+      await t.app.request(path0.replace(/expires=\d+/, `expires=${Math.floor(Date.now() / 1000) + 99999}`)),
+      403,
+      'LINK_INVALID',
+    );
+    await expectEnvelope(
+      await t.app.request(path0.replace(mineBundle, '00000000-0000-0000-0000-000000000000')),
+      403,
+      'LINK_INVALID',
+    );
+    await expectEnvelope(
+      await t.app.request(`/api/v1/bundle-links/${mineBundle}/x.tar`),
+      403,
+      'LINK_INVALID',
+    );
     expect((await t.app.request(path0, { method: 'HEAD' })).status).toBe(200);
     await h.db.delete(coordinatorSites).where(eq(coordinatorSites.userId, coord.id));
     await expectEnvelope(await t.app.request(path0), 403, 'LINK_INVALID');

@@ -13,7 +13,11 @@ import { smtpMailer } from '../lib/mailer.ts';
 type App = Awaited<ReturnType<typeof makeTestApp>>['app'];
 
 function post(app: App, path: string, json: unknown, headers: Record<string, string> = {}) {
-  return app.request(path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(json) });
+  return app.request(path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(json),
+  });
 }
 
 const tokenOf = (link: string) => link.split('#')[1]!;
@@ -21,8 +25,13 @@ const tokenOf = (link: string) => link.split('#')[1]!;
 describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
-  beforeAll(async () => { h = await createTestDb(driver); t = await makeTestApp(h); });
-  afterAll(async () => { await h.close(); });
+  beforeAll(async () => {
+    h = await createTestDb(driver);
+    t = await makeTestApp(h);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
 
   async function adminSession() {
     const org = await makeOrg(h.db);
@@ -41,19 +50,40 @@ describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
       const { org, s } = await adminSession();
       const a = await makeSite(h.db, org.id);
       const b = await makeSite(h.db, org.id);
-      const inv = await invite(s, { email: 'Awa@Clinic.org', name: 'Awa', role: 'coordinator', siteIds: [a.id, b.id], language: 'fr' });
+      const inv = await invite(s, {
+        email: 'Awa@Clinic.org',
+        name: 'Awa',
+        role: 'coordinator',
+        siteIds: [a.id, b.id],
+        language: 'fr',
+      });
       expect(inv.link).toMatch(/^http:\/\/localhost\/join#inv_[\w-]{43}$/);
       expect(inv.emailed).toBe(false);
       expect(inv.invite.status).toBe('pending');
 
       const look = await post(t.app, '/api/v1/invites/lookup', { token: tokenOf(inv.link) });
       expect(look.status).toBe(200);
-      expect(await look.json()).toMatchObject({ email: 'awa@clinic.org', role: 'coordinator', sites: 2, language: 'fr', hasAccount: false, organization: { name: org.name } });
+      expect(await look.json()).toMatchObject({
+        email: 'awa@clinic.org',
+        role: 'coordinator',
+        sites: 2,
+        language: 'fr',
+        hasAccount: false,
+        organization: { name: org.name },
+      });
 
-      const acc = await post(t.app, '/api/v1/invites/accept', { token: tokenOf(inv.link), password: 'a-long-password', language: 'fr' });
+      const acc = await post(t.app, '/api/v1/invites/accept', {
+        token: tokenOf(inv.link),
+        password: 'a-long-password',
+        language: 'fr',
+      });
       expect(acc.status).toBe(200);
       const me = await acc.json();
-      expect(me).toMatchObject({ role: 'coordinator', user: { email: 'awa@clinic.org', name: 'Awa', language: 'fr' }, organization: { id: org.id } });
+      expect(me).toMatchObject({
+        role: 'coordinator',
+        user: { email: 'awa@clinic.org', name: 'Awa', language: 'fr' },
+        organization: { id: org.id },
+      });
       expect(acc.headers.get('set-cookie')).toMatch(/outpost_session=/);
 
       const sites = await h.db.select().from(coordinatorSites).where(eq(coordinatorSites.userId, me.user.id));
@@ -63,7 +93,10 @@ describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
       expect(listed.items.map((x: { id: string }) => x.id).sort()).toEqual([a.id, b.id].sort());
       const list = await (await s.request('/api/v1/invites')).json();
       expect(list.items[0]).toMatchObject({ id: inv.invite.id, status: 'accepted' });
-      const audit = await h.db.select().from(auditLog).where(and(eq(auditLog.orgId, org.id), eq(auditLog.action, 'invite.accept')));
+      const audit = await h.db
+        .select()
+        .from(auditLog)
+        .where(and(eq(auditLog.orgId, org.id), eq(auditLog.action, 'invite.accept')));
       expect(audit).toHaveLength(1);
       expect(JSON.stringify(audit)).not.toContain('a-long-password');
     });
@@ -76,7 +109,10 @@ describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
       const look = await (await post(t.app, '/api/v1/invites/lookup', { token: tokenOf(inv.link) })).json();
       expect(look.hasAccount).toBe(true);
       expect(look.name).toBe('');
-      const acc = await post(t.app, '/api/v1/invites/accept', { token: tokenOf(inv.link), password: existing.password });
+      const acc = await post(t.app, '/api/v1/invites/accept', {
+        token: tokenOf(inv.link),
+        password: existing.password,
+      });
       expect(acc.status).toBe(200);
       const login = await signIn(t.app, existing.email, existing.password);
       const me = await (await login.request('/api/v1/me')).json();
@@ -95,17 +131,35 @@ describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
     it('should send the link by e-mail in the chosen language when SMTP is configured', async () => {
       const received: string[] = [];
       const smtp = new SMTPServer({
-        authOptional: true, disabledCommands: ['STARTTLS'], logger: false,
-        onData(stream, _session, cb) { let d = ''; stream.on('data', (c: Buffer) => { d += c.toString(); }); stream.on('end', () => { received.push(d); cb(); }); },
+        authOptional: true,
+        disabledCommands: ['STARTTLS'],
+        logger: false,
+        onData(stream, _session, cb) {
+          let d = '';
+          stream.on('data', (c: Buffer) => {
+            d += c.toString();
+          });
+          stream.on('end', () => {
+            received.push(d);
+            cb();
+          });
+        },
       });
       await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
       try {
         const port = (smtp.server.address() as AddressInfo).port;
-        const withMail = (await makeTestApp(h, { mailer: smtpMailer(`smtp://127.0.0.1:${port}`, 'Outpost <outpost@example.org>') })).app;
+        const withMail = (
+          await makeTestApp(h, {
+            mailer: smtpMailer(`smtp://127.0.0.1:${port}`, 'Outpost <outpost@example.org>'),
+          })
+        ).app;
         const org = await makeOrg(h.db);
         const admin = await makeUser(h.db, org.id, 'admin');
         const s = await signIn(withMail, admin.email, admin.password);
-        const res = await s.request('/api/v1/invites', { method: 'POST', json: { email: 'mail@clinic.org', role: 'coordinator', language: 'fr' } });
+        const res = await s.request('/api/v1/invites', {
+          method: 'POST',
+          json: { email: 'mail@clinic.org', role: 'coordinator', language: 'fr' },
+        });
         const body = await res.json();
         expect(body.emailed).toBe(true);
         expect(received).toHaveLength(1);
@@ -123,7 +177,9 @@ describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
       const { s } = await adminSession();
       const inv = await invite(s, { email: `twice-${Date.now()}@clinic.org`, role: 'coordinator' });
       const token = tokenOf(inv.link);
-      const both = await Promise.all([1, 2].map(() => post(t.app, '/api/v1/invites/accept', { token, password: 'a-long-password' })));
+      const both = await Promise.all(
+        [1, 2].map(() => post(t.app, '/api/v1/invites/accept', { token, password: 'a-long-password' })),
+      );
       expect(both.map((r) => r.status).sort()).toEqual([200, 410]);
       const again = await post(t.app, '/api/v1/invites/accept', { token, password: 'a-long-password' });
       const err = await expectEnvelope(again, 410, 'INVITE_USED');
@@ -134,13 +190,27 @@ describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
     it('should refuse an expired invite and a withdrawn one', async () => {
       const { org, s } = await adminSession();
       const inv = await invite(s, { email: 'late@clinic.org', role: 'coordinator' });
-      await h.db.update(invites).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(invites.id, inv.invite.id));
-      await expectEnvelope(await post(t.app, '/api/v1/invites/accept', { token: tokenOf(inv.link), password: 'a-long-password' }), 410, 'INVITE_EXPIRED');
+      await h.db
+        .update(invites)
+        .set({ expiresAt: new Date(Date.now() - 1000) })
+        .where(eq(invites.id, inv.invite.id));
+      await expectEnvelope(
+        await post(t.app, '/api/v1/invites/accept', {
+          token: tokenOf(inv.link),
+          password: 'a-long-password',
+        }),
+        410,
+        'INVITE_EXPIRED',
+      );
       expect(await h.db.select().from(users).where(eq(users.email, 'late@clinic.org'))).toHaveLength(0);
 
       const inv2 = await invite(s, { email: 'gone@clinic.org', role: 'coordinator' });
       expect((await s.request(`/api/v1/invites/${inv2.invite.id}`, { method: 'DELETE' })).status).toBe(200);
-      await expectEnvelope(await post(t.app, '/api/v1/invites/lookup', { token: tokenOf(inv2.link) }), 410, 'INVITE_REVOKED');
+      await expectEnvelope(
+        await post(t.app, '/api/v1/invites/lookup', { token: tokenOf(inv2.link) }),
+        410,
+        'INVITE_REVOKED',
+      );
       const list = await (await s.request('/api/v1/invites')).json();
       expect(list.items.map((i: { status: string }) => i.status).sort()).toEqual(['expired', 'revoked']);
       expect(list.items.every((i: { email: string }) => i.email.endsWith('@clinic.org'))).toBe(true);
@@ -149,18 +219,60 @@ describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
 
     it('should refuse an unknown token, a short password, a wrong existing password, a member, and sites for other roles', async () => {
       const { org, s, admin } = await adminSession();
-      await expectEnvelope(await post(t.app, '/api/v1/invites/lookup', { token: 'inv_' + 'x'.repeat(43) }), 404, 'INVITE_NOT_FOUND');
-      await expectEnvelope(await post(t.app, '/api/v1/invites/lookup', { token: 'not a token!' }), 400, 'VALIDATION_FAILED');
+      await expectEnvelope(
+        await post(t.app, '/api/v1/invites/lookup', { token: 'inv_' + 'x'.repeat(43) }),
+        404,
+        'INVITE_NOT_FOUND',
+      );
+      await expectEnvelope(
+        await post(t.app, '/api/v1/invites/lookup', { token: 'not a token!' }),
+        400,
+        'VALIDATION_FAILED',
+      );
       const inv = await invite(s, { email: `short-${Date.now()}@clinic.org`, role: 'coordinator' });
-      await expectEnvelope(await post(t.app, '/api/v1/invites/accept', { token: tokenOf(inv.link), password: 'short' }), 400, 'VALIDATION_FAILED');
+      await expectEnvelope(
+        await post(t.app, '/api/v1/invites/accept', { token: tokenOf(inv.link), password: 'short' }),
+        400,
+        'VALIDATION_FAILED',
+      );
       const other = await makeUser(h.db, (await makeOrg(h.db)).id, 'viewer');
       const inv2 = await invite(s, { email: other.email, role: 'viewer' });
-      await expectEnvelope(await post(t.app, '/api/v1/invites/accept', { token: tokenOf(inv2.link), password: 'not-their-password' }), 401, 'INVALID_CREDENTIALS');
-      expect(await h.db.select().from(memberships).where(and(eq(memberships.userId, other.id), eq(memberships.orgId, org.id)))).toHaveLength(0);
-      await expectEnvelope(await s.request('/api/v1/invites', { method: 'POST', json: { email: admin.email, role: 'viewer' } }), 409, 'CONFLICT');
+      await expectEnvelope(
+        await post(t.app, '/api/v1/invites/accept', {
+          token: tokenOf(inv2.link),
+          password: 'not-their-password',
+        }),
+        401,
+        'INVALID_CREDENTIALS',
+      );
+      expect(
+        await h.db
+          .select()
+          .from(memberships)
+          .where(and(eq(memberships.userId, other.id), eq(memberships.orgId, org.id))),
+      ).toHaveLength(0);
+      await expectEnvelope(
+        await s.request('/api/v1/invites', { method: 'POST', json: { email: admin.email, role: 'viewer' } }),
+        409,
+        'CONFLICT',
+      );
       const site = await makeSite(h.db, org.id);
-      await expectEnvelope(await s.request('/api/v1/invites', { method: 'POST', json: { email: 'x@y.org', role: 'viewer', siteIds: [site.id] } }), 400, 'VALIDATION_FAILED');
-      await expectEnvelope(await s.request('/api/v1/invites', { method: 'POST', json: { email: 'x@y.org', role: 'viewer', language: 'de' } }), 400, 'VALIDATION_FAILED');
+      await expectEnvelope(
+        await s.request('/api/v1/invites', {
+          method: 'POST',
+          json: { email: 'x@y.org', role: 'viewer', siteIds: [site.id] },
+        }),
+        400,
+        'VALIDATION_FAILED',
+      );
+      await expectEnvelope(
+        await s.request('/api/v1/invites', {
+          method: 'POST',
+          json: { email: 'x@y.org', role: 'viewer', language: 'de' },
+        }),
+        400,
+        'VALIDATION_FAILED',
+      );
     });
   });
 
@@ -169,9 +281,20 @@ describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
       const a = await adminSession();
       const b = await adminSession();
       const theirs = await makeSite(h.db, b.org.id);
-      await expectEnvelope(await a.s.request('/api/v1/invites', { method: 'POST', json: { email: 'c@clinic.org', role: 'coordinator', siteIds: [theirs.id] } }), 400, 'VALIDATION_FAILED');
+      await expectEnvelope(
+        await a.s.request('/api/v1/invites', {
+          method: 'POST',
+          json: { email: 'c@clinic.org', role: 'coordinator', siteIds: [theirs.id] },
+        }),
+        400,
+        'VALIDATION_FAILED',
+      );
       const inv = await invite(a.s, { email: 'c@clinic.org', role: 'coordinator' });
-      await expectEnvelope(await b.s.request(`/api/v1/invites/${inv.invite.id}`, { method: 'DELETE' }), 404, 'NOT_FOUND');
+      await expectEnvelope(
+        await b.s.request(`/api/v1/invites/${inv.invite.id}`, { method: 'DELETE' }),
+        404,
+        'NOT_FOUND',
+      );
       const list = await (await b.s.request('/api/v1/invites')).json();
       expect(list.items).toHaveLength(0);
     });
@@ -182,10 +305,24 @@ describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
       const co = await makeUser(h.db, org.id, 'coordinator');
       for (const who of [op, co]) {
         const ss = await signIn(t.app, who.email, who.password);
-        await expectEnvelope(await ss.request('/api/v1/invites', { method: 'POST', json: { email: 'z@clinic.org', role: 'viewer' } }), 403, 'FORBIDDEN');
+        await expectEnvelope(
+          await ss.request('/api/v1/invites', {
+            method: 'POST',
+            json: { email: 'z@clinic.org', role: 'viewer' },
+          }),
+          403,
+          'FORBIDDEN',
+        );
         await expectEnvelope(await ss.request('/api/v1/invites'), 403, 'FORBIDDEN');
       }
-      await expectEnvelope(await s.request('/api/v1/invites', { method: 'POST', json: { email: 'z@clinic.org', role: 'owner' } }), 403, 'FORBIDDEN');
+      await expectEnvelope(
+        await s.request('/api/v1/invites', {
+          method: 'POST',
+          json: { email: 'z@clinic.org', role: 'owner' },
+        }),
+        403,
+        'FORBIDDEN',
+      );
       const inv = await invite(s, { email: 'z@clinic.org', role: 'viewer' });
       const rows = await h.db.select().from(invites).where(eq(invites.id, inv.invite.id));
       expect(JSON.stringify(rows)).not.toContain(tokenOf(inv.link));
@@ -197,10 +334,12 @@ describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
       const other = await makeOrg(h.db);
       const existing = await makeUser(h.db, other.id, 'viewer');
       const { s } = await adminSession();
-      const res = await s.request('/api/v1/users', { method: 'POST', json: { email: existing.email, role: 'operator' } });
+      const res = await s.request('/api/v1/users', {
+        method: 'POST',
+        json: { email: existing.email, role: 'operator' },
+      });
       const err = await expectEnvelope(res, 409, 'INVITE_REQUIRED');
       expect(JSON.stringify(err)).not.toContain(existing.name);
     });
   });
 });
-

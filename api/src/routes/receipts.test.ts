@@ -12,8 +12,13 @@ import { signReceiptFile } from '../services/receipts/file.ts';
 describe.each(TEST_DRIVERS)('receipts on %s', (driver) => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
-  beforeAll(async () => { h = await createTestDb(driver); t = await makeTestApp(h); });
-  afterAll(async () => { await h.close(); });
+  beforeAll(async () => {
+    h = await createTestDb(driver);
+    t = await makeTestApp(h);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
 
   /** A site whose device token was issued through the API, which also creates its receipt key. */
   async function keyedSite() {
@@ -34,13 +39,28 @@ describe.each(TEST_DRIVERS)('receipts on %s', (driver) => {
   describe('happy', () => {
     it('should record a typed-in code once and move the site to the reported version', async () => {
       const { op, site, key } = await keyedSite();
-      const code = await encodeReceiptCode({ key, siteId: site.id, version: '2.0.0', outcome: 'installed', at });
+      const code = await encodeReceiptCode({
+        key,
+        siteId: site.id,
+        version: '2.0.0',
+        outcome: 'installed',
+        at,
+      });
       const typed = code.toLowerCase().replace(/-/g, ' '); // as typed on a phone
       const res = await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code: typed } });
       expect(res.status).toBe(201);
-      expect(await res.json()).toMatchObject({ duplicate: false, version: '2.0.0', outcome: 'installed', at: at.toISOString() });
+      expect(await res.json()).toMatchObject({
+        duplicate: false,
+        version: '2.0.0',
+        outcome: 'installed',
+        at: at.toISOString(),
+      });
       const s = await (await op(`/api/v1/sites/${site.id}`)).json();
-      expect(s).toMatchObject({ reportedVersion: '2.0.0', reportedStatus: 'installed', reportedAt: at.toISOString() });
+      expect(s).toMatchObject({
+        reportedVersion: '2.0.0',
+        reportedStatus: 'installed',
+        reportedAt: at.toISOString(),
+      });
       const again = await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code } });
       expect(again.status).toBe(200);
       expect((await again.json()).duplicate).toBe(true);
@@ -51,11 +71,25 @@ describe.each(TEST_DRIVERS)('receipts on %s', (driver) => {
 
     it('should accept an uploaded receipt file and treat the same install typed as a code as a repeat', async () => {
       const { op, site, key } = await keyedSite();
-      const file = await signReceiptFile({ key, siteId: site.id, version: '1.9.0', outcome: 'rolled_back', at, detailsText: '{"reason":"self-check failed"}' });
-      const res = await op('/api/v1/receipts/file', { method: 'POST', headers: { 'content-type': 'application/json' }, body: file.json });
+      const file = await signReceiptFile({
+        key,
+        siteId: site.id,
+        version: '1.9.0',
+        outcome: 'rolled_back',
+        at,
+        detailsText: '{"reason":"self-check failed"}',
+      });
+      const res = await op('/api/v1/receipts/file', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: file.json,
+      });
       expect(res.status).toBe(201);
       expect(await res.json()).toMatchObject({ version: '1.9.0', outcome: 'rolled_back' });
-      const viaCode = await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code: file.code } });
+      const viaCode = await op('/api/v1/receipts', {
+        method: 'POST',
+        json: { siteId: site.id, code: file.code },
+      });
       expect(viaCode.status).toBe(200);
       expect(await reports(site.id)).toBe(1);
       const s = await (await op(`/api/v1/sites/${site.id}`)).json();
@@ -68,44 +102,109 @@ describe.each(TEST_DRIVERS)('receipts on %s', (driver) => {
       const admin = withToken(t.app, (await makeApiToken(h.db, org.id, 'admin')).token);
       await admin(`/api/v1/sites/${site.id}/coordinators/${coord.id}`, { method: 'PUT' });
       const s = await signIn(t.app, coord.email, coord.password);
-      const code = await encodeReceiptCode({ key, siteId: site.id, version: '2.0.0', outcome: 'installed', at });
-      expect((await s.request('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code } })).status).toBe(201);
+      const code = await encodeReceiptCode({
+        key,
+        siteId: site.id,
+        version: '2.0.0',
+        outcome: 'installed',
+        at,
+      });
+      expect(
+        (await s.request('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code } })).status,
+      ).toBe(201);
     });
   });
 
   describe('error', () => {
     it('should catch a mistyped character before checking the key, and explain look-alike letters', async () => {
       const { op, site, key } = await keyedSite();
-      const code = (await encodeReceiptCode({ key, siteId: site.id, version: '2.0.0', outcome: 'installed', at })).replace(/-/g, '');
-      const wrong = code.slice(0, 5) + RECEIPT_CODE_ALPHABET[(RECEIPT_CODE_ALPHABET.indexOf(code[5]!) + 1) % 31] + code.slice(6);
-      const e = await expectEnvelope(await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code: wrong } }), 400, 'VALIDATION_FAILED');
+      const code = (
+        await encodeReceiptCode({ key, siteId: site.id, version: '2.0.0', outcome: 'installed', at })
+      ).replace(/-/g, '');
+      const wrong =
+        code.slice(0, 5) +
+        RECEIPT_CODE_ALPHABET[(RECEIPT_CODE_ALPHABET.indexOf(code[5]!) + 1) % 31] +
+        code.slice(6);
+      const e = await expectEnvelope(
+        await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code: wrong } }),
+        400,
+        'VALIDATION_FAILED',
+      );
       expect(e.message).toMatch(/check/i);
-      const o = await expectEnvelope(await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code: `O${code.slice(1)}` } }), 400);
+      const o = await expectEnvelope(
+        await op('/api/v1/receipts', {
+          method: 'POST',
+          json: { siteId: site.id, code: `O${code.slice(1)}` },
+        }),
+        400,
+      );
       expect(o.message).toMatch(/letter O/);
       expect(await reports(site.id)).toBe(0);
     });
 
     it('should refuse a forged code (right shape, wrong key) and a code for another site', async () => {
       const { op, site } = await keyedSite();
-      const forged = await encodeReceiptCode({ key: crypto.getRandomValues(new Uint8Array(32)), siteId: site.id, version: '2.0.0', outcome: 'installed', at });
-      const e = await expectEnvelope(await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code: forged } }), 422, 'RECEIPT_NOT_VALID');
+      const forged = await encodeReceiptCode({
+        key: crypto.getRandomValues(new Uint8Array(32)),
+        siteId: site.id,
+        version: '2.0.0',
+        outcome: 'installed',
+        at,
+      });
+      const e = await expectEnvelope(
+        await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code: forged } }),
+        422,
+        'RECEIPT_NOT_VALID',
+      );
       expect(e.message).toMatch(new RegExp(`does not match ${site.code}`));
       expect(await reports(site.id)).toBe(0);
     });
 
     it('should refuse a code for a version the organisation never had', async () => {
       const { op, site, key } = await keyedSite();
-      const code = await encodeReceiptCode({ key, siteId: site.id, version: '9.9.9', outcome: 'installed', at });
-      await expectEnvelope(await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code } }), 422, 'RECEIPT_NOT_VALID');
+      const code = await encodeReceiptCode({
+        key,
+        siteId: site.id,
+        version: '9.9.9',
+        outcome: 'installed',
+        at,
+      });
+      await expectEnvelope(
+        await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code } }),
+        422,
+        'RECEIPT_NOT_VALID',
+      );
     });
 
     it('should refuse a tampered receipt file and a file that is not JSON', async () => {
       const { op, site, key } = await keyedSite();
       const file = await signReceiptFile({ key, siteId: site.id, version: '2.0.0', outcome: 'failed', at });
       const tampered = file.json.replace('"failed"', '"installed"');
-      await expectEnvelope(await op('/api/v1/receipts/file', { method: 'POST', headers: { 'content-type': 'application/json' }, body: tampered }), 422, 'RECEIPT_NOT_VALID');
-      await expectEnvelope(await op('/api/v1/receipts/file', { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'not json' }), 400);
-      await expectEnvelope(await op('/api/v1/receipts/file', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: file.json }), 415);
+      await expectEnvelope(
+        await op('/api/v1/receipts/file', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: tampered,
+        }),
+        422,
+        'RECEIPT_NOT_VALID',
+      );
+      await expectEnvelope(
+        await op('/api/v1/receipts/file', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: 'not json',
+        }),
+        400,
+      );
+      await expectEnvelope(
+        await op('/api/v1/receipts/file', {
+          method: 'POST',
+          headers: { 'content-type': 'text/plain' },
+          body: file.json,
+        }),
+        415,
+      );
       expect(await reports(site.id)).toBe(0);
     });
 
@@ -113,16 +212,38 @@ describe.each(TEST_DRIVERS)('receipts on %s', (driver) => {
       const org = await makeOrg(h.db);
       const op = withToken(t.app, (await makeApiToken(h.db, org.id, 'operator')).token);
       const site = await makeSite(h.db, org.id);
-      await expectEnvelope(await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code: '8AAZ-8XJM-ZZAE-WWJS' } }), 409, 'NO_RECEIPT_KEY');
+      await expectEnvelope(
+        await op('/api/v1/receipts', {
+          method: 'POST',
+          json: { siteId: site.id, code: '8AAZ-8XJM-ZZAE-WWJS' },
+        }),
+        409,
+        'NO_RECEIPT_KEY',
+      );
     });
 
     it('should stop guessing after 10 wrong codes per site per hour', async () => {
       const { op, site, key } = await keyedSite();
       for (let i = 0; i < 10; i++) {
-        const forged = await encodeReceiptCode({ key: crypto.getRandomValues(new Uint8Array(32)), siteId: site.id, version: '2.0.0', outcome: 'installed', at });
-        await expectEnvelope(await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code: forged } }), 422);
+        const forged = await encodeReceiptCode({
+          key: crypto.getRandomValues(new Uint8Array(32)),
+          siteId: site.id,
+          version: '2.0.0',
+          outcome: 'installed',
+          at,
+        });
+        await expectEnvelope(
+          await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code: forged } }),
+          422,
+        );
       }
-      const good = await encodeReceiptCode({ key, siteId: site.id, version: '2.0.0', outcome: 'installed', at });
+      const good = await encodeReceiptCode({
+        key,
+        siteId: site.id,
+        version: '2.0.0',
+        outcome: 'installed',
+        at,
+      });
       const res = await op('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code: good } });
       await expectEnvelope(res, 429, 'TOO_MANY_REQUESTS');
       expect(await reports(site.id)).toBe(0);
@@ -132,11 +253,35 @@ describe.each(TEST_DRIVERS)('receipts on %s', (driver) => {
   describe('security', () => {
     it("should answer 404 for another organisation's site, even with that site's valid code", async () => {
       const theirs = await keyedSite();
-      const code = await encodeReceiptCode({ key: theirs.key, siteId: theirs.site.id, version: '2.0.0', outcome: 'installed', at });
+      const code = await encodeReceiptCode({
+        key: theirs.key,
+        siteId: theirs.site.id,
+        version: '2.0.0',
+        outcome: 'installed',
+        at,
+      });
       const mine = await keyedSite();
-      await expectEnvelope(await mine.op('/api/v1/receipts', { method: 'POST', json: { siteId: theirs.site.id, code } }), 404, 'NOT_FOUND');
-      const file = await signReceiptFile({ key: theirs.key, siteId: theirs.site.id, version: '2.0.0', outcome: 'installed', at });
-      await expectEnvelope(await mine.op('/api/v1/receipts/file', { method: 'POST', headers: { 'content-type': 'application/json' }, body: file.json }), 404, 'NOT_FOUND');
+      await expectEnvelope(
+        await mine.op('/api/v1/receipts', { method: 'POST', json: { siteId: theirs.site.id, code } }),
+        404,
+        'NOT_FOUND',
+      );
+      const file = await signReceiptFile({
+        key: theirs.key,
+        siteId: theirs.site.id,
+        version: '2.0.0',
+        outcome: 'installed',
+        at,
+      });
+      await expectEnvelope(
+        await mine.op('/api/v1/receipts/file', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: file.json,
+        }),
+        404,
+        'NOT_FOUND',
+      );
       expect(await reports(theirs.site.id)).toBe(0);
     });
 
@@ -144,19 +289,40 @@ describe.each(TEST_DRIVERS)('receipts on %s', (driver) => {
       const { org, op, site, key } = await keyedSite();
       const other = await makeSite(h.db, org.id);
       await op(`/api/v1/sites/${other.id}/device-token`, { method: 'POST' });
-      const code = await encodeReceiptCode({ key, siteId: site.id, version: '2.0.0', outcome: 'installed', at });
-      await expectEnvelope(await op('/api/v1/receipts', { method: 'POST', json: { siteId: other.id, code } }), 422);
+      const code = await encodeReceiptCode({
+        key,
+        siteId: site.id,
+        version: '2.0.0',
+        outcome: 'installed',
+        at,
+      });
+      await expectEnvelope(
+        await op('/api/v1/receipts', { method: 'POST', json: { siteId: other.id, code } }),
+        422,
+      );
       expect(await reports(other.id)).toBe(0);
     });
 
     it('should forbid viewers and hide unassigned sites from coordinators', async () => {
       const { org, site, key } = await keyedSite();
-      const code = await encodeReceiptCode({ key, siteId: site.id, version: '2.0.0', outcome: 'installed', at });
+      const code = await encodeReceiptCode({
+        key,
+        siteId: site.id,
+        version: '2.0.0',
+        outcome: 'installed',
+        at,
+      });
       const viewer = withToken(t.app, (await makeApiToken(h.db, org.id, 'viewer')).token);
-      await expectEnvelope(await viewer('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code } }), 403);
+      await expectEnvelope(
+        await viewer('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code } }),
+        403,
+      );
       const coord = await makeUser(h.db, org.id, 'coordinator');
       const s = await signIn(t.app, coord.email, coord.password);
-      await expectEnvelope(await s.request('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code } }), 404);
+      await expectEnvelope(
+        await s.request('/api/v1/receipts', { method: 'POST', json: { siteId: site.id, code } }),
+        404,
+      );
       expect(await reports(site.id)).toBe(0);
     });
   });

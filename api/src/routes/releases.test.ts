@@ -9,7 +9,16 @@ import { makeApiToken, makeOrg, makeSite } from '../test/factories.ts';
 import { expectEnvelope, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
 import { registryCredentials, releaseImages, releases } from '../db/schema/index.ts';
-import { buildMultiArchImage, buildTestImage, allowTestHost, freePort, pushImage, startRegistry, type TestImage, type TestRegistry } from '@outpost/bundler/test-support';
+import {
+  buildMultiArchImage,
+  buildTestImage,
+  allowTestHost,
+  freePort,
+  pushImage,
+  startRegistry,
+  type TestImage,
+  type TestRegistry,
+} from '@outpost/bundler/test-support';
 
 // Real registries (Debian docker-registry on loopback), images built by hand and pushed with skopeo.
 let open: TestRegistry;
@@ -23,10 +32,26 @@ beforeAll(async () => {
   [open, locked] = await Promise.all([startRegistry(), startRegistry({ htpasswd: PRIVATE })]);
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-release-images-'));
   const base = { files: { 'etc/os-release': 'NAME=outpost-test\n' } };
-  img.backend10 = await buildTestImage({ dir: path.join(work, 'backend'), tag: '1.0', layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }] });
-  img.backend11 = await buildTestImage({ dir: path.join(work, 'backend'), tag: '1.1', layers: [base, { files: { 'app/backend.txt': 'backend 1.1 with a fix\n' } }] });
-  img.frontend = await buildTestImage({ dir: path.join(work, 'frontend'), tag: '1.0', layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }] });
-  const multi = await buildMultiArchImage({ dir: path.join(work, 'gateway'), tag: '1.0', layers: [{ files: { 'etc/gateway.conf': 'listen 80;\n' } }] });
+  img.backend10 = await buildTestImage({
+    dir: path.join(work, 'backend'),
+    tag: '1.0',
+    layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }],
+  });
+  img.backend11 = await buildTestImage({
+    dir: path.join(work, 'backend'),
+    tag: '1.1',
+    layers: [base, { files: { 'app/backend.txt': 'backend 1.1 with a fix\n' } }],
+  });
+  img.frontend = await buildTestImage({
+    dir: path.join(work, 'frontend'),
+    tag: '1.0',
+    layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }],
+  });
+  const multi = await buildMultiArchImage({
+    dir: path.join(work, 'gateway'),
+    tag: '1.0',
+    layers: [{ files: { 'etc/gateway.conf': 'listen 80;\n' } }],
+  });
   multiDigests = Object.fromEntries(multi.images.map((i) => [i.platform.architecture, i.digest]));
   await pushImage(img.backend10.dir, '1.0', `${open.host}/emr/backend:1.0`);
   await pushImage(img.backend11.dir, '1.1', `${open.host}/emr/backend:1.1`);
@@ -61,14 +86,23 @@ const TEMPLATE = `services:
 describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
-  beforeAll(async () => { h = await createTestDb(driver); t = await makeTestApp(h); });
-  afterAll(async () => { await h.close(); });
+  beforeAll(async () => {
+    h = await createTestDb(driver);
+    t = await makeTestApp(h);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
 
   async function operator() {
     const org = await makeOrg(h.db);
     return { org, api: withToken(t.app, (await makeApiToken(h.db, org.id, 'admin')).token) };
   }
-  async function draft(api: ReturnType<typeof withToken>, version: string, extra: Record<string, unknown> = {}) {
+  async function draft(
+    api: ReturnType<typeof withToken>,
+    version: string,
+    extra: Record<string, unknown> = {},
+  ) {
     const res = await api('/api/v1/releases', { method: 'POST', json: { version, ...extra } });
     expect(res.status, await res.clone().text()).toBe(201);
     return (await res.json()) as { id: string };
@@ -83,11 +117,18 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       expect((await add(api, r.id, 'backend', `${open.host}/emr/backend:1.0`)).status).toBe(201);
       const withBoth = await (await add(api, r.id, 'frontend', `${open.host}/emr/frontend:1.0`)).json();
       const backend = withBoth.images.find((i: { name: string }) => i.name === 'backend');
-      expect(backend).toMatchObject({ digest: img.backend10!.digest, platform: 'linux/amd64', pinned: `${open.host}/emr/backend@${img.backend10!.digest}` });
-      expect(backend.layers.map((l: { digest: string }) => l.digest)).toEqual(img.backend10!.layers.map((l) => l.digest));
+      expect(backend).toMatchObject({
+        digest: img.backend10!.digest,
+        platform: 'linux/amd64',
+        pinned: `${open.host}/emr/backend@${img.backend10!.digest}`,
+      });
+      expect(backend.layers.map((l: { digest: string }) => l.digest)).toEqual(
+        img.backend10!.layers.map((l) => l.digest),
+      );
       // The shared base layer counts once in the download size.
       const sizes = new Map<string, number>();
-      for (const i of [img.backend10!, img.frontend!]) for (const b of [i.config, ...i.layers]) sizes.set(b.digest, b.size);
+      for (const i of [img.backend10!, img.frontend!])
+        for (const b of [i.config, ...i.layers]) sizes.set(b.digest, b.size);
       expect(withBoth.totalSize).toBe([...sizes.values()].reduce((a, b) => a + b, 0));
 
       await api(`/api/v1/releases/${r.id}`, { method: 'PATCH', json: { composeTemplate: TEMPLATE } });
@@ -100,7 +141,10 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       const pub = await api(`/api/v1/releases/${r.id}/publish`, { method: 'POST' });
       expect(pub.status, await pub.clone().text()).toBe(200);
       expect((await pub.json()).state).toBe('published');
-      await expectEnvelope(await api(`/api/v1/releases/${r.id}`, { method: 'PATCH', json: { notes: 'changed' } }), 409);
+      await expectEnvelope(
+        await api(`/api/v1/releases/${r.id}`, { method: 'PATCH', json: { notes: 'changed' } }),
+        409,
+      );
       await expectEnvelope(await add(api, r.id, 'extra', `${open.host}/emr/frontend:1.0`), 409);
       await expectEnvelope(await api(`/api/v1/releases/${r.id}`, { method: 'DELETE' }), 409);
     });
@@ -115,13 +159,20 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       expect(b.images[0]).toMatchObject({ digest: multiDigests.arm64, platform: 'linux/arm64/v8' });
       expect(a.images[0].indexDigest).toBe(b.images[0].indexDigest);
       const s390 = await draft(api, '1.0.2', { platform: 'linux/s390x' });
-      const e = await expectEnvelope(await add(api, s390.id, 'gateway', `${open.host}/emr/gateway:1.0`), 422, 'PLATFORM_NOT_FOUND');
+      const e = await expectEnvelope(
+        await add(api, s390.id, 'gateway', `${open.host}/emr/gateway:1.0`),
+        422,
+        'PLATFORM_NOT_FOUND',
+      );
       expect(e.message).toMatch(/arm64/);
     });
 
     it('should order releases by version and show what changed since the previous one', async () => {
       const { api } = await operator();
-      for (const [v, backendTag] of [['1.9.0', '1.0'], ['1.10.0', '1.1']] as const) {
+      for (const [v, backendTag] of [
+        ['1.9.0', '1.0'],
+        ['1.10.0', '1.1'],
+      ] as const) {
         const r = await draft(api, v, { composeTemplate: TEMPLATE });
         await add(api, r.id, 'backend', `${open.host}/emr/backend:${backendTag}`);
         await add(api, r.id, 'frontend', `${open.host}/emr/frontend:1.0`);
@@ -129,13 +180,19 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       }
       await draft(api, '2.0.0-rc.1');
       const list = await (await api('/api/v1/releases')).json();
-      expect(list.items.map((r: { version: string }) => r.version)).toEqual(['2.0.0-rc.1', '1.10.0', '1.9.0']);
+      expect(list.items.map((r: { version: string }) => r.version)).toEqual([
+        '2.0.0-rc.1',
+        '1.10.0',
+        '1.9.0',
+      ]);
       expect(list.items.map((r: { behindLatest: number }) => r.behindLatest)).toEqual([0, 0, 1]);
       expect(list.items.map((r: { imageCount: number }) => r.imageCount)).toEqual([0, 2, 2]);
       // One version, as the CLI asks for it (a leading v is what people type).
       for (const asked of ['1.10.0', 'v1.10.0']) {
         const one = await (await api(`/api/v1/releases?version=${asked}`)).json();
-        expect(one.items.map((r: { version: string; behindLatest: number }) => [r.version, r.behindLatest])).toEqual([['1.10.0', 0]]);
+        expect(
+          one.items.map((r: { version: string; behindLatest: number }) => [r.version, r.behindLatest]),
+        ).toEqual([['1.10.0', 0]]);
       }
       expect((await (await api('/api/v1/releases?version=1.10')).json()).items).toEqual([]);
       await expectEnvelope(await api(`/api/v1/releases?version=${'9'.repeat(65)}`), 400, 'VALIDATION_FAILED');
@@ -161,25 +218,45 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       await add(api, r.id, 'backend', `${open.host}/emr/backend:1.0`);
       await add(api, r.id, 'frontend', `${open.host}/emr/frontend:1.0`);
       await api(`/api/v1/releases/${r.id}/publish`, { method: 'POST' });
-      expect((await (await api(`/api/v1/releases/${r.id}/deprecate`, { method: 'POST' })).json()).state).toBe('deprecated');
-      const revoked = await (await api(`/api/v1/releases/${r.id}/revoke`, { method: 'POST', json: { reason: 'Data loss in the lab module' } })).json();
+      expect((await (await api(`/api/v1/releases/${r.id}/deprecate`, { method: 'POST' })).json()).state).toBe(
+        'deprecated',
+      );
+      const revoked = await (
+        await api(`/api/v1/releases/${r.id}/revoke`, {
+          method: 'POST',
+          json: { reason: 'Data loss in the lab module' },
+        })
+      ).json();
       expect(revoked).toMatchObject({ state: 'revoked', revokedReason: 'Data loss in the lab module' });
-      const site = await makeSite(h.db, org.id, { reportedVersion: '3.0.0', reportedReleaseId: r.id, reportedStatus: 'healthy', reportedAt: new Date() });
+      const site = await makeSite(h.db, org.id, {
+        reportedVersion: '3.0.0',
+        reportedReleaseId: r.id,
+        reportedStatus: 'healthy',
+        reportedAt: new Date(),
+      });
       expect((await (await api(`/api/v1/sites/${site.id}`)).json()).status).toBe('revoked');
-      expect((await (await api('/api/v1/sites?status=revoked')).json()).items.map((x: { id: string }) => x.id)).toEqual([site.id]);
+      expect(
+        (await (await api('/api/v1/sites?status=revoked')).json()).items.map((x: { id: string }) => x.id),
+      ).toEqual([site.id]);
       expect((await (await api('/api/v1/sites/summary')).json()).byStatus.revoked).toBe(1);
       await expectEnvelope(await api(`/api/v1/releases/${r.id}/deprecate`, { method: 'POST' }), 409);
     });
 
-    it('should use the organisation\'s credentials for a private registry', async () => {
+    it("should use the organisation's credentials for a private registry", async () => {
       const { api } = await operator();
       const r = await draft(api, '1.0.0');
       const ref = `${locked.host}/private/frontend:1.0`;
       await expectEnvelope(await add(api, r.id, 'frontend', ref), 422, 'REGISTRY_AUTH_FAILED');
-      const saved = await api('/api/v1/registry-credentials', { method: 'PUT', json: { registry: `http://${locked.host}/`, username: PRIVATE.username, password: 'wrong-password' } });
+      const saved = await api('/api/v1/registry-credentials', {
+        method: 'PUT',
+        json: { registry: `http://${locked.host}/`, username: PRIVATE.username, password: 'wrong-password' },
+      });
       expect(saved.status).toBe(200);
       await expectEnvelope(await add(api, r.id, 'frontend', ref), 422, 'REGISTRY_AUTH_FAILED');
-      await api('/api/v1/registry-credentials', { method: 'PUT', json: { registry: locked.host, ...PRIVATE } });
+      await api('/api/v1/registry-credentials', {
+        method: 'PUT',
+        json: { registry: locked.host, ...PRIVATE },
+      });
       const ok = await add(api, r.id, 'frontend', ref);
       expect(ok.status, await ok.clone().text()).toBe(201);
       expect((await ok.json()).images[0].digest).toBe(img.frontend!.digest);
@@ -190,29 +267,58 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
     it('should give clear 4xx answers for unknown tags, unknown images, a registry that is down and bad references', async () => {
       const { api } = await operator();
       const r = await draft(api, '1.0.0');
-      const tag = await expectEnvelope(await add(api, r.id, 'backend', `${open.host}/emr/backend:9.9`), 422, 'IMAGE_NOT_FOUND');
+      const tag = await expectEnvelope(
+        await add(api, r.id, 'backend', `${open.host}/emr/backend:9.9`),
+        422,
+        'IMAGE_NOT_FOUND',
+      );
       expect(tag.message).toMatch(/9\.9/);
-      await expectEnvelope(await add(api, r.id, 'backend', `${open.host}/emr/nothing-here:1.0`), 422, 'IMAGE_NOT_FOUND');
+      await expectEnvelope(
+        await add(api, r.id, 'backend', `${open.host}/emr/nothing-here:1.0`),
+        422,
+        'IMAGE_NOT_FOUND',
+      );
       // An allow-listed address with nothing listening is unreachable; one not on the list is never tried.
       const port = await freePort();
       const disallow = allowTestHost(`127.0.0.1:${port}`);
-      const down = await expectEnvelope(await add(api, r.id, 'backend', `127.0.0.1:${port}/emr/backend:1.0`), 422, 'REGISTRY_UNREACHABLE').finally(disallow);
+      const down = await expectEnvelope(
+        await add(api, r.id, 'backend', `127.0.0.1:${port}/emr/backend:1.0`),
+        422,
+        'REGISTRY_UNREACHABLE',
+      ).finally(disallow);
       expect(down.message).toMatch(/reach/i);
-      const refused = await expectEnvelope(await add(api, r.id, 'backend', `127.0.0.1:${port}/emr/backend:1.0`), 422, 'REGISTRY_NOT_ALLOWED');
+      const refused = await expectEnvelope(
+        await add(api, r.id, 'backend', `127.0.0.1:${port}/emr/backend:1.0`),
+        422,
+        'REGISTRY_NOT_ALLOWED',
+      );
       expect(refused.message).toBe(`127.0.0.1:${port} is not an allowed registry address`);
       await expectEnvelope(await add(api, r.id, 'backend', 'UPPER/Case:bad tag'), 400);
-      const [{ n }] = await h.db.select({ n: count() }).from(releaseImages).where(eq(releaseImages.releaseId, r.id)) as [{ n: number }];
+      const [{ n }] = (await h.db
+        .select({ n: count() })
+        .from(releaseImages)
+        .where(eq(releaseImages.releaseId, r.id))) as [{ n: number }];
       expect(n).toBe(0);
     });
 
     it('should refuse a bad version, a duplicate version, and a duplicate image name', async () => {
       const { api } = await operator();
-      await expectEnvelope(await api('/api/v1/releases', { method: 'POST', json: { version: 'v-two' } }), 400, 'VALIDATION_FAILED');
+      await expectEnvelope(
+        await api('/api/v1/releases', { method: 'POST', json: { version: 'v-two' } }),
+        400,
+        'VALIDATION_FAILED',
+      );
       const r = await draft(api, '1.2.3');
-      await expectEnvelope(await api('/api/v1/releases', { method: 'POST', json: { version: '1.2.3' } }), 409);
+      await expectEnvelope(
+        await api('/api/v1/releases', { method: 'POST', json: { version: '1.2.3' } }),
+        409,
+      );
       await add(api, r.id, 'backend', `${open.host}/emr/backend:1.0`);
       await expectEnvelope(await add(api, r.id, 'backend', `${open.host}/emr/backend:1.1`), 409);
-      await expectEnvelope(await api('/api/v1/releases', { method: 'POST', json: { version: '1.0.0', unknown: 1 } }), 400);
+      await expectEnvelope(
+        await api('/api/v1/releases', { method: 'POST', json: { version: '1.0.0', unknown: 1 } }),
+        400,
+      );
     });
 
     it('should not publish without images or with a broken template, and say which line', async () => {
@@ -222,7 +328,13 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       expect(empty.error.code).toBe('NOT_PUBLISHABLE');
       expect(JSON.stringify(empty.error.details)).toMatch(/image/);
       await add(api, r.id, 'backend', `${open.host}/emr/backend:1.0`);
-      await api(`/api/v1/releases/${r.id}`, { method: 'PATCH', json: { composeTemplate: 'services:\n  backend:\n    image: {{ image.backend }}\n  web:\n    image: nginx:latest\n' } });
+      await api(`/api/v1/releases/${r.id}`, {
+        method: 'PATCH',
+        json: {
+          composeTemplate:
+            'services:\n  backend:\n    image: {{ image.backend }}\n  web:\n    image: nginx:latest\n',
+        },
+      });
       const res = await api(`/api/v1/releases/${r.id}/publish`, { method: 'POST' });
       const body = await res.json();
       expect(res.status).toBe(422);
@@ -242,18 +354,30 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       await expectEnvelope(await b.api(`/api/v1/releases/${r.id}/publish`, { method: 'POST' }), 404);
       expect((await (await b.api('/api/v1/releases')).json()).items).toEqual([]);
       expect((await (await b.api('/api/v1/releases?version=1.0.0')).json()).items).toEqual([]);
-      expect((await (await a.api('/api/v1/releases?version=1.0.0')).json()).items.map((x: { id: string }) => x.id)).toEqual([r.id]);
+      expect(
+        (await (await a.api('/api/v1/releases?version=1.0.0')).json()).items.map((x: { id: string }) => x.id),
+      ).toEqual([r.id]);
 
-      await a.api('/api/v1/registry-credentials', { method: 'PUT', json: { registry: locked.host, ...PRIVATE } });
+      await a.api('/api/v1/registry-credentials', {
+        method: 'PUT',
+        json: { registry: locked.host, ...PRIVATE },
+      });
       const list = await (await a.api('/api/v1/registry-credentials')).text();
       expect(list).toContain(locked.host);
       expect(list).not.toContain(PRIVATE.password);
-      const [row] = await h.db.select().from(registryCredentials).where(eq(registryCredentials.orgId, a.org.id));
+      const [row] = await h.db
+        .select()
+        .from(registryCredentials)
+        .where(eq(registryCredentials.orgId, a.org.id));
       expect(row!.secretSealed).not.toContain(PRIVATE.password);
       expect(JSON.stringify(t.logs)).not.toContain(PRIVATE.password);
       // B's release cannot pull through A's credentials.
       const rb = await draft(b.api, '1.0.0');
-      await expectEnvelope(await add(b.api, rb.id, 'frontend', `${locked.host}/private/frontend:1.0`), 422, 'REGISTRY_AUTH_FAILED');
+      await expectEnvelope(
+        await add(b.api, rb.id, 'frontend', `${locked.host}/private/frontend:1.0`),
+        422,
+        'REGISTRY_AUTH_FAILED',
+      );
       const cred = (await (await a.api('/api/v1/registry-credentials')).json()).items[0];
       await expectEnvelope(await b.api(`/api/v1/registry-credentials/${cred.id}`, { method: 'DELETE' }), 404);
     });
@@ -263,7 +387,10 @@ describe.each(TEST_DRIVERS)('releases on %s', (driver) => {
       const r = await draft(api, '1.0.0');
       const viewer = withToken(t.app, (await makeApiToken(h.db, org.id, 'viewer')).token);
       expect((await viewer(`/api/v1/releases/${r.id}`)).status).toBe(200);
-      await expectEnvelope(await viewer('/api/v1/releases', { method: 'POST', json: { version: '9.0.0' } }), 403);
+      await expectEnvelope(
+        await viewer('/api/v1/releases', { method: 'POST', json: { version: '9.0.0' } }),
+        403,
+      );
       await expectEnvelope(await add(viewer, r.id, 'b', `${open.host}/emr/backend:1.0`), 403);
       await expectEnvelope(await viewer('/api/v1/registry-credentials'), 403);
     });

@@ -1,14 +1,16 @@
 import { z } from '@hono/zod-openapi';
 import { ROLES } from '../db/schema/index.ts';
 
-export const ErrorEnvelope = z.object({
-  error: z.object({
-    code: z.string().openapi({ example: 'NOT_FOUND' }),
-    message: z.string(),
-    requestId: z.string(),
-    details: z.unknown().optional(),
-  }),
-}).openapi('Error');
+export const ErrorEnvelope = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'NOT_FOUND' }),
+      message: z.string(),
+      requestId: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .openapi('Error');
 
 const errorBodies = {
   400: 'The request is malformed or fails validation',
@@ -25,10 +27,17 @@ const errorBodies = {
 
 /** Error responses for the OpenAPI document; every one uses the envelope. */
 export function errors<S extends keyof typeof errorBodies>(...statuses: S[]) {
-  return Object.fromEntries(statuses.map((s) => [s, {
-    description: errorBodies[s],
-    content: { 'application/json': { schema: ErrorEnvelope } },
-  }])) as unknown as { [K in S]: { description: string; content: { 'application/json': { schema: typeof ErrorEnvelope } } } };
+  return Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      {
+        description: errorBodies[s],
+        content: { 'application/json': { schema: ErrorEnvelope } },
+      },
+    ]),
+  ) as unknown as {
+    [K in S]: { description: string; content: { 'application/json': { schema: typeof ErrorEnvelope } } };
+  };
 }
 
 export function jsonBody<T extends z.ZodType>(schema: T) {

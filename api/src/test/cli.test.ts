@@ -5,7 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestImage, pushImage, runProcess, startRegistry, testRegistryPolicy, type TestRegistry } from '@outpost/bundler/test-support';
+import {
+  buildTestImage,
+  pushImage,
+  runProcess,
+  startRegistry,
+  testRegistryPolicy,
+  type TestRegistry,
+} from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from './db.ts';
 import { makeTestApp, type LogLine } from './app.ts';
 import { makeApiToken, makeOrg, makeSite } from './factories.ts';
@@ -40,7 +47,12 @@ const TEMPLATE = `services:
 
 // Asynchronous on purpose: the API answering the CLI runs in this very process.
 const outpost = (args: string[], env: Record<string, string> = {}) =>
-  runProcess(process.execPath, [BIN, ...args], { OUTPOST_URL: url, OUTPOST_TOKEN: token, OUTPOST_POLL_MS: '100', ...env });
+  runProcess(process.execPath, [BIN, ...args], {
+    OUTPOST_URL: url,
+    OUTPOST_TOKEN: token,
+    OUTPOST_POLL_MS: '100',
+    ...env,
+  });
 
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -58,10 +70,14 @@ async function listFiles(dir: string): Promise<string[]> {
 beforeAll(async () => {
   reg = await startRegistry();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-cli-e2e-'));
-  const image = await buildTestImage({ dir: path.join(work, 'backend'), tag: '1.0', layers: [
-    { files: { 'etc/os-release': 'NAME=outpost-test\n' } },
-    { random: { path: 'app/data.bin', size: 3_000_000, seed: 'cli' } },
-  ] });
+  const image = await buildTestImage({
+    dir: path.join(work, 'backend'),
+    tag: '1.0',
+    layers: [
+      { files: { 'etc/os-release': 'NAME=outpost-test\n' } },
+      { random: { path: 'app/data.bin', size: 3_000_000, seed: 'cli' } },
+    ],
+  });
   await pushImage(image.dir, '1.0', `${reg.host}/emr/backend:1.0`);
 
   h = await createTestDb(driver);
@@ -72,8 +88,15 @@ beforeAll(async () => {
   logs = t.logs;
   startWorker = () => {
     const w = new BundleWorker({
-      db: h.db, store: t.objectStore, secretBox: t.secretBox, logger: (level, msg, fields) => t.logs.push({ level, msg, fields }),
-      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 20,
+      db: h.db,
+      store: t.objectStore,
+      secretBox: t.secretBox,
+      logger: (level, msg, fields) => t.logs.push({ level, msg, fields }),
+      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() },
+      backoffMs: 10,
+      leaseMs: 10_000,
+      pollMs: 20,
+      waitMs: 20,
     });
     w.start();
     return w;
@@ -84,14 +107,21 @@ beforeAll(async () => {
   orgId = org.id;
   token = (await makeApiToken(h.db, org.id, 'admin')).token;
   const api = withToken(t.app, token);
-  const created = await api('/api/v1/releases', { method: 'POST', json: { version: '1.0.0', composeTemplate: TEMPLATE } });
+  const created = await api('/api/v1/releases', {
+    method: 'POST',
+    json: { version: '1.0.0', composeTemplate: TEMPLATE },
+  });
   expect(created.status, await created.clone().text()).toBe(201);
-  const { id } = await created.json() as { id: string };
-  const add = await api(`/api/v1/releases/${id}/images`, { method: 'POST', json: { name: 'backend', reference: `${reg.host}/emr/backend:1.0` } });
+  const { id } = (await created.json()) as { id: string };
+  const add = await api(`/api/v1/releases/${id}/images`, {
+    method: 'POST',
+    json: { name: 'backend', reference: `${reg.host}/emr/backend:1.0` },
+  });
   expect(add.status, await add.clone().text()).toBe(201);
   const pub = await api(`/api/v1/releases/${id}/publish`, { method: 'POST' });
   expect(pub.status, await pub.clone().text()).toBe(200);
-  for (const code of ['CLI-A', 'CLI-B', 'CLI-C']) await makeSite(h.db, org.id, { code, name: `Clinic ${code}`, region: 'Coast' });
+  for (const code of ['CLI-A', 'CLI-B', 'CLI-C'])
+    await makeSite(h.db, org.id, { code, name: `Clinic ${code}`, region: 'Coast' });
   await makeSite(h.db, org.id, { code: 'CLI-X', name: 'Elsewhere', region: 'Highlands' });
   // A code that cannot name a bundle folder: its bundle fails to build, the others do not.
   await makeSite(h.db, org.id, { code: 'CLI D', name: 'Clinic with a space', region: 'Coast' });
@@ -106,9 +136,19 @@ afterAll(async () => {
 });
 
 describe(`outpost against the API (${driver})`, () => {
-  it('should build one site\'s bundle, wait for it, download it and check it', async () => {
+  it("should build one site's bundle, wait for it, download it and check it", async () => {
     const out = path.join(work, 'dl', 'a.tar');
-    const r = await outpost(['bundle', 'build', '--site', 'CLI-A', '--release', '1.0.0', '--wait', '--out', out]);
+    const r = await outpost([
+      'bundle',
+      'build',
+      '--site',
+      'CLI-A',
+      '--release',
+      '1.0.0',
+      '--wait',
+      '--out',
+      out,
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/State: ready/);
@@ -122,7 +162,10 @@ describe(`outpost against the API (${driver})`, () => {
 
   it('should resume a broken download from where it stopped (Range + If-Range), and start over when the ETag differs', async () => {
     const whole = await fs.readFile(path.join(work, 'dl', 'a.tar'));
-    const head = await fetch(`${url}/api/v1/bundles/${await bundleId('CLI-A')}/download`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } });
+    const head = await fetch(`${url}/api/v1/bundles/${await bundleId('CLI-A')}/download`, {
+      method: 'HEAD',
+      headers: { authorization: `Bearer ${token}` },
+    });
     const etag = head.headers.get('etag')!;
 
     const resumed = path.join(work, 'dl', 'resumed.tar');
@@ -157,11 +200,23 @@ describe(`outpost against the API (${driver})`, () => {
     expect(shared).toHaveLength(1);
     expect(shared[0]).toMatch(/^[0-9a-f]{64}$/);
     expect((await fs.readdir(to)).sort()).toEqual(['CLI-A', 'CLI-B', 'CLI-C', 'README.txt', 'shared']);
-    expect(await fs.readFile(path.join(to, 'README.txt'), 'utf8')).toMatch(/needs the "shared" folder next to it/);
+    expect(await fs.readFile(path.join(to, 'README.txt'), 'utf8')).toMatch(
+      /needs the "shared" folder next to it/,
+    );
     for (const code of ['CLI-A', 'CLI-B', 'CLI-C']) {
       const folder = path.join(to, code, `outpost-${code}-1.0.0`);
       const files = await listFiles(folder);
-      expect(files).toEqual(expect.arrayContaining(['README.txt', 'compose/.env', 'compose/docker-compose.yml', 'keys/signing-key.pem', 'manifest.json', 'manifest.sig', 'scripts/lib/receipt-code.sh']));
+      expect(files).toEqual(
+        expect.arrayContaining([
+          'README.txt',
+          'compose/.env',
+          'compose/docker-compose.yml',
+          'keys/signing-key.pem',
+          'manifest.json',
+          'manifest.sig',
+          'scripts/lib/receipt-code.sh',
+        ]),
+      );
       expect(files.some((f) => f.startsWith('images/'))).toBe(false);
       expect(await fs.readdir(path.join(to, code))).toEqual([`outpost-${code}-1.0.0`]);
       const v = await outpost(['bundle', 'verify', folder, '--fingerprint', fingerprint]);
@@ -181,7 +236,15 @@ describe(`outpost against the API (${driver})`, () => {
     const bytes = await fs.readFile(file);
     await fs.rm(file);
     await fs.writeFile(`${file}.part`, bytes.subarray(0, 500_000));
-    const resumed = await outpost(['export', '--release', '1.0.0', '--to', to, '--sites', 'CLI-A,CLI-B,CLI-C']);
+    const resumed = await outpost([
+      'export',
+      '--release',
+      '1.0.0',
+      '--to',
+      to,
+      '--sites',
+      'CLI-A,CLI-B,CLI-C',
+    ]);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/500 kB kept from before/);
     expect(Buffer.compare(await fs.readFile(file), bytes)).toBe(0);
@@ -200,13 +263,22 @@ describe(`outpost against the API (${driver})`, () => {
     await makeSite(h.db, orgId, { code: 'CLI-W', name: 'Clinic CLI-W', region: 'Lakes' });
     await worker.stop(); // nothing gets built for a while: the export waits
     const from = logs.length;
-    const exported = outpost(['export', '--release', '1.0.0', '--to', path.join(work, 'usb-wait'), '--sites', 'CLI-W'], { OUTPOST_POLL_MS: '50' });
-    const requests = () => logs.slice(from).filter((l) => l.msg === 'request').map((l) => `${l.fields!.method} ${l.fields!.path}`);
-    const statusPolls = () => requests().filter((r) => /^GET \/api\/v1\/releases\/[^/]+\/bundle-status$/.test(r)).length;
+    const exported = outpost(
+      ['export', '--release', '1.0.0', '--to', path.join(work, 'usb-wait'), '--sites', 'CLI-W'],
+      { OUTPOST_POLL_MS: '50' },
+    );
+    const requests = () =>
+      logs
+        .slice(from)
+        .filter((l) => l.msg === 'request')
+        .map((l) => `${l.fields!.method} ${l.fields!.path}`);
+    const statusPolls = () =>
+      requests().filter((r) => /^GET \/api\/v1\/releases\/[^/]+\/bundle-status$/.test(r)).length;
     let listings: number;
     try {
       // However long the CLI takes to start on a loaded machine, wait for eight polls of a build that does not move.
-      for (const deadline = Date.now() + 60_000; statusPolls() < 8 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 50));
+      for (const deadline = Date.now() + 60_000; statusPolls() < 8 && Date.now() < deadline;)
+        await new Promise((r) => setTimeout(r, 50));
       expect(statusPolls()).toBeGreaterThanOrEqual(8);
       listings = requests().filter((r) => r === 'GET /api/v1/bundles').length;
       expect(listings).toBe(1);
@@ -230,14 +302,21 @@ describe(`outpost against the API (${driver})`, () => {
   }, 120_000);
 
   it('should say in one line what is wrong: a bad token, an unknown release, an unknown site', async () => {
-    const bad = await outpost(['export', '--release', '1.0.0', '--to', path.join(work, 'x'), '--sites', 'CLI-A'], { OUTPOST_TOKEN: 'op_not_a_real_token' });
+    const bad = await outpost(
+      ['export', '--release', '1.0.0', '--to', path.join(work, 'x'), '--sites', 'CLI-A'],
+      { OUTPOST_TOKEN: 'op_not_a_real_token' },
+    );
     expect(bad.code).toBe(1);
-    expect(bad.stderr.trim()).toBe('outpost: The server refused the API token (401): check OUTPOST_TOKEN or --token; tokens are made in Outpost → Settings → API tokens.');
+    expect(bad.stderr.trim()).toBe(
+      'outpost: The server refused the API token (401): check OUTPOST_TOKEN or --token; tokens are made in Outpost → Settings → API tokens.',
+    );
     expect(bad.stderr).not.toContain('op_not_a_real_token');
 
     const release = await outpost(['bundle', 'build', '--site', 'CLI-A', '--release', '9.9.9']);
     expect(release.code).toBe(1);
-    expect(release.stderr.trim()).toBe('outpost: There is no release 9.9.9 in this organisation (published: 1.0.0).');
+    expect(release.stderr.trim()).toBe(
+      'outpost: There is no release 9.9.9 in this organisation (published: 1.0.0).',
+    );
 
     const site = await outpost(['bundle', 'build', '--site', 'NOPE-1', '--release', '1.0.0']);
     expect(site.code).toBe(1);
@@ -255,7 +334,9 @@ const canMount = await (async () => {
   if (process.getuid?.() !== 0) return false;
   await fs.mkdir(small, { recursive: true });
   const ok = await new Promise<boolean>((resolve) => {
-    spawn('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', small]).on('close', (code) => resolve(code === 0)).on('error', () => resolve(false));
+    spawn('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', small])
+      .on('close', (code) => resolve(code === 0))
+      .on('error', () => resolve(false));
   });
   if (!ok) await fs.rm(small, { recursive: true, force: true });
   return ok;
@@ -268,15 +349,23 @@ describe('a full disk', () => {
     await fs.rm(small, { recursive: true, force: true });
   });
 
-  it.skipIf(!canMount)('should say in one line that the disk is full, and which file', async () => {
-    const r = await outpost(['export', '--release', '1.0.0', '--to', small, '--sites', 'CLI-A']);
-    expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toMatch(/^outpost: The disk is full \(writing .*shared\/sha256\/[0-9a-f]{64}\.part\): free some space and run the same command again; it carries on where it stopped\.$/);
-  }, 60_000);
+  it.skipIf(!canMount)(
+    'should say in one line that the disk is full, and which file',
+    async () => {
+      const r = await outpost(['export', '--release', '1.0.0', '--to', small, '--sites', 'CLI-A']);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim()).toMatch(
+        /^outpost: The disk is full \(writing .*shared\/sha256\/[0-9a-f]{64}\.part\): free some space and run the same command again; it carries on where it stopped\.$/,
+      );
+    },
+    60_000,
+  );
 });
 
 async function bundleId(code: string): Promise<string> {
-  const res = await fetch(`${url}/api/v1/bundles?limit=500`, { headers: { authorization: `Bearer ${token}` } });
-  const { items } = await res.json() as { items: { id: string; state: string; site: { code: string } }[] };
+  const res = await fetch(`${url}/api/v1/bundles?limit=500`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const { items } = (await res.json()) as { items: { id: string; state: string; site: { code: string } }[] };
   return items.find((b) => b.site.code === code && b.state === 'ready')!.id;
 }

@@ -5,7 +5,8 @@ import type { DbHandle } from '../db/types.ts';
 export type TestDriver = 'pglite' | 'pg';
 
 /** Every database-facing suite runs on the embedded default and on the real PostgreSQL server. */
-export const TEST_DRIVERS: TestDriver[] = (process.env.OUTPOST_TEST_DRIVERS?.split(',') as TestDriver[] | undefined) ?? ['pglite', 'pg'];
+export const TEST_DRIVERS: TestDriver[] = (process.env.OUTPOST_TEST_DRIVERS?.split(',') as
+  TestDriver[] | undefined) ?? ['pglite', 'pg'];
 
 export const PG_ADMIN_URL = process.env.OUTPOST_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -45,5 +46,11 @@ export async function createTestDb(driver: TestDriver): Promise<DbHandle> {
   const { createPgDb } = await import('../db/client-pg.ts');
   const h = await createPgDb(scratch.url, { max: 5 });
   await h.migrate(MIGRATIONS_DIR);
-  return { ...h, close: async () => { await h.close(); await scratch.drop(); } };
+  return {
+    ...h,
+    close: async () => {
+      await h.close();
+      await scratch.drop();
+    },
+  };
 }

@@ -20,7 +20,10 @@ describe('edge scripts', () => {
     // Each file on its own (-x, following the `. lib/outpost.sh` lines, is several times slower); the
     // few places that read what the library sets say so with a directive.
     const r = spawnSync('shellcheck', ['--shell=sh', '--severity=style', ...scripts], { encoding: 'utf8' });
-    expect(r.error, 'shellcheck is missing: apt-get install -y shellcheck (scripts/ensure-prereqs.sh does this)').toBeUndefined();
+    expect(
+      r.error,
+      'shellcheck is missing: apt-get install -y shellcheck (scripts/ensure-prereqs.sh does this)',
+    ).toBeUndefined();
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
   }, 180_000);

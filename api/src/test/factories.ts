@@ -4,7 +4,8 @@ import { hashPassword } from '../lib/password.ts';
 import { createToken } from '../services/tokens/tokens.ts';
 
 let seq = 0;
-const unique = () => `${Date.now().toString(36)}${(seq++).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+const unique = () =>
+  `${Date.now().toString(36)}${(seq++).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 // Hashing at full strength for every factory user would make suites slow; one hash is reused.
 let sharedHash: Promise<string> | null = null;
@@ -15,12 +16,18 @@ function factoryHash() {
 }
 
 export async function makeOrg(db: Db, name = `Org ${unique()}`) {
-  const [org] = await db.insert(organizations).values({ name, slug: `org-${unique()}` }).returning();
+  const [org] = await db
+    .insert(organizations)
+    .values({ name, slug: `org-${unique()}` })
+    .returning();
   return org!;
 }
 
 export async function makeUser(db: Db, orgId: string, role: Role, email = `${role}-${unique()}@example.org`) {
-  const [user] = await db.insert(users).values({ email, name: `${role} person`, passwordHash: await factoryHash() }).returning();
+  const [user] = await db
+    .insert(users)
+    .values({ email, name: `${role} person`, passwordHash: await factoryHash() })
+    .returning();
   await db.insert(memberships).values({ orgId, userId: user!.id, role });
   return { ...user!, password: FACTORY_PASSWORD, role };
 }
@@ -33,11 +40,22 @@ export async function makeApiToken(db: Db, orgId: string, role: Role, opts: { ex
 }
 
 export async function makeSite(db: Db, orgId: string, fields: Partial<typeof sites.$inferInsert> = {}) {
-  const [site] = await db.insert(sites).values({ orgId, code: `S-${unique()}`, name: `Clinic ${unique()}`, ...fields }).returning();
+  const [site] = await db
+    .insert(sites)
+    .values({ orgId, code: `S-${unique()}`, name: `Clinic ${unique()}`, ...fields })
+    .returning();
   return site!;
 }
 
-export async function makeRelease(db: Db, orgId: string, version: string, state: 'draft' | 'published' = 'published') {
-  const [r] = await db.insert(releases).values({ orgId, version, state, publishedAt: state === 'published' ? new Date() : null }).returning();
+export async function makeRelease(
+  db: Db,
+  orgId: string,
+  version: string,
+  state: 'draft' | 'published' = 'published',
+) {
+  const [r] = await db
+    .insert(releases)
+    .values({ orgId, version, state, publishedAt: state === 'published' ? new Date() : null })
+    .returning();
   return r!;
 }

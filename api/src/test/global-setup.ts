@@ -18,5 +18,8 @@ export default async function setup(project: TestProject) {
 }
 
 declare module 'vitest' {
-  export interface ProvidedContext { s3Endpoint: string; s3Secret: string }
+  export interface ProvidedContext {
+    s3Endpoint: string;
+    s3Secret: string;
+  }
 }

@@ -30,10 +30,14 @@ function pipe(ws: WebSocket, host: string, port: number) {
     const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     if (!tcp.destroyed) tcp.write(chunk);
   });
-  tcp.on('data', (chunk) => { if (ws.readyState === ws.OPEN) ws.send(chunk, { binary: true }); });
+  tcp.on('data', (chunk) => {
+    if (ws.readyState === ws.OPEN) ws.send(chunk, { binary: true });
+  });
   ws.on('close', () => tcp.end());
   ws.on('error', () => tcp.destroy());
-  tcp.on('close', () => { if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(); });
+  tcp.on('close', () => {
+    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close();
+  });
   tcp.on('error', () => ws.terminate());
 }
 
@@ -59,9 +63,10 @@ export async function startWsRelay(): Promise<WsRelay> {
   const { port } = wss.address() as net.AddressInfo;
   return {
     address: `127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => {
-      for (const client of wss.clients) client.terminate();
-      wss.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close(() => resolve());
+      }),
   };
 }

@@ -16,7 +16,12 @@ import { buildMultiArchImage, buildTestImage, type TestImage } from '../test-sup
 import { pushImage } from '../test-support/skopeo.ts';
 import { testStore } from './test-s3.ts';
 import { blobKey, copyBlobsToStore, readStoredRange, type ObjectStoreTarget } from './store.ts';
-import { archiveImageFromRegistry, readImagesArchive, type ArchiveImage, type ImagesArchiveLayout } from './images-archive.ts';
+import {
+  archiveImageFromRegistry,
+  readImagesArchive,
+  type ArchiveImage,
+  type ImagesArchiveLayout,
+} from './images-archive.ts';
 import { recordImagesArchive, type RecordedImagesArchive } from './store-archive.ts';
 
 const run = promisify(execFile);
@@ -38,11 +43,27 @@ beforeAll(async () => {
   registry = await startRegistry();
   const layout = path.join(work, 'layout');
   // Incompressible, like a real layer: leaving it out of a delta must show in the size whatever the gzip level.
-  const baseBin = Buffer.concat(Array.from({ length: 2048 }, (_, i) => createHash('sha256').update(`base-${i}`).digest()));
-  const baseLayer = { files: { 'etc/os-release': 'NAME=outpost-base\n', 'usr/lib/base.bin': new Uint8Array(baseBin) } };
-  backend = await buildTestImage({ dir: layout, tag: 'backend', layers: [baseLayer, { files: { 'app/backend.txt': 'backend 1.0\n' } }] });
-  frontend = await buildTestImage({ dir: layout, tag: 'frontend', layers: [baseLayer, { files: { 'app/frontend.txt': 'frontend 1.1\n' } }] });
-  const multi = await buildMultiArchImage({ dir: layout, tag: 'multi', layers: [{ files: { 'app/worker.txt': 'worker 2.0\n' } }] });
+  const baseBin = Buffer.concat(
+    Array.from({ length: 2048 }, (_, i) => createHash('sha256').update(`base-${i}`).digest()),
+  );
+  const baseLayer = {
+    files: { 'etc/os-release': 'NAME=outpost-base\n', 'usr/lib/base.bin': new Uint8Array(baseBin) },
+  };
+  backend = await buildTestImage({
+    dir: layout,
+    tag: 'backend',
+    layers: [baseLayer, { files: { 'app/backend.txt': 'backend 1.0\n' } }],
+  });
+  frontend = await buildTestImage({
+    dir: layout,
+    tag: 'frontend',
+    layers: [baseLayer, { files: { 'app/frontend.txt': 'frontend 1.1\n' } }],
+  });
+  const multi = await buildMultiArchImage({
+    dir: layout,
+    tag: 'multi',
+    layers: [{ files: { 'app/worker.txt': 'worker 2.0\n' } }],
+  });
   multiAmd64 = multi.images.find((i) => i.platform.architecture === 'amd64')!;
   base = backend.layers[0]!;
   expect(frontend.layers[0]!.digest).toBe(base.digest);
@@ -55,9 +76,11 @@ beforeAll(async () => {
   client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host });
   ({ s3, prefix } = testStore());
   images = await Promise.all(
-    [`${registry.host}/emr/backend:1.0`, `${registry.host}/emr/frontend:1.1`, `${registry.host}/emr/worker:2.0`].map((ref) =>
-      archiveImageFromRegistry(client, ref, { os: 'linux', architecture: 'amd64' }),
-    ),
+    [
+      `${registry.host}/emr/backend:1.0`,
+      `${registry.host}/emr/frontend:1.1`,
+      `${registry.host}/emr/worker:2.0`,
+    ].map((ref) => archiveImageFromRegistry(client, ref, { os: 'linux', architecture: 'amd64' })),
   );
 });
 
@@ -69,17 +92,23 @@ afterAll(async () => {
 
 /** Bytes `start`-`end` of an archive as it is served: produced again from the blobs in the store. */
 function served(layout: ImagesArchiveLayout, start: number, end: number): AsyncGenerator<Uint8Array> {
-  return readImagesArchive(layout, start, end, (digest, from, to, size) => readStoredRange(s3, blobKey(digest, prefix), from, to, size));
+  return readImagesArchive(layout, start, end, (digest, from, to, size) =>
+    readStoredRange(s3, blobKey(digest, prefix), from, to, size),
+  );
 }
 
 async function download(archive: RecordedImagesArchive, file: string): Promise<string> {
   const hash = createHash('sha256');
-  await pipeline(served(archive.layout, 0, archive.size), async function* (source: AsyncIterable<Uint8Array>) {
-    for await (const chunk of source) {
-      hash.update(chunk);
-      yield chunk;
-    }
-  }, createWriteStream(file));
+  await pipeline(
+    served(archive.layout, 0, archive.size),
+    async function* (source: AsyncIterable<Uint8Array>) {
+      for await (const chunk of source) {
+        hash.update(chunk);
+        yield chunk;
+      }
+    },
+    createWriteStream(file),
+  );
   return hash.digest('hex');
 }
 
@@ -105,14 +134,28 @@ describe('images archive', () => {
   it('should copy every blob once into the store and skip them all the second time', async () => {
     const copied: { digest: string; copied: boolean }[] = [];
     for (const image of images) {
-      copied.push(...(await copyBlobsToStore({ client, repository: image.repository, blobs: [image.config, ...image.layers], s3, prefix })));
+      copied.push(
+        ...(await copyBlobsToStore({
+          client,
+          repository: image.repository,
+          blobs: [image.config, ...image.layers],
+          s3,
+          prefix,
+        })),
+      );
     }
     // The shared base layer is copied for the backend and found in the store for the frontend.
     expect(copied.filter((c) => c.digest === base.digest).map((c) => c.copied)).toEqual([true, false]);
     expect(copied.filter((c) => c.digest !== base.digest).every((c) => c.copied)).toBe(true);
 
     for (const image of images) {
-      const again = await copyBlobsToStore({ client, repository: image.repository, blobs: [image.config, ...image.layers], s3, prefix });
+      const again = await copyBlobsToStore({
+        client,
+        repository: image.repository,
+        blobs: [image.config, ...image.layers],
+        s3,
+        prefix,
+      });
       expect(again.map((c) => c.copied)).toEqual(again.map(() => false));
       expect(again.map((c) => c.size)).toEqual([image.config.size, ...image.layers.map((l) => l.size)]);
     }
@@ -137,10 +180,24 @@ describe('images archive', () => {
 
   it('should serve any byte range of the archive as those bytes of the whole', async () => {
     const whole = await fs.readFile(tgz);
-    const points = [0, 1, 10, 15, 512 + 15, 65_535 + 10, 65_535 + 15, 65_540 + 10, whole.length - 8, whole.length - 1,
-      ...Array.from({ length: 30 }, () => Math.floor(Math.random() * whole.length))];
+    const points = [
+      0,
+      1,
+      10,
+      15,
+      512 + 15,
+      65_535 + 10,
+      65_535 + 15,
+      65_540 + 10,
+      whole.length - 8,
+      whole.length - 1,
+      ...Array.from({ length: 30 }, () => Math.floor(Math.random() * whole.length)),
+    ];
     for (let i = 0; i < 60; i++) {
-      const [a, b] = [points[Math.floor(Math.random() * points.length)]!, points[Math.floor(Math.random() * points.length)]!].sort((x, y) => x - y) as [number, number];
+      const [a, b] = [
+        points[Math.floor(Math.random() * points.length)]!,
+        points[Math.floor(Math.random() * points.length)]!,
+      ].sort((x, y) => x - y) as [number, number];
       const chunks: Uint8Array[] = [];
       for await (const chunk of served(full.layout, a, b + 1)) chunks.push(chunk);
       expect(Buffer.concat(chunks).equals(whole.subarray(a, b + 1)), `bytes ${a}-${b}`).toBe(true);
@@ -151,19 +208,50 @@ describe('images archive', () => {
     const entries = await tarList(tgz);
     expect(new Set(entries).size).toBe(entries.length);
     expect(entries.filter((e) => e === `blobs/sha256/${base.digest.slice(7)}`)).toHaveLength(1);
-    const manifest = JSON.parse(await readFromTgz(tgz, 'manifest.json')) as { Config: string; RepoTags: string[]; Layers: string[] }[];
-    expect(manifest.map((m) => m.RepoTags)).toEqual([[`${registry.host}/emr/backend:1.0`], [`${registry.host}/emr/frontend:1.1`], [`${registry.host}/emr/worker:2.0`]]);
+    const manifest = JSON.parse(await readFromTgz(tgz, 'manifest.json')) as {
+      Config: string;
+      RepoTags: string[];
+      Layers: string[];
+    }[];
+    expect(manifest.map((m) => m.RepoTags)).toEqual([
+      [`${registry.host}/emr/backend:1.0`],
+      [`${registry.host}/emr/frontend:1.1`],
+      [`${registry.host}/emr/worker:2.0`],
+    ]);
     expect(manifest[0]!.Layers[0]).toBe(manifest[1]!.Layers[0]);
     for (const path of manifest.flatMap((m) => [m.Config, ...m.Layers])) expect(entries).toContain(path);
   });
 
   it('should load into podman with every image ID equal to its config digest', async () => {
     const root = path.join(work, 'podman');
-    const podman = ['--root', path.join(root, 'storage'), '--runroot', path.join(root, 'run'), '--storage-driver', 'vfs', '--events-backend', 'file', '--cgroup-manager', 'cgroupfs'];
+    const podman = [
+      '--root',
+      path.join(root, 'storage'),
+      '--runroot',
+      path.join(root, 'run'),
+      '--storage-driver',
+      'vfs',
+      '--events-backend',
+      'file',
+      '--cgroup-manager',
+      'cgroupfs',
+    ];
     // podman refuses a gzipped outer archive; the site's docker does not. Feed it as `zcat | podman load` would.
     await run('sh', ['-c', `zcat "$0" | podman "$@" load`, tgz, ...podman], { maxBuffer: 16 * 1024 * 1024 });
-    const { stdout } = await run('podman', [...podman, 'images', '--no-trunc', '--format', '{{.Id}} {{.Repository}}:{{.Tag}}']);
-    const loaded = new Map(stdout.trim().split('\n').map((line) => line.split(' ') as [string, string]).map(([id, name]) => [name, id.replace(/^sha256:/, '')]));
+    const { stdout } = await run('podman', [
+      ...podman,
+      'images',
+      '--no-trunc',
+      '--format',
+      '{{.Id}} {{.Repository}}:{{.Tag}}',
+    ]);
+    const loaded = new Map(
+      stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' ') as [string, string])
+        .map(([id, name]) => [name, id.replace(/^sha256:/, '')]),
+    );
     for (const image of images) expect(loaded.get(image.reference)).toBe(image.config.digest.slice(7));
   });
 
@@ -173,7 +261,13 @@ describe('images archive', () => {
     expect((await fs.stat(tar)).size).toBe(full.tarSize);
     for (let i = 0; i < images.length; i++) {
       const dest = path.join(work, `copy-${i}`);
-      await run('skopeo', ['copy', '--insecure-policy', '--quiet', `docker-archive:${tar}:@${i}`, `oci:${dest}:t`]);
+      await run('skopeo', [
+        'copy',
+        '--insecure-policy',
+        '--quiet',
+        `docker-archive:${tar}:@${i}`,
+        `oci:${dest}:t`,
+      ]);
       const { stdout } = await run('skopeo', ['inspect', `oci:${dest}:t`]);
       const layers = (JSON.parse(stdout) as { Layers: string[] }).Layers;
       expect(layers).toHaveLength(images[i]!.layers.length);
@@ -184,24 +278,41 @@ describe('images archive', () => {
     const dir = path.join(work, 'oci');
     await fs.mkdir(dir);
     await run('tar', ['-xzf', tgz, '-C', dir]);
-    const expected: [string, string][] = [['1.0', backend.digest], ['1.1', frontend.digest], ['2.0', multiAmd64.digest]];
+    const expected: [string, string][] = [
+      ['1.0', backend.digest],
+      ['1.1', frontend.digest],
+      ['2.0', multiAmd64.digest],
+    ];
     for (const [tag, digest] of expected) {
       const { stdout } = await run('skopeo', ['inspect', `oci:${dir}:${tag}`]);
       expect((JSON.parse(stdout) as { Digest: string }).Digest).toBe(digest);
     }
-    const index = JSON.parse(await fs.readFile(path.join(dir, 'index.json'), 'utf8')) as { manifests: { annotations: Record<string, string> }[] };
-    expect(index.manifests.map((m) => m.annotations['io.containerd.image.name'])).toEqual(images.map((i) => i.reference));
+    const index = JSON.parse(await fs.readFile(path.join(dir, 'index.json'), 'utf8')) as {
+      manifests: { annotations: Record<string, string> }[];
+    };
+    expect(index.manifests.map((m) => m.annotations['io.containerd.image.name'])).toEqual(
+      images.map((i) => i.reference),
+    );
   });
 
   it('should leave the omitted layers out of a delta and say which', async () => {
-    const delta = await recordImagesArchive({ images, s3, prefix, omitLayers: [base.digest], fromRelease: '0.9.0' });
+    const delta = await recordImagesArchive({
+      images,
+      s3,
+      prefix,
+      omitLayers: [base.digest],
+      fromRelease: '0.9.0',
+    });
     expect(delta.size).toBeLessThan(full.size);
     expect(delta.omitted).toEqual([base.digest]);
     const file = path.join(work, 'delta.tgz');
     expect(await download(delta, file)).toBe(delta.sha256);
     const entries = await tarList(file);
     expect(entries).not.toContain(`blobs/sha256/${base.digest.slice(7)}`);
-    expect(JSON.parse(await readFromTgz(file, 'delta.json'))).toEqual({ fromRelease: '0.9.0', omitted: [base.digest] });
+    expect(JSON.parse(await readFromTgz(file, 'delta.json'))).toEqual({
+      fromRelease: '0.9.0',
+      omitted: [base.digest],
+    });
     // Still listed, so docker load finds it among the layers it has.
     const manifest = JSON.parse(await readFromTgz(file, 'manifest.json')) as { Layers: string[] }[];
     expect(manifest[0]!.Layers).toContain(`blobs/sha256/${base.digest.slice(7)}`);

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform, pipeline } from 'node:stream';
-import { blobToNodeStream, type Descriptor, type ManifestJson, type Platform, type RegistryClient } from '../registry/client.ts';
+import {
+  blobToNodeStream,
+  type Descriptor,
+  type ManifestJson,
+  type Platform,
+  type RegistryClient,
+} from '../registry/client.ts';
 import { isImageManifestMediaType, MediaType } from '../registry/media-types.ts';
 import { parseImageReference } from '../registry/reference.ts';
 import { storedGzip, storedGzipPieces, storedGzipSize, storedGzipTrailer } from './stored-gzip.ts';
@@ -60,7 +66,10 @@ export type ArchiveErrorKind = 'digest-mismatch' | 'invalid-image';
 
 export class ArchiveError extends Error {
   override name = 'ArchiveError';
-  constructor(readonly kind: ArchiveErrorKind, message: string) {
+  constructor(
+    readonly kind: ArchiveErrorKind,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -87,8 +96,13 @@ export function buildImagesArchive(options: BuildImagesArchiveOptions): ImagesAr
   const plan = planArchive(options);
   const hash = createHash('sha256');
   let size = 0;
-  let settle!: { resolve: (v: { size: number; sha256: string; layout: ImagesArchiveLayout }) => void; reject: (e: unknown) => void };
-  const done = new Promise<{ size: number; sha256: string; layout: ImagesArchiveLayout }>((resolve, reject) => (settle = { resolve, reject }));
+  let settle!: {
+    resolve: (v: { size: number; sha256: string; layout: ImagesArchiveLayout }) => void;
+    reject: (e: unknown) => void;
+  };
+  const done = new Promise<{ size: number; sha256: string; layout: ImagesArchiveLayout }>(
+    (resolve, reject) => (settle = { resolve, reject }),
+  );
   done.catch(() => {}); // the caller may only read the stream; its error is reported there too
 
   // Stored deflate blocks, always: the layers are already compressed (level 1 saved nothing and ran at
@@ -101,13 +115,27 @@ export function buildImagesArchive(options: BuildImagesArchiveOptions): ImagesAr
       callback(null, chunk);
     },
     flush(callback) {
-      settle.resolve({ size, sha256: hash.digest('hex'), layout: { version: 1, entries: plan.files.map(layoutEntry), tarSize: plan.tarSize, crc32: gzip.crc32() } });
+      settle.resolve({
+        size,
+        sha256: hash.digest('hex'),
+        layout: {
+          version: 1,
+          entries: plan.files.map(layoutEntry),
+          tarSize: plan.tarSize,
+          crc32: gzip.crc32(),
+        },
+      });
       callback();
     },
   });
-  const stream = pipeline(Readable.from(tarChunks(plan, options.readBlob), { objectMode: false }), gzip, counter, (error) => {
-    if (error) settle.reject(error);
-  });
+  const stream = pipeline(
+    Readable.from(tarChunks(plan, options.readBlob), { objectMode: false }),
+    gzip,
+    counter,
+    (error) => {
+      if (error) settle.reject(error);
+    },
+  );
   return { stream, tarSize: plan.tarSize, size: storedGzipSize(plan.tarSize), omitted: plan.omitted, done };
 }
 
@@ -127,11 +155,27 @@ function layoutEntry(file: PlannedFile): ImagesArchiveLayout['entries'][number] 
  * for await (const chunk of readImagesArchive(layout, 0, size, (digest, s, e, n) => readStoredRange(store, blobKey(digest), s, e, n))) …
  */
 export async function* readImagesArchive(
-  layout: ImagesArchiveLayout, start: number, end: number,
-  readBlob: (digest: string, start: number, end: number, size: number) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>,
+  layout: ImagesArchiveLayout,
+  start: number,
+  end: number,
+  readBlob: (
+    digest: string,
+    start: number,
+    end: number,
+    size: number,
+  ) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
-  if (layout.version !== 1) throw new ArchiveError('invalid-image', `This Outpost cannot produce an images archive of layout version ${String(layout.version)}`);
-  const pieces = storedGzipPieces(layout.tarSize, start, end, storedGzipTrailer(layout.crc32, layout.tarSize));
+  if (layout.version !== 1)
+    throw new ArchiveError(
+      'invalid-image',
+      `This Outpost cannot produce an images archive of layout version ${String(layout.version)}`,
+    );
+  const pieces = storedGzipPieces(
+    layout.tarSize,
+    start,
+    end,
+    storedGzipTrailer(layout.crc32, layout.tarSize),
+  );
   const data = pieces.filter((p) => p.kind === 'data');
   if (data.length === 0) {
     for (const piece of pieces) if (piece.kind === 'bytes') yield piece.bytes;
@@ -150,7 +194,7 @@ export async function* readImagesArchive(
         spare = null;
         if (!chunk) {
           const next = await tar.next();
-          if (next.done) throw new Error('the images archive\'s tar ended early');
+          if (next.done) throw new Error("the images archive's tar ended early");
           chunk = next.value;
         }
         if (chunk.byteLength > need) {
@@ -168,11 +212,19 @@ export async function* readImagesArchive(
 
 /** Bytes `start` to `end` (exclusive) of the tar inside the archive. */
 async function* tarRange(
-  layout: ImagesArchiveLayout, start: number, end: number,
-  readBlob: (digest: string, start: number, end: number, size: number) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>,
+  layout: ImagesArchiveLayout,
+  start: number,
+  end: number,
+  readBlob: (
+    digest: string,
+    start: number,
+    end: number,
+    size: number,
+  ) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
   let offset = 0;
-  const within = (bytes: Uint8Array, at: number) => bytes.subarray(Math.max(start, at) - at, Math.min(end, at + bytes.length) - at);
+  const within = (bytes: Uint8Array, at: number) =>
+    bytes.subarray(Math.max(start, at) - at, Math.min(end, at + bytes.length) - at);
   for (const entry of layout.entries) {
     if (offset >= end) return;
     const size = entry.type === 'directory' ? 0 : entry.size;
@@ -188,10 +240,12 @@ async function* tarRange(
           let received = 0;
           for await (const chunk of await readBlob(entry.digest, from, to, size)) {
             received += chunk.byteLength;
-            if (received > to - from) throw new Error(`blob ${entry.digest} sent more than bytes ${from}-${to}`);
+            if (received > to - from)
+              throw new Error(`blob ${entry.digest} sent more than bytes ${from}-${to}`);
             yield chunk;
           }
-          if (received !== to - from) throw new Error(`blob ${entry.digest} ended after ${received} of bytes ${from}-${to}`);
+          if (received !== to - from)
+            throw new Error(`blob ${entry.digest} ended after ${received} of bytes ${from}-${to}`);
         } else {
           yield Buffer.from(entry.data ?? '', 'base64').subarray(from, to);
         }
@@ -212,7 +266,11 @@ async function* tarRange(
  * @example
  * const image = await archiveImageFromRegistry(client, `${host}/emr/backend:1.0`);
  */
-export async function archiveImageFromRegistry(client: RegistryClient, reference: string, platform?: Platform): Promise<ArchiveImage & { repository: string }> {
+export async function archiveImageFromRegistry(
+  client: RegistryClient,
+  reference: string,
+  platform?: Platform,
+): Promise<ArchiveImage & { repository: string }> {
   const parsed = parseImageReference(reference);
   const resolved = await client.resolve(parsed.repository, parsed.digest ?? parsed.tag ?? 'latest', platform);
   const manifest = await client.getManifest(parsed.repository, resolved.digest);
@@ -231,14 +289,23 @@ interface PlannedFile {
   blob?: Descriptor;
 }
 
-function planArchive(options: BuildImagesArchiveOptions): { files: PlannedFile[]; tarSize: number; omitted: string[] } {
-  if (options.images.length === 0) throw new ArchiveError('invalid-image', 'An images archive needs at least one image');
+function planArchive(options: BuildImagesArchiveOptions): {
+  files: PlannedFile[];
+  tarSize: number;
+  omitted: string[];
+} {
+  if (options.images.length === 0)
+    throw new ArchiveError('invalid-image', 'An images archive needs at least one image');
   const omit = new Set(options.omitLayers ?? []);
   const blobs = new Map<string, Descriptor>();
   const manifests = new Map<string, Buffer>();
   const omitted = new Set<string>();
   const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
-  const index: { schemaVersion: 2; mediaType: string; manifests: unknown[] } = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+  const index: { schemaVersion: 2; mediaType: string; manifests: unknown[] } = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciIndex,
+    manifests: [],
+  };
 
   for (const image of options.images) {
     checkImage(image);
@@ -249,7 +316,11 @@ function planArchive(options: BuildImagesArchiveOptions): { files: PlannedFile[]
       else blobs.set(layer.digest, layer);
     }
     manifests.set(image.manifest.digest, Buffer.from(image.manifest.bytes));
-    dockerManifest.push({ Config: blobPath(image.config.digest), RepoTags: [tag], Layers: image.layers.map((l) => blobPath(l.digest)) });
+    dockerManifest.push({
+      Config: blobPath(image.config.digest),
+      RepoTags: [tag],
+      Layers: image.layers.map((l) => blobPath(l.digest)),
+    });
     index.manifests.push({
       mediaType: image.manifest.mediaType,
       digest: image.manifest.digest,
@@ -262,20 +333,31 @@ function planArchive(options: BuildImagesArchiveOptions): { files: PlannedFile[]
 
   const json = (value: unknown) => Buffer.from(JSON.stringify(value));
   const files: PlannedFile[] = [];
-  const addBytes = (name: string, bytes: Buffer) => files.push({ entry: { name, size: bytes.length }, bytes });
+  const addBytes = (name: string, bytes: Buffer) =>
+    files.push({ entry: { name, size: bytes.length }, bytes });
   addBytes('manifest.json', json(dockerManifest));
   addBytes('oci-layout', json({ imageLayoutVersion: '1.0.0' }));
   addBytes('index.json', json(index));
-  if (omit.size > 0) addBytes('delta.json', json({ fromRelease: options.fromRelease ?? null, omitted: [...omitted] }));
-  files.push({ entry: { name: 'blobs/', size: 0, type: 'directory' } }, { entry: { name: 'blobs/sha256/', size: 0, type: 'directory' } });
+  if (omit.size > 0)
+    addBytes('delta.json', json({ fromRelease: options.fromRelease ?? null, omitted: [...omitted] }));
+  files.push(
+    { entry: { name: 'blobs/', size: 0, type: 'directory' } },
+    { entry: { name: 'blobs/sha256/', size: 0, type: 'directory' } },
+  );
   for (const [digest, bytes] of manifests) if (!blobs.has(digest)) addBytes(blobPath(digest), bytes);
-  for (const blob of blobs.values()) files.push({ entry: { name: blobPath(blob.digest), size: blob.size }, blob });
+  for (const blob of blobs.values())
+    files.push({ entry: { name: blobPath(blob.digest), size: blob.size }, blob });
 
-  const tarSize = files.reduce((sum, f) => sum + tarEntryLength(f.entry.type === 'directory' ? 0 : f.entry.size), 0) + 2 * BLOCK;
+  const tarSize =
+    files.reduce((sum, f) => sum + tarEntryLength(f.entry.type === 'directory' ? 0 : f.entry.size), 0) +
+    2 * BLOCK;
   return { files, tarSize, omitted: [...omitted] };
 }
 
-async function* tarChunks(plan: { files: PlannedFile[] }, readBlob: BuildImagesArchiveOptions['readBlob']): AsyncGenerator<Buffer> {
+async function* tarChunks(
+  plan: { files: PlannedFile[] },
+  readBlob: BuildImagesArchiveOptions['readBlob'],
+): AsyncGenerator<Buffer> {
   for (const file of plan.files) {
     yield tarHeader(file.entry);
     if (file.bytes) {
@@ -300,39 +382,62 @@ export function markVerified<T extends Readable>(stream: T, digest: string): T {
 }
 
 /** The tar header already promised `size` bytes: anything else must fail the archive, not shift it. */
-async function* verifiedBlob(blob: Descriptor, source: ReadableStream<Uint8Array> | Readable): AsyncGenerator<Buffer> {
+async function* verifiedBlob(
+  blob: Descriptor,
+  source: ReadableStream<Uint8Array> | Readable,
+): AsyncGenerator<Buffer> {
   const stream = source instanceof Readable ? source : blobToNodeStream(source);
-  const hash = (stream as unknown as Record<symbol, string>)[VERIFIED] === blob.digest ? null : createHash('sha256');
+  const hash =
+    (stream as unknown as Record<symbol, string>)[VERIFIED] === blob.digest ? null : createHash('sha256');
   let received = 0;
   try {
     for await (const chunk of stream as AsyncIterable<Uint8Array>) {
       received += chunk.byteLength;
-      if (received > blob.size) throw new ArchiveError('digest-mismatch', `Blob ${blob.digest} is longer than its ${blob.size} bytes`);
+      if (received > blob.size)
+        throw new ArchiveError(
+          'digest-mismatch',
+          `Blob ${blob.digest} is longer than its ${blob.size} bytes`,
+        );
       hash?.update(chunk);
       yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     }
   } finally {
     stream.destroy();
   }
-  if (received !== blob.size) throw new ArchiveError('digest-mismatch', `Blob ${blob.digest} ended after ${received} of its ${blob.size} bytes`);
+  if (received !== blob.size)
+    throw new ArchiveError(
+      'digest-mismatch',
+      `Blob ${blob.digest} ended after ${received} of its ${blob.size} bytes`,
+    );
   if (!hash) return;
   const actual = `sha256:${hash.digest('hex')}`;
-  if (actual !== blob.digest) throw new ArchiveError('digest-mismatch', `Blob ${blob.digest} read back hashes to ${actual}`);
+  if (actual !== blob.digest)
+    throw new ArchiveError('digest-mismatch', `Blob ${blob.digest} read back hashes to ${actual}`);
 }
 
 function checkImage(image: ArchiveImage): void {
   const where = `image ${image.reference}`;
   if (!isImageManifestMediaType(image.manifest.mediaType)) {
-    throw new ArchiveError('invalid-image', `The manifest of ${where} is a ${image.manifest.mediaType}, not an image manifest`);
+    throw new ArchiveError(
+      'invalid-image',
+      `The manifest of ${where} is a ${image.manifest.mediaType}, not an image manifest`,
+    );
   }
   const actual = `sha256:${createHash('sha256').update(image.manifest.bytes).digest('hex')}`;
   if (actual !== image.manifest.digest) {
-    throw new ArchiveError('digest-mismatch', `The manifest bytes of ${where} hash to ${actual}, not ${image.manifest.digest}`);
+    throw new ArchiveError(
+      'digest-mismatch',
+      `The manifest bytes of ${where} hash to ${actual}, not ${image.manifest.digest}`,
+    );
   }
   const json = JSON.parse(Buffer.from(image.manifest.bytes).toString('utf8')) as ManifestJson;
   const listed = [json.config?.digest, ...(json.layers ?? []).map((l) => l.digest)].join(',');
   const given = [image.config.digest, ...image.layers.map((l) => l.digest)].join(',');
-  if (listed !== given) throw new ArchiveError('invalid-image', `The config and layers given for ${where} are not the ones its manifest lists`);
+  if (listed !== given)
+    throw new ArchiveError(
+      'invalid-image',
+      `The config and layers given for ${where} are not the ones its manifest lists`,
+    );
   for (const d of [image.config, ...image.layers]) blobPath(d.digest);
 }
 
@@ -341,7 +446,10 @@ function repoTag(reference: string): string {
   const parsed = parseImageReference(reference);
   const withoutDigest = reference.replace(/@.*$/, '');
   if (!/:[\w][\w.-]{0,127}$/.test(withoutDigest.slice(withoutDigest.lastIndexOf('/') + 1))) {
-    throw new ArchiveError('invalid-image', `"${reference}" has no tag; a site loads images by a tagged name`);
+    throw new ArchiveError(
+      'invalid-image',
+      `"${reference}" has no tag; a site loads images by a tagged name`,
+    );
   }
   return `${parsed.registry}/${parsed.repository}:${parsed.tag}`;
 }

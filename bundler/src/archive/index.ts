@@ -1,4 +1,16 @@
-export { copyBlobsToStore, storeBlobReader, readStoredRange, teeingBlobReader, blobKey, BLOB_PREFIX, type ObjectStoreTarget, type CopyBlobsOptions, type CopiedBlob, type BlobSource, type TeeingBlobReader } from './store.ts';
+export {
+  copyBlobsToStore,
+  storeBlobReader,
+  readStoredRange,
+  teeingBlobReader,
+  blobKey,
+  BLOB_PREFIX,
+  type ObjectStoreTarget,
+  type CopyBlobsOptions,
+  type CopiedBlob,
+  type BlobSource,
+  type TeeingBlobReader,
+} from './store.ts';
 export {
   buildImagesArchive,
   readImagesArchive,
@@ -10,6 +22,16 @@ export {
   type ImagesArchive,
   type ImagesArchiveLayout,
 } from './images-archive.ts';
-export { recordImagesArchive, type RecordImagesArchiveOptions, type RecordedImagesArchive } from './store-archive.ts';
-export { storedGzip, storedGzipPieces, storedGzipSize, storedGzipTrailer, STORED_BLOCK } from './stored-gzip.ts';
+export {
+  recordImagesArchive,
+  type RecordImagesArchiveOptions,
+  type RecordedImagesArchive,
+} from './store-archive.ts';
+export {
+  storedGzip,
+  storedGzipPieces,
+  storedGzipSize,
+  storedGzipTrailer,
+  STORED_BLOCK,
+} from './stored-gzip.ts';
 export { tarHeader, tarPadding, tarTrailer, tarEntryLength, type TarEntry } from './tar.ts';

@@ -1,6 +1,11 @@
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { buildImagesArchive, type ArchiveImage, type BuildImagesArchiveOptions, type ImagesArchiveLayout } from './images-archive.ts';
+import {
+  buildImagesArchive,
+  type ArchiveImage,
+  type BuildImagesArchiveOptions,
+  type ImagesArchiveLayout,
+} from './images-archive.ts';
 import { BLOB_PREFIX, storeBlobReader, type ObjectStoreTarget } from './store.ts';
 
 export interface RecordImagesArchiveOptions {
@@ -40,8 +45,11 @@ export interface RecordedImagesArchive {
  * await tee.settled(); // every blob stored and verified
  * // keep archive.layout, sha256 and size with the release
  */
-export async function recordImagesArchive(options: RecordImagesArchiveOptions): Promise<RecordedImagesArchive> {
-  const readBlob = options.readBlob ?? (options.s3 ? storeBlobReader(options.s3, options.prefix ?? BLOB_PREFIX) : undefined);
+export async function recordImagesArchive(
+  options: RecordImagesArchiveOptions,
+): Promise<RecordedImagesArchive> {
+  const readBlob =
+    options.readBlob ?? (options.s3 ? storeBlobReader(options.s3, options.prefix ?? BLOB_PREFIX) : undefined);
   if (!readBlob) throw new TypeError('recordImagesArchive needs readBlob or s3');
   const archive = buildImagesArchive({
     images: options.images,
@@ -51,6 +59,7 @@ export async function recordImagesArchive(options: RecordImagesArchiveOptions): 
   });
   await pipeline(archive.stream, new Writable({ write: (_chunk, _encoding, callback) => callback() }));
   const { size, sha256, layout } = await archive.done;
-  if (size !== archive.size) throw new Error(`the images archive came to ${size} bytes, ${archive.size} were expected`);
+  if (size !== archive.size)
+    throw new Error(`the images archive came to ${size} bytes, ${archive.size} were expected`);
   return { sha256, size, tarSize: archive.tarSize, omitted: archive.omitted, layout };
 }

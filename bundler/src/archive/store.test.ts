@@ -56,7 +56,13 @@ describe('copyBlobsToStore against altered registry storage', () => {
   it('should fail with digest-mismatch and leave nothing at the key when a small blob was altered', async () => {
     const layer = image.layers[0]!;
     await corruptBlob(registry, layer.digest);
-    const error = await copyBlobsToStore({ client, repository: 'tamper/app', blobs: [layer], s3, prefix }).catch((e: unknown) => e);
+    const error = await copyBlobsToStore({
+      client,
+      repository: 'tamper/app',
+      blobs: [layer],
+      s3,
+      prefix,
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RegistryError);
     expect((error as RegistryError).kind).toBe('digest-mismatch');
     expect(await headSize(s3, blobKey(layer.digest, prefix))).toBeNull();
@@ -67,7 +73,13 @@ describe('copyBlobsToStore against altered registry storage', () => {
     await corruptBlob(registry, layer.digest, (bytes) => {
       bytes[bytes.length - 100] = bytes[bytes.length - 100]! ^ 0xff; // near the end: most of it is already sent
     });
-    const error = await copyBlobsToStore({ client, repository: 'tamper/app', blobs: [layer], s3, prefix }).catch((e: unknown) => e);
+    const error = await copyBlobsToStore({
+      client,
+      repository: 'tamper/app',
+      blobs: [layer],
+      s3,
+      prefix,
+    }).catch((e: unknown) => e);
     expect((error as RegistryError).kind).toBe('digest-mismatch');
     expect(await headSize(s3, blobKey(layer.digest, prefix))).toBeNull();
     expect(await keysUnder(prefix)).toEqual([]);
@@ -80,20 +92,39 @@ describe('copyBlobsToStore against altered registry storage', () => {
     await corruptBlob(registry, layer.digest, (bytes) => {
       bytes[bytes.length - 200] = bytes[bytes.length - 200]! ^ 0xff; // in the last part: the first one is already uploaded
     });
-    const error = await copyBlobsToStore({ client, repository: 'tamper/app', blobs: [layer], s3, prefix, singlePutMax: 1024 * 1024, partSize: 5 * 1024 * 1024 }).catch((e: unknown) => e);
+    const error = await copyBlobsToStore({
+      client,
+      repository: 'tamper/app',
+      blobs: [layer],
+      s3,
+      prefix,
+      singlePutMax: 1024 * 1024,
+      partSize: 5 * 1024 * 1024,
+    }).catch((e: unknown) => e);
     expect((error as RegistryError).kind).toBe('digest-mismatch');
     expect(await keysUnder(prefix)).toEqual([]);
 
     const intact = image.layers[3]!;
     expect(intact.size).toBeGreaterThan(6 * 1024 * 1024);
-    expect(await copyBlobsToStore({ client, repository: 'tamper/app', blobs: [intact], s3, prefix, singlePutMax: 1024 * 1024, partSize: 5 * 1024 * 1024 }))
-      .toEqual([{ digest: intact.digest, size: intact.size, copied: true }]);
+    expect(
+      await copyBlobsToStore({
+        client,
+        repository: 'tamper/app',
+        blobs: [intact],
+        s3,
+        prefix,
+        singlePutMax: 1024 * 1024,
+        partSize: 5 * 1024 * 1024,
+      }),
+    ).toEqual([{ digest: intact.digest, size: intact.size, copied: true }]);
     expect(await headSize(s3, blobKey(intact.digest, prefix))).toBe(intact.size);
   });
 
   it('should copy an unaltered blob of the same image', async () => {
     const layer = image.layers[2]!;
-    expect(await copyBlobsToStore({ client, repository: 'tamper/app', blobs: [layer, layer], s3, prefix })).toEqual([{ digest: layer.digest, size: layer.size, copied: true }]);
+    expect(
+      await copyBlobsToStore({ client, repository: 'tamper/app', blobs: [layer, layer], s3, prefix }),
+    ).toEqual([{ digest: layer.digest, size: layer.size, copied: true }]);
     expect(await headSize(s3, blobKey(layer.digest, prefix))).toBe(layer.size);
   });
 

@@ -1,4 +1,10 @@
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -61,7 +67,9 @@ export async function copyBlobsToStore(options: CopyBlobsOptions): Promise<Copie
       results.set(blob.digest, await copyOne(options, blob, prefix));
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 3, unique.length)) }, worker));
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 3, unique.length)) }, worker),
+  );
   return unique.map((b) => results.get(b.digest)!);
 }
 
@@ -69,7 +77,9 @@ async function copyOne(options: CopyBlobsOptions, blob: Descriptor, prefix: stri
   const { s3 } = options;
   const key = blobKey(blob.digest, prefix);
   if ((await headSize(s3, key)) === blob.size) return { digest: blob.digest, size: blob.size, copied: false };
-  const body = blobToNodeStream(await options.client.blob(options.repository, blob.digest, { size: blob.size }));
+  const body = blobToNodeStream(
+    await options.client.blob(options.repository, blob.digest, { size: blob.size }),
+  );
   await uploadBlob(s3, key, body, blob, options);
   return { digest: blob.digest, size: blob.size, copied: true };
 }
@@ -84,20 +94,45 @@ const SINGLE_PUT_MAX = 5 * 1024 ** 3;
  * this is ~4× faster than lib-storage's multipart upload (8 MiB parts hashed for the signature,
  * reassembled by the store); larger blobs still go in parts.
  */
-async function uploadBlob(s3: ObjectStoreTarget, key: string, source: Readable, blob: Descriptor, options: { partSize?: number; queueSize?: number; singlePutMax?: number }): Promise<void> {
+async function uploadBlob(
+  s3: ObjectStoreTarget,
+  key: string,
+  source: Readable,
+  blob: Descriptor,
+  options: { partSize?: number; queueSize?: number; singlePutMax?: number },
+): Promise<void> {
   const body = holdLastChunk(source);
   // A body that fails leaves the request one chunk short: abort it rather than wait for the store to time out.
   const abort = new AbortController();
   body.once('error', () => abort.abort());
-  const upload = blob.size <= (options.singlePutMax ?? SINGLE_PUT_MAX)
-    ? { done: () => s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body, ContentLength: blob.size, ContentType: blob.mediaType }), { abortSignal: abort.signal }) }
-    : new Upload({
-      client: s3.client,
-      params: { Bucket: s3.bucket, Key: key, Body: body, ContentLength: blob.size, ContentType: blob.mediaType },
-      partSize: options.partSize ?? 8 * 1024 * 1024,
-      queueSize: options.queueSize ?? 2,
-      leavePartsOnError: false,
-    });
+  const upload =
+    blob.size <= (options.singlePutMax ?? SINGLE_PUT_MAX)
+      ? {
+          done: () =>
+            s3.client.send(
+              new PutObjectCommand({
+                Bucket: s3.bucket,
+                Key: key,
+                Body: body,
+                ContentLength: blob.size,
+                ContentType: blob.mediaType,
+              }),
+              { abortSignal: abort.signal },
+            ),
+        }
+      : new Upload({
+          client: s3.client,
+          params: {
+            Bucket: s3.bucket,
+            Key: key,
+            Body: body,
+            ContentLength: blob.size,
+            ContentType: blob.mediaType,
+          },
+          partSize: options.partSize ?? 8 * 1024 * 1024,
+          queueSize: options.queueSize ?? 2,
+          leavePartsOnError: false,
+        });
   // The client may fail with its own error when the body errors; the stream's error says why.
   let streamError: unknown;
   body.once('error', (error) => (streamError = error));
@@ -116,7 +151,10 @@ async function uploadBlob(s3: ObjectStoreTarget, key: string, source: Readable, 
   const stored = await headSize(s3, key);
   if (stored !== blob.size) {
     await deleteQuietly(s3, key);
-    throw new RegistryError('digest-mismatch', `The object store kept ${stored ?? 'nothing'} bytes of blob ${blob.digest}; it has ${blob.size}`);
+    throw new RegistryError(
+      'digest-mismatch',
+      `The object store kept ${stored ?? 'nothing'} bytes of blob ${blob.digest}; it has ${blob.size}`,
+    );
   }
 }
 
@@ -169,7 +207,12 @@ export interface TeeingBlobReader {
  * await tee.settled();
  */
 export function teeingBlobReader(options: {
-  s3: ObjectStoreTarget; sources: Map<string, BlobSource>; prefix?: string; partSize?: number; queueSize?: number; singlePutMax?: number;
+  s3: ObjectStoreTarget;
+  sources: Map<string, BlobSource>;
+  prefix?: string;
+  partSize?: number;
+  queueSize?: number;
+  singlePutMax?: number;
   /**
    * Blobs the caller may take from the store as they are. In a store shared by several tenants, a
    * blob someone else stored must not stand in for one the caller's own registry never served: any
@@ -187,14 +230,21 @@ export function teeingBlobReader(options: {
       const stored = (await headSize(options.s3, key)) === descriptor.size;
       if (stored && (options.trusted?.(descriptor.digest) ?? true)) return fromStore(descriptor);
       const source = options.sources.get(descriptor.digest);
-      if (!source) throw new RegistryError('unknown-blob', `No registry is known for blob ${descriptor.digest}`);
-      const body = blobToNodeStream(await source.client.blob(source.repository, descriptor.digest, { size: descriptor.size }));
+      if (!source)
+        throw new RegistryError('unknown-blob', `No registry is known for blob ${descriptor.digest}`);
+      const body = blobToNodeStream(
+        await source.client.blob(source.repository, descriptor.digest, { size: descriptor.size }),
+      );
       if (stored) {
         // Already stored (by anyone): the registry's bytes only prove the caller can read them. The
         // verifying stream errors instead of ending when they differ from the digest.
         const toArchive = new PassThrough();
         body.once('error', (error) => toArchive.destroy(error));
-        const proved = finished(body).then(() => ({ digest: descriptor.digest, size: descriptor.size, copied: false }));
+        const proved = finished(body).then(() => ({
+          digest: descriptor.digest,
+          size: descriptor.size,
+          copied: false,
+        }));
         proved.catch(() => undefined); // reported by settled()
         uploads.push(proved);
         body.pipe(toArchive);
@@ -202,10 +252,17 @@ export function teeingBlobReader(options: {
       }
       const toStore = new PassThrough();
       const toArchive = new PassThrough();
-      body.once('error', (error) => { toStore.destroy(error); toArchive.destroy(error); });
+      body.once('error', (error) => {
+        toStore.destroy(error);
+        toArchive.destroy(error);
+      });
       body.pipe(toStore);
       body.pipe(toArchive);
-      const upload = uploadBlob(options.s3, key, toStore, descriptor, options).then(() => ({ digest: descriptor.digest, size: descriptor.size, copied: true }));
+      const upload = uploadBlob(options.s3, key, toStore, descriptor, options).then(() => ({
+        digest: descriptor.digest,
+        size: descriptor.size,
+        copied: true,
+      }));
       upload.catch(() => undefined); // reported by settled()
       uploads.push(upload);
       // The registry stream verifies the digest (and errors into both branches when it differs).
@@ -223,7 +280,8 @@ export function teeingBlobReader(options: {
 /** The store key of a blob: `blobs/sha256/<hex>` by default. */
 export function blobKey(digest: string, prefix = BLOB_PREFIX): string {
   const match = /^sha256:([a-f0-9]{64})$/.exec(digest);
-  if (!match) throw new TypeError(`"${digest}" is not a sha256 digest; the object store keeps blobs by sha256`);
+  if (!match)
+    throw new TypeError(`"${digest}" is not a sha256 digest; the object store keeps blobs by sha256`);
   return `${prefix}${match[1]}`;
 }
 
@@ -233,10 +291,16 @@ export function blobKey(digest: string, prefix = BLOB_PREFIX): string {
  * @example
  * const readBlob = storeBlobReader({ client: s3, bucket });
  */
-export function storeBlobReader(s3: ObjectStoreTarget, prefix = BLOB_PREFIX): (descriptor: Descriptor) => Promise<Readable> {
+export function storeBlobReader(
+  s3: ObjectStoreTarget,
+  prefix = BLOB_PREFIX,
+): (descriptor: Descriptor) => Promise<Readable> {
   return async (descriptor) => {
-    const answer = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: blobKey(descriptor.digest, prefix) }));
-    if (!(answer.Body instanceof Readable)) throw new Error(`The object store sent blob ${descriptor.digest} without a Node stream body`);
+    const answer = await s3.client.send(
+      new GetObjectCommand({ Bucket: s3.bucket, Key: blobKey(descriptor.digest, prefix) }),
+    );
+    if (!(answer.Body instanceof Readable))
+      throw new Error(`The object store sent blob ${descriptor.digest} without a Node stream body`);
     return answer.Body;
   };
 }
@@ -250,11 +314,23 @@ export function storeBlobReader(s3: ObjectStoreTarget, prefix = BLOB_PREFIX): (d
  * @example
  * for await (const chunk of readStoredRange(s3, blobKey(digest), 0, 1024)) …
  */
-export async function* readStoredRange(s3: ObjectStoreTarget, key: string, start: number, end: number, size?: number): AsyncGenerator<Uint8Array> {
+export async function* readStoredRange(
+  s3: ObjectStoreTarget,
+  key: string,
+  start: number,
+  end: number,
+  size?: number,
+): AsyncGenerator<Uint8Array> {
   if (end <= start) return;
   // The whole object (when its size is known) is asked for without a Range: a plain GET costs the store less.
   const whole = start === 0 && end === size;
-  const answer = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key, ...(whole ? {} : { Range: `bytes=${start}-${end - 1}` }) }));
+  const answer = await s3.client.send(
+    new GetObjectCommand({
+      Bucket: s3.bucket,
+      Key: key,
+      ...(whole ? {} : { Range: `bytes=${start}-${end - 1}` }),
+    }),
+  );
   const body = bodyChunks(answer.Body, key);
   const from = Number(/^bytes (\d+)-/.exec(answer.ContentRange ?? '')?.[1] ?? 0);
   let skip = start - from;
@@ -285,15 +361,20 @@ export async function* readStoredRange(s3: ObjectStoreTarget, key: string, start
 }
 
 /** The chunks of a GetObject body: a Node stream on Node, a web stream elsewhere (Workers). */
-function bodyChunks(body: unknown, key: string): { chunks: AsyncIterable<Uint8Array>; close: () => Promise<void> } {
+function bodyChunks(
+  body: unknown,
+  key: string,
+): { chunks: AsyncIterable<Uint8Array>; close: () => Promise<void> } {
   if (body instanceof Readable) return { chunks: body, close: async () => void body.destroy() };
   const web = body as { transformToWebStream?: () => ReadableStream<Uint8Array> } | undefined;
   if (!web?.transformToWebStream) throw new Error(`The object store sent ${key} without a body`);
   const reader = web.transformToWebStream().getReader();
   return {
-    chunks: { async *[Symbol.asyncIterator]() {
-      for (let next = await reader.read(); !next.done; next = await reader.read()) yield next.value;
-    } },
+    chunks: {
+      async *[Symbol.asyncIterator]() {
+        for (let next = await reader.read(); !next.done; next = await reader.read()) yield next.value;
+      },
+    },
     close: () => reader.cancel().catch(() => undefined),
   };
 }

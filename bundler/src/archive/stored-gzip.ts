@@ -54,9 +54,20 @@ export type StoredGzipPiece = { kind: 'bytes'; bytes: Buffer } | { kind: 'data';
  * @example
  * for (const piece of storedGzipPieces(tarSize, 0, storedGzipSize(tarSize), storedGzipTrailer(crc, tarSize))) …
  */
-export function storedGzipPieces(dataSize: number, start: number, end: number, trailer: Buffer): StoredGzipPiece[] {
+export function storedGzipPieces(
+  dataSize: number,
+  start: number,
+  end: number,
+  trailer: Buffer,
+): StoredGzipPiece[] {
   const total = storedGzipSize(dataSize);
-  if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end <= total)) {
+  if (!(
+    Number.isSafeInteger(start) &&
+    Number.isSafeInteger(end) &&
+    start >= 0 &&
+    start <= end &&
+    end <= total
+  )) {
     throw new RangeError(`bytes ${start}-${end} are not within the ${total} bytes of the gzip stream`);
   }
   const pieces: StoredGzipPiece[] = [];
@@ -70,7 +81,10 @@ export function storedGzipPieces(dataSize: number, start: number, end: number, t
   const bodyEnd = total - TRAILER;
   if (start < bodyEnd && end > HEADER.length) {
     const first = Math.floor((Math.max(start, HEADER.length) - HEADER.length) / stride);
-    const last = Math.min(blockCount(dataSize) - 1, Math.floor((Math.min(end, bodyEnd) - 1 - HEADER.length) / stride));
+    const last = Math.min(
+      blockCount(dataSize) - 1,
+      Math.floor((Math.min(end, bodyEnd) - 1 - HEADER.length) / stride),
+    );
     for (let index = first; index <= last; index++) {
       const at = HEADER.length + index * stride;
       bytes(blockHeader(index, dataSize), at);
@@ -78,7 +92,8 @@ export function storedGzipPieces(dataSize: number, start: number, end: number, t
       const len = Math.min(STORED_BLOCK, dataSize - index * STORED_BLOCK);
       const from = Math.max(start, dataAt) - dataAt;
       const to = Math.min(end, dataAt + len) - dataAt;
-      if (from < to) pieces.push({ kind: 'data', start: index * STORED_BLOCK + from, end: index * STORED_BLOCK + to });
+      if (from < to)
+        pieces.push({ kind: 'data', start: index * STORED_BLOCK + from, end: index * STORED_BLOCK + to });
     }
   }
   bytes(trailer, bodyEnd);
@@ -101,7 +116,8 @@ export function storedGzip(dataSize: number): Transform & { crc32: () => number 
   let started = false;
   const stream = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      if (seen + chunk.length > dataSize) return callback(new Error(`stored gzip: more than the ${dataSize} bytes announced`));
+      if (seen + chunk.length > dataSize)
+        return callback(new Error(`stored gzip: more than the ${dataSize} bytes announced`));
       if (!started) {
         started = true;
         this.push(HEADER);
@@ -123,7 +139,8 @@ export function storedGzip(dataSize: number): Transform & { crc32: () => number 
       callback();
     },
     flush(callback) {
-      if (seen !== dataSize) return callback(new Error(`stored gzip: ${seen} bytes came, ${dataSize} were announced`));
+      if (seen !== dataSize)
+        return callback(new Error(`stored gzip: ${seen} bytes came, ${dataSize} were announced`));
       if (!started) this.push(HEADER);
       if (dataSize === 0) this.push(blockHeader(0, 0));
       this.push(storedGzipTrailer(crc, dataSize));

@@ -23,7 +23,8 @@ export function tarHeader(entry: TarEntry): Buffer {
   const type = entry.type ?? 'file';
   const name = type === 'directory' && !entry.name.endsWith('/') ? `${entry.name}/` : entry.name;
   if (Buffer.byteLength(name) > 100) throw new Error(`tar entry name "${name}" is longer than 100 bytes`);
-  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new Error(`tar entry "${name}" has an invalid size ${entry.size}`);
+  if (!Number.isSafeInteger(entry.size) || entry.size < 0)
+    throw new Error(`tar entry "${name}" has an invalid size ${entry.size}`);
   const size = type === 'directory' ? 0 : entry.size;
 
   const header = Buffer.alloc(BLOCK);

@@ -6,7 +6,10 @@ import type { ObjectStoreTarget } from './store.ts';
 // Provided by the root vitest globalSetup (api/src/test/global-setup.ts); declared here too so the
 // bundler type-checks on its own.
 declare module 'vitest' {
-  export interface ProvidedContext { s3Endpoint: string; s3Secret: string }
+  export interface ProvidedContext {
+    s3Endpoint: string;
+    s3Secret: string;
+  }
 }
 
 /**
@@ -15,10 +18,16 @@ declare module 'vitest' {
  */
 export function testStore(): { s3: ObjectStoreTarget; prefix: string } {
   const client = new S3Client({
-    endpoint: inject('s3Endpoint'), region: 'us-east-1', forcePathStyle: true,
+    endpoint: inject('s3Endpoint'),
+    region: 'us-east-1',
+    forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: inject('s3Secret') },
     // The default checksum mode corrupts streamed bodies on s3rver (docs STACK.md).
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
   });
-  return { s3: { client, bucket: 'outpost-test' }, prefix: `test-${randomBytes(4).toString('hex')}/blobs/sha256/` };
+  return {
+    s3: { client, bucket: 'outpost-test' },
+    prefix: `test-${randomBytes(4).toString('hex')}/blobs/sha256/`,
+  };
 }

@@ -8,12 +8,19 @@ export interface ApiOptions {
   fetch?: typeof globalThis.fetch;
 }
 
-interface ErrorEnvelope { error?: { code?: string; message?: string; details?: unknown } }
+interface ErrorEnvelope {
+  error?: { code?: string; message?: string; details?: unknown };
+}
 
 /** A failed API call, with the server's error code; `describe` has already made the message plain. */
 export class ApiError extends CliError {
   override name = 'ApiError';
-  constructor(message: string, readonly status: number, readonly code: string | null, readonly details?: unknown) {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string | null,
+    readonly details?: unknown,
+  ) {
     super(message);
   }
 }
@@ -32,9 +39,15 @@ export class OutpostApi {
     try {
       url = new URL(options.server);
     } catch {
-      throw new CliError(`"${options.server}" is not a server address; give one like https://outpost.example.org`, 2);
+      throw new CliError(
+        `"${options.server}" is not a server address; give one like https://outpost.example.org`,
+        2,
+      );
     }
-    this.base = url.toString().replace(/\/+$/, '').replace(/\/api\/v1$/, '');
+    this.base = url
+      .toString()
+      .replace(/\/+$/, '')
+      .replace(/\/api\/v1$/, '');
     this.token = options.token;
     this.fetchImpl = options.fetch ?? globalThis.fetch;
   }
@@ -48,7 +61,10 @@ export class OutpostApi {
     try {
       return await this.fetchImpl(url, { ...init, headers });
     } catch (error) {
-      if (isNetworkError(error)) throw new CliError(`Cannot reach the Outpost server at ${this.base}: ${networkReason(error)}. Check the address (--server or OUTPOST_URL) and the network.`);
+      if (isNetworkError(error))
+        throw new CliError(
+          `Cannot reach the Outpost server at ${this.base}: ${networkReason(error)}. Check the address (--server or OUTPOST_URL) and the network.`,
+        );
       throw error;
     }
   }
@@ -57,32 +73,63 @@ export class OutpostApi {
     const { json, ...rest } = init;
     const headers = new Headers(rest.headers);
     if (json !== undefined) headers.set('content-type', 'application/json');
-    const res = await this.request(path, { ...rest, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
+    const res = await this.request(path, {
+      ...rest,
+      headers,
+      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+    });
     if (!res.ok) throw await this.failure(res);
-    return await res.json() as T;
+    return (await res.json()) as T;
   }
 
   /** The error a non-2xx response stands for. */
   async failure(res: Response): Promise<ApiError> {
     let body: ErrorEnvelope = {};
-    try { body = await res.json() as ErrorEnvelope; } catch { /* not JSON: a proxy's page */ }
+    try {
+      body = (await res.json()) as ErrorEnvelope;
+    } catch {
+      /* not JSON: a proxy's page */
+    }
     const code = body.error?.code ?? null;
     const message = body.error?.message;
     if (res.status === 401) {
-      return new ApiError('The server refused the API token (401): check OUTPOST_TOKEN or --token; tokens are made in Outpost → Settings → API tokens.', 401, code);
+      return new ApiError(
+        'The server refused the API token (401): check OUTPOST_TOKEN or --token; tokens are made in Outpost → Settings → API tokens.',
+        401,
+        code,
+      );
     }
-    if (res.status === 403) return new ApiError(`The API token may not do this (403)${message ? `: ${message}` : ''}; use a token with a role that may.`, 403, code);
-    if (!message) return new ApiError(`The server answered ${res.status} ${res.statusText}${res.status === 404 ? ` — is ${this.base} an Outpost server?` : ''}`, res.status, code);
+    if (res.status === 403)
+      return new ApiError(
+        `The API token may not do this (403)${message ? `: ${message}` : ''}; use a token with a role that may.`,
+        403,
+        code,
+      );
+    if (!message)
+      return new ApiError(
+        `The server answered ${res.status} ${res.statusText}${res.status === 404 ? ` — is ${this.base} an Outpost server?` : ''}`,
+        res.status,
+        code,
+      );
     return new ApiError(message, res.status, code, body.error?.details);
   }
 }
 
 function networkReason(error: unknown): string {
   const codes: Record<string, string> = {
-    ECONNREFUSED: 'connection refused', ENOTFOUND: 'no such host', EAI_AGAIN: 'the name could not be looked up',
-    ECONNRESET: 'the connection was cut', ETIMEDOUT: 'no answer in time', EHOSTUNREACH: 'host unreachable', ENETUNREACH: 'network unreachable',
+    ECONNREFUSED: 'connection refused',
+    ENOTFOUND: 'no such host',
+    EAI_AGAIN: 'the name could not be looked up',
+    ECONNRESET: 'the connection was cut',
+    ETIMEDOUT: 'no answer in time',
+    EHOSTUNREACH: 'host unreachable',
+    ENETUNREACH: 'network unreachable',
   };
-  for (let e = error as { code?: string; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+  for (
+    let e = error as { code?: string; cause?: unknown } | undefined, i = 0;
+    e && i < 5;
+    e = e.cause as typeof e, i++
+  ) {
     if (e.code && codes[e.code]) return codes[e.code]!;
   }
   const cause = (error as { cause?: { message?: string } }).cause?.message;
@@ -93,7 +140,11 @@ function networkReason(error: unknown): string {
 
 export type BuildState = 'queued' | 'building' | 'ready' | 'failed';
 
-export interface ReleaseSummary { id: string; version: string; state: string }
+export interface ReleaseSummary {
+  id: string;
+  version: string;
+  state: string;
+}
 
 export interface BundleView {
   id: string;
@@ -125,24 +176,36 @@ export interface BundleLinks {
 
 /** The release of this version, or an error that lists the versions there are. */
 export async function findRelease(api: OutpostApi, version: string): Promise<ReleaseSummary> {
-  const { items: matches } = await api.json<{ items: ReleaseSummary[] }>(`/releases?version=${encodeURIComponent(version)}`);
+  const { items: matches } = await api.json<{ items: ReleaseSummary[] }>(
+    `/releases?version=${encodeURIComponent(version)}`,
+  );
   const found = matches.find((r) => r.version === version) ?? matches[0];
   if (!found) {
     const { items } = await api.json<{ items: ReleaseSummary[] }>('/releases');
-    const known = items.filter((r) => r.state !== 'draft').map((r) => r.version).slice(0, 10);
-    throw new CliError(`There is no release ${version} in this organisation${known.length ? ` (published: ${known.join(', ')})` : ''}.`);
+    const known = items
+      .filter((r) => r.state !== 'draft')
+      .map((r) => r.version)
+      .slice(0, 10);
+    throw new CliError(
+      `There is no release ${version} in this organisation${known.length ? ` (published: ${known.join(', ')})` : ''}.`,
+    );
   }
   return found;
 }
 
 /** POST /bundles, with an unknown site named plainly. */
-export async function requestBundles(api: OutpostApi, input: Record<string, unknown>): Promise<RequestBundlesResult> {
+export async function requestBundles(
+  api: OutpostApi,
+  input: Record<string, unknown>,
+): Promise<RequestBundlesResult> {
   try {
     return await api.json<RequestBundlesResult>('/bundles', { method: 'POST', json: input });
   } catch (error) {
     if (error instanceof ApiError && error.code === 'UNKNOWN_SITES' && Array.isArray(error.details)) {
       const values = (error.details as { value?: string }[]).map((d) => d.value).filter(Boolean);
-      throw new CliError(`Unknown site${values.length === 1 ? '' : 's'}: ${values.join(', ')} (or archived); nothing was asked for.`);
+      throw new CliError(
+        `Unknown site${values.length === 1 ? '' : 's'}: ${values.join(', ')} (or archived); nothing was asked for.`,
+      );
     }
     throw error;
   }
@@ -153,8 +216,9 @@ export async function listReleaseBundles(api: OutpostApi, releaseId: string): Pr
   const out: BundleView[] = [];
   let cursor: string | null = null;
   do {
-    const page: { items: BundleView[]; nextCursor: string | null } =
-      await api.json(`/bundles?releaseId=${releaseId}&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const page: { items: BundleView[]; nextCursor: string | null } = await api.json(
+      `/bundles?releaseId=${releaseId}&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
     out.push(...page.items);
     cursor = page.nextCursor;
   } while (cursor);

@@ -44,7 +44,16 @@ export async function downloadResumable(options: DownloadOptions): Promise<Downl
     try {
       return await attemptDownload(options);
     } catch (error) {
-      if (attempt >= retries || !(isNetworkError(error) || errorCode(error) === 'ERR_STREAM_PREMATURE_CLOSE' || (error as Error).name === 'AbortError' || (error as { retriable?: boolean }).retriable)) throw error;
+      if (
+        attempt >= retries ||
+        !(
+          isNetworkError(error) ||
+          errorCode(error) === 'ERR_STREAM_PREMATURE_CLOSE' ||
+          (error as Error).name === 'AbortError' ||
+          (error as { retriable?: boolean }).retriable
+        )
+      )
+        throw error;
       await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
     }
   }
@@ -72,17 +81,26 @@ async function attemptDownload(options: DownloadOptions): Promise<DownloadResult
   if (res.status === 416) {
     await res.body?.cancel();
     const whole = Number(/\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1] ?? NaN);
-    if (have > 0 && (have === whole || have === options.size)) return finish(options, part, etagFile, have, 0, have);
+    if (have > 0 && (have === whole || have === options.size))
+      return finish(options, part, etagFile, have, 0, have);
     await fs.rm(part, { force: true });
-    throw Object.assign(new Error('the partial download did not fit the file on the server; starting again'), { retriable: true });
+    throw Object.assign(
+      new Error('the partial download did not fit the file on the server; starting again'),
+      { retriable: true },
+    );
   }
-  if (!res.ok) throw options.failure ? await options.failure(res) : new CliError(`The download of ${options.file} failed: ${res.status} ${res.statusText}`);
+  if (!res.ok)
+    throw options.failure
+      ? await options.failure(res)
+      : new CliError(`The download of ${options.file} failed: ${res.status} ${res.statusText}`);
   if (res.status === 206) {
     const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
     if (!m || Number(m[1]) !== have) {
       await res.body?.cancel();
       await fs.rm(part, { force: true });
-      throw Object.assign(new Error('the server resumed from the wrong byte; starting again'), { retriable: true });
+      throw Object.assign(new Error('the server resumed from the wrong byte; starting again'), {
+        retriable: true,
+      });
     }
     if (m[3] !== '*') total = Number(m[3]);
     resumedFrom = have;
@@ -110,20 +128,34 @@ async function attemptDownload(options: DownloadOptions): Promise<DownloadResult
   await writeTo(part, pipelineFrom(res.body, counter), resumedFrom > 0 ? 'a' : 'w');
   const size = resumedFrom + downloaded;
   if (total !== undefined && size < total) {
-    throw Object.assign(new Error(`the download stopped after ${size} of ${total} bytes`), { retriable: true });
+    throw Object.assign(new Error(`the download stopped after ${size} of ${total} bytes`), {
+      retriable: true,
+    });
   }
   return finish(options, part, etagFile, size, downloaded, resumedFrom, hash.digest('hex'));
 }
 
-async function finish(options: DownloadOptions, part: string, etagFile: string, size: number, downloaded: number, resumedFrom: number, sha256?: string): Promise<DownloadResult> {
+async function finish(
+  options: DownloadOptions,
+  part: string,
+  etagFile: string,
+  size: number,
+  downloaded: number,
+  resumedFrom: number,
+  sha256?: string,
+): Promise<DownloadResult> {
   if (options.size !== undefined && size !== options.size) {
     await fs.rm(part, { force: true });
-    throw new CliError(`${options.file} came to ${size} bytes, not the ${options.size} expected; the partial file was removed, run again to start over.`);
+    throw new CliError(
+      `${options.file} came to ${size} bytes, not the ${options.size} expected; the partial file was removed, run again to start over.`,
+    );
   }
-  const digest = sha256 ?? await hashFile(part);
+  const digest = sha256 ?? (await hashFile(part));
   if (options.sha256 && digest !== options.sha256) {
     await fs.rm(part, { force: true });
-    throw new CliError(`${options.file} does not have the checksum it should (sha256 ${digest}, expected ${options.sha256}); it was removed, run again to download it again.`);
+    throw new CliError(
+      `${options.file} does not have the checksum it should (sha256 ${digest}, expected ${options.sha256}); it was removed, run again to download it again.`,
+    );
   }
   await fs.rename(part, options.file);
   await fs.rm(etagFile, { force: true });
@@ -141,7 +173,8 @@ export async function writeTo(file: string, source: Readable, flags: 'w' | 'a' =
   try {
     await pipeline(source, createWriteStream(file, { flags }));
   } catch (error) {
-    if (errorCode(error) === 'ENOSPC' && !(error as { path?: string }).path) Object.assign(error as object, { path: file });
+    if (errorCode(error) === 'ENOSPC' && !(error as { path?: string }).path)
+      Object.assign(error as object, { path: file });
     throw error;
   }
 }

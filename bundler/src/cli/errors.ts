@@ -5,7 +5,10 @@
 export class CliError extends Error {
   override name = 'CliError';
   /** Exit code: 1 for a failed job (verification problems, failed bundles), 2 for a wrong command line. */
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
   }
 }
@@ -17,11 +20,25 @@ export class UsageError extends CliError {
   }
 }
 
-const NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
+const NETWORK = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+]);
 
 /** The errno-style code of an error or of the error that caused it (fetch wraps socket errors). */
 export function errorCode(error: unknown): string | undefined {
-  for (let e = error as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+  for (
+    let e = error as { code?: unknown; cause?: unknown } | undefined, i = 0;
+    e && i < 5;
+    e = e.cause as typeof e, i++
+  ) {
     if (typeof e.code === 'string') return e.code;
   }
   return undefined;
@@ -29,7 +46,10 @@ export function errorCode(error: unknown): string | undefined {
 
 export function isNetworkError(error: unknown): boolean {
   const code = errorCode(error);
-  return (code !== undefined && NETWORK.has(code)) || (error instanceof TypeError && error.message === 'fetch failed');
+  return (
+    (code !== undefined && NETWORK.has(code)) ||
+    (error instanceof TypeError && error.message === 'fetch failed')
+  );
 }
 
 /** One line for a person; `path` names the file being written when the error is about the disk. */
@@ -37,8 +57,10 @@ export function describeError(error: unknown): string {
   if (error instanceof CliError) return error.message;
   const code = errorCode(error);
   const e = error as { message?: string; path?: string };
-  if (code === 'ENOSPC') return `The disk is full${e.path ? ` (writing ${e.path})` : ''}: free some space and run the same command again; it carries on where it stopped.`;
-  if (code === 'EACCES' || code === 'EPERM') return `Not allowed to write or read ${e.path ?? 'a file'}: check the folder's permissions.`;
+  if (code === 'ENOSPC')
+    return `The disk is full${e.path ? ` (writing ${e.path})` : ''}: free some space and run the same command again; it carries on where it stopped.`;
+  if (code === 'EACCES' || code === 'EPERM')
+    return `Not allowed to write or read ${e.path ?? 'a file'}: check the folder's permissions.`;
   if (code === 'ENOENT' && e.path) return `${e.path} does not exist.`;
   if (code === 'EROFS') return `${e.path ?? 'The target'} is on a read-only disk.`;
   return e.message ?? String(error);

@@ -6,7 +6,14 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { verifyManifest } from '../signing/signing.ts';
-import { findRelease, listReleaseBundles, requestBundles, type BundleLinks, type BundleView, type OutpostApi } from './api.ts';
+import {
+  findRelease,
+  listReleaseBundles,
+  requestBundles,
+  type BundleLinks,
+  type BundleView,
+  type OutpostApi,
+} from './api.ts';
 import { downloadResumable, fileSize, hashFile } from './download.ts';
 import { CliError, describeError, formatBytes, formatDuration } from './errors.ts';
 import { progressBar } from './progress.ts';
@@ -51,43 +58,67 @@ export async function exportBundles(options: ExportOptions): Promise<ExportSumma
   const to = path.resolve(options.to);
   const release = await findRelease(api, options.version);
   const asked = await requestBundles(api, {
-    releaseId: release.id, mode: options.mode ?? 'auto', ...(options.expiresInDays ? { expiresInDays: options.expiresInDays } : {}),
+    releaseId: release.id,
+    mode: options.mode ?? 'auto',
+    ...(options.expiresInDays ? { expiresInDays: options.expiresInDays } : {}),
     ...(options.selection.siteCodes ? { siteCodes: options.selection.siteCodes } : {}),
     ...(options.selection.filter ? { filter: options.selection.filter } : {}),
   });
   const total = asked.bundles.length;
-  log(`Release ${release.version}: ${total} site${total === 1 ? '' : 's'} (${asked.created} bundle${asked.created === 1 ? '' : 's'} to build, ${asked.kept} already asked for).`);
+  log(
+    `Release ${release.version}: ${total} site${total === 1 ? '' : 's'} (${asked.created} bundle${asked.created === 1 ? '' : 's'} to build, ${asked.kept} already asked for).`,
+  );
 
-  const { ready, failed } = await waitForBundles(api, release.id, asked.bundles.map((b) => b.id), options);
-  const summary: ExportSummary = { sites: total, exported: [], failed, bytesWritten: 0, bytesSkipped: 0, sharedObjects: 0, ms: 0 };
+  const { ready, failed } = await waitForBundles(
+    api,
+    release.id,
+    asked.bundles.map((b) => b.id),
+    options,
+  );
+  const summary: ExportSummary = {
+    sites: total,
+    exported: [],
+    failed,
+    bytesWritten: 0,
+    bytesSkipped: 0,
+    sharedObjects: 0,
+    ms: 0,
+  };
 
   await fs.mkdir(path.join(to, SHARED_DIR), { recursive: true });
   // One links request per bundle, a few at a time (each has the server check the parts in storage).
   const linked: ({ bundle: BundleView; links: BundleLinks } | null)[] = new Array(ready.length).fill(null);
   const queue = ready.map((bundle, index) => ({ bundle, index }));
-  await Promise.all(Array.from({ length: Math.min(8, queue.length) }, async () => {
-    for (let next = queue.shift(); next; next = queue.shift()) {
-      try {
-        linked[next.index] = { bundle: next.bundle, links: await api.json<BundleLinks>(`/bundles/${next.bundle.id}/links`) };
-      } catch (error) {
-        summary.failed.push({ site: next.bundle.site.code, reason: describeError(error) });
+  await Promise.all(
+    Array.from({ length: Math.min(8, queue.length) }, async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        try {
+          linked[next.index] = {
+            bundle: next.bundle,
+            links: await api.json<BundleLinks>(`/bundles/${next.bundle.id}/links`),
+          };
+        } catch (error) {
+          summary.failed.push({ site: next.bundle.site.code, reason: describeError(error) });
+        }
       }
-    }
-  }));
+    }),
+  );
   const links = linked.filter((l): l is { bundle: BundleView; links: BundleLinks } => l !== null);
 
   // Shared objects: each once, however many sites use it.
   const shared = new Map<string, { size: number; url: string; name: string }>();
   for (const { links: l } of links) {
-    for (const f of l.files) if (!f.extract && SHA256_HEX.test(f.sha256) && !shared.has(f.sha256)) shared.set(f.sha256, { size: f.size, url: f.url, name: f.path.split('/').pop()! });
+    for (const f of l.files)
+      if (!f.extract && SHA256_HEX.test(f.sha256) && !shared.has(f.sha256))
+        shared.set(f.sha256, { size: f.size, url: f.url, name: f.path.split('/').pop()! });
   }
   summary.sharedObjects = shared.size;
   const toFetch: [string, { size: number; url: string; name: string }][] = [];
   for (const [sha256, object] of shared) {
     const file = path.join(to, SHARED_DIR, sha256);
-    if (await fileSize(file) === object.size) {
+    if ((await fileSize(file)) === object.size) {
       log(`Checking ${object.name} (${formatBytes(object.size)}) already in shared/`);
-      if (await hashFile(file) === sha256) {
+      if ((await hashFile(file)) === sha256) {
         summary.bytesSkipped += object.size;
         continue;
       }
@@ -99,7 +130,9 @@ export async function exportBundles(options: ExportOptions): Promise<ExportSumma
   const badShared = new Set<string>();
   if (toFetch.length > 0) {
     const need = toFetch.reduce((n, [, o]) => n + o.size, 0);
-    log(`Downloading ${toFetch.length} shared object${toFetch.length === 1 ? '' : 's'} (${formatBytes(need)})`);
+    log(
+      `Downloading ${toFetch.length} shared object${toFetch.length === 1 ? '' : 's'} (${formatBytes(need)})`,
+    );
     const bar = progressBar('bytes', 'shared ', need);
     // Lines wait until the bar is gone: printing under a live bar garbles both.
     const lines: string[] = [];
@@ -108,14 +141,26 @@ export async function exportBundles(options: ExportOptions): Promise<ExportSumma
       const file = path.join(to, SHARED_DIR, sha256);
       try {
         const r = await downloadResumable({
-          url: object.url, file, size: object.size, sha256, onBytes: (n) => { done += n; bar.update(done); },
-          failure: async (res) => new CliError(`Downloading ${object.name} failed (${res.status} from the object store)${res.status === 403 ? '; the link may have expired: run the export again' : ''}.`),
+          url: object.url,
+          file,
+          size: object.size,
+          sha256,
+          onBytes: (n) => {
+            done += n;
+            bar.update(done);
+          },
+          failure: async (res) =>
+            new CliError(
+              `Downloading ${object.name} failed (${res.status} from the object store)${res.status === 403 ? '; the link may have expired: run the export again' : ''}.`,
+            ),
         });
         done += r.resumedFrom;
         bar.update(done);
         summary.bytesWritten += r.downloaded;
         summary.bytesSkipped += r.resumedFrom;
-        lines.push(`  ${object.name} ${sha256.slice(0, 12)}: ${formatBytes(r.downloaded)} downloaded${r.resumedFrom ? `, ${formatBytes(r.resumedFrom)} kept from before` : ''}`);
+        lines.push(
+          `  ${object.name} ${sha256.slice(0, 12)}: ${formatBytes(r.downloaded)} downloaded${r.resumedFrom ? `, ${formatBytes(r.resumedFrom)} kept from before` : ''}`,
+        );
       } catch (error) {
         if ((error as { code?: string }).code === 'ENOSPC') {
           bar.stop();
@@ -133,12 +178,22 @@ export async function exportBundles(options: ExportOptions): Promise<ExportSumma
   for (const { bundle, links: l } of links) {
     const missing = l.files.filter((f) => !f.extract && badShared.has(f.sha256));
     if (missing.length > 0) {
-      summary.failed.push({ site: bundle.site.code, reason: `${missing.map((f) => f.path.split('/').pop()).join(', ')} could not be downloaded` });
+      summary.failed.push({
+        site: bundle.site.code,
+        reason: `${missing.map((f) => f.path.split('/').pop()).join(', ')} could not be downloaded`,
+      });
       continue;
     }
     // Names from the server become paths on the drive: only plain names (a bundle cannot be built for others anyway).
-    if (!PLAIN_NAME.test(bundle.site.code) || !PLAIN_NAME.test(l.root) || l.files.some((f) => !f.extract && !SHA256_HEX.test(f.sha256))) {
-      summary.failed.push({ site: bundle.site.code, reason: 'the server named a folder or file that is not a plain name; nothing was written' });
+    if (
+      !PLAIN_NAME.test(bundle.site.code) ||
+      !PLAIN_NAME.test(l.root) ||
+      l.files.some((f) => !f.extract && !SHA256_HEX.test(f.sha256))
+    ) {
+      summary.failed.push({
+        site: bundle.site.code,
+        reason: 'the server named a folder or file that is not a plain name; nothing was written',
+      });
       continue;
     }
     const siteDir = path.join(to, bundle.site.code);
@@ -161,12 +216,18 @@ export async function exportBundles(options: ExportOptions): Promise<ExportSumma
 
   const readme = exportReadme();
   const readmeFile = path.join(to, 'README.txt');
-  if ((await fs.readFile(readmeFile, 'utf8').catch(() => null)) !== readme) await fs.writeFile(readmeFile, readme);
+  if ((await fs.readFile(readmeFile, 'utf8').catch(() => null)) !== readme)
+    await fs.writeFile(readmeFile, readme);
   summary.ms = Date.now() - started;
   return summary;
 }
 
-async function waitForBundles(api: OutpostApi, releaseId: string, ids: string[], options: ExportOptions): Promise<{ ready: BundleView[]; failed: { site: string; reason: string }[] }> {
+async function waitForBundles(
+  api: OutpostApi,
+  releaseId: string,
+  ids: string[],
+  options: ExportOptions,
+): Promise<{ ready: BundleView[]; failed: { site: string; reason: string }[] }> {
   const wanted = new Set(ids);
   const deadline = Date.now() + (options.timeoutMs ?? 2 * 3600_000);
   const bar = progressBar('count', 'ready  ', ids.length);
@@ -180,7 +241,9 @@ async function waitForBundles(api: OutpostApi, releaseId: string, ids: string[],
   let listedAt = 0;
   try {
     for (;;) {
-      const { counts } = await api.json<{ counts: Record<string, number> }>(`/releases/${releaseId}/bundle-status`);
+      const { counts } = await api.json<{ counts: Record<string, number> }>(
+        `/releases/${releaseId}/bundle-status`,
+      );
       const seen = JSON.stringify(counts);
       if (seen !== listedCounts || Date.now() - listedAt > 30_000) {
         listedCounts = seen;
@@ -200,10 +263,15 @@ async function waitForBundles(api: OutpostApi, releaseId: string, ids: string[],
       if (line !== lastLine && !bar.active) options.log(line);
       lastLine = line;
       if (ready.length + failed.length >= ids.length) {
-        return { ready: ready.sort((a, b) => (a.site.code < b.site.code ? -1 : 1)), failed: failed.map((b) => ({ site: b.site.code, reason: b.error?.message ?? 'failed to build' })) };
+        return {
+          ready: ready.sort((a, b) => (a.site.code < b.site.code ? -1 : 1)),
+          failed: failed.map((b) => ({ site: b.site.code, reason: b.error?.message ?? 'failed to build' })),
+        };
       }
       if (Date.now() > deadline) {
-        throw new CliError(`Gave up waiting: ${ids.length - ready.length - failed.length} bundle${ids.length - ready.length - failed.length === 1 ? ' is' : 's are'} still being built. Run the same command later; it carries on.`);
+        throw new CliError(
+          `Gave up waiting: ${ids.length - ready.length - failed.length} bundle${ids.length - ready.length - failed.length === 1 ? ' is' : 's are'} still being built. Run the same command later; it carries on.`,
+        );
       }
       await new Promise((r) => setTimeout(r, options.pollMs ?? 2000));
     }
@@ -212,7 +280,9 @@ async function waitForBundles(api: OutpostApi, releaseId: string, ids: string[],
   }
 }
 
-interface Manifest { files: { path: string; size: number; sha256: string }[] }
+interface Manifest {
+  files: { path: string; size: number; sha256: string }[];
+}
 
 /**
  * Bytes already in place when `folder` holds this very bundle (same manifest, signed by its bundled
@@ -235,11 +305,11 @@ async function folderHolds(folder: string, manifest: Manifest): Promise<number |
     const file = path.join(folder, f.path);
     const size = await fileSize(file);
     if (size === 0 && f.size > 0) {
-      const shared = (manifest as { images?: { path: string }; content?: { path: string } | null });
+      const shared = manifest as { images?: { path: string }; content?: { path: string } | null };
       if (f.path === shared.images?.path || f.path === shared.content?.path) continue;
       return null;
     }
-    if (size !== f.size || await hashFile(file) !== f.sha256) return null;
+    if (size !== f.size || (await hashFile(file)) !== f.sha256) return null;
     total += size;
   }
   return total;
@@ -249,18 +319,31 @@ async function folderHolds(folder: string, manifest: Manifest): Promise<number |
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value && typeof value === 'object') {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value);
 }
 
 /** Downloads the site part (kilobytes), checks it, and extracts it into a fresh folder that replaces `folder`. */
-async function writeSitePart(sitePart: BundleLinks['files'][number], folder: string, root: string): Promise<number> {
+async function writeSitePart(
+  sitePart: BundleLinks['files'][number],
+  folder: string,
+  root: string,
+): Promise<number> {
   const res = await fetch(sitePart.url);
-  if (!res.ok) throw new CliError(`Downloading the site part failed (${res.status} from the object store)${res.status === 403 ? '; the link may have expired: run the export again' : ''}.`);
+  if (!res.ok)
+    throw new CliError(
+      `Downloading the site part failed (${res.status} from the object store)${res.status === 403 ? '; the link may have expired: run the export again' : ''}.`,
+    );
   const tarBytes = Buffer.from(await res.arrayBuffer());
   const sha256 = createHash('sha256').update(tarBytes).digest('hex');
-  if (tarBytes.length !== sitePart.size || sha256 !== sitePart.sha256) throw new CliError(`The site part came back damaged (${tarBytes.length} bytes, sha256 ${sha256.slice(0, 12)}…); run the export again.`);
+  if (tarBytes.length !== sitePart.size || sha256 !== sitePart.sha256)
+    throw new CliError(
+      `The site part came back damaged (${tarBytes.length} bytes, sha256 ${sha256.slice(0, 12)}…); run the export again.`,
+    );
 
   const tmp = `${folder}.partial`;
   await fs.rm(tmp, { recursive: true, force: true });
@@ -273,9 +356,15 @@ async function writeSitePart(sitePart: BundleLinks['files'][number], folder: str
   extract.on('entry', (header, stream, next) => {
     const name = header.name;
     const rel = name.startsWith(`${root}/`) ? name.slice(root.length + 1).replace(/\/$/, '') : null;
-    if (rel === null || rel.split('/').some((p) => p === '..' || p === '.') || (header.type !== 'file' && header.type !== 'directory')) {
+    if (
+      rel === null ||
+      rel.split('/').some((p) => p === '..' || p === '.') ||
+      (header.type !== 'file' && header.type !== 'directory')
+    ) {
       stream.resume();
-      extract.destroy(new CliError(`The site part holds an unexpected entry ${JSON.stringify(name)}; nothing was written.`));
+      extract.destroy(
+        new CliError(`The site part holds an unexpected entry ${JSON.stringify(name)}; nothing was written.`),
+      );
       return;
     }
     const target = path.join(tmp, rel);
@@ -289,7 +378,8 @@ async function writeSitePart(sitePart: BundleLinks['files'][number], folder: str
     stream.on('end', () => {
       const data = Buffer.concat(chunks);
       written += data.length;
-      const write = fs.mkdir(path.dirname(target), { recursive: true })
+      const write = fs
+        .mkdir(path.dirname(target), { recursive: true })
         .then(() => fs.writeFile(target, data, { mode: (header.mode ?? 0o644) & 0o777 }))
         .then(() => fs.chmod(target, (header.mode ?? 0o644) & 0o777));
       writes.push(write);
@@ -340,7 +430,7 @@ export function exportReadme(): string {
     'Do not rename, change or delete anything inside these folders.',
     '',
     'AT THE SITE',
-    'Plug in the drive, open the site\'s update folder and follow README.txt in it',
+    "Plug in the drive, open the site's update folder and follow README.txt in it",
     '(sudo sh scripts/install). The installer finds the large files in "shared" by itself.',
     '',
   ].join('\n');

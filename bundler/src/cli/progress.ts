@@ -14,19 +14,29 @@ export interface Bar {
  * A progress bar on stderr (cli-progress), drawn only when stderr is a terminal: in a log file or
  * a pipe, the commands' own plain lines say what happens.
  */
-export function progressBar(kind: 'bytes' | 'count', label: string, total: number, stream: NodeJS.WriteStream = process.stderr): Bar {
+export function progressBar(
+  kind: 'bytes' | 'count',
+  label: string,
+  total: number,
+  stream: NodeJS.WriteStream = process.stderr,
+): Bar {
   if (!stream.isTTY) return { update() {}, increment() {}, stop() {}, active: false };
-  const bar = new cliProgress.SingleBar({
-    stream,
-    format: kind === 'bytes'
-      ? `${label} {bar} {percentage}% | {done} of {all} | {speed} | ETA {eta_formatted}`
-      : `${label} {bar} {value}/{total}`,
-    hideCursor: true,
-    barsize: 30,
-    etaBuffer: 50,
-    fps: 5,
-    formatValue: (v, _o, type) => (kind === 'bytes' && (type === 'value' || type === 'total') ? formatBytes(v) : String(v)),
-  }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    {
+      stream,
+      format:
+        kind === 'bytes'
+          ? `${label} {bar} {percentage}% | {done} of {all} | {speed} | ETA {eta_formatted}`
+          : `${label} {bar} {value}/{total}`,
+      hideCursor: true,
+      barsize: 30,
+      etaBuffer: 50,
+      fps: 5,
+      formatValue: (v, _o, type) =>
+        kind === 'bytes' && (type === 'value' || type === 'total') ? formatBytes(v) : String(v),
+    },
+    cliProgress.Presets.shades_classic,
+  );
   const started = Date.now();
   let value = 0;
   let all = total;
@@ -39,14 +49,19 @@ export function progressBar(kind: 'bytes' | 'count', label: string, total: numbe
   return {
     update(v, t) {
       value = v;
-      if (t !== undefined) { all = t; bar.setTotal(t); }
+      if (t !== undefined) {
+        all = t;
+        bar.setTotal(t);
+      }
       bar.update(v, payload());
     },
     increment(by) {
       value += by;
       bar.update(value, payload());
     },
-    stop() { bar.stop(); },
+    stop() {
+      bar.stop();
+    },
     active: true,
   };
 }

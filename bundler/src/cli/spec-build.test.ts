@@ -24,45 +24,69 @@ let frontend: TestImage;
 
 // The registries this file started are allowed through the setting production reads.
 const outpost = (args: string[], env: Record<string, string> = {}) =>
-  runProcess(process.execPath, [BIN, ...args], { OUTPOST_REGISTRY_ALLOW_INSECURE: [...testAllowInsecure].join(','), ...env });
+  runProcess(process.execPath, [BIN, ...args], {
+    OUTPOST_REGISTRY_ALLOW_INSECURE: [...testAllowInsecure].join(','),
+    ...env,
+  });
 
 beforeAll(async () => {
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-cli-spec-'));
   registry = await startRegistry({ htpasswd: LOGIN });
   const layout = path.join(work, 'layout');
   const base = { files: { 'etc/os-release': 'NAME=outpost-test\n' } };
-  backend = await buildTestImage({ dir: layout, tag: 'backend', layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }] });
-  frontend = await buildTestImage({ dir: layout, tag: 'frontend', layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }] });
+  backend = await buildTestImage({
+    dir: layout,
+    tag: 'backend',
+    layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }],
+  });
+  frontend = await buildTestImage({
+    dir: layout,
+    tag: 'frontend',
+    layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }],
+  });
   await pushImage(layout, 'backend', `${registry.host}/emr/backend:1.0`, LOGIN);
   await pushImage(layout, 'frontend', `${registry.host}/emr/frontend:1.0`, LOGIN);
 
-  await fs.writeFile(path.join(work, 'docker-compose.yml'), [
-    'services:',
-    '  backend:',
-    '    image: {{ image.backend }}',
-    '    environment:',
-    '      SITE_NAME: {{ site.name }}',
-    '      DB_PASSWORD: ${DB_PASSWORD}',
-    '  frontend:',
-    '    image: {{ image.frontend }}',
-    '    ports:',
-    '      - "80:80"',
-    '',
-  ].join('\n'));
-  await fs.writeFile(path.join(work, 'forms.zip'), 'PK\u0003\u0004 not really a zip, but bytes all the same\n');
-  await fs.writeFile(path.join(work, 'spec.json'), JSON.stringify({
-    site: { code: 'KE-001', name: 'Kibera: "Olympic" #2' },
-    release: { version: '1.0.0' },
-    images: [
-      { name: 'backend', reference: `${registry.host}/emr/backend:1.0` },
-      { name: 'frontend', reference: `${registry.host}/emr/frontend:1.0` },
-    ],
-    registries: { [registry.host]: { usernameEnv: 'REG_USER', passwordEnv: 'REG_PASS' } },
-    compose: 'docker-compose.yml',
-    contentPackage: 'forms.zip',
-    env: { TZ: 'Africa/Nairobi' },
-    expiresInDays: 30,
-  }, null, 2));
+  await fs.writeFile(
+    path.join(work, 'docker-compose.yml'),
+    [
+      'services:',
+      '  backend:',
+      '    image: {{ image.backend }}',
+      '    environment:',
+      '      SITE_NAME: {{ site.name }}',
+      '      DB_PASSWORD: ${DB_PASSWORD}',
+      '  frontend:',
+      '    image: {{ image.frontend }}',
+      '    ports:',
+      '      - "80:80"',
+      '',
+    ].join('\n'),
+  );
+  await fs.writeFile(
+    path.join(work, 'forms.zip'),
+    'PK\u0003\u0004 not really a zip, but bytes all the same\n',
+  );
+  await fs.writeFile(
+    path.join(work, 'spec.json'),
+    JSON.stringify(
+      {
+        site: { code: 'KE-001', name: 'Kibera: "Olympic" #2' },
+        release: { version: '1.0.0' },
+        images: [
+          { name: 'backend', reference: `${registry.host}/emr/backend:1.0` },
+          { name: 'frontend', reference: `${registry.host}/emr/frontend:1.0` },
+        ],
+        registries: { [registry.host]: { usernameEnv: 'REG_USER', passwordEnv: 'REG_PASS' } },
+        compose: 'docker-compose.yml',
+        contentPackage: 'forms.zip',
+        env: { TZ: 'Africa/Nairobi' },
+        expiresInDays: 30,
+      },
+      null,
+      2,
+    ),
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -75,8 +99,10 @@ describe('outpost bundle build --spec', () => {
   const keys = () => path.join(work, 'keys');
 
   it('should pull the images from the registry and write a signed one-file bundle', async () => {
-    const r = await outpost(['bundle', 'build', '--spec', path.join(work, 'spec.json'), '--out', out(), '--generate-key', keys()],
-      { REG_USER: LOGIN.username, REG_PASS: LOGIN.password });
+    const r = await outpost(
+      ['bundle', 'build', '--spec', path.join(work, 'spec.json'), '--out', out(), '--generate-key', keys()],
+      { REG_USER: LOGIN.username, REG_PASS: LOGIN.password },
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Wrote .*outpost-KE-001-1\.0\.0\.tar/);
@@ -110,40 +136,116 @@ describe('outpost bundle build --spec', () => {
     expect(compose).toContain('SITE_NAME: \'Kibera: "Olympic" #2\'');
     expect(compose).toContain('${DB_PASSWORD}');
     expect(await fs.readFile(path.join(root, 'compose/.env'), 'utf8')).toContain('TZ=');
-    expect(await fs.readFile(path.join(root, 'scripts/lib/receipt-code.sh'), 'utf8')).toBe(await fs.readFile(path.resolve(import.meta.dirname, '../../../edge-scripts/lib/receipt-code.sh'), 'utf8'));
+    expect(await fs.readFile(path.join(root, 'scripts/lib/receipt-code.sh'), 'utf8')).toBe(
+      await fs.readFile(
+        path.resolve(import.meta.dirname, '../../../edge-scripts/lib/receipt-code.sh'),
+        'utf8',
+      ),
+    );
     expect(await fs.readFile(path.join(root, 'content/forms.zip'), 'utf8')).toContain('not really a zip');
     const manifest = JSON.parse(await fs.readFile(path.join(root, 'manifest.json'), 'utf8'));
-    expect(manifest).toMatchObject({ format: 'outpost-bundle/1', site: { code: 'KE-001' }, release: { version: '1.0.0' }, images: { path: 'images/images.tgz', delta: false } });
+    expect(manifest).toMatchObject({
+      format: 'outpost-bundle/1',
+      site: { code: 'KE-001' },
+      release: { version: '1.0.0' },
+      images: { path: 'images/images.tgz', delta: false },
+    });
     // The extracted folder verifies too, and openssl agrees about the signature.
-    expect((await outpost(['bundle', 'verify', root, '--key', path.join(keys(), 'public.pem')])).code).toBe(0);
-    await run('openssl', ['dgst', '-sha256', '-verify', path.join(keys(), 'public.pem'), '-signature', path.join(root, 'manifest.sig'), path.join(root, 'manifest.json')]);
+    expect((await outpost(['bundle', 'verify', root, '--key', path.join(keys(), 'public.pem')])).code).toBe(
+      0,
+    );
+    await run('openssl', [
+      'dgst',
+      '-sha256',
+      '-verify',
+      path.join(keys(), 'public.pem'),
+      '-signature',
+      path.join(root, 'manifest.sig'),
+      path.join(root, 'manifest.json'),
+    ]);
   });
 
   it('should carry images that podman loads, by their tagged names, with the pulled config digests', async () => {
     const tgz = path.join(work, 'x', 'outpost-KE-001-1.0.0', 'images', 'images.tgz');
     const root = path.join(work, 'podman');
-    const podman = ['--root', path.join(root, 'storage'), '--runroot', path.join(root, 'run'), '--storage-driver', 'vfs', '--events-backend', 'file', '--cgroup-manager', 'cgroupfs'];
+    const podman = [
+      '--root',
+      path.join(root, 'storage'),
+      '--runroot',
+      path.join(root, 'run'),
+      '--storage-driver',
+      'vfs',
+      '--events-backend',
+      'file',
+      '--cgroup-manager',
+      'cgroupfs',
+    ];
     await run('sh', ['-c', `zcat "$0" | podman "$@" load`, tgz, ...podman], { maxBuffer: 16 * 1024 * 1024 });
-    const { stdout } = await run('podman', [...podman, 'images', '--no-trunc', '--format', '{{.Id}} {{.Repository}}:{{.Tag}}']);
-    const loaded = new Map(stdout.trim().split('\n').map((line) => line.split(' ') as [string, string]).map(([id, name]) => [name, id.replace(/^sha256:/, '')]));
+    const { stdout } = await run('podman', [
+      ...podman,
+      'images',
+      '--no-trunc',
+      '--format',
+      '{{.Id}} {{.Repository}}:{{.Tag}}',
+    ]);
+    const loaded = new Map(
+      stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' ') as [string, string])
+        .map(([id, name]) => [name, id.replace(/^sha256:/, '')]),
+    );
     expect(loaded.get(`${registry.host}/emr/backend:1.0`)).toBe(backend.config.digest.slice(7));
     expect(loaded.get(`${registry.host}/emr/frontend:1.0`)).toBe(frontend.config.digest.slice(7));
   }, 60_000);
 
   it('should say plainly what is wrong: missing credentials, a refused login, an existing key', async () => {
-    const missing = await outpost(['bundle', 'build', '--spec', path.join(work, 'spec.json'), '--out', path.join(work, 'o2.tar'), '--generate-key', path.join(work, 'k2')]);
+    const missing = await outpost([
+      'bundle',
+      'build',
+      '--spec',
+      path.join(work, 'spec.json'),
+      '--out',
+      path.join(work, 'o2.tar'),
+      '--generate-key',
+      path.join(work, 'k2'),
+    ]);
     expect(missing.code).toBe(2);
-    expect(missing.stderr.trim()).toBe(`outpost: The spec reads the ${registry.host} credentials from $REG_USER, which is not set.`);
-    const refused = await outpost(['bundle', 'build', '--spec', path.join(work, 'spec.json'), '--out', path.join(work, 'o3.tar'), '--generate-key', path.join(work, 'k3')],
-      { REG_USER: LOGIN.username, REG_PASS: 'wrong-password' });
+    expect(missing.stderr.trim()).toBe(
+      `outpost: The spec reads the ${registry.host} credentials from $REG_USER, which is not set.`,
+    );
+    const refused = await outpost(
+      [
+        'bundle',
+        'build',
+        '--spec',
+        path.join(work, 'spec.json'),
+        '--out',
+        path.join(work, 'o3.tar'),
+        '--generate-key',
+        path.join(work, 'k3'),
+      ],
+      { REG_USER: LOGIN.username, REG_PASS: 'wrong-password' },
+    );
     expect(refused.code).toBe(1);
     expect(refused.stderr.trim().split('\n')).toHaveLength(1);
     expect(refused.stderr).not.toContain('wrong-password');
     expect(refused.stderr).toContain(`${registry.host}/emr/backend:1.0: `);
     // A failed build leaves no key behind (a second try may use the same folder).
     await expect(fs.stat(path.join(work, 'k3'))).rejects.toThrow();
-    const again = await outpost(['bundle', 'build', '--spec', path.join(work, 'spec.json'), '--out', path.join(work, 'o4.tar'), '--generate-key', keys()],
-      { REG_USER: LOGIN.username, REG_PASS: LOGIN.password });
+    const again = await outpost(
+      [
+        'bundle',
+        'build',
+        '--spec',
+        path.join(work, 'spec.json'),
+        '--out',
+        path.join(work, 'o4.tar'),
+        '--generate-key',
+        keys(),
+      ],
+      { REG_USER: LOGIN.username, REG_PASS: LOGIN.password },
+    );
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/exists already; --generate-key does not overwrite a key/);
   });

@@ -4,8 +4,18 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { isScalar, parseDocument, visit } from 'yaml';
-import { archiveImageFromRegistry, buildImagesArchive, type ArchiveImage } from '../archive/images-archive.ts';
-import { RegistryClient, blobToNodeStream, type Descriptor, type Platform, type RegistryCredentials } from '../registry/client.ts';
+import {
+  archiveImageFromRegistry,
+  buildImagesArchive,
+  type ArchiveImage,
+} from '../archive/images-archive.ts';
+import {
+  RegistryClient,
+  blobToNodeStream,
+  type Descriptor,
+  type Platform,
+  type RegistryCredentials,
+} from '../registry/client.ts';
 import { parseImageReference } from '../registry/reference.ts';
 import { fingerprintOf, generateSigningKey } from '../signing/signing.ts';
 import { buildSitePart, type SitePartScript } from '../site/site-part.ts';
@@ -49,7 +59,13 @@ export interface BuildFromSpecOptions {
   now?: Date;
   /** Registry client tuning (tests shorten retries). */
   /** Registry client tuning and destination policy (the CLI passes OUTPOST_REGISTRY_ALLOW_INSECURE and the guarded fetch). */
-  registry?: { retries?: number; backoffMs?: number; timeoutMs?: number; allowInsecure?: Iterable<string>; fetch?: typeof globalThis.fetch };
+  registry?: {
+    retries?: number;
+    backoffMs?: number;
+    timeoutMs?: number;
+    allowInsecure?: Iterable<string>;
+    fetch?: typeof globalThis.fetch;
+  };
   log?: (line: string) => void;
   /** Bytes of image blobs as they are read from the registries, against `total`. */
   onProgress?: (done: number, total: number) => void;
@@ -82,15 +98,23 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
   // The key first: a missing key should not cost an image pull.
   let privateKeyPem: string;
   let publicKeyFile: string | undefined;
-  let generated: { privateFile: string; publicFile: string; publicKeyPem: string; fingerprint: string } | undefined;
+  let generated:
+    { privateFile: string; publicFile: string; publicKeyPem: string; fingerprint: string } | undefined;
   if (options.generateKeyDir) {
     // Made now, written only once the bundle is: a failed build leaves no stray key behind.
     const key = generateSigningKey();
     const privateFile = path.join(options.generateKeyDir, 'signing-key.pem');
     publicKeyFile = path.join(options.generateKeyDir, 'public.pem');
-    for (const f of [privateFile, publicKeyFile]) if (await fs.stat(f).catch(() => null)) throw new CliError(`${f} exists already; --generate-key does not overwrite a key.`);
+    for (const f of [privateFile, publicKeyFile])
+      if (await fs.stat(f).catch(() => null))
+        throw new CliError(`${f} exists already; --generate-key does not overwrite a key.`);
     privateKeyPem = key.privateKeyPem;
-    generated = { privateFile, publicFile: publicKeyFile, publicKeyPem: key.publicKeyPem, fingerprint: key.fingerprint };
+    generated = {
+      privateFile,
+      publicFile: publicKeyFile,
+      publicKeyPem: key.publicKeyPem,
+      fingerprint: key.fingerprint,
+    };
   } else if (spec.signingKey) {
     privateKeyPem = await readText(at(spec.signingKey), 'the signing key');
   } else {
@@ -101,7 +125,8 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
   try {
     const { createPrivateKey, createPublicKey } = await import('node:crypto');
     const key = createPrivateKey(privateKeyPem);
-    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error('not P-256');
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+      throw new Error('not P-256');
     publicKeyPem = createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString();
     fingerprint = fingerprintOf(publicKeyPem);
   } catch {
@@ -109,8 +134,11 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
   }
 
   const createdAt = options.now ?? new Date();
-  const expiresAt = spec.expires ? new Date(spec.expires) : new Date(createdAt.getTime() + (spec.expiresInDays ?? 90) * 86_400_000);
-  if (!(expiresAt.getTime() > createdAt.getTime())) throw new CliError(`The spec's expiry ${expiresAt.toISOString()} is not in the future.`);
+  const expiresAt = spec.expires
+    ? new Date(spec.expires)
+    : new Date(createdAt.getTime() + (spec.expiresInDays ?? 90) * 86_400_000);
+  if (!(expiresAt.getTime() > createdAt.getTime()))
+    throw new CliError(`The spec's expiry ${expiresAt.toISOString()} is not in the future.`);
 
   const composeTemplate = await readText(at(spec.compose), 'the compose file');
   const scripts = await loadScripts(options.scriptsDir ?? EDGE_SCRIPTS_DIR);
@@ -121,23 +149,45 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
   const images: (ArchiveImage & { name: string; pinned: string })[] = [];
   for (const image of spec.images) {
     let parsed;
-    try { parsed = parseImageReference(image.reference); } catch (e) { throw new CliError(`Image "${image.reference}": ${(e as Error).message}`); }
+    try {
+      parsed = parseImageReference(image.reference);
+    } catch (e) {
+      throw new CliError(`Image "${image.reference}": ${(e as Error).message}`);
+    }
     let client = clients.get(parsed.registry);
     if (!client) {
       const credentials = credentialsFor(spec, parsed.registry, env);
-      client = new RegistryClient({ registry: parsed.registry, ...(credentials ? { credentials } : {}), ...options.registry });
+      client = new RegistryClient({
+        registry: parsed.registry,
+        ...(credentials ? { credentials } : {}),
+        ...options.registry,
+      });
       clients.set(parsed.registry, client);
     }
     log(`Looking up ${image.reference}`);
-    const fetched = await archiveImageFromRegistry(client, image.reference, parsePlatform(image.platform ?? spec.platform)).catch((e: Error) => {
+    const fetched = await archiveImageFromRegistry(
+      client,
+      image.reference,
+      parsePlatform(image.platform ?? spec.platform),
+    ).catch((e: Error) => {
       throw new CliError(`${image.reference}: ${e.message}`);
     });
-    for (const blob of [fetched.config, ...fetched.layers]) source.set(blob.digest, { client, repository: fetched.repository });
+    for (const blob of [fetched.config, ...fetched.layers])
+      source.set(blob.digest, { client, repository: fetched.repository });
     const name = image.name ?? fetched.repository.split('/').pop()!;
-    images.push({ ...fetched, name, pinned: pinned(parsed.registry, fetched.repository, fetched.manifest.digest) });
+    images.push({
+      ...fetched,
+      name,
+      pinned: pinned(parsed.registry, fetched.repository, fetched.manifest.digest),
+    });
   }
 
-  const compose = renderCompose(composeTemplate, { images, site: spec.site, version: spec.release.version, warnings });
+  const compose = renderCompose(composeTemplate, {
+    images,
+    site: spec.site,
+    version: spec.release.version,
+    warnings,
+  });
 
   let content: { fileName: string; sha256: string; size: number; file: string } | null = null;
   if (spec.contentPackage) {
@@ -151,14 +201,24 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
   const out = path.resolve(options.out);
   await fs.mkdir(path.dirname(out), { recursive: true });
   const archiveFile = `${out}.images.tmp`;
-  const blobTotal = [...new Map(images.flatMap((i) => [i.config, ...i.layers]).map((d) => [d.digest, d.size])).values()].reduce((a, b) => a + b, 0);
+  const blobTotal = [
+    ...new Map(images.flatMap((i) => [i.config, ...i.layers]).map((d) => [d.digest, d.size])).values(),
+  ].reduce((a, b) => a + b, 0);
   let blobDone = 0;
   const archive = buildImagesArchive({
     images,
     readBlob: async (d: Descriptor) => {
       const from = source.get(d.digest)!;
-      const counted = new Transform({ transform(chunk: Buffer, _e, cb) { blobDone += chunk.length; options.onProgress?.(blobDone, blobTotal); cb(null, chunk); } });
-      return blobToNodeStream(await from.client.blob(from.repository, d.digest, { size: d.size })).pipe(counted);
+      const counted = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          blobDone += chunk.length;
+          options.onProgress?.(blobDone, blobTotal);
+          cb(null, chunk);
+        },
+      });
+      return blobToNodeStream(await from.client.blob(from.repository, d.digest, { size: d.size })).pipe(
+        counted,
+      );
     },
   });
   log(`Writing the images archive (${images.length} image${images.length === 1 ? '' : 's'})`);
@@ -169,16 +229,28 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
     const part = buildSitePart({
       site: { id: spec.site.id ?? randomUUID(), code: spec.site.code, name: spec.site.name },
       release: { id: spec.release.id ?? randomUUID(), version: spec.release.version },
-      createdAt, expiresAt, compose,
+      createdAt,
+      expiresAt,
+      compose,
       env: {
-        COMPOSE_PROJECT_NAME: 'outpost', OUTPOST_SITE_CODE: spec.site.code, OUTPOST_RELEASE: spec.release.version,
-        ...(spec.site.id ? { OUTPOST_SITE_ID: spec.site.id } : {}), ...(spec.release.id ? { OUTPOST_RELEASE_ID: spec.release.id } : {}),
+        COMPOSE_PROJECT_NAME: 'outpost',
+        OUTPOST_SITE_CODE: spec.site.code,
+        OUTPOST_RELEASE: spec.release.version,
+        ...(spec.site.id ? { OUTPOST_SITE_ID: spec.site.id } : {}),
+        ...(spec.release.id ? { OUTPOST_RELEASE_ID: spec.release.id } : {}),
         ...spec.env,
       },
-      contentPackage: content ? { fileName: content.fileName, sha256: content.sha256, size: content.size } : null,
+      contentPackage: content
+        ? { fileName: content.fileName, sha256: content.sha256, size: content.size }
+        : null,
       imagesArchive: { sha256: archived.sha256, size: archived.size, delta: false },
       scripts,
-      readme: defaultReadme({ siteName: spec.site.name, version: spec.release.version, sizeBytes: archived.size + (content?.size ?? 0), estimatedMinutes: 10 + (archived.size + (content?.size ?? 0)) / 50e6 / 60 }),
+      readme: defaultReadme({
+        siteName: spec.site.name,
+        version: spec.release.version,
+        sizeBytes: archived.size + (content?.size ?? 0),
+        estimatedMinutes: 10 + (archived.size + (content?.size ?? 0)) / 50e6 / 60,
+      }),
       signingKeyPem: privateKeyPem,
       keyFingerprint: fingerprint,
       publicKeyPem,
@@ -197,15 +269,28 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
     };
     await writeTo(partial, Readable.from(segments()));
     const written = (await fs.stat(partial)).size;
-    if (written !== plan.totalSize) throw new CliError(`The bundle came to ${written} bytes instead of ${plan.totalSize}; a file changed while it was written.`);
+    if (written !== plan.totalSize)
+      throw new CliError(
+        `The bundle came to ${written} bytes instead of ${plan.totalSize}; a file changed while it was written.`,
+      );
     if (generated) {
       await fs.mkdir(options.generateKeyDir!, { recursive: true });
       await fs.writeFile(generated.privateFile, privateKeyPem, { mode: 0o600, flag: 'wx' });
       await fs.writeFile(generated.publicFile, generated.publicKeyPem, { mode: 0o644, flag: 'wx' });
-      log(`New signing key written to ${generated.privateFile} (keep it secret) and ${generated.publicFile}; fingerprint ${generated.fingerprint}.`);
+      log(
+        `New signing key written to ${generated.privateFile} (keep it secret) and ${generated.publicFile}; fingerprint ${generated.fingerprint}.`,
+      );
     }
     await fs.rename(partial, out);
-    return { file: out, size: written, root: part.root, keyFingerprint: fingerprint, imagesArchive: archived, warnings, ...(publicKeyFile ? { publicKeyFile } : {}) };
+    return {
+      file: out,
+      size: written,
+      root: part.root,
+      keyFingerprint: fingerprint,
+      imagesArchive: archived,
+      warnings,
+      ...(publicKeyFile ? { publicKeyFile } : {}),
+    };
   } finally {
     await fs.rm(archiveFile, { force: true });
     await fs.rm(`${out}.part`, { force: true });
@@ -216,7 +301,9 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
 export async function loadScripts(dir: string): Promise<SitePartScript[]> {
   const out: SitePartScript[] = [];
   const walk = async (rel: string) => {
-    for (const e of (await fs.readdir(path.join(dir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    for (const e of (await fs.readdir(path.join(dir, rel), { withFileTypes: true })).sort((a, b) =>
+      a.name < b.name ? -1 : 1,
+    )) {
       if (e.name.startsWith('.')) continue;
       const p = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) await walk(p);
@@ -233,29 +320,45 @@ export async function loadScripts(dir: string): Promise<SitePartScript[]> {
 
 function parseSpec(text: string, file: string): BundleSpec {
   let raw: unknown;
-  try { raw = JSON.parse(text); } catch (e) { throw new CliError(`${file} is not valid JSON: ${(e as Error).message}`, 2); }
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new CliError(`${file} is not valid JSON: ${(e as Error).message}`, 2);
+  }
   const problems: string[] = [];
   const s = raw as Partial<BundleSpec>;
   const str = (v: unknown) => typeof v === 'string' && v.trim() !== '';
   if (!s || typeof s !== 'object') throw new CliError(`${file} must hold a JSON object.`, 2);
   if (!str(s.site?.code) || !str(s.site?.name)) problems.push('site needs a code and a name');
   if (!str(s.release?.version)) problems.push('release needs a version');
-  if (!Array.isArray(s.images) || s.images.length === 0 || !s.images.every((i) => str(i?.reference))) problems.push('images must list at least one { "reference": "registry/repository:tag" }');
+  if (!Array.isArray(s.images) || s.images.length === 0 || !s.images.every((i) => str(i?.reference)))
+    problems.push('images must list at least one { "reference": "registry/repository:tag" }');
   if (!str(s.compose)) problems.push('compose must name the docker-compose.yml file');
-  if (s.env !== undefined && (typeof s.env !== 'object' || Object.values(s.env ?? {}).some((v) => typeof v !== 'string'))) problems.push('env must map names to strings');
-  if (s.expires !== undefined && !Number.isFinite(Date.parse(String(s.expires)))) problems.push('expires must be a date (2026-12-31T00:00:00Z)');
-  if (s.expiresInDays !== undefined && !(Number.isInteger(s.expiresInDays) && s.expiresInDays > 0)) problems.push('expiresInDays must be a whole number of days');
+  if (
+    s.env !== undefined &&
+    (typeof s.env !== 'object' || Object.values(s.env ?? {}).some((v) => typeof v !== 'string'))
+  )
+    problems.push('env must map names to strings');
+  if (s.expires !== undefined && !Number.isFinite(Date.parse(String(s.expires))))
+    problems.push('expires must be a date (2026-12-31T00:00:00Z)');
+  if (s.expiresInDays !== undefined && !(Number.isInteger(s.expiresInDays) && s.expiresInDays > 0))
+    problems.push('expiresInDays must be a whole number of days');
   if (problems.length) throw new CliError(`${file}: ${problems.join('; ')}.`, 2);
   return s as BundleSpec;
 }
 
-function credentialsFor(spec: BundleSpec, registry: string, env: NodeJS.ProcessEnv): RegistryCredentials | null {
+function credentialsFor(
+  spec: BundleSpec,
+  registry: string,
+  env: NodeJS.ProcessEnv,
+): RegistryCredentials | null {
   const entry = spec.registries?.[registry];
   if (!entry) return null;
   const read = (name: string | undefined) => {
     if (!name) return undefined;
     const value = env[name];
-    if (value === undefined || value === '') throw new CliError(`The spec reads the ${registry} credentials from $${name}, which is not set.`, 2);
+    if (value === undefined || value === '')
+      throw new CliError(`The spec reads the ${registry} credentials from $${name}, which is not set.`, 2);
     return value;
   };
   const token = read(entry.tokenEnv);
@@ -288,35 +391,60 @@ const SITE_FIELDS = new Set(['code', 'name', 'region', 'district', 'facilityType
  * never change the file's structure: the YAML library quotes what needs it). A file without
  * placeholders is kept byte for byte. Images not pinned by digest are warned about.
  */
-function renderCompose(template: string, input: { images: { name: string; pinned: string }[]; site: BundleSpec['site'] & Record<string, unknown>; version: string; warnings: string[] }): string {
+function renderCompose(
+  template: string,
+  input: {
+    images: { name: string; pinned: string }[];
+    site: BundleSpec['site'] & Record<string, unknown>;
+    version: string;
+    warnings: string[];
+  },
+): string {
   const value = (scope: string, key: string): string => {
     if (scope === 'image') {
       const image = input.images.find((i) => i.name === key);
-      if (!image) throw new CliError(`The compose file uses {{ image.${key} }}, but no image in the spec is named "${key}".`, 2);
+      if (!image)
+        throw new CliError(
+          `The compose file uses {{ image.${key} }}, but no image in the spec is named "${key}".`,
+          2,
+        );
       return image.pinned;
     }
     if (scope === 'site' && SITE_FIELDS.has(key)) return String(input.site[key] ?? '');
     if (scope === 'release' && key === 'version') return input.version;
-    throw new CliError(`The compose file uses {{ ${scope}.${key} }}, which is not a placeholder this tool fills.`, 2);
+    throw new CliError(
+      `The compose file uses {{ ${scope}.${key} }}, which is not a placeholder this tool fills.`,
+      2,
+    );
   };
   let rendered = template;
   // Placeholders become inert tokens before parsing (`{{` would start a YAML flow mapping), and the
   // tokens inside the parsed strings become the values.
   const found: string[] = [];
-  const tokenised = template.replace(PLACEHOLDER, (_m, scope: string, key: string) => `outpost0ph${found.push(value(scope, key)) - 1}x`);
+  const tokenised = template.replace(
+    PLACEHOLDER,
+    (_m, scope: string, key: string) => `outpost0ph${found.push(value(scope, key)) - 1}x`,
+  );
   if (found.length > 0) {
     const doc = parseDocument(tokenised);
-    if (doc.errors.length) throw new CliError(`The compose file is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`, 2);
+    if (doc.errors.length)
+      throw new CliError(`The compose file is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`, 2);
     visit(doc, {
       Scalar(_key, node) {
-        if (typeof node.value === 'string') node.value = node.value.replace(/outpost0ph(\d+)x/g, (_m, i: string) => found[Number(i)]!);
+        if (typeof node.value === 'string')
+          node.value = node.value.replace(/outpost0ph(\d+)x/g, (_m, i: string) => found[Number(i)]!);
       },
     });
     rendered = doc.toString();
-    if (/outpost0ph\d+x/.test(rendered)) throw new CliError('The compose file has a placeholder outside a value (in a key or a comment); placeholders may only stand in values.', 2);
+    if (/outpost0ph\d+x/.test(rendered))
+      throw new CliError(
+        'The compose file has a placeholder outside a value (in a key or a comment); placeholders may only stand in values.',
+        2,
+      );
   }
   const doc = parseDocument(rendered);
-  if (doc.errors.length) throw new CliError(`The compose file is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`, 2);
+  if (doc.errors.length)
+    throw new CliError(`The compose file is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`, 2);
   const services = doc.get('services');
   const known = new Set(input.images.map((i) => i.pinned));
   if (services && typeof services === 'object' && 'items' in services) {
@@ -326,8 +454,14 @@ function renderCompose(template: string, input: { images: { name: string; pinned
       const ref = isScalar(image) ? String(image.value) : undefined;
       const name = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
       if (ref === undefined) continue;
-      if (!ref.includes('@sha256:')) input.warnings.push(`Service ${name} uses ${ref}, which is not pinned by digest: the site may run something else than was bundled.`);
-      else if (!known.has(ref)) input.warnings.push(`Service ${name} uses ${ref}, which is not one of the bundle's images: the site would have to pull it.`);
+      if (!ref.includes('@sha256:'))
+        input.warnings.push(
+          `Service ${name} uses ${ref}, which is not pinned by digest: the site may run something else than was bundled.`,
+        );
+      else if (!known.has(ref))
+        input.warnings.push(
+          `Service ${name} uses ${ref}, which is not one of the bundle's images: the site would have to pull it.`,
+        );
     }
   }
   return rendered;

@@ -29,14 +29,20 @@ function partOptions(overrides: Partial<BuildSitePartOptions> = {}): BuildSitePa
   return {
     site: { id: 'site-1', code: 'KE-001', name: 'Kibera Clinic' },
     release: { id: 'rel-1', version: '2.4.0' },
-    createdAt, expiresAt: new Date(createdAt.getTime() + 30 * 86_400_000),
+    createdAt,
+    expiresAt: new Date(createdAt.getTime() + 30 * 86_400_000),
     compose: 'services:\n  app:\n    image: registry.example.org/emr/app@sha256:' + '1'.repeat(64) + '\n',
     env: { OUTPOST_SITE_CODE: 'KE-001' },
     contentPackage: { fileName: 'forms-2.4.zip', sha256: sha256(content), size: content.length },
     imagesArchive: { sha256: sha256(images), size: images.length, delta: false },
-    scripts: [{ path: 'install', content: '#!/bin/sh\nset -eu\necho install\n' }, { path: 'lib/receipt-code.sh', content: '#!/bin/sh\n' }],
+    scripts: [
+      { path: 'install', content: '#!/bin/sh\nset -eu\necho install\n' },
+      { path: 'lib/receipt-code.sh', content: '#!/bin/sh\n' },
+    ],
     readme: 'Update\n',
-    signingKeyPem: key.privateKeyPem, keyFingerprint: key.fingerprint, publicKeyPem: key.publicKeyPem,
+    signingKeyPem: key.privateKeyPem,
+    keyFingerprint: key.fingerprint,
+    publicKeyPem: key.publicKeyPem,
     ...overrides,
   };
 }
@@ -46,7 +52,9 @@ async function writeBundle(file: string, overrides: Partial<BuildSitePartOptions
   const part = buildSitePart(partOptions(overrides));
   const plan = stitchPlan({ sitePartSize: part.tarSize, shared: part.shared });
   const bodies = [content, images];
-  const chunks = plan.segments.map((s) => (s.kind === 'site' ? part.tar : s.kind === 'object' ? bodies[s.index]! : s.bytes));
+  const chunks = plan.segments.map((s) =>
+    s.kind === 'site' ? part.tar : s.kind === 'object' ? bodies[s.index]! : s.bytes,
+  );
   await fs.writeFile(file, Buffer.concat(chunks));
   return part;
 }
@@ -62,7 +70,9 @@ beforeAll(async () => {
   await fs.writeFile(path.join(dir, 'public.pem'), key.publicKeyPem);
   await fs.writeFile(path.join(dir, 'other.pem'), other.publicKeyPem);
 });
-afterAll(async () => { await fs.rm(dir, { recursive: true, force: true }); });
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
 
 describe('bundle verify: a bundle tar', () => {
   it('should accept a good bundle with the given key, the bundled key and a matching fingerprint', async () => {
@@ -70,15 +80,26 @@ describe('bundle verify: a bundle tar', () => {
     const part = await writeBundle(file);
     const withKey = await verifyBundle(file, { publicKeyPem: key.publicKeyPem });
     expect(withKey.problems).toEqual([]);
-    expect(withKey).toMatchObject({ ok: true, root: part.root, keySource: 'given', keyFingerprint: key.fingerprint, bytesChecked: expect.any(Number) });
+    expect(withKey).toMatchObject({
+      ok: true,
+      root: part.root,
+      keySource: 'given',
+      keyFingerprint: key.fingerprint,
+      bytesChecked: expect.any(Number),
+    });
     expect(withKey.bytesChecked).toBeGreaterThan(images.length + content.length);
 
     const bundled = await verifyBundle(file, { trustBundleKey: true });
     expect(bundled).toMatchObject({ ok: true, keySource: 'bundled' });
     expect(bundled.notes.join(' ')).toMatch(/Compare it with the fingerprint shown in Outpost → Settings/);
 
-    expect(await cli('bundle', 'verify', file, '--fingerprint', key.fingerprint)).toMatchObject({ code: 0, text: expect.stringContaining('OK: signature valid') });
-    expect(await cli('bundle', 'verify', file, '--key', path.join(dir, 'public.pem'))).toMatchObject({ code: 0 });
+    expect(await cli('bundle', 'verify', file, '--fingerprint', key.fingerprint)).toMatchObject({
+      code: 0,
+      text: expect.stringContaining('OK: signature valid'),
+    });
+    expect(await cli('bundle', 'verify', file, '--key', path.join(dir, 'public.pem'))).toMatchObject({
+      code: 0,
+    });
   });
 
   it('should fail when one byte of the images archive is changed', async () => {
@@ -92,7 +113,9 @@ describe('bundle verify: a bundle tar', () => {
     await fs.writeFile(file, bytes);
     const result = await verifyBundle(file, { publicKeyPem: key.publicKeyPem });
     expect(result.ok).toBe(false);
-    expect(result.problems).toEqual(['images/images.tgz does not match its checksum: it was changed or damaged.']);
+    expect(result.problems).toEqual([
+      'images/images.tgz does not match its checksum: it was changed or damaged.',
+    ]);
     const { code, text } = await cli('bundle', 'verify', file, '--key', path.join(dir, 'public.pem'));
     expect(code).toBe(1);
     expect(text).toContain('NOT OK: 1 problem');
@@ -106,7 +129,9 @@ describe('bundle verify: a bundle tar', () => {
     bytes.write('"Kibera Clinik"', at);
     await fs.writeFile(file, bytes);
     const result = await verifyBundle(file, { publicKeyPem: key.publicKeyPem });
-    expect(result.problems.some((p) => p.startsWith('The signature (manifest.sig) does not match manifest.json'))).toBe(true);
+    expect(
+      result.problems.some((p) => p.startsWith('The signature (manifest.sig) does not match manifest.json')),
+    ).toBe(true);
   });
 
   it('should fail with the wrong key, and with the bundled key when the fingerprint is not the expected one', async () => {
@@ -122,7 +147,11 @@ describe('bundle verify: a bundle tar', () => {
 
   it('should fail when a bundle signed by another key carries that key (a swapped key is caught by the fingerprint)', async () => {
     const file = path.join(dir, 'swapped.tar');
-    await writeBundle(file, { signingKeyPem: other.privateKeyPem, keyFingerprint: other.fingerprint, publicKeyPem: other.publicKeyPem });
+    await writeBundle(file, {
+      signingKeyPem: other.privateKeyPem,
+      keyFingerprint: other.fingerprint,
+      publicKeyPem: other.publicKeyPem,
+    });
     expect((await verifyBundle(file, { trustBundleKey: true })).ok).toBe(true); // self-consistent: only the fingerprint tells
     expect((await verifyBundle(file, { fingerprint: key.fingerprint })).ok).toBe(false);
     expect((await verifyBundle(file, { publicKeyPem: key.publicKeyPem })).ok).toBe(false);
@@ -130,7 +159,11 @@ describe('bundle verify: a bundle tar', () => {
 
   it('should fail without --key or --fingerprint unless told --trust-bundle-key (a bundle re-signed by anyone is self-consistent)', async () => {
     const file = path.join(dir, 'resigned.tar');
-    await writeBundle(file, { signingKeyPem: other.privateKeyPem, keyFingerprint: other.fingerprint, publicKeyPem: other.publicKeyPem });
+    await writeBundle(file, {
+      signingKeyPem: other.privateKeyPem,
+      keyFingerprint: other.fingerprint,
+      publicKeyPem: other.publicKeyPem,
+    });
     const bare = await verifyBundle(file);
     expect(bare.ok).toBe(false);
     expect(bare.problems.join('\n')).toMatch(/No key to check the signature against/);
@@ -197,7 +230,9 @@ describe('bundle verify: a folder', () => {
     bytes[10] = bytes[10]! ^ 1;
     await fs.writeFile(shared, bytes);
     const bad = await verifyBundle(site, { publicKeyPem: key.publicKeyPem });
-    expect(bad.problems).toEqual([`images/images.tgz (found at ${shared}) does not match its checksum: it was changed or damaged.`]);
+    expect(bad.problems).toEqual([
+      `images/images.tgz (found at ${shared}) does not match its checksum: it was changed or damaged.`,
+    ]);
     void folder;
   });
 
@@ -209,12 +244,14 @@ describe('bundle verify: a folder', () => {
     await fs.symlink('/etc/passwd', path.join(folder, 'keys', 'link'));
     const result = await verifyBundle(folder, { publicKeyPem: key.publicKeyPem });
     expect(result.problems).toHaveLength(4);
-    expect(result.problems).toEqual(expect.arrayContaining([
-      'content/forms-2.4.zip is missing.',
-      'keys/link is in the bundle but not in the manifest (and is not a plain file).',
-      'scripts/extra.sh is in the bundle but not in the manifest.',
-      expect.stringMatching(/^scripts\/install has \d+ bytes; the manifest says \d+\.$/),
-    ]));
+    expect(result.problems).toEqual(
+      expect.arrayContaining([
+        'content/forms-2.4.zip is missing.',
+        'keys/link is in the bundle but not in the manifest (and is not a plain file).',
+        'scripts/extra.sh is in the bundle but not in the manifest.',
+        expect.stringMatching(/^scripts\/install has \d+ bytes; the manifest says \d+\.$/),
+      ]),
+    );
   });
 
   it('should refuse a renamed bundle folder and an unknown format', async () => {
@@ -225,7 +262,10 @@ describe('bundle verify: a folder', () => {
       'The bundle folder is called "outpost-KE-002-2.4.0"; for this manifest it must be "outpost-KE-001-2.4.0".',
     ]);
     const manifest = JSON.parse(await fs.readFile(path.join(renamed, 'manifest.json'), 'utf8'));
-    await fs.writeFile(path.join(renamed, 'manifest.json'), JSON.stringify({ ...manifest, format: 'outpost-bundle/2' }));
+    await fs.writeFile(
+      path.join(renamed, 'manifest.json'),
+      JSON.stringify({ ...manifest, format: 'outpost-bundle/2' }),
+    );
     expect((await verifyBundle(renamed, { publicKeyPem: key.publicKeyPem })).problems).toEqual([
       'manifest.json says format "outpost-bundle/2"; this tool knows "outpost-bundle/1".',
     ]);
@@ -234,9 +274,15 @@ describe('bundle verify: a folder', () => {
 
 describe('command line', () => {
   it('should answer a wrong command line with exit code 2 and one line', async () => {
-    expect(await cli('bundle', 'verify')).toMatchObject({ code: 2, text: 'outpost: bundle verify needs one bundle: a .tar file or a bundle folder.' });
+    expect(await cli('bundle', 'verify')).toMatchObject({
+      code: 2,
+      text: 'outpost: bundle verify needs one bundle: a .tar file or a bundle folder.',
+    });
     expect(await cli('bundle', 'frobnicate')).toMatchObject({ code: 2 });
-    expect(await cli('export', '--release', '1.0.0', '--to', dir, '--sites', 'A')).toMatchObject({ code: 2, text: expect.stringContaining('OUTPOST_URL') });
+    expect(await cli('export', '--release', '1.0.0', '--to', dir, '--sites', 'A')).toMatchObject({
+      code: 2,
+      text: expect.stringContaining('OUTPOST_URL'),
+    });
     expect((await cli('bundle', 'verify', 'x', '--nope')).code).toBe(2);
   });
 
@@ -244,10 +290,16 @@ describe('command line', () => {
     const port = await freePort(); // nothing listens there
     const errors: string[] = [];
     const { code, text } = await main(['export', '--release', '1.0.0', '--to', dir, '--sites', 'A'], {
-      out: () => {}, err: (l) => { errors.push(l); }, env: { OUTPOST_URL: `http://127.0.0.1:${port}`, OUTPOST_TOKEN: 'op_secret' },
+      out: () => {},
+      err: (l) => {
+        errors.push(l);
+      },
+      env: { OUTPOST_URL: `http://127.0.0.1:${port}`, OUTPOST_TOKEN: 'op_secret' },
     }).then((c) => ({ code: c, text: errors.join('\n') }));
     expect(code).toBe(1);
-    expect(text).toMatch(/^outpost: Cannot reach the Outpost server at http:\/\/127\.0\.0\.1:\d+: connection refused/);
+    expect(text).toMatch(
+      /^outpost: Cannot reach the Outpost server at http:\/\/127\.0\.0\.1:\d+: connection refused/,
+    );
     expect(text).not.toContain('op_secret');
     expect(text.split('\n')).toHaveLength(1);
   });

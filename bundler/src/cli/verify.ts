@@ -78,7 +78,16 @@ export async function verifyBundle(target: string, options: VerifyOptions = {}):
 }
 
 function failed(problem: string): VerifyResult {
-  return { ok: false, problems: [problem], notes: [], root: null, manifest: null, keyFingerprint: null, keySource: null, bytesChecked: 0 };
+  return {
+    ok: false,
+    problems: [problem],
+    notes: [],
+    root: null,
+    manifest: null,
+    keyFingerprint: null,
+    keySource: null,
+    bytesChecked: 0,
+  };
 }
 
 interface Listing {
@@ -95,25 +104,46 @@ interface Listing {
 async function check(listing: Listing, options: VerifyOptions): Promise<VerifyResult> {
   const problems = [...listing.problems];
   const notes: string[] = [];
-  const result = (manifest: BundleManifest | null, keyFingerprint: string | null, keySource: VerifyResult['keySource']): VerifyResult =>
-    ({ ok: problems.length === 0, problems, notes, root: listing.root, manifest, keyFingerprint, keySource, bytesChecked: listing.bytes });
+  const result = (
+    manifest: BundleManifest | null,
+    keyFingerprint: string | null,
+    keySource: VerifyResult['keySource'],
+  ): VerifyResult => ({
+    ok: problems.length === 0,
+    problems,
+    notes,
+    root: listing.root,
+    manifest,
+    keyFingerprint,
+    keySource,
+    bytesChecked: listing.bytes,
+  });
 
   const manifestBytes = listing.kept.get(MANIFEST);
   const signature = listing.kept.get(SIGNATURE);
-  if (!manifestBytes) problems.push(`There is no ${MANIFEST} in the bundle folder: this is not an Outpost bundle, or it is incomplete.`);
-  if (!signature) problems.push(`There is no ${SIGNATURE} in the bundle folder: the bundle is not signed, or it is incomplete.`);
+  if (!manifestBytes)
+    problems.push(
+      `There is no ${MANIFEST} in the bundle folder: this is not an Outpost bundle, or it is incomplete.`,
+    );
+  if (!signature)
+    problems.push(
+      `There is no ${SIGNATURE} in the bundle folder: the bundle is not signed, or it is incomplete.`,
+    );
   if (!manifestBytes) return result(null, null, null);
 
   let manifest: BundleManifest;
   try {
     manifest = JSON.parse(manifestBytes.toString('utf8')) as BundleManifest;
-    if (!manifest || typeof manifest !== 'object' || Array.isArray(manifest)) throw new Error('not an object');
+    if (!manifest || typeof manifest !== 'object' || Array.isArray(manifest))
+      throw new Error('not an object');
   } catch {
     problems.push(`${MANIFEST} is not valid JSON.`);
     return result(null, null, null);
   }
   if (manifest.format !== BUNDLE_FORMAT) {
-    problems.push(`${MANIFEST} says format "${String(manifest.format)}"; this tool knows "${BUNDLE_FORMAT}".`);
+    problems.push(
+      `${MANIFEST} says format "${String(manifest.format)}"; this tool knows "${BUNDLE_FORMAT}".`,
+    );
     return result(manifest, null, null);
   }
 
@@ -134,47 +164,74 @@ async function check(listing: Listing, options: VerifyOptions): Promise<VerifyRe
     try {
       keyFingerprint = fingerprintOf(keyPem);
     } catch {
-      problems.push(keySource === 'given' ? 'The key given with --key is not a public key in PEM form.' : `${BUNDLED_KEY} is not a public key in PEM form.`);
+      problems.push(
+        keySource === 'given'
+          ? 'The key given with --key is not a public key in PEM form.'
+          : `${BUNDLED_KEY} is not a public key in PEM form.`,
+      );
       keyPem = undefined;
     }
   }
   if (keySource === 'bundled' && !options.fingerprint && !options.trustBundleKey) {
-    problems.push('No key to check the signature against: give the organisation\'s public key with --key, or its fingerprint with --fingerprint '
-      + '(Outpost → Settings → Signing key). The bundle\'s own key proves nothing about who made it; --trust-bundle-key accepts it anyway.');
+    problems.push(
+      "No key to check the signature against: give the organisation's public key with --key, or its fingerprint with --fingerprint " +
+        "(Outpost → Settings → Signing key). The bundle's own key proves nothing about who made it; --trust-bundle-key accepts it anyway.",
+    );
   }
   if (keyPem && keyFingerprint) {
     if (keySource === 'bundled') {
       if (options.fingerprint) {
         if (normaliseFingerprint(options.fingerprint) !== keyFingerprint) {
-          problems.push(`The bundle's key has fingerprint ${keyFingerprint}, not ${options.fingerprint}: it was not signed by the key you expect.`);
+          problems.push(
+            `The bundle's key has fingerprint ${keyFingerprint}, not ${options.fingerprint}: it was not signed by the key you expect.`,
+          );
         }
       } else {
-        notes.push(`Signed with the bundle's own key, fingerprint ${keyFingerprint}. Compare it with the fingerprint shown in Outpost → Settings → Signing key: only if they are the same is the bundle really from your organisation.`);
+        notes.push(
+          `Signed with the bundle's own key, fingerprint ${keyFingerprint}. Compare it with the fingerprint shown in Outpost → Settings → Signing key: only if they are the same is the bundle really from your organisation.`,
+        );
       }
     } else if (options.fingerprint && normaliseFingerprint(options.fingerprint) !== keyFingerprint) {
-      problems.push(`The key given with --key has fingerprint ${keyFingerprint}, not ${options.fingerprint}.`);
+      problems.push(
+        `The key given with --key has fingerprint ${keyFingerprint}, not ${options.fingerprint}.`,
+      );
     }
     if (signature && !verifyManifest(manifestBytes, signature, keyPem)) {
-      problems.push(`The signature (${SIGNATURE}) does not match ${MANIFEST} with the key ${keyFingerprint}: the manifest was changed, or it was signed with another key.`);
+      problems.push(
+        `The signature (${SIGNATURE}) does not match ${MANIFEST} with the key ${keyFingerprint}: the manifest was changed, or it was signed with another key.`,
+      );
     }
     if (manifest.keyFingerprint !== keyFingerprint) {
-      problems.push(`${MANIFEST} names the signing key ${String(manifest.keyFingerprint)}, but it was checked with ${keyFingerprint}.`);
+      problems.push(
+        `${MANIFEST} names the signing key ${String(manifest.keyFingerprint)}, but it was checked with ${keyFingerprint}.`,
+      );
     }
   }
 
   const expected = `outpost-${manifest.site?.code}-${manifest.release?.version}`;
-  if (listing.root !== null && listing.root !== expected) problems.push(`The bundle folder is called "${listing.root}"; for this manifest it must be "${expected}".`);
+  if (listing.root !== null && listing.root !== expected)
+    problems.push(
+      `The bundle folder is called "${listing.root}"; for this manifest it must be "${expected}".`,
+    );
   const expires = Date.parse(String(manifest.expires));
   const now = options.now ?? new Date();
   if (!Number.isFinite(expires)) problems.push(`${MANIFEST} has no valid expiry date.`);
-  else if (expires <= now.getTime()) problems.push(`The bundle expired on ${new Date(expires).toISOString()}; ask for a new one.`);
+  else if (expires <= now.getTime())
+    problems.push(`The bundle expired on ${new Date(expires).toISOString()}; ask for a new one.`);
 
   const files = Array.isArray(manifest.files) ? manifest.files : [];
   if (!Array.isArray(manifest.files)) problems.push(`${MANIFEST} lists no files.`);
   const listed = new Set<string>();
   for (const file of files) {
-    if (typeof file?.path !== 'string' || !isPlainPath(file.path) || file.path === MANIFEST || file.path === SIGNATURE) {
-      problems.push(`${MANIFEST} lists a file with a path that is not allowed: ${JSON.stringify(file?.path)}.`);
+    if (
+      typeof file?.path !== 'string' ||
+      !isPlainPath(file.path) ||
+      file.path === MANIFEST ||
+      file.path === SIGNATURE
+    ) {
+      problems.push(
+        `${MANIFEST} lists a file with a path that is not allowed: ${JSON.stringify(file?.path)}.`,
+      );
       continue;
     }
     if (listed.has(file.path)) {
@@ -183,21 +240,34 @@ async function check(listing: Listing, options: VerifyOptions): Promise<VerifyRe
     }
     listed.add(file.path);
     let found = listing.files.get(file.path);
-    if (!found && listing.lookupShared && isSharedPath(manifest, file.path) && typeof file.sha256 === 'string') {
+    if (
+      !found &&
+      listing.lookupShared &&
+      isSharedPath(manifest, file.path) &&
+      typeof file.sha256 === 'string'
+    ) {
       found = (await listing.lookupShared(file.sha256, file.size)) ?? undefined;
     }
     const where = found?.at ? `${file.path} (found at ${found.at})` : file.path;
     if (!found) problems.push(`${file.path} is missing.`);
     else if (found.kind !== 'file') problems.push(`${file.path} is not a plain file.`);
-    else if (found.size !== file.size) problems.push(`${where} has ${found.size} bytes; the manifest says ${file.size}${found.size < file.size ? ' (an incomplete copy?)' : ''}.`);
-    else if (found.sha256 !== file.sha256) problems.push(`${where} does not match its checksum: it was changed or damaged.`);
+    else if (found.size !== file.size)
+      problems.push(
+        `${where} has ${found.size} bytes; the manifest says ${file.size}${found.size < file.size ? ' (an incomplete copy?)' : ''}.`,
+      );
+    else if (found.sha256 !== file.sha256)
+      problems.push(`${where} does not match its checksum: it was changed or damaged.`);
   }
   for (const p of [manifest.images?.path, manifest.content?.path]) {
-    if (typeof p === 'string' && !listed.has(p)) problems.push(`${MANIFEST} names ${p} but does not list it with a checksum.`);
+    if (typeof p === 'string' && !listed.has(p))
+      problems.push(`${MANIFEST} names ${p} but does not list it with a checksum.`);
   }
   if (!manifest.images?.path) problems.push(`${MANIFEST} names no images archive.`);
   for (const [p, found] of listing.files) {
-    if (!listed.has(p) && p !== MANIFEST && p !== SIGNATURE) problems.push(`${p} is in the bundle but not in the manifest${found.kind === 'file' ? '' : ' (and is not a plain file)'}.`);
+    if (!listed.has(p) && p !== MANIFEST && p !== SIGNATURE)
+      problems.push(
+        `${p} is in the bundle but not in the manifest${found.kind === 'file' ? '' : ' (and is not a plain file)'}.`,
+      );
   }
   return result(manifest, keyFingerprint, keySource);
 }
@@ -208,7 +278,13 @@ function isSharedPath(manifest: BundleManifest, p: string): boolean {
 }
 
 function isPlainPath(p: string): boolean {
-  return p.length > 0 && !p.startsWith('/') && !p.includes('\\') && !p.includes('\0') && p.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+  return (
+    p.length > 0 &&
+    !p.startsWith('/') &&
+    !p.includes('\\') &&
+    !p.includes('\0') &&
+    p.split('/').every((part) => part !== '' && part !== '.' && part !== '..')
+  );
 }
 
 function normaliseFingerprint(f: string): string {
@@ -234,7 +310,9 @@ async function readTar(file: string, options: VerifyOptions): Promise<Listing> {
     const top = slash < 0 ? name : name.slice(0, slash);
     const rest = slash < 0 ? '' : name.slice(slash + 1).replace(/\/$/, '');
     if (name.startsWith('/') || !isPlainPath(name.replace(/\/$/, ''))) {
-      listing.problems.push(`The tar holds an entry with a path that is not allowed: ${JSON.stringify(header.name)}.`);
+      listing.problems.push(
+        `The tar holds an entry with a path that is not allowed: ${JSON.stringify(header.name)}.`,
+      );
     } else {
       roots.add(top);
     }
@@ -261,8 +339,13 @@ async function readTar(file: string, options: VerifyOptions): Promise<Listing> {
       } else if (listing.files.has(rest)) {
         listing.problems.push(`${rest} is in the tar twice.`);
       } else {
-        listing.files.set(rest, { kind: type === 'file' || type === 'contiguous-file' ? 'file' : 'other', size, sha256: hash.digest('hex') });
-        if (keepLimit !== null && size <= keepLimit && (type === 'file' || type === 'contiguous-file')) listing.kept.set(rest, Buffer.concat(chunks));
+        listing.files.set(rest, {
+          kind: type === 'file' || type === 'contiguous-file' ? 'file' : 'other',
+          size,
+          sha256: hash.digest('hex'),
+        });
+        if (keepLimit !== null && size <= keepLimit && (type === 'file' || type === 'contiguous-file'))
+          listing.kept.set(rest, Buffer.concat(chunks));
       }
       next();
     });
@@ -275,13 +358,19 @@ async function readTar(file: string, options: VerifyOptions): Promise<Listing> {
     await pipeline(source, extract);
   } catch (error) {
     const message = (error as Error).message;
-    listing.problems.push(/unexpected end|premature|truncated/i.test(message)
-      ? `${path.basename(file)} ends too early: the download or copy is incomplete.`
-      : `${path.basename(file)} is not a readable tar file (${message}).`);
+    listing.problems.push(
+      /unexpected end|premature|truncated/i.test(message)
+        ? `${path.basename(file)} ends too early: the download or copy is incomplete.`
+        : `${path.basename(file)} is not a readable tar file (${message}).`,
+    );
   }
-  if (roots.size > 1) listing.problems.push(`The tar holds more than one top folder (${[...roots].slice(0, 5).join(', ')}); a bundle has one.`);
+  if (roots.size > 1)
+    listing.problems.push(
+      `The tar holds more than one top folder (${[...roots].slice(0, 5).join(', ')}); a bundle has one.`,
+    );
   listing.root = [...roots][0] ?? null;
-  if (listing.root === null && listing.problems.length === 0) listing.problems.push(`${path.basename(file)} is empty.`);
+  if (listing.root === null && listing.problems.length === 0)
+    listing.problems.push(`${path.basename(file)} is empty.`);
   return listing;
 }
 
@@ -292,19 +381,31 @@ async function bundleFolder(dir: string): Promise<string | { problem: string }> 
   if (await exists(path.join(dir, MANIFEST))) return path.resolve(dir);
   const entries = await fs.readdir(dir, { withFileTypes: true });
   const candidates = [];
-  for (const e of entries) if (e.isDirectory() && e.name.startsWith('outpost-') && await exists(path.join(dir, e.name, MANIFEST))) candidates.push(e.name);
+  for (const e of entries)
+    if (e.isDirectory() && e.name.startsWith('outpost-') && (await exists(path.join(dir, e.name, MANIFEST))))
+      candidates.push(e.name);
   if (candidates.length === 1) return path.resolve(dir, candidates[0]!);
-  if (candidates.length > 1) return { problem: `${dir} holds several bundles (${candidates.join(', ')}); name one of them.` };
-  return { problem: `${dir} holds no ${MANIFEST}: give the bundle folder (outpost-<site>-<version>) or the bundle tar.` };
+  if (candidates.length > 1)
+    return { problem: `${dir} holds several bundles (${candidates.join(', ')}); name one of them.` };
+  return {
+    problem: `${dir} holds no ${MANIFEST}: give the bundle folder (outpost-<site>-<version>) or the bundle tar.`,
+  };
 }
 
 async function readFolder(root: string, options: VerifyOptions): Promise<Listing> {
-  const listing: Listing = { root: path.basename(root), files: new Map(), kept: new Map(), problems: [], bytes: 0 };
+  const listing: Listing = {
+    root: path.basename(root),
+    files: new Map(),
+    kept: new Map(),
+    problems: [],
+    bytes: 0,
+  };
   const walk = async (rel: string) => {
     for (const e of await fs.readdir(path.join(root, rel), { withFileTypes: true })) {
       const p = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) listing.files.set(p, { kind: 'file', size: (await fs.stat(path.join(root, p))).size });
+      else if (e.isFile())
+        listing.files.set(p, { kind: 'file', size: (await fs.stat(path.join(root, p))).size });
       else listing.files.set(p, { kind: 'other', size: 0 }); // a symlink is not followed: it could point anywhere
     }
   };
@@ -314,8 +415,14 @@ async function readFolder(root: string, options: VerifyOptions): Promise<Listing
   if (manifestFile?.kind === 'file' && manifestFile.size <= MAX_MANIFEST_BYTES) {
     try {
       const m = JSON.parse(await fs.readFile(path.join(root, MANIFEST), 'utf8')) as BundleManifest;
-      listed = new Map((Array.isArray(m.files) ? m.files : []).filter((f) => typeof f?.path === 'string').map((f) => [f.path, f]));
-    } catch { /* reported by check() */ }
+      listed = new Map(
+        (Array.isArray(m.files) ? m.files : [])
+          .filter((f) => typeof f?.path === 'string')
+          .map((f) => [f.path, f]),
+      );
+    } catch {
+      /* reported by check() */
+    }
   }
   // Hash only what the manifest lists (with the right size): an extra or wrong-size file is a problem already.
   for (const [p, found] of listing.files) {
@@ -327,7 +434,10 @@ async function readFolder(root: string, options: VerifyOptions): Promise<Listing
       found.sha256 = createHash('sha256').update(bytes).digest('hex');
       listing.bytes += bytes.length;
     } else if (listed.get(p)?.size === found.size) {
-      found.sha256 = await hashStream(path.join(root, p), (n) => { listing.bytes += n; options.onBytes?.(n); });
+      found.sha256 = await hashStream(path.join(root, p), (n) => {
+        listing.bytes += n;
+        options.onBytes?.(n);
+      });
     }
   }
   listing.lookupShared = async (sha256, size) => {
@@ -338,7 +448,15 @@ async function readFolder(root: string, options: VerifyOptions): Promise<Listing
       if (!s) continue;
       if (!s.isFile()) return { kind: 'other', size: 0, at: candidate };
       if (s.size !== size) return { kind: 'file', size: s.size, at: candidate };
-      return { kind: 'file', size: s.size, sha256: await hashStream(candidate, (n) => { listing.bytes += n; options.onBytes?.(n); }), at: candidate };
+      return {
+        kind: 'file',
+        size: s.size,
+        sha256: await hashStream(candidate, (n) => {
+          listing.bytes += n;
+          options.onBytes?.(n);
+        }),
+        at: candidate,
+      };
     }
     return null;
   };
@@ -347,16 +465,22 @@ async function readFolder(root: string, options: VerifyOptions): Promise<Listing
 
 async function hashStream(file: string, onBytes: (n: number) => void): Promise<string> {
   const hash = createHash('sha256');
-  await pipeline(createReadStream(file), new Writable({
-    write(chunk: Buffer, _e, callback) {
-      hash.update(chunk);
-      onBytes(chunk.length);
-      callback();
-    },
-  }));
+  await pipeline(
+    createReadStream(file),
+    new Writable({
+      write(chunk: Buffer, _e, callback) {
+        hash.update(chunk);
+        onBytes(chunk.length);
+        callback();
+      },
+    }),
+  );
   return hash.digest('hex');
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.stat(p).then(() => true, () => false);
+  return fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 }

@@ -20,7 +20,11 @@ let multi: TestMultiArchImage;
 beforeAll(async () => {
   registry = await startRegistry({ tokenAuth: login });
   layout = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-layout-'));
-  multi = await buildMultiArchImage({ dir: layout, tag: 'v1', layers: [{ files: { 'etc/token-auth': 'bearer\n' } }] });
+  multi = await buildMultiArchImage({
+    dir: layout,
+    tag: 'v1',
+    layers: [{ files: { 'etc/token-auth': 'bearer\n' } }],
+  });
   await pushImage(layout, 'v1', `${registry.host}/team/app:v1`, login);
 });
 
@@ -31,7 +35,11 @@ afterAll(async () => {
 
 describe('Bearer token auth (registry with a token service)', () => {
   it('should get a token for the repository scope, resolve an index and stream a blob with it', async () => {
-    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: login });
+    const client = new RegistryClient({
+      ...testRegistryPolicy(),
+      registry: registry.host,
+      credentials: login,
+    });
     const inspected = await skopeoInspect(`${registry.host}/team/app:v1`, { creds: login });
     const seen = registry.tokenServer!.requests.length;
     const resolved = await client.resolve('team/app', 'v1', { os: 'linux', architecture: 'arm64' });
@@ -39,7 +47,11 @@ describe('Bearer token auth (registry with a token service)', () => {
     expect(resolved.digest).toBe(multi.images[1]!.digest);
     const layer = resolved.layers[0]!;
     let size = 0;
-    for await (const c of (await client.blob('team/app', layer.digest)) as unknown as AsyncIterable<Uint8Array>) size += c.byteLength;
+    for await (const c of (await client.blob(
+      'team/app',
+      layer.digest,
+    )) as unknown as AsyncIterable<Uint8Array>)
+      size += c.byteLength;
     expect(size).toBe(layer.size);
 
     // One token for the whole scope, reused for the index, the manifest, the config and the blob.
@@ -48,7 +60,11 @@ describe('Bearer token auth (registry with a token service)', () => {
   });
 
   it('should say unauthorized when the token service refuses the password', async () => {
-    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: { ...login, password: 'nope' } });
+    const client = new RegistryClient({
+      ...testRegistryPolicy(),
+      registry: registry.host,
+      credentials: { ...login, password: 'nope' },
+    });
     const error = await client.resolve('team/app', 'v1').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RegistryError);
     expect((error as RegistryError).kind).toBe('unauthorized');

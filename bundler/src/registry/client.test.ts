@@ -10,7 +10,12 @@ import { RegistryClient, blobToNodeStream } from './client.ts';
 import { RegistryError } from './errors.ts';
 import { MediaType } from './media-types.ts';
 import { freePort, startRegistry, type TestRegistry } from '../test-support/registry.ts';
-import { buildMultiArchImage, buildTestImage, type TestImage, type TestMultiArchImage } from '../test-support/image.ts';
+import {
+  buildMultiArchImage,
+  buildTestImage,
+  type TestImage,
+  type TestMultiArchImage,
+} from '../test-support/image.ts';
 import { pushImage, skopeoInspect } from '../test-support/skopeo.ts';
 
 let registry: TestRegistry;
@@ -31,7 +36,11 @@ beforeAll(async () => {
     ],
     config: { Cmd: ['/app/run.sh'] },
   });
-  multi = await buildMultiArchImage({ dir: layout, tag: 'multi', layers: [{ files: { 'app/version': '2.0\n' } }] });
+  multi = await buildMultiArchImage({
+    dir: layout,
+    tag: 'multi',
+    layers: [{ files: { 'app/version': '2.0\n' } }],
+  });
   await Promise.all([
     pushImage(layout, 'single', `${registry.host}/demo/app:1.0`),
     pushImage(layout, 'single', `${registry.host}/demo/docker:1.0`, undefined, { format: 'v2s2' }),
@@ -53,7 +62,10 @@ async function readAll(stream: ReadableStream<Uint8Array>): Promise<Buffer> {
 }
 
 async function kindOf(promise: Promise<unknown>): Promise<RegistryError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(RegistryError);
   return error as RegistryError;
 }
@@ -68,17 +80,33 @@ describe('RegistryClient.resolve', () => {
     expect(resolved.digest).toBe(image.digest);
     expect(resolved.indexDigest).toBeUndefined();
     expect(resolved.mediaType).toBe(MediaType.OciManifest);
-    expect(resolved.layers).toEqual(raw.layers.map((l: { digest: string; size: number; mediaType: string }) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType })));
+    expect(resolved.layers).toEqual(
+      raw.layers.map((l: { digest: string; size: number; mediaType: string }) => ({
+        digest: l.digest,
+        size: l.size,
+        mediaType: l.mediaType,
+      })),
+    );
     expect(resolved.layers.map((l) => l.digest)).toEqual(inspected.Layers);
-    expect(resolved.config).toEqual({ digest: raw.config.digest, size: raw.config.size, mediaType: raw.config.mediaType });
-    expect(resolved.totalSize).toBe(raw.config.size + raw.layers.reduce((s: number, l: { size: number }) => s + l.size, 0));
+    expect(resolved.config).toEqual({
+      digest: raw.config.digest,
+      size: raw.config.size,
+      mediaType: raw.config.mediaType,
+    });
+    expect(resolved.totalSize).toBe(
+      raw.config.size + raw.layers.reduce((s: number, l: { size: number }) => s + l.size, 0),
+    );
     expect(resolved.platform).toEqual({ os: 'linux', architecture: 'amd64' });
   });
 
   it('should resolve each platform of a multi-arch index to its own manifest', async () => {
     const amd64 = await client.resolve('demo/multi', '2.0', { os: 'linux', architecture: 'amd64' });
     const arm64 = await client.resolve('demo/multi', '2.0', { os: 'linux', architecture: 'arm64' });
-    const byAlias = await client.resolve('demo/multi', '2.0', { os: 'linux', architecture: 'aarch64', variant: 'v8' });
+    const byAlias = await client.resolve('demo/multi', '2.0', {
+      os: 'linux',
+      architecture: 'aarch64',
+      variant: 'v8',
+    });
     const [builtAmd64, builtArm64] = multi.images;
 
     expect(amd64.indexDigest).toBe(multi.digest);
@@ -109,7 +137,10 @@ describe('RegistryClient.resolve', () => {
     expect(docker.mediaType).toBe(MediaType.DockerManifest);
     expect(docker.digest).toBe((await skopeoInspect(`${registry.host}/demo/docker:1.0`)).Digest);
     expect(docker.digest).not.toBe(oci.digest);
-    expect(docker.layers.map((l) => l.mediaType)).toEqual([MediaType.DockerLayerGzip, MediaType.DockerLayerGzip]);
+    expect(docker.layers.map((l) => l.mediaType)).toEqual([
+      MediaType.DockerLayerGzip,
+      MediaType.DockerLayerGzip,
+    ]);
     // Same bytes underneath: the layer blobs do not change with the manifest format.
     expect(docker.layers.map((l) => l.digest)).toEqual(oci.layers.map((l) => l.digest));
     expect(docker.config.digest).toBe(oci.config.digest);
@@ -158,7 +189,12 @@ describe('RegistryClient.blob', () => {
     const hash = createHash('sha256');
     await pipeline(
       blobToNodeStream(await client.blob('demo/app', layer.digest)),
-      new Writable({ write(chunk, _e, cb) { hash.update(chunk); cb(); } }),
+      new Writable({
+        write(chunk, _e, cb) {
+          hash.update(chunk);
+          cb();
+        },
+      }),
     );
     expect('sha256:' + hash.digest('hex')).toBe(layer.digest);
   });
@@ -209,7 +245,12 @@ describe('RegistryClient errors', () => {
   it('should say unreachable, quickly and after bounded retries, when nothing listens', async () => {
     const port = await freePort();
     const disallow = allowTestHost(`127.0.0.1:${port}`);
-    const down = new RegistryClient({ ...testRegistryPolicy(), registry: `127.0.0.1:${port}`, retries: 2, backoffMs: 5 });
+    const down = new RegistryClient({
+      ...testRegistryPolicy(),
+      registry: `127.0.0.1:${port}`,
+      retries: 2,
+      backoffMs: 5,
+    });
     const started = Date.now();
     const error = await kindOf(down.resolve('foo/bar', '1.0')).finally(disallow);
     expect(error.kind).toBe('unreachable');

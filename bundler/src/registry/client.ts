@@ -3,7 +3,14 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import { RegistryError, readErrorBody, type RegistryErrorKind } from './errors.ts';
 import { MANIFEST_ACCEPT, MediaType, isImageManifestMediaType, isIndexMediaType } from './media-types.ts';
-import { assertDigest, digestOf, isSupportedDigest, readWithin, verifyingStream, IdleTimeoutError } from './digest.ts';
+import {
+  assertDigest,
+  digestOf,
+  isSupportedDigest,
+  readWithin,
+  verifyingStream,
+  IdleTimeoutError,
+} from './digest.ts';
 import { isDigest, registryApiHost } from './reference.ts';
 import { parseWwwAuthenticate, type AuthChallenge } from './www-authenticate.ts';
 import { assertAllowedUrl, forbiddenDestination, isAllowListed, type AllowList } from './destination.ts';
@@ -130,12 +137,16 @@ export class RegistryClient {
     if (scheme) registry = registry.slice(scheme[0].length);
     registry = registry.replace(/\/+$/, '');
     if (registry === '' || registry.includes('/')) {
-      throw new TypeError(`"${options.registry}" is not a registry host (expected e.g. ghcr.io or 127.0.0.1:5000)`);
+      throw new TypeError(
+        `"${options.registry}" is not a registry host (expected e.g. ghcr.io or 127.0.0.1:5000)`,
+      );
     }
     this.registry = registry;
     const host = registryApiHost(registry);
     // Plain HTTP only for an allow-listed host:port (a `http://` prefix on any other is refused at the first request).
-    const insecure = scheme ? scheme[1] === 'http' : isAllowListed(new URL(`http://${host}`), options.allowInsecure) && !/:443$/.test(host);
+    const insecure = scheme
+      ? scheme[1] === 'http'
+      : isAllowListed(new URL(`http://${host}`), options.allowInsecure) && !/:443$/.test(host);
     this.baseUrl = `${insecure ? 'http' : 'https'}://${host}`;
     this.allowInsecure = options.allowInsecure;
     this.credentials = options.credentials;
@@ -155,7 +166,11 @@ export class RegistryClient {
    * @example
    * const { digest, layers } = await client.resolve('openmrs/openmrs-core', '2.7.0');
    */
-  async resolve(repository: string, reference: string, platform: Platform = DEFAULT_PLATFORM): Promise<ResolvedImage> {
+  async resolve(
+    repository: string,
+    reference: string,
+    platform: Platform = DEFAULT_PLATFORM,
+  ): Promise<ResolvedImage> {
     const wanted = normalizePlatform(platform);
     const top = await this.getManifest(repository, reference);
     let image = top;
@@ -192,7 +207,9 @@ export class RegistryClient {
       );
     }
     const config = descriptor(image.json.config, 'config', image.digest);
-    const layers = (Array.isArray(image.json.layers) ? image.json.layers : []).map((l) => descriptor(l, 'layer', image.digest));
+    const layers = (Array.isArray(image.json.layers) ? image.json.layers : []).map((l) =>
+      descriptor(l, 'layer', image.digest),
+    );
 
     let resolvedPlatform: Platform = wanted;
     if (!indexDigest) {
@@ -235,7 +252,9 @@ export class RegistryClient {
     if (byDigest) assertDigest(reference);
     else if (!TAG.test(reference)) throw new TypeError(`"${reference}" is neither a tag nor a digest`);
 
-    const response = await this.request('GET', repository, `manifests/${reference}`, { accept: MANIFEST_ACCEPT });
+    const response = await this.request('GET', repository, `manifests/${reference}`, {
+      accept: MANIFEST_ACCEPT,
+    });
     if (!response.ok) throw await this.failure(response, { repository, reference, what: 'manifest' });
 
     const what = `manifest ${reference} of ${repository} from ${this.registry}`;
@@ -253,10 +272,16 @@ export class RegistryClient {
     }
     const actual = digestOf(bytes, digest.slice(0, digest.indexOf(':')));
     if (actual !== digest) {
-      throw new RegistryError('digest-mismatch', `The ${what} does not match its digest: its bytes hash to ${actual}`);
+      throw new RegistryError(
+        'digest-mismatch',
+        `The ${what} does not match its digest: its bytes hash to ${actual}`,
+      );
     }
     if (!byDigest && announced && isSupportedDigest(announced) && announced !== digest) {
-      throw new RegistryError('digest-mismatch', `The ${what} hashes to ${digest} but the registry says ${announced}`);
+      throw new RegistryError(
+        'digest-mismatch',
+        `The ${what} hashes to ${digest} but the registry says ${announced}`,
+      );
     }
 
     let json: ManifestJson;
@@ -267,7 +292,10 @@ export class RegistryClient {
       throw new RegistryError('protocol', `The ${what} is not valid JSON`);
     }
     if (json.schemaVersion === 1) {
-      throw new RegistryError('protocol', `The ${what} is a Docker schema 1 manifest, which is not supported`);
+      throw new RegistryError(
+        'protocol',
+        `The ${what} is a Docker schema 1 manifest, which is not supported`,
+      );
     }
     const contentType = response.headers.get('content-type')?.split(';')[0]?.trim();
     const mediaType = typeof json.mediaType === 'string' ? json.mediaType : (contentType ?? '');
@@ -283,17 +311,25 @@ export class RegistryClient {
    * const body = await client.blob('library/nginx', layer.digest, { size: layer.size });
    * await pipeline(blobToNodeStream(body), fs.createWriteStream('layer.tgz'));
    */
-  async blob(repository: string, digest: string, options: BlobOptions = {}): Promise<ReadableStream<Uint8Array>> {
+  async blob(
+    repository: string,
+    digest: string,
+    options: BlobOptions = {},
+  ): Promise<ReadableStream<Uint8Array>> {
     assertRepository(repository);
     assertDigest(digest);
     const response = await this.request('GET', repository, `blobs/${digest}`, {});
     if (!response.ok) throw await this.failure(response, { repository, reference: digest, what: 'blob' });
-    if (!response.body) throw new RegistryError('protocol', `The registry ${this.registry} sent blob ${digest} without a body`);
+    if (!response.body)
+      throw new RegistryError('protocol', `The registry ${this.registry} sent blob ${digest} without a body`);
     const what = `blob ${digest} of ${repository} from ${this.registry}`;
     const contentLength = parseLength(response.headers.get('content-length'));
     if (options.size !== undefined && contentLength !== undefined && contentLength !== options.size) {
       void response.body.cancel().catch(() => {});
-      throw new RegistryError('digest-mismatch', `The ${what} is ${contentLength} bytes; its manifest says ${options.size}`);
+      throw new RegistryError(
+        'digest-mismatch',
+        `The ${what} is ${contentLength} bytes; its manifest says ${options.size}`,
+      );
     }
     const expectedLength = contentLength ?? options.size;
     return verifyingStream(response.body, {
@@ -313,7 +349,8 @@ export class RegistryClient {
     if (response.status === 404) return null;
     if (!response.ok) throw await this.failure(response, { repository, reference: digest, what: 'blob' });
     const size = parseLength(response.headers.get('content-length'));
-    if (size === undefined) throw new RegistryError('protocol', `The registry ${this.registry} gave no size for blob ${digest}`);
+    if (size === undefined)
+      throw new RegistryError('protocol', `The registry ${this.registry} gave no size for blob ${digest}`);
     return { size };
   }
 
@@ -333,7 +370,10 @@ export class RegistryClient {
       const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
       return parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {};
     } catch {
-      throw new RegistryError('protocol', `The config ${config.digest} of ${repository} from ${this.registry} is not valid JSON`);
+      throw new RegistryError(
+        'protocol',
+        `The config ${config.digest} of ${repository} from ${this.registry} is not valid JSON`,
+      );
     }
   }
 
@@ -341,7 +381,10 @@ export class RegistryClient {
     const announced = parseLength(response.headers.get('content-length'));
     if (announced !== undefined && announced > limit) {
       void response.body?.cancel().catch(() => {});
-      throw new RegistryError('protocol', `The ${what} is ${announced} bytes, more than the ${limit} allowed`);
+      throw new RegistryError(
+        'protocol',
+        `The ${what} is ${announced} bytes, more than the ${limit} allowed`,
+      );
     }
     if (!response.body) return new Uint8Array();
     const reader = response.body.getReader();
@@ -363,13 +406,21 @@ export class RegistryClient {
       chunks.push(result.value);
     }
     if (announced !== undefined && size !== announced) {
-      throw new RegistryError('digest-mismatch', `The ${what} ended after ${size} bytes instead of ${announced}`);
+      throw new RegistryError(
+        'digest-mismatch',
+        `The ${what} ended after ${size} bytes instead of ${announced}`,
+      );
     }
     return new Uint8Array(Buffer.concat(chunks));
   }
 
   /** One API call with auth: answers a 401 challenge once, then gives the caller the answer. */
-  private async request(method: 'GET' | 'HEAD', repository: string, path: string, options: { accept?: string }): Promise<Response> {
+  private async request(
+    method: 'GET' | 'HEAD',
+    repository: string,
+    path: string,
+    options: { accept?: string },
+  ): Promise<Response> {
     const url = `${this.baseUrl}/v2/${repository}/${path}`;
     const scope = `repository:${repository}:pull`;
     const headers: Record<string, string> = { 'user-agent': this.userAgent };
@@ -381,7 +432,12 @@ export class RegistryClient {
 
     const challenges = parseWwwAuthenticate(response.headers.get('www-authenticate') ?? '');
     const errors = await readErrorBody(response);
-    const retryWith = await this.answerChallenge(challenges, scope, upFront, errors.map((e) => e.code));
+    const retryWith = await this.answerChallenge(
+      challenges,
+      scope,
+      upFront,
+      errors.map((e) => e.code),
+    );
     response = await this.send(method, url, headers, retryWith);
     if (response.status === 401) {
       const codes = (await readErrorBody(response)).map((e) => e.code);
@@ -396,19 +452,33 @@ export class RegistryClient {
     const credentials = this.credentials;
     if (credentials && 'token' in credentials) return `Bearer ${credentials.token}`;
     if (this.usesBasic && credentials) return basic(credentials);
-    if (this.bearer) return `Bearer ${await this.token(this.bearer.realm, this.bearer.service, scope, scope)}`;
+    if (this.bearer)
+      return `Bearer ${await this.token(this.bearer.realm, this.bearer.service, scope, scope)}`;
     return undefined;
   }
 
-  private async answerChallenge(challenges: AuthChallenge[], scope: string, sent: string | undefined, codes: string[]): Promise<string> {
+  private async answerChallenge(
+    challenges: AuthChallenge[],
+    scope: string,
+    sent: string | undefined,
+    codes: string[],
+  ): Promise<string> {
     const credentials = this.credentials;
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     const basicChallenge = challenges.find((c) => c.scheme === 'basic');
     if (credentials && 'token' in credentials) throw this.unauthorized(scope, codes);
     if (bearer?.params.realm) {
-      this.bearer = { realm: bearer.params.realm, ...(bearer.params.service ? { service: bearer.params.service } : {}) };
+      this.bearer = {
+        realm: bearer.params.realm,
+        ...(bearer.params.service ? { service: bearer.params.service } : {}),
+      };
       if (sent?.startsWith('Bearer ')) this.tokens.delete(scope);
-      const token = await this.token(bearer.params.realm, bearer.params.service, bearer.params.scope ?? scope, scope);
+      const token = await this.token(
+        bearer.params.realm,
+        bearer.params.service,
+        bearer.params.scope ?? scope,
+        scope,
+      );
       if (sent === `Bearer ${token}`) throw this.unauthorized(scope, codes);
       return `Bearer ${token}`;
     }
@@ -425,14 +495,20 @@ export class RegistryClient {
   }
 
   /** A Bearer token for a scope from the registry's token service, cached until it expires. */
-  private token(realm: string, service: string | undefined, requestScope: string, cacheKey: string): Promise<string> {
+  private token(
+    realm: string,
+    service: string | undefined,
+    requestScope: string,
+    cacheKey: string,
+  ): Promise<string> {
     const cached = this.tokens.get(cacheKey);
     if (cached && cached.expiresAt > Date.now()) return cached.token;
     const entry = { token: Promise.resolve(''), expiresAt: Number.POSITIVE_INFINITY };
     entry.token = this.fetchToken(realm, service, requestScope).then(
       ({ token, expiresInSeconds }) => {
         // Renew a little before the service's deadline so a token never expires mid-request.
-        entry.expiresAt = Date.now() + Math.max(0, expiresInSeconds * 1000 - Math.min(30_000, expiresInSeconds * 100));
+        entry.expiresAt =
+          Date.now() + Math.max(0, expiresInSeconds * 1000 - Math.min(30_000, expiresInSeconds * 100));
         return token;
       },
       (error: unknown) => {
@@ -444,7 +520,11 @@ export class RegistryClient {
     return entry.token;
   }
 
-  private async fetchToken(realm: string, service: string | undefined, scope: string): Promise<{ token: string; expiresInSeconds: number }> {
+  private async fetchToken(
+    realm: string,
+    service: string | undefined,
+    scope: string,
+  ): Promise<{ token: string; expiresInSeconds: number }> {
     let url: URL;
     try {
       url = new URL(realm);
@@ -455,12 +535,20 @@ export class RegistryClient {
     for (const s of scope.split(' ').filter(Boolean)) url.searchParams.append('scope', s);
     const credentials = this.credentials;
     const authorization = credentials && 'username' in credentials ? basic(credentials) : undefined;
-    const response = await this.send('GET', url.toString(), { 'user-agent': this.userAgent, accept: 'application/json' }, authorization, url.host);
+    const response = await this.send(
+      'GET',
+      url.toString(),
+      { 'user-agent': this.userAgent, accept: 'application/json' },
+      authorization,
+      url.host,
+    );
     if (response.status === 401 || response.status === 403) {
       const codes = (await readErrorBody(response)).map((e) => e.code);
       throw new RegistryError(
         'unauthorized',
-        credentials ? 'The registry refused the credentials' : `The registry ${this.registry} requires credentials`,
+        credentials
+          ? 'The registry refused the credentials'
+          : `The registry ${this.registry} requires credentials`,
         { status: response.status, ...(codes[0] ? { code: codes[0] } : {}) },
       );
     }
@@ -476,14 +564,21 @@ export class RegistryClient {
     try {
       body = (await response.json()) as typeof body;
     } catch {
-      throw new RegistryError('protocol', `The token service of ${this.registry} (${url.host}) sent something that is not JSON`);
+      throw new RegistryError(
+        'protocol',
+        `The token service of ${this.registry} (${url.host}) sent something that is not JSON`,
+      );
     }
     const token = typeof body.token === 'string' && body.token ? body.token : body.access_token;
     if (typeof token !== 'string' || !token) {
-      throw new RegistryError('protocol', `The token service of ${this.registry} (${url.host}) sent no token`);
+      throw new RegistryError(
+        'protocol',
+        `The token service of ${this.registry} (${url.host}) sent no token`,
+      );
     }
     // The spec's default lifetime when the service does not say.
-    const expiresInSeconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
+    const expiresInSeconds =
+      typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
     return { token, expiresInSeconds };
   }
 
@@ -508,13 +603,16 @@ export class RegistryClient {
         if (forbidden) throw forbidden;
         const failure = describeNetworkError(error, this.timeoutMs);
         if (!failure.retryable || attempt >= this.retries) {
-          throw new RegistryError('unreachable', `Cannot reach the registry ${host}: ${failure.reason}`, { cause: error });
+          throw new RegistryError('unreachable', `Cannot reach the registry ${host}: ${failure.reason}`, {
+            cause: error,
+          });
         }
         await sleep(this.backoff(attempt));
         continue;
       }
       if ((response.status === 429 || response.status >= 500) && attempt < this.retries) {
-        const wait = retryAfterMs(response.headers.get('retry-after'), this.maxRetryAfterMs) ?? this.backoff(attempt);
+        const wait =
+          retryAfterMs(response.headers.get('retry-after'), this.maxRetryAfterMs) ?? this.backoff(attempt);
         await discard(response);
         await sleep(wait);
         continue;
@@ -523,7 +621,12 @@ export class RegistryClient {
     }
   }
 
-  private async followRedirects(method: 'GET' | 'HEAD', url: string, headers: Record<string, string>, authorization: string | undefined): Promise<Response> {
+  private async followRedirects(
+    method: 'GET' | 'HEAD',
+    url: string,
+    headers: Record<string, string>,
+    authorization: string | undefined,
+  ): Promise<Response> {
     let current = new URL(url);
     const origin = current.origin;
     for (let hop = 0; ; hop++) {
@@ -535,7 +638,12 @@ export class RegistryClient {
       const timer = setTimeout(() => controller.abort(new IdleTimeoutError(this.timeoutMs)), this.timeoutMs);
       let response: Response;
       try {
-        response = await this.fetchImpl(current, { method, headers: sendHeaders, redirect: 'manual', signal: controller.signal });
+        response = await this.fetchImpl(current, {
+          method,
+          headers: sendHeaders,
+          redirect: 'manual',
+          signal: controller.signal,
+        });
       } finally {
         clearTimeout(timer);
       }
@@ -543,7 +651,10 @@ export class RegistryClient {
       if (![301, 302, 303, 307, 308].includes(response.status) || !location) return response;
       await discard(response);
       if (hop >= MAX_REDIRECTS) {
-        throw new RegistryError('protocol', `The registry ${this.registry} redirected more than ${MAX_REDIRECTS} times for ${url}`);
+        throw new RegistryError(
+          'protocol',
+          `The registry ${this.registry} redirected more than ${MAX_REDIRECTS} times for ${url}`,
+        );
       }
       try {
         current = new URL(location, current);
@@ -561,7 +672,11 @@ export class RegistryClient {
   private unauthorized(repositoryOrScope: string, codes: string[]): RegistryError {
     const code = codes[0];
     if (codes.includes('DENIED')) {
-      return new RegistryError('denied', `The registry ${this.registry} denied access to ${repositoryName(repositoryOrScope)}`, { status: 401, code: 'DENIED' });
+      return new RegistryError(
+        'denied',
+        `The registry ${this.registry} denied access to ${repositoryName(repositoryOrScope)}`,
+        { status: 401, code: 'DENIED' },
+      );
     }
     const message = this.credentials
       ? 'The registry refused the credentials'
@@ -573,11 +688,18 @@ export class RegistryClient {
   private unreachable(error: unknown, context: string): RegistryError {
     if (error instanceof RegistryError) return error;
     const failure = describeNetworkError(error, this.timeoutMs);
-    return new RegistryError('unreachable', `Lost the connection to the registry ${this.registry} ${context}: ${failure.reason}`, { cause: error });
+    return new RegistryError(
+      'unreachable',
+      `Lost the connection to the registry ${this.registry} ${context}: ${failure.reason}`,
+      { cause: error },
+    );
   }
 
   /** Turns a failed answer into the error people and code can act on. */
-  private async failure(response: Response, context: { repository: string; reference: string; what: 'manifest' | 'blob' }): Promise<RegistryError> {
+  private async failure(
+    response: Response,
+    context: { repository: string; reference: string; what: 'manifest' | 'blob' },
+  ): Promise<RegistryError> {
     const { repository, reference, what } = context;
     const status = response.status;
     const errors = await readErrorBody(response);
@@ -586,14 +708,20 @@ export class RegistryClient {
     const extra = { status, ...(code ? { code } : {}) };
     const make = (kind: RegistryErrorKind, message: string) => new RegistryError(kind, message, extra);
 
-    if (codes.includes('NAME_UNKNOWN')) return make('unknown-repository', `The registry ${this.registry} has no image named ${repository}`);
-    if (codes.includes('DENIED') || status === 403) return make('denied', `The registry ${this.registry} denied access to ${repository}`);
+    if (codes.includes('NAME_UNKNOWN'))
+      return make('unknown-repository', `The registry ${this.registry} has no image named ${repository}`);
+    if (codes.includes('DENIED') || status === 403)
+      return make('denied', `The registry ${this.registry} denied access to ${repository}`);
     if (codes.includes('UNAUTHORIZED') || status === 401) return this.unauthorized(repository, codes);
     if (codes.includes('BLOB_UNKNOWN') || (status === 404 && what === 'blob')) {
       return make('unknown-blob', `The registry ${this.registry} has no blob ${reference} in ${repository}`);
     }
     if (codes.includes('MANIFEST_UNKNOWN') || status === 404) {
-      if (isDigest(reference)) return make('unknown-manifest', `The registry ${this.registry} has no manifest ${reference} in ${repository}`);
+      if (isDigest(reference))
+        return make(
+          'unknown-manifest',
+          `The registry ${this.registry} has no manifest ${reference} in ${repository}`,
+        );
       // The registry answers MANIFEST_UNKNOWN for a tag whether or not the repository exists.
       if (await this.repositoryIsUnknown(repository)) {
         return make('unknown-repository', `The registry ${this.registry} has no image named ${repository}`);
@@ -601,13 +729,22 @@ export class RegistryClient {
       return make('unknown-tag', `The registry ${this.registry} has no tag ${reference} for ${repository}`);
     }
     if (status === 429) {
-      return make('unreachable', `The registry ${this.registry} is limiting requests (429) and still was after ${this.retries + 1} attempts; try again later`);
+      return make(
+        'unreachable',
+        `The registry ${this.registry} is limiting requests (429) and still was after ${this.retries + 1} attempts; try again later`,
+      );
     }
     if (status >= 500) {
-      return make('unreachable', `The registry ${this.registry} failed with ${status} after ${this.retries + 1} attempts`);
+      return make(
+        'unreachable',
+        `The registry ${this.registry} failed with ${status} after ${this.retries + 1} attempts`,
+      );
     }
     // The registry's own words are not repeated: an address that is not a registry must not be readable through us.
-    return make('protocol', `The registry ${this.registry} answered ${status} for the ${what} ${reference} of ${repository}`);
+    return make(
+      'protocol',
+      `The registry ${this.registry} answered ${status} for the ${what} ${reference} of ${repository}`,
+    );
   }
 
   private async repositoryIsUnknown(repository: string): Promise<boolean> {
@@ -639,11 +776,19 @@ export function formatPlatform(platform: Platform): string {
   return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/');
 }
 
-const ARCHITECTURE_ALIASES: Record<string, string> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', armhf: 'arm', armel: 'arm', i386: '386' };
+const ARCHITECTURE_ALIASES: Record<string, string> = {
+  x86_64: 'amd64',
+  'x86-64': 'amd64',
+  aarch64: 'arm64',
+  armhf: 'arm',
+  armel: 'arm',
+  i386: '386',
+};
 
 function normalizePlatform(platform: Platform): Platform {
   const os = platform.os.toLowerCase();
-  const architecture = ARCHITECTURE_ALIASES[platform.architecture.toLowerCase()] ?? platform.architecture.toLowerCase();
+  const architecture =
+    ARCHITECTURE_ALIASES[platform.architecture.toLowerCase()] ?? platform.architecture.toLowerCase();
   let variant = platform.variant?.toLowerCase();
   if (architecture === 'arm64' && (variant === 'v8' || variant === '8')) variant = undefined;
   if (architecture === 'arm' && variant && /^\d$/.test(variant)) variant = `v${variant}`;
@@ -652,12 +797,20 @@ function normalizePlatform(platform: Platform): Platform {
 
 /** The platform as the registry declares it, without extra fields (os.version, features). */
 function plainPlatform(p: Platform): Platform {
-  return { os: p.os, architecture: p.architecture, ...(typeof p.variant === 'string' && p.variant ? { variant: p.variant } : {}) };
+  return {
+    os: p.os,
+    architecture: p.architecture,
+    ...(typeof p.variant === 'string' && p.variant ? { variant: p.variant } : {}),
+  };
 }
 
 function platformMatches(candidate: Platform, wanted: Platform): boolean {
   const c = normalizePlatform(candidate);
-  return c.os === wanted.os && c.architecture === wanted.architecture && (wanted.variant === undefined || c.variant === wanted.variant);
+  return (
+    c.os === wanted.os &&
+    c.architecture === wanted.architecture &&
+    (wanted.variant === undefined || c.variant === wanted.variant)
+  );
 }
 
 /** The index entry for a platform: exact variant when asked for, else the plainest match. */
@@ -669,10 +822,25 @@ function choosePlatform<T extends { platform?: Platform }>(entries: T[], wanted:
 
 function descriptor(value: unknown, what: string, manifestDigest: string): Descriptor {
   const d = value as Partial<Descriptor> | undefined;
-  if (!d || typeof d.digest !== 'string' || !isSupportedDigest(d.digest) || typeof d.size !== 'number' || d.size < 0) {
+  if (
+    !d ||
+    typeof d.digest !== 'string' ||
+    !isSupportedDigest(d.digest) ||
+    typeof d.size !== 'number' ||
+    d.size < 0
+  ) {
     throw new RegistryError('protocol', `The image manifest ${manifestDigest} has an invalid ${what} entry`);
   }
-  return { digest: d.digest, size: d.size, mediaType: typeof d.mediaType === 'string' ? d.mediaType : what === 'config' ? MediaType.OciConfig : MediaType.OciLayerGzip };
+  return {
+    digest: d.digest,
+    size: d.size,
+    mediaType:
+      typeof d.mediaType === 'string'
+        ? d.mediaType
+        : what === 'config'
+          ? MediaType.OciConfig
+          : MediaType.OciLayerGzip,
+  };
 }
 
 function assertRepository(repository: string): void {
@@ -717,7 +885,12 @@ export function retryAfterMs(value: string | null, cap: number): number | undefi
   return Math.min(ms, cap);
 }
 
-const NOT_RETRYABLE = new Set(['ENOTFOUND', 'ERR_INVALID_URL', 'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+const NOT_RETRYABLE = new Set([
+  'ENOTFOUND',
+  'ERR_INVALID_URL',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 const REASONS: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
   ECONNRESET: 'the connection was reset',
@@ -731,14 +904,18 @@ const REASONS: Record<string, string> = {
   UND_ERR_HEADERS_TIMEOUT: 'no answer in time',
   UND_ERR_BODY_TIMEOUT: 'the answer stalled',
   UND_ERR_SOCKET: 'the connection was closed',
-  ERR_SSL_WRONG_VERSION_NUMBER: 'TLS failed (is it plain HTTP? then add it to OUTPOST_REGISTRY_ALLOW_INSECURE)',
+  ERR_SSL_WRONG_VERSION_NUMBER:
+    'TLS failed (is it plain HTTP? then add it to OUTPOST_REGISTRY_ALLOW_INSECURE)',
 };
 
 /** The destination refusal in an error's cause chain (a refused DNS answer surfaces as fetch's TypeError). */
 function forbiddenIn(error: unknown): RegistryError | undefined {
   for (let e: unknown = error, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
     if (e instanceof RegistryError && e.kind === 'forbidden-address') return e;
-    if ((e as { code?: unknown }).code === 'EOUTPOSTFORBIDDEN') return forbiddenDestination(String((e as Error).message).replace(/ is not an allowed registry address$/, ''));
+    if ((e as { code?: unknown }).code === 'EOUTPOSTFORBIDDEN')
+      return forbiddenDestination(
+        String((e as Error).message).replace(/ is not an allowed registry address$/, ''),
+      );
   }
   return undefined;
 }
@@ -755,13 +932,15 @@ function describeNetworkError(error: unknown, timeoutMs: number): { reason: stri
     if (e instanceof IdleTimeoutError) return { reason: `no answer within ${timeoutMs} ms`, retryable: true };
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string') {
-      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) return { reason: `its TLS certificate is not trusted (${code})`, retryable: false };
+      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code))
+        return { reason: `its TLS certificate is not trusted (${code})`, retryable: false };
       if (REASONS[code] || code.startsWith('E') || code.startsWith('UND_ERR')) {
         return { reason: REASONS[code] ?? code, retryable: !NOT_RETRYABLE.has(code) };
       }
     }
   }
-  if (error instanceof Error && error.name === 'AbortError') return { reason: `no answer within ${timeoutMs} ms`, retryable: true };
+  if (error instanceof Error && error.name === 'AbortError')
+    return { reason: `no answer within ${timeoutMs} ms`, retryable: true };
   const last = chain[chain.length - 1];
   return { reason: last instanceof Error ? last.message : String(error), retryable: true };
 }

@@ -22,11 +22,16 @@ const HOST_PORT = /^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?):(\d{1
  */
 export function parseAllowInsecure(value: string | undefined): string[] {
   if (!value?.trim()) return [];
-  return value.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean).map((entry) => {
-    const m = HOST_PORT.exec(entry);
-    if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) throw new TypeError(`"${entry}" is not host:port (e.g. 127.0.0.1:5000 or registry.lan:5000)`);
-    return entry;
-  });
+  return value
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean)
+    .map((entry) => {
+      const m = HOST_PORT.exec(entry);
+      if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535)
+        throw new TypeError(`"${entry}" is not host:port (e.g. 127.0.0.1:5000 or registry.lan:5000)`);
+      return entry;
+    });
 }
 
 /** `host:port` of a URL, with the scheme's default port, as allow-list entries are written. */

@@ -14,7 +14,9 @@ export function isSupportedDigest(digest: string): boolean {
 
 export function assertDigest(digest: string): void {
   if (!isSupportedDigest(digest)) {
-    throw new TypeError(`"${digest}" is not a digest this client can verify (expected sha256:<64 hex> or sha512:<128 hex>)`);
+    throw new TypeError(
+      `"${digest}" is not a digest this client can verify (expected sha256:<64 hex> or sha512:<128 hex>)`,
+    );
   }
 }
 
@@ -45,11 +47,15 @@ export interface VerifyOptions {
  * do not hash to the digest or their count differs from the expected length, so a consumer that
  * stores the stream (S3, disk) sees the failure before it commits.
  */
-export function verifyingStream(body: ReadableStream<Uint8Array>, options: VerifyOptions): ReadableStream<Uint8Array> {
+export function verifyingStream(
+  body: ReadableStream<Uint8Array>,
+  options: VerifyOptions,
+): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   const { hash, algorithm } = hasherFor(options.digest);
   let received = 0;
-  const mismatch = (message: string) => new RegistryError('digest-mismatch', `The ${options.describe} ${message}`);
+  const mismatch = (message: string) =>
+    new RegistryError('digest-mismatch', `The ${options.describe} ${message}`);
 
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -96,7 +102,10 @@ export class IdleTimeoutError extends Error {
 }
 
 /** `reader.read()` that gives up (and cancels the body) when nothing arrives in time. */
-export async function readWithin<T>(reader: ReadableStreamDefaultReader<T>, timeoutMs: number): Promise<ReadableStreamReadResult<T>> {
+export async function readWithin<T>(
+  reader: ReadableStreamDefaultReader<T>,
+  timeoutMs: number,
+): Promise<ReadableStreamReadResult<T>> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

@@ -28,7 +28,11 @@ export class RegistryError extends Error {
   /** Registry error code (`MANIFEST_UNKNOWN`, …) when the registry sent one. */
   readonly code?: string;
 
-  constructor(kind: RegistryErrorKind, message: string, options: { status?: number; code?: string; cause?: unknown } = {}) {
+  constructor(
+    kind: RegistryErrorKind,
+    message: string,
+    options: { status?: number; code?: string; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.kind = kind;
     if (options.status !== undefined) this.status = options.status;

@@ -2,7 +2,11 @@ import dns from 'node:dns';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { forbiddenDestination, isAllowListed, isPublicAddress, type AllowList } from './destination.ts';
 
-type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  error: NodeJS.ErrnoException | null,
+  address: string | dns.LookupAddress[],
+  family?: number,
+) => void;
 
 /**
  * A `fetch` for the registry client on Node that checks the address a name resolves to — the one

@@ -1,4 +1,11 @@
-export { parseImageReference, registryApiHost, isDigest, ImageReferenceError, DOCKER_HUB, type ImageReference } from './reference.ts';
+export {
+  parseImageReference,
+  registryApiHost,
+  isDigest,
+  ImageReferenceError,
+  DOCKER_HUB,
+  type ImageReference,
+} from './reference.ts';
 export {
   RegistryClient,
   blobToNodeStream,

@@ -21,7 +21,10 @@ beforeAll(async () => {
   image = await buildTestImage({
     dir: layout,
     tag: 'v1',
-    layers: [{ files: { 'etc/integrity': 'the original bytes\n' } }, { files: { 'big.bin': new Uint8Array(300 * 1024).fill(7) } }],
+    layers: [
+      { files: { 'etc/integrity': 'the original bytes\n' } },
+      { files: { 'big.bin': new Uint8Array(300 * 1024).fill(7) } },
+    ],
   });
   await pushImage(layout, 'v1', `${registry.host}/tamper/app:v1`);
   client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host });

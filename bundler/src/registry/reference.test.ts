@@ -28,7 +28,12 @@ describe('parseImageReference', () => {
 
   it('should read host:port registries, localhost and deep paths', () => {
     const ref = parseImageReference('127.0.0.1:5000/foo/bar/baz:1.2.3');
-    expect(ref).toMatchObject({ registry: '127.0.0.1:5000', apiHost: '127.0.0.1:5000', repository: 'foo/bar/baz', tag: '1.2.3' });
+    expect(ref).toMatchObject({
+      registry: '127.0.0.1:5000',
+      apiHost: '127.0.0.1:5000',
+      repository: 'foo/bar/baz',
+      tag: '1.2.3',
+    });
     expect(parseImageReference('localhost/app').registry).toBe('localhost');
     expect(parseImageReference('ghcr.io/org/app:v1').canonical).toBe('ghcr.io/org/app:v1');
     expect(parseImageReference('[::1]:5000/app:v1').registry).toBe('[::1]:5000');

@@ -20,7 +20,10 @@ export interface ImageReference {
 
 export class ImageReferenceError extends Error {
   override name = 'ImageReferenceError';
-  constructor(readonly reference: string, reason: string) {
+  constructor(
+    readonly reference: string,
+    reason: string,
+  ) {
     super(`"${reference}" is not a valid image reference: ${reason}`);
   }
 }
@@ -78,7 +81,10 @@ export function parseImageReference(ref: string): ImageReference {
   if (colon > rest.lastIndexOf('/')) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) fail(`the tag "${tag}" may only hold letters, digits, '_', '.' and '-' (at most 128, not starting with '.' or '-')`);
+    if (!TAG.test(tag))
+      fail(
+        `the tag "${tag}" may only hold letters, digits, '_', '.' and '-' (at most 128, not starting with '.' or '-')`,
+      );
   }
   if (rest === '') fail('the image name is missing');
   if (SHA256_HEX.test(rest)) fail('a 64-character hexadecimal string is an image ID, not a name');
@@ -102,9 +108,11 @@ export function parseImageReference(ref: string): ImageReference {
   if (repository !== repository.toLowerCase()) fail('the repository name must be lowercase');
   for (const component of repository.split('/')) {
     if (!PATH_COMPONENT.test(component)) {
-      fail(component === ''
-        ? 'the repository name has an empty path component'
-        : `"${component}" may only hold lowercase letters, digits and single separators ('.', '_', '__', '-')`);
+      fail(
+        component === ''
+          ? 'the repository name has an empty path component'
+          : `"${component}" may only hold lowercase letters, digits and single separators ('.', '_', '__', '-')`,
+      );
     }
   }
   const name = `${registry}/${repository}`;
@@ -125,8 +133,10 @@ export function parseImageReference(ref: string): ImageReference {
 function validateDigest(digest: string, fail: (reason: string) => never): void {
   if (!DIGEST.test(digest)) fail(`"${digest}" is not a digest (expected sha256:<64 hex characters>)`);
   const [algorithm, hex = ''] = digest.split(':');
-  if (algorithm === 'sha256' && !SHA256_HEX.test(hex)) fail('a sha256 digest has exactly 64 lowercase hexadecimal characters');
-  if (algorithm === 'sha512' && !/^[a-f0-9]{128}$/.test(hex)) fail('a sha512 digest has exactly 128 lowercase hexadecimal characters');
+  if (algorithm === 'sha256' && !SHA256_HEX.test(hex))
+    fail('a sha256 digest has exactly 64 lowercase hexadecimal characters');
+  if (algorithm === 'sha512' && !/^[a-f0-9]{128}$/.test(hex))
+    fail('a sha512 digest has exactly 128 lowercase hexadecimal characters');
 }
 
 function validateDomain(domain: string, fail: (reason: string) => never): void {
@@ -138,5 +148,6 @@ function validateDomain(domain: string, fail: (reason: string) => never): void {
     host = domain.slice(0, portAt);
   }
   if (IPV6_HOST.test(host)) return;
-  if (!host.split('.').every((c) => DOMAIN_COMPONENT.test(c))) fail(`"${domain}" is not a valid registry host`);
+  if (!host.split('.').every((c) => DOMAIN_COMPONENT.test(c)))
+    fail(`"${domain}" is not a valid registry host`);
 }

@@ -26,7 +26,9 @@ afterEach(async () => {
   }
 });
 
-async function serve(handler: (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void): Promise<StandIn> {
+async function serve(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void,
+): Promise<StandIn> {
   const requests: http.IncomingMessage[] = [];
   const server = http.createServer((req, res) => {
     requests.push(req);
@@ -39,18 +41,24 @@ async function serve(handler: (req: http.IncomingMessage, res: http.ServerRespon
   return { host, requests };
 }
 
-const manifestBytes = Buffer.from(JSON.stringify({
-  schemaVersion: 2,
-  mediaType: MediaType.OciManifest,
-  config: { mediaType: MediaType.OciConfig, digest: 'sha256:' + 'c'.repeat(64), size: 2 },
-  layers: [],
-}));
+const manifestBytes = Buffer.from(
+  JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, digest: 'sha256:' + 'c'.repeat(64), size: 2 },
+    layers: [],
+  }),
+);
 const manifestDigest = 'sha256:' + createHash('sha256').update(manifestBytes).digest('hex');
 const blobBytes = Buffer.from('layer bytes from object storage');
 const blobDigest = 'sha256:' + createHash('sha256').update(blobBytes).digest('hex');
 
 function sendManifest(res: http.ServerResponse): void {
-  res.writeHead(200, { 'content-type': MediaType.OciManifest, 'docker-content-digest': manifestDigest, 'content-length': manifestBytes.length });
+  res.writeHead(200, {
+    'content-type': MediaType.OciManifest,
+    'docker-content-digest': manifestDigest,
+    'content-length': manifestBytes.length,
+  });
   res.end(manifestBytes);
 }
 
@@ -58,7 +66,9 @@ const fast = { backoffMs: 5, retries: 3 };
 
 describe('retries', () => {
   it('should retry 503 answers and succeed on the third attempt', async () => {
-    const server = await serve((_req, res, n) => (n <= 2 ? res.writeHead(503).end('busy') : sendManifest(res)));
+    const server = await serve((_req, res, n) =>
+      n <= 2 ? res.writeHead(503).end('busy') : sendManifest(res),
+    );
     const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, ...fast });
     const manifest = await client.getManifest('foo/bar', 'latest');
     expect(manifest.digest).toBe(manifestDigest);
@@ -80,7 +90,12 @@ describe('retries', () => {
 
   it('should give up after the bounded number of attempts with the status', async () => {
     const server = await serve((_req, res) => res.writeHead(503).end());
-    const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, backoffMs: 5, retries: 2 });
+    const client = new RegistryClient({
+      ...testRegistryPolicy(),
+      registry: server.host,
+      backoffMs: 5,
+      retries: 2,
+    });
     const error = (await client.getManifest('foo/bar', 'latest').catch((e: unknown) => e)) as RegistryError;
     expect(error).toBeInstanceOf(RegistryError);
     expect(error.kind).toBe('unreachable');
@@ -89,7 +104,11 @@ describe('retries', () => {
   });
 
   it('should never retry a 4xx other than 429', async () => {
-    const server = await serve((_req, res) => res.writeHead(400, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}'));
+    const server = await serve((_req, res) =>
+      res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end('{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}'),
+    );
     const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, ...fast });
     const error = (await client.getManifest('foo/bar', 'latest').catch((e: unknown) => e)) as RegistryError;
     expect(error.kind).toBe('protocol');
@@ -98,7 +117,13 @@ describe('retries', () => {
 
   it('should say unreachable when the registry does not answer in time', async () => {
     const server = await serve(() => {});
-    const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, timeoutMs: 150, retries: 1, backoffMs: 5 });
+    const client = new RegistryClient({
+      ...testRegistryPolicy(),
+      registry: server.host,
+      timeoutMs: 150,
+      retries: 1,
+      backoffMs: 5,
+    });
     const error = (await client.getManifest('foo/bar', 'latest').catch((e: unknown) => e)) as RegistryError;
     expect(error.kind).toBe('unreachable');
     expect(error.message).toContain('no answer within 150 ms');
@@ -113,7 +138,9 @@ describe('retries', () => {
     const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, timeoutMs: 150 });
     const stream = await client.blob('foo/bar', blobDigest);
     const error = await (async () => {
-      for await (const _ of stream as unknown as AsyncIterable<Uint8Array>) { /* drain */ }
+      for await (const _ of stream as unknown as AsyncIterable<Uint8Array>) {
+        /* drain */
+      }
     })().catch((e: unknown) => e);
     expect((error as RegistryError).kind).toBe('unreachable');
   });
@@ -136,7 +163,10 @@ describe('Bearer token dance (stand-in for Docker Hub token service)', () => {
       res.end(JSON.stringify({ access_token: `tok-${issued}`, expires_in: options.expiresIn ?? 300 }));
     });
     const storage = await serve((req, res) => {
-      res.writeHead(200, { 'content-length': blobBytes.length, 'x-saw-authorization': String(req.headers.authorization ?? '') });
+      res.writeHead(200, {
+        'content-length': blobBytes.length,
+        'x-saw-authorization': String(req.headers.authorization ?? ''),
+      });
       res.end(blobBytes);
     });
     const registry = await serve((req, res) => {
@@ -157,19 +187,31 @@ describe('Bearer token dance (stand-in for Docker Hub token service)', () => {
 
   it('should ask the realm with service and the challenge scope, and reuse the token', async () => {
     const { registry, tokens } = await hub();
-    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: { username: 'me', password: 'secret' } });
+    const client = new RegistryClient({
+      ...testRegistryPolicy(),
+      registry: registry.host,
+      credentials: { username: 'me', password: 'secret' },
+    });
     await client.getManifest('foo/bar', 'latest');
     await client.getManifest('foo/bar', manifestDigest);
     expect(tokens).toHaveLength(1);
     expect(tokens[0]!.searchParams.get('service')).toBe('stand-in registry');
     expect(tokens[0]!.searchParams.getAll('scope')).toEqual(['repository:foo/bar:pull,push']);
     // First call: challenge, then with the token; second call: with the cached token up front.
-    expect(registry.requests.map((r) => r.headers.authorization ?? null)).toEqual([null, 'Bearer tok-1', 'Bearer tok-1']);
+    expect(registry.requests.map((r) => r.headers.authorization ?? null)).toEqual([
+      null,
+      'Bearer tok-1',
+      'Bearer tok-1',
+    ]);
   });
 
   it('should fetch a new token once the old one expires', async () => {
     const { registry, tokens } = await hub({ expiresIn: 1 });
-    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: { username: 'me', password: 'secret' } });
+    const client = new RegistryClient({
+      ...testRegistryPolicy(),
+      registry: registry.host,
+      credentials: { username: 'me', password: 'secret' },
+    });
     await client.getManifest('foo/bar', 'latest');
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     await client.getManifest('foo/bar', 'latest');
@@ -178,9 +220,14 @@ describe('Bearer token dance (stand-in for Docker Hub token service)', () => {
 
   it('should follow a blob redirect to storage without sending the registry credentials there', async () => {
     const { registry, storage } = await hub();
-    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: { username: 'me', password: 'secret' } });
+    const client = new RegistryClient({
+      ...testRegistryPolicy(),
+      registry: registry.host,
+      credentials: { username: 'me', password: 'secret' },
+    });
     const chunks: Uint8Array[] = [];
-    for await (const c of (await client.blob('foo/bar', blobDigest)) as unknown as AsyncIterable<Uint8Array>) chunks.push(c);
+    for await (const c of (await client.blob('foo/bar', blobDigest)) as unknown as AsyncIterable<Uint8Array>)
+      chunks.push(c);
     expect(Buffer.concat(chunks).equals(blobBytes)).toBe(true);
     expect(storage.requests).toHaveLength(1);
     expect(storage.requests[0]!.headers.authorization).toBeUndefined();
@@ -188,7 +235,11 @@ describe('Bearer token dance (stand-in for Docker Hub token service)', () => {
 
   it('should say the credentials were refused when the token service says 401', async () => {
     const { registry } = await hub();
-    const client = new RegistryClient({ ...testRegistryPolicy(), registry: registry.host, credentials: { username: 'me', password: 'wrong' } });
+    const client = new RegistryClient({
+      ...testRegistryPolicy(),
+      registry: registry.host,
+      credentials: { username: 'me', password: 'wrong' },
+    });
     const error = (await client.getManifest('foo/bar', 'latest').catch((e: unknown) => e)) as RegistryError;
     expect(error.kind).toBe('unauthorized');
     expect(error.message).toBe('The registry refused the credentials');
@@ -201,8 +252,12 @@ describe('client setup', () => {
     expect(new RegistryClient({ registry: 'docker.io' }).baseUrl).toBe('https://registry-1.docker.io');
     expect(new RegistryClient({ registry: 'localhost:5000' }).baseUrl).toBe('https://localhost:5000');
     expect(new RegistryClient({ registry: '127.0.0.1:5000' }).baseUrl).toBe('https://127.0.0.1:5000');
-    expect(new RegistryClient({ registry: 'registry.lan:5000', allowInsecure: ['registry.lan:5000'] }).baseUrl).toBe('http://registry.lan:5000');
-    expect(new RegistryClient({ registry: '127.0.0.1:5000', allowInsecure: ['127.0.0.1:5000'] }).baseUrl).toBe('http://127.0.0.1:5000');
+    expect(
+      new RegistryClient({ registry: 'registry.lan:5000', allowInsecure: ['registry.lan:5000'] }).baseUrl,
+    ).toBe('http://registry.lan:5000');
+    expect(
+      new RegistryClient({ registry: '127.0.0.1:5000', allowInsecure: ['127.0.0.1:5000'] }).baseUrl,
+    ).toBe('http://127.0.0.1:5000');
     expect(() => new RegistryClient({ registry: 'ghcr.io/org' })).toThrow('not a registry host');
   });
 
@@ -211,9 +266,19 @@ describe('client setup', () => {
       if (req.headers.authorization === 'Bearer ready-made') sendManifest(res);
       else res.writeHead(401, { 'www-authenticate': 'Bearer realm="http://127.0.0.1:1/token"' }).end();
     });
-    const client = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, credentials: { token: 'ready-made' } });
+    const client = new RegistryClient({
+      ...testRegistryPolicy(),
+      registry: server.host,
+      credentials: { token: 'ready-made' },
+    });
     expect((await client.getManifest('foo/bar', 'latest')).digest).toBe(manifestDigest);
-    const refused = new RegistryClient({ ...testRegistryPolicy(), registry: server.host, credentials: { token: 'stale' } });
-    expect(((await refused.getManifest('foo/bar', 'latest').catch((e: unknown) => e)) as RegistryError).kind).toBe('unauthorized');
+    const refused = new RegistryClient({
+      ...testRegistryPolicy(),
+      registry: server.host,
+      credentials: { token: 'stale' },
+    });
+    expect(
+      ((await refused.getManifest('foo/bar', 'latest').catch((e: unknown) => e)) as RegistryError).kind,
+    ).toBe('unauthorized');
   });
 });

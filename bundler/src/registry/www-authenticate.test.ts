@@ -4,12 +4,27 @@ import { parseWwwAuthenticate } from './www-authenticate.ts';
 describe('parseWwwAuthenticate', () => {
   it('should read a Docker Hub style Bearer challenge with a comma inside a quoted scope', () => {
     expect(
-      parseWwwAuthenticate('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push"'),
-    ).toEqual([{ scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:a/b:pull,push' } }]);
+      parseWwwAuthenticate(
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push"',
+      ),
+    ).toEqual([
+      {
+        scheme: 'bearer',
+        params: {
+          realm: 'https://auth.docker.io/token',
+          service: 'registry.docker.io',
+          scope: 'repository:a/b:pull,push',
+        },
+      },
+    ]);
   });
 
   it('should read several challenges in one header, spaces around = and escaped quotes', () => {
-    expect(parseWwwAuthenticate('Basic realm = "a \\"quoted\\" realm", Bearer realm="https://x/token", error=insufficient_scope')).toEqual([
+    expect(
+      parseWwwAuthenticate(
+        'Basic realm = "a \\"quoted\\" realm", Bearer realm="https://x/token", error=insufficient_scope',
+      ),
+    ).toEqual([
       { scheme: 'basic', params: { realm: 'a "quoted" realm' } },
       { scheme: 'bearer', params: { realm: 'https://x/token', error: 'insufficient_scope' } },
     ]);

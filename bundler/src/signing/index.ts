@@ -1,1 +1,7 @@
-export { generateSigningKey, fingerprintOf, signManifest, verifyManifest, type SigningKey } from './signing.ts';
+export {
+  generateSigningKey,
+  fingerprintOf,
+  signManifest,
+  verifyManifest,
+  type SigningKey,
+} from './signing.ts';

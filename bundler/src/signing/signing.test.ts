@@ -11,7 +11,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function openssl(args: string[], input?: Uint8Array) {
   const result = spawnSync('openssl', args, { cwd: dir, input });
-  return { status: result.status, stdout: result.stdout.toString(), stderr: result.stderr.toString(), bytes: result.stdout };
+  return {
+    status: result.status,
+    stdout: result.stdout.toString(),
+    stderr: result.stderr.toString(),
+    bytes: result.stdout,
+  };
 }
 
 function file(name: string, content: string | Uint8Array): string {
@@ -19,7 +24,9 @@ function file(name: string, content: string | Uint8Array): string {
   return name;
 }
 
-const manifest = new TextEncoder().encode(JSON.stringify({ format: 'outpost-bundle/1', files: [{ path: 'a', size: 1 }] }, null, 2));
+const manifest = new TextEncoder().encode(
+  JSON.stringify({ format: 'outpost-bundle/1', files: [{ path: 'a', size: 1 }] }, null, 2),
+);
 
 describe('manifest signatures', () => {
   const key = generateSigningKey();
@@ -28,7 +35,15 @@ describe('manifest signatures', () => {
   it('should produce a signature that openssl dgst verifies', () => {
     file('manifest.json', manifest);
     file('manifest.sig', signManifest(manifest, key.privateKeyPem));
-    const result = openssl(['dgst', '-sha256', '-verify', 'public.pem', '-signature', 'manifest.sig', 'manifest.json']);
+    const result = openssl([
+      'dgst',
+      '-sha256',
+      '-verify',
+      'public.pem',
+      '-signature',
+      'manifest.sig',
+      'manifest.json',
+    ]);
     expect(result.stdout.trim()).toBe('Verified OK');
     expect(result.status).toBe(0);
   });
@@ -47,7 +62,15 @@ describe('manifest signatures', () => {
     tampered[10] = tampered[10]! ^ 0x01;
     file('tampered.json', tampered);
     file('manifest.sig', signature);
-    const result = openssl(['dgst', '-sha256', '-verify', 'public.pem', '-signature', 'manifest.sig', 'tampered.json']);
+    const result = openssl([
+      'dgst',
+      '-sha256',
+      '-verify',
+      'public.pem',
+      '-signature',
+      'manifest.sig',
+      'tampered.json',
+    ]);
     expect(result.stdout.trim()).toBe('Verification failure');
     expect(result.status).not.toBe(0);
     expect(verifyManifest(tampered, signature, key.publicKeyPem)).toBe(false);
@@ -96,7 +119,16 @@ describe('manifest signatures', () => {
     file('new.pem', newKey.publicKeyPem);
     file('manifest.json', manifest);
     file('manifest.sig', oldSignature);
-    const verify = (pem: string) => openssl(['dgst', '-sha256', '-verify', pem, '-signature', 'manifest.sig', 'manifest.json']).stdout.trim();
+    const verify = (pem: string) =>
+      openssl([
+        'dgst',
+        '-sha256',
+        '-verify',
+        pem,
+        '-signature',
+        'manifest.sig',
+        'manifest.json',
+      ]).stdout.trim();
     expect(verify('old.pem')).toBe('Verified OK');
     expect(verify('new.pem')).toBe('Verification failure');
   });

@@ -11,7 +11,10 @@ const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export class EnvFileError extends Error {
   override name = 'EnvFileError';
-  constructor(readonly key: string, message: string) {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -27,10 +30,22 @@ export function renderEnvFile(env: Record<string, string>): string {
     .sort()
     .map((key) => {
       const value = env[key]!;
-      if (!KEY.test(key)) throw new EnvFileError(key, `setting name "${key}" must be letters, digits and _ and not start with a digit`);
+      if (!KEY.test(key))
+        throw new EnvFileError(
+          key,
+          `setting name "${key}" must be letters, digits and _ and not start with a digit`,
+        );
       if (typeof value !== 'string') throw new EnvFileError(key, `setting ${key} must be text`);
-      if (value.includes("'")) throw new EnvFileError(key, `setting ${key} contains a single quote ('), which .env files cannot hold safely`);
-      if (value.endsWith('\\')) throw new EnvFileError(key, `setting ${key} ends with a backslash, which .env files cannot hold safely`);
+      if (value.includes("'"))
+        throw new EnvFileError(
+          key,
+          `setting ${key} contains a single quote ('), which .env files cannot hold safely`,
+        );
+      if (value.endsWith('\\'))
+        throw new EnvFileError(
+          key,
+          `setting ${key} ends with a backslash, which .env files cannot hold safely`,
+        );
       if (value.includes('\0')) throw new EnvFileError(key, `setting ${key} contains a NUL character`);
       return `${key}='${value}'\n`;
     });
@@ -59,14 +74,19 @@ export interface ReleaseConf {
  */
 export function renderReleaseConf(conf: ReleaseConf): string {
   const lines = [
-    '# The release\'s x-outpost section (docker-compose.yml), for the installer. Generated; do not edit.',
+    "# The release's x-outpost section (docker-compose.yml), for the installer. Generated; do not edit.",
     `OUTPOST_WAIT_SECONDS=${Math.trunc(conf.waitSeconds)}`,
     `OUTPOST_HEALTH_COUNT=${conf.healthUrls.length}`,
     ...conf.healthUrls.map((url, i) => `OUTPOST_HEALTH_${i + 1}=${shellQuote(url)}`),
     `OUTPOST_SERVICE_COUNT=${conf.services.length}`,
     ...conf.services.flatMap((s, i) => {
-      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(s.name)) throw new EnvFileError('service', `service name "${s.name}" is not a compose service name`);
-      return [`OUTPOST_SERVICE_${i + 1}=${shellQuote(s.name)}`, `OUTPOST_BACKUP_${i + 1}=${shellQuote(s.backup)}`, `OUTPOST_RESTORE_${i + 1}=${shellQuote(s.restore)}`];
+      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(s.name))
+        throw new EnvFileError('service', `service name "${s.name}" is not a compose service name`);
+      return [
+        `OUTPOST_SERVICE_${i + 1}=${shellQuote(s.name)}`,
+        `OUTPOST_BACKUP_${i + 1}=${shellQuote(s.backup)}`,
+        `OUTPOST_RESTORE_${i + 1}=${shellQuote(s.restore)}`,
+      ];
     }),
   ];
   return `${lines.join('\n')}\n`;

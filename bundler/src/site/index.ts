@@ -9,6 +9,13 @@ export {
   type BundleFile,
   type BundleManifest,
 } from './site-part.ts';
-export { stitchPlan, rangeSlices, type StitchPlan, type StitchSegment, type SharedObject, type RangeSlice } from './stitch.ts';
+export {
+  stitchPlan,
+  rangeSlices,
+  type StitchPlan,
+  type StitchSegment,
+  type SharedObject,
+  type RangeSlice,
+} from './stitch.ts';
 export { renderEnvFile, renderReleaseConf, shellQuote, EnvFileError, type ReleaseConf } from './env-file.ts';
 export { defaultReadme, type DefaultReadmeOptions, type ReadmeLanguage } from './readme.ts';

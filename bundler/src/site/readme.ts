@@ -38,7 +38,8 @@ const WORDS: Record<ReadmeLanguage, Words> = {
     size: (z) => `All of it together is ${z}. Do not change, rename or delete anything in it.`,
     before: 'BEFORE YOU START',
     tell: '1. Tell the people using the system that it will be stopped for a while.',
-    plan: (m) => `2. Plan for about ${m} minute${m === 1 ? '' : 's'}. Keep the server switched on and plugged in the whole time.`,
+    plan: (m) =>
+      `2. Plan for about ${m} minute${m === 1 ? '' : 's'}. Keep the server switched on and plugged in the whole time.`,
     what: 'WHAT TO DO',
     steps: [
       '1. Copy this whole folder onto the server (or plug in the USB drive that holds it).',
@@ -74,7 +75,8 @@ const WORDS: Record<ReadmeLanguage, Words> = {
     size: (z) => `L’ensemble fait ${z}. Ne modifiez, ne renommez et ne supprimez rien dedans.`,
     before: 'AVANT DE COMMENCER',
     tell: '1. Prévenez les personnes qui utilisent le système qu’il sera arrêté un moment.',
-    plan: (m) => `2. Prévoyez environ ${m} minute${m === 1 ? '' : 's'}. Laissez le serveur allumé et branché tout ce temps.`,
+    plan: (m) =>
+      `2. Prévoyez environ ${m} minute${m === 1 ? '' : 's'}. Laissez le serveur allumé et branché tout ce temps.`,
     what: 'CE QU’IL FAUT FAIRE',
     steps: [
       '1. Copiez tout ce dossier sur le serveur (ou branchez la clé USB qui le contient).',
@@ -110,7 +112,8 @@ const WORDS: Record<ReadmeLanguage, Words> = {
     size: (z) => `No total são ${z}. Não altere, não mude o nome nem apague nada aqui dentro.`,
     before: 'ANTES DE COMEÇAR',
     tell: '1. Avise as pessoas que usam o sistema que ele vai ficar parado durante algum tempo.',
-    plan: (m) => `2. Conte com cerca de ${m} minuto${m === 1 ? '' : 's'}. Mantenha o servidor ligado e na tomada o tempo todo.`,
+    plan: (m) =>
+      `2. Conte com cerca de ${m} minuto${m === 1 ? '' : 's'}. Mantenha o servidor ligado e na tomada o tempo todo.`,
     what: 'O QUE FAZER',
     steps: [
       '1. Copie esta pasta inteira para o servidor (ou ligue a pen USB que a contém).',

@@ -107,9 +107,12 @@ const SCRIPT_PATH = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
  */
 export function buildSitePart(options: BuildSitePartOptions): SitePart {
   const { site, release, createdAt, expiresAt } = options;
-  if (!NAME_PART.test(site.code)) throw new SitePartError(`site code "${site.code}" cannot be used in a folder name`);
-  if (!NAME_PART.test(release.version)) throw new SitePartError(`release version "${release.version}" cannot be used in a folder name`);
-  if (!(expiresAt.getTime() > createdAt.getTime())) throw new SitePartError('a bundle must expire after it is created');
+  if (!NAME_PART.test(site.code))
+    throw new SitePartError(`site code "${site.code}" cannot be used in a folder name`);
+  if (!NAME_PART.test(release.version))
+    throw new SitePartError(`release version "${release.version}" cannot be used in a folder name`);
+  if (!(expiresAt.getTime() > createdAt.getTime()))
+    throw new SitePartError('a bundle must expire after it is created');
   const root = `outpost-${site.code}-${release.version}`;
   const mtime = Math.floor(createdAt.getTime() / 1000);
 
@@ -119,46 +122,78 @@ export function buildSitePart(options: BuildSitePartOptions): SitePart {
     { path: 'compose/.env', bytes: utf8(renderEnvFile(options.env)), mode: 0o600 },
   ];
   for (const file of options.composeFiles ?? []) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file.path) || file.path === 'docker-compose.yml' || file.path === '.env') throw new SitePartError(`compose file "${file.path}" must be a plain file name`);
+    if (
+      !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file.path) ||
+      file.path === 'docker-compose.yml' ||
+      file.path === '.env'
+    )
+      throw new SitePartError(`compose file "${file.path}" must be a plain file name`);
     own.push({ path: `compose/${file.path}`, bytes: utf8(file.content), mode: 0o644 });
   }
   for (const file of options.siteFiles ?? []) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file.path)) throw new SitePartError(`site file "${file.path}" must be a plain file name`);
-    own.push({ path: `site/${file.path}`, bytes: typeof file.content === 'string' ? utf8(file.content) : file.content, mode: file.mode ?? 0o600 });
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file.path))
+      throw new SitePartError(`site file "${file.path}" must be a plain file name`);
+    own.push({
+      path: `site/${file.path}`,
+      bytes: typeof file.content === 'string' ? utf8(file.content) : file.content,
+      mode: file.mode ?? 0o600,
+    });
   }
   for (const file of options.keyFiles ?? []) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file.path) || file.path === 'signing-key.pem') throw new SitePartError(`key file "${file.path}" must be a plain file name`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file.path) || file.path === 'signing-key.pem')
+      throw new SitePartError(`key file "${file.path}" must be a plain file name`);
     own.push({ path: `keys/${file.path}`, bytes: file.content, mode: 0o644 });
   }
-  if (options.publicKeyPem) own.push({ path: 'keys/signing-key.pem', bytes: utf8(options.publicKeyPem), mode: 0o644 });
+  if (options.publicKeyPem)
+    own.push({ path: 'keys/signing-key.pem', bytes: utf8(options.publicKeyPem), mode: 0o644 });
   const seen = new Set<string>();
   for (const script of [...options.scripts].sort((a, b) => compare(a.path, b.path))) {
-    if (!SCRIPT_PATH.test(script.path) || script.path.split('/').some((part) => part === '.' || part === '..')) {
+    if (
+      !SCRIPT_PATH.test(script.path) ||
+      script.path.split('/').some((part) => part === '.' || part === '..')
+    ) {
       throw new SitePartError(`script path "${script.path}" must be a plain relative path`);
     }
     if (seen.has(script.path)) throw new SitePartError(`script "${script.path}" is given twice`);
     seen.add(script.path);
-    own.push({ path: `scripts/${script.path}`, bytes: typeof script.content === 'string' ? utf8(script.content) : script.content, mode: script.mode ?? 0o755 });
+    own.push({
+      path: `scripts/${script.path}`,
+      bytes: typeof script.content === 'string' ? utf8(script.content) : script.content,
+      mode: script.mode ?? 0o755,
+    });
   }
 
   const shared: { path: string; size: number; sha256: string }[] = [];
   if (options.contentPackage) {
     const { fileName, size, sha256 } = options.contentPackage;
-    if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(fileName)) throw new SitePartError(`content package file name "${fileName}" is not a plain file name`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(fileName))
+      throw new SitePartError(`content package file name "${fileName}" is not a plain file name`);
     shared.push({ path: `content/${fileName}`, size, sha256: checkedSha256(sha256, fileName) });
   }
-  shared.push({ path: IMAGES_PATH, size: options.imagesArchive.size, sha256: checkedSha256(options.imagesArchive.sha256, IMAGES_PATH) });
+  shared.push({
+    path: IMAGES_PATH,
+    size: options.imagesArchive.size,
+    sha256: checkedSha256(options.imagesArchive.sha256, IMAGES_PATH),
+  });
   for (const object of shared) {
-    if (!Number.isSafeInteger(object.size) || object.size < 0) throw new SitePartError(`${object.path} has an invalid size ${object.size}`);
+    if (!Number.isSafeInteger(object.size) || object.size < 0)
+      throw new SitePartError(`${object.path} has an invalid size ${object.size}`);
   }
 
-  const ownFiles: BundleFile[] = own.map((file) => ({ path: file.path, size: file.bytes.length, sha256: sha256Hex(file.bytes), mode: file.mode }));
+  const ownFiles: BundleFile[] = own.map((file) => ({
+    path: file.path,
+    size: file.bytes.length,
+    sha256: sha256Hex(file.bytes),
+    mode: file.mode,
+  }));
   const listed = [...ownFiles, ...shared.map((object) => ({ ...object, mode: 0o644 }))];
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     site: { id: site.id, code: site.code, name: site.name },
     release: { id: release.id, version: release.version },
-    fromRelease: options.fromRelease ? { id: options.fromRelease.id, version: options.fromRelease.version } : null,
+    fromRelease: options.fromRelease
+      ? { id: options.fromRelease.id, version: options.fromRelease.version }
+      : null,
     created: createdAt.toISOString(),
     expires: expiresAt.toISOString(),
     keyFingerprint: options.keyFingerprint,
@@ -180,7 +215,9 @@ export function buildSitePart(options: BuildSitePartOptions): SitePart {
   }
   const sortedDirectories = [...directories].sort(compare);
 
-  const tarSize = sortedDirectories.length * BLOCK + entries.reduce((sum, entry) => sum + tarEntryLength(entry.bytes.length), 0);
+  const tarSize =
+    sortedDirectories.length * BLOCK +
+    entries.reduce((sum, entry) => sum + tarEntryLength(entry.bytes.length), 0);
   const tar = new Uint8Array(tarSize);
   let offset = 0;
   const write = (bytes: Uint8Array) => {
@@ -210,13 +247,19 @@ export function buildSitePart(options: BuildSitePartOptions): SitePart {
     signature,
     tar,
     tarSize,
-    shared: shared.map((object) => ({ path: tarPath(root, object.path), size: object.size, sha256: object.sha256, mtime })),
+    shared: shared.map((object) => ({
+      path: tarPath(root, object.path),
+      size: object.size,
+      sha256: object.sha256,
+      mtime,
+    })),
   };
 }
 
 function tarPath(root: string, path: string): string {
   const name = path === '' ? `${root}/` : `${root}/${path}`;
-  if (Buffer.byteLength(name) > 100) throw new SitePartError(`"${name}" is longer than the 100 bytes a tar name can hold`);
+  if (Buffer.byteLength(name) > 100)
+    throw new SitePartError(`"${name}" is longer than the 100 bytes a tar name can hold`);
   return name;
 }
 
@@ -227,7 +270,8 @@ function dirname(path: string): string {
 
 function checkedSha256(sha256: string, path: string): string {
   const hex = sha256.replace(/^sha256:/, '').toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(hex)) throw new SitePartError(`${path} needs a sha256 of 64 hex digits, got "${sha256}"`);
+  if (!/^[0-9a-f]{64}$/.test(hex))
+    throw new SitePartError(`${path} needs a sha256 of 64 hex digits, got "${sha256}"`);
   return hex;
 }
 

@@ -22,7 +22,12 @@ describe('stitchPlan', () => {
     ]);
     expect(plan.totalSize).toBe(7168);
     const header = plan.segments[3];
-    expect(header?.kind === 'header' && Buffer.from(header.bytes).equals(tarHeader({ name: 'outpost-A-1/images/images.tgz', size: 1000, mtime: 100 }))).toBe(true);
+    expect(
+      header?.kind === 'header' &&
+        Buffer.from(header.bytes).equals(
+          tarHeader({ name: 'outpost-A-1/images/images.tgz', size: 1000, mtime: 100 }),
+        ),
+    ).toBe(true);
     const object = plan.segments[4];
     expect(object?.kind === 'object' && object.index).toBe(1);
   });
@@ -36,13 +41,22 @@ describe('stitchPlan', () => {
     // Reassemble the whole download from every 1..97-byte window and compare with the straight layout.
     const site = Buffer.alloc(1024, 7);
     const object = Buffer.alloc(700, 9);
-    const whole = Buffer.concat(plan.segments.map((segment) => (segment.kind === 'site' ? site : segment.kind === 'object' ? object : Buffer.from(segment.bytes))));
+    const whole = Buffer.concat(
+      plan.segments.map((segment) =>
+        segment.kind === 'site' ? site : segment.kind === 'object' ? object : Buffer.from(segment.bytes),
+      ),
+    );
     expect(whole.length).toBe(plan.totalSize);
     for (let start = 0; start < plan.totalSize; start += 97) {
       const end = Math.min(plan.totalSize - 1, start + 96);
       const bytes = Buffer.concat(
         rangeSlices(plan, start, end).map(({ segment, start: from, end: to }) =>
-          (segment.kind === 'site' ? site : segment.kind === 'object' ? object : Buffer.from(segment.bytes)).subarray(from, to),
+          (segment.kind === 'site'
+            ? site
+            : segment.kind === 'object'
+              ? object
+              : Buffer.from(segment.bytes)
+          ).subarray(from, to),
         ),
       );
       expect(bytes.equals(whole.subarray(start, end + 1)), `${start}-${end}`).toBe(true);

@@ -48,12 +48,14 @@ export function stitchPlan(options: { sitePartSize: number; shared: SharedObject
     push({ kind: 'header', offset, length: header.length, bytes: new Uint8Array(header) });
     push({ kind: 'object', offset, length: object.size, path: object.path, size: object.size, index });
     const padding = tarPadding(object.size);
-    if (padding.length > 0) push({ kind: 'padding', offset, length: padding.length, bytes: new Uint8Array(padding) });
+    if (padding.length > 0)
+      push({ kind: 'padding', offset, length: padding.length, bytes: new Uint8Array(padding) });
   });
   const trailer = tarTrailer();
   push({ kind: 'trailer', offset, length: trailer.length, bytes: new Uint8Array(trailer) });
 
-  const expected = sitePartSize + shared.reduce((sum, object) => sum + tarEntryLength(object.size), 0) + trailer.length;
+  const expected =
+    sitePartSize + shared.reduce((sum, object) => sum + tarEntryLength(object.size), 0) + trailer.length;
   if (offset !== expected) throw new Error(`stitch plan adds up to ${offset} bytes, expected ${expected}`);
   return { segments, totalSize: offset };
 }
@@ -74,7 +76,13 @@ export interface RangeSlice {
  * for (const { segment, start, end } of rangeSlices(plan, 1_000_000, plan.totalSize - 1)) { … }
  */
 export function rangeSlices(plan: StitchPlan, start: number, end: number): RangeSlice[] {
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end >= plan.totalSize) {
+  if (
+    !Number.isSafeInteger(start) ||
+    !Number.isSafeInteger(end) ||
+    start < 0 ||
+    end < start ||
+    end >= plan.totalSize
+  ) {
     throw new RangeError(`range ${start}-${end} is outside 0-${plan.totalSize - 1}`);
   }
   const slices: RangeSlice[] = [];

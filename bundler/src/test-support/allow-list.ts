@@ -16,5 +16,7 @@ const policyFetch = guardedFetch(testAllowInsecure);
 /** Allows one more test server (e.g. a stand-in registry written in a test); returns a function that removes it. */
 export function allowTestHost(hostPort: string): () => void {
   testAllowInsecure.add(hostPort);
-  return () => { testAllowInsecure.delete(hostPort); };
+  return () => {
+    testAllowInsecure.delete(hostPort);
+  };
 }

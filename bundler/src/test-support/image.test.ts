@@ -26,15 +26,23 @@ describe('buildTestImage', () => {
     const two = await buildTestImage({ dir: path.join(tmp, 'two'), tag: 't', layers });
     expect(two.digest).toBe(one.digest);
 
-    const config = JSON.parse(await fs.readFile(path.join(one.dir, 'blobs/sha256', one.config.digest.slice(7)), 'utf8'));
-    const tar = createReadStream(path.join(one.dir, 'blobs/sha256', one.layers[0]!.digest.slice(7))).pipe(createGunzip());
+    const config = JSON.parse(
+      await fs.readFile(path.join(one.dir, 'blobs/sha256', one.config.digest.slice(7)), 'utf8'),
+    );
+    const tar = createReadStream(path.join(one.dir, 'blobs/sha256', one.layers[0]!.digest.slice(7))).pipe(
+      createGunzip(),
+    );
     const hash = createHash('sha256');
     for await (const chunk of tar) hash.update(chunk as Buffer);
     expect(config.rootfs.diff_ids).toEqual(['sha256:' + hash.digest('hex')]);
   });
 
   it('should make a layout skopeo reads', async () => {
-    const image = await buildTestImage({ dir: path.join(tmp, 'inspect'), tag: 'v1', layers: [{ files: { 'x': 'y' } }] });
+    const image = await buildTestImage({
+      dir: path.join(tmp, 'inspect'),
+      tag: 'v1',
+      layers: [{ files: { x: 'y' } }],
+    });
     const { stdout } = await run('skopeo', ['inspect', `oci:${image.dir}:v1`]);
     const inspected = JSON.parse(stdout);
     expect(inspected.Digest).toBe(image.digest);
@@ -50,7 +58,10 @@ describe('buildLargeTestImage', () => {
     expect(b.digest).toBe(a.digest);
     // Random bytes do not compress: the gzip layer is a little larger than the file.
     expect(a.layers[0]!.size).toBeGreaterThan(size);
-    const { stdout } = await run('tar', ['-tvzf', path.join(a.dir, 'blobs/sha256', a.layers[0]!.digest.slice(7))]);
+    const { stdout } = await run('tar', [
+      '-tvzf',
+      path.join(a.dir, 'blobs/sha256', a.layers[0]!.digest.slice(7)),
+    ]);
     expect(stdout).toContain(String(size));
     expect(stdout).toContain('data/random-0.bin');
   });

@@ -66,7 +66,13 @@ const REF_NAME = 'org.opencontainers.image.ref.name';
 export async function buildTestImage(options: TestImageOptions): Promise<TestImage> {
   const tag = options.tag ?? 'latest';
   await initLayout(options.dir);
-  const image = await writeImage(options.dir, tag, options.layers, options.platform ?? { os: 'linux', architecture: 'amd64' }, options.config);
+  const image = await writeImage(
+    options.dir,
+    tag,
+    options.layers,
+    options.platform ?? { os: 'linux', architecture: 'amd64' },
+    options.config,
+  );
   await addToIndex(options.dir, { ...image.manifest, annotations: { [REF_NAME]: tag } }, tag);
   return image;
 }
@@ -79,7 +85,9 @@ export async function buildTestImage(options: TestImageOptions): Promise<TestIma
  * const multi = await buildMultiArchImage({ dir, tag: '2.0', layers: [{ files: { 'app.txt': 'v2' } }] });
  * await pushImage(multi.dir, multi.tag, `${registry.host}/demo/multi:2.0`);
  */
-export async function buildMultiArchImage(options: Omit<TestImageOptions, 'platform'> & { platforms?: Platform[] }): Promise<TestMultiArchImage> {
+export async function buildMultiArchImage(
+  options: Omit<TestImageOptions, 'platform'> & { platforms?: Platform[] },
+): Promise<TestMultiArchImage> {
   const tag = options.tag ?? 'latest';
   const platforms = options.platforms ?? [
     { os: 'linux', architecture: 'amd64' },
@@ -120,7 +128,12 @@ export async function buildLargeTestImage(options: {
   const layers: TestLayer[] = Array.from({ length: options.layerCount ?? 1 }, (_, i) => ({
     random: { path: `data/random-${i}.bin`, size: options.layerSize, seed: `${seed}-${i}` },
   }));
-  return buildTestImage({ dir: options.dir, tag: options.tag ?? 'latest', layers, ...(options.platform ? { platform: options.platform } : {}) });
+  return buildTestImage({
+    dir: options.dir,
+    tag: options.tag ?? 'latest',
+    layers,
+    ...(options.platform ? { platform: options.platform } : {}),
+  });
 }
 
 /** Pseudo-random bytes from a seed (AES-128-CTR keystream), as a stream. */
@@ -147,7 +160,13 @@ async function initLayout(dir: string): Promise<void> {
   await fs.writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
 }
 
-async function writeImage(dir: string, tag: string, layers: TestLayer[], platform: Platform, extraConfig: Record<string, unknown> | undefined): Promise<TestImage> {
+async function writeImage(
+  dir: string,
+  tag: string,
+  layers: TestLayer[],
+  platform: Platform,
+  extraConfig: Record<string, unknown> | undefined,
+): Promise<TestImage> {
   const written: (Descriptor & { diffId: string })[] = [];
   for (const layer of layers) written.push(await writeLayer(dir, layer));
   const epoch = new Date(0).toISOString();
@@ -187,8 +206,17 @@ async function writeLayer(dir: string, layer: TestLayer): Promise<Descriptor & {
     const tar = spawn(
       'tar',
       [
-        '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner',
-        '--mode=u+rwX,go+rX,go-w', '--format=gnu', '-C', rootfs, '-cf', '-',
+        '--sort=name',
+        '--mtime=@0',
+        '--owner=0',
+        '--group=0',
+        '--numeric-owner',
+        '--mode=u+rwX,go+rX,go-w',
+        '--format=gnu',
+        '-C',
+        rootfs,
+        '-cf',
+        '-',
         ...(entries.length ? ['--', ...entries] : ['--files-from=/dev/null']),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -202,7 +230,11 @@ async function writeLayer(dir: string, layer: TestLayer): Promise<Descriptor & {
     const diffHash = createHash('sha256');
     const blobHash = createHash('sha256');
     let size = 0;
-    const partial = path.join(dir, 'blobs/sha256', `.partial-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+    const partial = path.join(
+      dir,
+      'blobs/sha256',
+      `.partial-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+    );
     const level = layer.gzipLevel ?? (layer.random ? 1 : 6);
     await pipeline(
       tar.stdout,
@@ -215,7 +247,12 @@ async function writeLayer(dir: string, layer: TestLayer): Promise<Descriptor & {
     if (code !== 0) throw new Error(`tar failed (${code}): ${stderr.trim()}`);
     const hex = blobHash.digest('hex');
     await fs.rename(partial, path.join(dir, 'blobs/sha256', hex));
-    return { mediaType: MediaType.OciLayerGzip, digest: `sha256:${hex}`, size, diffId: `sha256:${diffHash.digest('hex')}` };
+    return {
+      mediaType: MediaType.OciLayerGzip,
+      digest: `sha256:${hex}`,
+      size,
+      diffId: `sha256:${diffHash.digest('hex')}`,
+    };
   } finally {
     await fs.rm(rootfs, { recursive: true, force: true });
   }
@@ -228,11 +265,16 @@ async function writeJsonBlob(dir: string, mediaType: string, value: unknown): Pr
   return { mediaType, digest: `sha256:${hex}`, size: bytes.length };
 }
 
-async function addToIndex(dir: string, entry: Descriptor & { annotations: Record<string, string> }, tag: string): Promise<void> {
+async function addToIndex(
+  dir: string,
+  entry: Descriptor & { annotations: Record<string, string> },
+  tag: string,
+): Promise<void> {
   const file = path.join(dir, 'index.json');
   let manifests: { annotations?: Record<string, string> }[] = [];
   try {
-    manifests = (JSON.parse(await fs.readFile(file, 'utf8')) as { manifests: typeof manifests }).manifests ?? [];
+    manifests =
+      (JSON.parse(await fs.readFile(file, 'utf8')) as { manifests: typeof manifests }).manifests ?? [];
   } catch {
     // No index yet: this is the layout's first image.
   }
@@ -264,10 +306,22 @@ function safeJoin(root: string, name: string): string {
  * @example
  * const image = imageOfDescriptors('registry.example.org/emr/app:1.0', config, [layer]);
  */
-export function imageOfDescriptors(reference: string, config: Descriptor, layers: Descriptor[]): ArchiveImage {
-  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers }));
+export function imageOfDescriptors(
+  reference: string,
+  config: Descriptor,
+  layers: Descriptor[],
+): ArchiveImage {
+  const bytes = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers }),
+  );
   return {
-    reference, config, layers,
-    manifest: { digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, mediaType: MediaType.OciManifest, bytes },
+    reference,
+    config,
+    layers,
+    manifest: {
+      digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+      mediaType: MediaType.OciManifest,
+      bytes,
+    },
   };
 }

@@ -1,4 +1,11 @@
-export { startRegistry, corruptBlob, registryBlobPath, freePort, type TestRegistry, type TestRegistryOptions } from './registry.ts';
+export {
+  startRegistry,
+  corruptBlob,
+  registryBlobPath,
+  freePort,
+  type TestRegistry,
+  type TestRegistryOptions,
+} from './registry.ts';
 export { startTokenServer, type TokenServer } from './token-server.ts';
 export {
   buildTestImage,

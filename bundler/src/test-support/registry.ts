@@ -17,7 +17,11 @@ export interface TestRegistryOptions {
    * Turns on Bearer-token auth (`auth.token`), as Docker Hub, GHCR and ACR do: a token server
    * started here on loopback signs tokens for this one user; the registry trusts its certificate.
    */
-  tokenAuth?: { username: string; password: string; /** Lifetime of issued tokens, default 300 s. */ expiresInSeconds?: number };
+  tokenAuth?: {
+    username: string;
+    password: string;
+    /** Lifetime of issued tokens, default 300 s. */ expiresInSeconds?: number;
+  };
   /** Listen on this port (e.g. to bring a stopped registry back at the same address); default a free one. */
   port?: number;
 }
@@ -53,8 +57,16 @@ export async function startRegistry(options: TestRegistryOptions = {}): Promise<
     if (options.htpasswd) {
       const file = path.join(dir, 'htpasswd');
       // Cost 4 (the minimum): the registry checks the hash on every request.
-      const { stdout } = await run('htpasswd', ['-nbB', '-C', '4', options.htpasswd.username, options.htpasswd.password]).catch((error: NodeJS.ErrnoException) => {
-        throw error.code === 'ENOENT' ? new Error('htpasswd is missing: apt-get install -y apache2-utils') : error;
+      const { stdout } = await run('htpasswd', [
+        '-nbB',
+        '-C',
+        '4',
+        options.htpasswd.username,
+        options.htpasswd.password,
+      ]).catch((error: NodeJS.ErrnoException) => {
+        throw error.code === 'ENOENT'
+          ? new Error('htpasswd is missing: apt-get install -y apache2-utils')
+          : error;
       });
       await fs.writeFile(file, stdout.trim() + '\n');
       auth.push('auth:', '  htpasswd:', '    realm: outpost-test', `    path: ${file}`);
@@ -73,7 +85,7 @@ export async function startRegistry(options: TestRegistryOptions = {}): Promise<
     // A free port can be taken between our probe and the registry's bind; try a few.
     let lastError: unknown;
     for (let attempt = 0; attempt < (options.port ? 1 : 5); attempt++) {
-      const port = options.port ?? await freePort();
+      const port = options.port ?? (await freePort());
       const host = `127.0.0.1:${port}`;
       const config = [
         'version: 0.1',
@@ -140,7 +152,11 @@ export function registryBlobPath(registry: Pick<TestRegistry, 'dataDir'>, digest
  * @example
  * await corruptBlob(registry, layer.digest);
  */
-export async function corruptBlob(registry: Pick<TestRegistry, 'dataDir'>, digest: string, alter?: (bytes: Buffer) => void): Promise<void> {
+export async function corruptBlob(
+  registry: Pick<TestRegistry, 'dataDir'>,
+  digest: string,
+  alter?: (bytes: Buffer) => void,
+): Promise<void> {
   const file = registryBlobPath(registry, digest);
   const bytes = await fs.readFile(file);
   const length = bytes.length;
@@ -168,14 +184,19 @@ async function waitUntilUp(child: ChildProcess, host: string): Promise<void> {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
   const exited = new Promise<never>((_, reject) => {
-    child.once('error', (error) => reject(new Error(`could not run docker-registry (apt install docker-registry): ${error.message}`)));
+    child.once('error', (error) =>
+      reject(new Error(`could not run docker-registry (apt install docker-registry): ${error.message}`)),
+    );
     child.once('exit', (code) => reject(new Error(`docker-registry exited with ${code}: ${stderr.trim()}`)));
   });
   exited.catch(() => {});
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     const up = await Promise.race([
-      fetch(`http://${host}/v2/`).then((r) => r.status === 200 || r.status === 401, () => false),
+      fetch(`http://${host}/v2/`).then(
+        (r) => r.status === 200 || r.status === 401,
+        () => false,
+      ),
       exited,
     ]);
     if (up) return;

@@ -25,18 +25,29 @@ export interface PushOptions {
  * @example
  * const digest = await pushImage(image.dir, image.tag, `${registry.host}/demo/app:1.0`);
  */
-export async function pushImage(layoutDir: string, tag: string, target: string, creds?: RegistryLogin, options: PushOptions = {}): Promise<string> {
+export async function pushImage(
+  layoutDir: string,
+  tag: string,
+  target: string,
+  creds?: RegistryLogin,
+  options: PushOptions = {},
+): Promise<string> {
   const all = options.all ?? (await layoutTagIsIndex(layoutDir, tag));
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-push-'));
   const digestFile = path.join(tmp, 'digest');
   try {
     await skopeo([
-      'copy', '--insecure-policy', '--quiet', '--dest-tls-verify=false',
+      'copy',
+      '--insecure-policy',
+      '--quiet',
+      '--dest-tls-verify=false',
       ...(all ? ['--all'] : []),
       ...(options.format ? ['--format', options.format] : []),
       ...(creds ? ['--dest-creds', `${creds.username}:${creds.password}`] : []),
-      '--digestfile', digestFile,
-      `oci:${layoutDir}:${tag}`, `docker://${target}`,
+      '--digestfile',
+      digestFile,
+      `oci:${layoutDir}:${tag}`,
+      `docker://${target}`,
     ]);
     return (await fs.readFile(digestFile, 'utf8')).trim();
   } finally {
@@ -48,9 +59,13 @@ export async function pushImage(layoutDir: string, tag: string, target: string, 
  * `skopeo inspect` of an image in a registry: the parsed summary (`Digest`, `Layers`, …), or with
  * `raw` the manifest exactly as stored.
  */
-export async function skopeoInspect(target: string, options: { raw?: boolean; creds?: RegistryLogin } = {}): Promise<any> {
+export async function skopeoInspect(
+  target: string,
+  options: { raw?: boolean; creds?: RegistryLogin } = {},
+): Promise<any> {
   const stdout = await skopeo([
-    'inspect', '--tls-verify=false',
+    'inspect',
+    '--tls-verify=false',
     ...(options.raw ? ['--raw'] : []),
     ...(options.creds ? ['--creds', `${options.creds.username}:${options.creds.password}`] : []),
     `docker://${target}`,

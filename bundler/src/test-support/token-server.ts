@@ -34,8 +34,21 @@ export async function startTokenServer(options: {
   const keyFile = path.join(options.dir, 'token.key');
   const certificateFile = path.join(options.dir, 'token.crt');
   await run('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyFile, '-out', certificateFile, '-days', '2', '-subj', '/CN=outpost-test-token',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certificateFile,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=outpost-test-token',
   ]).catch((error: NodeJS.ErrnoException) => {
     throw error.code === 'ENOENT' ? new Error('openssl is missing: apt-get install -y openssl') : error;
   });
@@ -57,7 +70,10 @@ export async function startTokenServer(options: {
       return;
     }
     if (!granted) {
-      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="outpost-test-token"' });
+      res.writeHead(401, {
+        'content-type': 'application/json',
+        'www-authenticate': 'Basic realm="outpost-test-token"',
+      });
       res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
       return;
     }
@@ -73,7 +89,14 @@ export async function startTokenServer(options: {
       access: scopes.flatMap(parseScope),
     });
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
+    res.end(
+      JSON.stringify({
+        token,
+        access_token: token,
+        expires_in: expiresIn,
+        issued_at: new Date(now * 1000).toISOString(),
+      }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as import('node:net').AddressInfo;
@@ -84,21 +107,34 @@ export async function startTokenServer(options: {
     issuer,
     certificateFile,
     requests,
-    stop: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    stop: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
 /** `repository:foo/bar:pull,push` → the JWT `access` entry the registry checks. */
 function parseScope(scope: string): { type: string; name: string; actions: string[] }[] {
-  return scope.split(' ').filter(Boolean).flatMap((one) => {
-    const first = one.indexOf(':');
-    const last = one.lastIndexOf(':');
-    if (first === -1 || last === first) return [];
-    return [{ type: one.slice(0, first), name: one.slice(first + 1, last), actions: one.slice(last + 1).split(',').filter(Boolean) }];
-  });
+  return scope
+    .split(' ')
+    .filter(Boolean)
+    .flatMap((one) => {
+      const first = one.indexOf(':');
+      const last = one.lastIndexOf(':');
+      if (first === -1 || last === first) return [];
+      return [
+        {
+          type: one.slice(0, first),
+          name: one.slice(first + 1, last),
+          actions: one
+            .slice(last + 1)
+            .split(',')
+            .filter(Boolean),
+        },
+      ];
+    });
 }
 
 function parseBasic(header: string | undefined): { username: string; password: string } | undefined {

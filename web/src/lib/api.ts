@@ -34,7 +34,10 @@ const client = hc<AppType>('/', { fetch: apiFetch });
 const v1 = client.api.v1;
 
 /** One problem reported against one field of a request body (validation failures, conflicts). */
-export interface FieldProblem { path: string; message: string }
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
 
 /** Every failure of an API call: an error envelope from the server, or no answer at all (status 0). */
 export class ApiError extends Error {
@@ -52,28 +55,40 @@ export class ApiError extends Error {
   }
 
   static fromEnvelope(status: number, body: unknown): ApiError {
-    const e = (body as { error?: { code?: unknown; message?: unknown; requestId?: unknown; details?: unknown } } | null)?.error;
+    const e = (
+      body as { error?: { code?: unknown; message?: unknown; requestId?: unknown; details?: unknown } } | null
+    )?.error;
     if (!e || typeof e.message !== 'string') {
       return new ApiError(status, 'UNEXPECTED', `Outpost answered with status ${status} and no explanation.`);
     }
-    return new ApiError(status, String(e.code ?? 'UNKNOWN'), e.message, typeof e.requestId === 'string' ? e.requestId : null,
-      fieldProblems(e.message, e.details), e.details);
+    return new ApiError(
+      status,
+      String(e.code ?? 'UNKNOWN'),
+      e.message,
+      typeof e.requestId === 'string' ? e.requestId : null,
+      fieldProblems(e.message, e.details),
+      e.details,
+    );
   }
 }
 
 // Validation failures carry `[{path, message}]`; some domain errors carry `{field}` naming the one culprit.
 function fieldProblems(message: string, details: unknown): FieldProblem[] {
   if (Array.isArray(details)) {
-    return details.filter((d): d is FieldProblem => typeof d?.path === 'string' && typeof d?.message === 'string');
+    return details.filter(
+      (d): d is FieldProblem => typeof d?.path === 'string' && typeof d?.message === 'string',
+    );
   }
   const field = (details as { field?: unknown } | null)?.field;
   return typeof field === 'string' ? [{ path: field, message }] : [];
 }
 
-type SuccessBody<R> = R extends ClientResponse<infer T, infer S, infer _F> ? (S extends SuccessStatusCode ? T : never) : never;
+type SuccessBody<R> =
+  R extends ClientResponse<infer T, infer S, infer _F> ? (S extends SuccessStatusCode ? T : never) : never;
 
 async function send<R extends ClientResponse<unknown, number, string>>(
-  pending: Promise<R>, opts: { mayBeSignedOut?: boolean } = {},
+  pending: Promise<R>,
+  opts: { mayBeSignedOut?: boolean } = {},
 ): Promise<SuccessBody<R>> {
   let res: R;
   try {
@@ -121,14 +136,29 @@ export function fieldMessage(problem: Problem | null, path: string): string | un
 export type Me = InferResponseType<typeof v1.me.$get, 200>;
 export type Language = 'en' | 'fr' | 'pt';
 export type Invite = InferResponseType<typeof v1.invites.$get, 200>['items'][number];
-export type InviteInput = { email: string; name?: string; role: Role; siteIds?: string[]; language?: Language; expiresInDays?: number };
-export type ReportedProblem = InferResponseType<(typeof v1.sites)[':id']['problems']['$get'], 200>['items'][number];
+export type InviteInput = {
+  email: string;
+  name?: string;
+  role: Role;
+  siteIds?: string[];
+  language?: Language;
+  expiresInDays?: number;
+};
+export type ReportedProblem = InferResponseType<
+  (typeof v1.sites)[':id']['problems']['$get'],
+  200
+>['items'][number];
 export type Role = Me['role'];
 
 export type Page = { limit?: number; cursor?: string };
 
 /** Audit log filters: a person (user id), a kind of change ("site", "release"…), a time range (ISO instants). */
-export interface AuditFilter { actor?: string; kind?: string; from?: string; to?: string }
+export interface AuditFilter {
+  actor?: string;
+  kind?: string;
+  from?: string;
+  to?: string;
+}
 
 function pageQuery(p: Page = {}) {
   return { limit: p.limit ?? 50, ...(p.cursor ? { cursor: p.cursor } : {}) };
@@ -136,7 +166,8 @@ function pageQuery(p: Page = {}) {
 
 export const api = {
   auth: {
-    login: (json: { email: string; password: string; org?: string }) => send(v1.auth.login.$post({ json }), { mayBeSignedOut: true }),
+    login: (json: { email: string; password: string; org?: string }) =>
+      send(v1.auth.login.$post({ json }), { mayBeSignedOut: true }),
     logout: () => send(v1.auth.logout.$post()),
   },
   // A 401 here is an answer ("signed out"), not a lost session.
@@ -145,20 +176,35 @@ export const api = {
   updateMe: (json: { name?: string; language?: Language }) => send(v1.me.$patch({ json })),
   users: {
     list: (page?: Page) => send(v1.users.$get({ query: pageQuery(page) })),
-    create: (json: { email: string; name?: string; role: Role; password?: string }) => send(v1.users.$post({ json })),
+    create: (json: { email: string; name?: string; role: Role; password?: string }) =>
+      send(v1.users.$post({ json })),
     setRole: (id: string, role: Role) => send(v1.users[':id'].$patch({ param: { id }, json: { role } })),
     remove: (id: string) => send(v1.users[':id'].$delete({ param: { id } })),
   },
   tokens: {
     list: (page?: Page & { includeRevoked?: boolean }) =>
-      send(v1.tokens.$get({ query: { ...pageQuery(page), includeRevoked: page?.includeRevoked ? 'true' : 'false' } })),
+      send(
+        v1.tokens.$get({
+          query: { ...pageQuery(page), includeRevoked: page?.includeRevoked ? 'true' : 'false' },
+        }),
+      ),
     create: (json: { name: string; role: Role; expiresInDays?: number }) => send(v1.tokens.$post({ json })),
     revoke: (id: string) => send(v1.tokens[':id'].$delete({ param: { id } })),
   },
   audit: {
     list: (page?: Page & AuditFilter) => {
       const { actor, kind, from, to } = page ?? {};
-      return send(v1.audit.$get({ query: { ...pageQuery(page), ...(actor ? { actor } : {}), ...(kind ? { kind } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}) } }));
+      return send(
+        v1.audit.$get({
+          query: {
+            ...pageQuery(page),
+            ...(actor ? { actor } : {}),
+            ...(kind ? { kind } : {}),
+            ...(from ? { from } : {}),
+            ...(to ? { to } : {}),
+          },
+        }),
+      );
     },
     actors: () => send(v1.audit.actors.$get()),
   },
@@ -177,11 +223,15 @@ export const api = {
     restore: (id: string) => send(v1.sites[':id'].restore.$post({ param: { id } })),
     issueDeviceToken: (id: string) => send(v1.sites[':id']['device-token'].$post({ param: { id } })),
     revokeDeviceToken: (id: string) => send(v1.sites[':id']['device-token'].$delete({ param: { id } })),
-    reports: (id: string, page?: Page) => send(v1.sites[':id'].reports.$get({ param: { id }, query: pageQuery(page) })),
-    addReport: (id: string, json: ManualReport) => send(v1.sites[':id'].reports.$post({ param: { id }, json })),
+    reports: (id: string, page?: Page) =>
+      send(v1.sites[':id'].reports.$get({ param: { id }, query: pageQuery(page) })),
+    addReport: (id: string, json: ManualReport) =>
+      send(v1.sites[':id'].reports.$post({ param: { id }, json })),
     coordinators: (id: string) => send(v1.sites[':id'].coordinators.$get({ param: { id } })),
-    assignCoordinator: (id: string, userId: string) => send(v1.sites[':id'].coordinators[':userId'].$put({ param: { id, userId } })),
-    unassignCoordinator: (id: string, userId: string) => send(v1.sites[':id'].coordinators[':userId'].$delete({ param: { id, userId } })),
+    assignCoordinator: (id: string, userId: string) =>
+      send(v1.sites[':id'].coordinators[':userId'].$put({ param: { id, userId } })),
+    unassignCoordinator: (id: string, userId: string) =>
+      send(v1.sites[':id'].coordinators[':userId'].$delete({ param: { id, userId } })),
     /** Where the CSV of the sites matching these filters downloads from (a plain link: the browser streams it). */
     exportPath: (filters: SiteFilter) => v1.sites['export.csv'].$path({ query: filterQuery(filters) }),
     importCsv,
@@ -189,34 +239,50 @@ export const api = {
   fleet: {
     /** Everything the dashboard shows but adoption, in one request. */
     overview: (f: FleetFilter) => send(v1.fleet.overview.$get({ query: fleetQuery(f) })),
-    adoption: (f: FleetFilter, days: number) => send(v1.fleet.adoption.$get({ query: { ...fleetQuery(f), days } })),
-    breakdown: (f: FleetFilter, by: 'region' | 'district' | 'tag') => send(v1.fleet.breakdown.$get({ query: { ...fleetQuery(f), by } })),
+    adoption: (f: FleetFilter, days: number) =>
+      send(v1.fleet.adoption.$get({ query: { ...fleetQuery(f), days } })),
+    breakdown: (f: FleetFilter, by: 'region' | 'district' | 'tag') =>
+      send(v1.fleet.breakdown.$get({ query: { ...fleetQuery(f), by } })),
   },
   receipts: {
     submitCode: (json: { siteId: string; code: string }) => send(v1.receipts.$post({ json })),
     /** The receipt file's exact text: its HMAC covers the bytes as the site wrote them. */
-    submitFile: (text: string) => send(v1.receipts.file.$post({}, { headers: { 'content-type': 'application/json' }, init: { body: text } })),
+    submitFile: (text: string) =>
+      send(
+        v1.receipts.file.$post({}, { headers: { 'content-type': 'application/json' }, init: { body: text } }),
+      ),
   },
   releases: {
-    list: (filter: ReleaseFilter = {}) => send(v1.releases.$get({ query: {
-      ...(filter.state ? { state: filter.state } : {}), ...(filter.channel ? { channel: filter.channel } : {}),
-    } })),
+    list: (filter: ReleaseFilter = {}) =>
+      send(
+        v1.releases.$get({
+          query: {
+            ...(filter.state ? { state: filter.state } : {}),
+            ...(filter.channel ? { channel: filter.channel } : {}),
+          },
+        }),
+      ),
     get: (id: string) => send(v1.releases[':id'].$get({ param: { id } })),
     create: (json: NewRelease) => send(v1.releases.$post({ json })),
     /** Drafts only; a published release answers 409. */
     update: (id: string, json: ReleasePatch) => send(v1.releases[':id'].$patch({ param: { id }, json })),
     remove: (id: string) => send(v1.releases[':id'].$delete({ param: { id } })),
     /** Resolved in its registry while the request waits; a 422 carries the registry's reason against `reference`. */
-    addImage: (id: string, json: { name: string; reference: string }) => send(v1.releases[':id'].images.$post({ param: { id }, json })),
-    removeImage: (id: string, imageId: string) => send(v1.releases[':id'].images[':imageId'].$delete({ param: { id, imageId } })),
+    addImage: (id: string, json: { name: string; reference: string }) =>
+      send(v1.releases[':id'].images.$post({ param: { id }, json })),
+    removeImage: (id: string, imageId: string) =>
+      send(v1.releases[':id'].images[':imageId'].$delete({ param: { id, imageId } })),
     /** The saved compose template rendered for a site, or for a sample site without one. */
-    compose: (id: string, siteId?: string) => send(v1.releases[':id'].compose.$get({ param: { id }, query: siteId ? { siteId } : {} })),
+    compose: (id: string, siteId?: string) =>
+      send(v1.releases[':id'].compose.$get({ param: { id }, query: siteId ? { siteId } : {} })),
     /** What changed since the previous published release (or `from`). */
-    diff: (id: string, from?: string) => send(v1.releases[':id'].diff.$get({ param: { id }, query: from ? { from } : {} })),
+    diff: (id: string, from?: string) =>
+      send(v1.releases[':id'].diff.$get({ param: { id }, query: from ? { from } : {} })),
     /** A 422 NOT_PUBLISHABLE lists the problems in `details` (see `publishProblems`). */
     publish: (id: string) => send(v1.releases[':id'].publish.$post({ param: { id } })),
     deprecate: (id: string) => send(v1.releases[':id'].deprecate.$post({ param: { id } })),
-    revoke: (id: string, reason: string) => send(v1.releases[':id'].revoke.$post({ param: { id }, json: { reason } })),
+    revoke: (id: string, reason: string) =>
+      send(v1.releases[':id'].revoke.$post({ param: { id }, json: { reason } })),
   },
   registryCredentials: {
     list: () => send(v1['registry-credentials'].$get()),
@@ -230,10 +296,17 @@ export const api = {
   },
   bundles: {
     /** Newest first; coordinators get their own sites' bundles only. */
-    list: (q: BundleQuery = {}) => send(v1.bundles.$get({ query: {
-      ...(q.releaseId ? { releaseId: q.releaseId } : {}), ...(q.siteId ? { siteId: q.siteId } : {}),
-      ...(q.state ? { state: q.state } : {}), ...pageQuery(q),
-    } })),
+    list: (q: BundleQuery = {}) =>
+      send(
+        v1.bundles.$get({
+          query: {
+            ...(q.releaseId ? { releaseId: q.releaseId } : {}),
+            ...(q.siteId ? { siteId: q.siteId } : {}),
+            ...(q.state ? { state: q.state } : {}),
+            ...pageQuery(q),
+          },
+        }),
+      ),
     get: (id: string) => send(v1.bundles[':id'].$get({ param: { id } })),
     /** Queued for the workers (202); sites that already have a good bundle of the release keep it. See `bundleRequestProblems`. */
     request: (json: BundleRequest) => send(v1.bundles.$post({ json })),
@@ -250,7 +323,8 @@ export const api = {
     /** The bundle's README.txt, exactly as the site gets it. */
     readme: (id: string) => send(v1.bundles[':id'].readme.$get({ param: { id } })),
     /** A release's images archives (full and deltas) and its bundles counted by state. */
-    status: (releaseId: string) => send(v1.releases[':id']['bundle-status'].$get({ param: { id: releaseId } })),
+    status: (releaseId: string) =>
+      send(v1.releases[':id']['bundle-status'].$get({ param: { id: releaseId } })),
   },
   /** Invitations: the only way in for a new person (or one from another organisation). */
   invites: {
@@ -264,9 +338,12 @@ export const api = {
   },
   /** Problems a coordinator reports from a site; the ministry reads and resolves them on the site page. */
   problems: {
-    list: (siteId: string, open = false) => send(v1.sites[':id'].problems.$get({ param: { id: siteId }, query: open ? { open: 'true' } : {} })),
-    report: (siteId: string, json: { description: string; errorText?: string }) => send(v1.sites[':id'].problems.$post({ param: { id: siteId }, json })),
-    resolve: (siteId: string, problemId: string) => send(v1.sites[':id'].problems[':problemId'].resolve.$post({ param: { id: siteId, problemId } })),
+    list: (siteId: string, open = false) =>
+      send(v1.sites[':id'].problems.$get({ param: { id: siteId }, query: open ? { open: 'true' } : {} })),
+    report: (siteId: string, json: { description: string; errorText?: string }) =>
+      send(v1.sites[':id'].problems.$post({ param: { id: siteId }, json })),
+    resolve: (siteId: string, problemId: string) =>
+      send(v1.sites[':id'].problems[':problemId'].resolve.$post({ param: { id: siteId, problemId } })),
   },
   signingKeys: {
     /** The active key first, then the retired ones. */
@@ -280,21 +357,33 @@ export const api = {
     /** What a plan would do; nothing is written. */
     preview: (json: RolloutPlan) => send(v1.rollouts.preview.$post({ json })),
     create: (json: RolloutPlan & { draft?: boolean }) => send(v1.rollouts.$post({ json })),
-    attention: (id: string, after?: string) => send(v1.rollouts[':id'].attention.$get({ param: { id }, query: { limit: '200', ...(after ? { after } : {}) } })),
+    attention: (id: string, after?: string) =>
+      send(
+        v1.rollouts[':id'].attention.$get({
+          param: { id },
+          query: { limit: '200', ...(after ? { after } : {}) },
+        }),
+      ),
     /** The attention list as CSV (a plain link: the session cookie is enough). */
     attentionCsvPath: (id: string) => `/api/v1/rollouts/${encodeURIComponent(id)}/attention.csv`,
-    pause: (id: string, reason?: string) => send(v1.rollouts[':id'].pause.$post({ param: { id }, json: reason ? { reason } : {} })),
-    resume: (id: string, deadlineAt?: string) => send(v1.rollouts[':id'].resume.$post({ param: { id }, json: deadlineAt ? { deadlineAt } : {} })),
+    pause: (id: string, reason?: string) =>
+      send(v1.rollouts[':id'].pause.$post({ param: { id }, json: reason ? { reason } : {} })),
+    resume: (id: string, deadlineAt?: string) =>
+      send(v1.rollouts[':id'].resume.$post({ param: { id }, json: deadlineAt ? { deadlineAt } : {} })),
     advance: (id: string) => send(v1.rollouts[':id'].advance.$post({ param: { id } })),
-    cancel: (id: string, reason?: string) => send(v1.rollouts[':id'].cancel.$post({ param: { id }, json: reason ? { reason } : {} })),
+    cancel: (id: string, reason?: string) =>
+      send(v1.rollouts[':id'].cancel.$post({ param: { id }, json: reason ? { reason } : {} })),
     schedule: (id: string) => send(v1.rollouts[':id'].schedule.$post({ param: { id } })),
-    retry: (id: string, siteIds?: string[]) => send(v1.rollouts[':id'].retry.$post({ param: { id }, json: siteIds ? { siteIds } : {} })),
-    exclude: (id: string, siteId: string) => send(v1.rollouts[':id'].exclude.$post({ param: { id }, json: { siteId } })),
+    retry: (id: string, siteIds?: string[]) =>
+      send(v1.rollouts[':id'].retry.$post({ param: { id }, json: siteIds ? { siteIds } : {} })),
+    exclude: (id: string, siteId: string) =>
+      send(v1.rollouts[':id'].exclude.$post({ param: { id }, json: { siteId } })),
     rollback: (id: string) => send(v1.rollouts[':id'].rollback.$post({ param: { id }, json: {} })),
   },
   blackoutDates: {
     list: () => send(v1['blackout-dates'].$get()),
-    add: (json: { startsOn: string; endsOn: string; reason?: string }) => send(v1['blackout-dates'].$post({ json })),
+    add: (json: { startsOn: string; endsOn: string; reason?: string }) =>
+      send(v1['blackout-dates'].$post({ json })),
     remove: (id: string) => send(v1['blackout-dates'][':id'].$delete({ param: { id } })),
   },
   webhooks: {
@@ -406,7 +495,12 @@ export interface UploadOptions {
  * whatever the server answered (the caller decides what is a success); rejects only when there was
  * no answer: a broken connection (NETWORK) or a cancel (ABORTED, with `cancelled` as its message).
  */
-function uploadFile(path: string, file: Blob, contentType: string, opts: UploadOptions & { cancelled: string }): Promise<{ status: number; body: unknown }> {
+function uploadFile(
+  path: string,
+  file: Blob,
+  contentType: string,
+  opts: UploadOptions & { cancelled: string },
+): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', path);
@@ -420,7 +514,11 @@ function uploadFile(path: string, file: Blob, contentType: string, opts: UploadO
     xhr.onabort = () => reject(new ApiError(0, 'ABORTED', opts.cancelled));
     xhr.onload = () => {
       let body: unknown = null;
-      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON: described by fromEnvelope */ }
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        /* not JSON: described by fromEnvelope */
+      }
       if (xhr.status === 401) hooks.unauthenticated();
       resolve({ status: xhr.status, body });
     };
@@ -439,8 +537,13 @@ export interface ImportOptions extends UploadOptions {
  * a refused all-or-nothing import reject with an ApiError, like every other call.
  */
 async function importCsv(file: Blob, opts: ImportOptions): Promise<ImportOutcome> {
-  const path = v1.sites.import.$path({ query: { mode: opts.mode, ...(opts.dryRun ? { dryRun: 'true' as const } : {}) } });
-  const { status, body } = await uploadFile(path, file, 'text/csv; charset=utf-8', { ...opts, cancelled: get(t)('errors.uploadCancelledCsv') });
+  const path = v1.sites.import.$path({
+    query: { mode: opts.mode, ...(opts.dryRun ? { dryRun: 'true' as const } : {}) },
+  });
+  const { status, body } = await uploadFile(path, file, 'text/csv; charset=utf-8', {
+    ...opts,
+    cancelled: get(t)('errors.uploadCancelledCsv'),
+  });
   if (status === 200) return { report: body as ImportReport, refused: false };
   const err = ApiError.fromEnvelope(status, body);
   if (status === 422 && isImportReport(err.details)) return { report: err.details, refused: true };
@@ -448,16 +551,26 @@ async function importCsv(file: Blob, opts: ImportOptions): Promise<ImportOutcome
 }
 
 /** Uploads a .zip as a new content package (its name and version in the query), with progress. */
-async function uploadContentPackage(file: Blob, opts: UploadOptions & { name: string; version: string }): Promise<ContentPackage> {
+async function uploadContentPackage(
+  file: Blob,
+  opts: UploadOptions & { name: string; version: string },
+): Promise<ContentPackage> {
   const path = v1['content-packages'].$path({ query: { name: opts.name, version: opts.version } });
-  const { status, body } = await uploadFile(path, file, 'application/zip',
-    { ...opts, cancelled: get(t)('errors.uploadCancelledPackage') });
+  const { status, body } = await uploadFile(path, file, 'application/zip', {
+    ...opts,
+    cancelled: get(t)('errors.uploadCancelledPackage'),
+  });
   if (status >= 200 && status < 300) return body as ContentPackage;
   throw ApiError.fromEnvelope(status, body);
 }
 
 function isImportReport(d: unknown): d is ImportReport {
-  return typeof d === 'object' && d !== null && Array.isArray((d as ImportReport).errors) && typeof (d as ImportReport).rows === 'number';
+  return (
+    typeof d === 'object' &&
+    d !== null &&
+    Array.isArray((d as ImportReport).errors) &&
+    typeof (d as ImportReport).rows === 'number'
+  );
 }
 
 export type User = Awaited<ReturnType<typeof api.users.list>>['items'][number];
@@ -480,7 +593,10 @@ export type ReceiptResult = Awaited<ReturnType<typeof api.receipts.submitCode>>;
 
 type ReleaseListQuery = NonNullable<InferRequestType<typeof v1.releases.$get>['query']>;
 export type ReleaseState = NonNullable<ReleaseListQuery['state']>;
-export interface ReleaseFilter { state?: ReleaseState; channel?: string }
+export interface ReleaseFilter {
+  state?: ReleaseState;
+  channel?: string;
+}
 export type ReleaseSummary = Awaited<ReturnType<typeof api.releases.list>>['items'][number];
 export type Release = Awaited<ReturnType<typeof api.releases.get>>;
 export type ReleaseImage = Release['images'][number];
@@ -502,30 +618,52 @@ export type BundleLinks = Awaited<ReturnType<typeof api.bundles.links>>;
 export type BundleStatus = Awaited<ReturnType<typeof api.bundles.status>>;
 export type ImageArchive = BundleStatus['archives'][number];
 export type SigningKey = Awaited<ReturnType<typeof api.signingKeys.list>>['items'][number];
-export interface BundleQuery extends Page { releaseId?: string; siteId?: string; state?: BundleState }
+export interface BundleQuery extends Page {
+  releaseId?: string;
+  siteId?: string;
+  state?: BundleState;
+}
 
 /** One site a bundle request could not be made for, and why (from a 422 UNKNOWN_SITES or DELTA_BASE_UNKNOWN). */
-export interface SiteProblem { site: string; message: string }
+export interface SiteProblem {
+  site: string;
+  message: string;
+}
 
 /** The sites named by a refused bundle request, or null for any other failure. */
 export function bundleRequestProblems(err: unknown): SiteProblem[] | null {
-  if (!(err instanceof ApiError) || !['UNKNOWN_SITES', 'DELTA_BASE_UNKNOWN'].includes(err.code) || !Array.isArray(err.details)) return null;
+  if (
+    !(err instanceof ApiError) ||
+    !['UNKNOWN_SITES', 'DELTA_BASE_UNKNOWN'].includes(err.code) ||
+    !Array.isArray(err.details)
+  )
+    return null;
   return err.details
     .map((d: { code?: unknown; value?: unknown; message?: unknown }) => ({
-      site: typeof d?.code === 'string' ? d.code : typeof d?.value === 'string' ? d.value : '', message: typeof d?.message === 'string' ? d.message : '',
+      site: typeof d?.code === 'string' ? d.code : typeof d?.value === 'string' ? d.value : '',
+      message: typeof d?.message === 'string' ? d.message : '',
     }))
     .filter((d) => d.site !== '');
 }
 
 /** One reason a draft cannot be published yet; `line` points into the compose template. */
-export interface PublishProblem { path: string; message: string; line?: number }
+export interface PublishProblem {
+  path: string;
+  message: string;
+  line?: number;
+}
 
 /** The problems of a 422 NOT_PUBLISHABLE answer to `api.releases.publish`, or null for any other failure. */
 export function publishProblems(err: unknown): PublishProblem[] | null {
-  if (!(err instanceof ApiError) || err.code !== 'NOT_PUBLISHABLE' || !Array.isArray(err.details)) return null;
+  if (!(err instanceof ApiError) || err.code !== 'NOT_PUBLISHABLE' || !Array.isArray(err.details))
+    return null;
   return err.details
     .filter((d): d is PublishProblem => typeof d?.path === 'string' && typeof d?.message === 'string')
-    .map((d) => ({ path: d.path, message: d.message, ...(typeof d.line === 'number' ? { line: d.line } : {}) }));
+    .map((d) => ({
+      path: d.path,
+      message: d.message,
+      ...(typeof d.line === 'number' ? { line: d.line } : {}),
+    }));
 }
 
 export const ROLES: readonly Role[] = ['owner', 'admin', 'operator', 'viewer', 'coordinator'];
@@ -567,9 +705,15 @@ export type WaveSelector = RolloutPlan['waves'][number]['selector'];
 export type RolloutPreview = InferResponseType<typeof v1.rollouts.preview.$post, 200>;
 export type Rollout = InferResponseType<(typeof v1.rollouts)[':id']['$get'], 200>;
 export type RolloutSummary = InferResponseType<typeof v1.rollouts.$get, 200>['items'][number];
-export type AttentionItem = InferResponseType<(typeof v1.rollouts)[':id']['attention']['$get'], 200>['items'][number];
+export type AttentionItem = InferResponseType<
+  (typeof v1.rollouts)[':id']['attention']['$get'],
+  200
+>['items'][number];
 export type WebhookEvent = InferRequestType<typeof v1.webhooks.$post>['json']['events'][number];
 export type Webhook = InferResponseType<typeof v1.webhooks.$get, 200>['items'][number];
-export type WebhookDelivery = InferResponseType<(typeof v1.webhooks)[':id']['deliveries']['$get'], 200>['items'][number];
+export type WebhookDelivery = InferResponseType<
+  (typeof v1.webhooks)[':id']['deliveries']['$get'],
+  200
+>['items'][number];
 export type BlackoutDate = InferResponseType<(typeof v1)['blackout-dates']['$get'], 200>['items'][number];
 export type TargetState = keyof Rollout['totals'];

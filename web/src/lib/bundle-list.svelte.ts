@@ -5,12 +5,16 @@ import { PagedList } from '$lib/paged.svelte';
 export class BundleList {
   readonly pages: PagedList<Bundle>;
   /** Some row is still queued or being built: worth asking again soon. */
-  readonly building = $derived.by(() => this.pages.items.some((b) => b.state === 'queued' || b.state === 'building'));
+  readonly building = $derived.by(() =>
+    this.pages.items.some((b) => b.state === 'queued' || b.state === 'building'),
+  );
 
   #query: BundleQuery = {};
 
   constructor(pageSize = 25) {
-    this.pages = new PagedList<Bundle>((cursor, limit) => api.bundles.list({ ...this.#query, cursor, limit: limit ?? pageSize }));
+    this.pages = new PagedList<Bundle>((cursor, limit) =>
+      api.bundles.list({ ...this.#query, cursor, limit: limit ?? pageSize }),
+    );
   }
 
   /** Shows the first page of a new query. */

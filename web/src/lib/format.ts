@@ -46,8 +46,12 @@ export const ROLE_HINTS: Record<Role, string> = {
 
 const relative = formatter((l) => new Intl.RelativeTimeFormat(l, { numeric: 'auto' }));
 const RELATIVE_STEPS: [Intl.RelativeTimeFormatUnit, number][] = [
-  ['year', 365 * 86_400_000], ['month', 30 * 86_400_000], ['week', 7 * 86_400_000],
-  ['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000],
+  ['year', 365 * 86_400_000],
+  ['month', 30 * 86_400_000],
+  ['week', 7 * 86_400_000],
+  ['day', 86_400_000],
+  ['hour', 3_600_000],
+  ['minute', 60_000],
 ];
 
 /** "3 days ago", "in 2 hours", "just now"; pair it with formatDateTime in a title for the exact time. */
@@ -62,7 +66,9 @@ export function formatRelative(iso: string | null | undefined, empty?: string, n
 }
 
 const dayMonth = formatter((l) => new Intl.DateTimeFormat(l, { day: 'numeric', month: 'short' }));
-const dayMonthYear = formatter((l) => new Intl.DateTimeFormat(l, { day: 'numeric', month: 'short', year: 'numeric' }));
+const dayMonthYear = formatter(
+  (l) => new Intl.DateTimeFormat(l, { day: 'numeric', month: 'short', year: 'numeric' }),
+);
 const hourMinute = formatter((l) => new Intl.DateTimeFormat(l, { hour: '2-digit', minute: '2-digit' }));
 
 /** "20 Nov at 09:41" (the year only when it is not this one). */
@@ -89,8 +95,13 @@ export function formatBytes(n: number | null | undefined, empty = '—'): string
   if (n === null || n === undefined) return empty;
   let v = n;
   let i = 0;
-  while (v >= 1024 && i < UNITS.length - 1) { v /= 1024; i++; }
-  return i === 0 ? get(t)('common.bytes', { values: { n: formatCount(v) } }) : `${formatCount(Number(v.toFixed(v < 10 ? 1 : 0)))} ${UNITS[i]}`;
+  while (v >= 1024 && i < UNITS.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0
+    ? get(t)('common.bytes', { values: { n: formatCount(v) } })
+    : `${formatCount(Number(v.toFixed(v < 10 ? 1 : 0)))} ${UNITS[i]}`;
 }
 
 /** A link speed as people quote it: "256 kbit/s", "1 Mbit/s", "2.5 Mbit/s". */
@@ -107,18 +118,25 @@ export function formatDuration(seconds: number): string {
   const minutes = seconds / 60;
   if (minutes < 60) return tr('common.duration.minutes', { values: { n: formatCount(Math.ceil(minutes)) } });
   const hours = minutes / 60;
-  if (hours < 10) return tr('common.duration.hours', { values: { n: formatCount(Math.round(hours * 2) / 2) } });
+  if (hours < 10)
+    return tr('common.duration.hours', { values: { n: formatCount(Math.round(hours * 2) / 2) } });
   if (hours < 48) return tr('common.duration.hours', { values: { n: formatCount(Math.round(hours)) } });
   return tr('common.duration.days', { values: { n: formatCount(Math.round(hours / 24)) } });
 }
 
 /** "about 3 h at 1 Mbit/s", or null when the site's bandwidth is not known. */
 export function formatDownloadTime(seconds: number | null, kbps: number | null): string | null {
-  return seconds === null || !kbps ? null : get(t)('common.durationAt', { values: { duration: formatDuration(seconds), speed: formatBandwidth(kbps) } });
+  return seconds === null || !kbps
+    ? null
+    : get(t)('common.durationAt', {
+        values: { duration: formatDuration(seconds), speed: formatBandwidth(kbps) },
+      });
 }
 
 const percent = formatter((l) => new Intl.NumberFormat(l, { style: 'percent', maximumFractionDigits: 0 }));
-const percentFine = formatter((l) => new Intl.NumberFormat(l, { style: 'percent', maximumFractionDigits: 1 }));
+const percentFine = formatter(
+  (l) => new Intl.NumberFormat(l, { style: 'percent', maximumFractionDigits: 1 }),
+);
 
 /** A share (0–1) as "42 %"; below 10 % with one decimal, so 0.4 % does not read as 0 %. */
 export function formatShare(share: number): string {

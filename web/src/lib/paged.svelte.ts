@@ -1,6 +1,9 @@
 import { handleError, type Problem } from '$lib/api';
 
-export interface PageOf<T> { items: T[]; nextCursor: string | null }
+export interface PageOf<T> {
+  items: T[];
+  nextCursor: string | null;
+}
 
 /** A cursor-paginated list: the first page, "load more", and local edits after writes. */
 export class PagedList<T extends { id: string }> {

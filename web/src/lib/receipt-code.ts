@@ -20,7 +20,11 @@ export function receiptCodeSymbols(input: string): string {
 
 /** Groups a typed code as printed, `XXXX-XXXX-XXXX-XXXX`, keeping every character typed (mistakes included). */
 export function groupReceiptCode(input: string): string {
-  return receiptCodeSymbols(input).match(/.{1,4}/g)?.join('-') ?? '';
+  return (
+    receiptCodeSymbols(input)
+      .match(/.{1,4}/g)
+      ?.join('-') ?? ''
+  );
 }
 
 /** Where the caret goes after grouping: just after the same number of symbols as before it. */

@@ -8,8 +8,14 @@ import { organizations } from './accounts.ts';
  * organisation holds it; otherwise it is fetched and verified from the organisation's registry first.
  * `sha256` is the hex digest, as in `artifacts`.
  */
-export const blobHolders = pgTable('blob_holders', {
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  sha256: text('sha256').notNull(),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-}, (t) => [primaryKey({ columns: [t.orgId, t.sha256] })]);
+export const blobHolders = pgTable(
+  'blob_holders',
+  {
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    sha256: text('sha256').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.sha256] })],
+);

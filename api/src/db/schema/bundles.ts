@@ -1,5 +1,17 @@
 import { sql } from 'drizzle-orm';
-import { pgTable, uuid, text, timestamp, jsonb, integer, bigint, boolean, index, unique, uniqueIndex } from 'drizzle-orm/pg-core';
+import {
+  pgTable,
+  uuid,
+  text,
+  timestamp,
+  jsonb,
+  integer,
+  bigint,
+  boolean,
+  index,
+  unique,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
 import { organizations, users } from './accounts.ts';
 import { releases, sites } from './sites.ts';
 import type { ImagesArchiveLayout } from '@outpost/bundler';
@@ -9,20 +21,28 @@ import type { ImagesArchiveLayout } from '@outpost/bundler';
  * retires it and keeps its public key, so bundles signed before still verify.
  * The private key is sealed with the server's secret box and never leaves the API.
  */
-export const signingKeys = pgTable('signing_keys', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  algorithm: text('algorithm').notNull().default('ecdsa-p256-sha256'),
-  fingerprint: text('fingerprint').notNull(),
-  publicKeyPem: text('public_key_pem').notNull(),
-  privateKeySealed: text('private_key_sealed').notNull(),
-  createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-  retiredAt: timestamp('retired_at', { withTimezone: true, precision: 3 }),
-}, (t) => [
-  uniqueIndex('signing_keys_org_active_uq').on(t.orgId).where(sql`retired_at IS NULL`),
-  uniqueIndex('signing_keys_org_fingerprint_uq').on(t.orgId, t.fingerprint),
-]);
+export const signingKeys = pgTable(
+  'signing_keys',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    algorithm: text('algorithm').notNull().default('ecdsa-p256-sha256'),
+    fingerprint: text('fingerprint').notNull(),
+    publicKeyPem: text('public_key_pem').notNull(),
+    privateKeySealed: text('private_key_sealed').notNull(),
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    retiredAt: timestamp('retired_at', { withTimezone: true, precision: 3 }),
+  },
+  (t) => [
+    uniqueIndex('signing_keys_org_active_uq')
+      .on(t.orgId)
+      .where(sql`retired_at IS NULL`),
+    uniqueIndex('signing_keys_org_fingerprint_uq').on(t.orgId, t.fingerprint),
+  ],
+);
 
 export type BuildState = 'queued' | 'building' | 'ready' | 'failed';
 
@@ -30,57 +50,78 @@ export type BuildState = 'queued' | 'building' | 'ready' | 'failed';
  * A release's images archive (`images.tgz`), full (`from_release_id` null) or a delta from an
  * earlier release. Built once and shared by every bundle of that release (and that delta).
  */
-export const imageArchives = pgTable('image_archives', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  releaseId: uuid('release_id').notNull().references(() => releases.id, { onDelete: 'cascade' }),
-  fromReleaseId: uuid('from_release_id').references(() => releases.id, { onDelete: 'cascade' }),
-  state: text('state').$type<BuildState>().notNull().default('queued'),
-  sha256: text('sha256'),
-  size: bigint('size', { mode: 'number' }),
-  tarSize: bigint('tar_size', { mode: 'number' }),
-  omittedLayers: jsonb('omitted_layers').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
-  /** How `images.tgz` is produced from the stored blobs (it is never stored itself); null for archives stored whole before migration 0007. */
-  layout: jsonb('layout').$type<ImagesArchiveLayout>(),
-  errorCode: text('error_code'),
-  error: text('error'),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-  readyAt: timestamp('ready_at', { withTimezone: true, precision: 3 }),
-}, (t) => [unique('image_archives_release_from_uq').on(t.releaseId, t.fromReleaseId).nullsNotDistinct()]);
+export const imageArchives = pgTable(
+  'image_archives',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    releaseId: uuid('release_id')
+      .notNull()
+      .references(() => releases.id, { onDelete: 'cascade' }),
+    fromReleaseId: uuid('from_release_id').references(() => releases.id, { onDelete: 'cascade' }),
+    state: text('state').$type<BuildState>().notNull().default('queued'),
+    sha256: text('sha256'),
+    size: bigint('size', { mode: 'number' }),
+    tarSize: bigint('tar_size', { mode: 'number' }),
+    omittedLayers: jsonb('omitted_layers')
+      .$type<string[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
+    /** How `images.tgz` is produced from the stored blobs (it is never stored itself); null for archives stored whole before migration 0007. */
+    layout: jsonb('layout').$type<ImagesArchiveLayout>(),
+    errorCode: text('error_code'),
+    error: text('error'),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    readyAt: timestamp('ready_at', { withTimezone: true, precision: 3 }),
+  },
+  (t) => [unique('image_archives_release_from_uq').on(t.releaseId, t.fromReleaseId).nullsNotDistinct()],
+);
 
 /** One site's bundle of one release: the per-site part (in the object store) and the shared archives it names. */
-export const bundles = pgTable('bundles', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  siteId: uuid('site_id').notNull().references(() => sites.id, { onDelete: 'cascade' }),
-  releaseId: uuid('release_id').notNull().references(() => releases.id, { onDelete: 'cascade' }),
-  fromReleaseId: uuid('from_release_id').references(() => releases.id, { onDelete: 'set null' }),
-  imageArchiveId: uuid('image_archive_id').references(() => imageArchives.id, { onDelete: 'set null' }),
-  state: text('state').$type<BuildState>().notNull().default('queued'),
-  delta: boolean('delta').notNull().default(false),
-  /** The per-site tar (no trailer), stored content-addressed. */
-  sitePartSha256: text('site_part_sha256'),
-  sitePartSize: integer('site_part_size'),
-  /** Bytes of the stitched one-file download. */
-  size: bigint('size', { mode: 'number' }),
-  /** Size the full (non-delta) download would have, for comparison. */
-  fullSize: bigint('full_size', { mode: 'number' }),
-  manifest: jsonb('manifest').$type<Record<string, unknown>>(),
-  keyFingerprint: text('key_fingerprint'),
-  etag: text('etag'),
-  errorCode: text('error_code'),
-  error: text('error'),
-  requestedBy: uuid('requested_by').references(() => users.id, { onDelete: 'set null' }),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-  readyAt: timestamp('ready_at', { withTimezone: true, precision: 3 }),
-  expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }),
-}, (t) => [
-  index('bundles_org_release_idx').on(t.orgId, t.releaseId, t.createdAt),
-  index('bundles_org_site_idx').on(t.orgId, t.siteId, t.createdAt),
-  index('bundles_archive_idx').on(t.imageArchiveId),
-]);
+export const bundles = pgTable(
+  'bundles',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    siteId: uuid('site_id')
+      .notNull()
+      .references(() => sites.id, { onDelete: 'cascade' }),
+    releaseId: uuid('release_id')
+      .notNull()
+      .references(() => releases.id, { onDelete: 'cascade' }),
+    fromReleaseId: uuid('from_release_id').references(() => releases.id, { onDelete: 'set null' }),
+    imageArchiveId: uuid('image_archive_id').references(() => imageArchives.id, { onDelete: 'set null' }),
+    state: text('state').$type<BuildState>().notNull().default('queued'),
+    delta: boolean('delta').notNull().default(false),
+    /** The per-site tar (no trailer), stored content-addressed. */
+    sitePartSha256: text('site_part_sha256'),
+    sitePartSize: integer('site_part_size'),
+    /** Bytes of the stitched one-file download. */
+    size: bigint('size', { mode: 'number' }),
+    /** Size the full (non-delta) download would have, for comparison. */
+    fullSize: bigint('full_size', { mode: 'number' }),
+    manifest: jsonb('manifest').$type<Record<string, unknown>>(),
+    keyFingerprint: text('key_fingerprint'),
+    etag: text('etag'),
+    errorCode: text('error_code'),
+    error: text('error'),
+    requestedBy: uuid('requested_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    readyAt: timestamp('ready_at', { withTimezone: true, precision: 3 }),
+    expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }),
+  },
+  (t) => [
+    index('bundles_org_release_idx').on(t.orgId, t.releaseId, t.createdAt),
+    index('bundles_org_site_idx').on(t.orgId, t.siteId, t.createdAt),
+    index('bundles_archive_idx').on(t.imageArchiveId),
+  ],
+);
 
 export type JobKind = 'image-archive' | 'site-bundle';
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
@@ -90,39 +131,62 @@ export type JobState = 'queued' | 'running' | 'done' | 'failed';
  * (`locked_until`) they renew while working; a worker that dies lets its lease lapse and another
  * picks the job up again.
  */
-export const bundleJobs = pgTable('bundle_jobs', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  kind: text('kind').$type<JobKind>().notNull(),
-  /** The image archive or bundle this job builds. */
-  targetId: uuid('target_id').notNull(),
-  state: text('state').$type<JobState>().notNull().default('queued'),
-  attempts: integer('attempts').notNull().default(0),
-  maxAttempts: integer('max_attempts').notNull().default(5),
-  runAfter: timestamp('run_after', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-  lockedBy: text('locked_by'),
-  lockedUntil: timestamp('locked_until', { withTimezone: true, precision: 3 }),
-  lastError: text('last_error'),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-}, (t) => [
-  index('bundle_jobs_ready_idx').on(t.runAfter).where(sql`state IN ('queued', 'running')`),
-  uniqueIndex('bundle_jobs_target_open_uq').on(t.kind, t.targetId).where(sql`state IN ('queued', 'running')`),
-]);
+export const bundleJobs = pgTable(
+  'bundle_jobs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    kind: text('kind').$type<JobKind>().notNull(),
+    /** The image archive or bundle this job builds. */
+    targetId: uuid('target_id').notNull(),
+    state: text('state').$type<JobState>().notNull().default('queued'),
+    attempts: integer('attempts').notNull().default(0),
+    maxAttempts: integer('max_attempts').notNull().default(5),
+    runAfter: timestamp('run_after', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    lockedBy: text('locked_by'),
+    lockedUntil: timestamp('locked_until', { withTimezone: true, precision: 3 }),
+    lastError: text('last_error'),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('bundle_jobs_ready_idx')
+      .on(t.runAfter)
+      .where(sql`state IN ('queued', 'running')`),
+    uniqueIndex('bundle_jobs_target_open_uq')
+      .on(t.kind, t.targetId)
+      .where(sql`state IN ('queued', 'running')`),
+  ],
+);
 
 /** Every bundle download (or presigned link handed out), so a rollout can count a site as "downloaded". */
-export const bundleDownloads = pgTable('bundle_downloads', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  bundleId: uuid('bundle_id').notNull().references(() => bundles.id, { onDelete: 'cascade' }),
-  siteId: uuid('site_id').notNull().references(() => sites.id, { onDelete: 'cascade' }),
-  userId: uuid('user_id').references(() => users.id, { onDelete: 'set null' }),
-  tokenId: uuid('token_id'),
-  kind: text('kind').$type<'stitched' | 'links'>().notNull(),
-  rangeStart: bigint('range_start', { mode: 'number' }),
-  rangeEnd: bigint('range_end', { mode: 'number' }),
-  /** Bytes sent (stitched); for links, the bytes the links cover. */
-  bytes: bigint('bytes', { mode: 'number' }).notNull().default(0),
-  complete: boolean('complete').notNull().default(false),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-}, (t) => [index('bundle_downloads_bundle_idx').on(t.bundleId, t.createdAt), index('bundle_downloads_org_site_idx').on(t.orgId, t.siteId)]);
+export const bundleDownloads = pgTable(
+  'bundle_downloads',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    bundleId: uuid('bundle_id')
+      .notNull()
+      .references(() => bundles.id, { onDelete: 'cascade' }),
+    siteId: uuid('site_id')
+      .notNull()
+      .references(() => sites.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id').references(() => users.id, { onDelete: 'set null' }),
+    tokenId: uuid('token_id'),
+    kind: text('kind').$type<'stitched' | 'links'>().notNull(),
+    rangeStart: bigint('range_start', { mode: 'number' }),
+    rangeEnd: bigint('range_end', { mode: 'number' }),
+    /** Bytes sent (stitched); for links, the bytes the links cover. */
+    bytes: bigint('bytes', { mode: 'number' }).notNull().default(0),
+    complete: boolean('complete').notNull().default(false),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('bundle_downloads_bundle_idx').on(t.bundleId, t.createdAt),
+    index('bundle_downloads_org_site_idx').on(t.orgId, t.siteId),
+  ],
+);

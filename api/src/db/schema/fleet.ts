@@ -10,18 +10,26 @@ import { sites } from './sites.ts';
  * rebuilt from its reports whenever a report changes its history (services/fleet/spans.ts), and go
  * with the site when it is deleted.
  */
-export const siteVersionSpans = pgTable('site_version_spans', {
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  siteId: uuid('site_id').notNull().references(() => sites.id, { onDelete: 'cascade' }),
-  version: text('version'),
-  validFrom: timestamp('valid_from', { withTimezone: true, precision: 3 }).notNull(),
-  validTo: timestamp('valid_to', { withTimezone: true, precision: 3 }),
-  /** Whether this run is in `fleet_adoption_deltas` (its site was not archived); kept by triggers (migration 0009). */
-  counted: boolean('counted').notNull().default(false),
-}, (t) => [
-  index('site_version_spans_org_idx').on(t.orgId, t.validFrom),
-  index('site_version_spans_site_idx').on(t.siteId),
-]);
+export const siteVersionSpans = pgTable(
+  'site_version_spans',
+  {
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    siteId: uuid('site_id')
+      .notNull()
+      .references(() => sites.id, { onDelete: 'cascade' }),
+    version: text('version'),
+    validFrom: timestamp('valid_from', { withTimezone: true, precision: 3 }).notNull(),
+    validTo: timestamp('valid_to', { withTimezone: true, precision: 3 }),
+    /** Whether this run is in `fleet_adoption_deltas` (its site was not archived); kept by triggers (migration 0009). */
+    counted: boolean('counted').notNull().default(false),
+  },
+  (t) => [
+    index('site_version_spans_org_idx').on(t.orgId, t.validFrom),
+    index('site_version_spans_site_idx').on(t.siteId),
+  ],
+);
 
 /**
  * The whole fleet's adoption as daily changes: for each version and UTC day (days since 1970), how
@@ -31,9 +39,13 @@ export const siteVersionSpans = pgTable('site_version_spans', {
  * transaction as the change (migration 0009); no foreign key, so deleting an organisation cascades
  * through its runs without the triggers tripping over it.
  */
-export const fleetAdoptionDeltas = pgTable('fleet_adoption_deltas', {
-  orgId: uuid('org_id').notNull(),
-  version: text('version').notNull(),
-  day: integer('day').notNull(),
-  delta: integer('delta').notNull(),
-}, (t) => [primaryKey({ columns: [t.orgId, t.version, t.day] })]);
+export const fleetAdoptionDeltas = pgTable(
+  'fleet_adoption_deltas',
+  {
+    orgId: uuid('org_id').notNull(),
+    version: text('version').notNull(),
+    day: integer('day').notNull(),
+    delta: integer('delta').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.version, t.day] })],
+);

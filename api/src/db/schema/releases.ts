@@ -1,5 +1,15 @@
 import { sql } from 'drizzle-orm';
-import { pgTable, uuid, text, timestamp, jsonb, integer, bigint, uniqueIndex, index } from 'drizzle-orm/pg-core';
+import {
+  pgTable,
+  uuid,
+  text,
+  timestamp,
+  jsonb,
+  integer,
+  bigint,
+  uniqueIndex,
+  index,
+} from 'drizzle-orm/pg-core';
 import { organizations, users } from './accounts.ts';
 import { releases } from './sites.ts';
 
@@ -17,48 +27,80 @@ export const artifacts = pgTable('artifacts', {
 });
 
 /** Credentials for a private registry, per organisation; the secret is sealed (lib/secret-box.ts). */
-export const registryCredentials = pgTable('registry_credentials', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  registry: text('registry').notNull(),
-  username: text('username'),
-  secretSealed: text('secret_sealed').notNull(),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-}, (t) => [uniqueIndex('registry_credentials_org_registry_uq').on(t.orgId, t.registry)]);
+export const registryCredentials = pgTable(
+  'registry_credentials',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    registry: text('registry').notNull(),
+    username: text('username'),
+    secretSealed: text('secret_sealed').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('registry_credentials_org_registry_uq').on(t.orgId, t.registry)],
+);
 
-export const contentPackages = pgTable('content_packages', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  name: text('name').notNull(),
-  version: text('version').notNull(),
-  sha256: text('sha256').notNull().references(() => artifacts.sha256),
-  size: bigint('size', { mode: 'number' }).notNull(),
-  entries: integer('entries').notNull(),
-  uncompressedSize: bigint('uncompressed_size', { mode: 'number' }).notNull(),
-  createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-}, (t) => [uniqueIndex('content_packages_org_name_version_uq').on(t.orgId, t.name, t.version)]);
+export const contentPackages = pgTable(
+  'content_packages',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    version: text('version').notNull(),
+    sha256: text('sha256')
+      .notNull()
+      .references(() => artifacts.sha256),
+    size: bigint('size', { mode: 'number' }).notNull(),
+    entries: integer('entries').notNull(),
+    uncompressedSize: bigint('uncompressed_size', { mode: 'number' }).notNull(),
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('content_packages_org_name_version_uq').on(t.orgId, t.name, t.version)],
+);
 
-export interface LayerRef { digest: string; size: number; mediaType: string }
+export interface LayerRef {
+  digest: string;
+  size: number;
+  mediaType: string;
+}
 
 /** An image of a release, resolved to a digest for one platform when it was added. */
-export const releaseImages = pgTable('release_images', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  releaseId: uuid('release_id').notNull().references(() => releases.id, { onDelete: 'cascade' }),
-  // The name the compose template uses: {{ image.<name> }}
-  name: text('name').notNull(),
-  reference: text('reference').notNull(),
-  registry: text('registry').notNull(),
-  repository: text('repository').notNull(),
-  digest: text('digest').notNull(),
-  indexDigest: text('index_digest'),
-  mediaType: text('media_type').notNull(),
-  platform: text('platform').notNull(),
-  config: jsonb('config').$type<LayerRef>().notNull(),
-  layers: jsonb('layers').$type<LayerRef[]>().notNull().default(sql`'[]'::jsonb`),
-  totalSize: bigint('total_size', { mode: 'number' }).notNull(),
-  position: integer('position').notNull().default(0),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-}, (t) => [uniqueIndex('release_images_release_name_uq').on(t.releaseId, t.name), index('release_images_org_idx').on(t.orgId)]);
+export const releaseImages = pgTable(
+  'release_images',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    releaseId: uuid('release_id')
+      .notNull()
+      .references(() => releases.id, { onDelete: 'cascade' }),
+    // The name the compose template uses: {{ image.<name> }}
+    name: text('name').notNull(),
+    reference: text('reference').notNull(),
+    registry: text('registry').notNull(),
+    repository: text('repository').notNull(),
+    digest: text('digest').notNull(),
+    indexDigest: text('index_digest'),
+    mediaType: text('media_type').notNull(),
+    platform: text('platform').notNull(),
+    config: jsonb('config').$type<LayerRef>().notNull(),
+    layers: jsonb('layers')
+      .$type<LayerRef[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
+    totalSize: bigint('total_size', { mode: 'number' }).notNull(),
+    position: integer('position').notNull().default(0),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('release_images_release_name_uq').on(t.releaseId, t.name),
+    index('release_images_org_idx').on(t.orgId),
+  ],
+);

@@ -1,11 +1,31 @@
 import { sql } from 'drizzle-orm';
-import { pgTable, uuid, text, timestamp, jsonb, integer, boolean, date, index, uniqueIndex } from 'drizzle-orm/pg-core';
+import {
+  pgTable,
+  uuid,
+  text,
+  timestamp,
+  jsonb,
+  integer,
+  boolean,
+  date,
+  index,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
 import { organizations, users } from './accounts.ts';
 import { releases, sites } from './sites.ts';
 
 export type RolloutState = 'draft' | 'scheduled' | 'running' | 'paused' | 'completed' | 'cancelled';
 export type WaveState = 'pending' | 'preparing' | 'open' | 'succeeded' | 'failed' | 'paused' | 'cancelled';
-export type TargetState = 'pending' | 'bundled' | 'downloaded' | 'installing' | 'installed' | 'failed' | 'rolled_back' | 'skipped' | 'overdue';
+export type TargetState =
+  | 'pending'
+  | 'bundled'
+  | 'downloaded'
+  | 'installing'
+  | 'installed'
+  | 'failed'
+  | 'rolled_back'
+  | 'skipped'
+  | 'overdue';
 
 /** How a rollout moves on (docs/rollouts.md). Shares are fractions 0..1. */
 export interface RolloutPolicy {
@@ -36,125 +56,196 @@ export interface WaveSelector {
   count?: number;
 }
 
-export const rollouts = pgTable('rollouts', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  name: text('name').notNull(),
-  releaseId: uuid('release_id').notNull().references(() => releases.id, { onDelete: 'restrict' }),
-  state: text('state').$type<RolloutState>().notNull().default('draft'),
-  policy: jsonb('policy').$type<RolloutPolicy>().notNull(),
-  /** Seed of the reproducible share/count choice: the same seed picks the same sites. */
-  seed: text('seed').notNull(),
-  /** A rollback rollout names the rollout it undoes. */
-  rollbackOf: uuid('rollback_of'),
-  pausedReason: text('paused_reason'),
-  createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-  startedAt: timestamp('started_at', { withTimezone: true, precision: 3 }),
-  finishedAt: timestamp('finished_at', { withTimezone: true, precision: 3 }),
-}, (t) => [
-  index('rollouts_org_created_idx').on(t.orgId, t.createdAt),
-  index('rollouts_live_idx').on(t.state).where(sql`state IN ('scheduled', 'running', 'paused')`),
-]);
+export const rollouts = pgTable(
+  'rollouts',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    releaseId: uuid('release_id')
+      .notNull()
+      .references(() => releases.id, { onDelete: 'restrict' }),
+    state: text('state').$type<RolloutState>().notNull().default('draft'),
+    policy: jsonb('policy').$type<RolloutPolicy>().notNull(),
+    /** Seed of the reproducible share/count choice: the same seed picks the same sites. */
+    seed: text('seed').notNull(),
+    /** A rollback rollout names the rollout it undoes. */
+    rollbackOf: uuid('rollback_of'),
+    pausedReason: text('paused_reason'),
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    startedAt: timestamp('started_at', { withTimezone: true, precision: 3 }),
+    finishedAt: timestamp('finished_at', { withTimezone: true, precision: 3 }),
+  },
+  (t) => [
+    index('rollouts_org_created_idx').on(t.orgId, t.createdAt),
+    index('rollouts_live_idx')
+      .on(t.state)
+      .where(sql`state IN ('scheduled', 'running', 'paused')`),
+  ],
+);
 
-export const rolloutWaves = pgTable('rollout_waves', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  rolloutId: uuid('rollout_id').notNull().references(() => rollouts.id, { onDelete: 'cascade' }),
-  position: integer('position').notNull(),
-  name: text('name').notNull(),
-  selector: jsonb('selector').$type<WaveSelector>().notNull(),
-  state: text('state').$type<WaveState>().notNull().default('pending'),
-  startsAt: timestamp('starts_at', { withTimezone: true, precision: 3 }).notNull(),
-  deadlineAt: timestamp('deadline_at', { withTimezone: true, precision: 3 }).notNull(),
-  bundlesRequestedAt: timestamp('bundles_requested_at', { withTimezone: true, precision: 3 }),
-  bundleNote: text('bundle_note'),
-  openedAt: timestamp('opened_at', { withTimezone: true, precision: 3 }),
-  closedAt: timestamp('closed_at', { withTimezone: true, precision: 3 }),
-  reason: text('reason'),
-}, (t) => [uniqueIndex('rollout_waves_rollout_position_uq').on(t.rolloutId, t.position)]);
+export const rolloutWaves = pgTable(
+  'rollout_waves',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    rolloutId: uuid('rollout_id')
+      .notNull()
+      .references(() => rollouts.id, { onDelete: 'cascade' }),
+    position: integer('position').notNull(),
+    name: text('name').notNull(),
+    selector: jsonb('selector').$type<WaveSelector>().notNull(),
+    state: text('state').$type<WaveState>().notNull().default('pending'),
+    startsAt: timestamp('starts_at', { withTimezone: true, precision: 3 }).notNull(),
+    deadlineAt: timestamp('deadline_at', { withTimezone: true, precision: 3 }).notNull(),
+    bundlesRequestedAt: timestamp('bundles_requested_at', { withTimezone: true, precision: 3 }),
+    bundleNote: text('bundle_note'),
+    openedAt: timestamp('opened_at', { withTimezone: true, precision: 3 }),
+    closedAt: timestamp('closed_at', { withTimezone: true, precision: 3 }),
+    reason: text('reason'),
+  },
+  (t) => [uniqueIndex('rollout_waves_rollout_position_uq').on(t.rolloutId, t.position)],
+);
 
-export const rolloutTargets = pgTable('rollout_targets', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  rolloutId: uuid('rollout_id').notNull().references(() => rollouts.id, { onDelete: 'cascade' }),
-  waveId: uuid('wave_id').notNull().references(() => rolloutWaves.id, { onDelete: 'cascade' }),
-  siteId: uuid('site_id').notNull().references(() => sites.id, { onDelete: 'cascade' }),
-  state: text('state').$type<TargetState>().notNull().default('pending'),
-  /** True while the rollout is scheduled, running or paused: a site is in at most one active rollout (unique index). */
-  active: boolean('active').notNull().default(false),
-  /** What the site reported when it was planned: the base of its delta, and what a rollback returns it to. */
-  fromReleaseId: uuid('from_release_id'),
-  /** Installed and reported healthy (a degraded install counts as installed, not healthy). */
-  healthy: boolean('healthy').notNull().default(false),
-  reason: text('reason'),
-  attempts: integer('attempts').notNull().default(0),
-  /** When a webhook was queued for this target's failure; a retry clears it. */
-  failureNotifiedAt: timestamp('failure_notified_at', { withTimezone: true, precision: 3 }),
-  stateChangedAt: timestamp('state_changed_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-}, (t) => [
-  index('rollout_targets_rollout_wave_state_idx').on(t.rolloutId, t.waveId, t.state),
-  uniqueIndex('rollout_targets_site_active_uq').on(t.siteId).where(sql`active`),
-  uniqueIndex('rollout_targets_rollout_site_uq').on(t.rolloutId, t.siteId),
-]);
+export const rolloutTargets = pgTable(
+  'rollout_targets',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    rolloutId: uuid('rollout_id')
+      .notNull()
+      .references(() => rollouts.id, { onDelete: 'cascade' }),
+    waveId: uuid('wave_id')
+      .notNull()
+      .references(() => rolloutWaves.id, { onDelete: 'cascade' }),
+    siteId: uuid('site_id')
+      .notNull()
+      .references(() => sites.id, { onDelete: 'cascade' }),
+    state: text('state').$type<TargetState>().notNull().default('pending'),
+    /** True while the rollout is scheduled, running or paused: a site is in at most one active rollout (unique index). */
+    active: boolean('active').notNull().default(false),
+    /** What the site reported when it was planned: the base of its delta, and what a rollback returns it to. */
+    fromReleaseId: uuid('from_release_id'),
+    /** Installed and reported healthy (a degraded install counts as installed, not healthy). */
+    healthy: boolean('healthy').notNull().default(false),
+    reason: text('reason'),
+    attempts: integer('attempts').notNull().default(0),
+    /** When a webhook was queued for this target's failure; a retry clears it. */
+    failureNotifiedAt: timestamp('failure_notified_at', { withTimezone: true, precision: 3 }),
+    stateChangedAt: timestamp('state_changed_at', { withTimezone: true, precision: 3 })
+      .notNull()
+      .defaultNow(),
+  },
+  (t) => [
+    index('rollout_targets_rollout_wave_state_idx').on(t.rolloutId, t.waveId, t.state),
+    uniqueIndex('rollout_targets_site_active_uq')
+      .on(t.siteId)
+      .where(sql`active`),
+    uniqueIndex('rollout_targets_rollout_site_uq').on(t.rolloutId, t.siteId),
+  ],
+);
 
 /** Days on which no wave opens and no site is asked to install (UTC dates, inclusive). */
-export const blackoutDates = pgTable('blackout_dates', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  startsOn: date('starts_on', { mode: 'string' }).notNull(),
-  endsOn: date('ends_on', { mode: 'string' }).notNull(),
-  reason: text('reason').notNull().default(''),
-  createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-}, (t) => [index('blackout_dates_org_idx').on(t.orgId, t.startsOn)]);
+export const blackoutDates = pgTable(
+  'blackout_dates',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    startsOn: date('starts_on', { mode: 'string' }).notNull(),
+    endsOn: date('ends_on', { mode: 'string' }).notNull(),
+    reason: text('reason').notNull().default(''),
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [index('blackout_dates_org_idx').on(t.orgId, t.startsOn)],
+);
 
 /** The timeline of a rollout: its and its waves' transitions, with who and why. */
-export const rolloutEvents = pgTable('rollout_events', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  rolloutId: uuid('rollout_id').notNull().references(() => rollouts.id, { onDelete: 'cascade' }),
-  waveId: uuid('wave_id'),
-  siteId: uuid('site_id'),
-  kind: text('kind').notNull(),
-  from: text('from'),
-  to: text('to'),
-  reason: text('reason'),
-  actorUserId: uuid('actor_user_id').references(() => users.id, { onDelete: 'set null' }),
-  /** "scheduler" when no person did it. */
-  actor: text('actor').notNull(),
-  at: timestamp('at', { withTimezone: true, precision: 3 }).notNull(),
-}, (t) => [index('rollout_events_rollout_at_idx').on(t.rolloutId, t.at)]);
+export const rolloutEvents = pgTable(
+  'rollout_events',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    rolloutId: uuid('rollout_id')
+      .notNull()
+      .references(() => rollouts.id, { onDelete: 'cascade' }),
+    waveId: uuid('wave_id'),
+    siteId: uuid('site_id'),
+    kind: text('kind').notNull(),
+    from: text('from'),
+    to: text('to'),
+    reason: text('reason'),
+    actorUserId: uuid('actor_user_id').references(() => users.id, { onDelete: 'set null' }),
+    /** "scheduler" when no person did it. */
+    actor: text('actor').notNull(),
+    at: timestamp('at', { withTimezone: true, precision: 3 }).notNull(),
+  },
+  (t) => [index('rollout_events_rollout_at_idx').on(t.rolloutId, t.at)],
+);
 
-export type WebhookEvent = 'wave.opened' | 'wave.succeeded' | 'wave.paused' | 'wave.failed' | 'site.failed' | 'rollout.completed' | 'rollout.paused';
+export type WebhookEvent =
+  | 'wave.opened'
+  | 'wave.succeeded'
+  | 'wave.paused'
+  | 'wave.failed'
+  | 'site.failed'
+  | 'rollout.completed'
+  | 'rollout.paused';
 
-export const webhooks = pgTable('webhooks', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  url: text('url').notNull(),
-  /** The signing secret, sealed with the server key (lib/secret-box.ts); shown once when created. */
-  secretSealed: text('secret_sealed').notNull(),
-  events: text('events').array().$type<WebhookEvent[]>().notNull(),
-  active: boolean('active').notNull().default(true),
-  createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-}, (t) => [index('webhooks_org_idx').on(t.orgId)]);
+export const webhooks = pgTable(
+  'webhooks',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    url: text('url').notNull(),
+    /** The signing secret, sealed with the server key (lib/secret-box.ts); shown once when created. */
+    secretSealed: text('secret_sealed').notNull(),
+    events: text('events').array().$type<WebhookEvent[]>().notNull(),
+    active: boolean('active').notNull().default(true),
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [index('webhooks_org_idx').on(t.orgId)],
+);
 
-export const webhookDeliveries = pgTable('webhook_deliveries', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  orgId: uuid('org_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
-  webhookId: uuid('webhook_id').notNull().references(() => webhooks.id, { onDelete: 'cascade' }),
-  event: text('event').notNull(),
-  payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
-  state: text('state').$type<'pending' | 'delivered' | 'failed'>().notNull().default('pending'),
-  attempts: integer('attempts').notNull().default(0),
-  nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, precision: 3 }).notNull(),
-  lastStatus: integer('last_status'),
-  lastError: text('last_error'),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull(),
-  deliveredAt: timestamp('delivered_at', { withTimezone: true, precision: 3 }),
-}, (t) => [
-  index('webhook_deliveries_due_idx').on(t.nextAttemptAt).where(sql`state = 'pending'`),
-  index('webhook_deliveries_webhook_idx').on(t.webhookId, t.createdAt),
-]);
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    webhookId: uuid('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    event: text('event').notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    state: text('state').$type<'pending' | 'delivered' | 'failed'>().notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, precision: 3 }).notNull(),
+    lastStatus: integer('last_status'),
+    lastError: text('last_error'),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull(),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true, precision: 3 }),
+  },
+  (t) => [
+    index('webhook_deliveries_due_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`state = 'pending'`),
+    index('webhook_deliveries_webhook_idx').on(t.webhookId, t.createdAt),
+  ],
+);

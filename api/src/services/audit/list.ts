@@ -30,34 +30,57 @@ export async function listAudit({ ctx, input }: { ctx: ServiceCtx; input: AuditQ
   const c = input.cursor ? decodeCursor(input.cursor) : null;
   const rows = await ctx.db
     .select({
-      id: auditLog.id, action: auditLog.action, objectType: auditLog.objectType, objectId: auditLog.objectId,
-      details: auditLog.details, at: auditLog.at, actorUserId: auditLog.actorUserId, actorTokenId: auditLog.actorTokenId,
-      actorEmail: users.email, actorName: users.name, requestId: auditLog.requestId, objectLabel,
+      id: auditLog.id,
+      action: auditLog.action,
+      objectType: auditLog.objectType,
+      objectId: auditLog.objectId,
+      details: auditLog.details,
+      at: auditLog.at,
+      actorUserId: auditLog.actorUserId,
+      actorTokenId: auditLog.actorTokenId,
+      actorEmail: users.email,
+      actorName: users.name,
+      requestId: auditLog.requestId,
+      objectLabel,
     })
     .from(auditLog)
     .leftJoin(users, eq(users.id, auditLog.actorUserId))
-    .where(and(
-      eq(auditLog.orgId, ctx.orgId),
-      input.actor ? eq(auditLog.actorUserId, input.actor) : undefined,
-      input.kind ? or(eq(auditLog.action, input.kind), like(auditLog.action, `${input.kind.replace(/[\\%_]/g, '\\$&')}.%`)) : undefined,
-      input.from ? gte(auditLog.at, new Date(input.from)) : undefined,
-      input.to ? lt(auditLog.at, new Date(input.to)) : undefined,
-      c ? or(lt(auditLog.at, new Date(c.t)), and(eq(auditLog.at, new Date(c.t)), lt(auditLog.id, c.id))) : undefined,
-    ))
+    .where(
+      and(
+        eq(auditLog.orgId, ctx.orgId),
+        input.actor ? eq(auditLog.actorUserId, input.actor) : undefined,
+        input.kind
+          ? or(
+              eq(auditLog.action, input.kind),
+              like(auditLog.action, `${input.kind.replace(/[\\%_]/g, '\\$&')}.%`),
+            )
+          : undefined,
+        input.from ? gte(auditLog.at, new Date(input.from)) : undefined,
+        input.to ? lt(auditLog.at, new Date(input.to)) : undefined,
+        c
+          ? or(lt(auditLog.at, new Date(c.t)), and(eq(auditLog.at, new Date(c.t)), lt(auditLog.id, c.id)))
+          : undefined,
+      ),
+    )
     .orderBy(desc(auditLog.at), desc(auditLog.id))
     .limit(input.limit + 1);
   const page = rows.slice(0, input.limit);
   const last = page.at(-1);
   return {
     items: page.map((r) => ({ ...r, at: r.at.toISOString() })),
-    nextCursor: rows.length > input.limit && last ? encodeCursor({ t: last.at.toISOString(), id: last.id }) : null,
+    nextCursor:
+      rows.length > input.limit && last ? encodeCursor({ t: last.at.toISOString(), id: last.id }) : null,
   };
 }
 
 /** The people who appear in the organisation's audit log, for the "who" filter. */
 export async function auditActors({ ctx }: { ctx: ServiceCtx }) {
-  const rows = await ctx.db.selectDistinct({ id: users.id, email: users.email, name: users.name }).from(auditLog)
+  const rows = await ctx.db
+    .selectDistinct({ id: users.id, email: users.email, name: users.name })
+    .from(auditLog)
     .innerJoin(users, eq(users.id, auditLog.actorUserId))
-    .where(eq(auditLog.orgId, ctx.orgId)).orderBy(users.email).limit(500);
+    .where(eq(auditLog.orgId, ctx.orgId))
+    .orderBy(users.email)
+    .limit(500);
   return { items: rows };
 }

@@ -1,6 +1,14 @@
 import { and, asc, count, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
-import { loginAttempts, loginThrottles, memberships, organizations, sessions, users, type Role } from '../../db/schema/index.ts';
+import {
+  loginAttempts,
+  loginThrottles,
+  memberships,
+  organizations,
+  sessions,
+  users,
+  type Role,
+} from '../../db/schema/index.ts';
 import { DUMMY_HASH, verifyPassword } from '../../lib/password.ts';
 import { randomToken, sha256Hex } from '../../lib/crypto.ts';
 import { TooManyRequestsError, UnauthenticatedError } from '../../lib/errors.ts';
@@ -15,17 +23,28 @@ export const LOGIN_EMAIL_BACKOFF_SECONDS = 30;
 export const LOGIN_WINDOW_MS = 15 * 60_000;
 export const SESSION_TTL_MS = 14 * 24 * 3600_000;
 
-export interface LoginInput { email: string; password: string; org?: string }
+export interface LoginInput {
+  email: string;
+  password: string;
+  org?: string;
+}
 
 /**
  * Takes one attempt's slot under `key` atomically (one upsert, so 20 concurrent attempts cannot all
  * see 9 failures) and answers the count including it, or null when `backoff` refuses it: then the
  * key had `max` failures in the window and its latest attempt was less than `backoffMs` ago.
  */
-async function takeSlot(db: Db, key: string, now: Date, backoff?: { max: number; ms: number }): Promise<number | null> {
+async function takeSlot(
+  db: Db,
+  key: string,
+  now: Date,
+  backoff?: { max: number; ms: number },
+): Promise<number | null> {
   const since = new Date(now.getTime() - LOGIN_WINDOW_MS);
   const expired = sql`${loginThrottles.windowStart} <= ${since.toISOString()}::timestamptz`;
-  const rows = await db.insert(loginThrottles).values({ key, failures: 1, windowStart: now, lastAt: now })
+  const rows = await db
+    .insert(loginThrottles)
+    .values({ key, failures: 1, windowStart: now, lastAt: now })
     .onConflictDoUpdate({
       target: loginThrottles.key,
       set: {
@@ -33,18 +52,25 @@ async function takeSlot(db: Db, key: string, now: Date, backoff?: { max: number;
         windowStart: sql`case when ${expired} then ${now.toISOString()}::timestamptz else ${loginThrottles.windowStart} end`,
         lastAt: now,
       },
-      ...(backoff ? {
-        setWhere: sql`${expired} or ${loginThrottles.failures} < ${backoff.max} or ${loginThrottles.lastAt} <= ${new Date(now.getTime() - backoff.ms).toISOString()}::timestamptz`,
-      } : {}),
-    }).returning({ failures: loginThrottles.failures });
+      ...(backoff
+        ? {
+            setWhere: sql`${expired} or ${loginThrottles.failures} < ${backoff.max} or ${loginThrottles.lastAt} <= ${new Date(now.getTime() - backoff.ms).toISOString()}::timestamptz`,
+          }
+        : {}),
+    })
+    .returning({ failures: loginThrottles.failures });
   return rows[0]?.failures ?? null;
 }
 
 /** A successful sign-in gives back its slots; the account's own counters start again. */
 async function releaseSlots(db: Db, keys: { reset: string[]; refund: string[] }): Promise<void> {
-  if (keys.reset.length) await db.update(loginThrottles).set({ failures: 0 }).where(inArray(loginThrottles.key, keys.reset));
+  if (keys.reset.length)
+    await db.update(loginThrottles).set({ failures: 0 }).where(inArray(loginThrottles.key, keys.reset));
   if (keys.refund.length) {
-    await db.update(loginThrottles).set({ failures: sql`greatest(${loginThrottles.failures} - 1, 0)` }).where(inArray(loginThrottles.key, keys.refund));
+    await db
+      .update(loginThrottles)
+      .set({ failures: sql`greatest(${loginThrottles.failures} - 1, 0)` })
+      .where(inArray(loginThrottles.key, keys.refund));
   }
 }
 
@@ -57,8 +83,18 @@ async function releaseSlots(db: Db, keys: { reset: string[]; refund: string[] })
  * - the e-mail from anywhere: after 10, one attempt per 30 s — so failures from an attacker's
  *   addresses hold the owner, at another address, back by at most the back-off, never 15 minutes.
  */
-export async function login({ db, input, requestId, clientAddress = 'unknown', now = new Date() }: {
-  db: Db; input: LoginInput; requestId?: string; clientAddress?: string; now?: Date;
+export async function login({
+  db,
+  input,
+  requestId,
+  clientAddress = 'unknown',
+  now = new Date(),
+}: {
+  db: Db;
+  input: LoginInput;
+  requestId?: string;
+  clientAddress?: string;
+  now?: Date;
 }) {
   const email = input.email.trim().toLowerCase();
   const pairKey = `pair:${email}|${clientAddress}`;
@@ -67,28 +103,47 @@ export async function login({ db, input, requestId, clientAddress = 'unknown', n
   const pair = await takeSlot(db, pairKey, now);
   const address = await takeSlot(db, addressKey, now);
   if (pair! > LOGIN_MAX_FAILURES) {
-    throw new TooManyRequestsError('Too many failed sign-ins for this account. Wait 15 minutes and try again.', LOGIN_WINDOW_MS / 1000);
+    throw new TooManyRequestsError(
+      'Too many failed sign-ins for this account. Wait 15 minutes and try again.',
+      LOGIN_WINDOW_MS / 1000,
+    );
   }
   if (address! > LOGIN_MAX_FAILURES_PER_ADDRESS) {
-    throw new TooManyRequestsError('Too many failed sign-ins from this address. Wait 15 minutes and try again.', LOGIN_WINDOW_MS / 1000);
+    throw new TooManyRequestsError(
+      'Too many failed sign-ins from this address. Wait 15 minutes and try again.',
+      LOGIN_WINDOW_MS / 1000,
+    );
   }
   const backoffMs = LOGIN_EMAIL_BACKOFF_SECONDS * 1000;
   if ((await takeSlot(db, emailKey, now, { max: LOGIN_MAX_FAILURES, ms: backoffMs })) === null) {
     await releaseSlots(db, { reset: [], refund: [pairKey, addressKey] });
-    throw new TooManyRequestsError(`Too many failed sign-ins for this account. Wait ${LOGIN_EMAIL_BACKOFF_SECONDS} seconds and try again.`, LOGIN_EMAIL_BACKOFF_SECONDS);
+    throw new TooManyRequestsError(
+      `Too many failed sign-ins for this account. Wait ${LOGIN_EMAIL_BACKOFF_SECONDS} seconds and try again.`,
+      LOGIN_EMAIL_BACKOFF_SECONDS,
+    );
   }
 
   const [user] = await db.select().from(users).where(eq(users.email, email)).limit(1);
   const ok = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH);
-  const membership = user && ok && !user.disabledAt
-    ? (await db
-      .select({ orgId: memberships.orgId, role: memberships.role, orgName: organizations.name, orgSlug: organizations.slug })
-      .from(memberships)
-      .innerJoin(organizations, eq(organizations.id, memberships.orgId))
-      .where(and(eq(memberships.userId, user.id), input.org ? eq(organizations.slug, input.org) : undefined))
-      .orderBy(asc(memberships.createdAt))
-      .limit(1))[0]
-    : undefined;
+  const membership =
+    user && ok && !user.disabledAt
+      ? (
+          await db
+            .select({
+              orgId: memberships.orgId,
+              role: memberships.role,
+              orgName: organizations.name,
+              orgSlug: organizations.slug,
+            })
+            .from(memberships)
+            .innerJoin(organizations, eq(organizations.id, memberships.orgId))
+            .where(
+              and(eq(memberships.userId, user.id), input.org ? eq(organizations.slug, input.org) : undefined),
+            )
+            .orderBy(asc(memberships.createdAt))
+            .limit(1)
+        )[0]
+      : undefined;
 
   if (!user || !membership) {
     await db.insert(loginAttempts).values({ email, succeeded: 0, at: now });
@@ -98,7 +153,13 @@ export async function login({ db, input, requestId, clientAddress = 'unknown', n
   await releaseSlots(db, { reset: [pairKey, emailKey], refund: [addressKey] });
   return db.transaction(async (tx) => {
     await tx.insert(loginAttempts).values({ email, succeeded: 1, at: now });
-    return openSession(tx as unknown as Db, { userId: user.id, orgId: membership.orgId, role: membership.role, requestId, now });
+    return openSession(tx as unknown as Db, {
+      userId: user.id,
+      orgId: membership.orgId,
+      role: membership.role,
+      requestId,
+      now,
+    });
   });
 }
 
@@ -110,18 +171,40 @@ export async function assertNotThrottled(db: Db, email: string, now = new Date()
     .from(loginAttempts)
     .where(and(eq(loginAttempts.email, email), eq(loginAttempts.succeeded, 0), gt(loginAttempts.at, since)));
   if (failures >= LOGIN_MAX_FAILURES) {
-    throw new TooManyRequestsError('Too many failed sign-ins for this account. Wait 15 minutes and try again.', LOGIN_WINDOW_MS / 1000);
+    throw new TooManyRequestsError(
+      'Too many failed sign-ins for this account. Wait 15 minutes and try again.',
+      LOGIN_WINDOW_MS / 1000,
+    );
   }
 }
 
 /** Opens a session for a member (inside the caller's transaction) and audits the sign-in. */
-export async function openSession(db: Db, { userId, orgId, role, requestId, now = new Date() }: {
-  userId: string; orgId: string; role: Role; requestId?: string; now?: Date;
-}) {
+export async function openSession(
+  db: Db,
+  {
+    userId,
+    orgId,
+    role,
+    requestId,
+    now = new Date(),
+  }: {
+    userId: string;
+    orgId: string;
+    role: Role;
+    requestId?: string;
+    now?: Date;
+  },
+) {
   const token = randomToken();
-  const [session] = await db.insert(sessions).values({
-    tokenHash: await sha256Hex(token), userId, orgId, expiresAt: new Date(now.getTime() + SESSION_TTL_MS),
-  }).returning({ id: sessions.id, expiresAt: sessions.expiresAt });
+  const [session] = await db
+    .insert(sessions)
+    .values({
+      tokenHash: await sha256Hex(token),
+      userId,
+      orgId,
+      expiresAt: new Date(now.getTime() + SESSION_TTL_MS),
+    })
+    .returning({ id: sessions.id, expiresAt: sessions.expiresAt });
   await recordAudit(
     { db, orgId, actor: { userId, tokenId: null, role }, requestId },
     { action: 'session.login', objectType: 'user', objectId: userId },

@@ -6,7 +6,15 @@ import type { Role } from '../../db/schema/index.ts';
  */
 export const RANK: Record<Role, number> = { owner: 4, admin: 3, operator: 2, viewer: 1, coordinator: 1 };
 
-export type Permission = 'org:manage' | 'users:manage' | 'tokens:manage' | 'audit:read' | 'fleet:write' | 'fleet:read' | 'receipts:submit' | 'keys:manage';
+export type Permission =
+  | 'org:manage'
+  | 'users:manage'
+  | 'tokens:manage'
+  | 'audit:read'
+  | 'fleet:write'
+  | 'fleet:read'
+  | 'receipts:submit'
+  | 'keys:manage';
 
 const GRANTS: Record<Permission, readonly Role[]> = {
   'org:manage': ['owner'],

@@ -13,7 +13,9 @@ const hex = (digestOrHex: string) => digestOrHex.replace(/^sha256:/, '');
 export async function heldBlobs(db: Db, orgId: string, digests: string[]): Promise<Set<string>> {
   if (digests.length === 0) return new Set();
   const byHex = new Map(digests.map((d) => [hex(d), d]));
-  const rows = await db.select({ sha256: blobHolders.sha256 }).from(blobHolders)
+  const rows = await db
+    .select({ sha256: blobHolders.sha256 })
+    .from(blobHolders)
     .where(and(eq(blobHolders.orgId, orgId), inArray(blobHolders.sha256, [...byHex.keys()])));
   return new Set(rows.map((r) => byHex.get(r.sha256)!));
 }
@@ -21,5 +23,8 @@ export async function heldBlobs(db: Db, orgId: string, digests: string[]): Promi
 /** Records that the organisation proved it can read these blobs (fetched and verified, or uploaded). */
 export async function recordHolders(db: Db, rows: { orgId: string; digest: string }[]): Promise<void> {
   if (rows.length === 0) return;
-  await db.insert(blobHolders).values(rows.map((r) => ({ orgId: r.orgId, sha256: hex(r.digest) }))).onConflictDoNothing();
+  await db
+    .insert(blobHolders)
+    .values(rows.map((r) => ({ orgId: r.orgId, sha256: hex(r.digest) })))
+    .onConflictDoNothing();
 }

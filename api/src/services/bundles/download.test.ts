@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { buildSitePart, defaultReadme, generateSigningKey, stitchPlan, type SitePart, type StitchPlan } from '@outpost/bundler';
+import {
+  buildSitePart,
+  defaultReadme,
+  generateSigningKey,
+  stitchPlan,
+  type SitePart,
+  type StitchPlan,
+} from '@outpost/bundler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { putStream } from '../../lib/blob-store.ts';
 import type { ObjectStore } from '../../lib/object-store.ts';
@@ -45,17 +52,34 @@ let plan: StitchPlan;
 let shared: { sha256: string }[];
 let expected: Buffer;
 
-function serve(request: StitchedRequest, overrides: { store?: ObjectStore; fileName?: string; plan?: StitchPlan; shared?: { sha256: string }[] } = {}) {
+function serve(
+  request: StitchedRequest,
+  overrides: {
+    store?: ObjectStore;
+    fileName?: string;
+    plan?: StitchPlan;
+    shared?: { sha256: string }[];
+  } = {},
+) {
   return serveStitched({
-    store: overrides.store ?? store, plan: overrides.plan ?? plan, sitePart: part.tar, shared: overrides.shared ?? shared, etag,
-    fileName: overrides.fileName ?? `${part.root}.tar`, request,
+    store: overrides.store ?? store,
+    plan: overrides.plan ?? plan,
+    sitePart: part.tar,
+    shared: overrides.shared ?? shared,
+    etag,
+    fileName: overrides.fileName ?? `${part.root}.tar`,
+    request,
   });
 }
 
 beforeAll(async () => {
   store = scratchStore();
   await store.ensureBucket();
-  const uploaded = await Promise.all([content, images].map((bytes) => putStream(store, Readable.from([bytes]), { mediaType: 'application/octet-stream', maxBytes: 10 << 20 })));
+  const uploaded = await Promise.all(
+    [content, images].map((bytes) =>
+      putStream(store, Readable.from([bytes]), { mediaType: 'application/octet-stream', maxBytes: 10 << 20 }),
+    ),
+  );
   expect(uploaded.map((u) => u.sha256)).toEqual([sha(content), sha(images)]);
 
   const key = generateSigningKey();
@@ -64,12 +88,20 @@ beforeAll(async () => {
     release: { id: 'rel_24', version: '2.4.0' },
     createdAt: new Date('2026-11-21T10:00:00Z'),
     expiresAt: new Date('2027-02-19T10:00:00Z'),
-    compose: 'name: outpost\nservices:\n  web:\n    image: registry.example.org/emr/web@sha256:' + sha(Buffer.from('web')) + '\n',
+    compose:
+      'name: outpost\nservices:\n  web:\n    image: registry.example.org/emr/web@sha256:' +
+      sha(Buffer.from('web')) +
+      '\n',
     env: { SITE_CODE: 'KSM-N', SITE_NAME: 'Kisumu North' },
     contentPackage: { fileName: 'emr-content-2.4.0.zip', sha256: sha(content), size: content.length },
     imagesArchive: { sha256: sha(images), size: images.length, delta: false },
     scripts: [{ path: 'install', content: '#!/bin/sh\nset -eu\necho "Step: install"\n' }],
-    readme: defaultReadme({ siteName: 'Kisumu North Clinic', version: '2.4.0', sizeBytes: images.length, estimatedMinutes: 10 }),
+    readme: defaultReadme({
+      siteName: 'Kisumu North Clinic',
+      version: '2.4.0',
+      sizeBytes: images.length,
+      estimatedMinutes: 10,
+    }),
     signingKeyPem: key.privateKeyPem,
     keyFingerprint: key.fingerprint,
   });
@@ -78,8 +110,15 @@ beforeAll(async () => {
 
   // The expected file, laid out independently of serveStitched: the plan's segments in order.
   const objects = [content, images];
-  expected = Buffer.concat(plan.segments.map((segment) =>
-    segment.kind === 'site' ? part.tar : segment.kind === 'object' ? objects[segment.index]! : segment.bytes));
+  expected = Buffer.concat(
+    plan.segments.map((segment) =>
+      segment.kind === 'site'
+        ? part.tar
+        : segment.kind === 'object'
+          ? objects[segment.index]!
+          : segment.bytes,
+    ),
+  );
   expect(expected.length).toBe(plan.totalSize);
 });
 
@@ -131,21 +170,26 @@ describe('serveStitched', () => {
     }
     while (cases.length < 200) {
       const kind = int(5);
-      if (kind === 0) { // spans a boundary by up to 1000 bytes either side
+      if (kind === 0) {
+        // spans a boundary by up to 1000 bytes either side
         const b = boundaries[int(boundaries.length)]!;
         const start = Math.max(0, b - 1 - int(1000));
         const end = Math.min(total - 1, b + int(1000));
         cases.push({ header: `bytes=${start}-${end}`, start, end });
-      } else if (kind === 1) { // open-ended, as a resuming client asks
+      } else if (kind === 1) {
+        // open-ended, as a resuming client asks
         const start = int(total);
         cases.push({ header: `bytes=${start}-`, start, end: total - 1 });
-      } else if (kind === 2) { // suffix
+      } else if (kind === 2) {
+        // suffix
         const n = 1 + int(4096);
         cases.push({ header: `bytes=-${n}`, start: total - n, end: total - 1 });
-      } else if (kind === 3) { // one byte anywhere
+      } else if (kind === 3) {
+        // one byte anywhere
         const at = int(total);
         cases.push({ header: `bytes=${at}-${at}`, start: at, end: at });
-      } else { // anything
+      } else {
+        // anything
         const start = int(total);
         const end = Math.min(total - 1, start + int(200_000));
         cases.push({ header: `bytes=${start}-${end}`, start, end });
@@ -176,7 +220,11 @@ describe('serveStitched', () => {
   });
 
   it('should answer 416 with Content-Range bytes */total for a range past the end', async () => {
-    for (const range of [`bytes=${plan.totalSize}-`, `bytes=${plan.totalSize + 5}-${plan.totalSize + 10}`, 'bytes=-0']) {
+    for (const range of [
+      `bytes=${plan.totalSize}-`,
+      `bytes=${plan.totalSize + 5}-${plan.totalSize + 10}`,
+      'bytes=-0',
+    ]) {
       const res = await serve({ method: 'GET', range });
       expect(res.status, range).toBe(416);
       expect(res.headers.get('content-range')).toBe(`bytes */${plan.totalSize}`);
@@ -186,7 +234,15 @@ describe('serveStitched', () => {
   });
 
   it('should ignore a malformed, foreign-unit or multi-range header and send the whole file', async () => {
-    for (const range of ['bytes=abc', 'items=0-1', 'bytes=5-2', 'bytes=-', 'bytes=0-1,5-6', 'bytes=1.5-3', '']) {
+    for (const range of [
+      'bytes=abc',
+      'items=0-1',
+      'bytes=5-2',
+      'bytes=-',
+      'bytes=0-1,5-6',
+      'bytes=1.5-3',
+      '',
+    ]) {
       const res = await serve({ method: 'GET', range });
       expect(res.status, range).toBe(200);
       expect(res.headers.get('content-range'), range).toBeNull();
@@ -210,8 +266,12 @@ describe('serveStitched', () => {
 
   it('should name a non-ASCII file with an ASCII fallback and filename* in UTF-8 (RFC 6266)', async () => {
     const res = await serve({ method: 'HEAD' }, { fileName: 'outpost-Kisumu-Ñ-2.4.0 ü.tar' });
-    expect(res.headers.get('content-disposition')).toBe(`attachment; filename="outpost-Kisumu-_-2.4.0 _.tar"; filename*=UTF-8''outpost-Kisumu-%C3%91-2.4.0%20%C3%BC.tar`);
-    expect(contentDisposition('a"b\\c.tar')).toBe(`attachment; filename="a_b_c.tar"; filename*=UTF-8''a%22b%5Cc.tar`);
+    expect(res.headers.get('content-disposition')).toBe(
+      `attachment; filename="outpost-Kisumu-_-2.4.0 _.tar"; filename*=UTF-8''outpost-Kisumu-%C3%91-2.4.0%20%C3%BC.tar`,
+    );
+    expect(contentDisposition('a"b\\c.tar')).toBe(
+      `attachment; filename="a_b_c.tar"; filename*=UTF-8''a%22b%5Cc.tar`,
+    );
   });
 
   it('should parse ranges as RFC 9110 says', () => {
@@ -237,24 +297,48 @@ describe('serveStitched', () => {
     let big: StitchPlan;
 
     beforeAll(async () => {
-      big = stitchPlan({ sitePartSize: part.tarSize, shared: Array.from({ length: copies }, (_, i) => ({ path: `${part.root}/images/copy-${i}.tgz`, size: images.length })) });
+      big = stitchPlan({
+        sitePartSize: part.tarSize,
+        shared: Array.from({ length: copies }, (_, i) => ({
+          path: `${part.root}/images/copy-${i}.tgz`,
+          size: images.length,
+        })),
+      });
       const watched = runStore({ bucket: store.bucket });
-      watched.client.middlewareStack.add((next) => async (args) => {
-        const result = await next(args);
-        const body = (result.response as { body?: unknown }).body;
-        if (body instanceof Readable) opened.push(body as IncomingMessage);
-        return result;
-      }, { step: 'deserialize', name: 'watchBodies' });
+      watched.client.middlewareStack.add(
+        (next) => async (args) => {
+          const result = await next(args);
+          const body = (result.response as { body?: unknown }).body;
+          if (body instanceof Readable) opened.push(body as IncomingMessage);
+          return result;
+        },
+        { step: 'deserialize', name: 'watchBodies' },
+      );
       // What @hono/node-server does with a Response: status, headers, then the body piped to the socket.
       server = createServer(async (req, res) => {
         const answer = await serve(
-          { method: req.method === 'HEAD' ? 'HEAD' : 'GET', range: req.headers.range, ifRange: req.headers['if-range'] as string | undefined },
-          req.url === '/big.tar' ? { store: watched, plan: big, shared: Array.from({ length: copies }, () => ({ sha256: sha(images) })) } : { store: watched },
+          {
+            method: req.method === 'HEAD' ? 'HEAD' : 'GET',
+            range: req.headers.range,
+            ifRange: req.headers['if-range'] as string | undefined,
+          },
+          req.url === '/big.tar'
+            ? {
+                store: watched,
+                plan: big,
+                shared: Array.from({ length: copies }, () => ({ sha256: sha(images) })),
+              }
+            : { store: watched },
         );
         res.writeHead(answer.status, Object.fromEntries(answer.headers));
-        if (!answer.body) { res.end(); return; }
+        if (!answer.body) {
+          res.end();
+          return;
+        }
         await pipeline(Readable.fromWeb(answer.body as import('node:stream/web').ReadableStream), res).then(
-          () => served.push('ok'), (err: Error) => served.push(`${err.message} ${(err as { code?: string }).code ?? ''}`));
+          () => served.push('ok'),
+          (err: Error) => served.push(`${err.message} ${(err as { code?: string }).code ?? ''}`),
+        );
       });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -262,11 +346,18 @@ describe('serveStitched', () => {
     afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
     it('should send exactly Content-Length bytes', async () => {
-      const { headers, received, sha256 } = await new Promise<{ headers: IncomingMessage['headers']; received: number; sha256: string }>((resolve, reject) => {
+      const { headers, received, sha256 } = await new Promise<{
+        headers: IncomingMessage['headers'];
+        received: number;
+        sha256: string;
+      }>((resolve, reject) => {
         httpGet(`${base}/bundle.tar`, (res) => {
           const hash = createHash('sha256');
           let received = 0;
-          res.on('data', (chunk: Buffer) => { received += chunk.length; hash.update(chunk); });
+          res.on('data', (chunk: Buffer) => {
+            received += chunk.length;
+            hash.update(chunk);
+          });
           res.on('end', () => resolve({ headers: res.headers, received, sha256: hash.digest('hex') }));
           res.on('error', reject);
         }).on('error', reject);
@@ -285,12 +376,17 @@ describe('serveStitched', () => {
         const timer = setTimeout(() => reject(new Error('no data')), 10_000);
         const req = httpGet(`${base}/big.tar`, { headers: { range: `bytes=${start}-` } }, (res) => {
           expect(res.statusCode).toBe(206);
-          res.once('data', () => { clearTimeout(timer); req.destroy(); resolve(); });
+          res.once('data', () => {
+            clearTimeout(timer);
+            req.destroy();
+            resolve();
+          });
         });
         req.on('error', () => undefined);
       });
       const deadline = Date.now() + 5000;
-      while ((served.length === 0 || opened.some((body) => !body.destroyed)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while ((served.length === 0 || opened.some((body) => !body.destroyed)) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
       expect(served[0]).toMatch(/premature close|aborted|ECONNRESET|EPIPE/i);
       // Socket buffers took in a few objects' worth at most; the rest were never asked of S3, and none is left open.
       expect(opened.length).toBeGreaterThan(0);
@@ -303,18 +399,23 @@ describe('serveStitched', () => {
   it('should stop reading from the object store when the body is cancelled', async () => {
     const watched = runStore({ bucket: store.bucket });
     const opened: IncomingMessage[] = [];
-    watched.client.middlewareStack.add((next) => async (args) => {
-      const result = await next(args);
-      const body = (result.response as { body?: unknown }).body;
-      if (body instanceof Readable) opened.push(body as IncomingMessage);
-      return result;
-    }, { step: 'deserialize', name: 'watchBodies' });
+    watched.client.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        const body = (result.response as { body?: unknown }).body;
+        if (body instanceof Readable) opened.push(body as IncomingMessage);
+        return result;
+      },
+      { step: 'deserialize', name: 'watchBodies' },
+    );
     const images = plan.segments.find((segment) => segment.kind === 'object' && segment.index === 1)!;
     const res = await serve({ method: 'GET', range: `bytes=${images.offset}-` }, { store: watched });
     const reader = res.body!.getReader();
     const first = await reader.read();
     expect(first.done).toBe(false);
-    expect(Buffer.from(first.value!).equals(expected.subarray(images.offset, images.offset + first.value!.length))).toBe(true);
+    expect(
+      Buffer.from(first.value!).equals(expected.subarray(images.offset, images.offset + first.value!.length)),
+    ).toBe(true);
     await reader.cancel('the client went away');
     expect(opened.length).toBe(1);
     const deadline = Date.now() + 5000;

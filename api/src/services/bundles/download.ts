@@ -1,4 +1,11 @@
-import { rangeSlices, readImagesArchive, readStoredRange, type ImagesArchiveLayout, type RangeSlice, type StitchPlan } from '@outpost/bundler';
+import {
+  rangeSlices,
+  readImagesArchive,
+  readStoredRange,
+  type ImagesArchiveLayout,
+  type RangeSlice,
+  type StitchPlan,
+} from '@outpost/bundler';
 import { blobKey, headSize, type BlobStore } from '../../lib/blob-store.ts';
 
 export interface StitchedRequest {
@@ -56,14 +63,22 @@ export interface ServeStitchedInput {
  */
 export async function serveStitched(input: ServeStitchedInput): Promise<Response> {
   return serveRanges({
-    total: input.plan.totalSize, etag: input.etag, fileName: input.fileName, contentType: 'application/x-tar', request: input.request,
+    total: input.plan.totalSize,
+    etag: input.etag,
+    fileName: input.fileName,
+    contentType: 'application/x-tar',
+    request: input.request,
     open: (start, end) => stitchedBytes(input, rangeSlices(input.plan, start, end - 1)),
   });
 }
 
 /** Any file of known size and strong ETag served with ranges as `serveStitched` describes; `open` streams bytes `start` to `end` (exclusive). */
 export async function serveRanges(input: {
-  total: number; etag: string; fileName: string; contentType: string; request: StitchedRequest;
+  total: number;
+  etag: string;
+  fileName: string;
+  contentType: string;
+  request: StitchedRequest;
   open: (start: number, end: number) => AsyncGenerator<Uint8Array>;
 }): Promise<Response> {
   const { total, request } = input;
@@ -77,12 +92,19 @@ export async function serveRanges(input: {
     'Cache-Control': 'private, no-transform',
   });
 
-  const wanted = request.range && ifRangeHolds(request.ifRange, etag) ? parseRange(request.range, total) : null;
+  const wanted =
+    request.range && ifRangeHolds(request.ifRange, etag) ? parseRange(request.range, total) : null;
   if (wanted === 'unsatisfiable') {
     headers.set('Content-Range', `bytes */${total}`);
     headers.set('Content-Type', 'application/json');
     headers.delete('Content-Disposition');
-    const body = JSON.stringify({ error: { code: 'RANGE_NOT_SATISFIABLE', message: `The range starts past the end of the file (${total} bytes).`, requestId: request.requestId ?? 'unknown' } });
+    const body = JSON.stringify({
+      error: {
+        code: 'RANGE_NOT_SATISFIABLE',
+        message: `The range starts past the end of the file (${total} bytes).`,
+        requestId: request.requestId ?? 'unknown',
+      },
+    });
     headers.set('Content-Length', String(Buffer.byteLength(body)));
     return new Response(request.method === 'HEAD' ? null : body, { status: 416, headers });
   }
@@ -97,17 +119,31 @@ export async function serveRanges(input: {
 }
 
 /** Bytes `start` to `end` (exclusive) of a shared object, read from the object store when first pulled. */
-export function readShared(store: BlobStore, source: SharedSource, start: number, end: number, size?: number): AsyncGenerator<Uint8Array> {
+export function readShared(
+  store: BlobStore,
+  source: SharedSource,
+  start: number,
+  end: number,
+  size?: number,
+): AsyncGenerator<Uint8Array> {
   if (source.archive) {
-    return readImagesArchive(source.archive, start, end, (digest, from, to, blobSize) => readStoredRange(store, blobKey(digest.slice('sha256:'.length)), from, to, blobSize));
+    return readImagesArchive(source.archive, start, end, (digest, from, to, blobSize) =>
+      readStoredRange(store, blobKey(digest.slice('sha256:'.length)), from, to, blobSize),
+    );
   }
   return readStoredRange(store, source.key ?? blobKey(source.sha256), start, end, size);
 }
 
 /** Blobs of an archive's layout that are not in the store with their size (`checked` skips ones seen whole before). */
-export async function missingBlobs(store: BlobStore, layout: ImagesArchiveLayout, checked?: Set<string>): Promise<string[]> {
+export async function missingBlobs(
+  store: BlobStore,
+  layout: ImagesArchiveLayout,
+  checked?: Set<string>,
+): Promise<string[]> {
   const blobs = layout.entries.filter((e) => e.digest && !checked?.has(e.digest));
-  const sizes = await Promise.all(blobs.map((e) => headSize(store, blobKey(e.digest!.slice('sha256:'.length)))));
+  const sizes = await Promise.all(
+    blobs.map((e) => headSize(store, blobKey(e.digest!.slice('sha256:'.length)))),
+  );
   const missing = blobs.filter((e, i) => sizes[i] !== e.size).map((e) => e.digest!);
   for (const e of blobs) if (!missing.includes(e.digest!)) checked?.add(e.digest!);
   return missing;
@@ -122,10 +158,15 @@ export async function missingBlobs(store: BlobStore, layout: ImagesArchiveLayout
 const seenWhole = new Map<string, number>();
 const SEEN_FOR_MS = 5 * 60_000;
 
-export async function missingBlobsForDownload(store: BlobStore, layout: ImagesArchiveLayout): Promise<string[]> {
+export async function missingBlobsForDownload(
+  store: BlobStore,
+  layout: ImagesArchiveLayout,
+): Promise<string[]> {
   const now = Date.now();
   const key = (digest: string) => `${store.bucket}/${digest}`;
-  const recent = new Set(layout.entries.filter((e) => e.digest && (seenWhole.get(key(e.digest)) ?? 0) > now).map((e) => e.digest!));
+  const recent = new Set(
+    layout.entries.filter((e) => e.digest && (seenWhole.get(key(e.digest)) ?? 0) > now).map((e) => e.digest!),
+  );
   const checked = new Set(recent);
   const missing = await missingBlobs(store, layout, checked);
   if (seenWhole.size > 10_000) seenWhole.clear();
@@ -142,7 +183,8 @@ async function* stitchedBytes(input: ServeStitchedInput, slices: RangeSlice[]): 
       continue;
     }
     const bytes = segment.kind === 'site' ? input.sitePart : segment.bytes;
-    if (segment.kind === 'site' && bytes.length !== segment.length) throw new Error(`the site part is ${bytes.length} bytes, the plan says ${segment.length}`);
+    if (segment.kind === 'site' && bytes.length !== segment.length)
+      throw new Error(`the site part is ${bytes.length} bytes, the plan says ${segment.length}`);
     yield bytes.subarray(start, end);
   }
 }
@@ -153,16 +195,19 @@ async function* stitchedBytes(input: ServeStitchedInput, slices: RangeSlice[]): 
  * never a wrong one); a client that goes away cancels the object store's stream too.
  */
 function pulledStream(chunks: AsyncGenerator<Uint8Array>): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const next = await chunks.next();
-      if (next.done) controller.close();
-      else controller.enqueue(next.value);
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const next = await chunks.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      async cancel() {
+        await chunks.return(undefined);
+      },
     },
-    async cancel() {
-      await chunks.return(undefined);
-    },
-  }, new ByteLengthQueuingStrategy({ highWaterMark: READ_AHEAD_BYTES }));
+    new ByteLengthQueuingStrategy({ highWaterMark: READ_AHEAD_BYTES }),
+  );
 }
 
 /**
@@ -177,7 +222,10 @@ type WantedRange = { start: number; end: number } | 'unsatisfiable' | null;
 export function parseRange(header: string, total: number): WantedRange {
   const m = /^\s*bytes\s*=\s*(.*)$/i.exec(header);
   if (!m) return null;
-  const specs = m[1]!.split(',').map((spec) => spec.trim()).filter((spec) => spec !== '');
+  const specs = m[1]!
+    .split(',')
+    .map((spec) => spec.trim())
+    .filter((spec) => spec !== '');
   if (specs.length !== 1) return null;
   const spec = /^(\d*)-(\d*)$/.exec(specs[0]!);
   if (!spec || (spec[1] === '' && spec[2] === '')) return null;
@@ -202,7 +250,8 @@ function ifRangeHolds(ifRange: string | null | undefined, etag: string): boolean
 
 function strongEtag(etag: string): string {
   const quoted = /^".*"$/.test(etag) ? etag : `"${etag}"`;
-  if (!/^"[\x21\x23-\x7e]*"$/.test(quoted)) throw new Error(`not a strong entity tag: ${JSON.stringify(etag)}`);
+  if (!/^"[\x21\x23-\x7e]*"$/.test(quoted))
+    throw new Error(`not a strong entity tag: ${JSON.stringify(etag)}`);
   return quoted;
 }
 
@@ -210,6 +259,9 @@ function strongEtag(etag: string): string {
 export function contentDisposition(fileName: string): string {
   const ascii = fileName.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
   if (ascii === fileName) return `attachment; filename="${ascii}"`;
-  const encoded = encodeURIComponent(fileName).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const encoded = encodeURIComponent(fileName).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }

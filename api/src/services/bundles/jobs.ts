@@ -10,11 +10,25 @@ export type JobRow = typeof bundleJobs.$inferSelect;
  * that dies stops renewing, the lease lapses and the next claim takes the job again. At most one
  * open (queued or running) job exists per target.
  */
-export async function enqueueJobs(db: Db, jobs: { orgId: string; kind: JobKind; targetId: string; maxAttempts?: number }[]): Promise<void> {
+export async function enqueueJobs(
+  db: Db,
+  jobs: { orgId: string; kind: JobKind; targetId: string; maxAttempts?: number }[],
+): Promise<void> {
   if (jobs.length === 0) return;
-  await db.insert(bundleJobs)
-    .values(jobs.map((j) => ({ orgId: j.orgId, kind: j.kind, targetId: j.targetId, ...(j.maxAttempts ? { maxAttempts: j.maxAttempts } : {}) })))
-    .onConflictDoNothing({ target: [bundleJobs.kind, bundleJobs.targetId], where: sql`state IN ('queued', 'running')` });
+  await db
+    .insert(bundleJobs)
+    .values(
+      jobs.map((j) => ({
+        orgId: j.orgId,
+        kind: j.kind,
+        targetId: j.targetId,
+        ...(j.maxAttempts ? { maxAttempts: j.maxAttempts } : {}),
+      })),
+    )
+    .onConflictDoNothing({
+      target: [bundleJobs.kind, bundleJobs.targetId],
+      where: sql`state IN ('queued', 'running')`,
+    });
 }
 
 export interface ClaimOptions {
@@ -49,9 +63,12 @@ export async function claimJobs(db: Db, o: ClaimOptions): Promise<JobRow[]> {
 /** Extends the lease of jobs this worker still holds; returns how many it still holds. */
 export async function renewLease(db: Db, workerId: string, ids: string[], leaseMs: number): Promise<number> {
   if (ids.length === 0) return 0;
-  const rows = await db.update(bundleJobs)
+  const rows = await db
+    .update(bundleJobs)
     .set({ lockedUntil: sql`now() + make_interval(secs => ${leaseMs / 1000})` })
-    .where(and(inArray(bundleJobs.id, ids), eq(bundleJobs.lockedBy, workerId), eq(bundleJobs.state, 'running')))
+    .where(
+      and(inArray(bundleJobs.id, ids), eq(bundleJobs.lockedBy, workerId), eq(bundleJobs.state, 'running')),
+    )
     .returning({ id: bundleJobs.id });
   return rows.length;
 }
@@ -59,8 +76,12 @@ export async function renewLease(db: Db, workerId: string, ids: string[], leaseM
 /** The jobs' work is done and recorded. Only the worker holding them may close them. */
 export async function completeJobs(db: Db, ids: string[], workerId: string): Promise<void> {
   if (ids.length === 0) return;
-  await db.update(bundleJobs).set({ state: 'done', lockedUntil: null, updatedAt: sql`now()` })
-    .where(and(inArray(bundleJobs.id, ids), eq(bundleJobs.lockedBy, workerId), eq(bundleJobs.state, 'running')));
+  await db
+    .update(bundleJobs)
+    .set({ state: 'done', lockedUntil: null, updatedAt: sql`now()` })
+    .where(
+      and(inArray(bundleJobs.id, ids), eq(bundleJobs.lockedBy, workerId), eq(bundleJobs.state, 'running')),
+    );
 }
 
 /**
@@ -68,20 +89,45 @@ export async function completeJobs(db: Db, ids: string[], workerId: string): Pro
  * one that can pass (a registry or store that is down); otherwise the job ends failed.
  * Returns whether the job is finished for good.
  */
-export async function failJob(db: Db, job: JobRow, workerId: string, error: { message: string; retriable: boolean }, backoffMs: number): Promise<boolean> {
+export async function failJob(
+  db: Db,
+  job: JobRow,
+  workerId: string,
+  error: { message: string; retriable: boolean },
+  backoffMs: number,
+): Promise<boolean> {
   const final = !error.retriable || job.attempts >= job.maxAttempts;
   const delay = Math.min(backoffMs * 2 ** Math.max(0, job.attempts - 1), 10 * 60_000);
-  await db.update(bundleJobs).set({
-    state: final ? 'failed' : 'queued', lastError: error.message.slice(0, 2000), lockedUntil: null, lockedBy: null,
-    runAfter: sql`now() + make_interval(secs => ${final ? 0 : delay / 1000})`, updatedAt: sql`now()`,
-  }).where(sql`${bundleJobs.id} = ${job.id} and ${bundleJobs.lockedBy} = ${workerId}`);
+  await db
+    .update(bundleJobs)
+    .set({
+      state: final ? 'failed' : 'queued',
+      lastError: error.message.slice(0, 2000),
+      lockedUntil: null,
+      lockedBy: null,
+      runAfter: sql`now() + make_interval(secs => ${final ? 0 : delay / 1000})`,
+      updatedAt: sql`now()`,
+    })
+    .where(sql`${bundleJobs.id} = ${job.id} and ${bundleJobs.lockedBy} = ${workerId}`);
   return final;
 }
 
 /** Puts a job back without using up an attempt: what it waits for (an images archive) is not ready yet. */
-export async function deferJob(db: Db, job: { id: string }, workerId: string, delayMs: number): Promise<void> {
-  await db.update(bundleJobs).set({
-    state: 'queued', attempts: sql`greatest(${bundleJobs.attempts} - 1, 0)`, lockedUntil: null, lockedBy: null,
-    runAfter: sql`now() + make_interval(secs => ${delayMs / 1000})`, updatedAt: sql`now()`,
-  }).where(sql`${bundleJobs.id} = ${job.id} and ${bundleJobs.lockedBy} = ${workerId}`);
+export async function deferJob(
+  db: Db,
+  job: { id: string },
+  workerId: string,
+  delayMs: number,
+): Promise<void> {
+  await db
+    .update(bundleJobs)
+    .set({
+      state: 'queued',
+      attempts: sql`greatest(${bundleJobs.attempts} - 1, 0)`,
+      lockedUntil: null,
+      lockedBy: null,
+      runAfter: sql`now() + make_interval(secs => ${delayMs / 1000})`,
+      updatedAt: sql`now()`,
+    })
+    .where(sql`${bundleJobs.id} = ${job.id} and ${bundleJobs.lockedBy} = ${workerId}`);
 }

@@ -11,8 +11,13 @@ type Row = typeof signingKeys.$inferSelect;
 
 /** What the API shows: the public half only. */
 export const toSigningKeyView = (r: Row) => ({
-  id: r.id, algorithm: r.algorithm, fingerprint: r.fingerprint, publicKeyPem: r.publicKeyPem,
-  active: r.retiredAt === null, createdAt: r.createdAt.toISOString(), retiredAt: r.retiredAt?.toISOString() ?? null,
+  id: r.id,
+  algorithm: r.algorithm,
+  fingerprint: r.fingerprint,
+  publicKeyPem: r.publicKeyPem,
+  active: r.retiredAt === null,
+  createdAt: r.createdAt.toISOString(),
+  retiredAt: r.retiredAt?.toISOString() ?? null,
 });
 
 export interface OpenSigningKey {
@@ -27,7 +32,10 @@ export interface OpenSigningKey {
 const aad = (orgId: string, fingerprint: string) => `signing-key:${orgId}:${fingerprint}`;
 
 export async function listSigningKeys({ ctx }: { ctx: ServiceCtx }) {
-  const rows = await ctx.db.select().from(signingKeys).where(eq(signingKeys.orgId, ctx.orgId))
+  const rows = await ctx.db
+    .select()
+    .from(signingKeys)
+    .where(eq(signingKeys.orgId, ctx.orgId))
     .orderBy(sql`${signingKeys.retiredAt} is not null`, desc(signingKeys.createdAt));
   return rows.map(toSigningKeyView);
 }
@@ -35,8 +43,16 @@ export async function listSigningKeys({ ctx }: { ctx: ServiceCtx }) {
 async function insertKey(db: Db, box: SecretBox, orgId: string, createdBy: string | null): Promise<Row> {
   const key = generateSigningKey();
   const sealed = await box.seal(new TextEncoder().encode(key.privateKeyPem), aad(orgId, key.fingerprint));
-  const [row] = await db.insert(signingKeys)
-    .values({ orgId, fingerprint: key.fingerprint, publicKeyPem: key.publicKeyPem, privateKeySealed: sealed, createdBy }).returning();
+  const [row] = await db
+    .insert(signingKeys)
+    .values({
+      orgId,
+      fingerprint: key.fingerprint,
+      publicKeyPem: key.publicKeyPem,
+      privateKeySealed: sealed,
+      createdBy,
+    })
+    .returning();
   return row!;
 }
 
@@ -45,8 +61,14 @@ async function insertKey(db: Db, box: SecretBox, orgId: string, createdBy: strin
  * the first key at once both try, the unique index keeps one, and the loser reads the winner's.
  */
 export async function activeSigningKey(db: Db, box: SecretBox, orgId: string): Promise<OpenSigningKey> {
-  const load = async () => (await db.select().from(signingKeys)
-    .where(and(eq(signingKeys.orgId, orgId), isNull(signingKeys.retiredAt))).limit(1))[0];
+  const load = async () =>
+    (
+      await db
+        .select()
+        .from(signingKeys)
+        .where(and(eq(signingKeys.orgId, orgId), isNull(signingKeys.retiredAt)))
+        .limit(1)
+    )[0];
   let row = await load();
   if (!row) {
     try {
@@ -58,7 +80,12 @@ export async function activeSigningKey(db: Db, box: SecretBox, orgId: string): P
     }
   }
   const plain = await box.open(row.privateKeySealed, aad(orgId, row.fingerprint));
-  return { id: row.id, fingerprint: row.fingerprint, publicKeyPem: row.publicKeyPem, privateKeyPem: new TextDecoder().decode(plain) };
+  return {
+    id: row.id,
+    fingerprint: row.fingerprint,
+    publicKeyPem: row.publicKeyPem,
+    privateKeyPem: new TextDecoder().decode(plain),
+  };
 }
 
 /**
@@ -66,14 +93,29 @@ export async function activeSigningKey(db: Db, box: SecretBox, orgId: string): P
  * public key, shipped as `keys/endorsed-by-<hex of the retired key's fingerprint>.sig`. A site that
  * pinned a retired key accepts the active one on the strength of that signature (docs/decisions.md).
  */
-export async function keyEndorsements(db: Db, box: SecretBox, orgId: string, active: OpenSigningKey): Promise<{ path: string; content: Uint8Array }[]> {
-  const retired = await db.select().from(signingKeys).where(and(eq(signingKeys.orgId, orgId), isNotNull(signingKeys.retiredAt)));
+export async function keyEndorsements(
+  db: Db,
+  box: SecretBox,
+  orgId: string,
+  active: OpenSigningKey,
+): Promise<{ path: string; content: Uint8Array }[]> {
+  const retired = await db
+    .select()
+    .from(signingKeys)
+    .where(and(eq(signingKeys.orgId, orgId), isNotNull(signingKeys.retiredAt)));
   const out: { path: string; content: Uint8Array }[] = [];
   for (const row of retired) {
-    const privateKeyPem = new TextDecoder().decode(await box.open(row.privateKeySealed, aad(orgId, row.fingerprint)));
+    const privateKeyPem = new TextDecoder().decode(
+      await box.open(row.privateKeySealed, aad(orgId, row.fingerprint)),
+    );
     // The first 16 hex digits name the key (tar names are at most 100 bytes); the signature is what is checked.
-    const hex = Buffer.from(row.fingerprint.replace(/^SHA256:/, ''), 'base64').toString('hex').slice(0, 16);
-    out.push({ path: `endorsed-by-${hex}.sig`, content: signManifest(new TextEncoder().encode(active.publicKeyPem), privateKeyPem) });
+    const hex = Buffer.from(row.fingerprint.replace(/^SHA256:/, ''), 'base64')
+      .toString('hex')
+      .slice(0, 16);
+    out.push({
+      path: `endorsed-by-${hex}.sig`,
+      content: signManifest(new TextEncoder().encode(active.publicKeyPem), privateKeyPem),
+    });
   }
   return out.sort((a, b) => (a.path < b.path ? -1 : 1));
 }
@@ -81,11 +123,16 @@ export async function keyEndorsements(db: Db, box: SecretBox, orgId: string, act
 /** A new active key; the old one is retired but kept, so bundles it signed still verify. */
 export async function rotateSigningKey({ ctx, box }: { ctx: ServiceCtx; box: SecretBox }) {
   return inTransaction(ctx, async (ctx) => {
-    const retired = await ctx.db.update(signingKeys).set({ retiredAt: sql`now()` })
-      .where(and(eq(signingKeys.orgId, ctx.orgId), isNull(signingKeys.retiredAt))).returning({ fingerprint: signingKeys.fingerprint });
+    const retired = await ctx.db
+      .update(signingKeys)
+      .set({ retiredAt: sql`now()` })
+      .where(and(eq(signingKeys.orgId, ctx.orgId), isNull(signingKeys.retiredAt)))
+      .returning({ fingerprint: signingKeys.fingerprint });
     const row = await insertKey(ctx.db, box, ctx.orgId, ctx.actor.userId);
     await recordAudit(ctx, {
-      action: 'signing_key.rotate', objectType: 'signing_key', objectId: row.id,
+      action: 'signing_key.rotate',
+      objectType: 'signing_key',
+      objectId: row.id,
       details: { fingerprint: row.fingerprint, retired: retired.map((r) => r.fingerprint) },
     });
     return toSigningKeyView(row);

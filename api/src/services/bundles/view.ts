@@ -23,7 +23,16 @@ const bundleSelect = {
     and (d.kind = 'links' or (d.complete and d.range_end = "bundles"."size" - 1)))`,
 };
 
-type Selected = { bundle: BundleRow; siteCode: string; siteName: string; bandwidthKbps: number | null; version: string; releaseState: string; fromVersion: string | null; downloads: number };
+type Selected = {
+  bundle: BundleRow;
+  siteCode: string;
+  siteName: string;
+  bandwidthKbps: number | null;
+  version: string;
+  releaseState: string;
+  fromVersion: string | null;
+  downloads: number;
+};
 
 /** The one-file download's name: what the person sees in their downloads folder. */
 export const bundleFileName = (siteCode: string, version: string) => `outpost-${siteCode}-${version}.tar`;
@@ -60,7 +69,9 @@ export function toBundleView(r: Selected) {
 export type BundleView = ReturnType<typeof toBundleView>;
 
 function selectBundles(ctx: ServiceCtx, where: SQL | undefined) {
-  return ctx.db.select(bundleSelect).from(bundles)
+  return ctx.db
+    .select(bundleSelect)
+    .from(bundles)
     .innerJoin(sites, eq(sites.id, bundles.siteId))
     .innerJoin(releases, eq(releases.id, bundles.releaseId))
     .leftJoin(fromReleases, eq(fromReleases.id, bundles.fromReleaseId))
@@ -89,21 +100,36 @@ export interface ListBundlesInput {
 export async function listBundles({ ctx, input }: { ctx: ServiceCtx; input: ListBundlesInput }) {
   const limit = Math.min(Math.max(Math.trunc(input.limit ?? 50) || 50, 1), 500);
   const after = input.cursor ? decodeCursor(input.cursor) : null;
-  const rows = await selectBundles(ctx, and(
-    input.releaseId ? eq(bundles.releaseId, input.releaseId) : undefined,
-    input.siteId ? eq(bundles.siteId, input.siteId) : undefined,
-    input.state ? eq(bundles.state, input.state) : undefined,
-    after ? or(lt(bundles.createdAt, new Date(after.t)), and(eq(bundles.createdAt, new Date(after.t)), sql`${bundles.id} < ${after.id}`)) : undefined,
-  )).orderBy(desc(bundles.createdAt), desc(bundles.id)).limit(limit + 1);
+  const rows = await selectBundles(
+    ctx,
+    and(
+      input.releaseId ? eq(bundles.releaseId, input.releaseId) : undefined,
+      input.siteId ? eq(bundles.siteId, input.siteId) : undefined,
+      input.state ? eq(bundles.state, input.state) : undefined,
+      after
+        ? or(
+            lt(bundles.createdAt, new Date(after.t)),
+            and(eq(bundles.createdAt, new Date(after.t)), sql`${bundles.id} < ${after.id}`),
+          )
+        : undefined,
+    ),
+  )
+    .orderBy(desc(bundles.createdAt), desc(bundles.id))
+    .limit(limit + 1);
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
-  const nextCursor = rows.length > limit && last ? encodeCursor({ t: last.bundle.createdAt.toISOString(), id: last.bundle.id }) : null;
+  const nextCursor =
+    rows.length > limit && last
+      ? encodeCursor({ t: last.bundle.createdAt.toISOString(), id: last.bundle.id })
+      : null;
   return { items: page.map(toBundleView), nextCursor };
 }
 
 /** Counts by state for a release, for the release page's progress line. */
 export async function bundleCounts({ ctx, input }: { ctx: ServiceCtx; input: { releaseId: string } }) {
-  const rows = await ctx.db.select({ state: bundles.state, n: sql<number>`count(*)::int` }).from(bundles)
+  const rows = await ctx.db
+    .select({ state: bundles.state, n: sql<number>`count(*)::int` })
+    .from(bundles)
     .innerJoin(sites, eq(sites.id, bundles.siteId))
     .where(and(eq(bundles.orgId, ctx.orgId), visibleSites(ctx), eq(bundles.releaseId, input.releaseId)))
     .groupBy(bundles.state);
@@ -114,16 +140,24 @@ export async function bundleCounts({ ctx, input }: { ctx: ServiceCtx; input: { r
 
 export function toImageArchiveView(a: typeof imageArchives.$inferSelect, fromVersion: string | null) {
   return {
-    id: a.id, releaseId: a.releaseId, fromRelease: a.fromReleaseId ? { id: a.fromReleaseId, version: fromVersion } : null,
-    state: a.state, sha256: a.sha256, size: a.size, omittedLayers: a.omittedLayers.length,
+    id: a.id,
+    releaseId: a.releaseId,
+    fromRelease: a.fromReleaseId ? { id: a.fromReleaseId, version: fromVersion } : null,
+    state: a.state,
+    sha256: a.sha256,
+    size: a.size,
+    omittedLayers: a.omittedLayers.length,
     error: a.error ? { code: a.errorCode ?? 'BUILD_FAILED', message: a.error } : null,
-    createdAt: a.createdAt.toISOString(), readyAt: a.readyAt?.toISOString() ?? null,
+    createdAt: a.createdAt.toISOString(),
+    readyAt: a.readyAt?.toISOString() ?? null,
   };
 }
 
 /** The images archives of a release (full and deltas). */
 export async function listImageArchives({ ctx, input }: { ctx: ServiceCtx; input: { releaseId: string } }) {
-  const rows = await ctx.db.select({ archive: imageArchives, fromVersion: fromReleases.version }).from(imageArchives)
+  const rows = await ctx.db
+    .select({ archive: imageArchives, fromVersion: fromReleases.version })
+    .from(imageArchives)
     .leftJoin(fromReleases, eq(fromReleases.id, imageArchives.fromReleaseId))
     .where(and(eq(imageArchives.orgId, ctx.orgId), eq(imageArchives.releaseId, input.releaseId)))
     .orderBy(sql`${imageArchives.fromReleaseId} is not null`, desc(imageArchives.createdAt));

@@ -4,7 +4,15 @@ import path from 'node:path';
 import os from 'node:os';
 import type { SitePartScript } from '@outpost/bundler';
 import type { Logger } from '../../lib/logger.ts';
-import { buildImageArchive, buildSiteBundles, classifyFailure, failImageArchive, failSiteBundle, newBatchCache, type BuildDeps } from './build.ts';
+import {
+  buildImageArchive,
+  buildSiteBundles,
+  classifyFailure,
+  failImageArchive,
+  failSiteBundle,
+  newBatchCache,
+  type BuildDeps,
+} from './build.ts';
 import { claimJobs, completeJobs, deferJob, failJob, renewLease, type JobRow } from './jobs.ts';
 
 export const EDGE_SCRIPTS_DIR = path.resolve(import.meta.dirname, '../../../../edge-scripts');
@@ -49,7 +57,10 @@ export interface WorkerOptions extends Omit<BuildDeps, 'scripts'> {
  */
 export class BundleWorker {
   readonly id: string;
-  private readonly o: Required<Pick<WorkerOptions, 'leaseMs' | 'pollMs' | 'backoffMs' | 'batch' | 'concurrency' | 'waitMs'>> & WorkerOptions;
+  private readonly o: Required<
+    Pick<WorkerOptions, 'leaseMs' | 'pollMs' | 'backoffMs' | 'batch' | 'concurrency' | 'waitMs'>
+  > &
+    WorkerOptions;
   private readonly deps: BuildDeps;
   private running = false;
   private loop: Promise<void> | null = null;
@@ -57,9 +68,23 @@ export class BundleWorker {
 
   constructor(options: WorkerOptions) {
     this.id = options.workerId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-    this.o = { leaseMs: 60_000, pollMs: 1000, backoffMs: 5000, batch: 100, concurrency: 16, waitMs: 2000, ...options };
-    this.deps = { db: options.db, store: options.store, secretBox: options.secretBox, scripts: options.scripts ?? loadEdgeScripts(),
-      ...(options.registry ? { registry: options.registry } : {}), ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}) };
+    this.o = {
+      leaseMs: 60_000,
+      pollMs: 1000,
+      backoffMs: 5000,
+      batch: 100,
+      concurrency: 16,
+      waitMs: 2000,
+      ...options,
+    };
+    this.deps = {
+      db: options.db,
+      store: options.store,
+      secretBox: options.secretBox,
+      scripts: options.scripts ?? loadEdgeScripts(),
+      ...(options.registry ? { registry: options.registry } : {}),
+      ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
+    };
   }
 
   start(): void {
@@ -71,9 +96,16 @@ export class BundleWorker {
         try {
           worked = await this.runOnce();
         } catch (e) {
-          this.o.logger('error', 'bundle worker: queue error', { worker: this.id, error: (e as Error).message });
+          this.o.logger('error', 'bundle worker: queue error', {
+            worker: this.id,
+            error: (e as Error).message,
+          });
         }
-        if (!worked && this.running) await new Promise<void>((r) => { this.wake = r; setTimeout(r, this.o.pollMs); });
+        if (!worked && this.running)
+          await new Promise<void>((r) => {
+            this.wake = r;
+            setTimeout(r, this.o.pollMs);
+          });
       }
     })();
   }
@@ -87,12 +119,22 @@ export class BundleWorker {
 
   /** Claims and runs what is due once; true when there was something to do. */
   async runOnce(): Promise<boolean> {
-    const [archiveJob] = await claimJobs(this.o.db, { workerId: this.id, kind: 'image-archive', limit: 1, leaseMs: this.o.leaseMs });
+    const [archiveJob] = await claimJobs(this.o.db, {
+      workerId: this.id,
+      kind: 'image-archive',
+      limit: 1,
+      leaseMs: this.o.leaseMs,
+    });
     if (archiveJob) {
       await this.withLease([archiveJob], () => this.runArchive(archiveJob));
       return true;
     }
-    const jobs = await claimJobs(this.o.db, { workerId: this.id, kind: 'site-bundle', limit: this.o.batch, leaseMs: this.o.leaseMs });
+    const jobs = await claimJobs(this.o.db, {
+      workerId: this.id,
+      kind: 'site-bundle',
+      limit: this.o.batch,
+      leaseMs: this.o.leaseMs,
+    });
     if (jobs.length === 0) return false;
     await this.withLease(jobs, () => this.runSiteBundles(jobs));
     return true;
@@ -100,14 +142,22 @@ export class BundleWorker {
 
   /** Runs until nothing is due (tests and the CLI use it). */
   async drain(maxRounds = 10_000): Promise<void> {
-    for (let i = 0; i < maxRounds && await this.runOnce(); i++);
+    for (let i = 0; i < maxRounds && (await this.runOnce()); i++);
   }
 
   private async withLease(jobs: JobRow[], work: () => Promise<void>): Promise<void> {
     const ids = jobs.map((j) => j.id);
-    const timer = setInterval(() => {
-      renewLease(this.o.db, this.id, ids, this.o.leaseMs).catch((e) => this.o.logger('warn', 'bundle worker: lease renewal failed', { worker: this.id, error: (e as Error).message }));
-    }, Math.max(50, Math.floor(this.o.leaseMs / 3)));
+    const timer = setInterval(
+      () => {
+        renewLease(this.o.db, this.id, ids, this.o.leaseMs).catch((e) =>
+          this.o.logger('warn', 'bundle worker: lease renewal failed', {
+            worker: this.id,
+            error: (e as Error).message,
+          }),
+        );
+      },
+      Math.max(50, Math.floor(this.o.leaseMs / 3)),
+    );
     try {
       await work();
     } finally {
@@ -120,18 +170,36 @@ export class BundleWorker {
     try {
       await buildImageArchive(this.deps, job.targetId);
       await completeJobs(this.o.db, [job.id], this.id);
-      this.o.logger('info', 'images archive ready', { worker: this.id, archiveId: job.targetId, ms: Date.now() - started });
+      this.o.logger('info', 'images archive ready', {
+        worker: this.id,
+        archiveId: job.targetId,
+        ms: Date.now() - started,
+      });
     } catch (e) {
       const failure = classifyFailure(e);
       const final = await failJob(this.o.db, job, this.id, failure, this.o.backoffMs);
       if (final) await failImageArchive(this.o.db, job.targetId, failure);
-      this.o.logger(final ? 'error' : 'warn', final ? 'images archive failed' : 'images archive attempt failed; will retry',
-        { worker: this.id, archiveId: job.targetId, attempt: job.attempts, code: failure.code, error: failure.message });
+      this.o.logger(
+        final ? 'error' : 'warn',
+        final ? 'images archive failed' : 'images archive attempt failed; will retry',
+        {
+          worker: this.id,
+          archiveId: job.targetId,
+          attempt: job.attempts,
+          code: failure.code,
+          error: failure.message,
+        },
+      );
     }
   }
 
   private async runSiteBundles(jobs: JobRow[]): Promise<void> {
-    const outcomes = await buildSiteBundles(this.deps, jobs.map((j) => j.targetId), newBatchCache(), this.o.concurrency);
+    const outcomes = await buildSiteBundles(
+      this.deps,
+      jobs.map((j) => j.targetId),
+      newBatchCache(),
+      this.o.concurrency,
+    );
     const done: string[] = [];
     for (const job of jobs) {
       const outcome = outcomes.get(job.targetId)!;
@@ -143,8 +211,13 @@ export class BundleWorker {
       const failure = classifyFailure(outcome.error);
       const final = await failJob(this.o.db, job, this.id, failure, this.o.backoffMs);
       if (final) await failSiteBundle(this.o.db, job.targetId, failure);
-      this.o.logger(final ? 'error' : 'warn', final ? 'bundle failed' : 'bundle attempt failed; will retry',
-        { worker: this.id, bundleId: job.targetId, attempt: job.attempts, code: failure.code, error: failure.message });
+      this.o.logger(final ? 'error' : 'warn', final ? 'bundle failed' : 'bundle attempt failed; will retry', {
+        worker: this.id,
+        bundleId: job.targetId,
+        attempt: job.attempts,
+        code: failure.code,
+        error: failure.message,
+      });
     }
     await completeJobs(this.o.db, done, this.id);
   }

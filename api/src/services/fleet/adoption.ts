@@ -22,20 +22,33 @@ function utcDay(d: Date): number {
  * The sites in view are today's (current region, tags…; archived sites left out); `reporting` is,
  * per day, how many of them had reported by then — the share's denominator.
  */
-export async function fleetAdoption({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: FleetFilter & { days: number }; now?: Date }) {
+export async function fleetAdoption({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: FleetFilter & { days: number };
+  now?: Date;
+}) {
   const today = utcDay(now);
   const first = today - input.days + 1;
   const where = siteFilterWhere(ctx, input, now);
   // The whole fleet, as the ministry sees it by default, reads the daily-change rollup (a few rows
   // per version); a filtered view, or a coordinator's own sites, reads the runs of the sites in view.
-  const whole = !input.region && !input.district && !input.tag && !input.connectivity && ctx.actor.role !== 'coordinator';
-  const [changes] = await withoutJit(ctx, async ({ db }) => [
-    whole ? await db.execute(sql`
+  const whole =
+    !input.region && !input.district && !input.tag && !input.connectivity && ctx.actor.role !== 'coordinator';
+  const [changes] = await withoutJit(
+    ctx,
+    async ({ db }) =>
+      [
+        whole
+          ? await db.execute(sql`
       select version, greatest(day, ${first}) as day, sum(delta)::int as delta from fleet_adoption_deltas
-      where org_id = ${ctx.orgId} and day <= ${today} group by 1, 2`) :
-    // One pass over the runs in view: each gives +1 on its first day (or the window's) and -1 on the
-    // day it ended, if it ended inside the window.
-    await db.execute(sql`
+      where org_id = ${ctx.orgId} and day <= ${today} group by 1, 2`)
+          : // One pass over the runs in view: each gives +1 on its first day (or the window's) and -1 on the
+            // day it ended, if it ended inside the window.
+            await db.execute(sql`
       select sp.version, d.day, sum(d.delta)::int as delta
       from site_version_spans sp
         join sites on sites.id = sp.site_id
@@ -46,23 +59,28 @@ export async function fleetAdoption({ ctx, input, now = new Date() }: { ctx: Ser
       where sp.org_id = ${ctx.orgId} and ${where} and sp.valid_from < ${new Date((today + 1) * DAY)}
         and (sp.valid_to is null or sp.valid_to >= ${new Date(first * DAY)}) and d.day is not null
       group by 1, 2`),
-  ] as const);
+      ] as const,
+  );
   // Runs that started before the window count from its first day; a run that ends on a day no
   // longer counts at that day's end.
   const deltas = new Map<string | null, Map<number, number>>();
   for (const r of rowsOf<{ version: string | null; day: number; delta: number }>(changes)) {
     if (r.version === null) continue;
     let m = deltas.get(r.version);
-    if (!m) deltas.set(r.version, m = new Map());
+    if (!m) deltas.set(r.version, (m = new Map()));
     m.set(r.day, (m.get(r.day) ?? 0) + r.delta);
   }
   const scope = baseFilter(input);
-  const days = Array.from({ length: input.days }, (_, i) => new Date((first + i) * DAY).toISOString().slice(0, 10));
-  const series = [...deltas.entries()].map(([version, m]) => {
-    let running = 0;
-    const counts = days.map((_, i) => (running += m.get(first + i) ?? 0));
-    return { version: version!, counts, filter: { ...scope, version: version! } };
-  }).filter((s) => s.counts.some((c) => c > 0))
+  const days = Array.from({ length: input.days }, (_, i) =>
+    new Date((first + i) * DAY).toISOString().slice(0, 10),
+  );
+  const series = [...deltas.entries()]
+    .map(([version, m]) => {
+      let running = 0;
+      const counts = days.map((_, i) => (running += m.get(first + i) ?? 0));
+      return { version: version!, counts, filter: { ...scope, version: version! } };
+    })
+    .filter((s) => s.counts.some((c) => c > 0))
     .sort((a, b) => ReleaseOrder.compare(a.version, b.version));
   // The share's denominator is the sites that had reported by each day (counting the whole fleet
   // today would cost a pass over every site, and sites registered later would dilute early days).

@@ -38,7 +38,11 @@ export function layerDrift(layer: Layer): SQL {
   return sql`(${reportedLayer[layer]} is not null and ${reportedLayer[layer]} <> ${expectedLayer[layer]}) is true`;
 }
 
-interface ReleaseRow { id: string; version: string; state: string }
+interface ReleaseRow {
+  id: string;
+  version: string;
+  state: string;
+}
 
 /**
  * The organisation's release order, for "versions behind": a site on version R with target T is
@@ -51,14 +55,22 @@ export class ReleaseOrder {
   private readonly live: string[];
   readonly byId: Map<string, ReleaseRow>;
 
-  constructor(rows: ReleaseRow[], readonly reportedVersions: string[] = []) {
+  constructor(
+    rows: ReleaseRow[],
+    readonly reportedVersions: string[] = [],
+  ) {
     this.byId = new Map(rows.map((r) => [r.id, r]));
-    this.live = rows.filter((r) => (r.state === 'published' || r.state === 'deprecated') && semver.valid(r.version)).map((r) => r.version);
+    this.live = rows
+      .filter((r) => (r.state === 'published' || r.state === 'deprecated') && semver.valid(r.version))
+      .map((r) => r.version);
   }
 
   /** The same order, knowing which versions the sites in view report (for list filters and rankings). */
   withReported(versions: (string | null)[]): ReleaseOrder {
-    return new ReleaseOrder([...this.byId.values()], [...new Set(versions.filter((v): v is string => v !== null))]);
+    return new ReleaseOrder(
+      [...this.byId.values()],
+      [...new Set(versions.filter((v): v is string => v !== null))],
+    );
   }
 
   versionsBehind(reported: string | null, targetId: string | null): number | null {
@@ -70,7 +82,7 @@ export class ReleaseOrder {
 
   bucket(reported: string | null, targetId: string | null): BehindBucket {
     const n = this.versionsBehind(reported, targetId) ?? 3;
-    return (Math.min(3, Math.max(1, n)) as BehindBucket);
+    return Math.min(3, Math.max(1, n)) as BehindBucket;
   }
 
   /**
@@ -80,8 +92,10 @@ export class ReleaseOrder {
    * has no rank, and a site on it is never ahead.
    */
   aheadCondition(): SQL {
-    const ranked = [...this.byId.values()].filter((r) => semver.valid(r.version))
-      .sort((a, b) => semver.compare(a.version, b.version)).map((r) => r.id);
+    const ranked = [...this.byId.values()]
+      .filter((r) => semver.valid(r.version))
+      .sort((a, b) => semver.compare(a.version, b.version))
+      .map((r) => r.id);
     if (ranked.length < 2) return sql`false`;
     const arr = sql`cast(${`{${ranked.join(',')}}`} as uuid[])`;
     return sql`(array_position(${arr}, ${sites.reportedReleaseId}) > array_position(${arr}, ${sites.targetReleaseId})) is true`;
@@ -94,7 +108,8 @@ export class ReleaseOrder {
 
   /** Semver order of any two reported versions, non-semver ones last. */
   static compare(a: string | null, b: string | null): number {
-    const va = a && semver.valid(a), vb = b && semver.valid(b);
+    const va = a && semver.valid(a),
+      vb = b && semver.valid(b);
     if (va && vb) return semver.rcompare(a, b);
     if (va) return -1;
     if (vb) return 1;
@@ -108,18 +123,30 @@ export class ReleaseOrder {
       for (const v of this.reportedVersions) if (this.bucket(v, t.id) === bucket) pairs.push([t.id, v]);
     }
     if (pairs.length === 0) return sql`false`;
-    const list = sql.join(pairs.map(([t, v]) => sql`(${t}::uuid, ${v}::text)`), sql`, `);
+    const list = sql.join(
+      pairs.map(([t, v]) => sql`(${t}::uuid, ${v}::text)`),
+      sql`, `,
+    );
     return sql`(${sites.targetReleaseId}, ${sites.reportedVersion}) in (${list})`;
   }
 }
 
 /** Loads the release order, with the versions the visible fleet reports (for list filters). */
-export async function loadReleaseOrder(ctx: ServiceCtx, opts: { reportedVersions?: boolean } = {}): Promise<ReleaseOrder> {
-  const rows = await ctx.db.select({ id: releases.id, version: releases.version, state: releases.state }).from(releases)
+export async function loadReleaseOrder(
+  ctx: ServiceCtx,
+  opts: { reportedVersions?: boolean } = {},
+): Promise<ReleaseOrder> {
+  const rows = await ctx.db
+    .select({ id: releases.id, version: releases.version, state: releases.state })
+    .from(releases)
     .where(eq(releases.orgId, ctx.orgId));
   if (!opts.reportedVersions) return new ReleaseOrder(rows);
-  const versions = await ctx.db.selectDistinct({ v: sites.reportedVersion }).from(sites)
+  const versions = await ctx.db
+    .selectDistinct({ v: sites.reportedVersion })
+    .from(sites)
     .where(and(eq(sites.orgId, ctx.orgId), isNotNull(sites.reportedVersion)));
-  return new ReleaseOrder(rows, versions.map((x) => x.v!));
+  return new ReleaseOrder(
+    rows,
+    versions.map((x) => x.v!),
+  );
 }
-

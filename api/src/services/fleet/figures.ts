@@ -3,7 +3,14 @@ import { sites } from '../../db/schema/index.ts';
 import type { ServiceCtx } from '../context.ts';
 import { siteFilterWhere, statusConditions, type SiteFilter } from '../sites/list.ts';
 import { DEFAULT_SILENT_DAYS, targetRelease, type SiteStatus } from '../sites/scope.ts';
-import { layerDrift, LAYERS, loadReleaseOrder, ReleaseOrder, type BehindBucket, type Layer } from './drift.ts';
+import {
+  layerDrift,
+  LAYERS,
+  loadReleaseOrder,
+  ReleaseOrder,
+  type BehindBucket,
+  type Layer,
+} from './drift.ts';
 
 /** What every fleet figure can be narrowed by (the site list's filters of the same names). */
 export interface FleetFilter {
@@ -15,15 +22,40 @@ export interface FleetFilter {
 }
 
 /** The site-list filter (GET /sites, and the web's /sites?… URL) that lists exactly a figure's sites. */
-export type ListFilter = Pick<SiteFilter, 'region' | 'district' | 'tag' | 'connectivity' | 'silentDays' | 'status' | 'version' | 'behind' | 'drift'>;
+export type ListFilter = Pick<
+  SiteFilter,
+  'region' | 'district' | 'tag' | 'connectivity' | 'silentDays' | 'status' | 'version' | 'behind' | 'drift'
+>;
 
-export interface Figure { count: number; filter: ListFilter | null }
+export interface Figure {
+  count: number;
+  filter: ListFilter | null;
+}
 
-export const STATUSES: readonly SiteStatus[] = ['on_target', 'behind', 'ahead', 'failed', 'revoked', 'silent', 'never_reported', 'no_target'];
+export const STATUSES: readonly SiteStatus[] = [
+  'on_target',
+  'behind',
+  'ahead',
+  'failed',
+  'revoked',
+  'silent',
+  'never_reported',
+  'no_target',
+];
 
 export type Dimension = 'region' | 'district' | 'tag';
 
-interface GroupRow { k1: string | null; k2: string | null; v: string | null; t: string | null; st: SiteStatus; n: number; dc: number; dm: number; ds: number }
+interface GroupRow {
+  k1: string | null;
+  k2: string | null;
+  v: string | null;
+  t: string | null;
+  st: SiteStatus;
+  n: number;
+  dc: number;
+  dm: number;
+  ds: number;
+}
 
 function rowsOf<T>(result: unknown): T[] {
   return (result as { rows: T[] }).rows;
@@ -62,9 +94,18 @@ export async function withoutJit<T>(ctx: ServiceCtx, fn: (ctx: ServiceCtx) => Pr
  * summary, the distribution and a breakdown is added up. The status of each site is the site
  * list's own rule (statusConditions), so a figure and the list behind it cannot disagree.
  */
-async function groupFleet(ctx: ServiceCtx, f: FleetFilter, now: Date, dim: Dimension | null, order: ReleaseOrder): Promise<GroupRow[]> {
+async function groupFleet(
+  ctx: ServiceCtx,
+  f: FleetFilter,
+  now: Date,
+  dim: Dimension | null,
+  order: ReleaseOrder,
+): Promise<GroupRow[]> {
   const cond = statusConditions(now, f.silentDays, order);
-  const statusCase = sql`case ${sql.join(STATUSES.map((k) => sql`when ${cond[k]} then ${k}`), sql` `)} end`;
+  const statusCase = sql`case ${sql.join(
+    STATUSES.map((k) => sql`when ${cond[k]} then ${k}`),
+    sql` `,
+  )} end`;
   const where = siteFilterWhere(ctx, f, now);
   const keys: Record<Dimension | 'none', [SQL, SQL]> = {
     none: [sql`null::text`, sql`null::text`],
@@ -99,8 +140,12 @@ interface Tally {
 
 function newTally(): Tally {
   return {
-    sites: 0, status: Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<SiteStatus, number>,
-    behind: { 1: 0, 2: 0, 3: 0 }, drift: { content: 0, compose: 0, scripts: 0 }, versions: new Map(), behindVersions: 0,
+    sites: 0,
+    status: Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<SiteStatus, number>,
+    behind: { 1: 0, 2: 0, 3: 0 },
+    drift: { content: 0, compose: 0, scripts: 0 },
+    versions: new Map(),
+    behindVersions: 0,
   };
 }
 
@@ -111,14 +156,21 @@ function add(t: Tally, r: GroupRow, order: ReleaseOrder) {
     t.behind[order.bucket(r.v, r.t)] += r.n;
     t.behindVersions += r.n * Math.max(1, order.versionsBehind(r.v, r.t) ?? 3);
   }
-  t.drift.content += r.dc; t.drift.compose += r.dm; t.drift.scripts += r.ds;
+  t.drift.content += r.dc;
+  t.drift.compose += r.dm;
+  t.drift.scripts += r.ds;
   t.versions.set(r.v, (t.versions.get(r.v) ?? 0) + r.n);
 }
 
 /** A tally as figures, each with the list filter of its sites (`scope` narrows the base filter). */
 function figures(t: Tally, scope: ListFilter | null, order: ReleaseOrder) {
-  const fig = (count: number, extra: Partial<ListFilter>): Figure => ({ count, filter: scope ? { ...scope, ...extra } : null });
-  const statusFigures = Object.fromEntries(STATUSES.map((s) => [s, fig(t.status[s], { status: s })])) as Record<SiteStatus, Figure>;
+  const fig = (count: number, extra: Partial<ListFilter>): Figure => ({
+    count,
+    filter: scope ? { ...scope, ...extra } : null,
+  });
+  const statusFigures = Object.fromEntries(
+    STATUSES.map((s) => [s, fig(t.status[s], { status: s })]),
+  ) as Record<SiteStatus, Figure>;
   return {
     sites: fig(t.sites, {}),
     status: statusFigures,
@@ -127,10 +179,17 @@ function figures(t: Tally, scope: ListFilter | null, order: ReleaseOrder) {
     versions: [...t.versions.entries()]
       .sort(([a], [b]) => (a === null ? 1 : b === null ? -1 : ReleaseOrder.compare(a, b)))
       .map(([version, count]) => ({
-        version, count,
+        version,
+        count,
         // Sites that never reported have no version: the "never reported" status lists them.
-        filter: scope ? (version === null ? { ...scope, status: 'never_reported' as const } : { ...scope, version }) : null,
-        revoked: version !== null && [...order.byId.values()].some((r) => r.version === version && r.state === 'revoked'),
+        filter: scope
+          ? version === null
+            ? { ...scope, status: 'never_reported' as const }
+            : { ...scope, version }
+          : null,
+        revoked:
+          version !== null &&
+          [...order.byId.values()].some((r) => r.version === version && r.state === 'revoked'),
       })),
     // Mean versions behind over the sites behind: how far the laggards lag.
     meanVersionsBehind: t.status.behind ? Math.round((t.behindVersions / t.status.behind) * 100) / 100 : 0,
@@ -143,7 +202,15 @@ const BEHIND_KEYS: BehindBucket[] = [1, 2, 3];
 export type FleetFigures = ReturnType<typeof figures>;
 
 /** The figures of the whole (filtered) fleet, and the releases it reports. */
-export async function fleetSummaryFigures({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: FleetFilter; now?: Date }) {
+export async function fleetSummaryFigures({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: FleetFilter;
+  now?: Date;
+}) {
   return withoutJit(ctx, async (ctx) => {
     const order = await loadReleaseOrder(ctx);
     return summaryOf(order, await groupFleet(ctx, input, now, null, order), input, now);
@@ -163,10 +230,21 @@ function summaryOf(order: ReleaseOrder, rows: GroupRow[], input: FleetFilter, no
 }
 
 /** The fleet broken down by region, district or tag: one row per value, biggest share behind first. */
-export async function fleetBreakdown({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: FleetFilter & { by: Dimension }; now?: Date }) {
+export async function fleetBreakdown({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: FleetFilter & { by: Dimension };
+  now?: Date;
+}) {
   return withoutJit(ctx, async (ctx) => {
     const order = await loadReleaseOrder(ctx);
-    return { by: input.by, rows: breakdownOf(order, await groupFleet(ctx, input, now, input.by, order), input, input.by) };
+    return {
+      by: input.by,
+      rows: breakdownOf(order, await groupFleet(ctx, input, now, input.by, order), input, input.by),
+    };
   });
 }
 
@@ -175,29 +253,57 @@ function breakdownOf(order: ReleaseOrder, rows: GroupRow[], input: FleetFilter, 
   for (const r of rows) {
     const key = JSON.stringify([r.k1, r.k2]);
     let e = tallies.get(key);
-    if (!e) tallies.set(key, e = { k1: r.k1, k2: r.k2, t: newTally() });
+    if (!e) tallies.set(key, (e = { k1: r.k1, k2: r.k2, t: newTally() }));
     add(e.t, r, order);
   }
   const base = baseFilter(input);
-  return [...tallies.values()].map(({ k1, k2, t }) => {
-    // Sites with no region or district cannot be listed by a filter (the list has no "none" value).
-    const scope: ListFilter | null = by === 'tag' ? { ...base, tag: k1! }
-      : by === 'region' ? (k1 === null ? null : { ...base, region: k1 })
-        : (k1 === null || k2 === null ? null : { ...base, region: k1, district: k2 });
-    const key = by === 'district' ? { region: k1, district: k2 } : by === 'tag' ? { tag: k1 } : { region: k1 };
-    return { key, ...figures(t, scope, order) };
-  }).sort((a, b) => b.behindShare - a.behindShare || b.meanVersionsBehind - a.meanVersionsBehind || b.sites.count - a.sites.count);
+  return [...tallies.values()]
+    .map(({ k1, k2, t }) => {
+      // Sites with no region or district cannot be listed by a filter (the list has no "none" value).
+      const scope: ListFilter | null =
+        by === 'tag'
+          ? { ...base, tag: k1! }
+          : by === 'region'
+            ? k1 === null
+              ? null
+              : { ...base, region: k1 }
+            : k1 === null || k2 === null
+              ? null
+              : { ...base, region: k1, district: k2 };
+      const key =
+        by === 'district' ? { region: k1, district: k2 } : by === 'tag' ? { tag: k1 } : { region: k1 };
+      return { key, ...figures(t, scope, order) };
+    })
+    .sort(
+      (a, b) =>
+        b.behindShare - a.behindShare ||
+        b.meanVersionsBehind - a.meanVersionsBehind ||
+        b.sites.count - a.sites.count,
+    );
 }
 
 /** The sites furthest behind their target (most versions first, then the longest unseen). */
-export async function sitesBehindMost({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: FleetFilter & { limit: number }; now?: Date }) {
+export async function sitesBehindMost({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: FleetFilter & { limit: number };
+  now?: Date;
+}) {
   return withoutJit(ctx, async (ctx) => {
     const order = await loadReleaseOrder(ctx, { reportedVersions: true });
     return { items: await behindMostOf(ctx, order, input, now) };
   });
 }
 
-async function behindMostOf(ctx: ServiceCtx, order: ReleaseOrder, input: FleetFilter & { limit: number }, now: Date) {
+async function behindMostOf(
+  ctx: ServiceCtx,
+  order: ReleaseOrder,
+  input: FleetFilter & { limit: number },
+  now: Date,
+) {
   // (target, reported version) pairs by how many versions behind they are; the furthest asked first,
   // so the common case is one indexed query for a handful of sites, not a rank of every site behind.
   const byDistance = new Map<number, SQL[]>();
@@ -209,30 +315,68 @@ async function behindMostOf(ctx: ServiceCtx, order: ReleaseOrder, input: FleetFi
       byDistance.set(k, [...(byDistance.get(k) ?? []), sql`(${t.id}::uuid, ${v}::text)`]);
     }
   }
-  const out: { id: string; code: string; name: string; region: string | null; district: string | null; reportedVersion: string | null;
-    targetVersion: string | null; reportedAt: string | null; versionsBehind: number }[] = [];
+  const out: {
+    id: string;
+    code: string;
+    name: string;
+    region: string | null;
+    district: string | null;
+    reportedVersion: string | null;
+    targetVersion: string | null;
+    reportedAt: string | null;
+    versionsBehind: number;
+  }[] = [];
   const behind = statusConditions(now, input.silentDays, order).behind;
   for (const n of [...byDistance.keys()].sort((a, b) => b - a)) {
     if (out.length >= input.limit) break;
-    const rows = await ctx.db.select({
-      id: sites.id, code: sites.code, name: sites.name, region: sites.region, district: sites.district,
-      reportedVersion: sites.reportedVersion, reportedAt: sites.reportedAt, targetVersion: targetRelease.targetVersion,
-    }).from(sites)
-      .where(and(siteFilterWhere(ctx, input, now), behind,
-        sql`(${sites.targetReleaseId}, ${sites.reportedVersion}) in (${sql.join(byDistance.get(n)!, sql`, `)})`))
+    const rows = await ctx.db
+      .select({
+        id: sites.id,
+        code: sites.code,
+        name: sites.name,
+        region: sites.region,
+        district: sites.district,
+        reportedVersion: sites.reportedVersion,
+        reportedAt: sites.reportedAt,
+        targetVersion: targetRelease.targetVersion,
+      })
+      .from(sites)
+      .where(
+        and(
+          siteFilterWhere(ctx, input, now),
+          behind,
+          sql`(${sites.targetReleaseId}, ${sites.reportedVersion}) in (${sql.join(byDistance.get(n)!, sql`, `)})`,
+        ),
+      )
       .orderBy(asc(sites.reportedAt), asc(sites.code))
       .limit(input.limit - out.length);
-    for (const r of rows) out.push({ ...r, reportedAt: r.reportedAt?.toISOString() ?? null, versionsBehind: n });
+    for (const r of rows)
+      out.push({ ...r, reportedAt: r.reportedAt?.toISOString() ?? null, versionsBehind: n });
   }
   return out;
 }
 
 /** The sites silent the longest (last report older than the silent threshold). */
-async function silentLongest(ctx: ServiceCtx, order: ReleaseOrder, input: FleetFilter & { limit: number }, now: Date) {
-  const rows = await ctx.db.select({ id: sites.id, code: sites.code, name: sites.name, region: sites.region, district: sites.district,
-    reportedVersion: sites.reportedVersion, reportedAt: sites.reportedAt }).from(sites)
+async function silentLongest(
+  ctx: ServiceCtx,
+  order: ReleaseOrder,
+  input: FleetFilter & { limit: number },
+  now: Date,
+) {
+  const rows = await ctx.db
+    .select({
+      id: sites.id,
+      code: sites.code,
+      name: sites.name,
+      region: sites.region,
+      district: sites.district,
+      reportedVersion: sites.reportedVersion,
+      reportedAt: sites.reportedAt,
+    })
+    .from(sites)
     .where(and(siteFilterWhere(ctx, input, now), statusConditions(now, input.silentDays, order).silent))
-    .orderBy(asc(sites.reportedAt), asc(sites.code)).limit(input.limit);
+    .orderBy(asc(sites.reportedAt), asc(sites.code))
+    .limit(input.limit);
   return rows.map((r) => ({ ...r, reportedAt: r.reportedAt?.toISOString() ?? null }));
 }
 
@@ -241,13 +385,26 @@ async function silentLongest(ctx: ServiceCtx, order: ReleaseOrder, input: FleetF
  * breakdown by region (which also draws the per-region release bars and the heat table), the
  * sites behind the most and the longest silent.
  */
-export async function fleetOverview({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: FleetFilter & { limit: number }; now?: Date }) {
+export async function fleetOverview({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: FleetFilter & { limit: number };
+  now?: Date;
+}) {
   const { order, rows, behindMost, silent } = await withoutJit(ctx, async (ctx) => {
     // The grouped pass already lists every version reported in view: no separate distinct scan.
     const releases = await loadReleaseOrder(ctx);
     const rows = await groupFleet(ctx, input, now, 'region', releases);
     const order = releases.withReported(rows.map((r) => r.v));
-    return { order, rows, behindMost: await behindMostOf(ctx, order, input, now), silent: await silentLongest(ctx, order, input, now) };
+    return {
+      order,
+      rows,
+      behindMost: await behindMostOf(ctx, order, input, now),
+      silent: await silentLongest(ctx, order, input, now),
+    };
   });
   return {
     summary: summaryOf(order, rows, input, now),

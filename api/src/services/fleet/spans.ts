@@ -8,14 +8,21 @@ import type { Db } from '../../db/types.ts';
  * instead of patching makes late reports, repeats and concurrent writers harmless: each site is
  * rebuilt under an advisory lock, reading the reports committed before it.
  */
-export async function rebuildVersionSpans(db: Db, target: { siteIds: string[] } | { orgId: string }): Promise<void> {
+export async function rebuildVersionSpans(
+  db: Db,
+  target: { siteIds: string[] } | { orgId: string },
+): Promise<void> {
   if ('siteIds' in target && target.siteIds.length === 0) return;
   const run = async (tx: Db) => {
     if ('siteIds' in target) {
       const ids = [...new Set(target.siteIds)].sort();
       // Sorted, so two rebuilds of overlapping sets never wait on each other in a cycle.
-      await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(id::text, 7)) from unnest(${sql.raw(arrayLiteral(ids))}) as id`);
-      await tx.execute(sql`delete from site_version_spans where site_id = any(${sql.raw(arrayLiteral(ids))})`);
+      await tx.execute(
+        sql`select pg_advisory_xact_lock(hashtextextended(id::text, 7)) from unnest(${sql.raw(arrayLiteral(ids))}) as id`,
+      );
+      await tx.execute(
+        sql`delete from site_version_spans where site_id = any(${sql.raw(arrayLiteral(ids))})`,
+      );
       await tx.execute(insertSpans(sql`r.site_id = any(${sql.raw(arrayLiteral(ids))})`));
     } else {
       await tx.execute(sql`delete from site_version_spans where org_id = ${target.orgId}`);

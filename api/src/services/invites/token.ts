@@ -19,14 +19,37 @@ export function inviteLink(base: string, token: string): string {
  * one that was used, withdrawn or expired is 410 with a code saying which, so the join page says so plainly.
  */
 export async function usableInvite(db: Db, token: string, now = new Date()) {
-  const [row] = await db.select({ invite: invites, orgName: organizations.name }).from(invites)
+  const [row] = await db
+    .select({ invite: invites, orgName: organizations.name })
+    .from(invites)
     .innerJoin(organizations, eq(organizations.id, invites.orgId))
-    .where(eq(invites.tokenHash, await sha256Hex(token))).limit(1);
-  if (!row) throw new AppError(404, 'INVITE_NOT_FOUND', 'This invitation link is not valid. Check that it was copied whole, or ask for a new one.');
+    .where(eq(invites.tokenHash, await sha256Hex(token)))
+    .limit(1);
+  if (!row)
+    throw new AppError(
+      404,
+      'INVITE_NOT_FOUND',
+      'This invitation link is not valid. Check that it was copied whole, or ask for a new one.',
+    );
   const { invite } = row;
-  if (invite.acceptedAt) throw new AppError(410, 'INVITE_USED', 'This invitation has already been used. Sign in instead, or ask for a new one.');
-  if (invite.revokedAt) throw new AppError(410, 'INVITE_REVOKED', 'This invitation was withdrawn. Ask the person who sent it for a new one.');
-  if (invite.expiresAt.getTime() <= now.getTime()) throw new AppError(410, 'INVITE_EXPIRED', 'This invitation has expired. Ask the person who sent it for a new one.');
+  if (invite.acceptedAt)
+    throw new AppError(
+      410,
+      'INVITE_USED',
+      'This invitation has already been used. Sign in instead, or ask for a new one.',
+    );
+  if (invite.revokedAt)
+    throw new AppError(
+      410,
+      'INVITE_REVOKED',
+      'This invitation was withdrawn. Ask the person who sent it for a new one.',
+    );
+  if (invite.expiresAt.getTime() <= now.getTime())
+    throw new AppError(
+      410,
+      'INVITE_EXPIRED',
+      'This invitation has expired. Ask the person who sent it for a new one.',
+    );
   return row;
 }
 
@@ -38,8 +61,15 @@ export function inviteStatus(i: InviteRow, now = new Date()): 'pending' | 'accep
 
 export function toInviteView(i: InviteRow, now = new Date()) {
   return {
-    id: i.id, email: i.email, name: i.name, role: i.role, siteIds: i.siteIds, language: i.language,
-    status: inviteStatus(i, now), createdAt: i.createdAt.toISOString(), expiresAt: i.expiresAt.toISOString(),
+    id: i.id,
+    email: i.email,
+    name: i.name,
+    role: i.role,
+    siteIds: i.siteIds,
+    language: i.language,
+    status: inviteStatus(i, now),
+    createdAt: i.createdAt.toISOString(),
+    expiresAt: i.expiresAt.toISOString(),
     acceptedAt: i.acceptedAt?.toISOString() ?? null,
   };
 }

@@ -15,15 +15,36 @@ import {
 } from './code.ts';
 
 interface CodeVector {
-  name: string; keyHex: string; siteId: string; version: string; outcome: ReceiptOutcome; at: string; epochSeconds: number;
-  expected: { code: string; minute: number; versionHint: number; message: string; hmacSha256: string; value: string };
+  name: string;
+  keyHex: string;
+  siteId: string;
+  version: string;
+  outcome: ReceiptOutcome;
+  at: string;
+  epochSeconds: number;
+  expected: {
+    code: string;
+    minute: number;
+    versionHint: number;
+    message: string;
+    hmacSha256: string;
+    value: string;
+  };
 }
 interface InvalidVector {
-  name: string; input: string; keyHex: string; siteId: string; candidateVersions: string[];
+  name: string;
+  input: string;
+  keyHex: string;
+  siteId: string;
+  candidateVersions: string[];
   expected: { reason: 'malformed' | 'checksum' | 'no-match'; message?: string };
 }
-const vectors = JSON.parse(readFileSync(new URL('../../../../docs/receipt-code-vectors.json', import.meta.url), 'utf8')) as {
-  codes: CodeVector[]; invalid: InvalidVector[]; inputForms: { name: string; input: string; expected: { normalized: string } }[];
+const vectors = JSON.parse(
+  readFileSync(new URL('../../../../docs/receipt-code-vectors.json', import.meta.url), 'utf8'),
+) as {
+  codes: CodeVector[];
+  invalid: InvalidVector[];
+  inputForms: { name: string; input: string; expected: { normalized: string } }[];
 };
 
 const SITE = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
@@ -47,15 +68,38 @@ describe('receipt codes', () => {
   it('should reproduce every code vector and its intermediate values', async () => {
     for (const v of vectors.codes) {
       const key = keyFromHex(v.keyHex);
-      const code = await encodeReceiptCode({ key, siteId: v.siteId, version: v.version, outcome: v.outcome, at: new Date(v.at) });
+      const code = await encodeReceiptCode({
+        key,
+        siteId: v.siteId,
+        version: v.version,
+        outcome: v.outcome,
+        at: new Date(v.at),
+      });
       expect(code, v.name).toBe(v.expected.code);
-      expect(receiptCodeMessage(v.siteId, v.version, v.outcome, v.expected.minute), v.name).toBe(v.expected.message);
+      expect(receiptCodeMessage(v.siteId, v.version, v.outcome, v.expected.minute), v.name).toBe(
+        v.expected.message,
+      );
       expect(await receiptVersionHint(v.version), v.name).toBe(v.expected.versionHint);
       const decoded = decodeReceiptCode(code);
-      expect(decoded, v.name).toMatchObject({ ok: true, normalized: code, format: 1, outcome: v.outcome, minute: v.expected.minute, versionHint: v.expected.versionHint });
-      const verified = await verifyReceiptCode({ key, siteId: v.siteId, code, candidateVersions: ['0.0.1', v.version, '9.9.9'] });
+      expect(decoded, v.name).toMatchObject({
+        ok: true,
+        normalized: code,
+        format: 1,
+        outcome: v.outcome,
+        minute: v.expected.minute,
+        versionHint: v.expected.versionHint,
+      });
+      const verified = await verifyReceiptCode({
+        key,
+        siteId: v.siteId,
+        code,
+        candidateVersions: ['0.0.1', v.version, '9.9.9'],
+      });
       expect(verified, v.name).toEqual({
-        ok: true, normalized: code, version: v.version, outcome: v.outcome,
+        ok: true,
+        normalized: code,
+        version: v.version,
+        outcome: v.outcome,
         at: new Date(Math.floor(new Date(v.at).getTime() / 60_000) * 60_000),
       });
     }
@@ -63,7 +107,12 @@ describe('receipt codes', () => {
 
   it('should fail every invalid vector with the expected reason', async () => {
     for (const v of vectors.invalid) {
-      const r = await verifyReceiptCode({ key: keyFromHex(v.keyHex), siteId: v.siteId, code: v.input, candidateVersions: v.candidateVersions });
+      const r = await verifyReceiptCode({
+        key: keyFromHex(v.keyHex),
+        siteId: v.siteId,
+        code: v.input,
+        candidateVersions: v.candidateVersions,
+      });
       expect(r.ok, v.name).toBe(false);
       if (r.ok) continue;
       expect(r.reason, v.name).toBe(v.expected.reason);
@@ -79,11 +128,19 @@ describe('receipt codes', () => {
       const siteId = `${hex(8)}-${hex(4)}-4${hex(3)}-a${hex(3)}-${hex(12)}`;
       const version = `${i % 7}.${Math.floor(rand() * 40)}.${Math.floor(rand() * 300)}${i % 3 ? '' : '-hotfix.' + i}`;
       const outcome = RECEIPT_OUTCOMES[i % 3]!;
-      const at = new Date(Date.UTC(2024, 0, 1) + Math.floor(rand() * 2 ** 24) * 60_000 + Math.floor(rand() * 60_000));
+      const at = new Date(
+        Date.UTC(2024, 0, 1) + Math.floor(rand() * 2 ** 24) * 60_000 + Math.floor(rand() * 60_000),
+      );
       const code = await encodeReceiptCode({ key, siteId, version, outcome, at });
       expect(code).toMatch(/^[8-9A-E][2-9A-HJKMNP-Z]{3}(-[2-9A-HJKMNP-Z]{4}){3}$/);
       const r = await verifyReceiptCode({ key, siteId, code, candidateVersions: ['1.0.0', version] });
-      expect(r).toEqual({ ok: true, normalized: code, version, outcome, at: new Date(Math.floor(at.getTime() / 60_000) * 60_000) });
+      expect(r).toEqual({
+        ok: true,
+        normalized: code,
+        version,
+        outcome,
+        at: new Date(Math.floor(at.getTime() / 60_000) * 60_000),
+      });
     }
   });
 
@@ -138,7 +195,9 @@ describe('receipt codes', () => {
   });
 
   it('should catch adjacent transpositions of real codes, across the group dashes too', () => {
-    for (const { expected: { code } } of vectors.codes) {
+    for (const {
+      expected: { code },
+    } of vectors.codes) {
       const s = symbolsOf(code);
       for (let i = 0; i < 15; i++) {
         if (s[i] === s[i + 1]) continue;
@@ -151,13 +210,32 @@ describe('receipt codes', () => {
   });
 
   it('should answer no-match for a wrong key, a wrong site or a version not among the candidates', async () => {
-    const code = await encodeReceiptCode({ key: KEY, siteId: SITE, version: '2.4.1', outcome: 'failed', at: new Date('2025-05-05T05:05:05Z') });
+    const code = await encodeReceiptCode({
+      key: KEY,
+      siteId: SITE,
+      version: '2.4.1',
+      outcome: 'failed',
+      at: new Date('2025-05-05T05:05:05Z'),
+    });
     const noMatch = { ok: false, reason: 'no-match', message: RECEIPT_CODE_MESSAGES.noMatch };
-    expect(await verifyReceiptCode({ key: OTHER_KEY, siteId: SITE, code, candidateVersions: ['2.4.1'] })).toEqual(noMatch);
-    expect(await verifyReceiptCode({ key: KEY, siteId: OTHER_SITE, code, candidateVersions: ['2.4.1'] })).toEqual(noMatch);
-    expect(await verifyReceiptCode({ key: KEY, siteId: SITE, code, candidateVersions: ['2.4.0', '2.4.1 ', '2.4.1-hotfix'] })).toEqual(noMatch);
+    expect(
+      await verifyReceiptCode({ key: OTHER_KEY, siteId: SITE, code, candidateVersions: ['2.4.1'] }),
+    ).toEqual(noMatch);
+    expect(
+      await verifyReceiptCode({ key: KEY, siteId: OTHER_SITE, code, candidateVersions: ['2.4.1'] }),
+    ).toEqual(noMatch);
+    expect(
+      await verifyReceiptCode({
+        key: KEY,
+        siteId: SITE,
+        code,
+        candidateVersions: ['2.4.0', '2.4.1 ', '2.4.1-hotfix'],
+      }),
+    ).toEqual(noMatch);
     expect(await verifyReceiptCode({ key: KEY, siteId: SITE, code, candidateVersions: [] })).toEqual(noMatch);
-    expect(await verifyReceiptCode({ key: KEY, siteId: SITE.toUpperCase(), code, candidateVersions: ['2.4.1'] })).toMatchObject({ ok: true });
+    expect(
+      await verifyReceiptCode({ key: KEY, siteId: SITE.toUpperCase(), code, candidateVersions: ['2.4.1'] }),
+    ).toMatchObject({ ok: true });
   });
 
   it('should pick the right version among candidates that share its hint', async () => {
@@ -167,8 +245,19 @@ describe('receipt codes', () => {
       const v = `2.${i}.0`;
       if (v !== '2.4.1' && (await receiptVersionHint(v)) === hint) sameHint.push(v);
     }
-    const code = await encodeReceiptCode({ key: KEY, siteId: SITE, version: '2.4.1', outcome: 'installed', at: new Date('2025-01-01T00:00:00Z') });
-    const r = await verifyReceiptCode({ key: KEY, siteId: SITE, code, candidateVersions: [...sameHint, '2.4.1', ...sameHint] });
+    const code = await encodeReceiptCode({
+      key: KEY,
+      siteId: SITE,
+      version: '2.4.1',
+      outcome: 'installed',
+      at: new Date('2025-01-01T00:00:00Z'),
+    });
+    const r = await verifyReceiptCode({
+      key: KEY,
+      siteId: SITE,
+      code,
+      candidateVersions: [...sameHint, '2.4.1', ...sameHint],
+    });
     expect(r).toMatchObject({ ok: true, version: '2.4.1' });
   });
 
@@ -177,12 +266,23 @@ describe('receipt codes', () => {
       expect(checkReceiptCode(f.input), f.name).toEqual({ ok: true, normalized: f.expected.normalized });
     }
     const code = vectors.codes[0]!.expected.code;
-    const fullWidth = [...code].map((ch) => (ch === '-' ? '－' : String.fromCharCode(ch.charCodeAt(0) + 0xfee0))).join('');
+    const fullWidth = [...code]
+      .map((ch) => (ch === '-' ? '－' : String.fromCharCode(ch.charCodeAt(0) + 0xfee0)))
+      .join('');
     expect(checkReceiptCode(fullWidth)).toEqual({ ok: true, normalized: code });
-    expect(checkReceiptCode(`\u00a0${code.toLowerCase().replace(/-/g, '—')}\n`)).toEqual({ ok: true, normalized: code });
+    expect(checkReceiptCode(`\u00a0${code.toLowerCase().replace(/-/g, '—')}\n`)).toEqual({
+      ok: true,
+      normalized: code,
+    });
     const v = vectors.codes[0]!;
-    expect(await verifyReceiptCode({ key: keyFromHex(v.keyHex), siteId: v.siteId, code: ` ${code.replace(/-/g, ' ').toLowerCase()} `, candidateVersions: [v.version] }))
-      .toMatchObject({ ok: true, normalized: code });
+    expect(
+      await verifyReceiptCode({
+        key: keyFromHex(v.keyHex),
+        siteId: v.siteId,
+        code: ` ${code.replace(/-/g, ' ').toLowerCase()} `,
+        candidateVersions: [v.version],
+      }),
+    ).toMatchObject({ ok: true, normalized: code });
   });
 
   it('should explain confusable characters in plain words instead of guessing', () => {
@@ -198,18 +298,42 @@ describe('receipt codes', () => {
       ['l', 'The code has no letter L. Check the code again.'],
     ];
     for (const [ch, message] of cases) {
-      expect(checkReceiptCode(code.slice(0, 6) + ch + code.slice(7)), ch).toEqual({ ok: false, reason: 'malformed', message });
+      expect(checkReceiptCode(code.slice(0, 6) + ch + code.slice(7)), ch).toEqual({
+        ok: false,
+        reason: 'malformed',
+        message,
+      });
     }
   });
 
   it('should say plainly what else is wrong with what was typed', () => {
     const code = vectors.codes[0]!.expected.code;
-    expect(checkReceiptCode('  ')).toEqual({ ok: false, reason: 'malformed', message: RECEIPT_CODE_MESSAGES.empty });
-    expect(checkReceiptCode(code.slice(0, -1))).toMatchObject({ ok: false, reason: 'malformed', message: expect.stringMatching(/too short.*16.*typed 15/) });
-    expect(checkReceiptCode(code + 'A')).toMatchObject({ ok: false, reason: 'malformed', message: expect.stringMatching(/too long.*typed 17/) });
-    expect(checkReceiptCode(code.replace('-', '#'))).toEqual({ ok: false, reason: 'malformed', message: 'The code has only letters and numbers. Remove the “#”.' });
+    expect(checkReceiptCode('  ')).toEqual({
+      ok: false,
+      reason: 'malformed',
+      message: RECEIPT_CODE_MESSAGES.empty,
+    });
+    expect(checkReceiptCode(code.slice(0, -1))).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      message: expect.stringMatching(/too short.*16.*typed 15/),
+    });
+    expect(checkReceiptCode(code + 'A')).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      message: expect.stringMatching(/too long.*typed 17/),
+    });
+    expect(checkReceiptCode(code.replace('-', '#'))).toEqual({
+      ok: false,
+      reason: 'malformed',
+      message: 'The code has only letters and numbers. Remove the “#”.',
+    });
     const typo = codeOf(symbolsOf(code).map((v, i) => (i === 3 ? (v + 1) % 31 : v)));
-    expect(checkReceiptCode(typo)).toEqual({ ok: false, reason: 'checksum', message: RECEIPT_CODE_MESSAGES.checksum });
+    expect(checkReceiptCode(typo)).toEqual({
+      ok: false,
+      reason: 'checksum',
+      message: RECEIPT_CODE_MESSAGES.checksum,
+    });
   });
 
   it('should check codes synchronously without a key, for the browser', () => {
@@ -219,16 +343,35 @@ describe('receipt codes', () => {
   });
 
   it('should refuse programming errors loudly when encoding', async () => {
-    const base = { key: KEY, siteId: SITE, version: '2.4.1', outcome: 'installed' as const, at: new Date('2025-01-01T00:00:00Z') };
+    const base = {
+      key: KEY,
+      siteId: SITE,
+      version: '2.4.1',
+      outcome: 'installed' as const,
+      at: new Date('2025-01-01T00:00:00Z'),
+    };
     await expect(encodeReceiptCode({ ...base, key: KEY.subarray(1) })).rejects.toThrow(TypeError);
     await expect(encodeReceiptCode({ ...base, siteId: 'site-42' })).rejects.toThrow(TypeError);
     await expect(encodeReceiptCode({ ...base, version: '' })).rejects.toThrow(TypeError);
     await expect(encodeReceiptCode({ ...base, version: '2.4.1\nminute:0' })).rejects.toThrow(TypeError);
     await expect(encodeReceiptCode({ ...base, version: 'x'.repeat(129) })).rejects.toThrow(TypeError);
-    await expect(encodeReceiptCode({ ...base, outcome: 'exploded' as ReceiptOutcome })).rejects.toThrow(TypeError);
-    await expect(encodeReceiptCode({ ...base, at: new Date('2023-12-31T23:59:59Z') })).rejects.toThrow(RangeError);
-    await expect(encodeReceiptCode({ ...base, at: new Date('2055-11-24T20:16:00Z') })).rejects.toThrow(RangeError);
+    await expect(encodeReceiptCode({ ...base, outcome: 'exploded' as ReceiptOutcome })).rejects.toThrow(
+      TypeError,
+    );
+    await expect(encodeReceiptCode({ ...base, at: new Date('2023-12-31T23:59:59Z') })).rejects.toThrow(
+      RangeError,
+    );
+    await expect(encodeReceiptCode({ ...base, at: new Date('2055-11-24T20:16:00Z') })).rejects.toThrow(
+      RangeError,
+    );
     await expect(encodeReceiptCode({ ...base, at: new Date('nonsense') })).rejects.toThrow(RangeError);
-    await expect(verifyReceiptCode({ key: KEY.subarray(2), siteId: SITE, code: vectors.codes[0]!.expected.code, candidateVersions: [] })).rejects.toThrow(TypeError);
+    await expect(
+      verifyReceiptCode({
+        key: KEY.subarray(2),
+        siteId: SITE,
+        code: vectors.codes[0]!.expected.code,
+        candidateVersions: [],
+      }),
+    ).rejects.toThrow(TypeError);
   });
 });

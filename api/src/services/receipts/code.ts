@@ -34,8 +34,7 @@ const enc = new TextEncoder();
 
 export type CheckFailureReason = 'malformed' | 'checksum';
 export type CheckReceiptCodeResult =
-  | { ok: true; normalized: string }
-  | { ok: false; reason: CheckFailureReason; message: string };
+  { ok: true; normalized: string } | { ok: false; reason: CheckFailureReason; message: string };
 
 export interface DecodedReceiptCode {
   /** The code as printed: upper case, `XXXX-XXXX-XXXX-XXXX`. Use it as the idempotency key. */
@@ -51,8 +50,7 @@ export interface DecodedReceiptCode {
 }
 
 export type DecodeReceiptCodeResult =
-  | ({ ok: true } & DecodedReceiptCode)
-  | { ok: false; reason: CheckFailureReason; message: string };
+  ({ ok: true } & DecodedReceiptCode) | { ok: false; reason: CheckFailureReason; message: string };
 
 export interface EncodeReceiptCodeInput {
   /** The site's 32-byte receipt key. */
@@ -110,7 +108,8 @@ export function checkReceiptCode(input: string): CheckReceiptCodeResult {
 export function decodeReceiptCode(input: string): DecodeReceiptCodeResult {
   const symbols = normalizeSymbols(input);
   if (typeof symbols === 'string') return { ok: false, reason: 'malformed', message: symbols };
-  if (checkSum(symbols) !== 0) return { ok: false, reason: 'checksum', message: RECEIPT_CODE_MESSAGES.checksum };
+  if (checkSum(symbols) !== 0)
+    return { ok: false, reason: 'checksum', message: RECEIPT_CODE_MESSAGES.checksum };
 
   let n = 0n;
   for (let i = 0; i < DATA_LENGTH; i++) n = n * 31n + BigInt(symbols[i]!);
@@ -122,7 +121,11 @@ export function decodeReceiptCode(input: string): DecodeReceiptCodeResult {
   const minute = Number((header >> 5n) & 0xffffffn);
   const versionHint = Number(header & 31n);
   if (format !== RECEIPT_CODE_FORMAT) {
-    return { ok: false, reason: 'malformed', message: format === 0 ? RECEIPT_CODE_MESSAGES.invalid : RECEIPT_CODE_MESSAGES.newer };
+    return {
+      ok: false,
+      reason: 'malformed',
+      message: format === 0 ? RECEIPT_CODE_MESSAGES.invalid : RECEIPT_CODE_MESSAGES.newer,
+    };
   }
   const outcome = RECEIPT_OUTCOMES[outcomeValue];
   if (!outcome) return { ok: false, reason: 'malformed', message: RECEIPT_CODE_MESSAGES.newer };
@@ -138,14 +141,21 @@ export function decodeReceiptCode(input: string): DecodeReceiptCodeResult {
 }
 
 /** Makes the code an install script prints, e.g. `8AAZ-8XJM-ZZAE-WWJS`. */
-export async function encodeReceiptCode({ key, siteId, version, outcome, at }: EncodeReceiptCodeInput): Promise<string> {
+export async function encodeReceiptCode({
+  key,
+  siteId,
+  version,
+  outcome,
+  at,
+}: EncodeReceiptCodeInput): Promise<string> {
   const site = canonicalSiteId(siteId);
   assertVersion(version);
   const outcomeValue = RECEIPT_OUTCOMES.indexOf(outcome);
   if (outcomeValue < 0) throw new TypeError(`Unknown receipt outcome: ${String(outcome)}`);
   const minute = receiptMinute(at);
   const mac = await macBytes(key, site, version, outcomeValue, minute);
-  const header = ((RECEIPT_CODE_FORMAT * 8 + outcomeValue) * 2 ** 24 + minute) * 32 + (await receiptVersionHint(version));
+  const header =
+    ((RECEIPT_CODE_FORMAT * 8 + outcomeValue) * 2 ** 24 + minute) * 32 + (await receiptVersionHint(version));
   let n = (BigInt(header) << BigInt(RECEIPT_CODE_MAC_BITS)) | bytesToBigInt(mac);
   const symbols = new Array<number>(RECEIPT_CODE_LENGTH);
   for (let i = DATA_LENGTH - 1; i >= 0; i--) {
@@ -162,7 +172,12 @@ export async function encodeReceiptCode({ key, siteId, version, outcome, at }: E
  * Verifies a typed code against the site's key, trying each candidate version whose hint
  * matches. Failures carry a reason and a plain-words message for the coordinator.
  */
-export async function verifyReceiptCode({ key, siteId, code, candidateVersions }: VerifyReceiptCodeInput): Promise<VerifyReceiptCodeResult> {
+export async function verifyReceiptCode({
+  key,
+  siteId,
+  code,
+  candidateVersions,
+}: VerifyReceiptCodeInput): Promise<VerifyReceiptCodeResult> {
   const site = canonicalSiteId(siteId);
   assertKey(key);
   const decoded = decodeReceiptCode(code);
@@ -181,7 +196,13 @@ export async function verifyReceiptCode({ key, siteId, code, candidateVersions }
     if (constantTimeEqual(expected, carried) && match === undefined) match = version;
   }
   if (match === undefined) return { ok: false, reason: 'no-match', message: RECEIPT_CODE_MESSAGES.noMatch };
-  return { ok: true, normalized: decoded.normalized, version: match, outcome: decoded.outcome, at: decoded.at };
+  return {
+    ok: true,
+    normalized: decoded.normalized,
+    version: match,
+    outcome: decoded.outcome,
+    at: decoded.at,
+  };
 }
 
 /** The 5-bit version hint carried in the code: the top 5 bits of SHA-256(UTF-8 version). */
@@ -191,7 +212,12 @@ export async function receiptVersionHint(version: string): Promise<number> {
 }
 
 /** The exact bytes the code's MAC covers (see docs/receipt-codes.md §3). */
-export function receiptCodeMessage(siteId: string, version: string, outcome: ReceiptOutcome, minute: number): string {
+export function receiptCodeMessage(
+  siteId: string,
+  version: string,
+  outcome: ReceiptOutcome,
+  minute: number,
+): string {
   return codeMessage(canonicalSiteId(siteId), version, RECEIPT_OUTCOMES.indexOf(outcome), minute);
 }
 
@@ -200,7 +226,9 @@ export function receiptMinute(at: Date): number {
   const ms = at.getTime();
   const minute = Math.floor((ms - RECEIPT_CODE_EPOCH_MS) / 60_000);
   if (!Number.isFinite(ms) || minute < 0 || minute > RECEIPT_CODE_MAX_MINUTE) {
-    throw new RangeError(`Receipt time out of range (2024-01-01T00:00Z to 2055-11-24T20:15:59Z): ${Number.isFinite(ms) ? at.toISOString() : 'invalid date'}`);
+    throw new RangeError(
+      `Receipt time out of range (2024-01-01T00:00Z to 2055-11-24T20:15:59Z): ${Number.isFinite(ms) ? at.toISOString() : 'invalid date'}`,
+    );
   }
   return minute;
 }
@@ -237,7 +265,13 @@ export function assertKey(key: Uint8Array): void {
 
 export async function hmacSha256(key: Uint8Array, message: string): Promise<Uint8Array> {
   assertKey(key);
-  const k = await crypto.subtle.importKey('raw', new Uint8Array(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const k = await crypto.subtle.importKey(
+    'raw',
+    new Uint8Array(key),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign'],
+  );
   return new Uint8Array(await crypto.subtle.sign('HMAC', k, enc.encode(message)));
 }
 
@@ -252,13 +286,22 @@ function codeMessage(site: string, version: string, outcomeValue: number, minute
   return `${MESSAGE_TAG}\nsite:${site}\nversion:${version}\noutcome:${outcomeValue}\nminute:${minute}\n`;
 }
 
-async function macBytes(key: Uint8Array, site: string, version: string, outcomeValue: number, minute: number) {
+async function macBytes(
+  key: Uint8Array,
+  site: string,
+  version: string,
+  outcomeValue: number,
+  minute: number,
+) {
   return (await hmacSha256(key, codeMessage(site, version, outcomeValue, minute))).subarray(0, MAC_BYTES);
 }
 
 /** Symbol values of a typed code, or a plain-words message saying what is wrong with it. */
 function normalizeSymbols(input: string): number[] | string {
-  const s = String(input ?? '').normalize('NFKC').replace(SEPARATORS_RE, '').toUpperCase();
+  const s = String(input ?? '')
+    .normalize('NFKC')
+    .replace(SEPARATORS_RE, '')
+    .toUpperCase();
   if (s.length === 0) return RECEIPT_CODE_MESSAGES.empty;
   for (const ch of s) {
     const confusable = CONFUSABLE_MESSAGES[ch];

@@ -61,12 +61,21 @@ export type VerifyReceiptFileResult =
 export const RECEIPT_FILE_MESSAGES = {
   malformed: 'This is not an Outpost receipt file, or it was changed after the install wrote it.',
   wrongSite: 'This receipt file is for a different site.',
-  badHmac: 'This receipt file was changed after the install wrote it, or it is from another site. It cannot be accepted.',
-  codeMismatch: 'The receipt code inside this file does not match the rest of the file. It cannot be accepted.',
+  badHmac:
+    'This receipt file was changed after the install wrote it, or it is from another site. It cannot be accepted.',
+  codeMismatch:
+    'The receipt code inside this file does not match the rest of the file. It cannot be accepted.',
 } as const;
 
 /** Writes a receipt file as the install script does; for tests and for tools that make receipts. */
-export async function signReceiptFile({ key, siteId, version, outcome, at, detailsText = '{}' }: SignReceiptFileInput): Promise<SignedReceiptFile> {
+export async function signReceiptFile({
+  key,
+  siteId,
+  version,
+  outcome,
+  at,
+  detailsText = '{}',
+}: SignReceiptFileInput): Promise<SignedReceiptFile> {
   const site = canonicalSiteId(siteId);
   assertVersion(version);
   const details = detailsText.replace(/^[ \t\n\r]+|[ \t\n\r]+$/g, '');
@@ -74,7 +83,14 @@ export async function signReceiptFile({ key, siteId, version, outcome, at, detai
   const seconds = new Date(Math.floor(at.getTime() / 1000) * 1000);
   const code = await encodeReceiptCode({ key, siteId: site, version, outcome, at: seconds });
   const atText = seconds.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const message = fileMessage({ site, version, outcome, atText, code, detailsSha256: await sha256Hex(details) });
+  const message = fileMessage({
+    site,
+    version,
+    outcome,
+    atText,
+    code,
+    detailsSha256: await sha256Hex(details),
+  });
   const hmac = toHex(await hmacSha256(key, message));
   const json = [
     '{',
@@ -96,7 +112,15 @@ export async function signReceiptFile({ key, siteId, version, outcome, at, detai
  * Verifies an uploaded receipt file — pass the file's text exactly as received; the details
  * are authenticated through their raw text, so a file re-serialised on the way is refused.
  */
-export async function verifyReceiptFile({ key, siteId, json }: { key: Uint8Array; siteId: string; json: string }): Promise<VerifyReceiptFileResult> {
+export async function verifyReceiptFile({
+  key,
+  siteId,
+  json,
+}: {
+  key: Uint8Array;
+  siteId: string;
+  json: string;
+}): Promise<VerifyReceiptFileResult> {
   const site = canonicalSiteId(siteId);
   const malformed = { ok: false, reason: 'malformed', message: RECEIPT_FILE_MESSAGES.malformed } as const;
   const text = json.startsWith('\ufeff') ? json.slice(1) : json;
@@ -111,7 +135,8 @@ export async function verifyReceiptFile({ key, siteId, json }: { key: Uint8Array
   if (!spans || !isRecord(parsed)) return malformed;
   const { format, siteId: fileSite, version, outcome, at, details, code, hmac } = parsed;
   if (format !== RECEIPT_FILE_FORMAT) return malformed;
-  if (typeof fileSite !== 'string' || typeof version !== 'string' || typeof outcome !== 'string') return malformed;
+  if (typeof fileSite !== 'string' || typeof version !== 'string' || typeof outcome !== 'string')
+    return malformed;
   if (typeof at !== 'string' || typeof code !== 'string' || typeof hmac !== 'string') return malformed;
   if (!isRecord(details) || !isValidVersion(version) || !HEX64_RE.test(hmac)) return malformed;
   if (!(RECEIPT_OUTCOMES as readonly string[]).includes(outcome)) return malformed;
@@ -122,25 +147,67 @@ export async function verifyReceiptFile({ key, siteId, json }: { key: Uint8Array
 
   const span = spans.get('details')!;
   const detailsSha256 = await sha256Hex(text.slice(span.start, span.end));
-  const message = fileMessage({ site, version, outcome, atText: at, code: checked.normalized, detailsSha256 });
+  const message = fileMessage({
+    site,
+    version,
+    outcome,
+    atText: at,
+    code: checked.normalized,
+    detailsSha256,
+  });
   const expected = await hmacSha256(key, message);
-  if (!constantTimeEqual(expected, fromHex(hmac))) return { ok: false, reason: 'bad-hmac', message: RECEIPT_FILE_MESSAGES.badHmac };
+  if (!constantTimeEqual(expected, fromHex(hmac)))
+    return { ok: false, reason: 'bad-hmac', message: RECEIPT_FILE_MESSAGES.badHmac };
 
   // The MAC says the script wrote these fields together; the code must say the same thing.
-  const v = await verifyReceiptCode({ key, siteId: site, code: checked.normalized, candidateVersions: [version] });
+  const v = await verifyReceiptCode({
+    key,
+    siteId: site,
+    code: checked.normalized,
+    candidateVersions: [version],
+  });
   const minuteOfAt = Math.floor(atDate.getTime() / 60_000) * 60_000;
   if (!v.ok || v.outcome !== outcome || v.at.getTime() !== minuteOfAt) {
     return { ok: false, reason: 'code-mismatch', message: RECEIPT_FILE_MESSAGES.codeMismatch };
   }
-  return { ok: true, siteId: site, version, outcome: outcome as ReceiptOutcome, at: atDate, details, code: checked.normalized };
+  return {
+    ok: true,
+    siteId: site,
+    version,
+    outcome: outcome as ReceiptOutcome,
+    at: atDate,
+    details,
+    code: checked.normalized,
+  };
 }
 
 /** The exact text the receipt file's HMAC covers (docs/receipt-codes.md §9). */
-export function receiptFileMessage(f: { siteId: string; version: string; outcome: ReceiptOutcome; at: string; code: string; detailsSha256: string }): string {
-  return fileMessage({ site: canonicalSiteId(f.siteId), version: f.version, outcome: f.outcome, atText: f.at, code: f.code, detailsSha256: f.detailsSha256 });
+export function receiptFileMessage(f: {
+  siteId: string;
+  version: string;
+  outcome: ReceiptOutcome;
+  at: string;
+  code: string;
+  detailsSha256: string;
+}): string {
+  return fileMessage({
+    site: canonicalSiteId(f.siteId),
+    version: f.version,
+    outcome: f.outcome,
+    atText: f.at,
+    code: f.code,
+    detailsSha256: f.detailsSha256,
+  });
 }
 
-function fileMessage(f: { site: string; version: string; outcome: string; atText: string; code: string; detailsSha256: string }): string {
+function fileMessage(f: {
+  site: string;
+  version: string;
+  outcome: string;
+  atText: string;
+  code: string;
+  detailsSha256: string;
+}): string {
   return `${RECEIPT_FILE_FORMAT}\nsite:${f.site}\nversion:${f.version}\noutcome:${f.outcome}\nat:${f.atText}\ncode:${f.code}\ndetails-sha256:${f.detailsSha256}\n`;
 }
 

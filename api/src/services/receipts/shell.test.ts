@@ -11,9 +11,30 @@ import { encodeReceiptCode, keyFromHex, RECEIPT_OUTCOMES, type ReceiptOutcome } 
 import { signReceiptFile, verifyReceiptFile } from './file.ts';
 
 const SCRIPT = fileURLToPath(new URL('../../../../edge-scripts/lib/receipt-code.sh', import.meta.url));
-const vectors = JSON.parse(readFileSync(new URL('../../../../docs/receipt-code-vectors.json', import.meta.url), 'utf8')) as {
-  codes: { name: string; keyHex: string; siteId: string; version: string; outcome: ReceiptOutcome; at: string; epochSeconds: number; expected: { code: string } }[];
-  files: { name: string; keyHex: string; siteId: string; version: string; outcome: ReceiptOutcome; at: string; epochSeconds: number; detailsText: string; expected: { code: string; hmac: string; json: string } }[];
+const vectors = JSON.parse(
+  readFileSync(new URL('../../../../docs/receipt-code-vectors.json', import.meta.url), 'utf8'),
+) as {
+  codes: {
+    name: string;
+    keyHex: string;
+    siteId: string;
+    version: string;
+    outcome: ReceiptOutcome;
+    at: string;
+    epochSeconds: number;
+    expected: { code: string };
+  }[];
+  files: {
+    name: string;
+    keyHex: string;
+    siteId: string;
+    version: string;
+    outcome: ReceiptOutcome;
+    at: string;
+    epochSeconds: number;
+    detailsText: string;
+    expected: { code: string; hmac: string; json: string };
+  }[];
 };
 
 function which(name: string): string | null {
@@ -37,18 +58,41 @@ if (busybox && openssl) {
   symlinkSync(openssl, path.join(busyboxBin, 'openssl'));
 }
 
-interface Shell { name: string; file: string | null; args: string[]; env: NodeJS.ProcessEnv; missing: string }
+interface Shell {
+  name: string;
+  file: string | null;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  missing: string;
+}
 const shells: Shell[] = [
-  { name: 'dash', file: dash, args: [], env: { PATH: process.env.PATH, LC_ALL: 'C.UTF-8' }, missing: 'dash is not installed (apt-get install -y dash)' },
-  { name: 'busybox sh', file: busybox, args: ['sh'], env: { PATH: busyboxBin, LC_ALL: 'C.UTF-8' }, missing: 'busybox is not installed (apt-get install -y busybox)' },
+  {
+    name: 'dash',
+    file: dash,
+    args: [],
+    env: { PATH: process.env.PATH, LC_ALL: 'C.UTF-8' },
+    missing: 'dash is not installed (apt-get install -y dash)',
+  },
+  {
+    name: 'busybox sh',
+    file: busybox,
+    args: ['sh'],
+    env: { PATH: busyboxBin, LC_ALL: 'C.UTF-8' },
+    missing: 'busybox is not installed (apt-get install -y busybox)',
+  },
 ];
 
 function run(shell: Shell, args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   if (!shell.file || !openssl) throw new Error(shell.file ? 'openssl is not installed' : shell.missing);
   return new Promise((resolve) => {
-    execFile(shell.file!, [...shell.args, ...args], { env: shell.env, encoding: 'utf8' }, (err, stdout, stderr) => {
-      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      shell.file!,
+      [...shell.args, ...args],
+      { env: shell.env, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -73,10 +117,18 @@ describe.each(shells)('receipt-code.sh under $name', (shell) => {
   });
 
   it('should print the code of every vector', async () => {
-    const results = await Promise.all(vectors.codes.map((v) => run(shell, [SCRIPT, 'encode', v.keyHex, v.siteId, v.version, v.outcome, String(v.epochSeconds)])));
+    const results = await Promise.all(
+      vectors.codes.map((v) =>
+        run(shell, [SCRIPT, 'encode', v.keyHex, v.siteId, v.version, v.outcome, String(v.epochSeconds)]),
+      ),
+    );
     results.forEach((r, i) => {
       const v = vectors.codes[i]!;
-      expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }, v.name).toEqual({ status: 0, stdout: `${v.expected.code}\n`, stderr: '' });
+      expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }, v.name).toEqual({
+        status: 0,
+        stdout: `${v.expected.code}\n`,
+        stderr: '',
+      });
     });
   });
 
@@ -92,39 +144,102 @@ describe.each(shells)('receipt-code.sh under $name', (shell) => {
       expect(iso.stdout, v.name).toBe(`${v.at}\n`);
       expect(hmac.stdout, `${v.name}: ${hmac.stderr}`).toBe(`${v.expected.hmac}\n`);
       expect(file.stdout, `${v.name}: ${file.stderr}`).toBe(v.expected.json);
-      expect(await verifyReceiptFile({ key: keyFromHex(v.keyHex), siteId: v.siteId, json: file.stdout }), v.name).toMatchObject({ ok: true });
+      expect(
+        await verifyReceiptFile({ key: keyFromHex(v.keyHex), siteId: v.siteId, json: file.stdout }),
+        v.name,
+      ).toMatchObject({ ok: true });
     }
   });
 
   it('should agree with the TypeScript on random inputs, odd characters included', async () => {
     const rand = rng(shell.name.length * 101);
     const hex = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * 16).toString(16)).join('');
-    const pool = ['1', '2', '.', '-', '+', ' ', '"', '\\', '$', '`', "'", '%', '*', '?', '[', ']', '~', '!', '#', 'é', '✓', 'ж', '/', '&', ';', '(', 'x', 'rc'];
+    const pool = [
+      '1',
+      '2',
+      '.',
+      '-',
+      '+',
+      ' ',
+      '"',
+      '\\',
+      '$',
+      '`',
+      "'",
+      '%',
+      '*',
+      '?',
+      '[',
+      ']',
+      '~',
+      '!',
+      '#',
+      'é',
+      '✓',
+      'ж',
+      '/',
+      '&',
+      ';',
+      '(',
+      'x',
+      'rc',
+    ];
     const cases = Array.from({ length: 24 }, (_, i) => {
-      const version = Array.from({ length: 1 + Math.floor(rand() * 12) }, () => pool[Math.floor(rand() * pool.length)]).join('');
+      const version = Array.from(
+        { length: 1 + Math.floor(rand() * 12) },
+        () => pool[Math.floor(rand() * pool.length)],
+      ).join('');
       const seconds = 1_704_067_200 + Math.floor(rand() * 2 ** 24 * 60);
-      return { key: hex(64), siteId: `${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}`, version, outcome: RECEIPT_OUTCOMES[i % 3]!, seconds };
+      return {
+        key: hex(64),
+        siteId: `${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}`,
+        version,
+        outcome: RECEIPT_OUTCOMES[i % 3]!,
+        seconds,
+      };
     });
     const detailsText = '{"checks":[{"name":"http","ok":true}],"note":"50% done \\\\ \\"ok\\""}';
     const details = detailsFile(detailsText);
-    const outputs = await Promise.all(cases.map((c) => Promise.all([
-      run(shell, [SCRIPT, 'encode', c.key, c.siteId, c.version, c.outcome, String(c.seconds)]),
-      run(shell, [SCRIPT, 'file', c.key, c.siteId, c.version, c.outcome, String(c.seconds), details]),
-    ])));
+    const outputs = await Promise.all(
+      cases.map((c) =>
+        Promise.all([
+          run(shell, [SCRIPT, 'encode', c.key, c.siteId, c.version, c.outcome, String(c.seconds)]),
+          run(shell, [SCRIPT, 'file', c.key, c.siteId, c.version, c.outcome, String(c.seconds), details]),
+        ]),
+      ),
+    );
     for (const [i, c] of cases.entries()) {
       const [code, file] = outputs[i]!;
       const key = keyFromHex(c.key);
       const at = new Date(c.seconds * 1000);
       const label = JSON.stringify(c);
-      expect(code.stdout, `${label} ${code.stderr}`).toBe(`${await encodeReceiptCode({ key, siteId: c.siteId, version: c.version, outcome: c.outcome, at })}\n`);
-      expect(file.stdout, `${label} ${file.stderr}`).toBe((await signReceiptFile({ key, siteId: c.siteId, version: c.version, outcome: c.outcome, at, detailsText })).json);
+      expect(code.stdout, `${label} ${code.stderr}`).toBe(
+        `${await encodeReceiptCode({ key, siteId: c.siteId, version: c.version, outcome: c.outcome, at })}\n`,
+      );
+      expect(file.stdout, `${label} ${file.stderr}`).toBe(
+        (
+          await signReceiptFile({
+            key,
+            siteId: c.siteId,
+            version: c.version,
+            outcome: c.outcome,
+            at,
+            detailsText,
+          })
+        ).json,
+      );
     }
   });
 
   it('should print the same calendar time as JavaScript for times across the range', async () => {
-    const seconds = [1_704_067_200, 1_709_164_800, 1_709_251_199, 1_735_689_599, 1_735_689_600, 2_147_483_648, 4_107_542_399, 2_710_700_159];
+    const seconds = [
+      1_704_067_200, 1_709_164_800, 1_709_251_199, 1_735_689_599, 1_735_689_600, 2_147_483_648, 4_107_542_399,
+      2_710_700_159,
+    ];
     const results = await Promise.all(seconds.map((s) => run(shell, [SCRIPT, 'iso', String(s)])));
-    results.forEach((r, i) => expect(r.stdout).toBe(`${new Date(seconds[i]! * 1000).toISOString().replace('.000Z', 'Z')}\n`));
+    results.forEach((r, i) =>
+      expect(r.stdout).toBe(`${new Date(seconds[i]! * 1000).toISOString().replace('.000Z', 'Z')}\n`),
+    );
   });
 
   it('should refuse bad input with a plain message and a non-zero exit', async () => {
@@ -133,10 +248,18 @@ describe.each(shells)('receipt-code.sh under $name', (shell) => {
     const bad: [string, string[], RegExp][] = [
       ['short key', ['encode', v.keyHex.slice(2), ...ok.slice(1)], /64 hex digits/],
       ['site id not a UUID', ['encode', v.keyHex, 'site-42', ...ok.slice(2)], /UUID/],
-      ['newline in version', ['encode', v.keyHex, v.siteId, '2.4.1\nminute:0', ...ok.slice(3)], /control character/],
+      [
+        'newline in version',
+        ['encode', v.keyHex, v.siteId, '2.4.1\nminute:0', ...ok.slice(3)],
+        /control character/,
+      ],
       ['empty version', ['encode', v.keyHex, v.siteId, '', ...ok.slice(3)], /empty/],
       ['129-byte version', ['encode', v.keyHex, v.siteId, 'x'.repeat(129), ...ok.slice(3)], /128 bytes/],
-      ['unknown outcome', ['encode', ...ok.slice(0, 3), 'exploded', ok[4]!], /installed, failed or rolled_back/],
+      [
+        'unknown outcome',
+        ['encode', ...ok.slice(0, 3), 'exploded', ok[4]!],
+        /installed, failed or rolled_back/,
+      ],
       ['clock before 2024', ['encode', ...ok.slice(0, 4), '1700000000'], /clock is probably wrong/],
       ['after the range', ['encode', ...ok.slice(0, 4), '2710700160'], /cannot carry/],
       ['leading zero', ['encode', ...ok.slice(0, 4), `0${ok[4]}`], /seconds since 1970/],
@@ -157,15 +280,18 @@ describe.each(shells)('receipt-code.sh under $name', (shell) => {
   it('should work when sourced by a set -eu script, without changing its locale', async () => {
     const v = vectors.codes[3]!;
     const caller = path.join(tmp, 'install.sh');
-    writeFileSync(caller, [
-      '#!/bin/sh',
-      'set -eu',
-      `. "${SCRIPT}"`,
-      `code=$(receipt_code_encode "$1" "$2" "$3" "$4" "$5")`,
-      'printf "%s %s\\n" "$code" "${LC_ALL:-unset}"',
-      'if receipt_code_encode "$1" "$2" "$3" bogus "$5" 2>/dev/null; then echo accepted; else echo refused; fi',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      caller,
+      [
+        '#!/bin/sh',
+        'set -eu',
+        `. "${SCRIPT}"`,
+        `code=$(receipt_code_encode "$1" "$2" "$3" "$4" "$5")`,
+        'printf "%s %s\\n" "$code" "${LC_ALL:-unset}"',
+        'if receipt_code_encode "$1" "$2" "$3" bogus "$5" 2>/dev/null; then echo accepted; else echo refused; fi',
+        '',
+      ].join('\n'),
+    );
     const r = await run(shell, [caller, v.keyHex, v.siteId, v.version, v.outcome, String(v.epochSeconds)]);
     expect(r).toEqual({ status: 0, stdout: `${v.expected.code} C.UTF-8\nrefused\n`, stderr: '' });
   });

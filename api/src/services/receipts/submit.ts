@@ -1,6 +1,12 @@
 import { and, eq, isNotNull } from 'drizzle-orm';
 import { releases, siteReports } from '../../db/schema/index.ts';
-import { AppError, NotFoundError, TooManyRequestsError, ValidationError, fieldIssue } from '../../lib/errors.ts';
+import {
+  AppError,
+  NotFoundError,
+  TooManyRequestsError,
+  ValidationError,
+  fieldIssue,
+} from '../../lib/errors.ts';
 import type { RateLimiter } from '../../lib/rate-limit.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import type { ServiceCtx } from '../context.ts';
@@ -19,7 +25,11 @@ export interface ReceiptDeps {
 async function siteKey(ctx: ServiceCtx, box: SecretBox, siteId: string) {
   const { site } = await loadSite(ctx, siteId);
   if (!site.receiptKeySealed) {
-    throw new AppError(409, 'NO_RECEIPT_KEY', 'This site has no receipt key yet: issue its device token first, then build its bundle.');
+    throw new AppError(
+      409,
+      'NO_RECEIPT_KEY',
+      'This site has no receipt key yet: issue its device token first, then build its bundle.',
+    );
   }
   return { site, key: await box.open(site.receiptKeySealed, `receipt:${site.id}`) };
 }
@@ -28,7 +38,9 @@ async function siteKey(ctx: ServiceCtx, box: SecretBox, siteId: string) {
 async function candidateVersions(ctx: ServiceCtx, siteId: string): Promise<string[]> {
   const [rel, reported] = await Promise.all([
     ctx.db.select({ v: releases.version }).from(releases).where(eq(releases.orgId, ctx.orgId)),
-    ctx.db.selectDistinct({ v: siteReports.version }).from(siteReports)
+    ctx.db
+      .selectDistinct({ v: siteReports.version })
+      .from(siteReports)
       .where(and(eq(siteReports.siteId, siteId), isNotNull(siteReports.version))),
   ]);
   return [...new Set([...rel.map((r) => r.v), ...reported.map((r) => r.v!)])];
@@ -40,44 +52,105 @@ function guard(deps: ReceiptDeps, ctx: ServiceCtx, siteId: string) {
     check() {
       for (const k of keys) {
         const w = deps.failures.peek(k);
-        if (w) throw new TooManyRequestsError('Too many wrong receipt codes for this site. Wait an hour, then check the code on the site\'s screen again.', w);
+        if (w)
+          throw new TooManyRequestsError(
+            "Too many wrong receipt codes for this site. Wait an hour, then check the code on the site's screen again.",
+            w,
+          );
       }
     },
-    fail() { for (const k of keys) deps.failures.hit(k); },
+    fail() {
+      for (const k of keys) deps.failures.hit(k);
+    },
   };
 }
 
 /** A code typed in from a phone: checked, verified against the site's key, recorded once. */
-export async function submitReceiptCode({ ctx, deps, input }: { ctx: ServiceCtx; deps: ReceiptDeps; input: { siteId: string; code: string } }) {
+export async function submitReceiptCode({
+  ctx,
+  deps,
+  input,
+}: {
+  ctx: ServiceCtx;
+  deps: ReceiptDeps;
+  input: { siteId: string; code: string };
+}) {
   const checked = checkReceiptCode(input.code);
-  if (!checked.ok) throw new ValidationError(checked.message, fieldIssue('code', checked.message, { reason: checked.reason }));
+  if (!checked.ok)
+    throw new ValidationError(
+      checked.message,
+      fieldIssue('code', checked.message, { reason: checked.reason }),
+    );
   const { site, key } = await siteKey(ctx, deps.box, input.siteId);
   const g = guard(deps, ctx, site.id);
   g.check();
-  const v = await verifyReceiptCode({ key, siteId: site.id, code: checked.normalized, candidateVersions: await candidateVersions(ctx, site.id) });
+  const v = await verifyReceiptCode({
+    key,
+    siteId: site.id,
+    code: checked.normalized,
+    candidateVersions: await candidateVersions(ctx, site.id),
+  });
   if (!v.ok) {
     if (v.reason === 'no-match') g.fail();
-    throw new AppError(422, 'RECEIPT_NOT_VALID', v.reason === 'no-match'
-      ? `This code does not match ${site.code}. Check that you are on the right site's page and that every character is as shown on the site's screen.`
-      : v.message, fieldIssue('code', v.message, { reason: v.reason }));
+    throw new AppError(
+      422,
+      'RECEIPT_NOT_VALID',
+      v.reason === 'no-match'
+        ? `This code does not match ${site.code}. Check that you are on the right site's page and that every character is as shown on the site's screen.`
+        : v.message,
+      fieldIssue('code', v.message, { reason: v.reason }),
+    );
   }
   const { report, duplicate } = await appendReport(ctx.db, {
-    orgId: ctx.orgId, siteId: site.id, source: 'receipt_code', version: v.version, status: v.outcome,
-    details: { code: v.normalized }, idempotencyKey: `receipt:${v.normalized}`, reportedAt: v.at, actorUserId: ctx.actor.userId,
+    orgId: ctx.orgId,
+    siteId: site.id,
+    source: 'receipt_code',
+    version: v.version,
+    status: v.outcome,
+    details: { code: v.normalized },
+    idempotencyKey: `receipt:${v.normalized}`,
+    reportedAt: v.at,
+    actorUserId: ctx.actor.userId,
   });
-  if (!duplicate) await recordAudit(ctx, { action: 'site.receipt.code', objectType: 'site', objectId: site.id, details: { version: v.version, outcome: v.outcome } });
-  return { duplicate, site: { id: site.id, code: site.code }, version: v.version, outcome: v.outcome, at: v.at.toISOString(), report: toReportView(report) };
+  if (!duplicate)
+    await recordAudit(ctx, {
+      action: 'site.receipt.code',
+      objectType: 'site',
+      objectId: site.id,
+      details: { version: v.version, outcome: v.outcome },
+    });
+  return {
+    duplicate,
+    site: { id: site.id, code: site.code },
+    version: v.version,
+    outcome: v.outcome,
+    at: v.at.toISOString(),
+    report: toReportView(report),
+  };
 }
 
 /** An uploaded receipt file (its exact text: the HMAC covers the bytes as written by the site). */
-export async function submitReceiptFile({ ctx, deps, input }: { ctx: ServiceCtx; deps: ReceiptDeps; input: { text: string } }) {
+export async function submitReceiptFile({
+  ctx,
+  deps,
+  input,
+}: {
+  ctx: ServiceCtx;
+  deps: ReceiptDeps;
+  input: { text: string };
+}) {
   let siteId: unknown;
-  try { siteId = (JSON.parse(input.text) as { siteId?: unknown }).siteId; } catch {
+  try {
+    siteId = (JSON.parse(input.text) as { siteId?: unknown }).siteId;
+  } catch {
     throw new ValidationError('This is not a receipt file: it is not JSON.');
   }
-  if (typeof siteId !== 'string' || !/^[0-9a-f-]{36}$/i.test(siteId)) throw new ValidationError('This is not a receipt file: it names no site.');
+  if (typeof siteId !== 'string' || !/^[0-9a-f-]{36}$/i.test(siteId))
+    throw new ValidationError('This is not a receipt file: it names no site.');
   let loaded;
-  try { loaded = await siteKey(ctx, deps.box, siteId.toLowerCase()); } catch (e) {
+  try {
+    loaded = await siteKey(ctx, deps.box, siteId.toLowerCase());
+  } catch (e) {
     if (e instanceof NotFoundError) throw new NotFoundError('site', siteId);
     throw e;
   }
@@ -90,10 +163,29 @@ export async function submitReceiptFile({ ctx, deps, input }: { ctx: ServiceCtx;
     throw new AppError(422, 'RECEIPT_NOT_VALID', v.message, { reason: v.reason });
   }
   const { report, duplicate } = await appendReport(ctx.db, {
-    orgId: ctx.orgId, siteId: site.id, source: 'receipt_file', version: v.version, status: v.outcome,
-    details: { code: v.code, ...v.details }, idempotencyKey: `receipt:${checkReceiptCode(v.code).ok ? (checkReceiptCode(v.code) as { normalized: string }).normalized : v.code}`,
-    reportedAt: v.at, actorUserId: ctx.actor.userId,
+    orgId: ctx.orgId,
+    siteId: site.id,
+    source: 'receipt_file',
+    version: v.version,
+    status: v.outcome,
+    details: { code: v.code, ...v.details },
+    idempotencyKey: `receipt:${checkReceiptCode(v.code).ok ? (checkReceiptCode(v.code) as { normalized: string }).normalized : v.code}`,
+    reportedAt: v.at,
+    actorUserId: ctx.actor.userId,
   });
-  if (!duplicate) await recordAudit(ctx, { action: 'site.receipt.file', objectType: 'site', objectId: site.id, details: { version: v.version, outcome: v.outcome } });
-  return { duplicate, site: { id: site.id, code: site.code }, version: v.version, outcome: v.outcome, at: v.at.toISOString(), report: toReportView(report) };
+  if (!duplicate)
+    await recordAudit(ctx, {
+      action: 'site.receipt.file',
+      objectType: 'site',
+      objectId: site.id,
+      details: { version: v.version, outcome: v.outcome },
+    });
+  return {
+    duplicate,
+    site: { id: site.id, code: site.code },
+    version: v.version,
+    outcome: v.outcome,
+    at: v.at.toISOString(),
+    report: toReportView(report),
+  };
 }

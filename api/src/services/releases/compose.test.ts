@@ -1,16 +1,39 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { AppError } from '../../lib/errors.ts';
-import { outpostSection, renderCompose, validateComposeTemplate, type ComposeImage, type ComposeValidation } from './compose.ts';
+import {
+  outpostSection,
+  renderCompose,
+  validateComposeTemplate,
+  type ComposeImage,
+  type ComposeValidation,
+} from './compose.ts';
 
 const hex = (c: string) => c.repeat(64);
 const IMAGES: ComposeImage[] = [
-  { name: 'gateway', registry: '127.0.0.1:5000', repository: 'openmrs/openmrs-reference-application-3-gateway', digest: `sha256:${hex('a')}` },
-  { name: 'frontend', registry: '127.0.0.1:5000', repository: 'openmrs/openmrs-reference-application-3-frontend', digest: `sha256:${hex('b')}` },
+  {
+    name: 'gateway',
+    registry: '127.0.0.1:5000',
+    repository: 'openmrs/openmrs-reference-application-3-gateway',
+    digest: `sha256:${hex('a')}`,
+  },
+  {
+    name: 'frontend',
+    registry: '127.0.0.1:5000',
+    repository: 'openmrs/openmrs-reference-application-3-frontend',
+    digest: `sha256:${hex('b')}`,
+  },
   { name: 'backend', registry: '127.0.0.1:5000', repository: 'emr/core', digest: `sha256:${hex('c')}` },
   { name: 'db', registry: 'docker.io', repository: 'mariadb', digest: `sha256:${hex('d')}` },
 ];
-const SITE = { code: 'KE-042', name: 'Kisumu County Referral', region: 'Nyanza', district: 'Kisumu Central', facilityType: 'hospital', timezone: 'Africa/Nairobi' };
+const SITE = {
+  code: 'KE-042',
+  name: 'Kisumu County Referral',
+  region: 'Nyanza',
+  district: 'Kisumu Central',
+  facilityType: 'hospital',
+  timezone: 'Africa/Nairobi',
+};
 
 const OPENMRS = `# OpenMRS 3 for {{ site.name }} — release {{ release.version }}
 name: openmrs
@@ -114,41 +137,76 @@ describe('compose templates', () => {
       if (!r.ok) throw new Error(JSON.stringify(r.errors, null, 2));
       expect(r.warnings).toEqual([]);
       const out = parse(r.rendered, { merge: true });
-      expect(out.services.gateway.image).toBe(`127.0.0.1:5000/openmrs/openmrs-reference-application-3-gateway@sha256:${hex('a')}`);
-      expect(out.services.frontend.image).toBe(`127.0.0.1:5000/openmrs/openmrs-reference-application-3-frontend@sha256:${hex('b')}`);
+      expect(out.services.gateway.image).toBe(
+        `127.0.0.1:5000/openmrs/openmrs-reference-application-3-gateway@sha256:${hex('a')}`,
+      );
+      expect(out.services.frontend.image).toBe(
+        `127.0.0.1:5000/openmrs/openmrs-reference-application-3-frontend@sha256:${hex('b')}`,
+      );
       expect(out.services.backend.image).toBe(`127.0.0.1:5000/emr/core@sha256:${hex('c')}`);
       expect(out.services.db.image).toBe(`docker.io/library/mariadb@sha256:${hex('d')}`);
       expect(out.services.backend.environment).toMatchObject({
-        OMRS_CONFIG_CONNECTION_USERNAME: '${OMRS_DB_USER:-openmrs}', OMRS_CONFIG_CONNECTION_PASSWORD: '${OMRS_DB_PASSWORD}',
-        OUTPOST_SITE_CODE: 'KE-042', OUTPOST_SITE_NAME: 'Kisumu County Referral', OUTPOST_RELEASE: '3.2.0', TZ: 'Africa/Nairobi',
+        OMRS_CONFIG_CONNECTION_USERNAME: '${OMRS_DB_USER:-openmrs}',
+        OMRS_CONFIG_CONNECTION_PASSWORD: '${OMRS_DB_PASSWORD}',
+        OUTPOST_SITE_CODE: 'KE-042',
+        OUTPOST_SITE_NAME: 'Kisumu County Referral',
+        OUTPOST_RELEASE: '3.2.0',
+        TZ: 'Africa/Nairobi',
         OMRS_CONFIG_MODULE_WEB_ADMIN: 'true',
       });
       expect(out.services.gateway.ports).toEqual(['${GATEWAY_PORT:-80}:80']);
       expect(out.services.frontend.environment.SPA_CONFIG_URLS).toBe('/openmrs/spa/config-KE-042.json');
       expect(out.services.backend.labels['org.outpost.site']).toBe('KE-042 (Nyanza/Kisumu Central)');
       // Not a placeholder: a Go template for docker inspect stays as written.
-      expect(out.services.backend.labels['org.outpost.inspect']).toBe("docker inspect --format '{{.State.Health.Status}}'");
-      expect(out.services.backend.healthcheck).toMatchObject({ interval: '30s', retries: 10, start_period: '120s' });
+      expect(out.services.backend.labels['org.outpost.inspect']).toBe(
+        "docker inspect --format '{{.State.Health.Status}}'",
+      );
+      expect(out.services.backend.healthcheck).toMatchObject({
+        interval: '30s',
+        retries: 10,
+        start_period: '120s',
+      });
       expect(out.services.gateway.depends_on.backend).toEqual({ condition: 'service_healthy' });
       // The anchors, comments and layout survive.
       expect(r.rendered).toContain('<<: *healthcheck-defaults');
-      expect(r.rendered.split('\n')[0]).toBe('# OpenMRS 3 for {{ site.name }} — release {{ release.version }}');
+      expect(r.rendered.split('\n')[0]).toBe(
+        '# OpenMRS 3 for {{ site.name }} — release {{ release.version }}',
+      );
     });
 
     it('should render a given site with renderCompose', () => {
-      const out = parse(renderCompose({ template: OPENMRS, images: IMAGES, site: { ...SITE, code: 'UG-7', region: null }, version: '3.2.1' }), { merge: true });
-      expect(out.services.backend.environment).toMatchObject({ OUTPOST_SITE_CODE: 'UG-7', OUTPOST_RELEASE: '3.2.1' });
+      const out = parse(
+        renderCompose({
+          template: OPENMRS,
+          images: IMAGES,
+          site: { ...SITE, code: 'UG-7', region: null },
+          version: '3.2.1',
+        }),
+        { merge: true },
+      );
+      expect(out.services.backend.environment).toMatchObject({
+        OUTPOST_SITE_CODE: 'UG-7',
+        OUTPOST_RELEASE: '3.2.1',
+      });
       expect(out.services.backend.labels['org.outpost.site']).toBe('UG-7 (/Kisumu Central)');
     });
 
     it('should warn about a release image that no service uses', () => {
-      const r = check(OPENMRS, [...IMAGES, { name: 'backup', registry: 'docker.io', repository: 'library/alpine', digest: `sha256:${hex('e')}` }]);
+      const r = check(OPENMRS, [
+        ...IMAGES,
+        { name: 'backup', registry: 'docker.io', repository: 'library/alpine', digest: `sha256:${hex('e')}` },
+      ]);
       expect(r.ok).toBe(true);
-      expect(r.warnings).toEqual([expect.objectContaining({ image: 'backup', message: expect.stringContaining('no service uses it') })]);
+      expect(r.warnings).toEqual([
+        expect.objectContaining({ image: 'backup', message: expect.stringContaining('no service uses it') }),
+      ]);
     });
 
     it('should accept an image pinned by digest without a placeholder', () => {
-      const r = check(`services:\n  app:\n    image: {{ image.backend }}\n  proxy:\n    image: docker.io/library/nginx@sha256:${hex('f')}\n`, [IMAGES[2]!]);
+      const r = check(
+        `services:\n  app:\n    image: {{ image.backend }}\n  proxy:\n    image: docker.io/library/nginx@sha256:${hex('f')}\n`,
+        [IMAGES[2]!],
+      );
       expect(r.ok).toBe(true);
     });
 
@@ -169,9 +227,36 @@ describe('compose templates', () => {
         '        {{ site.name }}',
         '',
       ].join('\n');
-      const nasty = ["St. Mary's: #1 \"Clinic\"", '*star', '&anchor', '!tag', '- dash', '? question', 'key: value', 'a # not a comment',
-        'line one\nline two', '  leading and trailing  ', '123', 'true', 'null', '~', '', '{{ image.backend }}', '[x, y]', '{a: b}', '@at', '`tick`', '|', '>',
-        '%percent', '\ttab', 'back\\slash', 'ünïcødé 中文 🚑', '---', '...'];
+      const nasty = [
+        'St. Mary\'s: #1 "Clinic"',
+        '*star',
+        '&anchor',
+        '!tag',
+        '- dash',
+        '? question',
+        'key: value',
+        'a # not a comment',
+        'line one\nline two',
+        '  leading and trailing  ',
+        '123',
+        'true',
+        'null',
+        '~',
+        '',
+        '{{ image.backend }}',
+        '[x, y]',
+        '{a: b}',
+        '@at',
+        '`tick`',
+        '|',
+        '>',
+        '%percent',
+        '\ttab',
+        'back\\slash',
+        'ünïcødé 中文 🚑',
+        '---',
+        '...',
+      ];
       for (const name of nasty) {
         const r = check(template, [IMAGES[2]!], { ...SITE, name });
         if (!r.ok) throw new Error(`${JSON.stringify(name)}: ${JSON.stringify(r.errors)}`);
@@ -186,23 +271,34 @@ describe('compose templates', () => {
       }
     });
 
-    it('should double a site value\'s $ so that compose does not interpolate it', () => {
-      const r = check('services:\n  app:\n    image: {{ image.backend }}\n    environment:\n      NAME: {{ site.name }}\n', [IMAGES[2]!], { ...SITE, name: 'Clinic ${HOME} $5' });
+    it("should double a site value's $ so that compose does not interpolate it", () => {
+      const r = check(
+        'services:\n  app:\n    image: {{ image.backend }}\n    environment:\n      NAME: {{ site.name }}\n',
+        [IMAGES[2]!],
+        { ...SITE, name: 'Clinic ${HOME} $5' },
+      );
       expect(r.ok && parse(r.rendered).services.app.environment.NAME).toBe('Clinic $${HOME} $$5');
     });
   });
 
   describe('error', () => {
     it('should report a YAML syntax error at its line', () => {
-      const bad = OPENMRS.replace('    restart: unless-stopped\n    environment:\n      SPA_PATH', '    restart: unless-stopped\n   environment:\n      SPA_PATH');
+      const bad = OPENMRS.replace(
+        '    restart: unless-stopped\n    environment:\n      SPA_PATH',
+        '    restart: unless-stopped\n   environment:\n      SPA_PATH',
+      );
       const errors = errorsOf(check(bad));
       const lines = bad.split('\n');
-      const badLine = lines.findIndex((l, i) => l === '   environment:' && lines[i + 1]!.includes('SPA_PATH')) + 1;
+      const badLine =
+        lines.findIndex((l, i) => l === '   environment:' && lines[i + 1]!.includes('SPA_PATH')) + 1;
       expect(errors[0]).toMatchObject({ line: badLine, message: expect.stringMatching(/^YAML syntax/) });
     });
 
     it('should report an unclosed quote at the line it starts', () => {
-      const bad = OPENMRS.replace('command: "mysqld', 'command: mysqld').replace('      MYSQL_DATABASE: openmrs', '      MYSQL_DATABASE: "openmrs\n      OTHER: [1, 2');
+      const bad = OPENMRS.replace('command: "mysqld', 'command: mysqld').replace(
+        '      MYSQL_DATABASE: openmrs',
+        '      MYSQL_DATABASE: "openmrs\n      OTHER: [1, 2',
+      );
       const errors = errorsOf(check(bad));
       expect(errors[0]!.message).toMatch(/^YAML syntax/);
       expect(errors[0]!.line).toBeGreaterThanOrEqual(lineOf(bad, 'MYSQL_DATABASE: "openmrs'));
@@ -211,58 +307,114 @@ describe('compose templates', () => {
     it('should report an unknown image placeholder at its line and column', () => {
       const bad = OPENMRS.replace('image: {{ image.db }}', 'image: {{ image.postgres }}');
       expect(errorsOf(check(bad))).toEqual([
-        { line: lineOf(bad, 'image.postgres'), column: 12, message: expect.stringMatching(/No image named "postgres".*gateway, frontend, backend, db/) },
+        {
+          line: lineOf(bad, 'image.postgres'),
+          column: 12,
+          message: expect.stringMatching(/No image named "postgres".*gateway, frontend, backend, db/),
+        },
       ]);
     });
 
     it('should report an unknown site field and a malformed placeholder at their lines', () => {
-      const bad = OPENMRS.replace('TZ: {{ site.timezone }}', 'TZ: {{ site.bogus }}').replace('OUTPOST_RELEASE: {{ release.version }}', 'OUTPOST_RELEASE: {{ image }}');
+      const bad = OPENMRS.replace('TZ: {{ site.timezone }}', 'TZ: {{ site.bogus }}').replace(
+        'OUTPOST_RELEASE: {{ release.version }}',
+        'OUTPOST_RELEASE: {{ image }}',
+      );
       const errors = errorsOf(check(bad));
       expect(errors).toEqual([
-        { line: lineOf(bad, '{{ image }}'), column: 24, message: expect.stringMatching(/Malformed placeholder \{\{ image \}\}/) },
-        { line: lineOf(bad, 'site.bogus'), column: 11, message: expect.stringMatching(/Unknown site field "bogus"/) },
+        {
+          line: lineOf(bad, '{{ image }}'),
+          column: 24,
+          message: expect.stringMatching(/Malformed placeholder \{\{ image \}\}/),
+        },
+        {
+          line: lineOf(bad, 'site.bogus'),
+          column: 11,
+          message: expect.stringMatching(/Unknown site field "bogus"/),
+        },
       ]);
     });
 
     it('should report an unknown placeholder name and an unclosed placeholder', () => {
-      const bad = 'services:\n  app:\n    image: {{ image.backend }}\n    environment:\n      A: {{ facility }}\n      B: {{ site.code\n';
+      const bad =
+        'services:\n  app:\n    image: {{ image.backend }}\n    environment:\n      A: {{ facility }}\n      B: {{ site.code\n';
       const errors = errorsOf(check(bad, [IMAGES[2]!]));
-      expect(errors.map((e) => [e.line, e.message.slice(0, 30)])).toEqual([[5, 'Unknown placeholder {{ facilit'], [6, 'This placeholder is not closed']]);
+      expect(errors.map((e) => [e.line, e.message.slice(0, 30)])).toEqual([
+        [5, 'Unknown placeholder {{ facilit'],
+        [6, 'This placeholder is not closed'],
+      ]);
     });
 
     it('should report an image that is not pinned at its line', () => {
       const bad = OPENMRS.replace('image: {{ image.db }}', 'image: mariadb:latest');
       expect(errorsOf(check(bad, IMAGES.slice(0, 3)))).toEqual([
-        expect.objectContaining({ line: lineOf(bad, 'mariadb:latest'), path: 'services.db.image', message: expect.stringContaining('pin it: use {{ image.<name> }}') }),
+        expect.objectContaining({
+          line: lineOf(bad, 'mariadb:latest'),
+          path: 'services.db.image',
+          message: expect.stringContaining('pin it: use {{ image.<name> }}'),
+        }),
       ]);
       const tagged = OPENMRS.replace('image: {{ image.db }}', 'image: {{ image.db }}-debug');
-      expect(errorsOf(check(tagged))[0]).toMatchObject({ line: lineOf(tagged, '-debug'), message: expect.stringContaining('not pinned') });
+      expect(errorsOf(check(tagged))[0]).toMatchObject({
+        line: lineOf(tagged, '-debug'),
+        message: expect.stringContaining('not pinned'),
+      });
     });
 
-    it('should report a service without an image at the service\'s line', () => {
+    it("should report a service without an image at the service's line", () => {
       const bad = 'services:\n  app:\n    image: {{ image.backend }}\n  worker:\n    build: .\n';
-      expect(errorsOf(check(bad, [IMAGES[2]!]))).toEqual([expect.objectContaining({ line: 4, path: 'services.worker', message: expect.stringContaining('has no image') })]);
+      expect(errorsOf(check(bad, [IMAGES[2]!]))).toEqual([
+        expect.objectContaining({
+          line: 4,
+          path: 'services.worker',
+          message: expect.stringContaining('has no image'),
+        }),
+      ]);
     });
 
     it('should report a schema violation (ports as a string) at its line', () => {
       const bad = OPENMRS.replace('    ports:\n      - "${GATEWAY_PORT:-80}:80"', '    ports: "80"');
-      expect(errorsOf(check(bad))).toEqual([{ line: lineOf(bad, 'ports: "80"'), column: 12, path: 'services.gateway.ports', message: 'services.gateway.ports must be a list.' }]);
+      expect(errorsOf(check(bad))).toEqual([
+        {
+          line: lineOf(bad, 'ports: "80"'),
+          column: 12,
+          path: 'services.gateway.ports',
+          message: 'services.gateway.ports must be a list.',
+        },
+      ]);
     });
 
     it('should report an unknown top-level key at its line', () => {
       const bad = `servics:\n  app:\n    image: {{ image.backend }}\n`;
       const errors = errorsOf(check(bad, [IMAGES[2]!]));
-      expect(errors).toContainEqual({ line: 1, column: 1, path: 'servics', message: expect.stringMatching(/Unknown top-level key "servics"/) });
-      expect(errors).toContainEqual(expect.objectContaining({ message: 'Define at least one service under services:.' }));
+      expect(errors).toContainEqual({
+        line: 1,
+        column: 1,
+        path: 'servics',
+        message: expect.stringMatching(/Unknown top-level key "servics"/),
+      });
+      expect(errors).toContainEqual(
+        expect.objectContaining({ message: 'Define at least one service under services:.' }),
+      );
     });
 
     it('should report schema violations deep in a service at their lines', () => {
-      const bad = OPENMRS.replace('condition: service_healthy\n    environment:\n      OMRS', 'condition: service_ready\n    environment:\n      OMRS')
-        .replace('      start_period: 120s', '      start_period: 120s\n      retrys: 3');
+      const bad = OPENMRS.replace(
+        'condition: service_healthy\n    environment:\n      OMRS',
+        'condition: service_ready\n    environment:\n      OMRS',
+      ).replace('      start_period: 120s', '      start_period: 120s\n      retrys: 3');
       const errors = errorsOf(check(bad));
       expect(errors).toEqual([
-        expect.objectContaining({ line: lineOf(bad, 'service_ready'), path: 'services.backend.depends_on.db.condition', message: expect.stringContaining('"service_healthy"') }),
-        expect.objectContaining({ line: lineOf(bad, 'retrys'), path: 'services.backend.healthcheck.retrys', message: 'services.backend.healthcheck: unknown key "retrys".' }),
+        expect.objectContaining({
+          line: lineOf(bad, 'service_ready'),
+          path: 'services.backend.depends_on.db.condition',
+          message: expect.stringContaining('"service_healthy"'),
+        }),
+        expect.objectContaining({
+          line: lineOf(bad, 'retrys'),
+          path: 'services.backend.healthcheck.retrys',
+          message: 'services.backend.healthcheck: unknown key "retrys".',
+        }),
       ]);
     });
 
@@ -270,16 +422,35 @@ describe('compose templates', () => {
       expect(errorsOf(check(''))).toEqual([{ line: 1, message: expect.stringContaining('empty') }]);
       expect(errorsOf(check('\n\n   \n'))).toEqual([{ line: 1, message: expect.stringContaining('empty') }]);
       expect(errorsOf(check('# nothing here\n'))[0]!.line).toBe(1);
-      expect(errorsOf(check('name: x\nservices: {}\n'))).toEqual([expect.objectContaining({ line: 2, message: 'Define at least one service under services:.' })]);
-      expect(errorsOf(check('- a\n- b\n'))).toEqual([expect.objectContaining({ line: 1, message: expect.stringContaining('must be a mapping') })]);
+      expect(errorsOf(check('name: x\nservices: {}\n'))).toEqual([
+        expect.objectContaining({ line: 2, message: 'Define at least one service under services:.' }),
+      ]);
+      expect(errorsOf(check('- a\n- b\n'))).toEqual([
+        expect.objectContaining({ line: 1, message: expect.stringContaining('must be a mapping') }),
+      ]);
     });
 
     it('should throw a ValidationError listing the problems from renderCompose', () => {
       const bad = OPENMRS.replace('image: {{ image.db }}', 'image: {{ image.nope }}');
       let err: unknown;
-      try { renderCompose({ template: bad, images: IMAGES, site: SITE, version: '1.0.0' }); } catch (e) { err = e; }
+      try {
+        renderCompose({ template: bad, images: IMAGES, site: SITE, version: '1.0.0' });
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(AppError);
-      expect(err).toMatchObject({ status: 400, code: 'VALIDATION_FAILED', details: [{ path: 'composeTemplate', line: lineOf(bad, 'image.nope'), column: 12, message: expect.stringContaining('nope') }] });
+      expect(err).toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        details: [
+          {
+            path: 'composeTemplate',
+            line: lineOf(bad, 'image.nope'),
+            column: 12,
+            message: expect.stringContaining('nope'),
+          },
+        ],
+      });
     });
   });
 });
@@ -295,7 +466,13 @@ volumes:
   data: {}
 x-outpost:
 ${section}`;
-  const check = (section: string) => validateComposeTemplate({ template: withSection(section), images: IMAGES, sampleSite: SITE, version: '1.0.0' });
+  const check = (section: string) =>
+    validateComposeTemplate({
+      template: withSection(section),
+      images: IMAGES,
+      sampleSite: SITE,
+      version: '1.0.0',
+    });
 
   it('should accept the documented keys and give them to the bundle with defaults filled in', () => {
     const r = check(`  wait-seconds: 600
@@ -308,11 +485,25 @@ ${section}`;
     expect(r.ok, JSON.stringify(r)).toBe(true);
     const section = outpostSection((r as { rendered: string }).rendered);
     expect(section).toEqual({
-      'wait-seconds': 600, 'health-urls': ['http://127.0.0.1:8080/openmrs/health'],
-      services: { db: { backup: 'mariadb-dump --all-databases -uroot -p"$MYSQL_ROOT_PASSWORD"', restore: 'mariadb -uroot -p"$MYSQL_ROOT_PASSWORD"' } },
+      'wait-seconds': 600,
+      'health-urls': ['http://127.0.0.1:8080/openmrs/health'],
+      services: {
+        db: {
+          backup: 'mariadb-dump --all-databases -uroot -p"$MYSQL_ROOT_PASSWORD"',
+          restore: 'mariadb -uroot -p"$MYSQL_ROOT_PASSWORD"',
+        },
+      },
     });
-    expect(outpostSection(renderCompose({ template: 'services:\n  db:\n    image: {{ image.db }}\n', images: IMAGES, site: SITE, version: '1' })))
-      .toEqual({ 'wait-seconds': 300, 'health-urls': [], services: {} });
+    expect(
+      outpostSection(
+        renderCompose({
+          template: 'services:\n  db:\n    image: {{ image.db }}\n',
+          images: IMAGES,
+          site: SITE,
+          version: '1',
+        }),
+      ),
+    ).toEqual({ 'wait-seconds': 300, 'health-urls': [], services: {} });
   });
 
   it('should point at the line of each mistake: unknown keys, a service the file does not have, a bad URL, a missing restore', () => {
@@ -329,18 +520,32 @@ ${section}`;
     const errors = (r as { errors: { line: number; message: string; path?: string }[] }).errors;
     const template = withSection('');
     const base = template.split('\n').length - 1;
-    expect(errors).toEqual(expect.arrayContaining([
-      expect.objectContaining({ line: base + 1, message: expect.stringContaining('unknown key "wait-secs"') }),
-      expect.objectContaining({ line: base + 2, message: expect.stringContaining('A health URL starts with http://') }),
-      expect.objectContaining({ path: 'x-outpost.services.db.restore', message: 'x-outpost.services.db.restore: Give the service a restore command (it reads the backup on its input).' }),
-    ]));
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          line: base + 1,
+          message: expect.stringContaining('unknown key "wait-secs"'),
+        }),
+        expect.objectContaining({
+          line: base + 2,
+          message: expect.stringContaining('A health URL starts with http://'),
+        }),
+        expect.objectContaining({
+          path: 'x-outpost.services.db.restore',
+          message:
+            'x-outpost.services.db.restore: Give the service a restore command (it reads the backup on its input).',
+        }),
+      ]),
+    );
     const fixed = check(`  services:
     cache:
       backup: redis-cli save
       restore: cp
 `);
     expect(fixed.ok).toBe(false);
-    expect((fixed as { errors: { message: string }[] }).errors[0]!.message).toBe('x-outpost.services names "cache", which is not a service of this file.');
+    expect((fixed as { errors: { message: string }[] }).errors[0]!.message).toBe(
+      'x-outpost.services names "cache", which is not a service of this file.',
+    );
   });
 
   it('should refuse a wait outside 5 s to 2 hours and a command on several lines', () => {
@@ -348,6 +553,8 @@ ${section}`;
     expect(check('  wait-seconds: 99999\n').ok).toBe(false);
     const r = check('  services:\n    db:\n      backup: "dump\\nmore"\n      restore: load\n');
     expect(r.ok).toBe(false);
-    expect((r as { errors: { message: string }[] }).errors[0]!.message).toContain('Write the backup command on one line.');
+    expect((r as { errors: { message: string }[] }).errors[0]!.message).toContain(
+      'Write the backup command on one line.',
+    );
   });
 });

@@ -1,7 +1,19 @@
 import type { ErrorObject, ValidateFunction } from 'ajv';
 // Precompiled (api/scripts/compose-validator.ts): Workers forbid the `new Function` Ajv compiles with.
 import validateComposeSpec from './compose-validate.generated.js';
-import { isAlias, isCollection, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Scalar } from 'yaml';
+import {
+  isAlias,
+  isCollection,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  parseDocument,
+  visit,
+  type Document,
+  type Node,
+  type Scalar,
+} from 'yaml';
 import { z } from 'zod';
 import { ValidationError } from '../../lib/errors.ts';
 // The compose-spec JSON schema, vendored unchanged from the npm package `dclint` 3.1.0
@@ -95,33 +107,90 @@ const PINNED = /@sha256:[0-9a-f]{64}$/;
  *         backup: pg_dump -U app app         # run in the service's container; its output is the backup
  *         restore: psql -U app app           # run there with the backup as its input
  */
-export const XOutpost = z.object({
-  'wait-seconds': z.number({ error: 'wait-seconds must be a whole number of seconds.' }).int().min(5, 'wait-seconds must be at least 5.').max(7200, 'wait-seconds must be at most 7200 (two hours).').default(300),
-  'health-urls': z.array(z.string().max(500).regex(/^https?:\/\/[^\s'"\\]+$/, 'A health URL starts with http:// or https:// and has no spaces or quotes.')).max(20).default([]),
-  services: z.record(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/), z.object({
-    backup: z.string({ error: 'Give the service a backup command (its output is the backup).' }).trim().min(1, 'backup needs a command.').max(2000).refine((c) => !c.includes('\n'), 'Write the backup command on one line.'),
-    restore: z.string({ error: 'Give the service a restore command (it reads the backup on its input).' }).trim().min(1, 'restore needs a command.').max(2000).refine((c) => !c.includes('\n'), 'Write the restore command on one line.'),
-  }, { error: 'Give each service a backup and a restore command.' }).strict()).default({}),
-}, { error: 'x-outpost must be a mapping (wait-seconds, health-urls, services).' }).strict();
+export const XOutpost = z
+  .object(
+    {
+      'wait-seconds': z
+        .number({ error: 'wait-seconds must be a whole number of seconds.' })
+        .int()
+        .min(5, 'wait-seconds must be at least 5.')
+        .max(7200, 'wait-seconds must be at most 7200 (two hours).')
+        .default(300),
+      'health-urls': z
+        .array(
+          z
+            .string()
+            .max(500)
+            .regex(
+              /^https?:\/\/[^\s'"\\]+$/,
+              'A health URL starts with http:// or https:// and has no spaces or quotes.',
+            ),
+        )
+        .max(20)
+        .default([]),
+      services: z
+        .record(
+          z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/),
+          z
+            .object(
+              {
+                backup: z
+                  .string({ error: 'Give the service a backup command (its output is the backup).' })
+                  .trim()
+                  .min(1, 'backup needs a command.')
+                  .max(2000)
+                  .refine((c) => !c.includes('\n'), 'Write the backup command on one line.'),
+                restore: z
+                  .string({ error: 'Give the service a restore command (it reads the backup on its input).' })
+                  .trim()
+                  .min(1, 'restore needs a command.')
+                  .max(2000)
+                  .refine((c) => !c.includes('\n'), 'Write the restore command on one line.'),
+              },
+              { error: 'Give each service a backup and a restore command.' },
+            )
+            .strict(),
+        )
+        .default({}),
+    },
+    { error: 'x-outpost must be a mapping (wait-seconds, health-urls, services).' },
+  )
+  .strict();
 export type XOutpost = z.infer<typeof XOutpost>;
 
 /** The `x-outpost` section of a rendered (valid) compose file, defaults filled in. */
 export function outpostSection(rendered: string): XOutpost {
-  const data = parseDocument(rendered, { merge: true }).toJS({ maxAliasCount: 1000 }) as Record<string, unknown> | null;
+  const data = parseDocument(rendered, { merge: true }).toJS({ maxAliasCount: 1000 }) as Record<
+    string,
+    unknown
+  > | null;
   return XOutpost.parse(data?.['x-outpost'] ?? {});
 }
 
 /** Checks a template against a sample site and renders it; every problem comes with its line in the template. */
 export function validateComposeTemplate(input: ValidateComposeInput): ComposeValidation {
-  return compile({ template: input.template, images: input.images, site: input.sampleSite, version: input.version });
+  return compile({
+    template: input.template,
+    images: input.images,
+    site: input.sampleSite,
+    version: input.version,
+  });
 }
 
 /** The compose file for one site; throws a ValidationError (details: the problems, each with its line) when the template is not valid. */
 export function renderCompose(input: RenderComposeInput): string {
   const r = compile(input);
   if (!r.ok) {
-    throw new ValidationError(`The compose template has ${r.errors.length === 1 ? 'a problem' : `${r.errors.length} problems`}: line ${r.errors[0]!.line}: ${r.errors[0]!.message}`,
-      r.errors.map((e) => ({ path: 'composeTemplate', line: e.line, ...(e.column ? { column: e.column } : {}), ...(e.path ? { yamlPath: e.path } : {}), message: e.message })));
+    throw new ValidationError(
+      `The compose template has ${r.errors.length === 1 ? 'a problem' : `${r.errors.length} problems`}: line ${r.errors[0]!.line}: ${r.errors[0]!.message}`,
+      r.errors.map((e) => ({
+        path: 'composeTemplate',
+        line: e.line,
+        ...(e.column ? { column: e.column } : {}),
+        ...(e.path ? { yamlPath: e.path } : {}),
+        message: e.message,
+      })),
+    );
   }
   return r.rendered;
 }
@@ -149,10 +218,12 @@ function lineIndex(text: string) {
   const starts = [0];
   for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
   return (offset: number) => {
-    let lo = 0, hi = starts.length - 1;
+    let lo = 0,
+      hi = starts.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (starts[mid]! <= offset) lo = mid; else hi = mid - 1;
+      if (starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
     }
     return { line: lo + 1, column: offset - starts[lo]! + 1 };
   };
@@ -160,7 +231,13 @@ function lineIndex(text: string) {
 
 const NAME_LIKE = /^[A-Za-z_][\w.-]*$/;
 
-function findPlaceholders(template: string, images: Map<string, ComposeImage>, site: ComposeSite, version: string, tokenBase: string): Placeholder[] {
+function findPlaceholders(
+  template: string,
+  images: Map<string, ComposeImage>,
+  site: ComposeSite,
+  version: string,
+  tokenBase: string,
+): Placeholder[] {
   const found: Placeholder[] = [];
   for (let at = template.indexOf('{{'); at !== -1; at = template.indexOf('{{', at + 2)) {
     const lineEnd = template.indexOf('\n', at) === -1 ? template.length : template.indexOf('\n', at);
@@ -170,23 +247,44 @@ function findPlaceholders(template: string, images: Map<string, ComposeImage>, s
       // Taken up to the end of the line, so that the YAML around it still parses and only this is reported.
       if (/^\{\{\s*(image|site|release)\b/.test(template.slice(at, lineEnd))) {
         const raw = template.slice(at, lineEnd).replace(/\s+$/, '');
-        found.push({ start: at, length: raw.length, raw, token: `${tokenBase}${found.length}__`, value: '', kind: 'invalid',
-          error: 'This placeholder is not closed: end it with }} on the same line.' });
+        found.push({
+          start: at,
+          length: raw.length,
+          raw,
+          token: `${tokenBase}${found.length}__`,
+          value: '',
+          kind: 'invalid',
+          error: 'This placeholder is not closed: end it with }} on the same line.',
+        });
         at = at + raw.length - 2;
       }
       continue;
     }
     // Not a name at all (a Go template's `{{.Names}}`, say): plain text.
     if (!NAME_LIKE.test(inner) && !/^(image|site|release)\b/.test(inner)) continue;
-    const p: Placeholder = { start: at, length: close + 2 - at, raw: template.slice(at, close + 2), token: `${tokenBase}${found.length}__`, value: '', kind: 'invalid' };
+    const p: Placeholder = {
+      start: at,
+      length: close + 2 - at,
+      raw: template.slice(at, close + 2),
+      token: `${tokenBase}${found.length}__`,
+      value: '',
+      kind: 'invalid',
+    };
     let m: RegExpExecArray | null;
     if ((m = /^image\.([A-Za-z0-9][\w.-]*)$/.exec(inner))) {
       const img = images.get(m[1]!);
-      if (img) { p.kind = 'image'; p.image = img.name; p.value = pinnedReference(img); } else {
+      if (img) {
+        p.kind = 'image';
+        p.image = img.name;
+        p.value = pinnedReference(img);
+      } else {
         p.error = `No image named "${m[1]}" in this release${images.size ? ` (its images: ${[...images.keys()].join(', ')})` : ' (it has no images yet)'}.`;
       }
     } else if ((m = /^site\.(\w+)$/.exec(inner))) {
-      if ((SITE_FIELDS as readonly string[]).includes(m[1]!)) { p.kind = 'site'; p.value = site[m[1] as ComposeSiteField] ?? ''; } else {
+      if ((SITE_FIELDS as readonly string[]).includes(m[1]!)) {
+        p.kind = 'site';
+        p.value = site[m[1] as ComposeSiteField] ?? '';
+      } else {
         p.error = `Unknown site field "${m[1]}"; use one of: ${SITE_FIELDS.join(', ')}.`;
       }
     } else if (inner === 'release.version') {
@@ -203,7 +301,10 @@ function findPlaceholders(template: string, images: Map<string, ComposeImage>, s
   return found;
 }
 
-interface Located { node?: Node; keyNode?: Node }
+interface Located {
+  node?: Node;
+  keyNode?: Node;
+}
 
 /** The node at a path of the (parsed) document, following aliases and `<<` merges; as deep as it goes. */
 function locate(doc: Document, path: string[]): Located & { depth: number } {
@@ -215,12 +316,16 @@ function locate(doc: Document, path: string[]): Located & { depth: number } {
     map = deref(map);
     if (!isMap(map)) return undefined;
     for (const pair of map.items) {
-      if (isScalar(pair.key) && String(pair.key.value) === key) return { key: pair.key as Node, value: pair.value };
+      if (isScalar(pair.key) && String(pair.key.value) === key)
+        return { key: pair.key as Node, value: pair.value };
     }
     for (const pair of map.items) {
       if (isScalar(pair.key) && pair.key.value === '<<') {
         const sources = isSeq(pair.value) ? pair.value.items : [pair.value];
-        for (const s of sources) { const hit = lookup(s, key); if (hit) return hit; }
+        for (const s of sources) {
+          const hit = lookup(s, key);
+          if (hit) return hit;
+        }
       }
     }
     return undefined;
@@ -242,17 +347,35 @@ function locate(doc: Document, path: string[]): Located & { depth: number } {
   return { node: (current as Node | undefined) ?? node, keyNode, depth };
 }
 
-const TYPE_WORDS: Record<string, string> = { array: 'a list', object: 'a mapping', string: 'a string', number: 'a number', integer: 'a whole number', boolean: 'true or false', null: 'empty' };
-const dotted = (segs: string[]) => segs.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), '');
-const pointer = (p: string) => (p === '' ? [] : p.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')));
+const TYPE_WORDS: Record<string, string> = {
+  array: 'a list',
+  object: 'a mapping',
+  string: 'a string',
+  number: 'a number',
+  integer: 'a whole number',
+  boolean: 'true or false',
+  null: 'empty',
+};
+const dotted = (segs: string[]) =>
+  segs.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), '');
+const pointer = (p: string) =>
+  p === ''
+    ? []
+    : p
+        .slice(1)
+        .split('/')
+        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 
 /** Ajv's errors, with the noise of failed `oneOf` branches folded into one message per place. */
 function schemaIssues(errors: ErrorObject[]): { segs: string[]; message: string; key?: string }[] {
-  const branchy = new Set(errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf').map((e) => e.instancePath));
+  const branchy = new Set(
+    errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf').map((e) => e.instancePath),
+  );
   let rest = errors.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'anyOf' && e.keyword !== 'if');
   for (const p of branchy) {
     // A branch that got past the type check and failed deeper says more than the branches of other types.
-    if (rest.some((e) => e.instancePath.startsWith(`${p}/`))) rest = rest.filter((e) => !(e.instancePath === p && e.keyword === 'type'));
+    if (rest.some((e) => e.instancePath.startsWith(`${p}/`)))
+      rest = rest.filter((e) => !(e.instancePath === p && e.keyword === 'type'));
   }
   const out: { segs: string[]; message: string; key?: string }[] = [];
   const types = new Map<string, Set<string>>();
@@ -265,23 +388,42 @@ function schemaIssues(errors: ErrorObject[]): { segs: string[]; message: string;
       types.set(e.instancePath, t);
     } else if (e.keyword === 'additionalProperties') {
       const key = (e.params as { additionalProperty: string }).additionalProperty;
-      out.push({ segs, key, message: segs.length === 0
-        ? `Unknown top-level key "${key}" (compose knows services, volumes, networks, configs, secrets, name; extensions start with x-).`
-        : `${where}: unknown key "${key}".` });
+      out.push({
+        segs,
+        key,
+        message:
+          segs.length === 0
+            ? `Unknown top-level key "${key}" (compose knows services, volumes, networks, configs, secrets, name; extensions start with x-).`
+            : `${where}: unknown key "${key}".`,
+      });
     } else if (e.keyword === 'enum') {
-      out.push({ segs, message: `${where} must be one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}.` });
+      out.push({
+        segs,
+        message: `${where} must be one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}.`,
+      });
     } else if (e.keyword === 'required') {
-      out.push({ segs, message: `${where} needs "${(e.params as { missingProperty: string }).missingProperty}".` });
+      out.push({
+        segs,
+        message: `${where} needs "${(e.params as { missingProperty: string }).missingProperty}".`,
+      });
     } else {
       out.push({ segs, message: `${where} ${e.message ?? 'is not valid'}.` });
     }
   }
   for (const [p, t] of types) {
     const segs = pointer(p);
-    out.push({ segs, message: `${dotted(segs) || 'The file'} must be ${[...t].map((x) => TYPE_WORDS[x] ?? x).join(' or ')}.` });
+    out.push({
+      segs,
+      message: `${dotted(segs) || 'The file'} must be ${[...t].map((x) => TYPE_WORDS[x] ?? x).join(' or ')}.`,
+    });
   }
   const seen = new Set<string>();
-  return out.filter((i) => { const k = `${i.segs.join('/')}\0${i.message}`; if (seen.has(k)) return false; seen.add(k); return true; });
+  return out.filter((i) => {
+    const k = `${i.segs.join('/')}\0${i.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
 }
 
 function compile(input: RenderComposeInput): ComposeValidation {
@@ -290,10 +432,17 @@ function compile(input: RenderComposeInput): ComposeValidation {
   const at = (offset: number) => where(Math.max(0, Math.min(offset, template.length)));
   const errors: ComposeIssue[] = [];
   const warnings: ComposeWarning[] = [];
-  const fail = () => ({ ok: false as const, errors: errors.sort((a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0)), warnings });
+  const fail = () => ({
+    ok: false as const,
+    errors: errors.sort((a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0)),
+    warnings,
+  });
 
   if (template.trim() === '') {
-    errors.push({ line: 1, message: 'The compose template is empty; it needs at least a services: section.' });
+    errors.push({
+      line: 1,
+      message: 'The compose template is empty; it needs at least a services: section.',
+    });
     return fail();
   }
 
@@ -315,7 +464,10 @@ function compile(input: RenderComposeInput): ComposeValidation {
   substituted += template.slice(last);
   const toTemplate = (offset: number) => {
     let seg: (typeof segments)[number] | undefined;
-    for (const s of segments) { if (s.s <= offset) seg = s; else break; }
+    for (const s of segments) {
+      if (s.s <= offset) seg = s;
+      else break;
+    }
     if (!seg) return offset;
     return offset < seg.s + seg.sl ? seg.t : seg.t + seg.tl + (offset - seg.s - seg.sl);
   };
@@ -323,7 +475,8 @@ function compile(input: RenderComposeInput): ComposeValidation {
 
   const doc = parseDocument(substituted, { merge: true, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) {
-    for (const e of doc.errors) errors.push({ ...at(toTemplate(e.pos[0])), message: `YAML syntax: ${e.message.split('\n')[0]}` });
+    for (const e of doc.errors)
+      errors.push({ ...at(toTemplate(e.pos[0])), message: `YAML syntax: ${e.message.split('\n')[0]}` });
     for (const p of found) if (p.error) errors.push({ ...at(p.start), message: p.error });
     return fail();
   }
@@ -347,14 +500,20 @@ function compile(input: RenderComposeInput): ComposeValidation {
         return p.kind === 'site' && !isKey ? p.value.replace(/\$/g, '$$$$') : p.value;
       });
       node.value = value;
-      if (value.includes('\n') && node.type !== 'BLOCK_LITERAL' && node.type !== 'BLOCK_FOLDED') node.type = 'QUOTE_DOUBLE';
+      if (value.includes('\n') && node.type !== 'BLOCK_LITERAL' && node.type !== 'BLOCK_FOLDED')
+        node.type = 'QUOTE_DOUBLE';
     },
   });
   for (const p of found) if (p.error && used.has(p)) errors.push({ ...at(p.start), message: p.error });
 
   const root = doc.contents;
   if (!isMap(root)) {
-    errors.push({ ...nodeAt(root ?? undefined), message: root ? 'The compose file must be a mapping, with a services: section.' : 'The compose template has no content; it needs at least a services: section.' });
+    errors.push({
+      ...nodeAt(root ?? undefined),
+      message: root
+        ? 'The compose file must be a mapping, with a services: section.'
+        : 'The compose template has no content; it needs at least a services: section.',
+    });
     return fail();
   }
 
@@ -368,8 +527,17 @@ function compile(input: RenderComposeInput): ComposeValidation {
 
   const services = (data as { services?: unknown }).services;
   const servicesAt = locate(doc, ['services']);
-  if (!services || typeof services !== 'object' || Array.isArray(services) || Object.keys(services).length === 0) {
-    errors.push({ ...nodeAt(servicesAt.depth ? servicesAt.keyNode : undefined), path: 'services', message: 'Define at least one service under services:.' });
+  if (
+    !services ||
+    typeof services !== 'object' ||
+    Array.isArray(services) ||
+    Object.keys(services).length === 0
+  ) {
+    errors.push({
+      ...nodeAt(servicesAt.depth ? servicesAt.keyNode : undefined),
+      path: 'services',
+      message: 'Define at least one service under services:.',
+    });
   } else {
     for (const [name, svc] of Object.entries(services as Record<string, unknown>)) {
       if (!svc || typeof svc !== 'object' || Array.isArray(svc)) continue; // the schema reports it
@@ -377,10 +545,21 @@ function compile(input: RenderComposeInput): ComposeValidation {
       const loc = locate(doc, ['services', name, 'image']);
       if (image === undefined) {
         const svcAt = locate(doc, ['services', name]);
-        errors.push({ ...nodeAt(svcAt.keyNode), path: `services.${name}`, message: `Service "${name}" has no image: add image: {{ image.<name> }} (a bundle cannot build images at the site).` });
-      } else if (typeof image === 'string' && !PINNED.test(image) && !(loc.depth === 3 && tainted.has(loc.node))) {
-        errors.push({ ...nodeAt(loc.depth === 3 ? loc.node : loc.keyNode), path: `services.${name}.image`,
-          message: `Service "${name}" uses image "${image}", which is not pinned by digest; pin it: use {{ image.<name> }}${images.size ? ` (this release has ${[...images.keys()].join(', ')})` : ''}.` });
+        errors.push({
+          ...nodeAt(svcAt.keyNode),
+          path: `services.${name}`,
+          message: `Service "${name}" has no image: add image: {{ image.<name> }} (a bundle cannot build images at the site).`,
+        });
+      } else if (
+        typeof image === 'string' &&
+        !PINNED.test(image) &&
+        !(loc.depth === 3 && tainted.has(loc.node))
+      ) {
+        errors.push({
+          ...nodeAt(loc.depth === 3 ? loc.node : loc.keyNode),
+          path: `services.${name}.image`,
+          message: `Service "${name}" uses image "${image}", which is not pinned by digest; pin it: use {{ image.<name> }}${images.size ? ` (this release has ${[...images.keys()].join(', ')})` : ''}.`,
+        });
       }
     }
   }
@@ -389,14 +568,28 @@ function compile(input: RenderComposeInput): ComposeValidation {
   if (!validate(data)) {
     for (const issue of schemaIssues(validate.errors ?? [])) {
       const loc = locate(doc, issue.segs);
-      let target: Node | undefined = loc.depth === issue.segs.length && loc.node && !isCollection(loc.node) ? loc.node : loc.keyNode ?? loc.node;
+      let target: Node | undefined =
+        loc.depth === issue.segs.length && loc.node && !isCollection(loc.node)
+          ? loc.node
+          : (loc.keyNode ?? loc.node);
       if (tainted.has(target)) continue;
       if (issue.key !== undefined) {
-        const map = loc.depth === issue.segs.length ? (isAlias(loc.node) ? loc.node.resolve(doc) : loc.node) : undefined;
-        const pair = isMap(map) ? map.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === issue.key) : undefined;
+        const map =
+          loc.depth === issue.segs.length
+            ? isAlias(loc.node)
+              ? loc.node.resolve(doc)
+              : loc.node
+            : undefined;
+        const pair = isMap(map)
+          ? map.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === issue.key)
+          : undefined;
         if (pair) target = pair.key as Node;
       }
-      errors.push({ ...nodeAt(target), path: dotted(issue.key !== undefined ? [...issue.segs, issue.key] : issue.segs) || undefined, message: issue.message });
+      errors.push({
+        ...nodeAt(target),
+        path: dotted(issue.key !== undefined ? [...issue.segs, issue.key] : issue.segs) || undefined,
+        message: issue.message,
+      });
     }
   }
 
@@ -404,26 +597,43 @@ function compile(input: RenderComposeInput): ComposeValidation {
     const parsed = XOutpost.safeParse((data as Record<string, unknown>)['x-outpost']);
     const issueAt = (segs: string[], message: string) => {
       const loc = locate(doc, ['x-outpost', ...segs]);
-      errors.push({ ...nodeAt(loc.depth === segs.length + 1 && loc.node && !isCollection(loc.node) ? loc.node : loc.keyNode ?? loc.node), path: dotted(['x-outpost', ...segs]), message });
+      errors.push({
+        ...nodeAt(
+          loc.depth === segs.length + 1 && loc.node && !isCollection(loc.node)
+            ? loc.node
+            : (loc.keyNode ?? loc.node),
+        ),
+        path: dotted(['x-outpost', ...segs]),
+        message,
+      });
     };
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
         const segs = issue.path.map(String);
-        const message = issue.code === 'unrecognized_keys'
-          ? `x-outpost${segs.length ? `.${dotted(segs)}` : ''}: unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')} (x-outpost knows wait-seconds, health-urls and services, each service backup and restore).`
-          : `x-outpost.${dotted(segs)}: ${issue.message}`;
+        const message =
+          issue.code === 'unrecognized_keys'
+            ? `x-outpost${segs.length ? `.${dotted(segs)}` : ''}: unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')} (x-outpost knows wait-seconds, health-urls and services, each service backup and restore).`
+            : `x-outpost.${dotted(segs)}: ${issue.message}`;
         issueAt(issue.code === 'unrecognized_keys' ? [...segs, issue.keys[0]!] : segs, message);
       }
     } else if (services && typeof services === 'object') {
       for (const name of Object.keys(parsed.data.services)) {
-        if (!(name in (services as Record<string, unknown>))) issueAt(['services', name], `x-outpost.services names "${name}", which is not a service of this file.`);
+        if (!(name in (services as Record<string, unknown>)))
+          issueAt(
+            ['services', name],
+            `x-outpost.services names "${name}", which is not a service of this file.`,
+          );
       }
     }
   }
 
   const usedImages = new Set([...used].filter((p) => p.kind === 'image').map((p) => p.image!));
   for (const img of input.images) {
-    if (!usedImages.has(img.name)) warnings.push({ image: img.name, message: `Image "${img.name}" is in the release but no service uses it ({{ image.${img.name} }}); it will still be shipped in every bundle.` });
+    if (!usedImages.has(img.name))
+      warnings.push({
+        image: img.name,
+        message: `Image "${img.name}" is in the release but no service uses it ({{ image.${img.name} }}); it will still be shipped in every bundle.`,
+      });
   }
 
   if (errors.length) return fail();

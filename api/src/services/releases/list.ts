@@ -18,15 +18,39 @@ export type ReleaseState = 'draft' | 'published' | 'deprecated' | 'revoked';
  * `behindLatest`: how many published, non-revoked versions are newer — the "versions behind" a site
  * on it would be.
  */
-export async function listReleases({ ctx, input }: { ctx: ServiceCtx; input: { state?: ReleaseState; channel?: string; version?: string } }) {
-  const list = await ctx.db.select().from(releases).where(and(
-    eq(releases.orgId, ctx.orgId),
-    input.state ? eq(releases.state, input.state) : undefined,
-    input.channel ? eq(releases.channel, input.channel) : undefined,
-    input.version ? inArray(releases.version, [...new Set([input.version, input.version.replace(/^v/i, '')])]) : undefined,
-  ));
+export async function listReleases({
+  ctx,
+  input,
+}: {
+  ctx: ServiceCtx;
+  input: { state?: ReleaseState; channel?: string; version?: string };
+}) {
+  const list = await ctx.db
+    .select()
+    .from(releases)
+    .where(
+      and(
+        eq(releases.orgId, ctx.orgId),
+        input.state ? eq(releases.state, input.state) : undefined,
+        input.channel ? eq(releases.channel, input.channel) : undefined,
+        input.version
+          ? inArray(releases.version, [...new Set([input.version, input.version.replace(/^v/i, '')])])
+          : undefined,
+      ),
+    );
   const images = list.length
-    ? await ctx.db.select().from(releaseImages).where(and(eq(releaseImages.orgId, ctx.orgId), inArray(releaseImages.releaseId, list.map((r) => r.id))))
+    ? await ctx.db
+        .select()
+        .from(releaseImages)
+        .where(
+          and(
+            eq(releaseImages.orgId, ctx.orgId),
+            inArray(
+              releaseImages.releaseId,
+              list.map((r) => r.id),
+            ),
+          ),
+        )
     : [];
   // The same download size as the release page: each config and layer counted once per release.
   const rows = list.map((r) => {
@@ -34,9 +58,12 @@ export async function listReleases({ ctx, input }: { ctx: ServiceCtx; input: { s
     return { r, imageCount: mine.length, totalSize: downloadSize(mine) };
   });
   rows.sort((a, b) => semver.rcompare(a.r.version, b.r.version));
-  const live = (await ctx.db.select({ version: releases.version }).from(releases)
-    .where(and(eq(releases.orgId, ctx.orgId), inArray(releases.state, ['published', 'deprecated']))))
-    .map((r) => r.version);
+  const live = (
+    await ctx.db
+      .select({ version: releases.version })
+      .from(releases)
+      .where(and(eq(releases.orgId, ctx.orgId), inArray(releases.state, ['published', 'deprecated'])))
+  ).map((r) => r.version);
   return rows.map(({ r, imageCount, totalSize }) => ({
     ...toReleaseSummary(r, { imageCount, totalSize }),
     behindLatest: live.filter((v) => semver.gt(v, r.version)).length,
@@ -50,30 +77,61 @@ export async function listReleases({ ctx, input }: { ctx: ServiceCtx; input: { s
 export function diffImages(base: ReleaseImageRow[], target: ReleaseImageRow[]) {
   const byName = new Map(base.map((i) => [i.name, i]));
   const baseBlobs = new Set(base.flatMap((i) => [i.config.digest, ...i.layers.map((l) => l.digest)]));
-  const added = target.filter((i) => !byName.has(i.name)).map((i) => ({ name: i.name, reference: i.reference, digest: i.digest }));
-  const changed = target.filter((i) => byName.has(i.name) && byName.get(i.name)!.digest !== i.digest)
-    .map((i) => ({ name: i.name, from: { reference: byName.get(i.name)!.reference, digest: byName.get(i.name)!.digest }, to: { reference: i.reference, digest: i.digest } }));
+  const added = target
+    .filter((i) => !byName.has(i.name))
+    .map((i) => ({ name: i.name, reference: i.reference, digest: i.digest }));
+  const changed = target
+    .filter((i) => byName.has(i.name) && byName.get(i.name)!.digest !== i.digest)
+    .map((i) => ({
+      name: i.name,
+      from: { reference: byName.get(i.name)!.reference, digest: byName.get(i.name)!.digest },
+      to: { reference: i.reference, digest: i.digest },
+    }));
   const targetNames = new Set(target.map((i) => i.name));
-  const removed = base.filter((i) => !targetNames.has(i.name)).map((i) => ({ name: i.name, reference: i.reference, digest: i.digest }));
+  const removed = base
+    .filter((i) => !targetNames.has(i.name))
+    .map((i) => ({ name: i.name, reference: i.reference, digest: i.digest }));
   const newBlobs = new Map<string, number>();
-  for (const i of target) for (const b of [i.config, ...i.layers]) if (!baseBlobs.has(b.digest)) newBlobs.set(b.digest, b.size);
-  const newLayers = new Set(target.flatMap((i) => i.layers.map((l) => l.digest)).filter((d) => !baseBlobs.has(d)));
+  for (const i of target)
+    for (const b of [i.config, ...i.layers]) if (!baseBlobs.has(b.digest)) newBlobs.set(b.digest, b.size);
+  const newLayers = new Set(
+    target.flatMap((i) => i.layers.map((l) => l.digest)).filter((d) => !baseBlobs.has(d)),
+  );
   const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
-  return { added, changed, removed, deltaSize: sum(newBlobs), fullSize: downloadSize(target), newLayers: newLayers.size };
+  return {
+    added,
+    changed,
+    removed,
+    deltaSize: sum(newBlobs),
+    fullSize: downloadSize(target),
+    newLayers: newLayers.size,
+  };
 }
 
 /** The diff from the previous release (the highest version below this one, drafts excluded) or a given one. */
-export async function releaseDiff({ ctx, input }: { ctx: ServiceCtx; input: { releaseId: string; fromReleaseId?: string } }) {
+export async function releaseDiff({
+  ctx,
+  input,
+}: {
+  ctx: ServiceCtx;
+  input: { releaseId: string; fromReleaseId?: string };
+}) {
   const target = await loadRelease(ctx, input.releaseId);
   let baseId = input.fromReleaseId;
   if (!baseId) {
-    const all = await ctx.db.select({ id: releases.id, version: releases.version, state: releases.state }).from(releases)
+    const all = await ctx.db
+      .select({ id: releases.id, version: releases.version, state: releases.state })
+      .from(releases)
       .where(eq(releases.orgId, ctx.orgId));
-    const prev = all.filter((r) => r.state !== 'draft' && semver.lt(r.version, target.release.version))
+    const prev = all
+      .filter((r) => r.state !== 'draft' && semver.lt(r.version, target.release.version))
       .sort((a, b) => semver.rcompare(a.version, b.version))[0];
     baseId = prev?.id;
   }
   if (!baseId) return { from: null, ...diffImages([], target.images) };
   const base = await loadRelease(ctx, baseId);
-  return { from: { id: base.release.id, version: base.release.version }, ...diffImages(base.images, target.images) };
+  return {
+    from: { id: base.release.id, version: base.release.version },
+    ...diffImages(base.images, target.images),
+  };
 }

@@ -1,10 +1,25 @@
-import { ImageReferenceError, RegistryClient, RegistryError, formatPlatform, parseImageReference, type RegistryErrorKind } from '@outpost/bundler';
+import {
+  ImageReferenceError,
+  RegistryClient,
+  RegistryError,
+  formatPlatform,
+  parseImageReference,
+  type RegistryErrorKind,
+} from '@outpost/bundler';
 import { ImageResolveError, type ImageResolveFailure, type ImageResolver } from './resolver.ts';
 
 const KIND: Record<RegistryErrorKind, ImageResolveFailure> = {
-  'unknown-repository': 'unknown-image', 'unknown-tag': 'unknown-tag', 'unknown-manifest': 'unknown-tag', 'unknown-blob': 'protocol',
-  unauthorized: 'unauthorized', denied: 'unauthorized', unreachable: 'unreachable', 'digest-mismatch': 'digest-mismatch',
-  'platform-not-found': 'platform-not-found', protocol: 'protocol', 'forbidden-address': 'forbidden-address',
+  'unknown-repository': 'unknown-image',
+  'unknown-tag': 'unknown-tag',
+  'unknown-manifest': 'unknown-tag',
+  'unknown-blob': 'protocol',
+  unauthorized: 'unauthorized',
+  denied: 'unauthorized',
+  unreachable: 'unreachable',
+  'digest-mismatch': 'digest-mismatch',
+  'platform-not-found': 'platform-not-found',
+  protocol: 'protocol',
+  'forbidden-address': 'forbidden-address',
 };
 
 function parsePlatform(p: string) {
@@ -25,7 +40,11 @@ export interface RegistryClientSettings {
 export function registryImageResolver(opts: RegistryClientSettings = {}): ImageResolver {
   return {
     registryOf(reference) {
-      try { return parseImageReference(reference).registry; } catch { return ''; }
+      try {
+        return parseImageReference(reference).registry;
+      } catch {
+        return '';
+      }
     },
     async resolve({ reference, platform, credentials }) {
       let ref;
@@ -37,10 +56,21 @@ export function registryImageResolver(opts: RegistryClientSettings = {}): ImageR
       }
       const client = new RegistryClient({ registry: ref.registry, credentials, ...opts });
       try {
-        const r = await client.resolve(ref.repository, ref.digest ?? ref.tag ?? 'latest', parsePlatform(platform));
+        const r = await client.resolve(
+          ref.repository,
+          ref.digest ?? ref.tag ?? 'latest',
+          parsePlatform(platform),
+        );
         return {
-          registry: ref.registry, repository: ref.repository, digest: r.digest, indexDigest: r.indexDigest,
-          mediaType: r.mediaType, platform: formatPlatform(r.platform), config: r.config, layers: r.layers, totalSize: r.totalSize,
+          registry: ref.registry,
+          repository: ref.repository,
+          digest: r.digest,
+          indexDigest: r.indexDigest,
+          mediaType: r.mediaType,
+          platform: formatPlatform(r.platform),
+          config: r.config,
+          layers: r.layers,
+          totalSize: r.totalSize,
         };
       } catch (e) {
         if (e instanceof RegistryError) throw new ImageResolveError(KIND[e.kind], e.message);

@@ -15,26 +15,56 @@ export type AttentionKind = 'failed' | 'rolled_back' | 'overdue' | 'silent' | 'p
 
 export interface AttentionItem {
   kind: AttentionKind;
-  siteId: string; code: string; name: string; region: string | null; district: string | null; connectivity: string;
-  contactName: string | null; contactPhone: string | null;
-  wave: string; targetState: string; reason: string | null; since: string;
+  siteId: string;
+  code: string;
+  name: string;
+  region: string | null;
+  district: string | null;
+  connectivity: string;
+  contactName: string | null;
+  contactPhone: string | null;
+  wave: string;
+  targetState: string;
+  reason: string | null;
+  since: string;
   lastReport: { version: string | null; status: string | null; at: string | null };
   download: { bundleState: string | null; downloadedBytes: number; complete: boolean; lastAt: string | null };
 }
 
-
 interface Row {
-  site_id: string; code: string; name: string; region: string | null; district: string | null; connectivity: string;
-  contact_name: string | null; contact_phone: string | null; wave: string; state: string; reason: string | null; since: string | Date;
-  reported_version: string | null; reported_status: string | null; reported_at: string | Date | null;
-  bundle_state: string | null; bytes: string | number | null; complete: boolean | null; last_download: string | Date | null;
+  site_id: string;
+  code: string;
+  name: string;
+  region: string | null;
+  district: string | null;
+  connectivity: string;
+  contact_name: string | null;
+  contact_phone: string | null;
+  wave: string;
+  state: string;
+  reason: string | null;
+  since: string | Date;
+  reported_version: string | null;
+  reported_status: string | null;
+  reported_at: string | Date | null;
+  bundle_state: string | null;
+  bytes: string | number | null;
+  complete: boolean | null;
+  last_download: string | Date | null;
   /** Set on a coordinator's problem report: what they wrote, and what the site's screen said. */
   problem?: string | null;
 }
 
 const PAGE = 1000;
 
-async function page(ctx: ServiceCtx, rolloutId: string, releaseId: string, now: Date, after: string | null, limit: number) {
+async function page(
+  ctx: ServiceCtx,
+  rolloutId: string,
+  releaseId: string,
+  now: Date,
+  after: string | null,
+  limit: number,
+) {
   const silentBefore = new Date(now.getTime() - SILENT_DAYS * 86_400_000).toISOString();
   // The page is picked first (targets and sites only, by code), and only its rows look up their
   // bundle and downloads: the lateral lookups never run for the whole wave.
@@ -92,13 +122,33 @@ async function problemRows(ctx: ServiceCtx, rolloutId: string, releaseId: string
 const isoOf = (v: string | Date | null) => (v === null ? null : new Date(v).toISOString());
 
 function toItem(r: Row): AttentionItem {
-  const kind: AttentionKind = r.problem != null ? 'problem_report'
-    : r.state === 'failed' || r.state === 'rolled_back' || r.state === 'overdue' ? r.state : 'silent';
+  const kind: AttentionKind =
+    r.problem != null
+      ? 'problem_report'
+      : r.state === 'failed' || r.state === 'rolled_back' || r.state === 'overdue'
+        ? r.state
+        : 'silent';
   return {
-    kind, siteId: r.site_id, code: r.code, name: r.name, region: r.region, district: r.district, connectivity: r.connectivity,
-    contactName: r.contact_name, contactPhone: r.contact_phone, wave: r.wave, targetState: r.state, reason: r.problem ?? r.reason, since: isoOf(r.since)!,
+    kind,
+    siteId: r.site_id,
+    code: r.code,
+    name: r.name,
+    region: r.region,
+    district: r.district,
+    connectivity: r.connectivity,
+    contactName: r.contact_name,
+    contactPhone: r.contact_phone,
+    wave: r.wave,
+    targetState: r.state,
+    reason: r.problem ?? r.reason,
+    since: isoOf(r.since)!,
     lastReport: { version: r.reported_version, status: r.reported_status, at: isoOf(r.reported_at) },
-    download: { bundleState: r.bundle_state, downloadedBytes: Number(r.bytes ?? 0), complete: r.complete ?? false, lastAt: isoOf(r.last_download) },
+    download: {
+      bundleState: r.bundle_state,
+      downloadedBytes: Number(r.bytes ?? 0),
+      complete: r.complete ?? false,
+      lastAt: isoOf(r.last_download),
+    },
   };
 }
 
@@ -106,27 +156,77 @@ function toItem(r: Row): AttentionItem {
  * The sites of a rollout needing attention — problems coordinators reported (first page only), then
  * failed, rolled back, overdue, silent — with their last report and download.
  */
-export async function listAttention({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string; limit: number; after?: string }; now?: Date }) {
+export async function listAttention({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: { id: string; limit: number; after?: string };
+  now?: Date;
+}) {
   const r = await loadRollout(ctx, input.id);
   const rows = await page(ctx, r.id, r.releaseId, now, input.after ?? null, input.limit + 1);
-  const problems = input.after === undefined ? (await problemRows(ctx, r.id, r.releaseId, r.createdAt)).map(toItem) : [];
+  const problems =
+    input.after === undefined ? (await problemRows(ctx, r.id, r.releaseId, r.createdAt)).map(toItem) : [];
   const items = [...problems, ...rows.slice(0, input.limit).map(toItem)];
   return { items, nextAfter: rows.length > input.limit ? rows[input.limit - 1]!.code : null };
 }
 
-export const ATTENTION_COLUMNS = ['site_code', 'site_name', 'region', 'district', 'connectivity', 'contact_name', 'contact_phone', 'wave', 'problem',
-  'target_state', 'reason', 'since', 'last_version', 'last_status', 'last_report_at', 'bundle_state', 'downloaded_bytes', 'download_complete'];
+export const ATTENTION_COLUMNS = [
+  'site_code',
+  'site_name',
+  'region',
+  'district',
+  'connectivity',
+  'contact_name',
+  'contact_phone',
+  'wave',
+  'problem',
+  'target_state',
+  'reason',
+  'since',
+  'last_version',
+  'last_status',
+  'last_report_at',
+  'bundle_state',
+  'downloaded_bytes',
+  'download_complete',
+];
 
 /** The attention list as CSV for field teams, streamed a page of 1,000 at a time. */
-export async function exportAttentionCsv({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string }; now?: Date }) {
+export async function exportAttentionCsv({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: { id: string };
+  now?: Date;
+}) {
   const r = await loadRollout(ctx, input.id);
   const encoder = new TextEncoder();
   const opts = { record_delimiter: 'windows', eof: true } as const;
   const text = (v: string | null) => (v === null ? '' : escapeCell(v));
   const csvRow = (i: AttentionItem) => [
-    text(i.code), text(i.name), text(i.region), text(i.district), i.connectivity, text(i.contactName), text(i.contactPhone), text(i.wave),
-    i.kind, i.targetState, text(i.reason), i.since, text(i.lastReport.version), text(i.lastReport.status), i.lastReport.at ?? '',
-    i.download.bundleState ?? '', i.download.downloadedBytes, i.download.complete ? 'yes' : 'no',
+    text(i.code),
+    text(i.name),
+    text(i.region),
+    text(i.district),
+    i.connectivity,
+    text(i.contactName),
+    text(i.contactPhone),
+    text(i.wave),
+    i.kind,
+    i.targetState,
+    text(i.reason),
+    i.since,
+    text(i.lastReport.version),
+    text(i.lastReport.status),
+    i.lastReport.at ?? '',
+    i.download.bundleState ?? '',
+    i.download.downloadedBytes,
+    i.download.complete ? 'yes' : 'no',
   ];
   let after: string | null = null;
   let started = false;

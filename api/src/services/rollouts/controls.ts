@@ -6,7 +6,7 @@ import { recordRolloutEvent } from './events.ts';
 import { rolloutNext, targetNext, type RolloutEvent } from './machine.ts';
 import { completeRollout, openWaveTargets } from './scheduler.ts';
 import { enqueueWebhooks } from './webhooks.ts';
-import { activeConflicts, } from './plan.ts';
+import { activeConflicts } from './plan.ts';
 import { conflictError } from './create.ts';
 
 function rowsOf<T>(result: unknown): T[] {
@@ -15,7 +15,11 @@ function rowsOf<T>(result: unknown): T[] {
 
 /** The rollout under its row lock (a scheduler pass waits, or skips it), or 404. */
 async function lockRollout(ctx: ServiceCtx, id: string) {
-  const [r] = await ctx.db.select().from(rollouts).where(and(eq(rollouts.orgId, ctx.orgId), eq(rollouts.id, id))).for('update');
+  const [r] = await ctx.db
+    .select()
+    .from(rollouts)
+    .where(and(eq(rollouts.orgId, ctx.orgId), eq(rollouts.id, id)))
+    .for('update');
   if (!r) throw new NotFoundError('rollout', id);
   return r;
 }
@@ -24,25 +28,73 @@ function illegal(state: RolloutState, what: string): never {
   throw new AppError(409, 'INVALID_STATE', `This rollout is ${state}; it cannot ${what}.`);
 }
 
-async function moveRollout(ctx: ServiceCtx, r: { id: string; state: RolloutState }, event: RolloutEvent, reason: string, now: Date, extra: Partial<typeof rollouts.$inferInsert> = {}) {
+async function moveRollout(
+  ctx: ServiceCtx,
+  r: { id: string; state: RolloutState },
+  event: RolloutEvent,
+  reason: string,
+  now: Date,
+  extra: Partial<typeof rollouts.$inferInsert> = {},
+) {
   const to = rolloutNext(r.state, event);
   if (!to) illegal(r.state, event);
-  await ctx.db.update(rollouts).set({ state: to, updatedAt: now, ...extra }).where(eq(rollouts.id, r.id));
-  await recordRolloutEvent(ctx, { rolloutId: r.id, kind: event === 'pause' ? 'paused' : event === 'resume' ? 'resumed' : event === 'cancel' ? 'cancelled' : event, from: r.state, to, reason }, now);
+  await ctx.db
+    .update(rollouts)
+    .set({ state: to, updatedAt: now, ...extra })
+    .where(eq(rollouts.id, r.id));
+  await recordRolloutEvent(
+    ctx,
+    {
+      rolloutId: r.id,
+      kind:
+        event === 'pause'
+          ? 'paused'
+          : event === 'resume'
+            ? 'resumed'
+            : event === 'cancel'
+              ? 'cancelled'
+              : event,
+      from: r.state,
+      to,
+      reason,
+    },
+    now,
+  );
   return to;
 }
 
 const who = (ctx: ServiceCtx) => (ctx.actor.userId ? 'a person' : 'an API token');
 
-export async function pauseRollout({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string; reason?: string }; now?: Date }) {
+export async function pauseRollout({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: { id: string; reason?: string };
+  now?: Date;
+}) {
   return inTransaction(ctx, async (ctx) => {
     const r = await lockRollout(ctx, input.id);
     const reason = input.reason?.trim() || `paused by ${who(ctx)}`;
     await moveRollout(ctx, r, 'pause', reason, now, { pausedReason: reason });
-    const open = await ctx.db.update(rolloutWaves).set({ state: 'paused', reason }).where(and(eq(rolloutWaves.rolloutId, r.id), eq(rolloutWaves.state, 'open'))).returning();
+    const open = await ctx.db
+      .update(rolloutWaves)
+      .set({ state: 'paused', reason })
+      .where(and(eq(rolloutWaves.rolloutId, r.id), eq(rolloutWaves.state, 'open')))
+      .returning();
     for (const w of open) {
-      await recordRolloutEvent(ctx, { rolloutId: r.id, waveId: w.id, kind: 'wave.paused', from: 'open', to: 'paused', reason }, now);
-      await enqueueWebhooks(ctx, 'wave.paused', { rolloutId: r.id, rolloutName: r.name, waveId: w.id, wave: w.name, reason }, now);
+      await recordRolloutEvent(
+        ctx,
+        { rolloutId: r.id, waveId: w.id, kind: 'wave.paused', from: 'open', to: 'paused', reason },
+        now,
+      );
+      await enqueueWebhooks(
+        ctx,
+        'wave.paused',
+        { rolloutId: r.id, rolloutName: r.name, waveId: w.id, wave: w.name, reason },
+        now,
+      );
     }
     await enqueueWebhooks(ctx, 'rollout.paused', { rolloutId: r.id, rolloutName: r.name, reason }, now);
     return { id: r.id, state: 'paused' as const };
@@ -50,17 +102,45 @@ export async function pauseRollout({ ctx, input, now = new Date() }: { ctx: Serv
 }
 
 /** Resumes: paused and failed waves open again (a new deadline may be given for them); the scheduler judges them afresh. */
-export async function resumeRollout({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string; deadlineAt?: string }; now?: Date }) {
+export async function resumeRollout({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: { id: string; deadlineAt?: string };
+  now?: Date;
+}) {
   return inTransaction(ctx, async (ctx) => {
     const r = await lockRollout(ctx, input.id);
     if (input.deadlineAt && Date.parse(input.deadlineAt) <= now.getTime()) {
-      throw new AppError(400, 'VALIDATION_FAILED', 'The new deadline must be in the future.', [{ path: 'deadlineAt', message: 'In the past' }]);
+      throw new AppError(400, 'VALIDATION_FAILED', 'The new deadline must be in the future.', [
+        { path: 'deadlineAt', message: 'In the past' },
+      ]);
     }
     await moveRollout(ctx, r, 'resume', `resumed by ${who(ctx)}`, now, { pausedReason: null });
-    const reopened = await ctx.db.update(rolloutWaves).set({ state: 'open', reason: 'resumed', closedAt: null, ...(input.deadlineAt ? { deadlineAt: new Date(input.deadlineAt) } : {}) })
-      .where(and(eq(rolloutWaves.rolloutId, r.id), inArray(rolloutWaves.state, ['paused', 'failed']))).returning();
+    const reopened = await ctx.db
+      .update(rolloutWaves)
+      .set({
+        state: 'open',
+        reason: 'resumed',
+        closedAt: null,
+        ...(input.deadlineAt ? { deadlineAt: new Date(input.deadlineAt) } : {}),
+      })
+      .where(and(eq(rolloutWaves.rolloutId, r.id), inArray(rolloutWaves.state, ['paused', 'failed'])))
+      .returning();
     for (const w of reopened) {
-      await recordRolloutEvent(ctx, { rolloutId: r.id, waveId: w.id, kind: 'wave.resumed', to: 'open', reason: input.deadlineAt ? `new deadline ${input.deadlineAt}` : 'resumed' }, now);
+      await recordRolloutEvent(
+        ctx,
+        {
+          rolloutId: r.id,
+          waveId: w.id,
+          kind: 'wave.resumed',
+          to: 'open',
+          reason: input.deadlineAt ? `new deadline ${input.deadlineAt}` : 'resumed',
+        },
+        now,
+      );
     }
     return { id: r.id, state: 'running' as const };
   });
@@ -70,39 +150,103 @@ export async function resumeRollout({ ctx, input, now = new Date() }: { ctx: Ser
  * Advance now: the current wave counts as succeeded (the person's decision, on the timeline) and
  * the next one opens at once, whatever its start time. The last wave advanced completes the rollout.
  */
-export async function advanceRollout({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string }; now?: Date }) {
+export async function advanceRollout({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: { id: string };
+  now?: Date;
+}) {
   return inTransaction(ctx, async (ctx) => {
     const r = await lockRollout(ctx, input.id);
     if (!['scheduled', 'running', 'paused'].includes(r.state)) illegal(r.state, 'advance');
-    const waves = await ctx.db.select().from(rolloutWaves).where(eq(rolloutWaves.rolloutId, r.id)).orderBy(asc(rolloutWaves.position));
+    const waves = await ctx.db
+      .select()
+      .from(rolloutWaves)
+      .where(eq(rolloutWaves.rolloutId, r.id))
+      .orderBy(asc(rolloutWaves.position));
     const current = waves.find((w) => ['open', 'paused', 'failed'].includes(w.state));
     const next = waves.find((w) => w.state === 'pending' || w.state === 'preparing');
     const reason = `advanced by ${who(ctx)}`;
     if (current) {
-      await ctx.db.update(rolloutWaves).set({ state: 'succeeded', closedAt: now, reason }).where(eq(rolloutWaves.id, current.id));
-      await recordRolloutEvent(ctx, { rolloutId: r.id, waveId: current.id, kind: 'wave.succeeded', from: current.state, to: 'succeeded', reason }, now);
+      await ctx.db
+        .update(rolloutWaves)
+        .set({ state: 'succeeded', closedAt: now, reason })
+        .where(eq(rolloutWaves.id, current.id));
+      await recordRolloutEvent(
+        ctx,
+        {
+          rolloutId: r.id,
+          waveId: current.id,
+          kind: 'wave.succeeded',
+          from: current.state,
+          to: 'succeeded',
+          reason,
+        },
+        now,
+      );
     }
     if (r.state !== 'running') {
-      await ctx.db.update(rollouts).set({ state: 'running', pausedReason: null, updatedAt: now, startedAt: r.startedAt ?? now }).where(eq(rollouts.id, r.id));
-      await recordRolloutEvent(ctx, { rolloutId: r.id, kind: r.state === 'paused' ? 'resumed' : 'started', from: r.state, to: 'running', reason }, now);
+      await ctx.db
+        .update(rollouts)
+        .set({ state: 'running', pausedReason: null, updatedAt: now, startedAt: r.startedAt ?? now })
+        .where(eq(rollouts.id, r.id));
+      await recordRolloutEvent(
+        ctx,
+        {
+          rolloutId: r.id,
+          kind: r.state === 'paused' ? 'resumed' : 'started',
+          from: r.state,
+          to: 'running',
+          reason,
+        },
+        now,
+      );
     }
     if (next) {
-      await ctx.db.update(rolloutWaves).set({ state: 'open', openedAt: now, reason }).where(eq(rolloutWaves.id, next.id));
-      await recordRolloutEvent(ctx, { rolloutId: r.id, waveId: next.id, kind: 'wave.opened', from: next.state, to: 'open', reason }, now);
+      await ctx.db
+        .update(rolloutWaves)
+        .set({ state: 'open', openedAt: now, reason })
+        .where(eq(rolloutWaves.id, next.id));
+      await recordRolloutEvent(
+        ctx,
+        { rolloutId: r.id, waveId: next.id, kind: 'wave.opened', from: next.state, to: 'open', reason },
+        now,
+      );
       await openWaveTargets(ctx.db, r.id, next.id, r.releaseId);
-      await enqueueWebhooks(ctx, 'wave.opened', { rolloutId: r.id, rolloutName: r.name, waveId: next.id, wave: next.name, position: next.position }, now);
+      await enqueueWebhooks(
+        ctx,
+        'wave.opened',
+        { rolloutId: r.id, rolloutName: r.name, waveId: next.id, wave: next.name, position: next.position },
+        now,
+      );
       return { id: r.id, state: 'running' as const, opened: next.id };
     }
-    if (!current) throw new AppError(409, 'NOTHING_TO_ADVANCE', 'Every wave of this rollout is already done.');
+    if (!current)
+      throw new AppError(409, 'NOTHING_TO_ADVANCE', 'Every wave of this rollout is already done.');
     await completeRollout(ctx.db, r.id, now);
-    await recordRolloutEvent(ctx, { rolloutId: r.id, kind: 'completed', from: 'running', to: 'completed', reason }, now);
+    await recordRolloutEvent(
+      ctx,
+      { rolloutId: r.id, kind: 'completed', from: 'running', to: 'completed', reason },
+      now,
+    );
     await enqueueWebhooks(ctx, 'rollout.completed', { rolloutId: r.id, rolloutName: r.name }, now);
     return { id: r.id, state: 'completed' as const, opened: null };
   });
 }
 
 /** Cancel: no more sites are asked; those not yet installed lose this target; every site is free again. */
-export async function cancelRollout({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string; reason?: string }; now?: Date }) {
+export async function cancelRollout({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: { id: string; reason?: string };
+  now?: Date;
+}) {
   return inTransaction(ctx, async (ctx) => {
     const r = await lockRollout(ctx, input.id);
     await cancelLocked(ctx, r, input.reason?.trim() || `cancelled by ${who(ctx)}`, now);
@@ -110,10 +254,22 @@ export async function cancelRollout({ ctx, input, now = new Date() }: { ctx: Ser
   });
 }
 
-export async function cancelLocked(ctx: ServiceCtx, r: { id: string; state: RolloutState; releaseId: string }, reason: string, now: Date) {
+export async function cancelLocked(
+  ctx: ServiceCtx,
+  r: { id: string; state: RolloutState; releaseId: string },
+  reason: string,
+  now: Date,
+) {
   await moveRollout(ctx, r, 'cancel', reason, now, { finishedAt: now, pausedReason: null });
-  await ctx.db.update(rolloutWaves).set({ state: 'cancelled', reason, closedAt: now })
-    .where(and(eq(rolloutWaves.rolloutId, r.id), inArray(rolloutWaves.state, ['pending', 'preparing', 'open', 'paused', 'failed'])));
+  await ctx.db
+    .update(rolloutWaves)
+    .set({ state: 'cancelled', reason, closedAt: now })
+    .where(
+      and(
+        eq(rolloutWaves.rolloutId, r.id),
+        inArray(rolloutWaves.state, ['pending', 'preparing', 'open', 'paused', 'failed']),
+      ),
+    );
   await ctx.db.execute(sql`
     update sites s set target_release_id = null, updated_at = now()
     from rollout_targets t
@@ -122,53 +278,133 @@ export async function cancelLocked(ctx: ServiceCtx, r: { id: string; state: Roll
 }
 
 /** Failed, rolled-back and overdue sites (all, or the ones named) are tried again: back to pending. */
-export async function retryTargets({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string; siteIds?: string[] }; now?: Date }) {
+export async function retryTargets({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: { id: string; siteIds?: string[] };
+  now?: Date;
+}) {
   return inTransaction(ctx, async (ctx) => {
     const r = await lockRollout(ctx, input.id);
     if (!['scheduled', 'running', 'paused'].includes(r.state)) illegal(r.state, 'retry sites');
     const picked = input.siteIds?.length ? JSON.stringify(input.siteIds) : null;
-    const moved = rowsOf<{ site_id: string }>(await ctx.db.execute(sql`
+    const moved = rowsOf<{ site_id: string }>(
+      await ctx.db.execute(sql`
       update rollout_targets set state = 'pending', reason = 'retried', attempts = attempts + 1, failure_notified_at = null, healthy = false,
         state_changed_at = ${now.toISOString()}::timestamptz
       where rollout_id = ${r.id} and state in ('failed', 'rolled_back', 'overdue')
         ${picked ? sql`and site_id in (select value::uuid from json_array_elements_text(${picked}::json))` : sql``}
-      returning site_id`));
-    await recordRolloutEvent(ctx, { rolloutId: r.id, kind: 'targets.retried', reason: `${moved.length} site(s) tried again by ${who(ctx)}` }, now);
+      returning site_id`),
+    );
+    await recordRolloutEvent(
+      ctx,
+      {
+        rolloutId: r.id,
+        kind: 'targets.retried',
+        reason: `${moved.length} site(s) tried again by ${who(ctx)}`,
+      },
+      now,
+    );
     return { id: r.id, retried: moved.length };
   });
 }
 
 /** Takes one site out of the rollout: it is skipped, no longer asked, and free for another rollout. */
-export async function excludeSite({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string; siteId: string; reason?: string }; now?: Date }) {
+export async function excludeSite({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: { id: string; siteId: string; reason?: string };
+  now?: Date;
+}) {
   return inTransaction(ctx, async (ctx) => {
     const r = await lockRollout(ctx, input.id);
     if (!['draft', 'scheduled', 'running', 'paused'].includes(r.state)) illegal(r.state, 'exclude sites');
-    const [t] = await ctx.db.select().from(rolloutTargets).where(and(eq(rolloutTargets.rolloutId, r.id), eq(rolloutTargets.siteId, input.siteId))).limit(1);
+    const [t] = await ctx.db
+      .select()
+      .from(rolloutTargets)
+      .where(and(eq(rolloutTargets.rolloutId, r.id), eq(rolloutTargets.siteId, input.siteId)))
+      .limit(1);
     if (!t) throw new NotFoundError('site in this rollout', input.siteId);
     const to = targetNext(t.state, 'exclude');
-    if (!to) throw new AppError(409, 'INVALID_STATE', t.state === 'installed' ? 'This site already installed the release; roll it back instead.' : 'This site is already skipped.');
+    if (!to)
+      throw new AppError(
+        409,
+        'INVALID_STATE',
+        t.state === 'installed'
+          ? 'This site already installed the release; roll it back instead.'
+          : 'This site is already skipped.',
+      );
     const reason = input.reason?.trim() || `excluded by ${who(ctx)}`;
-    await ctx.db.update(rolloutTargets).set({ state: to, active: false, reason, stateChangedAt: now }).where(eq(rolloutTargets.id, t.id));
-    await ctx.db.update(sites).set({ targetReleaseId: null, updatedAt: now }).where(and(eq(sites.id, t.siteId), eq(sites.targetReleaseId, r.releaseId)));
-    await recordRolloutEvent(ctx, { rolloutId: r.id, waveId: t.waveId, siteId: t.siteId, kind: 'target.excluded', from: t.state, to, reason }, now);
+    await ctx.db
+      .update(rolloutTargets)
+      .set({ state: to, active: false, reason, stateChangedAt: now })
+      .where(eq(rolloutTargets.id, t.id));
+    await ctx.db
+      .update(sites)
+      .set({ targetReleaseId: null, updatedAt: now })
+      .where(and(eq(sites.id, t.siteId), eq(sites.targetReleaseId, r.releaseId)));
+    await recordRolloutEvent(
+      ctx,
+      {
+        rolloutId: r.id,
+        waveId: t.waveId,
+        siteId: t.siteId,
+        kind: 'target.excluded',
+        from: t.state,
+        to,
+        reason,
+      },
+      now,
+    );
     return { id: r.id, siteId: t.siteId, state: to };
   });
 }
 
 /** Schedules a draft: its sites are reserved now (refused if another rollout holds one). */
-export async function scheduleDraft({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string }; now?: Date }) {
+export async function scheduleDraft({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: { id: string };
+  now?: Date;
+}) {
   return inTransaction(ctx, async (ctx) => {
     const r = await lockRollout(ctx, input.id);
     if (r.state !== 'draft') illegal(r.state, 'be scheduled again');
-    const ids = (await ctx.db.select({ siteId: rolloutTargets.siteId }).from(rolloutTargets).where(eq(rolloutTargets.rolloutId, r.id))).map((x) => x.siteId);
+    const ids = (
+      await ctx.db
+        .select({ siteId: rolloutTargets.siteId })
+        .from(rolloutTargets)
+        .where(eq(rolloutTargets.rolloutId, r.id))
+    ).map((x) => x.siteId);
     const conflicts = await activeConflicts(ctx, ids, r.id);
     if (conflicts.length) throw conflictError(conflicts, (id) => id);
-    const [first] = await ctx.db.select({ startsAt: rolloutWaves.startsAt }).from(rolloutWaves).where(eq(rolloutWaves.rolloutId, r.id)).orderBy(asc(rolloutWaves.position)).limit(1);
+    const [first] = await ctx.db
+      .select({ startsAt: rolloutWaves.startsAt })
+      .from(rolloutWaves)
+      .where(eq(rolloutWaves.rolloutId, r.id))
+      .orderBy(asc(rolloutWaves.position))
+      .limit(1);
     if (first && first.startsAt.getTime() < now.getTime() - 5 * 60_000) {
-      throw new AppError(400, 'VALIDATION_FAILED', 'The first wave\'s start is in the past; plan the rollout again.', [{ path: 'waves.0.startsAt', message: 'In the past' }]);
+      throw new AppError(
+        400,
+        'VALIDATION_FAILED',
+        "The first wave's start is in the past; plan the rollout again.",
+        [{ path: 'waves.0.startsAt', message: 'In the past' }],
+      );
     }
     await moveRollout(ctx, r, 'schedule', `scheduled by ${who(ctx)}`, now);
-    await ctx.db.execute(sql`update rollout_targets set active = true where rollout_id = ${r.id} and state <> 'skipped'`);
+    await ctx.db.execute(
+      sql`update rollout_targets set active = true where rollout_id = ${r.id} and state <> 'skipped'`,
+    );
     return { id: r.id, state: 'scheduled' as const };
   });
 }

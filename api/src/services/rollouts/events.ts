@@ -21,12 +21,29 @@ export interface RolloutEventInput {
 export async function recordRolloutEvent(ctx: ServiceCtx, e: RolloutEventInput, at: Date) {
   const actor = ctx.actor.userId ? 'user' : ctx.actor.tokenId ? 'token' : 'scheduler';
   await ctx.db.insert(rolloutEvents).values({
-    orgId: ctx.orgId, rolloutId: e.rolloutId, waveId: e.waveId ?? null, siteId: e.siteId ?? null, kind: e.kind,
-    from: e.from ?? null, to: e.to ?? null, reason: e.reason ?? null, actorUserId: ctx.actor.userId, actor, at,
+    orgId: ctx.orgId,
+    rolloutId: e.rolloutId,
+    waveId: e.waveId ?? null,
+    siteId: e.siteId ?? null,
+    kind: e.kind,
+    from: e.from ?? null,
+    to: e.to ?? null,
+    reason: e.reason ?? null,
+    actorUserId: ctx.actor.userId,
+    actor,
+    at,
   });
   await recordAudit(ctx, {
-    action: `rollout.${e.kind}`, objectType: e.waveId ? 'rollout_wave' : 'rollout', objectId: e.waveId ?? e.rolloutId,
-    details: { rolloutId: e.rolloutId, from: e.from ?? null, to: e.to ?? null, reason: e.reason ?? null, ...(e.siteId ? { siteId: e.siteId } : {}) },
+    action: `rollout.${e.kind}`,
+    objectType: e.waveId ? 'rollout_wave' : 'rollout',
+    objectId: e.waveId ?? e.rolloutId,
+    details: {
+      rolloutId: e.rolloutId,
+      from: e.from ?? null,
+      to: e.to ?? null,
+      reason: e.reason ?? null,
+      ...(e.siteId ? { siteId: e.siteId } : {}),
+    },
   });
 }
 

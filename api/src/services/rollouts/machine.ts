@@ -6,9 +6,34 @@ import type { RolloutPolicy, RolloutState, TargetState, WaveState } from '../../
  * random event sequences. docs/rollouts.md draws the same machine.
  */
 
-export const ROLLOUT_STATES = ['draft', 'scheduled', 'running', 'paused', 'completed', 'cancelled'] as const satisfies readonly RolloutState[];
-export const WAVE_STATES = ['pending', 'preparing', 'open', 'succeeded', 'failed', 'paused', 'cancelled'] as const satisfies readonly WaveState[];
-export const TARGET_STATES = ['pending', 'bundled', 'downloaded', 'installing', 'installed', 'failed', 'rolled_back', 'skipped', 'overdue'] as const satisfies readonly TargetState[];
+export const ROLLOUT_STATES = [
+  'draft',
+  'scheduled',
+  'running',
+  'paused',
+  'completed',
+  'cancelled',
+] as const satisfies readonly RolloutState[];
+export const WAVE_STATES = [
+  'pending',
+  'preparing',
+  'open',
+  'succeeded',
+  'failed',
+  'paused',
+  'cancelled',
+] as const satisfies readonly WaveState[];
+export const TARGET_STATES = [
+  'pending',
+  'bundled',
+  'downloaded',
+  'installing',
+  'installed',
+  'failed',
+  'rolled_back',
+  'skipped',
+  'overdue',
+] as const satisfies readonly TargetState[];
 
 export type RolloutEvent = 'schedule' | 'start' | 'pause' | 'resume' | 'complete' | 'cancel';
 const ROLLOUT: Record<RolloutState, Partial<Record<RolloutEvent, RolloutState>>> = {
@@ -20,7 +45,14 @@ const ROLLOUT: Record<RolloutState, Partial<Record<RolloutEvent, RolloutState>>>
   completed: {},
   cancelled: {},
 };
-export const ROLLOUT_EVENTS = ['schedule', 'start', 'pause', 'resume', 'complete', 'cancel'] as const satisfies readonly RolloutEvent[];
+export const ROLLOUT_EVENTS = [
+  'schedule',
+  'start',
+  'pause',
+  'resume',
+  'complete',
+  'cancel',
+] as const satisfies readonly RolloutEvent[];
 
 export function rolloutNext(from: RolloutState, event: RolloutEvent): RolloutState | null {
   return ROLLOUT[from][event] ?? null;
@@ -37,7 +69,15 @@ const WAVE: Record<WaveState, Partial<Record<WaveEvent, WaveState>>> = {
   succeeded: {},
   cancelled: {},
 };
-export const WAVE_EVENTS = ['prepare', 'open', 'succeed', 'fail', 'pause', 'resume', 'cancel'] as const satisfies readonly WaveEvent[];
+export const WAVE_EVENTS = [
+  'prepare',
+  'open',
+  'succeed',
+  'fail',
+  'pause',
+  'resume',
+  'cancel',
+] as const satisfies readonly WaveEvent[];
 
 export function waveNext(from: WaveState, event: WaveEvent): WaveState | null {
   return WAVE[from][event] ?? null;
@@ -45,9 +85,26 @@ export function waveNext(from: WaveState, event: WaveEvent): WaveState | null {
 
 /** What moves a site's target: a bundle build, a download, a report, the deadline, a person. */
 export type TargetSignal =
-  | 'bundled' | 'downloaded' | 'installing' | 'installed' | 'failed' | 'rolled_back'
-  | 'deadline' | 'retry' | 'exclude';
-export const TARGET_SIGNALS = ['bundled', 'downloaded', 'installing', 'installed', 'failed', 'rolled_back', 'deadline', 'retry', 'exclude'] as const satisfies readonly TargetSignal[];
+  | 'bundled'
+  | 'downloaded'
+  | 'installing'
+  | 'installed'
+  | 'failed'
+  | 'rolled_back'
+  | 'deadline'
+  | 'retry'
+  | 'exclude';
+export const TARGET_SIGNALS = [
+  'bundled',
+  'downloaded',
+  'installing',
+  'installed',
+  'failed',
+  'rolled_back',
+  'deadline',
+  'retry',
+  'exclude',
+] as const satisfies readonly TargetSignal[];
 
 const PROGRESS: TargetState[] = ['pending', 'bundled', 'downloaded', 'installing', 'installed'];
 /** States in which the site still owes us news: the deadline turns them overdue. */
@@ -63,32 +120,56 @@ export const FAILED: readonly TargetState[] = ['failed', 'rolled_back'];
 export function targetNext(from: TargetState, signal: TargetSignal): TargetState | null {
   if (from === 'skipped') return null;
   switch (signal) {
-    case 'bundled': case 'downloaded': case 'installing': {
+    case 'bundled':
+    case 'downloaded':
+    case 'installing': {
       if (from === 'overdue') return signal === 'installing' ? 'installing' : null;
       const i = PROGRESS.indexOf(from);
       const j = PROGRESS.indexOf(signal);
       return i >= 0 && j > i && from !== 'installed' ? signal : null;
     }
-    case 'installed': return from === 'installed' ? null : 'installed';
-    case 'failed': return from === 'failed' ? null : 'failed';
-    case 'rolled_back': return from === 'rolled_back' ? null : 'rolled_back';
-    case 'deadline': return WAITING.includes(from) ? 'overdue' : null;
-    case 'retry': return from === 'failed' || from === 'rolled_back' || from === 'overdue' ? 'pending' : null;
-    case 'exclude': return from === 'installed' ? null : 'skipped';
+    case 'installed':
+      return from === 'installed' ? null : 'installed';
+    case 'failed':
+      return from === 'failed' ? null : 'failed';
+    case 'rolled_back':
+      return from === 'rolled_back' ? null : 'rolled_back';
+    case 'deadline':
+      return WAITING.includes(from) ? 'overdue' : null;
+    case 'retry':
+      return from === 'failed' || from === 'rolled_back' || from === 'overdue' ? 'pending' : null;
+    case 'exclude':
+      return from === 'installed' ? null : 'skipped';
   }
 }
 
 export type TargetCounts = Record<TargetState, number> & { healthy: number };
 
 export function emptyCounts(): TargetCounts {
-  return { pending: 0, bundled: 0, downloaded: 0, installing: 0, installed: 0, failed: 0, rolled_back: 0, skipped: 0, overdue: 0, healthy: 0 };
+  return {
+    pending: 0,
+    bundled: 0,
+    downloaded: 0,
+    installing: 0,
+    installed: 0,
+    failed: 0,
+    rolled_back: 0,
+    skipped: 0,
+    overdue: 0,
+    healthy: 0,
+  };
 }
 
 export function totalOf(c: TargetCounts): number {
   return TARGET_STATES.reduce((n, s) => n + c[s], 0);
 }
 
-export type WaveVerdict = { verdict: 'succeed' | 'fail' | 'wait'; reason: string; successShare: number; failureShare: number };
+export type WaveVerdict = {
+  verdict: 'succeed' | 'fail' | 'wait';
+  reason: string;
+  successShare: number;
+  failureShare: number;
+};
 
 /**
  * What a wave's counts decide. The denominator leaves skipped sites out. Failures are checked
@@ -97,19 +178,36 @@ export type WaveVerdict = { verdict: 'succeed' | 'fail' | 'wait'; reason: string
  * a wave that has not succeeded fails ("deadline"): its silent sites are overdue by then.
  * An empty wave (every site skipped) succeeds.
  */
-export function judgeWave(c: TargetCounts, policy: Pick<RolloutPolicy, 'successThreshold' | 'failureThreshold' | 'soakMinutes'>,
-  wave: { openedAt: Date; deadlineAt: Date }, now: Date): WaveVerdict {
+export function judgeWave(
+  c: TargetCounts,
+  policy: Pick<RolloutPolicy, 'successThreshold' | 'failureThreshold' | 'soakMinutes'>,
+  wave: { openedAt: Date; deadlineAt: Date },
+  now: Date,
+): WaveVerdict {
   const denominator = totalOf(c) - c.skipped;
-  if (denominator <= 0) return { verdict: 'succeed', reason: 'every site was skipped', successShare: 1, failureShare: 0 };
+  if (denominator <= 0)
+    return { verdict: 'succeed', reason: 'every site was skipped', successShare: 1, failureShare: 0 };
   const successShare = c.healthy / denominator;
   const failureShare = (c.failed + c.rolled_back) / denominator;
   if (c.failed + c.rolled_back > 0 && failureShare >= policy.failureThreshold) {
     return { verdict: 'fail', reason: 'failure threshold crossed', successShare, failureShare };
   }
   const soaked = now.getTime() - wave.openedAt.getTime() >= policy.soakMinutes * 60_000;
-  if (successShare >= policy.successThreshold && soaked) return { verdict: 'succeed', reason: 'success threshold reached', successShare, failureShare };
-  if (now.getTime() >= wave.deadlineAt.getTime()) return { verdict: 'fail', reason: 'deadline passed before the success threshold', successShare, failureShare };
-  return { verdict: 'wait', reason: successShare >= policy.successThreshold ? 'soaking' : 'waiting for reports', successShare, failureShare };
+  if (successShare >= policy.successThreshold && soaked)
+    return { verdict: 'succeed', reason: 'success threshold reached', successShare, failureShare };
+  if (now.getTime() >= wave.deadlineAt.getTime())
+    return {
+      verdict: 'fail',
+      reason: 'deadline passed before the success threshold',
+      successShare,
+      failureShare,
+    };
+  return {
+    verdict: 'wait',
+    reason: successShare >= policy.successThreshold ? 'soaking' : 'waiting for reports',
+    successShare,
+    failureShare,
+  };
 }
 
 /**
@@ -118,13 +216,23 @@ export function judgeWave(c: TargetCounts, policy: Pick<RolloutPolicy, 'successT
  * that says "failed" counts only on the new version (a site unhealthy on its old one has not failed
  * this install). A healthy or degraded report on the new version is an install.
  */
-export function signalOfReport(report: { source: string; version: string | null; status: string }, targetVersion: string): TargetSignal | null {
+export function signalOfReport(
+  report: { source: string; version: string | null; status: string },
+  targetVersion: string,
+): TargetSignal | null {
   const onTarget = report.version === targetVersion;
   switch (report.status) {
-    case 'installing': return 'installing';
-    case 'rolled_back': return 'rolled_back';
-    case 'failed': return onTarget || report.source !== 'heartbeat' ? 'failed' : null;
-    case 'healthy': case 'degraded': case 'installed': return onTarget ? 'installed' : null;
-    default: return null;
+    case 'installing':
+      return 'installing';
+    case 'rolled_back':
+      return 'rolled_back';
+    case 'failed':
+      return onTarget || report.source !== 'heartbeat' ? 'failed' : null;
+    case 'healthy':
+    case 'degraded':
+    case 'installed':
+      return onTarget ? 'installed' : null;
+    default:
+      return null;
   }
 }

@@ -1,5 +1,12 @@
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
-import { releaseImages, releases, rollouts, rolloutTargets, sites, type WaveSelector } from '../../db/schema/index.ts';
+import {
+  releaseImages,
+  releases,
+  rollouts,
+  rolloutTargets,
+  sites,
+  type WaveSelector,
+} from '../../db/schema/index.ts';
 import { AppError, ValidationError } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
 import { diffImages, downloadSize } from '../releases/list.ts';
@@ -7,8 +14,15 @@ import { loadRelease } from '../releases/view.ts';
 import type { PlanInput } from './input.ts';
 
 export interface PlanSite {
-  id: string; code: string; name: string; region: string | null; district: string | null; tags: string[];
-  connectivity: 'online' | 'intermittent' | 'offline'; bandwidthKbps: number | null; reportedReleaseId: string | null;
+  id: string;
+  code: string;
+  name: string;
+  region: string | null;
+  district: string | null;
+  tags: string[];
+  connectivity: 'online' | 'intermittent' | 'offline';
+  bandwidthKbps: number | null;
+  reportedReleaseId: string | null;
   reportedVersion: string | null;
 }
 
@@ -28,7 +42,10 @@ const START_SLACK_MS = 5 * 60_000;
 export function pickKey(seed: string, siteId: string): number {
   let h = 0x811c9dc5;
   const s = `${seed}:${siteId}`;
-  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
   return h >>> 0;
 }
 
@@ -38,7 +55,11 @@ export function pickKey(seed: string, siteId: string): number {
  * exclusions, then a share or count of them in the seed's order. Reproducible: same sites, same
  * seed, same waves.
  */
-export function assignWaves(all: PlanSite[], waves: PlanInput['waves'], seed: string): { waves: PlannedWave[]; unknownCodes: string[] } {
+export function assignWaves(
+  all: PlanSite[],
+  waves: PlanInput['waves'],
+  seed: string,
+): { waves: PlannedWave[]; unknownCodes: string[] } {
   const taken = new Set<string>();
   const byCode = new Map(all.map((s) => [s.code.toLowerCase(), s]));
   const unknownCodes: string[] = [];
@@ -61,37 +82,71 @@ export function assignWaves(all: PlanSite[], waves: PlanInput['waves'], seed: st
     }
     for (const code of sel.siteCodes ?? []) {
       const s = byCode.get(code.toLowerCase());
-      if (!s) { unknownCodes.push(code); continue; }
+      if (!s) {
+        unknownCodes.push(code);
+        continue;
+      }
       if (!taken.has(s.id)) chosen.set(s.id, s);
     }
     let list = [...chosen.values()].filter((s) => !exclude.has(s.code.toLowerCase()));
     if (sel.share !== undefined || sel.count !== undefined) {
       const n = sel.count ?? Math.ceil((sel.share! / 100) * list.length);
-      list = list.map((s) => ({ s, k: pickKey(seed, s.id) })).sort((a, b) => a.k - b.k || (a.s.id < b.s.id ? -1 : 1)).slice(0, n).map((x) => x.s);
+      list = list
+        .map((s) => ({ s, k: pickKey(seed, s.id) }))
+        .sort((a, b) => a.k - b.k || (a.s.id < b.s.id ? -1 : 1))
+        .slice(0, n)
+        .map((x) => x.s);
     }
     list.sort((a, b) => (a.code < b.code ? -1 : a.code > b.code ? 1 : 0));
     for (const s of list) taken.add(s.id);
-    return { position, name: w.name, selector: sel, startsAt: new Date(w.startsAt), deadlineAt: new Date(w.deadlineAt), sites: list };
+    return {
+      position,
+      name: w.name,
+      selector: sel,
+      startsAt: new Date(w.startsAt),
+      deadlineAt: new Date(w.deadlineAt),
+      sites: list,
+    };
   });
   return { waves: planned, unknownCodes };
 }
 
 export async function loadPlanSites(ctx: ServiceCtx): Promise<PlanSite[]> {
-  return ctx.db.select({
-    id: sites.id, code: sites.code, name: sites.name, region: sites.region, district: sites.district, tags: sites.tags,
-    connectivity: sites.connectivity, bandwidthKbps: sites.bandwidthKbps, reportedReleaseId: sites.reportedReleaseId,
-    reportedVersion: sites.reportedVersion,
-  }).from(sites).where(and(eq(sites.orgId, ctx.orgId), isNull(sites.archivedAt)));
+  return ctx.db
+    .select({
+      id: sites.id,
+      code: sites.code,
+      name: sites.name,
+      region: sites.region,
+      district: sites.district,
+      tags: sites.tags,
+      connectivity: sites.connectivity,
+      bandwidthKbps: sites.bandwidthKbps,
+      reportedReleaseId: sites.reportedReleaseId,
+      reportedVersion: sites.reportedVersion,
+    })
+    .from(sites)
+    .where(and(eq(sites.orgId, ctx.orgId), isNull(sites.archivedAt)));
 }
 
 /** The release a rollout may install: this organisation's, published (or deprecated), not revoked. */
 export async function loadRolloutRelease(ctx: ServiceCtx, releaseId: string) {
   const l = await loadRelease(ctx, releaseId);
   if (l.release.state === 'revoked') {
-    throw new AppError(409, 'RELEASE_REVOKED', `Release ${l.release.version} was revoked; it cannot be rolled out.`, [{ path: 'releaseId', message: 'Revoked release' }]);
+    throw new AppError(
+      409,
+      'RELEASE_REVOKED',
+      `Release ${l.release.version} was revoked; it cannot be rolled out.`,
+      [{ path: 'releaseId', message: 'Revoked release' }],
+    );
   }
   if (l.release.state === 'draft') {
-    throw new AppError(409, 'RELEASE_NOT_PUBLISHED', `Release ${l.release.version} is a draft; publish it before rolling it out.`, [{ path: 'releaseId', message: 'Draft release' }]);
+    throw new AppError(
+      409,
+      'RELEASE_NOT_PUBLISHED',
+      `Release ${l.release.version} is a draft; publish it before rolling it out.`,
+      [{ path: 'releaseId', message: 'Draft release' }],
+    );
   }
   return l;
 }
@@ -100,7 +155,8 @@ export async function loadRolloutRelease(ctx: ServiceCtx, releaseId: string) {
 export function checkSchedule(waves: PlanInput['waves'], now: Date) {
   const issues: { path: string; message: string }[] = [];
   waves.forEach((w, i) => {
-    if (Date.parse(w.startsAt) < now.getTime() - START_SLACK_MS) issues.push({ path: `waves.${i}.startsAt`, message: 'The start is in the past.' });
+    if (Date.parse(w.startsAt) < now.getTime() - START_SLACK_MS)
+      issues.push({ path: `waves.${i}.startsAt`, message: 'The start is in the past.' });
     if (i > 0 && Date.parse(w.startsAt) < Date.parse(waves[i - 1]!.startsAt)) {
       issues.push({ path: `waves.${i}.startsAt`, message: 'A wave cannot start before the wave before it.' });
     }
@@ -111,25 +167,56 @@ export function checkSchedule(waves: PlanInput['waves'], now: Date) {
 /** Sites of this plan already in another scheduled, running or paused rollout. */
 export async function activeConflicts(ctx: ServiceCtx, siteIds: string[], exceptRolloutId?: string) {
   if (siteIds.length === 0) return [];
-  const rows = await ctx.db.select({ siteId: rolloutTargets.siteId, rolloutId: rolloutTargets.rolloutId, rolloutName: rollouts.name })
-    .from(rolloutTargets).innerJoin(rollouts, eq(rollouts.id, rolloutTargets.rolloutId))
-    .where(and(eq(rolloutTargets.orgId, ctx.orgId), eq(rolloutTargets.active, true),
-      exceptRolloutId ? sql`${rolloutTargets.rolloutId} <> ${exceptRolloutId}` : undefined));
+  const rows = await ctx.db
+    .select({
+      siteId: rolloutTargets.siteId,
+      rolloutId: rolloutTargets.rolloutId,
+      rolloutName: rollouts.name,
+    })
+    .from(rolloutTargets)
+    .innerJoin(rollouts, eq(rollouts.id, rolloutTargets.rolloutId))
+    .where(
+      and(
+        eq(rolloutTargets.orgId, ctx.orgId),
+        eq(rolloutTargets.active, true),
+        exceptRolloutId ? sql`${rolloutTargets.rolloutId} <> ${exceptRolloutId}` : undefined,
+      ),
+    );
   const wanted = new Set(siteIds);
   return rows.filter((r) => wanted.has(r.siteId));
 }
 
 /** Bytes each site downloads: the full release, or a delta from the published release it reports. */
-export async function sizeModel(ctx: ServiceCtx, target: Awaited<ReturnType<typeof loadRelease>>, baseIds: string[]) {
+export async function sizeModel(
+  ctx: ServiceCtx,
+  target: Awaited<ReturnType<typeof loadRelease>>,
+  baseIds: string[],
+) {
   const contentSize = target.content?.size ?? 0;
   const full = downloadSize(target.images) + contentSize;
   const delta = new Map<string, number>();
   const ids = baseIds.filter((id) => id !== target.release.id);
   if (ids.length && target.images.length) {
-    const bases = await ctx.db.select({ id: releases.id }).from(releases)
-      .where(and(eq(releases.orgId, ctx.orgId), inArray(releases.id, ids), sql`${releases.state} <> 'draft'`));
-    const images = bases.length ? await ctx.db.select().from(releaseImages)
-      .where(and(eq(releaseImages.orgId, ctx.orgId), inArray(releaseImages.releaseId, bases.map((b) => b.id)))) : [];
+    const bases = await ctx.db
+      .select({ id: releases.id })
+      .from(releases)
+      .where(
+        and(eq(releases.orgId, ctx.orgId), inArray(releases.id, ids), sql`${releases.state} <> 'draft'`),
+      );
+    const images = bases.length
+      ? await ctx.db
+          .select()
+          .from(releaseImages)
+          .where(
+            and(
+              eq(releaseImages.orgId, ctx.orgId),
+              inArray(
+                releaseImages.releaseId,
+                bases.map((b) => b.id),
+              ),
+            ),
+          )
+      : [];
     for (const b of bases) {
       const mine = images.filter((i) => i.releaseId === b.id);
       // A base without images cannot be the start of a delta: the site gets the full download.

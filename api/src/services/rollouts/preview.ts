@@ -1,6 +1,14 @@
 import type { ServiceCtx } from '../context.ts';
 import type { PlanInput } from './input.ts';
-import { activeConflicts, assignWaves, checkSchedule, downloadSeconds, loadPlanSites, loadRolloutRelease, sizeModel } from './plan.ts';
+import {
+  activeConflicts,
+  assignWaves,
+  checkSchedule,
+  downloadSeconds,
+  loadPlanSites,
+  loadRolloutRelease,
+  sizeModel,
+} from './plan.ts';
 
 const SAMPLE = 50;
 
@@ -15,7 +23,15 @@ function percentile(sorted: number[], p: number): number | null {
  * that takes at its bandwidth, the sites reachable only by sneakernet, and sites that another rollout
  * holds. The same resolution as create, so what the preview shows is what create schedules.
  */
-export async function previewRollout({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: PlanInput; now?: Date }) {
+export async function previewRollout({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: PlanInput;
+  now?: Date;
+}) {
   const release = await loadRolloutRelease(ctx, input.releaseId);
   checkSchedule(input.waves, now);
   const seed = input.seed ?? crypto.randomUUID().slice(0, 8);
@@ -23,19 +39,44 @@ export async function previewRollout({ ctx, input, now = new Date() }: { ctx: Se
   const { waves, unknownCodes } = assignWaves(all, input.waves, seed);
   const baseIds = [...new Set(all.map((s) => s.reportedReleaseId).filter((x): x is string => !!x))];
   const sizes = await sizeModel(ctx, release, baseIds);
-  const conflicts = await activeConflicts(ctx, waves.flatMap((w) => w.sites.map((s) => s.id)));
+  const conflicts = await activeConflicts(
+    ctx,
+    waves.flatMap((w) => w.sites.map((s) => s.id)),
+  );
   const conflictBySite = new Map(conflicts.map((c) => [c.siteId, c]));
   const assigned = waves.reduce((n, w) => n + w.sites.length, 0);
   return {
-    release: { id: release.release.id, version: release.release.version, state: release.release.state, fullBytes: sizes.full, bundlable: release.images.length > 0 && !!release.release.composeTemplate },
+    release: {
+      id: release.release.id,
+      version: release.release.version,
+      state: release.release.state,
+      fullBytes: sizes.full,
+      bundlable: release.images.length > 0 && !!release.release.composeTemplate,
+    },
     seed,
     sitesInFleet: all.length,
     unassigned: all.length - assigned,
     unknownCodes,
     waves: waves.map((w) => {
-      let already = 0; let sneakernet = 0; let bytes = 0; let deltas = 0; let unknownBandwidth = 0; let conflicting = 0;
+      let already = 0;
+      let sneakernet = 0;
+      let bytes = 0;
+      let deltas = 0;
+      let unknownBandwidth = 0;
+      let conflicting = 0;
       const secs: number[] = [];
-      const sample: { id: string; code: string; name: string; region: string | null; connectivity: string; reportedVersion: string | null; bytes: number; delta: boolean; downloadSeconds: number | null; conflict: string | null }[] = [];
+      const sample: {
+        id: string;
+        code: string;
+        name: string;
+        region: string | null;
+        connectivity: string;
+        reportedVersion: string | null;
+        bytes: number;
+        delta: boolean;
+        downloadSeconds: number | null;
+        conflict: string | null;
+      }[] = [];
       for (const s of w.sites) {
         const size = sizes.forSite(s);
         const onRelease = s.reportedReleaseId === release.release.id;
@@ -44,23 +85,54 @@ export async function previewRollout({ ctx, input, now = new Date() }: { ctx: Se
         if (size.delta) deltas++;
         bytes += size.bytes;
         const t = downloadSeconds(size.bytes, s.bandwidthKbps);
-        if (!onRelease && s.connectivity !== 'offline') { if (t === null) unknownBandwidth++; else secs.push(t); }
+        if (!onRelease && s.connectivity !== 'offline') {
+          if (t === null) unknownBandwidth++;
+          else secs.push(t);
+        }
         const c = conflictBySite.get(s.id);
         if (c) conflicting++;
         if (sample.length < SAMPLE) {
-          sample.push({ id: s.id, code: s.code, name: s.name, region: s.region, connectivity: s.connectivity, reportedVersion: s.reportedVersion,
-            bytes: size.bytes, delta: size.delta, downloadSeconds: t, conflict: c ? c.rolloutName : null });
+          sample.push({
+            id: s.id,
+            code: s.code,
+            name: s.name,
+            region: s.region,
+            connectivity: s.connectivity,
+            reportedVersion: s.reportedVersion,
+            bytes: size.bytes,
+            delta: size.delta,
+            downloadSeconds: t,
+            conflict: c ? c.rolloutName : null,
+          });
         }
       }
       secs.sort((a, b) => a - b);
       return {
-        position: w.position, name: w.name, startsAt: w.startsAt.toISOString(), deadlineAt: w.deadlineAt.toISOString(),
-        sites: w.sites.length, alreadyOnRelease: already, toInstall: w.sites.length - already, sneakernet, deltas,
-        bytes, medianDownloadSeconds: percentile(secs, 0.5), maxDownloadSeconds: secs.length ? secs[secs.length - 1]! : null,
-        unknownBandwidth, conflicts: conflicting, sample,
+        position: w.position,
+        name: w.name,
+        startsAt: w.startsAt.toISOString(),
+        deadlineAt: w.deadlineAt.toISOString(),
+        sites: w.sites.length,
+        alreadyOnRelease: already,
+        toInstall: w.sites.length - already,
+        sneakernet,
+        deltas,
+        bytes,
+        medianDownloadSeconds: percentile(secs, 0.5),
+        maxDownloadSeconds: secs.length ? secs[secs.length - 1]! : null,
+        unknownBandwidth,
+        conflicts: conflicting,
+        sample,
       };
     }),
-    conflicts: conflicts.slice(0, 100).map((c) => ({ siteId: c.siteId, code: all.find((s) => s.id === c.siteId)?.code ?? '', rolloutId: c.rolloutId, rolloutName: c.rolloutName })),
+    conflicts: conflicts
+      .slice(0, 100)
+      .map((c) => ({
+        siteId: c.siteId,
+        code: all.find((s) => s.id === c.siteId)?.code ?? '',
+        rolloutId: c.rolloutId,
+        rolloutName: c.rolloutName,
+      })),
     conflictCount: conflicts.length,
   };
 }

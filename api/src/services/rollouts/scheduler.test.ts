@@ -16,31 +16,83 @@ import { getRollout } from './view.ts';
 describe.each(TEST_DRIVERS)('rollout scheduler and webhooks on %s', (driver) => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
-  beforeAll(async () => { h = await createTestDb(driver); t = await makeTestApp(h); });
-  afterAll(async () => { await h.close(); });
+  beforeAll(async () => {
+    h = await createTestDb(driver);
+    t = await makeTestApp(h);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
 
-  const ctxOf = (orgId: string): ServiceCtx => ({ db: h.db, orgId, actor: { userId: null, tokenId: null, role: 'owner' } });
+  const ctxOf = (orgId: string): ServiceCtx => ({
+    db: h.db,
+    orgId,
+    actor: { userId: null, tokenId: null, role: 'owner' },
+  });
 
   it('should move targets to bundled when their bundle is built and to downloaded when a download completes', async () => {
     const org = await makeOrg(h.db);
     await makeRelease(h.db, org.id, '1.0.0');
     const r2 = await makeRelease(h.db, org.id, '2.0.0');
-    const [a, b, c] = [await makeSite(h.db, org.id, { region: 'X' }), await makeSite(h.db, org.id, { region: 'X' }), await makeSite(h.db, org.id, { region: 'X' })];
+    const [a, b, c] = [
+      await makeSite(h.db, org.id, { region: 'X' }),
+      await makeSite(h.db, org.id, { region: 'X' }),
+      await makeSite(h.db, org.id, { region: 'X' }),
+    ];
     const now = new Date();
-    const { id } = await createRollout({ ctx: ctxOf(org.id), now, input: {
-      name: 'b', releaseId: r2.id, draft: false,
-      policy: { successThreshold: 1, failureThreshold: 1, autoAdvance: true, soakMinutes: 0, bundleLeadHours: 0, buildBundles: false },
-      waves: [{ name: 'W', selector: { regions: ['X'] }, startsAt: now.toISOString(), deadlineAt: new Date(now.getTime() + 86_400_000).toISOString() }],
-    } });
-    const [ba] = await h.db.insert(bundles).values({ orgId: org.id, siteId: a.id, releaseId: r2.id, state: 'ready' }).returning();
-    const [bb] = await h.db.insert(bundles).values({ orgId: org.id, siteId: b.id, releaseId: r2.id, state: 'ready' }).returning();
+    const { id } = await createRollout({
+      ctx: ctxOf(org.id),
+      now,
+      input: {
+        name: 'b',
+        releaseId: r2.id,
+        draft: false,
+        policy: {
+          successThreshold: 1,
+          failureThreshold: 1,
+          autoAdvance: true,
+          soakMinutes: 0,
+          bundleLeadHours: 0,
+          buildBundles: false,
+        },
+        waves: [
+          {
+            name: 'W',
+            selector: { regions: ['X'] },
+            startsAt: now.toISOString(),
+            deadlineAt: new Date(now.getTime() + 86_400_000).toISOString(),
+          },
+        ],
+      },
+    });
+    const [ba] = await h.db
+      .insert(bundles)
+      .values({ orgId: org.id, siteId: a.id, releaseId: r2.id, state: 'ready' })
+      .returning();
+    const [bb] = await h.db
+      .insert(bundles)
+      .values({ orgId: org.id, siteId: b.id, releaseId: r2.id, state: 'ready' })
+      .returning();
     await h.db.insert(bundles).values({ orgId: org.id, siteId: c.id, releaseId: r2.id, state: 'building' });
-    await h.db.insert(bundleDownloads).values({ orgId: org.id, bundleId: bb!.id, siteId: b.id, kind: 'stitched', bytes: 10, complete: true });
+    await h.db
+      .insert(bundleDownloads)
+      .values({ orgId: org.id, bundleId: bb!.id, siteId: b.id, kind: 'stitched', bytes: 10, complete: true });
     // An unfinished download does not count.
-    await h.db.insert(bundleDownloads).values({ orgId: org.id, bundleId: ba!.id, siteId: a.id, kind: 'stitched', bytes: 5, complete: false });
+    await h.db
+      .insert(bundleDownloads)
+      .values({ orgId: org.id, bundleId: ba!.id, siteId: a.id, kind: 'stitched', bytes: 5, complete: false });
     await runSchedulerPass(h.db, { now: new Date(now.getTime() + 1000) });
-    const states = new Map((await h.db.select().from(rolloutTargets).where(eq(rolloutTargets.rolloutId, id))).map((x) => [x.siteId, x.state]));
-    expect([states.get(a.id), states.get(b.id), states.get(c.id)]).toEqual(['bundled', 'downloaded', 'pending']);
+    const states = new Map(
+      (await h.db.select().from(rolloutTargets).where(eq(rolloutTargets.rolloutId, id))).map((x) => [
+        x.siteId,
+        x.state,
+      ]),
+    );
+    expect([states.get(a.id), states.get(b.id), states.get(c.id)]).toEqual([
+      'bundled',
+      'downloaded',
+      'pending',
+    ]);
     const v = await getRollout({ ctx: ctxOf(org.id), input: { id } });
     expect(v.waves[0]!.state).toBe('open');
   });
@@ -51,11 +103,31 @@ describe.each(TEST_DRIVERS)('rollout scheduler and webhooks on %s', (driver) => 
     await makeSite(h.db, org.id, { region: 'Y' });
     const now = new Date();
     const start = new Date(now.getTime() + 48 * 3_600_000);
-    const { id } = await createRollout({ ctx: ctxOf(org.id), now, input: {
-      name: 'lead', releaseId: r2.id, draft: false,
-      policy: { successThreshold: 1, failureThreshold: 1, autoAdvance: true, soakMinutes: 0, bundleLeadHours: 24, buildBundles: true },
-      waves: [{ name: 'W', selector: { regions: ['Y'] }, startsAt: start.toISOString(), deadlineAt: new Date(start.getTime() + 86_400_000).toISOString() }],
-    } });
+    const { id } = await createRollout({
+      ctx: ctxOf(org.id),
+      now,
+      input: {
+        name: 'lead',
+        releaseId: r2.id,
+        draft: false,
+        policy: {
+          successThreshold: 1,
+          failureThreshold: 1,
+          autoAdvance: true,
+          soakMinutes: 0,
+          bundleLeadHours: 24,
+          buildBundles: true,
+        },
+        waves: [
+          {
+            name: 'W',
+            selector: { regions: ['Y'] },
+            startsAt: start.toISOString(),
+            deadlineAt: new Date(start.getTime() + 86_400_000).toISOString(),
+          },
+        ],
+      },
+    });
     await runSchedulerPass(h.db, { now: new Date(start.getTime() - 25 * 3_600_000) });
     expect((await getRollout({ ctx: ctxOf(org.id), input: { id } })).waves[0]!.state).toBe('pending');
     await runSchedulerPass(h.db, { now: new Date(start.getTime() - 23 * 3_600_000) });
@@ -69,14 +141,25 @@ describe.each(TEST_DRIVERS)('rollout scheduler and webhooks on %s', (driver) => 
     let answer = 500;
     const server = http.createServer((req, res) => {
       let body = '';
-      req.on('data', (c) => { body += c; });
-      req.on('end', () => { received.push({ headers: req.headers, body }); res.statusCode = answer; res.end(); });
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.statusCode = answer;
+        res.end();
+      });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const org = await makeOrg(h.db);
       const port = (server.address() as AddressInfo).port;
-      const hook = await createWebhook({ ctx: ctxOf(org.id), box: t.secretBox, allowHttp: true, input: { url: `http://127.0.0.1:${port}/hook`, events: ['wave.opened'] } });
+      const hook = await createWebhook({
+        ctx: ctxOf(org.id),
+        box: t.secretBox,
+        allowHttp: true,
+        input: { url: `http://127.0.0.1:${port}/hook`, events: ['wave.opened'] },
+      });
       expect(hook.secret).toMatch(/^whsec_/);
       const now = new Date();
       await enqueueWebhooks(ctxOf(org.id), 'wave.opened', { wave: 'Pilot' }, now);
@@ -89,12 +172,18 @@ describe.each(TEST_DRIVERS)('rollout scheduler and webhooks on %s', (driver) => 
       const sig = String(first.headers['x-outpost-signature']);
       const ts = Number(/t=(\d+)/.exec(sig)![1]);
       expect(sig).toBe(await signPayload(hook.secret, ts, first.body));
-      expect(JSON.parse(first.body)).toMatchObject({ id: d!.id, event: 'wave.opened', data: { wave: 'Pilot' } });
+      expect(JSON.parse(first.body)).toMatchObject({
+        id: d!.id,
+        event: 'wave.opened',
+        data: { wave: 'Pilot' },
+      });
       let row = (await h.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, d!.id)))[0]!;
       expect(row).toMatchObject({ state: 'pending', attempts: 1, lastStatus: 500 });
       expect(row.nextAttemptAt.getTime() - now.getTime()).toBe(60_000);
       // Not due yet: nothing is sent.
-      expect(await deliverWebhooks(h.db, { box: t.secretBox, now: new Date(now.getTime() + 30_000) })).toBe(0);
+      expect(await deliverWebhooks(h.db, { box: t.secretBox, now: new Date(now.getTime() + 30_000) })).toBe(
+        0,
+      );
       // Four more failures (1, 5, 30, 120 minutes later), then the sixth attempt fails for good.
       let when = now.getTime();
       for (const minutes of [1, 5, 30, 120, 720]) {
@@ -108,7 +197,10 @@ describe.each(TEST_DRIVERS)('rollout scheduler and webhooks on %s', (driver) => 
       answer = 204;
       await enqueueWebhooks(ctxOf(org.id), 'wave.opened', { wave: 'North' }, new Date(when));
       expect(await deliverWebhooks(h.db, { box: t.secretBox, now: new Date(when) })).toBe(1);
-      const rows = await h.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook.id));
+      const rows = await h.db
+        .select()
+        .from(webhookDeliveries)
+        .where(eq(webhookDeliveries.webhookId, hook.id));
       expect(rows.filter((x) => x.state === 'delivered')).toHaveLength(1);
       expect(received).toHaveLength(7);
       // The secret is never stored in clear.

@@ -10,20 +10,41 @@ import { loadSite } from '../sites/scope.ts';
  */
 export async function siteRollout({ ctx, input }: { ctx: ServiceCtx; input: { siteId: string } }) {
   const { site } = await loadSite(ctx, input.siteId);
-  const [row] = await ctx.db.select({
-    name: rollouts.name, state: rollouts.state, version: releases.version,
-    wave: rolloutWaves.name, waveState: rolloutWaves.state, startsAt: rolloutWaves.startsAt, deadlineAt: rolloutWaves.deadlineAt,
-    targetState: rolloutTargets.state,
-  }).from(rolloutTargets)
+  const [row] = await ctx.db
+    .select({
+      name: rollouts.name,
+      state: rollouts.state,
+      version: releases.version,
+      wave: rolloutWaves.name,
+      waveState: rolloutWaves.state,
+      startsAt: rolloutWaves.startsAt,
+      deadlineAt: rolloutWaves.deadlineAt,
+      targetState: rolloutTargets.state,
+    })
+    .from(rolloutTargets)
     .innerJoin(rollouts, eq(rollouts.id, rolloutTargets.rolloutId))
     .innerJoin(rolloutWaves, eq(rolloutWaves.id, rolloutTargets.waveId))
     .innerJoin(releases, eq(releases.id, rollouts.releaseId))
-    .where(and(eq(rolloutTargets.siteId, site.id), eq(rolloutTargets.orgId, ctx.orgId), eq(rolloutTargets.active, true)))
+    .where(
+      and(
+        eq(rolloutTargets.siteId, site.id),
+        eq(rolloutTargets.orgId, ctx.orgId),
+        eq(rolloutTargets.active, true),
+      ),
+    )
     .limit(1);
   return {
-    rollout: row ? {
-      name: row.name, state: row.state, version: row.version, wave: row.wave, waveState: row.waveState,
-      startsAt: row.startsAt.toISOString(), deadlineAt: row.deadlineAt.toISOString(), targetState: row.targetState,
-    } : null,
+    rollout: row
+      ? {
+          name: row.name,
+          state: row.state,
+          version: row.version,
+          wave: row.wave,
+          waveState: row.waveState,
+          startsAt: row.startsAt.toISOString(),
+          deadlineAt: row.deadlineAt.toISOString(),
+          targetState: row.targetState,
+        }
+      : null,
   };
 }

@@ -9,7 +9,12 @@ export async function rolloutTick(deps: { db: Db; box: SecretBox; logger: Logger
   const now = deps.now ?? new Date();
   const pass = await runSchedulerPass(deps.db, { now, logger: deps.logger });
   const sent = await deliverWebhooks(deps.db, { box: deps.box, now, logger: deps.logger });
-  if (pass.transitions.length || sent) deps.logger('info', 'rollout scheduler', { transitions: pass.transitions.length, rollouts: pass.rollouts, webhooks: sent });
+  if (pass.transitions.length || sent)
+    deps.logger('info', 'rollout scheduler', {
+      transitions: pass.transitions.length,
+      rollouts: pass.rollouts,
+      webhooks: sent,
+    });
   return { pass, sent };
 }
 
@@ -22,9 +27,20 @@ export function startRolloutScheduler(deps: { db: Db; box: SecretBox; logger: Lo
   const timer = setInterval(() => {
     if (running) return;
     running = rolloutTick(deps)
-      .catch((e: unknown) => deps.logger('error', 'rollout scheduler tick failed', { err: e instanceof Error ? e.message : String(e) }))
-      .finally(() => { running = null; });
+      .catch((e: unknown) =>
+        deps.logger('error', 'rollout scheduler tick failed', {
+          err: e instanceof Error ? e.message : String(e),
+        }),
+      )
+      .finally(() => {
+        running = null;
+      });
   }, deps.intervalMs);
   timer.unref?.();
-  return { async stop() { clearInterval(timer); await running; } };
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }

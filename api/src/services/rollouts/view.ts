@@ -1,5 +1,12 @@
 import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
-import { releases, rolloutEvents, rollouts, rolloutWaves, users, type TargetState } from '../../db/schema/index.ts';
+import {
+  releases,
+  rolloutEvents,
+  rollouts,
+  rolloutWaves,
+  users,
+  type TargetState,
+} from '../../db/schema/index.ts';
 import type { Db } from '../../db/types.ts';
 import { NotFoundError } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
@@ -11,8 +18,10 @@ function rowsOf<T>(result: unknown): T[] {
 
 /** Counts per wave and state, in one grouped pass over the rollout's targets (an index-only scan). */
 export async function waveCounts(db: Db, rolloutId: string): Promise<Map<string, TargetCounts>> {
-  const rows = rowsOf<{ wave_id: string; state: TargetState; healthy: boolean; n: string | number }>(await db.execute(sql`
-    select wave_id, state, healthy, count(*) as n from rollout_targets where rollout_id = ${rolloutId} group by wave_id, state, healthy`));
+  const rows = rowsOf<{ wave_id: string; state: TargetState; healthy: boolean; n: string | number }>(
+    await db.execute(sql`
+    select wave_id, state, healthy, count(*) as n from rollout_targets where rollout_id = ${rolloutId} group by wave_id, state, healthy`),
+  );
   const out = new Map<string, TargetCounts>();
   for (const r of rows) {
     const c = out.get(r.wave_id) ?? emptyCounts();
@@ -30,7 +39,11 @@ export function sumCounts(list: TargetCounts[]): TargetCounts {
 }
 
 export async function loadRollout(ctx: ServiceCtx, id: string) {
-  const [r] = await ctx.db.select().from(rollouts).where(and(eq(rollouts.orgId, ctx.orgId), eq(rollouts.id, id))).limit(1);
+  const [r] = await ctx.db
+    .select()
+    .from(rollouts)
+    .where(and(eq(rollouts.orgId, ctx.orgId), eq(rollouts.id, id)))
+    .limit(1);
   if (!r) throw new NotFoundError('rollout', id);
   return r;
 }
@@ -38,52 +51,133 @@ export async function loadRollout(ctx: ServiceCtx, id: string) {
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
 /** A rollout as the progress view shows it: policy, waves with live counts and verdicts, the timeline. */
-export async function getRollout({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: { id: string }; now?: Date }) {
+export async function getRollout({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: { id: string };
+  now?: Date;
+}) {
   const r = await loadRollout(ctx, input.id);
   const [release, waves, counts, events] = await Promise.all([
-    ctx.db.select({ id: releases.id, version: releases.version, state: releases.state }).from(releases).where(eq(releases.id, r.releaseId)).limit(1),
-    ctx.db.select().from(rolloutWaves).where(eq(rolloutWaves.rolloutId, r.id)).orderBy(asc(rolloutWaves.position)),
+    ctx.db
+      .select({ id: releases.id, version: releases.version, state: releases.state })
+      .from(releases)
+      .where(eq(releases.id, r.releaseId))
+      .limit(1),
+    ctx.db
+      .select()
+      .from(rolloutWaves)
+      .where(eq(rolloutWaves.rolloutId, r.id))
+      .orderBy(asc(rolloutWaves.position)),
     waveCounts(ctx.db, r.id),
-    ctx.db.select({ e: rolloutEvents, email: users.email }).from(rolloutEvents).leftJoin(users, eq(users.id, rolloutEvents.actorUserId))
-      .where(eq(rolloutEvents.rolloutId, r.id)).orderBy(desc(rolloutEvents.at), desc(rolloutEvents.id)).limit(200),
+    ctx.db
+      .select({ e: rolloutEvents, email: users.email })
+      .from(rolloutEvents)
+      .leftJoin(users, eq(users.id, rolloutEvents.actorUserId))
+      .where(eq(rolloutEvents.rolloutId, r.id))
+      .orderBy(desc(rolloutEvents.at), desc(rolloutEvents.id))
+      .limit(200),
   ]);
   const waveViews = waves.map((w) => {
     const c = counts.get(w.id) ?? emptyCounts();
-    const v = w.openedAt ? judgeWave(c, r.policy, { openedAt: w.openedAt, deadlineAt: w.deadlineAt }, now) : null;
+    const v = w.openedAt
+      ? judgeWave(c, r.policy, { openedAt: w.openedAt, deadlineAt: w.deadlineAt }, now)
+      : null;
     return {
-      id: w.id, position: w.position, name: w.name, selector: w.selector, state: w.state,
-      startsAt: w.startsAt.toISOString(), deadlineAt: w.deadlineAt.toISOString(), openedAt: iso(w.openedAt), closedAt: iso(w.closedAt),
-      bundlesRequestedAt: iso(w.bundlesRequestedAt), bundleNote: w.bundleNote, reason: w.reason,
-      counts: c, total: totalOf(c), successShare: v?.successShare ?? null, failureShare: v?.failureShare ?? null,
+      id: w.id,
+      position: w.position,
+      name: w.name,
+      selector: w.selector,
+      state: w.state,
+      startsAt: w.startsAt.toISOString(),
+      deadlineAt: w.deadlineAt.toISOString(),
+      openedAt: iso(w.openedAt),
+      closedAt: iso(w.closedAt),
+      bundlesRequestedAt: iso(w.bundlesRequestedAt),
+      bundleNote: w.bundleNote,
+      reason: w.reason,
+      counts: c,
+      total: totalOf(c),
+      successShare: v?.successShare ?? null,
+      failureShare: v?.failureShare ?? null,
     };
   });
   const totals = sumCounts(waveViews.map((w) => w.counts));
   return {
-    id: r.id, name: r.name, state: r.state, policy: r.policy, seed: r.seed, rollbackOf: r.rollbackOf, pausedReason: r.pausedReason,
-    release: release[0]!, createdAt: r.createdAt.toISOString(), startedAt: iso(r.startedAt), finishedAt: iso(r.finishedAt),
-    waves: waveViews, totals, total: totalOf(totals),
+    id: r.id,
+    name: r.name,
+    state: r.state,
+    policy: r.policy,
+    seed: r.seed,
+    rollbackOf: r.rollbackOf,
+    pausedReason: r.pausedReason,
+    release: release[0]!,
+    createdAt: r.createdAt.toISOString(),
+    startedAt: iso(r.startedAt),
+    finishedAt: iso(r.finishedAt),
+    waves: waveViews,
+    totals,
+    total: totalOf(totals),
     timeline: events.map(({ e, email }) => ({
-      id: e.id, kind: e.kind, waveId: e.waveId, siteId: e.siteId, from: e.from, to: e.to, reason: e.reason, actor: e.actor, actorEmail: email, at: e.at.toISOString(),
+      id: e.id,
+      kind: e.kind,
+      waveId: e.waveId,
+      siteId: e.siteId,
+      from: e.from,
+      to: e.to,
+      reason: e.reason,
+      actor: e.actor,
+      actorEmail: email,
+      at: e.at.toISOString(),
     })),
   };
 }
 
 export async function listRollouts({ ctx }: { ctx: ServiceCtx }) {
-  const list = await ctx.db.select({ r: rollouts, version: releases.version }).from(rollouts).innerJoin(releases, eq(releases.id, rollouts.releaseId))
-    .where(eq(rollouts.orgId, ctx.orgId)).orderBy(desc(rollouts.createdAt)).limit(200);
+  const list = await ctx.db
+    .select({ r: rollouts, version: releases.version })
+    .from(rollouts)
+    .innerJoin(releases, eq(releases.id, rollouts.releaseId))
+    .where(eq(rollouts.orgId, ctx.orgId))
+    .orderBy(desc(rollouts.createdAt))
+    .limit(200);
   const ids = list.map((x) => x.r.id);
-  const counts = ids.length ? rowsOf<{ rollout_id: string; state: TargetState; n: string | number }>(await ctx.db.execute(sql`
-    select rollout_id, state, count(*) as n from rollout_targets where org_id = ${ctx.orgId} and rollout_id in (select id from rollouts where org_id = ${ctx.orgId} order by created_at desc limit 200) group by rollout_id, state`)) : [];
-  const waves = ids.length ? await ctx.db.select({ rolloutId: rolloutWaves.rolloutId, state: rolloutWaves.state, position: rolloutWaves.position })
-    .from(rolloutWaves).where(inArray(rolloutWaves.rolloutId, ids)) : [];
+  const counts = ids.length
+    ? rowsOf<{ rollout_id: string; state: TargetState; n: string | number }>(
+        await ctx.db.execute(sql`
+    select rollout_id, state, count(*) as n from rollout_targets where org_id = ${ctx.orgId} and rollout_id in (select id from rollouts where org_id = ${ctx.orgId} order by created_at desc limit 200) group by rollout_id, state`),
+      )
+    : [];
+  const waves = ids.length
+    ? await ctx.db
+        .select({
+          rolloutId: rolloutWaves.rolloutId,
+          state: rolloutWaves.state,
+          position: rolloutWaves.position,
+        })
+        .from(rolloutWaves)
+        .where(inArray(rolloutWaves.rolloutId, ids))
+    : [];
   return list.map(({ r, version }) => {
     const c = emptyCounts();
     for (const x of counts) if (x.rollout_id === r.id) c[x.state] += Number(x.n);
     const mine = waves.filter((w) => w.rolloutId === r.id);
     return {
-      id: r.id, name: r.name, state: r.state, release: { id: r.releaseId, version }, rollbackOf: r.rollbackOf,
-      createdAt: r.createdAt.toISOString(), startedAt: iso(r.startedAt), finishedAt: iso(r.finishedAt),
-      waves: mine.length, wavesDone: mine.filter((w) => w.state === 'succeeded').length, counts: c, total: totalOf(c),
+      id: r.id,
+      name: r.name,
+      state: r.state,
+      release: { id: r.releaseId, version },
+      rollbackOf: r.rollbackOf,
+      createdAt: r.createdAt.toISOString(),
+      startedAt: iso(r.startedAt),
+      finishedAt: iso(r.finishedAt),
+      waves: mine.length,
+      wavesDone: mine.filter((w) => w.state === 'succeeded').length,
+      counts: c,
+      total: totalOf(c),
     };
   });
 }

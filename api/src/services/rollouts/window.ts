@@ -4,18 +4,28 @@
  * day it starts on.
  */
 const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
-const WINDOW = /^(mon|tue|wed|thu|fri|sat|sun|daily)(?:-(mon|tue|wed|thu|fri|sat|sun))? (\d{2}):(\d{2})-(\d{2}):(\d{2})$/i;
+const WINDOW =
+  /^(mon|tue|wed|thu|fri|sat|sun|daily)(?:-(mon|tue|wed|thu|fri|sat|sun))? (\d{2}):(\d{2})-(\d{2}):(\d{2})$/i;
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 function localParts(at: Date, timeZone: string): { day: number; minutes: number } {
   let f = formatters.get(timeZone);
   if (!f) {
-    f = new Intl.DateTimeFormat('en-GB', { timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    f = new Intl.DateTimeFormat('en-GB', {
+      timeZone,
+      weekday: 'short',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    });
     formatters.set(timeZone, f);
   }
   const parts = f.formatToParts(at);
   const get = (t: string) => parts.find((p) => p.type === t)?.value ?? '';
-  return { day: DAYS.indexOf(get('weekday').slice(0, 3).toLowerCase()), minutes: Number(get('hour')) * 60 + Number(get('minute')) };
+  return {
+    day: DAYS.indexOf(get('weekday').slice(0, 3).toLowerCase()),
+    minutes: Number(get('hour')) * 60 + Number(get('minute')),
+  };
 }
 
 function dayIn(day: number, from: string, to: string | undefined): boolean {
@@ -31,7 +41,11 @@ export function inMaintenanceWindow(window: string | null, timeZone: string, at:
   const m = WINDOW.exec(window.trim());
   if (!m) return true;
   let local: { day: number; minutes: number };
-  try { local = localParts(at, timeZone); } catch { local = localParts(at, 'UTC'); }
+  try {
+    local = localParts(at, timeZone);
+  } catch {
+    local = localParts(at, 'UTC');
+  }
   const start = Number(m[3]) * 60 + Number(m[4]);
   const end = Number(m[5]) * 60 + Number(m[6]);
   if (start === end) return dayIn(local.day, m[1]!, m[2]);

@@ -2,7 +2,11 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 
 /** A blob of an image held in memory, by digest (`sha256:…`). */
-export interface DemoBlob { digest: string; mediaType: string; bytes: Buffer }
+export interface DemoBlob {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+}
 
 /** A small single-layer OCI image made in memory: the same input always gives the same digests. */
 export interface DemoImage {
@@ -54,28 +58,56 @@ export function tarOf(files: Record<string, string>): Buffer {
  */
 export function demoImage(repository: string, tag: string, files: Record<string, string>): DemoImage {
   const tar = tarOf(files);
-  const layer: DemoBlob = { digest: '', mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', bytes: gzipSync(tar, { level: 9 }) };
+  const layer: DemoBlob = {
+    digest: '',
+    mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    bytes: gzipSync(tar, { level: 9 }),
+  };
   layer.digest = sha256(layer.bytes);
-  const configBytes = Buffer.from(JSON.stringify({
-    architecture: 'amd64', os: 'linux', created: '2026-01-01T00:00:00Z',
-    config: { Cmd: ['/bin/sh'], Labels: { 'org.opencontainers.image.title': repository, 'org.opencontainers.image.version': tag } },
-    rootfs: { type: 'layers', diff_ids: [sha256(tar)] },
-    history: [{ created: '2026-01-01T00:00:00Z', created_by: 'outpost demo seed' }],
-  }));
-  const config: DemoBlob = { digest: sha256(configBytes), mediaType: 'application/vnd.oci.image.config.v1+json', bytes: configBytes };
-  const manifestBytes = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: config.mediaType, digest: config.digest, size: config.bytes.length },
-    layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.bytes.length }],
-  }));
-  const manifest: DemoBlob = { digest: sha256(manifestBytes), mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: manifestBytes };
+  const configBytes = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      created: '2026-01-01T00:00:00Z',
+      config: {
+        Cmd: ['/bin/sh'],
+        Labels: { 'org.opencontainers.image.title': repository, 'org.opencontainers.image.version': tag },
+      },
+      rootfs: { type: 'layers', diff_ids: [sha256(tar)] },
+      history: [{ created: '2026-01-01T00:00:00Z', created_by: 'outpost demo seed' }],
+    }),
+  );
+  const config: DemoBlob = {
+    digest: sha256(configBytes),
+    mediaType: 'application/vnd.oci.image.config.v1+json',
+    bytes: configBytes,
+  };
+  const manifestBytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: config.mediaType, digest: config.digest, size: config.bytes.length },
+      layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.bytes.length }],
+    }),
+  );
+  const manifest: DemoBlob = {
+    digest: sha256(manifestBytes),
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    bytes: manifestBytes,
+  };
   return { repository, tag, manifest, config, layer };
 }
 
 /** The demo release's images: a tiny EMR back end and front end. */
 export function demoImages(): DemoImage[] {
   return [
-    demoImage('demo/emr-backend', '1.0', { 'etc/os-release': 'NAME=outpost-demo\n', 'app/backend.txt': 'Outpost demo EMR back end 1.0\n' }),
-    demoImage('demo/emr-frontend', '1.0', { 'etc/os-release': 'NAME=outpost-demo\n', 'www/index.html': '<h1>Outpost demo EMR</h1>\n' }),
+    demoImage('demo/emr-backend', '1.0', {
+      'etc/os-release': 'NAME=outpost-demo\n',
+      'app/backend.txt': 'Outpost demo EMR back end 1.0\n',
+    }),
+    demoImage('demo/emr-frontend', '1.0', {
+      'etc/os-release': 'NAME=outpost-demo\n',
+      'www/index.html': '<h1>Outpost demo EMR</h1>\n',
+    }),
   ];
 }

@@ -40,20 +40,37 @@ export const DEMO_COMPOSE_TEMPLATE = `services:
  * digest) in the demo registry at `registryHost`, unless that organisation already has 2.4.0.
  * Goes through the same service verbs as the API, so the release is audited and checked like any other.
  */
-export async function seedDemoRelease(db: Db, deps: { box: SecretBox; resolver: ImageResolver; registryHost: string }) {
+export async function seedDemoRelease(
+  db: Db,
+  deps: { box: SecretBox; resolver: ImageResolver; registryHost: string },
+) {
   const [org] = await db.select().from(organizations).orderBy(asc(organizations.createdAt)).limit(1);
   if (!org) return null;
-  const [have] = await db.select({ id: releases.id }).from(releases)
-    .where(and(eq(releases.orgId, org.id), eq(releases.version, DEMO_RELEASE_VERSION))).limit(1);
+  const [have] = await db
+    .select({ id: releases.id })
+    .from(releases)
+    .where(and(eq(releases.orgId, org.id), eq(releases.version, DEMO_RELEASE_VERSION)))
+    .limit(1);
   if (have) return null;
   const ctx: ServiceCtx = { db, orgId: org.id, actor: { userId: null, tokenId: null, role: 'owner' } };
-  const draft = await createRelease({ ctx, input: {
-    version: DEMO_RELEASE_VERSION, channel: 'stable', composeTemplate: DEMO_COMPOSE_TEMPLATE,
-    notes: 'Demo release: two small images served by the demo registry on this machine, so its bundles build without network.',
-  } });
+  const draft = await createRelease({
+    ctx,
+    input: {
+      version: DEMO_RELEASE_VERSION,
+      channel: 'stable',
+      composeTemplate: DEMO_COMPOSE_TEMPLATE,
+      notes:
+        'Demo release: two small images served by the demo registry on this machine, so its bundles build without network.',
+    },
+  });
   const images = { backend: 'demo/emr-backend:1.0', frontend: 'demo/emr-frontend:1.0' };
   for (const [name, repoTag] of Object.entries(images)) {
-    await addReleaseImage({ ctx, box: deps.box, resolver: deps.resolver, input: { releaseId: draft.id, name, reference: `${deps.registryHost}/${repoTag}` } });
+    await addReleaseImage({
+      ctx,
+      box: deps.box,
+      resolver: deps.resolver,
+      input: { releaseId: draft.id, name, reference: `${deps.registryHost}/${repoTag}` },
+    });
   }
   const published = await publishRelease({ ctx, input: { releaseId: draft.id }, check: composeCheck });
   return { releaseId: published.id, version: DEMO_RELEASE_VERSION };

@@ -21,14 +21,28 @@ export interface CheckinFields {
 }
 
 export type CheckinOutcome =
-  | { ok: true; reportId: string; duplicate: boolean; receivedAt: Date; siteCode: string; targetVersion: string | null; installHold: InstallHold | null }
+  | {
+      ok: true;
+      reportId: string;
+      duplicate: boolean;
+      receivedAt: Date;
+      siteCode: string;
+      targetVersion: string | null;
+      installHold: InstallHold | null;
+    }
   | { ok: false; reason: 'invalid-token' }
   | { ok: false; reason: 'rate-limited'; retryAfter: number };
 
 /** Why a site with a target is not asked to install it right now (docs/rollouts.md). */
 export type InstallHold = 'rollout_paused' | 'awaiting_retry' | 'blackout' | 'maintenance_window';
 
-interface Pending { tokenHash: string; input: CheckinFields; receivedAt: Date; resolve(o: CheckinOutcome): void; reject(e: unknown): void }
+interface Pending {
+  tokenHash: string;
+  input: CheckinFields;
+  receivedAt: Date;
+  resolve(o: CheckinOutcome): void;
+  reject(e: unknown): void;
+}
 
 // Runs after the I/O callbacks of this turn of the event loop, so the requests read together are written together.
 const nextTurn: (f: () => void) => void = globalThis.setImmediate ?? ((f) => setTimeout(f, 0));
@@ -46,8 +60,11 @@ export class CheckinBatcher {
   private scheduled = false;
   private flushing = 0;
 
-  constructor(private readonly db: Db, private readonly limiter: RateLimiter,
-    private readonly opts: { maxBatch: number; maxInFlight: number } = { maxBatch: 500, maxInFlight: 2 }) {}
+  constructor(
+    private readonly db: Db,
+    private readonly limiter: RateLimiter,
+    private readonly opts: { maxBatch: number; maxInFlight: number } = { maxBatch: 500, maxInFlight: 2 },
+  ) {}
 
   async submit(token: string, input: CheckinFields, receivedAt = new Date()): Promise<CheckinOutcome> {
     const tokenHash = await sha256Hex(token);
@@ -59,7 +76,10 @@ export class CheckinBatcher {
       this.queue.push({ tokenHash, input, receivedAt, resolve, reject });
       if (!this.scheduled && this.flushing < this.opts.maxInFlight) {
         this.scheduled = true;
-        nextTurn(() => { this.scheduled = false; this.flush(); });
+        nextTurn(() => {
+          this.scheduled = false;
+          this.flush();
+        });
       }
     });
   }
@@ -71,7 +91,10 @@ export class CheckinBatcher {
       writeCheckins(this.db, batch)
         .then((outcomes) => batch.forEach((p, i) => p.resolve(outcomes[i]!)))
         .catch((e) => batch.forEach((p) => p.reject(e)))
-        .finally(() => { this.flushing--; this.flush(); });
+        .finally(() => {
+          this.flushing--;
+          this.flush();
+        });
     }
   }
 }
@@ -84,15 +107,26 @@ function rowsOf<T>(result: unknown): T[] {
 async function writeCheckins(db: Db, batch: Pending[]): Promise<CheckinOutcome[]> {
   // The whole group travels as one JSON parameter: one JSON.stringify here and one parse in the
   // database, instead of escaping every cell of a dozen arrays.
-  const group = JSON.stringify(batch.map((p, ord) => ({
-    ord, token_hash: p.tokenHash, version: p.input.version, status: p.input.status, health_checks: p.input.healthChecks,
-    docker_version: p.input.dockerVersion, image_store: p.input.imageStore, compose_version: p.input.composeVersion,
-    content_version: p.input.contentPackageVersion, scripts_version: p.input.edgeScriptsVersion, compose_sha256: p.input.composeSha256,
-    disk_free_bytes: p.input.diskFreeBytes, details: p.input.reportedAt ? { siteClock: p.input.reportedAt } : {},
-    idempotency_key: p.input.idempotencyKey,
-    // "Last seen" is the server's clock: site clocks drift, and a wrong one must not hide a site.
-    at: p.receivedAt.toISOString(),
-  })));
+  const group = JSON.stringify(
+    batch.map((p, ord) => ({
+      ord,
+      token_hash: p.tokenHash,
+      version: p.input.version,
+      status: p.input.status,
+      health_checks: p.input.healthChecks,
+      docker_version: p.input.dockerVersion,
+      image_store: p.input.imageStore,
+      compose_version: p.input.composeVersion,
+      content_version: p.input.contentPackageVersion,
+      scripts_version: p.input.edgeScriptsVersion,
+      compose_sha256: p.input.composeSha256,
+      disk_free_bytes: p.input.diskFreeBytes,
+      details: p.input.reportedAt ? { siteClock: p.input.reportedAt } : {},
+      idempotency_key: p.input.idempotencyKey,
+      // "Last seen" is the server's clock: site clocks drift, and a wrong one must not hide a site.
+      at: p.receivedAt.toISOString(),
+    })),
+  );
   // One statement is one transaction: the token check, the append and the site update happen
   // together or not at all, and a token revoked a moment ago is refused by this very statement.
   const result = await db.execute(sql`
@@ -168,22 +202,41 @@ async function writeCheckins(db: Db, batch: Pending[]): Promise<CheckinOutcome[]
   // The adoption rollup changes only when a report starts a new run of versions: a new version,
   // a report older than the site's latest (it lands inside the history), or several in one group.
   // Rare for heartbeats, so it is a second statement for those sites only (services/fleet/spans.ts).
-  const rebuild = answers.filter((a) => a.fresh && (a.changed || !a.site_moved || Number(a.fresh_for_site) > 1)).map((a) => a.site_id);
+  const rebuild = answers
+    .filter((a) => a.fresh && (a.changed || !a.site_moved || Number(a.fresh_for_site) > 1))
+    .map((a) => a.site_id);
   if (rebuild.length) await rebuildVersionSpans(db, { siteIds: rebuild });
   for (const a of answers) {
     const installHold = holdOf(a, batch[a.ord]!.receivedAt);
     outcomes[a.ord] = {
-      ok: true, reportId: a.report_id, duplicate: !a.fresh, receivedAt: new Date(a.received_at),
-      siteCode: a.code, targetVersion: installHold ? null : a.target_version, installHold,
+      ok: true,
+      reportId: a.report_id,
+      duplicate: !a.fresh,
+      receivedAt: new Date(a.received_at),
+      siteCode: a.code,
+      targetVersion: installHold ? null : a.target_version,
+      installHold,
     };
   }
   return outcomes;
 }
 
 interface CheckinRow {
-  ord: number; code: string; report_id: string; received_at: string | Date; fresh: boolean; target_version: string | null;
-  reported_version: string; maintenance_window: string | null; timezone: string; rollout_hold: 'rollout_paused' | 'awaiting_retry' | null; blackout: boolean;
-  site_id: string; changed: boolean; site_moved: boolean; fresh_for_site: number | string;
+  ord: number;
+  code: string;
+  report_id: string;
+  received_at: string | Date;
+  fresh: boolean;
+  target_version: string | null;
+  reported_version: string;
+  maintenance_window: string | null;
+  timezone: string;
+  rollout_hold: 'rollout_paused' | 'awaiting_retry' | null;
+  blackout: boolean;
+  site_id: string;
+  changed: boolean;
+  site_moved: boolean;
+  fresh_for_site: number | string;
 }
 
 /**

@@ -10,14 +10,33 @@ import { SiteFields } from './input.ts';
 
 /** The editable columns of the site CSV (import and export), and the site field each one fills. */
 export const SITE_CSV_COLUMNS = {
-  code: 'code', name: 'name', region: 'region', district: 'district', facility_type: 'facilityType', tags: 'tags',
-  connectivity: 'connectivity', bandwidth_kbps: 'bandwidthKbps', timezone: 'timezone', language: 'language', maintenance_window: 'maintenanceWindow',
-  latitude: 'latitude', longitude: 'longitude', contact_name: 'contactName', contact_phone: 'contactPhone', contact_email: 'contactEmail',
+  code: 'code',
+  name: 'name',
+  region: 'region',
+  district: 'district',
+  facility_type: 'facilityType',
+  tags: 'tags',
+  connectivity: 'connectivity',
+  bandwidth_kbps: 'bandwidthKbps',
+  timezone: 'timezone',
+  language: 'language',
+  maintenance_window: 'maintenanceWindow',
+  latitude: 'latitude',
+  longitude: 'longitude',
+  contact_name: 'contactName',
+  contact_phone: 'contactPhone',
+  contact_email: 'contactEmail',
 } as const satisfies Record<string, keyof SiteFields>;
 export type SiteCsvColumn = keyof typeof SITE_CSV_COLUMNS;
 
 /** Columns the export adds after the editable ones; an import accepts and ignores them, so an export re-imports as is. */
-export const READ_ONLY_CSV_COLUMNS = ['reported_version', 'reported_status', 'reported_at', 'target_version', 'status'] as const;
+export const READ_ONLY_CSV_COLUMNS = [
+  'reported_version',
+  'reported_status',
+  'reported_at',
+  'target_version',
+  'status',
+] as const;
 
 export const IMPORT_MODES = ['all-or-nothing', 'partial'] as const;
 export type ImportMode = (typeof IMPORT_MODES)[number];
@@ -58,7 +77,9 @@ export interface ImportReport {
   warningsTruncated: boolean;
 }
 
-const FIELD_COLUMN = Object.fromEntries(Object.entries(SITE_CSV_COLUMNS).map(([col, field]) => [field, col])) as Record<keyof SiteFields, SiteCsvColumn>;
+const FIELD_COLUMN = Object.fromEntries(
+  Object.entries(SITE_CSV_COLUMNS).map(([col, field]) => [field, col]),
+) as Record<keyof SiteFields, SiteCsvColumn>;
 const KNOWN_COLUMNS = new Set<string>([...Object.keys(SITE_CSV_COLUMNS), ...READ_ONLY_CSV_COLUMNS]);
 const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
@@ -73,25 +94,43 @@ function convert(column: SiteCsvColumn, raw: string): { value: unknown } | { err
   const cell = unescapeCell(raw);
   const blank = cell.trim() === '';
   switch (column) {
-    case 'code': case 'name': return { value: cell };
+    case 'code':
+    case 'name':
+      return { value: cell };
     case 'tags': {
       if (blank) return { value: [] };
       // `;` is what the export writes; `|` is accepted when no `;` is present.
       const sep = cell.includes(';') ? ';' : '|';
-      return { value: cell.split(sep).map((t) => t.trim()).filter((t) => t !== '') };
+      return {
+        value: cell
+          .split(sep)
+          .map((t) => t.trim())
+          .filter((t) => t !== ''),
+      };
     }
-    case 'connectivity': return { value: blank ? undefined : cell.trim().toLowerCase() };
-    case 'timezone': return { value: blank ? undefined : cell };
-    case 'language': return { value: blank ? undefined : cell.trim().toLowerCase() };
-    case 'bandwidth_kbps': case 'latitude': case 'longitude': {
+    case 'connectivity':
+      return { value: blank ? undefined : cell.trim().toLowerCase() };
+    case 'timezone':
+      return { value: blank ? undefined : cell };
+    case 'language':
+      return { value: blank ? undefined : cell.trim().toLowerCase() };
+    case 'bandwidth_kbps':
+    case 'latitude':
+    case 'longitude': {
       if (blank) return { value: null };
       const t = cell.trim();
       if (!NUMBER.test(t)) {
-        return { error: column === 'bandwidth_kbps' ? 'Write a whole number of kbit/s, such as 512.' : 'Write a number with a dot for decimals, such as -1.2921.' };
+        return {
+          error:
+            column === 'bandwidth_kbps'
+              ? 'Write a whole number of kbit/s, such as 512.'
+              : 'Write a number with a dot for decimals, such as -1.2921.',
+        };
       }
       return { value: Number(t) };
     }
-    default: return { value: blank ? null : cell };
+    default:
+      return { value: blank ? null : cell };
   }
 }
 
@@ -105,7 +144,13 @@ class Capped<T> {
   }
 }
 
-function refuse(status: 400 | 413, code: string, message: string, row: number | null, column: string | null = null): AppError {
+function refuse(
+  status: 400 | 413,
+  code: string,
+  message: string,
+  row: number | null,
+  column: string | null = null,
+): AppError {
   return new AppError(status, code, message, row === null ? undefined : [{ row, column, message }]);
 }
 
@@ -133,13 +178,20 @@ function firstBadByte(chunk: Uint8Array): number {
   // Continuation bytes at the start finish a sequence begun in the previous chunk.
   while (start < 3 && start < chunk.length && (chunk[start]! & 0xc0) === 0x80) start++;
   const decodes = (end: number) => {
-    try { new TextDecoder('utf-8', { fatal: true }).decode(chunk.subarray(start, end), { stream: true }); return true; } catch { return false; }
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(chunk.subarray(start, end), { stream: true });
+      return true;
+    } catch {
+      return false;
+    }
   };
   if (decodes(chunk.length)) return 0; // the sequence carried over from the previous chunk was the bad one
-  let lo = start; let hi = chunk.length; // decodes(lo) holds, decodes(hi) does not
+  let lo = start;
+  let hi = chunk.length; // decodes(lo) holds, decodes(hi) does not
   while (hi - lo > 1) {
     const mid = (lo + hi) >>> 1;
-    if (decodes(mid)) lo = mid; else hi = mid;
+    if (decodes(mid)) lo = mid;
+    else hi = mid;
   }
   return lo;
 }
@@ -151,14 +203,25 @@ function firstBadByte(chunk: Uint8Array): number {
 async function* guardedChunks(reader: ReadableStreamDefaultReader<Uint8Array>, limits: ImportLimits) {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const rows = new RowCounter();
-  const notUtf8 = () => refuse(400, 'CSV_ENCODING',
-    `Row ${rows.row} has bytes that are not UTF-8. Save the file as "CSV UTF-8" and upload it again.`, rows.row);
+  const notUtf8 = () =>
+    refuse(
+      400,
+      'CSV_ENCODING',
+      `Row ${rows.row} has bytes that are not UTF-8. Save the file as "CSV UTF-8" and upload it again.`,
+      rows.row,
+    );
   let size = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > limits.maxBytes) throw refuse(413, 'BODY_TOO_LARGE', `The file is larger than ${limits.maxBytes} bytes; split it.`, null);
+    if (size > limits.maxBytes)
+      throw refuse(
+        413,
+        'BODY_TOO_LARGE',
+        `The file is larger than ${limits.maxBytes} bytes; split it.`,
+        null,
+      );
     try {
       decoder.decode(value, { stream: true });
     } catch {
@@ -168,7 +231,11 @@ async function* guardedChunks(reader: ReadableStreamDefaultReader<Uint8Array>, l
     rows.scan(value);
     yield Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   }
-  try { decoder.decode(); } catch { throw notUtf8(); }
+  try {
+    decoder.decode();
+  } catch {
+    throw notUtf8();
+  }
 }
 
 /**
@@ -178,7 +245,9 @@ async function* guardedChunks(reader: ReadableStreamDefaultReader<Uint8Array>, l
 async function* csvRecords(body: ReadableStream<Uint8Array>, limits: ImportLimits): AsyncGenerator<string[]> {
   const parser = parse({
     // Blank lines stay records (['']), so that the caller's record count is the spreadsheet row.
-    bom: true, max_record_size: limits.maxRecordBytes, skip_empty_lines: false,
+    bom: true,
+    max_record_size: limits.maxRecordBytes,
+    skip_empty_lines: false,
     // Rows with too few or too many cells are reported by the caller, row by row, never padded silently.
     relax_column_count: true,
   });
@@ -213,28 +282,46 @@ function fromCsvError(e: unknown, limits: ImportLimits): unknown {
   if (typeof err?.code !== 'string' || !/^(CSV_|INVALID_)/.test(err.code)) return e;
   const row = (err.records ?? 0) + (err.empty_lines ?? 0) + 1;
   if (err.code === 'CSV_MAX_RECORD_SIZE') {
-    return refuse(400, 'CSV_RECORD_TOO_LARGE', `Row ${row} is longer than the limit of ${limits.maxRecordBytes} bytes; is a quote left open?`, row);
+    return refuse(
+      400,
+      'CSV_RECORD_TOO_LARGE',
+      `Row ${row} is longer than the limit of ${limits.maxRecordBytes} bytes; is a quote left open?`,
+      row,
+    );
   }
-  const why = err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'a quoted cell is never closed'
-    : err.code === 'CSV_INVALID_CLOSING_QUOTE' || err.code === 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE' ? 'a quoted cell has text after its closing quote'
-      : err.code === 'INVALID_OPENING_QUOTE' ? 'a cell has a quote in the middle; quote the whole cell and double the inner quotes'
-        : 'it is not valid CSV';
+  const why =
+    err.code === 'CSV_QUOTE_NOT_CLOSED'
+      ? 'a quoted cell is never closed'
+      : err.code === 'CSV_INVALID_CLOSING_QUOTE' || err.code === 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE'
+        ? 'a quoted cell has text after its closing quote'
+        : err.code === 'INVALID_OPENING_QUOTE'
+          ? 'a cell has a quote in the middle; quote the whole cell and double the inner quotes'
+          : 'it is not valid CSV';
   return refuse(400, 'CSV_MALFORMED', `The file cannot be read from row ${row}: ${why}.`, row);
 }
 
 /** The header row → the site field of each cell (null for read-only columns), or the whole file is refused. */
 function readHeader(cells: string[]): (keyof SiteFields | null)[] {
   const names = cells.map((c) => c.trim().toLowerCase());
-  const unknown = names.filter((n) => !KNOWN_COLUMNS.has(n)).map((n) => (n === '' ? '(a column with no name)' : `"${n}"`));
+  const unknown = names
+    .filter((n) => !KNOWN_COLUMNS.has(n))
+    .map((n) => (n === '' ? '(a column with no name)' : `"${n}"`));
   const duplicated = [...new Set(names.filter((n, i) => n !== '' && names.indexOf(n) !== i))];
   const missing = (['code', 'name'] as const).filter((n) => !names.includes(n));
   const problems: string[] = [];
   if (unknown.length) {
-    const hint = names.length === 1 && /[;\t]/.test(cells[0] ?? '') ? ' Separate the columns with commas.' : '';
+    const hint =
+      names.length === 1 && /[;\t]/.test(cells[0] ?? '') ? ' Separate the columns with commas.' : '';
     problems.push(`Unknown column${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}.${hint}`);
   }
-  if (duplicated.length) problems.push(`Column${duplicated.length > 1 ? 's' : ''} ${duplicated.map((n) => `"${n}"`).join(', ')} appear${duplicated.length > 1 ? '' : 's'} twice.`);
-  if (missing.length) problems.push(`The column${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(' and ')} ${missing.length > 1 ? 'are' : 'is'} required.`);
+  if (duplicated.length)
+    problems.push(
+      `Column${duplicated.length > 1 ? 's' : ''} ${duplicated.map((n) => `"${n}"`).join(', ')} appear${duplicated.length > 1 ? '' : 's'} twice.`,
+    );
+  if (missing.length)
+    problems.push(
+      `The column${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(' and ')} ${missing.length > 1 ? 'are' : 'is'} required.`,
+    );
   if (problems.length) {
     const message = `${problems.join(' ')} Known columns: ${[...KNOWN_COLUMNS].join(', ')}.`;
     throw new AppError(400, 'CSV_HEADER', message, [{ row: 1, column: null, message }]);
@@ -242,13 +329,29 @@ function readHeader(cells: string[]): (keyof SiteFields | null)[] {
   return names.map((n) => (n in SITE_CSV_COLUMNS ? SITE_CSV_COLUMNS[n as SiteCsvColumn] : null));
 }
 
-interface GoodRow { row: number; fields: SiteFields }
+interface GoodRow {
+  row: number;
+  fields: SiteFields;
+}
 
 // The PostgreSQL type of each field's column; an enum travels as text and is cast in the statement.
 const PG_TYPE: Record<keyof SiteFields, 'text' | 'int4' | 'float8'> = {
-  code: 'text', name: 'text', region: 'text', district: 'text', facilityType: 'text', tags: 'text', connectivity: 'text',
-  bandwidthKbps: 'int4', timezone: 'text', language: 'text', maintenanceWindow: 'text', latitude: 'float8', longitude: 'float8',
-  contactName: 'text', contactPhone: 'text', contactEmail: 'text',
+  code: 'text',
+  name: 'text',
+  region: 'text',
+  district: 'text',
+  facilityType: 'text',
+  tags: 'text',
+  connectivity: 'text',
+  bandwidthKbps: 'int4',
+  timezone: 'text',
+  language: 'text',
+  maintenanceWindow: 'text',
+  latitude: 'float8',
+  longitude: 'float8',
+  contactName: 'text',
+  contactPhone: 'text',
+  contactEmail: 'text',
 };
 
 /** A text[] literal for one cell of the `tags` array column (arrays of arrays do not unnest). */
@@ -265,23 +368,48 @@ const column = (f: keyof SiteFields) => sql.identifier((sites[f] as PgColumn).na
  * person sets are written: the device token, what the site reported, its target and its archived
  * state are never touched by an import; columns the file leaves out keep their values (or defaults).
  */
-async function upsertBatch(ctx: ServiceCtx, batch: GoodRow[], fields: (keyof SiteFields)[], warnings: Capped<ImportIssue> | null) {
+async function upsertBatch(
+  ctx: ServiceCtx,
+  batch: GoodRow[],
+  fields: (keyof SiteFields)[],
+  warnings: Capped<ImportIssue> | null,
+) {
   // An archived site with the same code is updated but stays archived: restoring is a deliberate act
   // (it revives the device token), so the import only says so. `warnings` is null when the
   // organisation has no archived site, which spares a query per batch.
   if (warnings) {
-    const archived = await ctx.db.select({ code: sites.code }).from(sites)
-      .where(and(eq(sites.orgId, ctx.orgId), sql`${sites.code} = any(${sql.param(batch.map((r) => r.fields.code))}::text[])`, isNotNull(sites.archivedAt)));
+    const archived = await ctx.db
+      .select({ code: sites.code })
+      .from(sites)
+      .where(
+        and(
+          eq(sites.orgId, ctx.orgId),
+          sql`${sites.code} = any(${sql.param(batch.map((r) => r.fields.code))}::text[])`,
+          isNotNull(sites.archivedAt),
+        ),
+      );
     const rowOf = new Map(batch.map((r) => [r.fields.code, r.row]));
     for (const a of archived) {
-      warnings.push({ row: rowOf.get(a.code)!, column: 'code', message: `The site ${a.code} is archived; it was updated and stays archived (restore it from the site page).` });
+      warnings.push({
+        row: rowOf.get(a.code)!,
+        column: 'code',
+        message: `The site ${a.code} is archived; it was updated and stays archived (restore it from the site page).`,
+      });
     }
   }
   const arrays = fields.map((f) => {
-    const values = batch.map((r) => (f === 'tags' ? arrayLiteral(r.fields.tags) : r.fields[f] ?? null));
+    const values = batch.map((r) => (f === 'tags' ? arrayLiteral(r.fields.tags) : (r.fields[f] ?? null)));
     return sql`${sql.param(values)}::${sql.raw(PG_TYPE[f])}[]`;
   });
-  const picked = fields.map((f) => (f === 'tags' ? sql`u.${column(f)}::text[]` : f === 'connectivity' ? sql`u.${column(f)}::connectivity` : f === 'language' ? sql`u.${column(f)}::site_language` : sql`u.${column(f)}`));
+  const picked = fields.map((f) =>
+    f === 'tags'
+      ? sql`u.${column(f)}::text[]`
+      : f === 'connectivity'
+        ? sql`u.${column(f)}::connectivity`
+        : f === 'language'
+          ? sql`u.${column(f)}::site_language`
+          : sql`u.${column(f)}`,
+  );
   const updatable = fields.filter((f) => f !== 'code');
   const list = (f: (x: keyof SiteFields) => SQLChunk, of = fields) => sql.join(of.map(f), sql`, `);
   const result = await ctx.db.execute(sql`
@@ -302,10 +430,22 @@ class DryRunDone {
 }
 
 /** One data row → the site's fields, or every problem found in it (all columns are checked, not just the first bad one). */
-function checkRow(record: string[], header: (keyof SiteFields | null)[], row: number, seen: Map<string, number>):
-  { fields: SiteFields; problems?: undefined } | { problems: ImportIssue[] } {
+function checkRow(
+  record: string[],
+  header: (keyof SiteFields | null)[],
+  row: number,
+  seen: Map<string, number>,
+): { fields: SiteFields; problems?: undefined } | { problems: ImportIssue[] } {
   if (record.length !== header.length) {
-    return { problems: [{ row, column: null, message: `This row has ${record.length} cells; the header has ${header.length}.` }] };
+    return {
+      problems: [
+        {
+          row,
+          column: null,
+          message: `This row has ${record.length} cells; the header has ${header.length}.`,
+        },
+      ],
+    };
   }
   const problems: ImportIssue[] = [];
   const candidate: Record<string, unknown> = {};
@@ -321,14 +461,19 @@ function checkRow(record: string[], header: (keyof SiteFields | null)[], row: nu
       const field = issue.path[0] as keyof SiteFields | undefined;
       // A cell that failed conversion was left out; the schema's "required" complaint would repeat it.
       if (field && problems.some((p) => p.column === FIELD_COLUMN[field])) continue;
-      problems.push({ row, column: field ? FIELD_COLUMN[field] ?? null : null, message: issue.message });
+      problems.push({ row, column: field ? (FIELD_COLUMN[field] ?? null) : null, message: issue.message });
     }
   }
   // Duplicates are reported on the later rows, whether or not the first one is valid otherwise.
-  const code = parsed.success ? parsed.data.code : typeof candidate.code === 'string' ? candidate.code.trim() : '';
+  const code = parsed.success
+    ? parsed.data.code
+    : typeof candidate.code === 'string'
+      ? candidate.code.trim()
+      : '';
   if (code && !problems.some((p) => p.column === 'code')) {
     const first = seen.get(code);
-    if (first !== undefined) problems.push({ row, column: 'code', message: `The code ${code} is already used on row ${first}.` });
+    if (first !== undefined)
+      problems.push({ row, column: 'code', message: `The code ${code} is already used on row ${first}.` });
     else seen.set(code, row);
   }
   return problems.length || !parsed.success ? { problems } : { fields: parsed.data };
@@ -340,7 +485,11 @@ function checkRow(record: string[], header: (keyof SiteFields | null)[], row: nu
  * writes the good rows. A dry run does everything and rolls back, so its counts are exact.
  * Problems with the file itself (header, encoding, size, broken quoting) refuse it whole.
  */
-export async function importSitesCsv({ ctx, input, limits = IMPORT_LIMITS }: {
+export async function importSitesCsv({
+  ctx,
+  input,
+  limits = IMPORT_LIMITS,
+}: {
   ctx: ServiceCtx;
   input: { body: ReadableStream<Uint8Array>; mode: ImportMode; dryRun?: boolean };
   limits?: ImportLimits;
@@ -355,8 +504,11 @@ export async function importSitesCsv({ ctx, input, limits = IMPORT_LIMITS }: {
       let header: (keyof SiteFields | null)[] | null = null;
       let fields: (keyof SiteFields)[] = [];
       let batch: GoodRow[] = [];
-      const [archived] = await ctx.db.select({ id: sites.id }).from(sites)
-        .where(and(eq(sites.orgId, ctx.orgId), isNotNull(sites.archivedAt))).limit(1);
+      const [archived] = await ctx.db
+        .select({ id: sites.id })
+        .from(sites)
+        .where(and(eq(sites.orgId, ctx.orgId), isNotNull(sites.archivedAt)))
+        .limit(1);
       // One batch is written while the next is parsed; never more, so memory stays flat.
       let writing: Promise<void> = Promise.resolve();
       const flush = async () => {
@@ -366,7 +518,9 @@ export async function importSitesCsv({ ctx, input, limits = IMPORT_LIMITS }: {
         // After the first bad row an all-or-nothing import will be rolled back: only validate from then on.
         if (!rows.length || (mode === 'all-or-nothing' && counts.failed)) return;
         writing = upsertBatch(ctx, rows, fields, archived ? warnings : null).then((n) => {
-          counts.created += n.created; counts.updated += n.updated; counts.unchanged += n.unchanged;
+          counts.created += n.created;
+          counts.updated += n.updated;
+          counts.unchanged += n.unchanged;
         });
         writing.catch(() => {}); // rethrown by the next `await writing`
       };
@@ -383,7 +537,12 @@ export async function importSitesCsv({ ctx, input, limits = IMPORT_LIMITS }: {
           // Blank lines, and rows of empty cells that spreadsheets leave after the data, carry nothing.
           if (record.every((c) => c.trim() === '')) continue;
           if (++counts.rows > limits.maxRows) {
-            throw refuse(413, 'CSV_TOO_MANY_ROWS', `The file has more than ${limits.maxRows} rows; split it.`, row);
+            throw refuse(
+              413,
+              'CSV_TOO_MANY_ROWS',
+              `The file has more than ${limits.maxRows} rows; split it.`,
+              row,
+            );
           }
           const checked = checkRow(record, header, row, seen);
           if (checked.problems) {
@@ -394,7 +553,13 @@ export async function importSitesCsv({ ctx, input, limits = IMPORT_LIMITS }: {
             if (batch.length >= limits.batchRows) await flush();
           }
         }
-        if (!header) throw refuse(400, 'CSV_HEADER', 'The file is empty; the first row must name the columns (code, name, …).', 1);
+        if (!header)
+          throw refuse(
+            400,
+            'CSV_HEADER',
+            'The file is empty; the first row must name the columns (code, name, …).',
+            1,
+          );
         await flush();
         await writing;
       } finally {
@@ -404,19 +569,35 @@ export async function importSitesCsv({ ctx, input, limits = IMPORT_LIMITS }: {
 
       const rejected = mode === 'all-or-nothing' && counts.failed > 0;
       const report: ImportReport = {
-        mode, dryRun, ...counts,
+        mode,
+        dryRun,
+        ...counts,
         ...(rejected ? { created: 0, updated: 0, unchanged: 0 } : {}),
-        errors: errors.items, errorsTruncated: errors.truncated,
-        warnings: rejected ? [] : warnings.items, warningsTruncated: rejected ? false : warnings.truncated,
+        errors: errors.items,
+        errorsTruncated: errors.truncated,
+        warnings: rejected ? [] : warnings.items,
+        warningsTruncated: rejected ? false : warnings.truncated,
       };
       if (rejected) {
-        throw new AppError(422, 'IMPORT_REJECTED',
-          `${counts.failed} of ${counts.rows} rows have problems; nothing was imported. Fix them, or import with mode=partial.`, report);
+        throw new AppError(
+          422,
+          'IMPORT_REJECTED',
+          `${counts.failed} of ${counts.rows} rows have problems; nothing was imported. Fix them, or import with mode=partial.`,
+          report,
+        );
       }
       if (dryRun) throw new DryRunDone(report);
       await recordAudit(ctx, {
-        action: 'site.import', objectType: 'site',
-        details: { mode, rows: counts.rows, created: counts.created, updated: counts.updated, unchanged: counts.unchanged, failed: counts.failed },
+        action: 'site.import',
+        objectType: 'site',
+        details: {
+          mode,
+          rows: counts.rows,
+          created: counts.created,
+          updated: counts.updated,
+          unchanged: counts.unchanged,
+          failed: counts.failed,
+        },
       });
       return report;
     });

@@ -61,13 +61,22 @@ function escapeLike(s: string): string {
  * They are the rule of siteStatus() in scope.ts and exclude one another. "Ahead" and "behind" need
  * the organisation's release order (a site on a newer release than its target is ahead).
  */
-export function statusConditions(now: Date, silentDays: number | undefined, order: ReleaseOrder): Record<SiteStatus, SQL> {
+export function statusConditions(
+  now: Date,
+  silentDays: number | undefined,
+  order: ReleaseOrder,
+): Record<SiteStatus, SQL> {
   silentDays ??= DEFAULT_SILENT_DAYS;
   const silentBefore = new Date(now.getTime() - silentDays * 86_400_000);
   const notFailed = sql`coalesce(${sites.reportedStatus}, '') not in ('failed', 'rolled_back')`;
   const onRevoked = sql`exists (select 1 from releases r where r.id = ${sites.reportedReleaseId} and r.state = 'revoked')`;
   const ahead = order.aheadCondition();
-  const recentAndOk = and(isNotNull(sites.reportedAt), sql`${sites.reportedAt} >= ${silentBefore}`, notFailed, sql`not ${onRevoked}`);
+  const recentAndOk = and(
+    isNotNull(sites.reportedAt),
+    sql`${sites.reportedAt} >= ${silentBefore}`,
+    notFailed,
+    sql`not ${onRevoked}`,
+  );
   return {
     never_reported: isNull(sites.reportedAt),
     failed: and(isNotNull(sites.reportedAt), sql`${sites.reportedStatus} in ('failed', 'rolled_back')`)!,
@@ -75,8 +84,17 @@ export function statusConditions(now: Date, silentDays: number | undefined, orde
     silent: and(sql`${sites.reportedAt} < ${silentBefore}`, notFailed, sql`not ${onRevoked}`)!,
     no_target: and(recentAndOk, isNull(sites.targetReleaseId))!,
     // IS [NOT] TRUE, so the planner uses the statistics on this expression (migration 0006).
-    on_target: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`(${sites.reportedReleaseId} = ${sites.targetReleaseId}) is true`)!,
-    behind: and(recentAndOk, isNotNull(sites.targetReleaseId), sql`(${sites.reportedReleaseId} = ${sites.targetReleaseId}) is not true`, sql`not ${ahead}`)!,
+    on_target: and(
+      recentAndOk,
+      isNotNull(sites.targetReleaseId),
+      sql`(${sites.reportedReleaseId} = ${sites.targetReleaseId}) is true`,
+    )!,
+    behind: and(
+      recentAndOk,
+      isNotNull(sites.targetReleaseId),
+      sql`(${sites.reportedReleaseId} = ${sites.targetReleaseId}) is not true`,
+      sql`not ${ahead}`,
+    )!,
     ahead: and(recentAndOk, isNotNull(sites.targetReleaseId), ahead)!,
   };
 }
@@ -85,7 +103,8 @@ export function statusConditions(now: Date, silentDays: number | undefined, orde
 export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date(), order?: ReleaseOrder): SQL {
   const q = f.q?.trim();
   const needsOrder = f.behind || f.status === 'behind' || f.status === 'ahead';
-  if (needsOrder && !order) throw new Error('siteFilterWhere: this filter needs the release order (releaseOrderFor)');
+  if (needsOrder && !order)
+    throw new Error('siteFilterWhere: this filter needs the release order (releaseOrderFor)');
   return and(
     visibleSites(ctx),
     f.archived ? isNotNull(sites.archivedAt) : isNull(sites.archivedAt),
@@ -97,25 +116,53 @@ export function siteFilterWhere(ctx: ServiceCtx, f: SiteFilter, now = new Date()
     f.connectivity ? eq(sites.connectivity, f.connectivity) : undefined,
     f.version ? eq(sites.reportedVersion, f.version) : undefined,
     f.status ? statusConditions(now, f.silentDays, order ?? EMPTY_ORDER)[f.status] : undefined,
-    f.behind && order ? and(statusConditions(now, f.silentDays, order).behind, order.behindCondition(f.behind)) : undefined,
+    f.behind && order
+      ? and(statusConditions(now, f.silentDays, order).behind, order.behindCondition(f.behind))
+      : undefined,
     f.drift ? layerDrift(f.drift) : undefined,
   )!;
 }
 
-interface SiteCursor { s: SiteSort; o: 'asc' | 'desc'; v: string; id: string }
+interface SiteCursor {
+  s: SiteSort;
+  o: 'asc' | 'desc';
+  v: string;
+  id: string;
+}
 
-function encode(c: SiteCursor) { return toBase64Url(new TextEncoder().encode(JSON.stringify(c))); }
+function encode(c: SiteCursor) {
+  return toBase64Url(new TextEncoder().encode(JSON.stringify(c)));
+}
 function decode(raw: string, sort: SiteSort, order: 'asc' | 'desc'): SiteCursor {
   let c: SiteCursor;
-  try { c = JSON.parse(new TextDecoder().decode(fromBase64Url(raw))); } catch { c = {} as SiteCursor; }
-  if (typeof c.v !== 'string' || typeof c.id !== 'string' || !/^[0-9a-f-]{36}$/.test(c.id)) {
-    throw new ValidationError('The cursor is not one this API gave out.', fieldIssue('cursor', 'Start from the first page.'));
+  try {
+    c = JSON.parse(new TextDecoder().decode(fromBase64Url(raw)));
+  } catch {
+    c = {} as SiteCursor;
   }
-  if (c.s !== sort || c.o !== order) throw new ValidationError('The cursor belongs to a different sort order; start from the first page.', fieldIssue('cursor', 'Start from the first page.'));
+  if (typeof c.v !== 'string' || typeof c.id !== 'string' || !/^[0-9a-f-]{36}$/.test(c.id)) {
+    throw new ValidationError(
+      'The cursor is not one this API gave out.',
+      fieldIssue('cursor', 'Start from the first page.'),
+    );
+  }
+  if (c.s !== sort || c.o !== order)
+    throw new ValidationError(
+      'The cursor belongs to a different sort order; start from the first page.',
+      fieldIssue('cursor', 'Start from the first page.'),
+    );
   return c;
 }
 
-export async function listSites({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: ListSitesInput; now?: Date }) {
+export async function listSites({
+  ctx,
+  input,
+  now = new Date(),
+}: {
+  ctx: ServiceCtx;
+  input: ListSitesInput;
+  now?: Date;
+}) {
   const sort = input.sort ?? 'code';
   const order = input.order ?? 'asc';
   const { expr, cast } = sortExpr[sort];
@@ -128,14 +175,22 @@ export async function listSites({ ctx, input, now = new Date() }: { ctx: Service
     : undefined;
   const dir = order === 'asc' ? sql`asc` : sql`desc`;
   const [rows, [{ total } = { total: 0 }]] = await Promise.all([
-    ctx.db.select({ site: sites, ...targetRelease, sortValue: sql<string>`(${expr})::text` }).from(sites)
+    ctx.db
+      .select({ site: sites, ...targetRelease, sortValue: sql<string>`(${expr})::text` })
+      .from(sites)
       .where(and(where, after))
       .orderBy(sql`${expr} ${dir}`, sql`${sites.id} ${dir}`)
       .limit(input.limit + 1),
     // Counting stops at TOTAL_CAP: an exact count of a whole 100,000-site fleet on every page costs
     // more than the page itself; past the cap the UI says "1,000+" (GET /sites/summary gives whole-fleet counts).
-    ctx.db.select({ total: sql<number>`count(*)::int` })
-      .from(ctx.db.select({ one: sql`1` }).from(sites).where(where).limit(TOTAL_CAP + 1).as('capped')),
+    ctx.db.select({ total: sql<number>`count(*)::int` }).from(
+      ctx.db
+        .select({ one: sql`1` })
+        .from(sites)
+        .where(where)
+        .limit(TOTAL_CAP + 1)
+        .as('capped'),
+    ),
   ]);
   const page = rows.slice(0, input.limit);
   const last = page.at(-1);
@@ -143,6 +198,9 @@ export async function listSites({ ctx, input, now = new Date() }: { ctx: Service
     items: page.map((r) => toSiteView(r.site, r.targetVersion, now, r.reportedRevoked)),
     total: Math.min(total, TOTAL_CAP),
     totalIsExact: total <= TOTAL_CAP,
-    nextCursor: rows.length > input.limit && last ? encode({ s: sort, o: order, v: last.sortValue, id: last.site.id }) : null,
+    nextCursor:
+      rows.length > input.limit && last
+        ? encode({ s: sort, o: order, v: last.sortValue, id: last.site.id })
+        : null,
   };
 }

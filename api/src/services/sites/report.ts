@@ -31,11 +31,22 @@ type ReportRow = typeof siteReports.$inferSelect;
 
 export function toReportView(r: ReportRow & { actorEmail?: string | null }) {
   return {
-    id: r.id, source: r.source, version: r.version, releaseId: r.releaseId, status: r.status,
-    healthChecks: r.healthChecks, dockerVersion: r.dockerVersion, imageStore: r.imageStore,
-    composeVersion: r.composeVersion, contentPackageVersion: r.contentPackageVersion, edgeScriptsVersion: r.edgeScriptsVersion,
-    composeSha256: r.composeSha256, diskFreeBytes: r.diskFreeBytes, details: r.details,
-    reportedAt: r.reportedAt.toISOString(), receivedAt: r.receivedAt.toISOString(),
+    id: r.id,
+    source: r.source,
+    version: r.version,
+    releaseId: r.releaseId,
+    status: r.status,
+    healthChecks: r.healthChecks,
+    dockerVersion: r.dockerVersion,
+    imageStore: r.imageStore,
+    composeVersion: r.composeVersion,
+    contentPackageVersion: r.contentPackageVersion,
+    edgeScriptsVersion: r.edgeScriptsVersion,
+    composeSha256: r.composeSha256,
+    diskFreeBytes: r.diskFreeBytes,
+    details: r.details,
+    reportedAt: r.reportedAt.toISOString(),
+    receivedAt: r.receivedAt.toISOString(),
     actorEmail: r.actorEmail ?? null,
   };
 }
@@ -47,49 +58,109 @@ export function toReportView(r: ReportRow & { actorEmail?: string | null }) {
 export async function appendReport(db: Db, r: NewReport): Promise<{ report: ReportRow; duplicate: boolean }> {
   return db.transaction(async (tx) => {
     const [release] = r.version
-      ? await tx.select({ id: releases.id }).from(releases).where(and(eq(releases.orgId, r.orgId), eq(releases.version, r.version))).limit(1)
+      ? await tx
+          .select({ id: releases.id })
+          .from(releases)
+          .where(and(eq(releases.orgId, r.orgId), eq(releases.version, r.version)))
+          .limit(1)
       : [];
-    const [inserted] = await tx.insert(siteReports).values({
-      orgId: r.orgId, siteId: r.siteId, source: r.source, version: r.version, releaseId: release?.id ?? null,
-      status: r.status, healthChecks: r.healthChecks ?? [], dockerVersion: r.dockerVersion ?? null,
-      imageStore: r.imageStore ?? null, composeVersion: r.composeVersion ?? null, diskFreeBytes: r.diskFreeBytes ?? null,
-      details: r.details ?? {}, idempotencyKey: r.idempotencyKey, reportedAt: r.reportedAt, actorUserId: r.actorUserId ?? null,
-    }).onConflictDoNothing({ target: [siteReports.siteId, siteReports.idempotencyKey] }).returning();
+    const [inserted] = await tx
+      .insert(siteReports)
+      .values({
+        orgId: r.orgId,
+        siteId: r.siteId,
+        source: r.source,
+        version: r.version,
+        releaseId: release?.id ?? null,
+        status: r.status,
+        healthChecks: r.healthChecks ?? [],
+        dockerVersion: r.dockerVersion ?? null,
+        imageStore: r.imageStore ?? null,
+        composeVersion: r.composeVersion ?? null,
+        diskFreeBytes: r.diskFreeBytes ?? null,
+        details: r.details ?? {},
+        idempotencyKey: r.idempotencyKey,
+        reportedAt: r.reportedAt,
+        actorUserId: r.actorUserId ?? null,
+      })
+      .onConflictDoNothing({ target: [siteReports.siteId, siteReports.idempotencyKey] })
+      .returning();
     if (!inserted) {
-      const [first] = await tx.select().from(siteReports)
-        .where(and(eq(siteReports.siteId, r.siteId), eq(siteReports.idempotencyKey, r.idempotencyKey))).limit(1);
+      const [first] = await tx
+        .select()
+        .from(siteReports)
+        .where(and(eq(siteReports.siteId, r.siteId), eq(siteReports.idempotencyKey, r.idempotencyKey)))
+        .limit(1);
       return { report: first!, duplicate: true };
     }
     // Reports can arrive out of order (a receipt code typed in days later): only a newer one moves the site.
-    await tx.update(sites).set({
-      reportedVersion: r.version, reportedReleaseId: release?.id ?? null, reportedStatus: r.status,
-      reportedAt: r.reportedAt, updatedAt: sql`now()`,
-      // A receipt does not say which content, compose file or scripts came with the install: unknown
-      // until the next heartbeat, rather than the previous release's values passed off as current.
-      reportedContentVersion: null, reportedScriptsVersion: null, reportedComposeSha256: null,
-    }).where(and(eq(sites.id, r.siteId), sql`(${sites.reportedAt} is null or ${sites.reportedAt} <= ${r.reportedAt})`));
+    await tx
+      .update(sites)
+      .set({
+        reportedVersion: r.version,
+        reportedReleaseId: release?.id ?? null,
+        reportedStatus: r.status,
+        reportedAt: r.reportedAt,
+        updatedAt: sql`now()`,
+        // A receipt does not say which content, compose file or scripts came with the install: unknown
+        // until the next heartbeat, rather than the previous release's values passed off as current.
+        reportedContentVersion: null,
+        reportedScriptsVersion: null,
+        reportedComposeSha256: null,
+      })
+      .where(
+        and(
+          eq(sites.id, r.siteId),
+          sql`(${sites.reportedAt} is null or ${sites.reportedAt} <= ${r.reportedAt})`,
+        ),
+      );
     await rebuildVersionSpans(tx as unknown as Db, { siteIds: [r.siteId] });
     // The outcome of an install moves the site's target in its live rollout, in this transaction.
-    await applyReportToTarget(tx as unknown as Db, { siteId: r.siteId, source: r.source, version: r.version, status: r.status, at: r.reportedAt });
+    await applyReportToTarget(tx as unknown as Db, {
+      siteId: r.siteId,
+      source: r.source,
+      version: r.version,
+      status: r.status,
+      at: r.reportedAt,
+    });
     return { report: inserted, duplicate: false };
   });
 }
 
-export async function listReports({ ctx, input }: { ctx: ServiceCtx; input: { siteId: string; limit: number; cursor?: string } }) {
+export async function listReports({
+  ctx,
+  input,
+}: {
+  ctx: ServiceCtx;
+  input: { siteId: string; limit: number; cursor?: string };
+}) {
   await loadSite(ctx, input.siteId, { includeArchived: true });
   const c = input.cursor ? decodeCursor(input.cursor) : null;
-  const rows = await ctx.db.select({ r: siteReports, actorEmail: users.email }).from(siteReports)
+  const rows = await ctx.db
+    .select({ r: siteReports, actorEmail: users.email })
+    .from(siteReports)
     .leftJoin(users, eq(users.id, siteReports.actorUserId))
-    .where(and(
-      eq(siteReports.orgId, ctx.orgId), eq(siteReports.siteId, input.siteId),
-      c ? or(lt(siteReports.receivedAt, new Date(c.t)), and(eq(siteReports.receivedAt, new Date(c.t)), lt(siteReports.id, c.id))) : undefined,
-    ))
+    .where(
+      and(
+        eq(siteReports.orgId, ctx.orgId),
+        eq(siteReports.siteId, input.siteId),
+        c
+          ? or(
+              lt(siteReports.receivedAt, new Date(c.t)),
+              and(eq(siteReports.receivedAt, new Date(c.t)), lt(siteReports.id, c.id)),
+            )
+          : undefined,
+      ),
+    )
     .orderBy(desc(siteReports.receivedAt), desc(siteReports.id))
     .limit(input.limit + 1);
   const page = rows.slice(0, input.limit);
   const last = page.at(-1);
   return {
     items: page.map((x) => toReportView({ ...x.r, actorEmail: x.actorEmail })),
-    nextCursor: rows.length > input.limit && last ? encodeCursor({ t: last.r.receivedAt.toISOString(), id: last.r.id }) : null,
+    nextCursor:
+      rows.length > input.limit && last
+        ? encodeCursor({ t: last.r.receivedAt.toISOString(), id: last.r.id })
+        : null,
   };
 }

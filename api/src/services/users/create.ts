@@ -6,7 +6,12 @@ import { inTransaction, type ServiceCtx } from '../context.ts';
 import { recordAudit } from '../audit/record.ts';
 import { canGrant } from '../auth/roles.ts';
 
-export interface CreateUserInput { email: string; name?: string; role: Role; password?: string }
+export interface CreateUserInput {
+  email: string;
+  name?: string;
+  role: Role;
+  password?: string;
+}
 
 /**
  * Adds a person to the organisation. A new account gets the given password or a generated one,
@@ -14,7 +19,8 @@ export interface CreateUserInput { email: string; name?: string; role: Role; pas
  * organisation) must be invited instead (services/invites).
  */
 export async function createUser({ ctx, input }: { ctx: ServiceCtx; input: CreateUserInput }) {
-  if (!canGrant(ctx.actor.role, input.role)) throw new ForbiddenError(`Your role cannot give the ${input.role} role.`);
+  if (!canGrant(ctx.actor.role, input.role))
+    throw new ForbiddenError(`Your role cannot give the ${input.role} role.`);
   const email = input.email.trim().toLowerCase();
   const generated = input.password ? null : generatePassword();
   const passwordHash = await hashPassword(input.password ?? generated!);
@@ -22,21 +28,45 @@ export async function createUser({ ctx, input }: { ctx: ServiceCtx; input: Creat
     let [user] = await ctx.db.select().from(users).where(eq(users.email, email)).limit(1);
     let initialPassword: string | null = null;
     if (!user) {
-      [user] = await ctx.db.insert(users).values({ email, name: input.name ?? '', passwordHash }).returning();
+      [user] = await ctx.db
+        .insert(users)
+        .values({ email, name: input.name ?? '', passwordHash })
+        .returning();
       initialPassword = generated;
     } else {
-      const [existing] = await ctx.db.select().from(memberships)
-        .where(and(eq(memberships.orgId, ctx.orgId), eq(memberships.userId, user.id))).limit(1);
-      if (existing) { const m = `${email} is already a member of this organisation.`; throw new ConflictError(m, fieldIssue('email', m)); }
+      const [existing] = await ctx.db
+        .select()
+        .from(memberships)
+        .where(and(eq(memberships.orgId, ctx.orgId), eq(memberships.userId, user.id)))
+        .limit(1);
+      if (existing) {
+        const m = `${email} is already a member of this organisation.`;
+        throw new ConflictError(m, fieldIssue('email', m));
+      }
       // An account of another organisation is never added without the person's consent (nor is its
       // name shown): they are sent an invitation and accept it by signing in.
-      const m = 'This address cannot be added directly. Send an invitation instead: the person accepts it themselves.';
+      const m =
+        'This address cannot be added directly. Send an invitation instead: the person accepts it themselves.';
       throw new AppError(409, 'INVITE_REQUIRED', m, fieldIssue('email', m));
     }
-    const [m] = await ctx.db.insert(memberships).values({ orgId: ctx.orgId, userId: user!.id, role: input.role }).returning();
-    await recordAudit(ctx, { action: 'user.add', objectType: 'user', objectId: user!.id, details: { email, role: input.role } });
+    const [m] = await ctx.db
+      .insert(memberships)
+      .values({ orgId: ctx.orgId, userId: user!.id, role: input.role })
+      .returning();
+    await recordAudit(ctx, {
+      action: 'user.add',
+      objectType: 'user',
+      objectId: user!.id,
+      details: { email, role: input.role },
+    });
     return {
-      user: { id: user!.id, email: user!.email, name: user!.name, role: m!.role, createdAt: m!.createdAt.toISOString() },
+      user: {
+        id: user!.id,
+        email: user!.email,
+        name: user!.name,
+        role: m!.role,
+        createdAt: m!.createdAt.toISOString(),
+      },
       initialPassword,
     };
   });

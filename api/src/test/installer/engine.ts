@@ -31,20 +31,43 @@ export async function startEngine(): Promise<Engine | { unavailable: string }> {
   // Short: podman's run folder path must stay under ~50 characters (socket paths).
   const dir = await fs.mkdtemp('/tmp/ope-');
   const conf = path.join(dir, 'containers.conf');
-  await fs.writeFile(conf, [
-    '[containers]', 'default_ulimits = []', 'netns = "host"', '',
-    '[engine]', 'cgroup_manager = "cgroupfs"', 'runtime = "runc"', `tmp_dir = "${dir}/t"`, `volume_path = "${dir}/s/volumes"`, '',
-  ].join('\n'));
+  await fs.writeFile(
+    conf,
+    [
+      '[containers]',
+      'default_ulimits = []',
+      'netns = "host"',
+      '',
+      '[engine]',
+      'cgroup_manager = "cgroupfs"',
+      'runtime = "runc"',
+      `tmp_dir = "${dir}/t"`,
+      `volume_path = "${dir}/s/volumes"`,
+      '',
+    ].join('\n'),
+  );
   // The same storage for the podman CLI (the installer runs `podman healthcheck run` on a podman
   // engine, whose health checks otherwise need systemd timers to run).
   const storage = path.join(dir, 'storage.conf');
-  await fs.writeFile(storage, ['[storage]', 'driver = "vfs"', `graphroot = "${dir}/s"`, `runroot = "${dir}/r"`, ''].join('\n'));
+  await fs.writeFile(
+    storage,
+    ['[storage]', 'driver = "vfs"', `graphroot = "${dir}/s"`, `runroot = "${dir}/r"`, ''].join('\n'),
+  );
   const socket = path.join(dir, 'p.sock');
   const env = { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage, DOCKER_HOST: `unix://${socket}` };
-  const podmanArgs = ['--root', path.join(dir, 's'), '--runroot', path.join(dir, 'r'), '--storage-driver', 'vfs'];
+  const podmanArgs = [
+    '--root',
+    path.join(dir, 's'),
+    '--runroot',
+    path.join(dir, 'r'),
+    '--storage-driver',
+    'vfs',
+  ];
   const log = await fs.open(path.join(dir, 'service.log'), 'w');
   const service = spawn('podman', [...podmanArgs, 'system', 'service', '--time', '0', `unix://${socket}`], {
-    detached: true, stdio: ['ignore', log.fd, log.fd], env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', log.fd, log.fd],
+    env: { ...process.env, ...env },
   });
   service.unref();
   await log.close();
@@ -56,14 +79,27 @@ export async function startEngine(): Promise<Engine | { unavailable: string }> {
       const info = await docker(['info', '--format', '{{.ServerVersion}}']);
       if (info.code === 0) {
         return {
-          dir, env, docker,
+          dir,
+          env,
+          docker,
           async stop() {
             await runProcess('podman', [...podmanArgs, 'rm', '-a', '-f', '-t', '0'], env);
             await runProcess('podman', [...podmanArgs, 'volume', 'prune', '-f'], env);
-            try { process.kill(-service.pid!, 'SIGTERM'); } catch { /* already gone */ }
+            try {
+              process.kill(-service.pid!, 'SIGTERM');
+            } catch {
+              /* already gone */
+            }
             await new Promise((r) => setTimeout(r, 300));
-            try { process.kill(-service.pid!, 'SIGKILL'); } catch { /* already gone */ }
-            await runProcess('sh', ['-c', `grep -o ' ${dir}/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
+            try {
+              process.kill(-service.pid!, 'SIGKILL');
+            } catch {
+              /* already gone */
+            }
+            await runProcess('sh', [
+              '-c',
+              `grep -o ' ${dir}/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`,
+            ]);
             await fs.rm(dir, { recursive: true, force: true });
           },
         };
@@ -74,9 +110,15 @@ export async function startEngine(): Promise<Engine | { unavailable: string }> {
     await new Promise((r) => setTimeout(r, 200));
   }
   const serviceLog = await fs.readFile(path.join(dir, 'service.log'), 'utf8').catch(() => '');
-  try { process.kill(-service.pid!, 'SIGKILL'); } catch { /* already gone */ }
+  try {
+    process.kill(-service.pid!, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
   await fs.rm(dir, { recursive: true, force: true });
-  return { unavailable: `podman's Docker-compatible service did not start: ${(last || serviceLog).trim().slice(0, 500)}` };
+  return {
+    unavailable: `podman's Docker-compatible service did not start: ${(last || serviceLog).trim().slice(0, 500)}`,
+  };
 }
 
 /** A free TCP port on loopback (containers use the host's network, each service its own port). */

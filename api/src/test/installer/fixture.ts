@@ -6,7 +6,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { expect } from 'vitest';
-import { buildTestImage, pushImage, runProcess, startRegistry, testRegistryPolicy, type TestRegistry } from '@outpost/bundler/test-support';
+import {
+  buildTestImage,
+  pushImage,
+  runProcess,
+  startRegistry,
+  testRegistryPolicy,
+  type TestRegistry,
+} from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from '../db.ts';
 import { makeTestApp } from '../app.ts';
 import { makeApiToken, makeOrg, makeSite } from '../factories.ts';
@@ -55,7 +62,12 @@ printf '%s\\n' "$APP_VERSION" >/www/version
 exec $bb httpd -f -p "127.0.0.1:$PORT" -h /www
 `;
 
-export interface ReleaseSpec { version: string; schema: number; healthy: boolean; waitSeconds: number }
+export interface ReleaseSpec {
+  version: string;
+  schema: number;
+  healthy: boolean;
+  waitSeconds: number;
+}
 
 export const RELEASES: ReleaseSpec[] = [
   { version: '1.0.0', schema: 1, healthy: true, waitSeconds: 60 },
@@ -93,16 +105,31 @@ x-outpost:
 `;
 }
 
-export async function makeFixture(name: string, sites: { code: string; language?: 'en' | 'fr' | 'pt' }[]): Promise<Fixture> {
+export async function makeFixture(
+  name: string,
+  sites: { code: string; language?: 'en' | 'fr' | 'pt' }[],
+): Promise<Fixture> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), `outpost-${name}-`));
   const reg: TestRegistry = await startRegistry();
   const busybox = readFileSync('/bin/busybox');
-  const base = { files: { 'bin/busybox': busybox, 'bin/sh': busybox }, executables: ['bin/busybox', 'bin/sh'] };
+  const base = {
+    files: { 'bin/busybox': busybox, 'bin/sh': busybox },
+    executables: ['bin/busybox', 'bin/sh'],
+  };
   for (const spec of RELEASES) {
     const image = await buildTestImage({
-      dir: path.join(work, 'layout'), tag: spec.version,
+      dir: path.join(work, 'layout'),
+      tag: spec.version,
       layers: [base, { files: { 'app/start.sh': START, 'app/version': `${spec.version}\n` } }],
-      config: { Cmd: ['/bin/sh', '/app/start.sh'], Env: ['PATH=/bin', `SCHEMA=${spec.schema}`, `HEALTHY=${spec.healthy ? 1 : 0}`, `APP_VERSION=${spec.version}`] },
+      config: {
+        Cmd: ['/bin/sh', '/app/start.sh'],
+        Env: [
+          'PATH=/bin',
+          `SCHEMA=${spec.schema}`,
+          `HEALTHY=${spec.healthy ? 1 : 0}`,
+          `APP_VERSION=${spec.version}`,
+        ],
+      },
     });
     await pushImage(image.dir, spec.version, `${reg.host}/emr/app:${spec.version}`);
   }
@@ -120,13 +147,25 @@ export async function makeFixture(name: string, sites: { code: string; language?
   const stopServer = async () => {
     const s = server;
     server = null;
-    if (s) await new Promise((r) => { s.close(r); (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(); });
+    if (s)
+      await new Promise((r) => {
+        s.close(r);
+        (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
   };
   await startServer();
   const url = `http://127.0.0.1:${port}`;
   const worker = new BundleWorker({
-    db: h.db, store: app.objectStore, secretBox: app.secretBox, logger: (level, msg, fields) => app.logs.push({ level, msg, fields }),
-    registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() }, backoffMs: 10, leaseMs: 10_000, pollMs: 20, waitMs: 20, publicUrl: url,
+    db: h.db,
+    store: app.objectStore,
+    secretBox: app.secretBox,
+    logger: (level, msg, fields) => app.logs.push({ level, msg, fields }),
+    registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() },
+    backoffMs: 10,
+    leaseMs: 10_000,
+    pollMs: 20,
+    waitMs: 20,
+    publicUrl: url,
   });
   worker.start();
 
@@ -136,19 +175,36 @@ export async function makeFixture(name: string, sites: { code: string; language?
   const appPort = await freeLoopbackPort();
   const releases = new Map<string, string>();
   for (const spec of RELEASES) {
-    const created = await api('/api/v1/releases', { method: 'POST', json: { version: spec.version, composeTemplate: template(appPort, spec) } });
+    const created = await api('/api/v1/releases', {
+      method: 'POST',
+      json: { version: spec.version, composeTemplate: template(appPort, spec) },
+    });
     expect(created.status, await created.clone().text()).toBe(201);
-    const { id } = await created.json() as { id: string };
-    const add = await api(`/api/v1/releases/${id}/images`, { method: 'POST', json: { name: 'app', reference: `${reg.host}/emr/app:${spec.version}` } });
+    const { id } = (await created.json()) as { id: string };
+    const add = await api(`/api/v1/releases/${id}/images`, {
+      method: 'POST',
+      json: { name: 'app', reference: `${reg.host}/emr/app:${spec.version}` },
+    });
     expect(add.status, await add.clone().text()).toBe(201);
     const pub = await api(`/api/v1/releases/${id}/publish`, { method: 'POST' });
     expect(pub.status, await pub.clone().text()).toBe(200);
     releases.set(spec.version, id);
   }
-  for (const s of sites) await makeSite(h.db, org.id, { code: s.code, name: `Clinic ${s.code}`, language: s.language ?? 'en' });
+  for (const s of sites)
+    await makeSite(h.db, org.id, { code: s.code, name: `Clinic ${s.code}`, language: s.language ?? 'en' });
 
   return {
-    url, token, orgId: org.id, h, app, api, work, port: appPort, releases, startServer, stopServer,
+    url,
+    token,
+    orgId: org.id,
+    h,
+    app,
+    api,
+    work,
+    port: appPort,
+    releases,
+    startServer,
+    stopServer,
     async close() {
       await worker.stop();
       await stopServer();
@@ -159,31 +215,48 @@ export async function makeFixture(name: string, sites: { code: string; language?
   };
 }
 
-export interface Bundle { id: string; tar: string; dir: string; manifest: { release: { version: string }; images: { delta: boolean }; site: { id: string } } }
+export interface Bundle {
+  id: string;
+  tar: string;
+  dir: string;
+  manifest: { release: { version: string }; images: { delta: boolean }; site: { id: string } };
+}
 
 /** A site's bundle of a release, built by the worker and downloaded whole, then unpacked beside. */
-export async function getBundle(f: Fixture, siteCode: string, version: string, mode: 'full' | 'delta' | 'auto' = 'full'): Promise<Bundle> {
-  const res = await f.api('/api/v1/bundles', { method: 'POST', json: { releaseId: f.releases.get(version), siteCodes: [siteCode], mode } });
+export async function getBundle(
+  f: Fixture,
+  siteCode: string,
+  version: string,
+  mode: 'full' | 'delta' | 'auto' = 'full',
+): Promise<Bundle> {
+  const res = await f.api('/api/v1/bundles', {
+    method: 'POST',
+    json: { releaseId: f.releases.get(version), siteCodes: [siteCode], mode },
+  });
   expect(res.status, await res.clone().text()).toBe(202);
-  const body = await res.json() as { bundles: { id: string }[] } | { items: { id: string }[] };
+  const body = (await res.json()) as { bundles: { id: string }[] } | { items: { id: string }[] };
   const id = ('bundles' in body ? body.bundles : body.items)[0]!.id;
   const deadline = Date.now() + 120_000;
   for (;;) {
     const r = await f.api(`/api/v1/bundles/${id}`);
-    const b = await r.json() as { state: string; error?: string };
+    const b = (await r.json()) as { state: string; error?: string };
     if (b.state === 'ready') break;
     if (b.state === 'failed' || Date.now() > deadline) throw new Error(`bundle ${id}: ${JSON.stringify(b)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   const folder = await fs.mkdtemp(path.join(f.work, `${siteCode}-${version}-`));
   const tar = path.join(folder, 'bundle.tar');
-  const download = await fetch(`${f.url}/api/v1/bundles/${id}/download`, { headers: { authorization: `Bearer ${f.token}` } });
+  const download = await fetch(`${f.url}/api/v1/bundles/${id}/download`, {
+    headers: { authorization: `Bearer ${f.token}` },
+  });
   expect(download.status).toBe(200);
   await fs.writeFile(tar, Buffer.from(await download.arrayBuffer()));
   const untar = await runProcess('tar', ['-xf', tar, '-C', folder]);
   expect(untar.code, untar.stderr).toBe(0);
   const dir = path.join(folder, `outpost-${siteCode}-${version}`);
-  const manifest = JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8')) as Bundle['manifest'];
+  const manifest = JSON.parse(
+    await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'),
+  ) as Bundle['manifest'];
   return { id, tar, dir, manifest };
 }
 
@@ -191,8 +264,38 @@ export async function getBundle(f: Fixture, siteCode: string, version: string, m
 export async function busyboxPath(work: string): Promise<string> {
   const bin = path.join(work, 'busybox-bin');
   await fs.mkdir(bin, { recursive: true });
-  const applets = ['sh', 'awk', 'sed', 'grep', 'tr', 'wc', 'cut', 'sha256sum', 'tar', 'gzip', 'find', 'du', 'df', 'date', 'mkdir', 'rm', 'mv', 'cp',
-    'cat', 'sleep', 'basename', 'dirname', 'chmod', 'kill', 'head', 'sort', 'xargs', 'ls', 'printf', 'env'];
+  const applets = [
+    'sh',
+    'awk',
+    'sed',
+    'grep',
+    'tr',
+    'wc',
+    'cut',
+    'sha256sum',
+    'tar',
+    'gzip',
+    'find',
+    'du',
+    'df',
+    'date',
+    'mkdir',
+    'rm',
+    'mv',
+    'cp',
+    'cat',
+    'sleep',
+    'basename',
+    'dirname',
+    'chmod',
+    'kill',
+    'head',
+    'sort',
+    'xargs',
+    'ls',
+    'printf',
+    'env',
+  ];
   for (const a of applets) await fs.symlink('/bin/busybox', path.join(bin, a)).catch(() => {});
   // curl, not busybox wget: Debian's static busybox wget crashes (SIGSEGV) on this host, even for
   // 127.0.0.1 (its glibc is static, the host's NSS modules are not). podman: for the health checks
@@ -206,21 +309,40 @@ export async function busyboxPath(work: string): Promise<string> {
   return bin;
 }
 
-export interface Run { code: number; stdout: string; stderr: string }
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs one of the bundle's scripts as a site would, under `shell` (dash, or busybox sh with busybox tools). */
-export function runScript(o: { shell: 'dash' | 'busybox'; script: string; args?: string[]; env: Record<string, string>; busyboxBin?: string }): Promise<Run> {
-  const env: Record<string, string> = { ...process.env as Record<string, string>, LANG: 'C.UTF-8', ...o.env };
+export function runScript(o: {
+  shell: 'dash' | 'busybox';
+  script: string;
+  args?: string[];
+  env: Record<string, string>;
+  busyboxBin?: string;
+}): Promise<Run> {
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    LANG: 'C.UTF-8',
+    ...o.env,
+  };
   delete env.LC_ALL;
   if (o.shell === 'busybox') env.PATH = `${o.busyboxBin}:/usr/sbin:/sbin`;
   const [cmd, pre] = o.shell === 'dash' ? ['dash', []] : ['/bin/busybox', ['sh']];
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...pre, o.script, ...(o.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, [...pre, o.script, ...(o.args ?? [])], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code: code ?? (signal === 'SIGKILL' ? 137 : 1), stdout, stderr }));
+    child.once('close', (code, signal) =>
+      resolve({ code: code ?? (signal === 'SIGKILL' ? 137 : 1), stdout, stderr }),
+    );
   });
 }

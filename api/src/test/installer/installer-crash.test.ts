@@ -14,7 +14,17 @@ if (unavailable) console.warn(`installer power-cut tests skipped: ${unavailable}
 
 // Every step the journal records, but preflight and copy: they recover exactly as verify, backup and
 // load do (start again from the beginning; nothing running was touched) and each case costs two installs.
-const STEPS = ['verify', 'backup', 'load', 'switch', 'health', 'self-check', 'accept', 'receipt', 'report'] as const;
+const STEPS = [
+  'verify',
+  'backup',
+  'load',
+  'switch',
+  'health',
+  'self-check',
+  'accept',
+  'receipt',
+  'report',
+] as const;
 
 let e: Engine;
 let f: Fixture;
@@ -23,17 +33,41 @@ let bbin: string;
 let project: string;
 const b = new Map<string, Bundle>();
 
-function install(bundle: Bundle, shell: 'dash' | 'busybox', extra: Record<string, string> = {}, args: string[] = []) {
+function install(
+  bundle: Bundle,
+  shell: 'dash' | 'busybox',
+  extra: Record<string, string> = {},
+  args: string[] = [],
+) {
   return runScript({
-    shell, script: path.join(bundle.dir, 'scripts/install'), args, busyboxBin: bbin,
-    env: { ...e.env, OUTPOST_STATE_DIR: state, OUTPOST_PROJECT: project, OUTPOST_SCHEDULER: 'none', ...extra },
+    shell,
+    script: path.join(bundle.dir, 'scripts/install'),
+    args,
+    busyboxBin: bbin,
+    env: {
+      ...e.env,
+      OUTPOST_STATE_DIR: state,
+      OUTPOST_PROJECT: project,
+      OUTPOST_SCHEDULER: 'none',
+      ...extra,
+    },
   });
 }
 
-const read = (p: string) => fs.readFile(p, 'utf8').then((t) => t.trim(), () => '');
+const read = (p: string) =>
+  fs.readFile(p, 'utf8').then(
+    (t) => t.trim(),
+    () => '',
+  );
 
 async function containers(): Promise<string[]> {
-  const r = await e.docker(['ps', '--format', '{{.Image}}', '--filter', `label=com.docker.compose.project=${project}`]);
+  const r = await e.docker([
+    'ps',
+    '--format',
+    '{{.Image}}',
+    '--filter',
+    `label=com.docker.compose.project=${project}`,
+  ]);
   return r.stdout.trim().split('\n').filter(Boolean);
 }
 
@@ -43,7 +77,10 @@ describe.skipIf(unavailable !== null)('an install stopped dead at each step, the
     f = await makeFixture('installer-crash', [{ code: 'INST-C' }]);
     state = path.join(f.work, 'state');
     bbin = await busyboxPath(f.work);
-    project = `opc${path.basename(e.dir).replace(/[^a-z0-9]/gi, '').toLowerCase()}`;
+    project = `opc${path
+      .basename(e.dir)
+      .replace(/[^a-z0-9]/gi, '')
+      .toLowerCase()}`;
     for (const v of ['1.0.0', '2.0.0']) b.set(v, await getBundle(f, 'INST-C', v, 'full'));
     const first = await install(b.get('1.0.0')!, 'dash');
     expect(first.code, first.stdout + first.stderr).toBe(0);
@@ -75,7 +112,10 @@ describe.skipIf(unavailable !== null)('an install stopped dead at each step, the
       const version = await (await fetch(`http://127.0.0.1:${f.port}/version`)).text();
       expect(version.trim()).toBe(to);
       // Its receipt was written (once the new release was accepted, a second run does not write another for a step already past).
-      const receipt = JSON.parse(await fs.readFile(await read(path.join(state, 'last-receipt')), 'utf8')) as { version: string; outcome: string };
+      const receipt = JSON.parse(await fs.readFile(await read(path.join(state, 'last-receipt')), 'utf8')) as {
+        version: string;
+        outcome: string;
+      };
       expect(receipt).toMatchObject({ version: to, outcome: 'installed' });
       expect((await fs.readdir(path.join(state, 'queue'))).filter((n) => n.endsWith('.json'))).toEqual([]);
     }, 180_000);

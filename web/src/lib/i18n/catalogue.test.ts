@@ -24,7 +24,12 @@ function catalogue(locale: string): Map<string, string> {
 function argumentsOf(locale: string, message: string): string[] {
   const names = new Set<string>();
   const walk = (nodes: unknown[]) => {
-    for (const n of nodes as { type: number; value?: string; options?: Record<string, { value: unknown[] }>; children?: unknown[] }[]) {
+    for (const n of nodes as {
+      type: number;
+      value?: string;
+      options?: Record<string, { value: unknown[] }>;
+      children?: unknown[];
+    }[]) {
       if (n.type !== 0 && n.type !== 7 && typeof n.value === 'string') names.add(n.value);
       for (const o of Object.values(n.options ?? {})) walk(o.value);
       if (n.children) walk(n.children);
@@ -55,7 +60,10 @@ describe('message catalogues', () => {
   it('should parse every message and keep the same arguments in each translation', () => {
     for (const locale of ['fr', 'pt']) {
       for (const [key, message] of catalogue(locale)) {
-        expect({ key, args: argumentsOf(locale, message) }).toEqual({ key, args: argumentsOf('en', english.get(key)!) });
+        expect({ key, args: argumentsOf(locale, message) }).toEqual({
+          key,
+          args: argumentsOf('en', english.get(key)!),
+        });
       }
     }
   });

@@ -23,8 +23,20 @@ import { join, relative } from 'node:path';
 import { parse } from 'svelte/compiler';
 
 const SRC = join(import.meta.dirname, '../..');
-const READ_ATTRIBUTES = new Set(['data-label', 'aria-label', 'aria-description', 'aria-placeholder', 'aria-roledescription', 'aria-valuetext', 'placeholder', 'title', 'alt', 'label']);
-const COMPONENT_CODE_PROPS = /^(class|id|menuId|href|type|name|tone|variant|size|for|role|autocomplete|inputmode|accept|pattern|method|target|rel|kind|mode|sort|field|scope|state|key|value|data-.*|min|max|step|width|height|src|lang|dir|inputId|labelId|format|align|icon|testid|feature)$/;
+const READ_ATTRIBUTES = new Set([
+  'data-label',
+  'aria-label',
+  'aria-description',
+  'aria-placeholder',
+  'aria-roledescription',
+  'aria-valuetext',
+  'placeholder',
+  'title',
+  'alt',
+  'label',
+]);
+const COMPONENT_CODE_PROPS =
+  /^(class|id|menuId|href|type|name|tone|variant|size|for|role|autocomplete|inputmode|accept|pattern|method|target|rel|kind|mode|sort|field|scope|state|key|value|data-.*|min|max|step|width|height|src|lang|dir|inputId|labelId|format|align|icon|testid|feature)$/;
 const HAS_LETTER = /\p{L}/u;
 
 function svelteFiles(dir: string): string[] {
@@ -35,14 +47,21 @@ function svelteFiles(dir: string): string[] {
   });
 }
 
-interface Node { type: string; start: number; end: number; [k: string]: unknown }
+interface Node {
+  type: string;
+  start: number;
+  end: number;
+  [k: string]: unknown;
+}
 
 /** Every hard-coded, readable string in one component's markup, with its line. */
 export function hardCoded(source: string): { line: number; text: string }[] {
   const ast = parse(source, { modern: true }) as unknown as { fragment: Node };
   const found: { line: number; text: string }[] = [];
   const lineOf = (pos: number) => source.slice(0, pos).split('\n').length;
-  const report = (pos: number, text: string) => { if (HAS_LETTER.test(text)) found.push({ line: lineOf(pos), text: text.trim().slice(0, 60) }); };
+  const report = (pos: number, text: string) => {
+    if (HAS_LETTER.test(text)) found.push({ line: lineOf(pos), text: text.trim().slice(0, 60) });
+  };
 
   // The words an expression can put on screen: itself when a literal, the branches of ?: and ||/??,
   // the fixed parts of a template literal.
@@ -50,9 +69,13 @@ export function hardCoded(source: string): { line: number; text: string }[] {
     if (!e) return [];
     if (e.type === 'Literal' && typeof e.value === 'string') return [e.value];
     if (e.type === 'TemplateLiteral') {
-      return [(e.quasis as { value: { cooked: string } }[]).map((q) => q.value.cooked).join(' '), ...(e.expressions as Node[]).flatMap(shown)];
+      return [
+        (e.quasis as { value: { cooked: string } }[]).map((q) => q.value.cooked).join(' '),
+        ...(e.expressions as Node[]).flatMap(shown),
+      ];
     }
-    if (e.type === 'ConditionalExpression') return [...shown(e.consequent as Node), ...shown(e.alternate as Node)];
+    if (e.type === 'ConditionalExpression')
+      return [...shown(e.consequent as Node), ...shown(e.alternate as Node)];
     if (e.type === 'LogicalExpression') return [...shown(e.left as Node), ...shown(e.right as Node)];
     return [];
   };
@@ -63,7 +86,10 @@ export function hardCoded(source: string): { line: number; text: string }[] {
 
   const visit = (node: unknown, exempt: boolean): void => {
     if (!node || typeof node !== 'object') return;
-    if (Array.isArray(node)) { for (const n of node) visit(n, exempt); return; }
+    if (Array.isArray(node)) {
+      for (const n of node) visit(n, exempt);
+      return;
+    }
     const n = node as Node;
     let skip = exempt;
     const attrs = (n.attributes as Node[] | undefined) ?? [];
@@ -71,29 +97,54 @@ export function hardCoded(source: string): { line: number; text: string }[] {
       for (const a of attrs) {
         if (a.type !== 'Attribute') continue;
         const name = String(a.name);
-        const values = Array.isArray(a.value) ? (a.value as Node[]) : a.value && typeof a.value === 'object' ? [a.value as Node] : [];
+        const values = Array.isArray(a.value)
+          ? (a.value as Node[])
+          : a.value && typeof a.value === 'object'
+            ? [a.value as Node]
+            : [];
         if (name === 'translate' && values.some((v) => v.type === 'Text' && v.data === 'no')) skip = true;
       }
       if (!skip) {
         const isComponent = n.type === 'Component';
-        const isButtonInput = n.name === 'input' && attrs.some((a) => a.name === 'type' && Array.isArray(a.value)
-          && (a.value as Node[]).some((v) => v.type === 'Text' && /^(submit|button|reset)$/.test(String(v.data))));
+        const isButtonInput =
+          n.name === 'input' &&
+          attrs.some(
+            (a) =>
+              a.name === 'type' &&
+              Array.isArray(a.value) &&
+              (a.value as Node[]).some(
+                (v) => v.type === 'Text' && /^(submit|button|reset)$/.test(String(v.data)),
+              ),
+          );
         for (const a of attrs) {
           if (a.type !== 'Attribute') continue;
           const name = String(a.name);
-          const read = READ_ATTRIBUTES.has(name) || (isButtonInput && name === 'value') || (isComponent && !COMPONENT_CODE_PROPS.test(name));
+          const read =
+            READ_ATTRIBUTES.has(name) ||
+            (isButtonInput && name === 'value') ||
+            (isComponent && !COMPONENT_CODE_PROPS.test(name));
           if (!read) continue;
-          const values = Array.isArray(a.value) ? (a.value as Node[]) : a.value && typeof a.value === 'object' ? [a.value as Node] : [];
+          const values = Array.isArray(a.value)
+            ? (a.value as Node[])
+            : a.value && typeof a.value === 'object'
+              ? [a.value as Node]
+              : [];
           for (const v of values) {
             if (v.type === 'Text') report(v.start, String(v.data));
-            if (v.type === 'ExpressionTag') { const s = literal(v.expression as Node); if (s !== null) report(v.start, s); }
+            if (v.type === 'ExpressionTag') {
+              const s = literal(v.expression as Node);
+              if (s !== null) report(v.start, s);
+            }
           }
         }
       }
     }
     if (!skip) {
       if (n.type === 'Text') report(n.start, String(n.data));
-      if (n.type === 'ExpressionTag') { const s = literal(n.expression as Node); if (s !== null) report(n.start, s); }
+      if (n.type === 'ExpressionTag') {
+        const s = literal(n.expression as Node);
+        if (s !== null) report(n.start, s);
+      }
     }
     for (const [k, v] of Object.entries(n)) {
       if (k === 'attributes' || k === 'expression' || k === 'metadata') continue;
@@ -115,7 +166,8 @@ describe('no hard-coded words in components', () => {
 
   it('should take every word of every component from a catalogue', () => {
     const offenders = svelteFiles(SRC).flatMap((file) =>
-      hardCoded(readFileSync(file, 'utf8')).map((f) => `${relative(SRC, file)}:${f.line} "${f.text}"`));
+      hardCoded(readFileSync(file, 'utf8')).map((f) => `${relative(SRC, file)}:${f.line} "${f.text}"`),
+    );
     expect(offenders).toEqual([]);
   });
 });

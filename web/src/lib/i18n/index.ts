@@ -34,7 +34,9 @@ register('fr', async () => byNamespace(await loadAll(import.meta.glob('./locales
 register('pt', async () => byNamespace(await loadAll(import.meta.glob('./locales/pt/*.json'))));
 
 async function loadAll(lazy: Record<string, () => Promise<unknown>>): Promise<Record<string, unknown>> {
-  const entries = await Promise.all(Object.entries(lazy).map(async ([file, load]) => [file, await load()] as const));
+  const entries = await Promise.all(
+    Object.entries(lazy).map(async ([file, load]) => [file, await load()] as const),
+  );
   return Object.fromEntries(entries);
 }
 
@@ -47,7 +49,11 @@ export function supportedLocale(tag: string | null | undefined): Locale {
 const STORAGE_KEY = 'outpost.locale';
 
 function remembered(): string | null {
-  try { return localStorage.getItem(STORAGE_KEY); } catch { return null; }
+  try {
+    return localStorage.getItem(STORAGE_KEY);
+  } catch {
+    return null;
+  }
 }
 
 let started: Promise<void> | null = null;
@@ -55,7 +61,10 @@ let started: Promise<void> | null = null;
 /** Starts i18n once: the language remembered on this device, else the browser's. Await before rendering. */
 export function startI18n(): Promise<void> {
   started ??= (async () => {
-    init({ fallbackLocale: DEFAULT_LOCALE, initialLocale: supportedLocale(remembered() ?? getLocaleFromNavigator()) });
+    init({
+      fallbackLocale: DEFAULT_LOCALE,
+      initialLocale: supportedLocale(remembered() ?? getLocaleFromNavigator()),
+    });
     await waitLocale();
     syncDocument();
   })();
@@ -66,7 +75,11 @@ export function startI18n(): Promise<void> {
 export async function useLocale(tag: string | null | undefined): Promise<void> {
   await startI18n();
   const next = supportedLocale(tag);
-  try { localStorage.setItem(STORAGE_KEY, next); } catch { /* private mode: not remembered */ }
+  try {
+    localStorage.setItem(STORAGE_KEY, next);
+  } catch {
+    /* private mode: not remembered */
+  }
   if (get(locale) !== next) {
     await locale.set(next);
     await waitLocale(next);

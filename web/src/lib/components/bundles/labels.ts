@@ -60,7 +60,11 @@ export function failureWords(code: string): string {
 /** "Full" or "Only what changed since 1.0.0". */
 export function kindWords(b: { delta: boolean; fromRelease: { version: string } | null }): string {
   const tr = get(t);
-  return b.delta && b.fromRelease ? tr('bundles.kind.deltaSince', { values: { version: b.fromRelease.version } }) : b.delta ? tr('bundles.kind.delta') : tr('bundles.kind.full');
+  return b.delta && b.fromRelease
+    ? tr('bundles.kind.deltaSince', { values: { version: b.fromRelease.version } })
+    : b.delta
+      ? tr('bundles.kind.delta')
+      : tr('bundles.kind.full');
 }
 
 export function isExpired(b: { expiresAt: string | null }, now = Date.now()): boolean {

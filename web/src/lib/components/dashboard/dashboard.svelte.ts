@@ -19,7 +19,10 @@ export class DashboardData {
     this.problem = null;
     const filter = fleetFilter(view);
     try {
-      const [overview, adoption] = await Promise.all([api.fleet.overview(filter), api.fleet.adoption(filter, view.days)]);
+      const [overview, adoption] = await Promise.all([
+        api.fleet.overview(filter),
+        api.fleet.adoption(filter, view.days),
+      ]);
       if (mine !== this.ticket) return;
       this.overview = overview;
       this.adoption = adoption;

@@ -27,7 +27,8 @@ export function viewFromParams(params: URLSearchParams): DashboardView {
 
 export function viewToSearch(view: DashboardView): string {
   const p = new URLSearchParams();
-  for (const key of ['region', 'district', 'tag', 'connectivity'] as const) if (view[key]) p.set(key, view[key]!);
+  for (const key of ['region', 'district', 'tag', 'connectivity'] as const)
+    if (view[key]) p.set(key, view[key]!);
   if (view.silentDays) p.set('silentDays', String(view.silentDays));
   if (view.days !== DEFAULT_DAYS) p.set('days', String(view.days));
   const s = p.toString();

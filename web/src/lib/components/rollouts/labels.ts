@@ -2,13 +2,28 @@ import type { TargetState } from '$lib/api';
 
 /** Target states in the order the chart stacks them (progress left to right, then trouble). */
 export const TARGET_ORDER: Exclude<TargetState, 'healthy'>[] = [
-  'installed', 'installing', 'downloaded', 'bundled', 'pending', 'overdue', 'failed', 'rolled_back', 'skipped',
+  'installed',
+  'installing',
+  'downloaded',
+  'bundled',
+  'pending',
+  'overdue',
+  'failed',
+  'rolled_back',
+  'skipped',
 ];
 
 /** One colour per target state, readable on white and distinct for common colour blindness (Okabe–Ito). */
 export const TARGET_COLOURS: Record<Exclude<TargetState, 'healthy'>, string> = {
-  installed: '#009E73', installing: '#56B4E9', downloaded: '#0072B2', bundled: '#8fb8d8', pending: '#c8ccd2',
-  overdue: '#E69F00', failed: '#D55E00', rolled_back: '#CC79A7', skipped: '#efeff1',
+  installed: '#009E73',
+  installing: '#56B4E9',
+  downloaded: '#0072B2',
+  bundled: '#8fb8d8',
+  pending: '#c8ccd2',
+  overdue: '#E69F00',
+  failed: '#D55E00',
+  rolled_back: '#CC79A7',
+  skipped: '#efeff1',
 };
 
 /** "12 %" (a share 0..1) in the app's language. */
@@ -29,7 +44,10 @@ export function durationKey(seconds: number): { key: string; n: number } {
 
 /** A comma-separated field as a list (empty parts dropped). */
 export function splitList(text: string): string[] {
-  return text.split(',').map((s) => s.trim()).filter(Boolean);
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** A `datetime-local` value (local time, minutes) for a Date, and back to ISO. */

@@ -18,16 +18,32 @@ export class WaveDraft {
   startsAt = $state('');
   deadlineAt = $state('');
 
-  constructor(init: Partial<Pick<WaveDraft, 'name' | 'all' | 'regions' | 'tags' | 'limit' | 'share' | 'count' | 'startsAt' | 'deadlineAt'>> = {}) {
+  constructor(
+    init: Partial<
+      Pick<
+        WaveDraft,
+        'name' | 'all' | 'regions' | 'tags' | 'limit' | 'share' | 'count' | 'startsAt' | 'deadlineAt'
+      >
+    > = {},
+  ) {
     Object.assign(this, init);
   }
 
   get empty(): boolean {
-    return !this.all && !this.regions.trim() && !this.districts.trim() && !this.tags.trim() && !this.siteCodes.trim();
+    return (
+      !this.all &&
+      !this.regions.trim() &&
+      !this.districts.trim() &&
+      !this.tags.trim() &&
+      !this.siteCodes.trim()
+    );
   }
 
   toSelector(): WaveSelector {
-    const list = (text: string) => { const l = splitList(text); return l.length ? l : undefined; };
+    const list = (text: string) => {
+      const l = splitList(text);
+      return l.length ? l : undefined;
+    };
     return {
       ...(this.all ? { all: true } : {}),
       ...(list(this.regions) ? { regions: list(this.regions) } : {}),
@@ -68,8 +84,17 @@ export class PlanDraft {
 
   addWave() {
     const last = this.waves.at(-1);
-    const start = last ? new Date(new Date(last.deadlineAt).getTime() + HOUR) : new Date(Date.now() + 24 * HOUR);
-    this.waves.push(new WaveDraft({ name: '', all: true, startsAt: toLocalInput(start), deadlineAt: toLocalInput(new Date(start.getTime() + 7 * 24 * HOUR)) }));
+    const start = last
+      ? new Date(new Date(last.deadlineAt).getTime() + HOUR)
+      : new Date(Date.now() + 24 * HOUR);
+    this.waves.push(
+      new WaveDraft({
+        name: '',
+        all: true,
+        startsAt: toLocalInput(start),
+        deadlineAt: toLocalInput(new Date(start.getTime() + 7 * 24 * HOUR)),
+      }),
+    );
   }
 
   removeWave(i: number) {
@@ -78,14 +103,22 @@ export class PlanDraft {
 
   toPlan(): RolloutPlan {
     return {
-      name: this.name.trim(), releaseId: this.releaseId, ...(this.seed.trim() ? { seed: this.seed.trim() } : {}),
+      name: this.name.trim(),
+      releaseId: this.releaseId,
+      ...(this.seed.trim() ? { seed: this.seed.trim() } : {}),
       policy: {
-        successThreshold: Number(this.successPercent) / 100, failureThreshold: Number(this.failurePercent) / 100,
-        autoAdvance: this.autoAdvance, soakMinutes: Number(this.soakMinutes), bundleLeadHours: Number(this.bundleLeadHours), buildBundles: this.buildBundles,
+        successThreshold: Number(this.successPercent) / 100,
+        failureThreshold: Number(this.failurePercent) / 100,
+        autoAdvance: this.autoAdvance,
+        soakMinutes: Number(this.soakMinutes),
+        bundleLeadHours: Number(this.bundleLeadHours),
+        buildBundles: this.buildBundles,
       },
       waves: this.waves.map((w) => ({
-        name: w.name.trim(), selector: w.toSelector(),
-        startsAt: w.startsAt ? fromLocalInput(w.startsAt) : '', deadlineAt: w.deadlineAt ? fromLocalInput(w.deadlineAt) : '',
+        name: w.name.trim(),
+        selector: w.toSelector(),
+        startsAt: w.startsAt ? fromLocalInput(w.startsAt) : '',
+        deadlineAt: w.deadlineAt ? fromLocalInput(w.deadlineAt) : '',
       })),
     };
   }

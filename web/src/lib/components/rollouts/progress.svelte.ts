@@ -8,7 +8,10 @@ export class RolloutProgress {
   problem = $state<Problem | null>(null);
   refreshedAt = $state<string | null>(null);
 
-  constructor(private readonly id: string, initial?: Rollout) {
+  constructor(
+    private readonly id: string,
+    initial?: Rollout,
+  ) {
     if (initial) this.rollout = initial;
   }
 

@@ -1,5 +1,8 @@
 /** `labelKey` is an i18n key (locales/<lang>/nav.json). */
-export interface NavItem { href: string; labelKey: string }
+export interface NavItem {
+  href: string;
+  labelKey: string;
+}
 
 export const NAV_ITEMS: readonly NavItem[] = [
   { href: '/', labelKey: 'nav.fleet' },
@@ -22,5 +25,7 @@ export function navItemsFor(role: string | undefined): readonly NavItem[] {
 
 export function isCurrent(item: NavItem, pathname: string): boolean {
   if (item.href === '/my') return pathname === '/my' || pathname.startsWith('/my/sites');
-  return item.href === '/' ? pathname === '/' : pathname === item.href || pathname.startsWith(`${item.href}/`);
+  return item.href === '/'
+    ? pathname === '/'
+    : pathname === item.href || pathname.startsWith(`${item.href}/`);
 }

@@ -59,6 +59,17 @@ export function viewToSearch(view: SiteView): string {
 
 /** Whether any filter narrows the list (sort does not). */
 export function isFiltered(view: SiteView): boolean {
-  return Boolean(view.q || view.region || view.district || view.tag || view.connectivity || view.version
-    || view.status || view.silentDays || view.archived || view.behind || view.drift);
+  return Boolean(
+    view.q ||
+    view.region ||
+    view.district ||
+    view.tag ||
+    view.connectivity ||
+    view.version ||
+    view.status ||
+    view.silentDays ||
+    view.archived ||
+    view.behind ||
+    view.drift,
+  );
 }

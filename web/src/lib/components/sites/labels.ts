@@ -3,7 +3,16 @@ import { t } from '$lib/i18n';
 import type { Connectivity, SiteReport, SiteSort, SiteStatus } from '$lib/api';
 
 /** Statuses in the order the fleet overview lists them: what needs attention first. */
-export const SITE_STATUSES: readonly SiteStatus[] = ['failed', 'revoked', 'silent', 'behind', 'never_reported', 'no_target', 'ahead', 'on_target'];
+export const SITE_STATUSES: readonly SiteStatus[] = [
+  'failed',
+  'revoked',
+  'silent',
+  'behind',
+  'never_reported',
+  'no_target',
+  'ahead',
+  'on_target',
+];
 
 export const STATUS_LABELS: Record<SiteStatus, string> = {
   on_target: 'states.site.on_target',

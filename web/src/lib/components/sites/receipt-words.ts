@@ -2,7 +2,13 @@ import { get } from 'svelte/store';
 import { t } from '$lib/i18n';
 import { RECEIPT_CODE_MESSAGES } from '../../../../../api/src/services/receipts/code.ts';
 
-const CONFUSABLE: Record<string, string> = { '0': 'zero', '1': 'one', O: 'letterO', I: 'letterI', L: 'letterL' };
+const CONFUSABLE: Record<string, string> = {
+  '0': 'zero',
+  '1': 'one',
+  O: 'letterO',
+  I: 'letterI',
+  L: 'letterL',
+};
 
 /**
  * The receipt-code check's message (English, shared with the API) in the person's language: the
@@ -13,6 +19,9 @@ export function receiptCheckWords(message: string): string {
   const known = Object.entries(RECEIPT_CODE_MESSAGES).find(([, m]) => m === message)?.[0];
   if (known) return tr(`sites.receiptCheck.${known}`);
   const confusable = /^The code has no (?:number|letter) (\S)/.exec(message)?.[1];
-  if (confusable && CONFUSABLE[confusable]) return tr('sites.receiptCheck.confusable', { values: { what: tr(`sites.receiptCheck.${CONFUSABLE[confusable]}`) } });
+  if (confusable && CONFUSABLE[confusable])
+    return tr('sites.receiptCheck.confusable', {
+      values: { what: tr(`sites.receiptCheck.${CONFUSABLE[confusable]}`) },
+    });
   return message;
 }

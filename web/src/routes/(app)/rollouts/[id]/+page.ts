@@ -9,7 +9,8 @@ export async function load({ params, parent }) {
     return { rollout: await api.rollouts.get(params.id) };
   } catch (err) {
     // Another organisation's rollout or a malformed id: both "not found".
-    if (err instanceof ApiError && (err.status === 404 || err.status === 400)) error(404, get(t)('rollouts.progress.notFound'));
+    if (err instanceof ApiError && (err.status === 404 || err.status === 400))
+      error(404, get(t)('rollouts.progress.notFound'));
     throw err;
   }
 }
