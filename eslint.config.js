@@ -50,6 +50,9 @@ export default tseslint.config(
       // The dashboard is served by the API at its origin's root (paths.base is always ''), so links need
       // no resolve(); wrapping 56 plain hrefs would add noise without changing one URL.
       'svelte/no-navigation-without-resolve': 'off',
+      // Outpost refuses control characters on purpose (the NUL/control middleware, plain-text README and
+      // CLI output, receipt codes): every control character in a regular expression here is deliberate.
+      'no-control-regex': 'off',
     },
   },
   {
@@ -58,6 +61,27 @@ export default tseslint.config(
   },
 
   // ── Boundaries ────────────────────────────────────────────────────────────────────────────────
+  {
+    // Only entry files read the environment; everything below them receives explicit config.
+    files: ['api/src/**/*.ts', 'bundler/src/**/*.ts', 'web/src/**/*.ts', 'web/src/**/*.svelte'],
+    ignores: [
+      'api/src/node.ts',
+      'api/src/**/*-cli.ts',
+      'api/src/seed.ts',
+      'bundler/src/cli/main.ts',
+      ...TESTS,
+    ],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'process',
+          property: 'env',
+          message: 'Only entry files read process.env; pass config down.',
+        },
+      ],
+    },
+  },
   {
     files: ['api/**/*.ts', 'bundler/**/*.ts', 'web/**/*.ts', 'web/**/*.svelte', 'scripts/**'],
     ignores: ['api/src/db/client-*.ts', ...TESTS],

@@ -24,7 +24,6 @@ import {
   fmtMiB,
   fmtRate,
   median,
-  MiB,
   sampleRss,
   spawnTs,
   verdict,

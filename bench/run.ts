@@ -11,7 +11,6 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
 import os from 'node:os';
-import pg from 'pg';
 import autocannon from 'autocannon';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import { benchDbUrl, openBenchFleet } from './bench-fleet.ts';

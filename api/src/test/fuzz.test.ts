@@ -229,8 +229,10 @@ describe('fuzz: every documented operation with generated hostile requests', () 
           if (Array.isArray(v))
             v.forEach((x, i) => (typeof x === 'string' ? leaves.push({ holder: v, key: i }) : walk(x)));
           else if (v && typeof v === 'object')
-            for (const [k, x] of Object.entries(v))
-              typeof x === 'string' ? leaves.push({ holder: v as Record<string, unknown>, key: k }) : walk(x);
+            for (const [k, x] of Object.entries(v)) {
+              if (typeof x === 'string') leaves.push({ holder: v as Record<string, unknown>, key: k });
+              else walk(x);
+            }
         };
         walk(value);
         if (leaves.length === 0) return value;
@@ -284,44 +286,42 @@ describe('fuzz: every documented operation with generated hostile requests', () 
                   { nil: undefined },
                 )
                 .map((b) => (b === undefined ? undefined : { type: 'application/json', bytes: b }))
-            : fc
-                .constantFrom(...types)
-                .chain((type) =>
-                  type.includes('json')
-                    ? fc.oneof(
-                        {
-                          arbitrary: valueOf(content[type]?.schema).map((v) => ({
-                            type,
-                            bytes: JSON.stringify(v) ?? 'null',
-                          })),
-                          weight: 4,
-                        },
-                        {
-                          arbitrary: validOf(content[type]?.schema).map((v) => ({
-                            type,
-                            bytes: JSON.stringify(v) ?? 'null',
-                          })),
-                          weight: 2,
-                        },
-                        {
-                          arbitrary: mutatedOf(content[type]?.schema).map((v) => ({
-                            type,
-                            bytes: JSON.stringify(v) ?? 'null',
-                          })),
-                          weight: 4,
-                        },
-                        { arbitrary: hostileString.map((b) => ({ type, bytes: b })), weight: 1 },
-                        {
-                          arbitrary: fc
-                            .constantFrom('{', '{"a":', '[1,2', '\u0000')
-                            .map((b) => ({ type, bytes: b })),
-                          weight: 1,
-                        },
-                      )
-                    : fc
-                        .oneof(hostileString, fc.uint8Array({ maxLength: 2000 }))
-                        .map((b) => ({ type, bytes: b })),
-                ),
+            : fc.constantFrom(...types).chain((type) =>
+                type.includes('json')
+                  ? fc.oneof(
+                      {
+                        arbitrary: valueOf(content[type]?.schema).map((v) => ({
+                          type,
+                          bytes: JSON.stringify(v) ?? 'null',
+                        })),
+                        weight: 4,
+                      },
+                      {
+                        arbitrary: validOf(content[type]?.schema).map((v) => ({
+                          type,
+                          bytes: JSON.stringify(v) ?? 'null',
+                        })),
+                        weight: 2,
+                      },
+                      {
+                        arbitrary: mutatedOf(content[type]?.schema).map((v) => ({
+                          type,
+                          bytes: JSON.stringify(v) ?? 'null',
+                        })),
+                        weight: 4,
+                      },
+                      { arbitrary: hostileString.map((b) => ({ type, bytes: b })), weight: 1 },
+                      {
+                        arbitrary: fc
+                          .constantFrom('{', '{"a":', '[1,2', '\u0000')
+                          .map((b) => ({ type, bytes: b })),
+                        weight: 1,
+                      },
+                    )
+                  : fc
+                      .oneof(hostileString, fc.uint8Array({ maxLength: 2000 }))
+                      .map((b) => ({ type, bytes: b })),
+              ),
       })
       .map(({ path: pathParams, query, extraQuery, body }) => {
         let url = path;

@@ -20,7 +20,7 @@ import { makeApiToken, makeOrg, makeSite } from '../factories.ts';
 import { withToken } from '../http.ts';
 import type { DbHandle } from '../../db/types.ts';
 import { BundleWorker } from '../../services/bundles/worker.ts';
-import { freeLoopbackPort, type Engine } from './engine.ts';
+import { freeLoopbackPort } from './engine.ts';
 
 /**
  * Everything an installer test needs, all real: a registry holding small busybox images made here,
