@@ -5,7 +5,7 @@ import type { MiddlewareHandler } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
 import { Scalar } from '@scalar/hono-api-reference';
 import { sql } from 'drizzle-orm';
-import type { AppDeps, AppEnv } from './routes/env.ts';
+import type { AppDeps, AppEnv } from './routes/app-env.ts';
 import { AppError, isStoreUnavailable } from './lib/errors.ts';
 import { refuseControlCharacters } from './lib/control-chars.ts';
 import { authRoutes } from './routes/auth.ts';
@@ -27,7 +27,7 @@ import { inviteRoutes } from './routes/invites.ts';
 import { problemRoutes } from './routes/problems.ts';
 import { coordinatorBundleRoutes } from './routes/coordinator.ts';
 
-export type { AppDeps } from './routes/env.ts';
+export type { AppDeps } from './routes/app-env.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 function envelope(code: string, message: string, requestId: string, details?: unknown) {
@@ -57,7 +57,7 @@ export function loggableError(err: unknown): { err: string; code?: string; stack
   return { err: `${err.name}: ${err.message}`, ...(frames ? { stack: frames } : {}) };
 }
 
-/** Builds the whole HTTP API. Imports no runtime: node.ts and worker.ts supply the dependencies. */
+/** Builds the whole HTTP API. Imports no runtime: node.ts and cloudflare.ts supply the dependencies. */
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({
     // Validation failures answer with the one error envelope, listing every problem.

@@ -7,7 +7,7 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { compress } from 'hono/compress';
-import { parseNodeEnv } from './env.ts';
+import { parseNodeEnv } from './node-env.ts';
 import { createApp } from './app.ts';
 import { jsonLogger } from './lib/logger.ts';
 import { onShutdown } from './lib/shutdown.ts';

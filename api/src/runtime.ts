@@ -2,7 +2,7 @@
 // store and the secret box, from the checked environment.
 import path from 'node:path';
 import fs from 'node:fs';
-import type { NodeEnv } from './env.ts';
+import type { NodeEnv } from './node-env.ts';
 import { openDatabase, MIGRATIONS_DIR } from './db/select-node.ts';
 import { createObjectStore, type ObjectStore } from './lib/object-store.ts';
 import { createSecretBox, parseSecretKey, type SecretBox } from './lib/secret-box.ts';

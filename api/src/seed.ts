@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { asc, eq } from 'drizzle-orm';
-import { parseNodeEnv } from './env.ts';
+import { parseNodeEnv } from './node-env.ts';
 import { openDatabase, MIGRATIONS_DIR } from './db/select-node.ts';
 import { organizations } from './db/schema/index.ts';
 import { seedFleet } from './services/seed/fleet.ts';

@@ -1,6 +1,6 @@
 // `npm run worker`: a bundle build worker on its own, beside `npm start` or on another machine. It
 // needs the same PostgreSQL (DATABASE_URL), object store (S3_*) and OUTPOST_SECRET_KEY as the server.
-import { parseNodeEnv } from './env.ts';
+import { parseNodeEnv } from './node-env.ts';
 import { jsonLogger } from './lib/logger.ts';
 import { onShutdown } from './lib/shutdown.ts';
 import { openRuntime } from './runtime.ts';

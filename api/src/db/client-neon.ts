@@ -13,8 +13,8 @@ export interface NeonOptions {
    */
   relay?: string;
   /**
-   * Node only: the drizzle migrator (it reads migrations from disk). The Worker leaves it out so its
-   * bundle carries no filesystem code; migrations are applied from Node beforehand.
+   * Node only: the drizzle migrator (it reads migrations from disk). The Cloudflare entry leaves it out
+   * so its bundle carries no filesystem code; migrations are applied from Node beforehand.
    */
   migrate?: typeof neonMigrate;
 }

@@ -1,6 +1,6 @@
 // `npm run db:migrate`: applies migrations/ to the configured database and exits.
 import path from 'node:path';
-import { parseNodeEnv } from '../env.ts';
+import { parseNodeEnv } from '../node-env.ts';
 import { openDatabase, MIGRATIONS_DIR } from './select-node.ts';
 
 const env = parseNodeEnv(process.env);

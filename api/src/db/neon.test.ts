@@ -1,4 +1,4 @@
-// The Neon serverless driver (the one the Worker uses) against the real PostgreSQL, through a
+// The Neon serverless driver (the one the Cloudflare entry uses) against the real PostgreSQL, through a
 // local WebSocket→TCP relay that stands in for Neon's proxy. No mocks: real wire protocol.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ws from 'ws';

@@ -8,7 +8,7 @@ export interface DbConfig {
   neonRelay?: string;
 }
 
-/** Picks the driver from configuration (Node entry points only; the Worker imports client-neon directly). */
+/** Picks the driver from configuration (Node entry points only; the Cloudflare entry imports client-neon directly). */
 export async function openDatabase(cfg: DbConfig): Promise<DbHandle> {
   const driver = cfg.driver ?? (cfg.databaseUrl ? 'pg' : 'pglite');
   if (driver === 'pglite') {

@@ -1,5 +1,5 @@
 import nodemailer from 'nodemailer';
-import type { Mailer } from '../routes/env.ts';
+import type { Mailer } from '../routes/app-env.ts';
 
 /**
  * E-mail over SMTP (Node only: Workers have no sockets for it). `url` is a nodemailer connection

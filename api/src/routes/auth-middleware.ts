@@ -1,6 +1,6 @@
 import { getCookie } from 'hono/cookie';
 import { createMiddleware } from 'hono/factory';
-import type { AppEnv, AppContext } from './env.ts';
+import type { AppEnv, AppContext } from './app-env.ts';
 import { resolveApiToken, resolveSession } from '../services/auth/resolve.ts';
 import { csrfFor } from '../services/auth/login.ts';
 import { AppError, ForbiddenError, UnauthenticatedError } from '../lib/errors.ts';

@@ -1,7 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { setCookie, deleteCookie } from 'hono/cookie';
 import { and, asc, eq } from 'drizzle-orm';
-import type { AppEnv, AppContext } from './env.ts';
+import type { AppEnv, AppContext } from './app-env.ts';
 import { errors, jsonBody, jsonResponse, Language, Password, Role } from './schemas.ts';
 import { login, csrfFor, SESSION_TTL_MS } from '../services/auth/login.ts';
 import { endSession } from '../services/auth/resolve.ts';

@@ -1,5 +1,5 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './env.ts';
+import type { AppEnv } from './app-env.ts';
 import { errors, IdParam, jsonBody, jsonResponse, PageQuery } from './schemas.ts';
 import { authenticate, serviceCtx } from './auth-middleware.ts';
 import { ValidationError, fieldIssue } from '../lib/errors.ts';

@@ -1,5 +1,5 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './env.ts';
+import type { AppEnv } from './app-env.ts';
 import { errors, jsonBody, jsonResponse } from './schemas.ts';
 import { DEVICE_TOKEN_PREFIX } from '../services/sites/device-token.ts';
 import { CheckinBatcher } from '../services/sites/checkin.ts';

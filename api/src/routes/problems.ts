@@ -1,6 +1,6 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { createMiddleware } from 'hono/factory';
-import type { AppEnv } from './env.ts';
+import type { AppEnv } from './app-env.ts';
 import { errors, jsonBody, jsonResponse } from './schemas.ts';
 import { authenticate, serviceCtx } from './auth-middleware.ts';
 import { listProblems, reportProblem, resolveProblem } from '../services/problems/problems.ts';

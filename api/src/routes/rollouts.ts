@@ -1,6 +1,6 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { createMiddleware } from 'hono/factory';
-import type { AppEnv, AppContext } from './env.ts';
+import type { AppEnv, AppContext } from './app-env.ts';
 import { errors, IdParam, jsonBody, jsonResponse } from './schemas.ts';
 import { authenticate, serviceCtx } from './auth-middleware.ts';
 import { AppError, ForbiddenError, ValidationError } from '../lib/errors.ts';

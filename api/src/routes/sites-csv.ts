@@ -1,5 +1,5 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './env.ts';
+import type { AppEnv } from './app-env.ts';
 import { ErrorEnvelope, errors } from './schemas.ts';
 import { authenticate, serviceCtx } from './auth-middleware.ts';
 import { SiteFilterQuery } from './sites.ts';

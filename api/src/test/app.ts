@@ -2,7 +2,7 @@ import { createApp } from '../app.ts';
 import type { DbHandle } from '../db/types.ts';
 import type { ObjectStore } from '../lib/object-store.ts';
 import type { Logger } from '../lib/logger.ts';
-import type { Mailer } from '../routes/env.ts';
+import type { Mailer } from '../routes/app-env.ts';
 import { createSecretBox } from '../lib/secret-box.ts';
 import { registryImageResolver } from '../services/releases/registry-resolver.ts';
 import { runStore } from './store.ts';

@@ -1,21 +1,27 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import { RegistryError, readErrorBody, type RegistryErrorKind } from './errors.ts';
 import { MANIFEST_ACCEPT, MediaType, isImageManifestMediaType, isIndexMediaType } from './media-types.ts';
-import {
-  assertDigest,
-  digestOf,
-  isSupportedDigest,
-  readWithin,
-  verifyingStream,
-  IdleTimeoutError,
-} from './digest.ts';
+import { assertDigest, digestOf, isSupportedDigest, readWithin, verifyingStream } from './digest.ts';
 import { isDigest, registryApiHost } from './reference.ts';
-import { parseWwwAuthenticate, type AuthChallenge } from './www-authenticate.ts';
-import { assertAllowedUrl, forbiddenDestination, isAllowListed, type AllowList } from './destination.ts';
+import { parseWwwAuthenticate } from './www-authenticate.ts';
+import { isAllowListed, type AllowList } from './destination.ts';
+import { RegistryAuth, type RegistryCredentials } from './auth.ts';
+import { RegistryTransport, discard } from './transport.ts';
+import {
+  DEFAULT_PLATFORM,
+  choosePlatform,
+  formatPlatform,
+  normalizePlatform,
+  plainPlatform,
+  platformMatches,
+  type Platform,
+} from './platform.ts';
 
-export type RegistryCredentials = { username: string; password: string } | { token: string };
+// The public surface stays here: callers import the client, its types and these helpers from client.ts.
+export type { RegistryCredentials } from './auth.ts';
+export { formatPlatform, type Platform } from './platform.ts';
+export { retryAfterMs } from './transport.ts';
 
 export interface RegistryClientOptions {
   /** Registry name as in an image reference: `docker.io`, `ghcr.io`, `127.0.0.1:5000`. */
@@ -46,12 +52,6 @@ export interface RegistryClientOptions {
   /** Cap on a `Retry-After` wait. Default 60 s. */
   maxRetryAfterMs?: number;
   userAgent?: string;
-}
-
-export interface Platform {
-  os: string;
-  architecture: string;
-  variant?: string;
 }
 
 export interface Descriptor {
@@ -96,17 +96,16 @@ export interface BlobOptions {
   size?: number;
 }
 
-const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
-const MAX_REDIRECTS = 10;
 const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 
 /**
  * A client for one registry over the Registry HTTP API v2: resolves tags to digests, streams
  * blobs with their digests verified, and does anonymous, Basic and Bearer-token auth. No Docker
- * daemon involved.
+ * daemon involved. Auth is in auth.ts, the HTTP exchange (retries, redirects, destinations) in
+ * transport.ts and platform matching in platform.ts; this file is the Registry API itself.
  *
  * @example
  * const client = new RegistryClient({ registry: 'docker.io' });
@@ -116,20 +115,9 @@ const TAG = /^[\w][\w.-]{0,127}$/;
 export class RegistryClient {
   readonly registry: string;
   readonly baseUrl: string;
-  private readonly credentials: RegistryCredentials | undefined;
-  private readonly allowInsecure: AllowList | undefined;
-  private readonly fetchImpl: typeof globalThis.fetch;
-  private readonly retries: number;
-  private readonly timeoutMs: number;
-  private readonly backoffMs: number;
-  private readonly maxBackoffMs: number;
-  private readonly maxRetryAfterMs: number;
   private readonly userAgent: string;
-  /** Set once the registry asked for Basic: later requests send it up front. */
-  private usesBasic = false;
-  /** The registry's Bearer challenge, once seen: later scopes fetch their token up front. */
-  private bearer: { realm: string; service?: string } | undefined;
-  private readonly tokens = new Map<string, { token: Promise<string>; expiresAt: number }>();
+  private readonly transport: RegistryTransport;
+  private readonly auth: RegistryAuth;
 
   constructor(options: RegistryClientOptions) {
     let registry = options.registry.trim();
@@ -148,15 +136,23 @@ export class RegistryClient {
       ? scheme[1] === 'http'
       : isAllowListed(new URL(`http://${host}`), options.allowInsecure) && !/:443$/.test(host);
     this.baseUrl = `${insecure ? 'http' : 'https'}://${host}`;
-    this.allowInsecure = options.allowInsecure;
-    this.credentials = options.credentials;
-    this.fetchImpl = options.fetch ?? globalThis.fetch;
-    this.retries = Math.max(0, options.retries ?? 3);
-    this.timeoutMs = options.timeoutMs ?? 30_000;
-    this.backoffMs = options.backoffMs ?? 500;
-    this.maxBackoffMs = options.maxBackoffMs ?? 10_000;
-    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
     this.userAgent = options.userAgent ?? 'outpost-bundler';
+    this.transport = new RegistryTransport({
+      registry,
+      allowInsecure: options.allowInsecure,
+      fetch: options.fetch ?? globalThis.fetch,
+      retries: Math.max(0, options.retries ?? 3),
+      timeoutMs: options.timeoutMs ?? 30_000,
+      backoffMs: options.backoffMs ?? 500,
+      maxBackoffMs: options.maxBackoffMs ?? 10_000,
+      maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,
+    });
+    this.auth = new RegistryAuth({
+      registry,
+      credentials: options.credentials,
+      userAgent: this.userAgent,
+      transport: this.transport,
+    });
   }
 
   /**
@@ -335,9 +331,9 @@ export class RegistryClient {
     return verifyingStream(response.body, {
       digest,
       ...(expectedLength !== undefined ? { expectedLength } : {}),
-      idleTimeoutMs: this.timeoutMs,
+      idleTimeoutMs: this.transport.timeoutMs,
       describe: what,
-      onNetworkError: (error) => this.unreachable(error, `while reading the ${what}`),
+      onNetworkError: (error) => this.transport.unreachable(error, `while reading the ${what}`),
     });
   }
 
@@ -393,9 +389,9 @@ export class RegistryClient {
     for (;;) {
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
-        result = await readWithin(reader, this.timeoutMs);
+        result = await readWithin(reader, this.transport.timeoutMs);
       } catch (error) {
-        throw this.unreachable(error, `while reading the ${what}`);
+        throw this.transport.unreachable(error, `while reading the ${what}`);
       }
       if (result.done) break;
       size += result.value.byteLength;
@@ -426,273 +422,26 @@ export class RegistryClient {
     const headers: Record<string, string> = { 'user-agent': this.userAgent };
     if (options.accept) headers.accept = options.accept;
 
-    const upFront = await this.authorizationUpFront(scope);
-    let response = await this.send(method, url, headers, upFront);
+    const upFront = await this.auth.authorizationUpFront(scope);
+    let response = await this.transport.send(method, url, headers, upFront);
     if (response.status !== 401) return response;
 
     const challenges = parseWwwAuthenticate(response.headers.get('www-authenticate') ?? '');
     const errors = await readErrorBody(response);
-    const retryWith = await this.answerChallenge(
+    const retryWith = await this.auth.answerChallenge(
       challenges,
       scope,
       upFront,
       errors.map((e) => e.code),
     );
-    response = await this.send(method, url, headers, retryWith);
+    response = await this.transport.send(method, url, headers, retryWith);
     if (response.status === 401) {
       const codes = (await readErrorBody(response)).map((e) => e.code);
       // A token that stopped being good (expired early, revoked): forget it so the next call asks anew.
-      this.tokens.delete(scope);
-      throw this.unauthorized(repository, codes);
+      this.auth.forget(scope);
+      throw this.auth.unauthorized(repository, codes);
     }
     return response;
-  }
-
-  private async authorizationUpFront(scope: string): Promise<string | undefined> {
-    const credentials = this.credentials;
-    if (credentials && 'token' in credentials) return `Bearer ${credentials.token}`;
-    if (this.usesBasic && credentials) return basic(credentials);
-    if (this.bearer)
-      return `Bearer ${await this.token(this.bearer.realm, this.bearer.service, scope, scope)}`;
-    return undefined;
-  }
-
-  private async answerChallenge(
-    challenges: AuthChallenge[],
-    scope: string,
-    sent: string | undefined,
-    codes: string[],
-  ): Promise<string> {
-    const credentials = this.credentials;
-    const bearer = challenges.find((c) => c.scheme === 'bearer');
-    const basicChallenge = challenges.find((c) => c.scheme === 'basic');
-    if (credentials && 'token' in credentials) throw this.unauthorized(scope, codes);
-    if (bearer?.params.realm) {
-      this.bearer = {
-        realm: bearer.params.realm,
-        ...(bearer.params.service ? { service: bearer.params.service } : {}),
-      };
-      if (sent?.startsWith('Bearer ')) this.tokens.delete(scope);
-      const token = await this.token(
-        bearer.params.realm,
-        bearer.params.service,
-        bearer.params.scope ?? scope,
-        scope,
-      );
-      if (sent === `Bearer ${token}`) throw this.unauthorized(scope, codes);
-      return `Bearer ${token}`;
-    }
-    if (basicChallenge || challenges.length === 0) {
-      if (!credentials || sent?.startsWith('Basic ')) throw this.unauthorized(scope, codes);
-      this.usesBasic = true;
-      return basic(credentials);
-    }
-    throw new RegistryError(
-      'protocol',
-      `The registry ${this.registry} asks for ${challenges.map((c) => c.scheme).join(', ')} authentication, which this client does not support`,
-      { status: 401 },
-    );
-  }
-
-  /** A Bearer token for a scope from the registry's token service, cached until it expires. */
-  private token(
-    realm: string,
-    service: string | undefined,
-    requestScope: string,
-    cacheKey: string,
-  ): Promise<string> {
-    const cached = this.tokens.get(cacheKey);
-    if (cached && cached.expiresAt > Date.now()) return cached.token;
-    const entry = { token: Promise.resolve(''), expiresAt: Number.POSITIVE_INFINITY };
-    entry.token = this.fetchToken(realm, service, requestScope).then(
-      ({ token, expiresInSeconds }) => {
-        // Renew a little before the service's deadline so a token never expires mid-request.
-        entry.expiresAt =
-          Date.now() + Math.max(0, expiresInSeconds * 1000 - Math.min(30_000, expiresInSeconds * 100));
-        return token;
-      },
-      (error: unknown) => {
-        this.tokens.delete(cacheKey);
-        throw error;
-      },
-    );
-    this.tokens.set(cacheKey, entry);
-    return entry.token;
-  }
-
-  private async fetchToken(
-    realm: string,
-    service: string | undefined,
-    scope: string,
-  ): Promise<{ token: string; expiresInSeconds: number }> {
-    let url: URL;
-    try {
-      url = new URL(realm);
-    } catch {
-      throw new RegistryError('protocol', `The registry ${this.registry} names an invalid token service`);
-    }
-    if (service) url.searchParams.set('service', service);
-    for (const s of scope.split(' ').filter(Boolean)) url.searchParams.append('scope', s);
-    const credentials = this.credentials;
-    const authorization = credentials && 'username' in credentials ? basic(credentials) : undefined;
-    const response = await this.send(
-      'GET',
-      url.toString(),
-      { 'user-agent': this.userAgent, accept: 'application/json' },
-      authorization,
-      url.host,
-    );
-    if (response.status === 401 || response.status === 403) {
-      const codes = (await readErrorBody(response)).map((e) => e.code);
-      throw new RegistryError(
-        'unauthorized',
-        credentials
-          ? 'The registry refused the credentials'
-          : `The registry ${this.registry} requires credentials`,
-        { status: response.status, ...(codes[0] ? { code: codes[0] } : {}) },
-      );
-    }
-    if (!response.ok) {
-      await discard(response);
-      throw new RegistryError(
-        response.status === 429 || response.status >= 500 ? 'unreachable' : 'protocol',
-        `The token service of ${this.registry} (${url.host}) answered ${response.status}`,
-        { status: response.status },
-      );
-    }
-    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
-    try {
-      body = (await response.json()) as typeof body;
-    } catch {
-      throw new RegistryError(
-        'protocol',
-        `The token service of ${this.registry} (${url.host}) sent something that is not JSON`,
-      );
-    }
-    const token = typeof body.token === 'string' && body.token ? body.token : body.access_token;
-    if (typeof token !== 'string' || !token) {
-      throw new RegistryError(
-        'protocol',
-        `The token service of ${this.registry} (${url.host}) sent no token`,
-      );
-    }
-    // The spec's default lifetime when the service does not say.
-    const expiresInSeconds =
-      typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
-    return { token, expiresInSeconds };
-  }
-
-  /**
-   * One HTTP exchange with retries (429, 5xx and network errors, with backoff and Retry-After)
-   * and redirects followed by hand, so credentials never travel to another origin (a registry
-   * redirects blobs to object storage, which rejects a foreign Authorization header).
-   */
-  private async send(
-    method: 'GET' | 'HEAD',
-    url: string,
-    headers: Record<string, string>,
-    authorization: string | undefined,
-    host = this.registry,
-  ): Promise<Response> {
-    for (let attempt = 0; ; attempt++) {
-      let response: Response;
-      try {
-        response = await this.followRedirects(method, url, headers, authorization);
-      } catch (error) {
-        const forbidden = forbiddenIn(error);
-        if (forbidden) throw forbidden;
-        const failure = describeNetworkError(error, this.timeoutMs);
-        if (!failure.retryable || attempt >= this.retries) {
-          throw new RegistryError('unreachable', `Cannot reach the registry ${host}: ${failure.reason}`, {
-            cause: error,
-          });
-        }
-        await sleep(this.backoff(attempt));
-        continue;
-      }
-      if ((response.status === 429 || response.status >= 500) && attempt < this.retries) {
-        const wait =
-          retryAfterMs(response.headers.get('retry-after'), this.maxRetryAfterMs) ?? this.backoff(attempt);
-        await discard(response);
-        await sleep(wait);
-        continue;
-      }
-      return response;
-    }
-  }
-
-  private async followRedirects(
-    method: 'GET' | 'HEAD',
-    url: string,
-    headers: Record<string, string>,
-    authorization: string | undefined,
-  ): Promise<Response> {
-    let current = new URL(url);
-    const origin = current.origin;
-    for (let hop = 0; ; hop++) {
-      // Every hop is checked: a registry, a token service or a redirect may name any address.
-      assertAllowedUrl(current, this.allowInsecure);
-      const sendHeaders = { ...headers };
-      if (authorization && current.origin === origin) sendHeaders.authorization = authorization;
-      const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(new IdleTimeoutError(this.timeoutMs)), this.timeoutMs);
-      let response: Response;
-      try {
-        response = await this.fetchImpl(current, {
-          method,
-          headers: sendHeaders,
-          redirect: 'manual',
-          signal: controller.signal,
-        });
-      } finally {
-        clearTimeout(timer);
-      }
-      const location = response.headers.get('location');
-      if (![301, 302, 303, 307, 308].includes(response.status) || !location) return response;
-      await discard(response);
-      if (hop >= MAX_REDIRECTS) {
-        throw new RegistryError(
-          'protocol',
-          `The registry ${this.registry} redirected more than ${MAX_REDIRECTS} times for ${url}`,
-        );
-      }
-      try {
-        current = new URL(location, current);
-      } catch {
-        throw forbiddenDestination('the redirect');
-      }
-    }
-  }
-
-  private backoff(attempt: number): number {
-    const ceiling = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** attempt);
-    return ceiling / 2 + Math.random() * (ceiling / 2);
-  }
-
-  private unauthorized(repositoryOrScope: string, codes: string[]): RegistryError {
-    const code = codes[0];
-    if (codes.includes('DENIED')) {
-      return new RegistryError(
-        'denied',
-        `The registry ${this.registry} denied access to ${repositoryName(repositoryOrScope)}`,
-        { status: 401, code: 'DENIED' },
-      );
-    }
-    const message = this.credentials
-      ? 'The registry refused the credentials'
-      : `The registry ${this.registry} requires credentials for ${repositoryName(repositoryOrScope)}` +
-        (this.bearer ? ' (or has no image by that name)' : '');
-    return new RegistryError('unauthorized', message, { status: 401, ...(code ? { code } : {}) });
-  }
-
-  private unreachable(error: unknown, context: string): RegistryError {
-    if (error instanceof RegistryError) return error;
-    const failure = describeNetworkError(error, this.timeoutMs);
-    return new RegistryError(
-      'unreachable',
-      `Lost the connection to the registry ${this.registry} ${context}: ${failure.reason}`,
-      { cause: error },
-    );
   }
 
   /** Turns a failed answer into the error people and code can act on. */
@@ -712,7 +461,7 @@ export class RegistryClient {
       return make('unknown-repository', `The registry ${this.registry} has no image named ${repository}`);
     if (codes.includes('DENIED') || status === 403)
       return make('denied', `The registry ${this.registry} denied access to ${repository}`);
-    if (codes.includes('UNAUTHORIZED') || status === 401) return this.unauthorized(repository, codes);
+    if (codes.includes('UNAUTHORIZED') || status === 401) return this.auth.unauthorized(repository, codes);
     if (codes.includes('BLOB_UNKNOWN') || (status === 404 && what === 'blob')) {
       return make('unknown-blob', `The registry ${this.registry} has no blob ${reference} in ${repository}`);
     }
@@ -731,13 +480,13 @@ export class RegistryClient {
     if (status === 429) {
       return make(
         'unreachable',
-        `The registry ${this.registry} is limiting requests (429) and still was after ${this.retries + 1} attempts; try again later`,
+        `The registry ${this.registry} is limiting requests (429) and still was after ${this.transport.retries + 1} attempts; try again later`,
       );
     }
     if (status >= 500) {
       return make(
         'unreachable',
-        `The registry ${this.registry} failed with ${status} after ${this.retries + 1} attempts`,
+        `The registry ${this.registry} failed with ${status} after ${this.transport.retries + 1} attempts`,
       );
     }
     // The registry's own words are not repeated: an address that is not a registry must not be readable through us.
@@ -772,54 +521,6 @@ export function blobToNodeStream(stream: ReadableStream<Uint8Array>): Readable {
   return Readable.fromWeb(stream as unknown as NodeWebReadableStream<Uint8Array>);
 }
 
-export function formatPlatform(platform: Platform): string {
-  return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/');
-}
-
-const ARCHITECTURE_ALIASES: Record<string, string> = {
-  x86_64: 'amd64',
-  'x86-64': 'amd64',
-  aarch64: 'arm64',
-  armhf: 'arm',
-  armel: 'arm',
-  i386: '386',
-};
-
-function normalizePlatform(platform: Platform): Platform {
-  const os = platform.os.toLowerCase();
-  const architecture =
-    ARCHITECTURE_ALIASES[platform.architecture.toLowerCase()] ?? platform.architecture.toLowerCase();
-  let variant = platform.variant?.toLowerCase();
-  if (architecture === 'arm64' && (variant === 'v8' || variant === '8')) variant = undefined;
-  if (architecture === 'arm' && variant && /^\d$/.test(variant)) variant = `v${variant}`;
-  return { os, architecture, ...(variant ? { variant } : {}) };
-}
-
-/** The platform as the registry declares it, without extra fields (os.version, features). */
-function plainPlatform(p: Platform): Platform {
-  return {
-    os: p.os,
-    architecture: p.architecture,
-    ...(typeof p.variant === 'string' && p.variant ? { variant: p.variant } : {}),
-  };
-}
-
-function platformMatches(candidate: Platform, wanted: Platform): boolean {
-  const c = normalizePlatform(candidate);
-  return (
-    c.os === wanted.os &&
-    c.architecture === wanted.architecture &&
-    (wanted.variant === undefined || c.variant === wanted.variant)
-  );
-}
-
-/** The index entry for a platform: exact variant when asked for, else the plainest match. */
-function choosePlatform<T extends { platform?: Platform }>(entries: T[], wanted: Platform): T | undefined {
-  const matches = entries.filter((e) => e.platform && platformMatches(e.platform, wanted));
-  if (wanted.variant !== undefined) return matches[0];
-  return matches.find((e) => !normalizePlatform(e.platform!).variant) ?? matches[0];
-}
-
 function descriptor(value: unknown, what: string, manifestDigest: string): Descriptor {
   const d = value as Partial<Descriptor> | undefined;
   if (
@@ -849,98 +550,7 @@ function assertRepository(repository: string): void {
   }
 }
 
-function repositoryName(repositoryOrScope: string): string {
-  const m = /^repository:(.+):[^:]+$/.exec(repositoryOrScope);
-  return m ? m[1]! : repositoryOrScope;
-}
-
-function basic(credentials: { username: string; password: string }): string {
-  return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
-}
-
 function parseLength(value: string | null): number | undefined {
   if (value === null || !/^\d+$/.test(value.trim())) return undefined;
   return Number(value.trim());
-}
-
-async function discard(response: Response): Promise<void> {
-  try {
-    await response.body?.cancel();
-  } catch {
-    // The body is of no use; a failure to drop it is not worth reporting.
-  }
-}
-
-/** Milliseconds to wait from a `Retry-After` header (seconds or HTTP date), capped. */
-export function retryAfterMs(value: string | null, cap: number): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  let ms: number;
-  if (/^\d+$/.test(trimmed)) ms = Number(trimmed) * 1000;
-  else {
-    const date = Date.parse(trimmed);
-    if (Number.isNaN(date)) return undefined;
-    ms = Math.max(0, date - Date.now());
-  }
-  return Math.min(ms, cap);
-}
-
-const NOT_RETRYABLE = new Set([
-  'ENOTFOUND',
-  'ERR_INVALID_URL',
-  'ERR_SSL_WRONG_VERSION_NUMBER',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-const REASONS: Record<string, string> = {
-  ECONNREFUSED: 'connection refused',
-  ECONNRESET: 'the connection was reset',
-  ENOTFOUND: 'the host name does not resolve',
-  EAI_AGAIN: 'the host name could not be resolved (DNS failure)',
-  ETIMEDOUT: 'the connection timed out',
-  EHOSTUNREACH: 'the host is unreachable',
-  ENETUNREACH: 'the network is unreachable',
-  EPIPE: 'the connection was closed',
-  UND_ERR_CONNECT_TIMEOUT: 'the connection timed out',
-  UND_ERR_HEADERS_TIMEOUT: 'no answer in time',
-  UND_ERR_BODY_TIMEOUT: 'the answer stalled',
-  UND_ERR_SOCKET: 'the connection was closed',
-  ERR_SSL_WRONG_VERSION_NUMBER:
-    'TLS failed (is it plain HTTP? then add it to OUTPOST_REGISTRY_ALLOW_INSECURE)',
-};
-
-/** The destination refusal in an error's cause chain (a refused DNS answer surfaces as fetch's TypeError). */
-function forbiddenIn(error: unknown): RegistryError | undefined {
-  for (let e: unknown = error, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof RegistryError && e.kind === 'forbidden-address') return e;
-    if ((e as { code?: unknown }).code === 'EOUTPOSTFORBIDDEN')
-      return forbiddenDestination(
-        String((e as Error).message).replace(/ is not an allowed registry address$/, ''),
-      );
-  }
-  return undefined;
-}
-
-function describeNetworkError(error: unknown, timeoutMs: number): { reason: string; retryable: boolean } {
-  if (error instanceof RegistryError) return { reason: error.message, retryable: false };
-  const chain: unknown[] = [];
-  for (let e: unknown = error; e && chain.length < 5; e = (e as { cause?: unknown }).cause) {
-    chain.push(e);
-    const errors = (e as { errors?: unknown }).errors;
-    if (Array.isArray(errors) && errors[0]) chain.push(errors[0]);
-  }
-  for (const e of chain) {
-    if (e instanceof IdleTimeoutError) return { reason: `no answer within ${timeoutMs} ms`, retryable: true };
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string') {
-      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code))
-        return { reason: `its TLS certificate is not trusted (${code})`, retryable: false };
-      if (REASONS[code] || code.startsWith('E') || code.startsWith('UND_ERR')) {
-        return { reason: REASONS[code] ?? code, retryable: !NOT_RETRYABLE.has(code) };
-      }
-    }
-  }
-  if (error instanceof Error && error.name === 'AbortError')
-    return { reason: `no answer within ${timeoutMs} ms`, retryable: true };
-  const last = chain[chain.length - 1];
-  return { reason: last instanceof Error ? last.message : String(error), retryable: true };
 }

@@ -13,7 +13,8 @@ import {
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
 import { organizations, users } from './accounts.ts';
-import { releases, sites } from './sites.ts';
+import { releases } from './releases.ts';
+import { sites } from './sites.ts';
 import type { ImagesArchiveLayout } from '@outpost/bundler';
 
 /**

@@ -9,9 +9,37 @@ import {
   bigint,
   uniqueIndex,
   index,
+  pgEnum,
 } from 'drizzle-orm/pg-core';
 import { organizations, users } from './accounts.ts';
-import { releases } from './sites.ts';
+
+export const releaseStateEnum = pgEnum('release_state', ['draft', 'published', 'deprecated', 'revoked']);
+
+/** A version of the software an organisation ships to its sites: images, compose template, content, edge scripts. */
+export const releases = pgTable(
+  'releases',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    version: text('version').notNull(),
+    channel: text('channel').notNull().default('stable'),
+    notes: text('notes').notNull().default(''),
+    state: releaseStateEnum('state').notNull().default('draft'),
+    composeTemplate: text('compose_template'),
+    contentPackageId: uuid('content_package_id'),
+    edgeScriptsVersion: text('edge_scripts_version'),
+    platform: text('platform').notNull().default('linux/amd64'),
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    publishedAt: timestamp('published_at', { withTimezone: true, precision: 3 }),
+    deprecatedAt: timestamp('deprecated_at', { withTimezone: true, precision: 3 }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true, precision: 3 }),
+    revokedReason: text('revoked_reason'),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('releases_org_version_uq').on(t.orgId, t.version)],
+);
 
 /**
  * Content-addressed objects in the object store (`blobs/sha256/<hex>`): image layers and configs,

@@ -12,7 +12,8 @@ import {
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
 import { organizations, users } from './accounts.ts';
-import { releases, sites } from './sites.ts';
+import { releases } from './releases.ts';
+import { sites } from './sites.ts';
 
 export type RolloutState = 'draft' | 'scheduled' | 'running' | 'paused' | 'completed' | 'cancelled';
 export type WaveState = 'pending' | 'preparing' | 'open' | 'succeeded' | 'failed' | 'paused' | 'cancelled';

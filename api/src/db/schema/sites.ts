@@ -14,6 +14,7 @@ import {
   primaryKey,
 } from 'drizzle-orm/pg-core';
 import { organizations, users } from './accounts.ts';
+import { releases } from './releases.ts';
 
 export const connectivityEnum = pgEnum('connectivity', ['online', 'intermittent', 'offline']);
 /** The language of the site's README.txt and of the installer's printed steps (LANG at the site overrides it). */
@@ -79,34 +80,6 @@ export const sites = pgTable(
     index('sites_tags_idx').using('gin', t.tags),
     index('sites_org_version_idx').on(t.orgId, t.reportedVersion),
   ],
-);
-
-export const releaseStateEnum = pgEnum('release_state', ['draft', 'published', 'deprecated', 'revoked']);
-
-/** Releases: issue "Releases" adds images, compose and content; the fleet needs versions to measure drift. */
-export const releases = pgTable(
-  'releases',
-  {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
-    version: text('version').notNull(),
-    channel: text('channel').notNull().default('stable'),
-    notes: text('notes').notNull().default(''),
-    state: releaseStateEnum('state').notNull().default('draft'),
-    composeTemplate: text('compose_template'),
-    contentPackageId: uuid('content_package_id'),
-    edgeScriptsVersion: text('edge_scripts_version'),
-    platform: text('platform').notNull().default('linux/amd64'),
-    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-    publishedAt: timestamp('published_at', { withTimezone: true, precision: 3 }),
-    deprecatedAt: timestamp('deprecated_at', { withTimezone: true, precision: 3 }),
-    revokedAt: timestamp('revoked_at', { withTimezone: true, precision: 3 }),
-    revokedReason: text('revoked_reason'),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-  },
-  (t) => [uniqueIndex('releases_org_version_uq').on(t.orgId, t.version)],
 );
 
 export const reportSourceEnum = pgEnum('report_source', [

@@ -12,12 +12,8 @@ import { createTestDb, TEST_DRIVERS } from '../../test/db.ts';
 import { scratchStore, storedKeys } from '../../test/store.ts';
 import { makeOrg, makeUser } from '../../test/factories.ts';
 import type { ServiceCtx } from '../context.ts';
-import {
-  createZipInspector,
-  getContentPackage,
-  listContentPackages,
-  uploadContentPackage,
-} from './content.ts';
+import { getContentPackage, listContentPackages, uploadContentPackage } from './content.ts';
+import { createZipInspector } from './zip-inspector.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 

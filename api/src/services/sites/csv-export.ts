@@ -4,7 +4,7 @@ import { organizations, sites } from '../../db/schema/index.ts';
 import type { ServiceCtx } from '../context.ts';
 import { releaseOrderFor, siteFilterWhere, type SiteFilter } from './list.ts';
 import { DEFAULT_SILENT_DAYS, siteStatus, targetRelease } from './scope.ts';
-import { READ_ONLY_CSV_COLUMNS, SITE_CSV_COLUMNS } from './csv-import.ts';
+import { READ_ONLY_CSV_COLUMNS, SITE_CSV_COLUMNS } from './csv-rows.ts';
 
 export const EXPORT_COLUMNS = [...Object.keys(SITE_CSV_COLUMNS), ...READ_ONLY_CSV_COLUMNS];
 export const EXPORT_PAGE_ROWS = 1000;

@@ -1,4 +1,4 @@
-// The Cloudflare Workers entry: bundled by wrangler exactly as a deploy would, its environment
+// The Cloudflare entry: bundled by wrangler exactly as a deploy would, its environment
 // checks in-process, and the bundle run by workerd itself (`wrangler dev --local`) against the
 // real PostgreSQL (through a WebSocket relay standing in for Neon's proxy) and the run's S3 server.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import worker from './worker.ts';
+import cloudflare from './cloudflare.ts';
 import { createPgDb } from './db/client-pg.ts';
 import { MIGRATIONS_DIR } from './db/select-node.ts';
 import { createScratchPgDatabase } from './test/db.ts';
@@ -31,6 +31,7 @@ const WRANGLER = path.join(
 );
 // No telemetry from tests, and plain text to parse.
 const WRANGLER_ENV = { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0' };
+// eslint-disable-next-line no-control-regex -- ESC is what an ANSI colour code starts with
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 function tempDir(prefix: string) {
@@ -49,9 +50,9 @@ function tempAssets(): string {
 
 const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} };
 
-describe('Worker bundle (wrangler deploy --dry-run)', () => {
-  it('should bundle the Worker without pg, PGlite, s3rver, ws or the Node-only modules', () => {
-    const outdir = tempDir('outpost-worker-bundle-');
+describe('Cloudflare bundle (wrangler deploy --dry-run)', () => {
+  it('should bundle the Cloudflare entry without pg, PGlite, s3rver, ws or the Node-only modules', () => {
+    const outdir = tempDir('outpost-cloudflare-bundle-');
     // The real dashboard build when there is one; a stand-in otherwise (wrangler requires the directory).
     const built = fs.existsSync(path.join(ROOT, 'web/build/index.html'));
     const assets = built ? [] : ['--assets', tempAssets()];
@@ -71,8 +72,8 @@ describe('Worker bundle (wrangler deploy --dry-run)', () => {
       expect(out).toContain('env.ASSETS');
       expect(out).toContain('--dry-run: exiting now.');
 
-      const bundle = fs.readFileSync(path.join(outdir, 'worker.js'), 'utf8');
-      expect(bundle).toContain('// api/src/worker.ts');
+      const bundle = fs.readFileSync(path.join(outdir, 'cloudflare.js'), 'utf8');
+      expect(bundle).toContain('// api/src/cloudflare.ts');
       expect(bundle).toContain('// node_modules/@neondatabase/serverless/');
       // esbuild heads every bundled module with a `// <path>` comment, so a module's presence is
       // visible without false hits from strings (Neon's bundle embeds pg's package.json, for example).
@@ -97,9 +98,9 @@ describe('Worker bundle (wrangler deploy --dry-run)', () => {
   });
 });
 
-describe('Worker environment (in-process)', () => {
+describe('Cloudflare environment (in-process)', () => {
   it('should answer 500 BAD_ENVIRONMENT when DATABASE_URL is missing', async () => {
-    const res = await worker.fetch(
+    const res = await cloudflare.fetch(
       new Request('http://outpost.test/api/health'),
       { S3_BUCKET: 'outpost' },
       ctx,
@@ -110,7 +111,7 @@ describe('Worker environment (in-process)', () => {
 
   it('should not echo secret values when bindings are invalid', async () => {
     const secret = 'hunter2-not-for-callers';
-    const res = await worker.fetch(
+    const res = await cloudflare.fetch(
       new Request('http://outpost.test/api/health'),
       {
         DATABASE_URL: `mysql://admin:${secret}@db.example.org/outpost`,
@@ -127,7 +128,7 @@ describe('Worker environment (in-process)', () => {
   });
 
   it('should refuse an S3 access key without its secret, without showing the key', async () => {
-    const res = await worker.fetch(
+    const res = await cloudflare.fetch(
       new Request('http://outpost.test/api/health'),
       {
         DATABASE_URL: 'postgres://outpost@db.example.org/outpost',
@@ -214,7 +215,7 @@ async function stopProcessGroup(child: ChildProcess) {
   }
 }
 
-describe('Worker cron trigger (scheduled handler, in-process on the Neon driver)', () => {
+describe('Cloudflare cron trigger (scheduled handler, in-process on the Neon driver)', () => {
   // Run in Node through the same WebSocket relay as the workerd suite (Node needs the ws package as
   // its WebSocket). In workerd, wrangler dev's /cdn-cgi/handler/scheduled answered "exception" without
   // any log line we could read; see the report. This proves the handler and the pass on the Neon driver.
@@ -257,7 +258,7 @@ describe('Worker cron trigger (scheduled handler, in-process on the Neon driver)
           ],
         },
       });
-      await worker.scheduled(
+      await cloudflare.scheduled(
         {},
         {
           DATABASE_URL: scratch.url,
@@ -292,21 +293,21 @@ describe('Worker cron trigger (scheduled handler, in-process on the Neon driver)
   });
 });
 
-describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => {
+describe('Cloudflare entry in workerd (wrangler dev --local) on PostgreSQL and S3', () => {
   let relay: WsRelay;
   let scratch: Awaited<ReturnType<typeof createScratchPgDatabase>>;
   let dev: Awaited<ReturnType<typeof startWranglerDev>>;
   let person: { email: string; password: string };
   let apiToken: string;
   let adminToken: string;
-  // The Worker and the Node side (which builds bundles: builds need Node) share the server key.
+  // The Cloudflare side and the Node side (which builds bundles: builds need Node) share the server key.
   const secretKey = crypto.getRandomValues(new Uint8Array(32));
   const dirs: string[] = [];
 
   beforeAll(async () => {
     relay = await startWsRelay();
     scratch = await createScratchPgDatabase();
-    // As in production, migrations are applied from Node before the Worker serves.
+    // As in production, migrations are applied from Node before the Cloudflare entry serves.
     const pg = await createPgDb(scratch.url, { max: 2 });
     try {
       await pg.migrate(MIGRATIONS_DIR);
@@ -422,7 +423,7 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
   it('should serve a bundle built in Node: the one-file download, any range of it, and the signed archive link', async () => {
     const reg = await startRegistry();
     const pg = await createPgDb(scratch.url, { max: 4 });
-    const imageDir = tempDir('outpost-worker-image-');
+    const imageDir = tempDir('outpost-cloudflare-image-');
     dirs.push(imageDir);
     try {
       const image = await buildTestImage({
@@ -430,7 +431,7 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
         tag: '1.0',
         layers: [
           { files: { 'app/a.txt': 'backend 1.0\n' } },
-          { random: { path: 'app/b.bin', size: 200_000, seed: 'worker-test' } },
+          { random: { path: 'app/b.bin', size: 200_000, seed: 'cloudflare-test' } },
         ],
       });
       await pushImage(image.dir, '1.0', `${reg.host}/emr/backend:1.0`);
@@ -486,7 +487,7 @@ describe('Worker in workerd (wrangler dev --local) on PostgreSQL and S3', () => 
         ).toBe(true);
       }
 
-      // The archive link names the Worker and is checked there (HMAC under a key derived in WebCrypto).
+      // The archive link names the Cloudflare entry and is checked there (HMAC under a key derived in WebCrypto).
       const links = (await (
         await fetch(`${dev.url}/api/v1/bundles/${bundle!.id}/links`, { headers: auth })
       ).json()) as {

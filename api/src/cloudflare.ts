@@ -1,10 +1,10 @@
-// Cloudflare Workers entry point: the API on Neon (serverless driver over WebSocket) and any
+// Cloudflare entry point (on Cloudflare Workers): the API on Neon (serverless driver over WebSocket) and any
 // S3-compatible store. Static web assets are served by the platform (wrangler.toml [assets]);
 // only /api/* runs this code. Migrations are applied beforehand from a Node machine
-// (`DATABASE_DRIVER=neon npm run db:migrate`): a Worker has no filesystem to read them from.
+// (`DATABASE_DRIVER=neon npm run db:migrate`): Cloudflare's runtime has no filesystem to read them from.
 //
-// Only Worker-safe modules may be imported here: no pg, PGlite, s3rver, node:fs, or the Node
-// driver selection (client-pg, client-pglite, select-node). worker.test.ts checks the bundle.
+// Only modules safe on Cloudflare may be imported here: no pg, PGlite, s3rver, node:fs, or the Node
+// driver selection (client-pg, client-pglite, select-node). cloudflare.test.ts checks the bundle.
 import type { Context, ExecutionContext } from 'hono';
 import { createApp } from './app.ts';
 import { createNeonDb } from './db/client-neon.ts';
@@ -13,7 +13,7 @@ import { createObjectStore } from './lib/object-store.ts';
 import { jsonLogger } from './lib/logger.ts';
 import { registryImageResolver } from './services/releases/registry-resolver.ts';
 import { createSecretBox } from './lib/secret-box.ts';
-import { parseWorkerEnv, type WorkerEnv } from './worker-env.ts';
+import { parseCloudflareEnv, type CloudflareEnv } from './cloudflare-env.ts';
 import { rolloutTick } from './services/rollouts/ticker.ts';
 
 // A Neon Pool may not outlive its request on Workers (its socket belongs to the request), so each
@@ -32,7 +32,7 @@ type App = ReturnType<typeof createApp>;
 const apps = new WeakMap<object, Promise<App>>();
 const log = jsonLogger((line) => console.log(line));
 
-async function buildApp(env: WorkerEnv): Promise<App> {
+async function buildApp(env: CloudflareEnv): Promise<App> {
   return createApp({
     database: databaseFor,
     objectStore: createObjectStore({
@@ -53,7 +53,7 @@ async function buildApp(env: WorkerEnv): Promise<App> {
   });
 }
 
-function appFor(raw: object, env: WorkerEnv): Promise<App> {
+function appFor(raw: object, env: CloudflareEnv): Promise<App> {
   let app = apps.get(raw);
   if (!app) {
     app = buildApp(env);
@@ -70,7 +70,8 @@ function badEnvironment(problems: string[]): Response {
   const body = {
     error: {
       code: 'BAD_ENVIRONMENT',
-      message: 'The Worker is not configured correctly; its operator must fix the variables and secrets.',
+      message:
+        'Outpost on Cloudflare is not configured correctly; its operator must fix the variables and secrets.',
       requestId,
       details: problems,
     },
@@ -85,7 +86,7 @@ export default {
     rawEnv: Record<string, unknown>,
     ctx: ExecutionContext,
   ): Promise<void> {
-    const parsed = parseWorkerEnv(rawEnv);
+    const parsed = parseCloudflareEnv(rawEnv);
     if (!parsed.ok) {
       log('error', 'bad environment', { problems: parsed.problems });
       return;
@@ -104,19 +105,17 @@ export default {
       throw err;
     } finally {
       ctx.waitUntil(
-        handle
-          .close()
-          .catch((err: unknown) =>
-            log('warn', 'closing the scheduler database failed', {
-              err: err instanceof Error ? err.message : String(err),
-            }),
-          ),
+        handle.close().catch((err: unknown) =>
+          log('warn', 'closing the scheduler database failed', {
+            err: err instanceof Error ? err.message : String(err),
+          }),
+        ),
       );
     }
   },
 
   async fetch(request: Request, rawEnv: Record<string, unknown>, ctx: ExecutionContext): Promise<Response> {
-    const parsed = parseWorkerEnv(rawEnv);
+    const parsed = parseCloudflareEnv(rawEnv);
     if (!parsed.ok) return badEnvironment(parsed.problems);
     const env = parsed.env;
 

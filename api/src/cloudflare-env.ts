@@ -8,10 +8,10 @@ export interface AssetsFetcher {
 }
 
 /**
- * Every variable, secret and binding the Worker reads, checked once per isolate. Secrets
+ * Every variable, secret and binding the Cloudflare entry reads, checked once per isolate. Secrets
  * (`DATABASE_URL`, the S3 keys) come from `wrangler secret put`; the rest from `[vars]`.
  */
-export const WorkerEnv = z
+export const CloudflareEnv = z
   .object({
     DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
     S3_ENDPOINT: z.url().optional(),
@@ -51,19 +51,19 @@ export const WorkerEnv = z
     path: ['S3_SECRET_ACCESS_KEY'],
   });
 
-export type WorkerEnv = z.infer<typeof WorkerEnv>;
+export type CloudflareEnv = z.infer<typeof CloudflareEnv>;
 
-export type ParsedWorkerEnv = { ok: true; env: WorkerEnv } | { ok: false; problems: string[] };
+export type ParsedCloudflareEnv = { ok: true; env: CloudflareEnv } | { ok: false; problems: string[] };
 
 /**
  * Parses the bindings. Problems name the variable and the rule it breaks, never its value:
  * they are shown to callers and written to the log, and some of these values are secrets.
  */
-export function parseWorkerEnv(raw: unknown): ParsedWorkerEnv {
+export function parseCloudflareEnv(raw: unknown): ParsedCloudflareEnv {
   const clean = Object.fromEntries(
     Object.entries((raw ?? {}) as Record<string, unknown>).filter(([, v]) => v !== ''),
   );
-  const r = WorkerEnv.safeParse(clean);
+  const r = CloudflareEnv.safeParse(clean);
   if (r.success) return { ok: true, env: r.data };
   return {
     ok: false,
