@@ -6,7 +6,13 @@ import { secureHeaders } from 'hono/secure-headers';
 import { Scalar } from '@scalar/hono-api-reference';
 import { sql } from 'drizzle-orm';
 import type { AppDeps, AppEnv } from './routes/app-env.ts';
-import { AppError, isStoreUnavailable } from './lib/errors.ts';
+import {
+  AppError,
+  isStoreUnavailable,
+  RangeNotSatisfiableError,
+  TooManyRequestsError,
+  type ErrorKind,
+} from './lib/errors.ts';
 import { refuseControlCharacters } from './lib/control-chars.ts';
 import { authRoutes } from './routes/auth.ts';
 import { userRoutes } from './routes/users.ts';
@@ -29,6 +35,22 @@ import { coordinatorBundleRoutes } from './routes/coordinator.ts';
 
 export type { AppDeps } from './routes/app-env.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/** The HTTP status of each kind of domain error: the one place services' errors meet HTTP. */
+const STATUS_OF = {
+  invalid: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  'not-found': 404,
+  conflict: 409,
+  gone: 410,
+  'too-large': 413,
+  'unsupported-media': 415,
+  'range-not-satisfiable': 416,
+  unprocessable: 422,
+  'rate-limited': 429,
+  unavailable: 503,
+} as const satisfies Record<ErrorKind, number>;
 
 function envelope(code: string, message: string, requestId: string, details?: unknown) {
   return { error: { code, message, requestId, ...(details === undefined ? {} : { details }) } };
@@ -99,7 +121,7 @@ export function createApp(deps: AppDeps) {
   app.use('/api/*', secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const tooLarge = () => {
-    throw new AppError(413, 'BODY_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes.`);
+    throw new AppError('too-large', 'BODY_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes.`);
   };
   const limitBody = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
   // A declared Content-Length is exact (the HTTP parser reads no more than it), so it decides alone,
@@ -121,8 +143,10 @@ export function createApp(deps: AppDeps) {
   app.onError((err, c) => {
     const requestId = c.var.requestId ?? 'unknown';
     if (err instanceof AppError) {
-      for (const [k, v] of Object.entries(err.headers ?? {})) c.header(k, v);
-      return c.json(envelope(err.code, err.message, requestId, err.details), err.status);
+      if (err instanceof TooManyRequestsError) c.header('Retry-After', String(err.retryAfterSeconds));
+      if (err instanceof RangeNotSatisfiableError && err.size !== null)
+        c.header('Content-Range', `bytes */${err.size}`);
+      return c.json(envelope(err.code, err.message, requestId, err.details), STATUS_OF[err.kind]);
     }
     if (err instanceof HTTPException && err.status < 500) {
       if (err.status === 415) {

@@ -102,7 +102,7 @@ describe('blob store', () => {
       maxBytes: 1024 * 1024,
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AppError);
-    expect(err).toMatchObject({ status: 413, code: 'BODY_TOO_LARGE' });
+    expect(err).toMatchObject({ kind: 'too-large', code: 'BODY_TOO_LARGE' });
     expect(state.cancelled).toBe(true);
     expect(state.pulled).toBeLessThan(data.length);
     expect(await has(store, sha(data))).toBe(false);
@@ -116,7 +116,7 @@ describe('blob store', () => {
       maxBytes: 12 * 1024 * 1024,
       partSize: 5 * 1024 * 1024,
     }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ status: 413 });
+    expect(err).toMatchObject({ kind: 'too-large' });
     expect(await keys(store, 'uploads/')).toEqual([]);
     expect(await keys(store, 'blobs/')).not.toContain(blobKey(sha(data)));
   });
@@ -181,9 +181,9 @@ describe('blob store', () => {
     expect((await readAll(part.body)).toString()).toBe('456789');
     const tail = await get(store, r.sha256, { start: 10 });
     expect((await readAll(tail.body)).toString()).toBe('abcdef');
-    await expect(get(store, 'f'.repeat(64))).rejects.toMatchObject({ status: 404 });
+    await expect(get(store, 'f'.repeat(64))).rejects.toMatchObject({ kind: 'not-found' });
     await expect(get(store, r.sha256, { start: 16 })).rejects.toMatchObject({
-      status: 416,
+      kind: 'range-not-satisfiable',
       code: 'RANGE_NOT_SATISFIABLE',
     });
     expect(await has(store, 'e'.repeat(64))).toBe(false);

@@ -13,7 +13,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { artifacts } from '../db/schema/index.ts';
 import type { Db } from '../db/types.ts';
-import { AppError, NotFoundError } from './errors.ts';
+import { AppError, NotFoundError, RangeNotSatisfiableError } from './errors.ts';
 import type { ObjectStore } from './object-store.ts';
 
 /**
@@ -109,9 +109,12 @@ async function* chunksOf(stream: ReadableStream<Uint8Array> | Readable): AsyncGe
 }
 
 export function bodyTooLarge(maxBytes: number): AppError {
-  return new AppError(413, 'BODY_TOO_LARGE', `The upload is larger than the limit of ${maxBytes} bytes.`, [
-    { path: 'body', message: `At most ${maxBytes} bytes.`, maxBytes },
-  ]);
+  return new AppError(
+    'too-large',
+    'BODY_TOO_LARGE',
+    `The upload is larger than the limit of ${maxBytes} bytes.`,
+    [{ path: 'body', message: `At most ${maxBytes} bytes.`, maxBytes }],
+  );
 }
 
 /**
@@ -305,13 +308,7 @@ export async function get(
     const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
     if (e?.name === 'InvalidRange' || e?.$metadata?.httpStatusCode === 416) {
       const total = await headSize(store, key);
-      throw new AppError(
-        416,
-        'RANGE_NOT_SATISFIABLE',
-        'The range starts past the end of the file.',
-        undefined,
-        total === null ? undefined : { 'Content-Range': `bytes */${total}` },
-      );
+      throw new RangeNotSatisfiableError(total);
     }
     throw err;
   }

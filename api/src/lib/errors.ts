@@ -1,11 +1,29 @@
-/** Domain errors thrown by services; `app.onError` maps every one to the error envelope. */
+/**
+ * What went wrong, in the domain's words. Services and libraries throw these; they know nothing of
+ * HTTP, and `app.onError` gives each kind its status (invalid → 400 … unavailable → 503) and the
+ * error envelope. `code` and the message go on the wire as they are.
+ */
+export type ErrorKind =
+  | 'invalid'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not-found'
+  | 'conflict'
+  | 'gone'
+  | 'too-large'
+  | 'unsupported-media'
+  | 'range-not-satisfiable'
+  | 'unprocessable'
+  | 'rate-limited'
+  | 'unavailable';
+
+/** A domain error with a code of its own; the classes below are the common ones with their usual code. */
 export class AppError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 409 | 410 | 413 | 415 | 416 | 422 | 429 | 503,
+    readonly kind: ErrorKind,
     readonly code: string,
     message: string,
     readonly details?: unknown,
-    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
@@ -18,37 +36,47 @@ export function fieldIssue(path: string, message: string, extra: Record<string, 
 
 export class NotFoundError extends AppError {
   constructor(what: string, id?: string) {
-    super(404, 'NOT_FOUND', id ? `No ${what} with id ${id}.` : `No such ${what}.`);
+    super('not-found', 'NOT_FOUND', id ? `No ${what} with id ${id}.` : `No such ${what}.`);
   }
 }
 
 export class ValidationError extends AppError {
   constructor(message: string, details?: unknown) {
-    super(400, 'VALIDATION_FAILED', message, details);
+    super('invalid', 'VALIDATION_FAILED', message, details);
   }
 }
 
 export class ConflictError extends AppError {
   constructor(message: string, details?: unknown) {
-    super(409, 'CONFLICT', message, details);
+    super('conflict', 'CONFLICT', message, details);
   }
 }
 
 export class UnauthenticatedError extends AppError {
   constructor(message = 'Sign in or send a valid API token.', code = 'UNAUTHENTICATED') {
-    super(401, code, message);
+    super('unauthenticated', code, message);
   }
 }
 
 export class ForbiddenError extends AppError {
   constructor(message = 'Your role does not allow this.') {
-    super(403, 'FORBIDDEN', message);
+    super('forbidden', 'FORBIDDEN', message);
   }
 }
 
 export class TooManyRequestsError extends AppError {
-  constructor(message: string, retryAfterSeconds: number) {
-    super(429, 'TOO_MANY_REQUESTS', message, undefined, { 'Retry-After': String(retryAfterSeconds) });
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('rate-limited', 'TOO_MANY_REQUESTS', message);
+  }
+}
+
+/** A byte range that starts past the end of a stored object of `size` bytes (null: not known). */
+export class RangeNotSatisfiableError extends AppError {
+  constructor(readonly size: number | null) {
+    super('range-not-satisfiable', 'RANGE_NOT_SATISFIABLE', 'The range starts past the end of the file.');
   }
 }
 

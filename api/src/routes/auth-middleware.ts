@@ -35,7 +35,7 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
     const sent = c.req.header('x-csrf-token') ?? '';
     if (!timingSafeEqualString(sent, await csrfFor(cookie))) {
       throw new AppError(
-        403,
+        'forbidden',
         'CSRF_FAILED',
         'The request is missing its CSRF token. Reload the page and try again.',
       );

@@ -58,7 +58,7 @@ function assertSameOrigin(c: AppContext) {
     originHost = null;
   }
   if (!host || !originHost || originHost !== host)
-    throw new AppError(403, 'CSRF_FAILED', 'Sign in from the Outpost page itself.');
+    throw new AppError('forbidden', 'CSRF_FAILED', 'Sign in from the Outpost page itself.');
 }
 
 export async function describeMe(c: AppContext) {
@@ -147,11 +147,9 @@ const InviteDescription = z
     sites: z.number().int(),
     language: Language.nullable(),
     expiresAt: z.string(),
-    hasAccount: z
-      .boolean()
-      .openapi({
-        description: 'True when this address already has an Outpost account: accept with its password',
-      }),
+    hasAccount: z.boolean().openapi({
+      description: 'True when this address already has an Outpost account: accept with its password',
+    }),
   })
   .openapi('InviteDescription');
 const AcceptInviteInput = z

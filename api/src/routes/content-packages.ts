@@ -61,17 +61,21 @@ export const contentPackageRoutes = base
       const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
       if (!['application/zip', 'application/x-zip-compressed', 'application/octet-stream'].includes(type)) {
         throw new AppError(
-          415,
+          'unsupported-media',
           'UNSUPPORTED_MEDIA_TYPE',
           'Send the .zip file as the body, with Content-Type: application/zip.',
         );
       }
       const maxBytes = c.var.deps.maxContentPackageBytes ?? DEFAULT_MAX_CONTENT_BYTES;
       if (Number(c.req.header('content-length')) > maxBytes)
-        throw new AppError(413, 'BODY_TOO_LARGE', `The package is larger than ${maxBytes} bytes.`);
+        throw new AppError('too-large', 'BODY_TOO_LARGE', `The package is larger than ${maxBytes} bytes.`);
       const body = c.req.raw.body;
       if (!body)
-        throw new AppError(400, 'CONTENT_INVALID', 'The upload is empty: send the .zip file as the body.');
+        throw new AppError(
+          'invalid',
+          'CONTENT_INVALID',
+          'The upload is empty: send the .zip file as the body.',
+        );
       const q = c.req.valid('query');
       return c.json(
         await uploadContentPackage({

@@ -83,7 +83,7 @@ export function receiptRoutes() {
       async (c) => {
         if (!/^application\/json\b/i.test(c.req.header('content-type') ?? '')) {
           throw new AppError(
-            415,
+            'unsupported-media',
             'UNSUPPORTED_MEDIA_TYPE',
             'Send the receipt file as application/json, exactly as the site wrote it.',
           );

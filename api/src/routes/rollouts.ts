@@ -741,7 +741,7 @@ async function optionalJson<T extends z.ZodType>(c: AppContext, schema: T): Prom
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new AppError(400, 'MALFORMED_JSON', 'The body is not valid JSON.');
+    throw new AppError('invalid', 'MALFORMED_JSON', 'The body is not valid JSON.');
   }
   const r = schema.safeParse(parsed);
   if (!r.success) {

@@ -66,7 +66,7 @@ function requireUtf8Csv(contentType: string | undefined) {
     .replace(/"/g, '');
   if (type !== 'text/csv' || (charset && charset !== 'utf-8' && charset !== 'utf8')) {
     throw new AppError(
-      415,
+      'unsupported-media',
       'UNSUPPORTED_MEDIA_TYPE',
       'Send the file as the body, with Content-Type: text/csv (UTF-8).',
     );
@@ -115,14 +115,14 @@ export const siteCsvRoutes = base
       const declared = Number(c.req.header('content-length'));
       if (declared > IMPORT_LIMITS.maxBytes)
         throw new AppError(
-          413,
+          'too-large',
           'BODY_TOO_LARGE',
           `The file is larger than ${IMPORT_LIMITS.maxBytes} bytes; split it.`,
         );
       const body = c.req.raw.body;
       if (!body)
         throw new AppError(
-          400,
+          'invalid',
           'CSV_HEADER',
           'The file is empty; the first row must name the columns (code, name, …).',
         );

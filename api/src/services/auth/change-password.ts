@@ -19,12 +19,12 @@ export async function changePassword({
   if (!ctx.actor.userId) throw new ForbiddenError('An API token has no password; sign in as a person.');
   const [user] = await ctx.db.select().from(users).where(eq(users.id, ctx.actor.userId)).limit(1);
   if (!user || !(await verifyPassword(input.currentPassword, user.passwordHash))) {
-    throw new AppError(400, 'VALIDATION_FAILED', 'The current password is wrong.', [
+    throw new AppError('invalid', 'VALIDATION_FAILED', 'The current password is wrong.', [
       { path: 'currentPassword', message: 'The current password is wrong.' },
     ]);
   }
   if (input.currentPassword === input.newPassword) {
-    throw new AppError(400, 'VALIDATION_FAILED', 'Choose a password different from the current one.', [
+    throw new AppError('invalid', 'VALIDATION_FAILED', 'Choose a password different from the current one.', [
       { path: 'newPassword', message: 'Choose a different password.' },
     ]);
   }

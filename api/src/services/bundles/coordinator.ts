@@ -9,14 +9,14 @@ import { downloadBundle } from './deliver.ts';
 import type { StitchedRequest } from './download.ts';
 import { bundleFileName, loadBundle } from './view.ts';
 
-const notReady = () => new AppError(409, 'BUNDLE_NOT_READY', 'This bundle is not ready yet.');
+const notReady = () => new AppError('conflict', 'BUNDLE_NOT_READY', 'This bundle is not ready yet.');
 
 async function readyBundle(ctx: ServiceCtx, id: string) {
   const row = await loadBundle(ctx, id);
   if (row.bundle.state !== 'ready' || row.bundle.size === null || !row.bundle.etag) throw notReady();
   if (row.bundle.expiresAt && row.bundle.expiresAt.getTime() <= Date.now()) {
     throw new AppError(
-      409,
+      'conflict',
       'BUNDLE_EXPIRED',
       'This bundle has expired (sites refuse expired bundles); ask for a new one.',
     );
@@ -45,7 +45,7 @@ export async function bundleSiteLink({
 }) {
   const row = await readyBundle(ctx, input.id);
   if (!ctx.actor.userId)
-    throw new AppError(403, 'FORBIDDEN', 'Only a signed-in person can make a download link.');
+    throw new AppError('forbidden', 'FORBIDDEN', 'Only a signed-in person can make a download link.');
   const expires = Math.floor(Date.now() / 1000) + (input.expiresInSeconds ?? 6 * 3600);
   const signature = await box.mac(linkMessage(row.bundle.id, ctx.orgId, ctx.actor.userId, expires));
   const fileName = bundleFileName(row.siteCode, row.version);
@@ -75,7 +75,7 @@ export async function serveBundleLink({
 }): Promise<Response> {
   const expires = Number(input.expires);
   const refused = new AppError(
-    403,
+    'forbidden',
     'LINK_INVALID',
     'This download link is not valid or has expired; ask for a new one.',
   );
@@ -96,7 +96,7 @@ export async function serveBundleLink({
   if (!b || !(await box.verifyMac(linkMessage(input.id, b.orgId, input.user, expires), input.signature)))
     throw refused;
   if (expires * 1000 <= Date.now())
-    throw new AppError(403, 'LINK_EXPIRED', 'This download link has expired; ask for a new one.');
+    throw new AppError('forbidden', 'LINK_EXPIRED', 'This download link has expired; ask for a new one.');
   // The person who made the link may have lost the site since: the link dies with their access.
   const [m] = await db
     .select({ role: memberships.role })
@@ -179,7 +179,7 @@ export async function bundleReadme({
   const read = await get(store, row.bundle.sitePartSha256, undefined, artifact?.key);
   const tar = new Uint8Array(await new Response(read.body as ReadableStream<Uint8Array>).arrayBuffer());
   const text = readmeFromTar(tar);
-  if (text === null) throw new AppError(409, 'BUNDLE_NOT_READY', 'This bundle has no README.txt.');
+  if (text === null) throw new AppError('conflict', 'BUNDLE_NOT_READY', 'This bundle has no README.txt.');
   return { text };
 }
 

@@ -24,7 +24,7 @@ type Loaded = Awaited<ReturnType<typeof loadBundle>>;
 /** The parts of a ready bundle: its site part and the shared objects the manifest lists, in tar order. */
 export function releaseRevoked(version: string): AppError {
   return new AppError(
-    409,
+    'conflict',
     'RELEASE_REVOKED',
     `Release ${version} was revoked; its bundles can no longer be downloaded. Ask for a bundle of another release.`,
   );
@@ -35,7 +35,7 @@ function partsOf(row: Loaded) {
   if (row.releaseState === 'revoked' || b.errorCode === 'RELEASE_REVOKED') throw releaseRevoked(row.version);
   if (b.state !== 'ready' || !b.sitePartSha256 || b.sitePartSize === null || !b.manifest) {
     throw new AppError(
-      409,
+      'conflict',
       'BUNDLE_NOT_READY',
       b.state === 'failed'
         ? `${b.errorCode === 'PARTS_MISSING' ? 'This bundle can no longer be downloaded' : 'This bundle failed to build'}: ${b.error ?? 'unknown error'}`
@@ -44,7 +44,7 @@ function partsOf(row: Loaded) {
   }
   if (b.expiresAt && b.expiresAt.getTime() <= Date.now()) {
     throw new AppError(
-      409,
+      'conflict',
       'BUNDLE_EXPIRED',
       'This bundle has expired (sites refuse expired bundles); ask for a new one.',
     );
@@ -99,7 +99,7 @@ async function locateParts(ctx: ServiceCtx, row: Loaded) {
 
 const partsMissing = () =>
   new AppError(
-    503,
+    'unavailable',
     'BUNDLE_PARTS_MISSING',
     'Part of this bundle is missing from storage. It is now marked failed: ask for it again or press Try again, and it will be built again.',
   );
@@ -353,7 +353,7 @@ export async function serveArchiveLink({
 }): Promise<Response> {
   const expires = Number(input.expires);
   const refused = new AppError(
-    403,
+    'forbidden',
     'LINK_INVALID',
     'This download link is not valid or has expired; ask for new links.',
   );
@@ -365,7 +365,7 @@ export async function serveArchiveLink({
   )
     throw refused;
   if (expires * 1000 <= Date.now())
-    throw new AppError(403, 'LINK_EXPIRED', 'This download link has expired; ask for new links.');
+    throw new AppError('forbidden', 'LINK_EXPIRED', 'This download link has expired; ask for new links.');
   const [release] = await db
     .select({ state: releases.state, version: releases.version })
     .from(releases)
@@ -379,7 +379,7 @@ export async function serveArchiveLink({
   const source: SharedSource = { sha256: archive.sha256, archive: archive.layout };
   if ((await missingBlobsForDownload(store, archive.layout)).length > 0) {
     throw new AppError(
-      503,
+      'unavailable',
       'BUNDLE_PARTS_MISSING',
       'Blobs of this images archive are missing from storage; ask for new links once the bundle was built again.',
     );
@@ -401,13 +401,13 @@ export async function retryBundle({ ctx, input }: { ctx: ServiceCtx; input: { id
     const b = row.bundle;
     if (b.state !== 'failed')
       throw new AppError(
-        409,
+        'conflict',
         'BUNDLE_NOT_FAILED',
         `This bundle is ${b.state}; only a failed bundle can be tried again.`,
       );
     if (row.releaseState === 'revoked')
       throw new AppError(
-        409,
+        'conflict',
         'RELEASE_REVOKED',
         `Release ${row.version} was revoked; no bundles can be built for it.`,
       );

@@ -44,14 +44,14 @@ export async function requestBundles({ ctx, input }: { ctx: ServiceCtx; input: R
     if (!release) throw new NotFoundError('release', input.releaseId);
     if (release.state === 'revoked') {
       throw new AppError(
-        409,
+        'conflict',
         'RELEASE_REVOKED',
         `Release ${release.version} was revoked${release.revokedReason ? ` (${release.revokedReason})` : ''}; no bundles can be built for it.`,
       );
     }
     if (release.state === 'draft') {
       throw new AppError(
-        409,
+        'conflict',
         'RELEASE_NOT_PUBLISHED',
         `Release ${release.version} is a draft; publish it before building bundles.`,
       );
@@ -65,7 +65,7 @@ export async function requestBundles({ ctx, input }: { ctx: ServiceCtx; input: R
       .limit(1);
     if (!image || !release.composeTemplate) {
       throw new AppError(
-        422,
+        'unprocessable',
         'RELEASE_NOT_BUNDLABLE',
         `Release ${release.version} has ${!image ? 'no images' : 'no compose template'}, so there is nothing to bundle; publish a release that has both.`,
       );
@@ -109,22 +109,20 @@ export async function requestBundles({ ctx, input }: { ctx: ServiceCtx; input: R
       const without = plan.filter((p) => p.from === null);
       if (without.length > 0) {
         throw new AppError(
-          422,
+          'unprocessable',
           'DELTA_BASE_UNKNOWN',
           `${without.length === 1 ? `Site ${without[0]!.site.code} has` : `${without.length} sites have`} not reported a release a delta can be made from; ask for full bundles (or "auto") for ${without.length === 1 ? 'it' : 'them'}.`,
-          without
-            .slice(0, 100)
-            .map((p) => ({
-              path: 'siteIds',
-              siteId: p.site.id,
-              code: p.site.code,
-              message:
-                p.site.reportedReleaseId === release.id
-                  ? `Already runs ${release.version}; a reinstall needs a full bundle.`
-                  : p.site.reportedVersion
-                    ? `Reports version ${p.site.reportedVersion}, which is not a published release of this organisation.`
-                    : 'Has never reported a release.',
-            })),
+          without.slice(0, 100).map((p) => ({
+            path: 'siteIds',
+            siteId: p.site.id,
+            code: p.site.code,
+            message:
+              p.site.reportedReleaseId === release.id
+                ? `Already runs ${release.version}; a reinstall needs a full bundle.`
+                : p.site.reportedVersion
+                  ? `Reports version ${p.site.reportedVersion}, which is not a published release of this organisation.`
+                  : 'Has never reported a release.',
+          })),
         );
       }
     }
@@ -271,7 +269,7 @@ async function selectSites(ctx: ServiceCtx, input: RequestBundlesInput): Promise
   const missingCodes = codes.filter((c) => !byCode.has(c));
   if (missingIds.length + missingCodes.length > 0) {
     throw new AppError(
-      422,
+      'unprocessable',
       'UNKNOWN_SITES',
       `${missingIds.length + missingCodes.length} of the chosen sites do not exist (or are archived); nothing was asked for.`,
       [
@@ -290,10 +288,10 @@ async function selectSites(ctx: ServiceCtx, input: RequestBundlesInput): Promise
       .limit(MAX_SITES_PER_REQUEST + 1);
     for (const r of rows) found.set(r.id, r);
   }
-  if (found.size === 0) throw new AppError(422, 'NO_SITES', 'No site matches this selection.');
+  if (found.size === 0) throw new AppError('unprocessable', 'NO_SITES', 'No site matches this selection.');
   if (found.size > MAX_SITES_PER_REQUEST) {
     throw new AppError(
-      422,
+      'unprocessable',
       'TOO_MANY_SITES',
       `At most ${MAX_SITES_PER_REQUEST.toLocaleString('en')} sites per request; narrow the selection.`,
     );

@@ -85,7 +85,7 @@ export async function acceptInvite({
     const [locked] = await tx.select().from(invites).where(eq(invites.id, invite.id)).for('update');
     if (!locked || locked.acceptedAt || locked.revokedAt)
       throw new AppError(
-        410,
+        'gone',
         'INVITE_USED',
         'This invitation has already been used. Sign in instead, or ask for a new one.',
       );
@@ -111,7 +111,7 @@ export async function acceptInvite({
       .returning();
     if (inserted.length === 0)
       throw new AppError(
-        409,
+        'conflict',
         'ALREADY_MEMBER',
         'You are already a member of this organisation. Sign in instead.',
       );

@@ -27,26 +27,26 @@ export async function usableInvite(db: Db, token: string, now = new Date()) {
     .limit(1);
   if (!row)
     throw new AppError(
-      404,
+      'not-found',
       'INVITE_NOT_FOUND',
       'This invitation link is not valid. Check that it was copied whole, or ask for a new one.',
     );
   const { invite } = row;
   if (invite.acceptedAt)
     throw new AppError(
-      410,
+      'gone',
       'INVITE_USED',
       'This invitation has already been used. Sign in instead, or ask for a new one.',
     );
   if (invite.revokedAt)
     throw new AppError(
-      410,
+      'gone',
       'INVITE_REVOKED',
       'This invitation was withdrawn. Ask the person who sent it for a new one.',
     );
   if (invite.expiresAt.getTime() <= now.getTime())
     throw new AppError(
-      410,
+      'gone',
       'INVITE_EXPIRED',
       'This invitation has expired. Ask the person who sent it for a new one.',
     );

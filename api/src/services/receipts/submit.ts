@@ -26,7 +26,7 @@ async function siteKey(ctx: ServiceCtx, box: SecretBox, siteId: string) {
   const { site } = await loadSite(ctx, siteId);
   if (!site.receiptKeySealed) {
     throw new AppError(
-      409,
+      'conflict',
       'NO_RECEIPT_KEY',
       'This site has no receipt key yet: issue its device token first, then build its bundle.',
     );
@@ -93,7 +93,7 @@ export async function submitReceiptCode({
   if (!v.ok) {
     if (v.reason === 'no-match') g.fail();
     throw new AppError(
-      422,
+      'unprocessable',
       'RECEIPT_NOT_VALID',
       v.reason === 'no-match'
         ? `This code does not match ${site.code}. Check that you are on the right site's page and that every character is as shown on the site's screen.`
@@ -160,7 +160,7 @@ export async function submitReceiptFile({
   const v = await verifyReceiptFile({ key, siteId: site.id, json: input.text });
   if (!v.ok) {
     if (v.reason === 'bad-hmac') g.fail();
-    throw new AppError(422, 'RECEIPT_NOT_VALID', v.message, { reason: v.reason });
+    throw new AppError('unprocessable', 'RECEIPT_NOT_VALID', v.message, { reason: v.reason });
   }
   const { report, duplicate } = await appendReport(ctx.db, {
     orgId: ctx.orgId,

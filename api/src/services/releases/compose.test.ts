@@ -440,7 +440,7 @@ describe('compose templates', () => {
       }
       expect(err).toBeInstanceOf(AppError);
       expect(err).toMatchObject({
-        status: 400,
+        kind: 'invalid',
         code: 'VALIDATION_FAILED',
         details: [
           {

@@ -362,7 +362,7 @@ describe('the streaming zip check', () => {
   ])('should refuse %s', async (_what, zip, message) => {
     const err = await inspect(zip).catch((e: unknown) => e);
     expect(err).toMatchObject({
-      status: 400,
+      kind: 'invalid',
       code: 'CONTENT_INVALID',
       message: expect.stringMatching(message),
     });
@@ -387,7 +387,7 @@ describe('the streaming zip check', () => {
     const zip = await archiverZip({ 'a.txt': 'hello '.repeat(1000), 'b.txt': 'world' }, { streamed: true });
     for (const cut of [3, 20, 60, Math.floor(zip.length / 2), zip.length - 30, zip.length - 1]) {
       await expect(inspect(zip.subarray(0, cut), 1000)).rejects.toMatchObject({
-        status: 400,
+        kind: 'invalid',
         code: 'CONTENT_INVALID',
       });
     }
@@ -531,7 +531,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
       expect(second.nextCursor).toBeNull();
       await expect(
         listContentPackages({ ctx, input: { limit: 2, cursor: 'nonsense' } }),
-      ).rejects.toMatchObject({ status: 400 });
+      ).rejects.toMatchObject({ kind: 'invalid' });
     });
   });
 
@@ -551,7 +551,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
           store,
           input: { name: 'pkg', version: '1.0', body: again.stream, maxBytes: 1e6 },
         }),
-      ).rejects.toMatchObject({ status: 409, details: [expect.objectContaining({ path: 'version' })] });
+      ).rejects.toMatchObject({ kind: 'conflict', details: [expect.objectContaining({ path: 'version' })] });
       expect(again.state.pulled).toBe(0);
       expect(
         await h.db.select().from(contentPackages).where(eq(contentPackages.orgId, ctx.orgId)),
@@ -568,7 +568,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
           input: { name: 'Bad Name', version: '', body: b.stream, maxBytes: 1e6 },
         }),
       ).rejects.toMatchObject({
-        status: 400,
+        kind: 'invalid',
         code: 'VALIDATION_FAILED',
         details: [expect.objectContaining({ path: 'name' }), expect.objectContaining({ path: 'version' })],
       });
@@ -601,7 +601,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
           input: { name: 'pkg', version: '1', body: body(bytes).stream, maxBytes: 1e6 },
         }),
       ).rejects.toMatchObject({
-        status: 400,
+        kind: 'invalid',
         code: 'CONTENT_INVALID',
         message: expect.stringMatching(message),
       });
@@ -619,7 +619,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
           input: { name: 'pkg', version: '1', body: body(cut).stream, maxBytes: 1e6 },
         }),
       ).rejects.toMatchObject({
-        status: 400,
+        kind: 'invalid',
         code: 'CONTENT_INVALID',
         message: expect.stringMatching(/cut short|end record/),
       });
@@ -636,7 +636,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
           store,
           input: { name: 'pkg', version: '1', body: b.stream, maxBytes: 10 * 1024 * 1024 },
         }),
-      ).rejects.toMatchObject({ status: 413, code: 'BODY_TOO_LARGE' });
+      ).rejects.toMatchObject({ kind: 'too-large', code: 'BODY_TOO_LARGE' });
       expect(b.state.pulled).toBeLessThan(zip.length);
       await nothingKept(ctx, zip);
     });
@@ -656,8 +656,8 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
           maxBytes: 1e6,
         },
       });
-      await expect(getContentPackage(stranger, p.id)).rejects.toMatchObject({ status: 404 });
-      await expect(getContentPackage(stranger, 'not-a-uuid')).rejects.toMatchObject({ status: 404 });
+      await expect(getContentPackage(stranger, p.id)).rejects.toMatchObject({ kind: 'not-found' });
+      await expect(getContentPackage(stranger, 'not-a-uuid')).rejects.toMatchObject({ kind: 'not-found' });
       expect((await listContentPackages({ ctx: stranger, input: { limit: 50 } })).items).toEqual([]);
     });
   });

@@ -121,16 +121,16 @@ export async function updateRelease({
   });
 }
 
-const FAILURE_STATUS: Record<ImageResolveError['kind'], { code: string; status: 422 | 400 }> = {
-  'unknown-image': { code: 'IMAGE_NOT_FOUND', status: 422 },
-  'unknown-tag': { code: 'IMAGE_NOT_FOUND', status: 422 },
-  unauthorized: { code: 'REGISTRY_AUTH_FAILED', status: 422 },
-  unreachable: { code: 'REGISTRY_UNREACHABLE', status: 422 },
-  'platform-not-found': { code: 'PLATFORM_NOT_FOUND', status: 422 },
-  'digest-mismatch': { code: 'DIGEST_MISMATCH', status: 422 },
-  'invalid-reference': { code: 'VALIDATION_FAILED', status: 400 },
-  protocol: { code: 'REGISTRY_ERROR', status: 422 },
-  'forbidden-address': { code: 'REGISTRY_NOT_ALLOWED', status: 422 },
+const FAILURE_KIND: Record<ImageResolveError['kind'], { code: string; kind: 'unprocessable' | 'invalid' }> = {
+  'unknown-image': { code: 'IMAGE_NOT_FOUND', kind: 'unprocessable' },
+  'unknown-tag': { code: 'IMAGE_NOT_FOUND', kind: 'unprocessable' },
+  unauthorized: { code: 'REGISTRY_AUTH_FAILED', kind: 'unprocessable' },
+  unreachable: { code: 'REGISTRY_UNREACHABLE', kind: 'unprocessable' },
+  'platform-not-found': { code: 'PLATFORM_NOT_FOUND', kind: 'unprocessable' },
+  'digest-mismatch': { code: 'DIGEST_MISMATCH', kind: 'unprocessable' },
+  'invalid-reference': { code: 'VALIDATION_FAILED', kind: 'invalid' },
+  protocol: { code: 'REGISTRY_ERROR', kind: 'unprocessable' },
+  'forbidden-address': { code: 'REGISTRY_NOT_ALLOWED', kind: 'unprocessable' },
 };
 
 /**
@@ -167,8 +167,8 @@ export async function addReleaseImage({
     });
   } catch (e) {
     if (!(e instanceof ImageResolveError)) throw e;
-    const f = FAILURE_STATUS[e.kind];
-    throw new AppError(f.status, f.code, e.message, fieldIssue('reference', e.message, { reason: e.kind }));
+    const f = FAILURE_KIND[e.kind];
+    throw new AppError(f.kind, f.code, e.message, fieldIssue('reference', e.message, { reason: e.kind }));
   }
   return inTransaction(ctx, async (ctx) => {
     const { release: fresh } = await loadRelease(ctx, input.releaseId);
@@ -257,7 +257,12 @@ export async function publishRelease({
       ...(l.release.composeTemplate && l.images.length ? check(l) : []),
     ];
     if (problems.length)
-      throw new AppError(422, 'NOT_PUBLISHABLE', 'This release cannot be published yet.', problems);
+      throw new AppError(
+        'unprocessable',
+        'NOT_PUBLISHABLE',
+        'This release cannot be published yet.',
+        problems,
+      );
     await ctx.db
       .update(releases)
       .set({ state: 'published', publishedAt: new Date() })

@@ -38,7 +38,7 @@ const U32_MAX = 0xffffffff;
 
 export function invalidContent(message: string, entry?: string): AppError {
   return new AppError(
-    400,
+    'invalid',
     'CONTENT_INVALID',
     message,
     fieldIssue('body', message, entry === undefined ? {} : { entry }),

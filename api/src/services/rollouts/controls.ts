@@ -25,7 +25,7 @@ async function lockRollout(ctx: ServiceCtx, id: string) {
 }
 
 function illegal(state: RolloutState, what: string): never {
-  throw new AppError(409, 'INVALID_STATE', `This rollout is ${state}; it cannot ${what}.`);
+  throw new AppError('conflict', 'INVALID_STATE', `This rollout is ${state}; it cannot ${what}.`);
 }
 
 async function moveRollout(
@@ -114,7 +114,7 @@ export async function resumeRollout({
   return inTransaction(ctx, async (ctx) => {
     const r = await lockRollout(ctx, input.id);
     if (input.deadlineAt && Date.parse(input.deadlineAt) <= now.getTime()) {
-      throw new AppError(400, 'VALIDATION_FAILED', 'The new deadline must be in the future.', [
+      throw new AppError('invalid', 'VALIDATION_FAILED', 'The new deadline must be in the future.', [
         { path: 'deadlineAt', message: 'In the past' },
       ]);
     }
@@ -225,7 +225,7 @@ export async function advanceRollout({
       return { id: r.id, state: 'running' as const, opened: next.id };
     }
     if (!current)
-      throw new AppError(409, 'NOTHING_TO_ADVANCE', 'Every wave of this rollout is already done.');
+      throw new AppError('conflict', 'NOTHING_TO_ADVANCE', 'Every wave of this rollout is already done.');
     await completeRollout(ctx.db, r.id, now);
     await recordRolloutEvent(
       ctx,
@@ -334,7 +334,7 @@ export async function excludeSite({
     const to = targetNext(t.state, 'exclude');
     if (!to)
       throw new AppError(
-        409,
+        'conflict',
         'INVALID_STATE',
         t.state === 'installed'
           ? 'This site already installed the release; roll it back instead.'
@@ -395,7 +395,7 @@ export async function scheduleDraft({
       .limit(1);
     if (first && first.startsAt.getTime() < now.getTime() - 5 * 60_000) {
       throw new AppError(
-        400,
+        'invalid',
         'VALIDATION_FAILED',
         "The first wave's start is in the past; plan the rollout again.",
         [{ path: 'waves.0.startsAt', message: 'In the past' }],

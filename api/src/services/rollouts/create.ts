@@ -67,7 +67,7 @@ export async function createRollout({
     const { waves, unknownCodes } = assignWaves(all, input.waves, seed);
     if (unknownCodes.length) {
       throw new AppError(
-        422,
+        'unprocessable',
         'UNKNOWN_SITES',
         `No site with code ${unknownCodes.slice(0, 5).join(', ')}${unknownCodes.length > 5 ? ` and ${unknownCodes.length - 5} more` : ''} in this organisation.`,
         unknownCodes
@@ -78,7 +78,7 @@ export async function createRollout({
     const empty = waves.filter((w) => w.sites.length === 0);
     if (empty.length) {
       throw new AppError(
-        422,
+        'unprocessable',
         'WAVE_EMPTY',
         `Wave "${empty[0]!.name}" selects no site: every site it matches is in an earlier wave, excluded, or none matches.`,
         empty.map((w) => ({ path: `waves.${w.position}.selector`, message: 'Selects no site' })),

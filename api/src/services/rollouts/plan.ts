@@ -134,7 +134,7 @@ export async function loadRolloutRelease(ctx: ServiceCtx, releaseId: string) {
   const l = await loadRelease(ctx, releaseId);
   if (l.release.state === 'revoked') {
     throw new AppError(
-      409,
+      'conflict',
       'RELEASE_REVOKED',
       `Release ${l.release.version} was revoked; it cannot be rolled out.`,
       [{ path: 'releaseId', message: 'Revoked release' }],
@@ -142,7 +142,7 @@ export async function loadRolloutRelease(ctx: ServiceCtx, releaseId: string) {
   }
   if (l.release.state === 'draft') {
     throw new AppError(
-      409,
+      'conflict',
       'RELEASE_NOT_PUBLISHED',
       `Release ${l.release.version} is a draft; publish it before rolling it out.`,
       [{ path: 'releaseId', message: 'Draft release' }],

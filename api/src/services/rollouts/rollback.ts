@@ -36,7 +36,7 @@ export async function rollbackRollout({
       .where(and(eq(rolloutTargets.rolloutId, r!.id), eq(rolloutTargets.state, 'installed')));
     if (!installed.length)
       throw new AppError(
-        422,
+        'unprocessable',
         'NOTHING_TO_ROLL_BACK',
         "No site installed this rollout's release, so there is nothing to roll back.",
       );
@@ -48,13 +48,17 @@ export async function rollbackRollout({
       releaseId = [...tally.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
       if (!releaseId)
         throw new AppError(
-          422,
+          'unprocessable',
           'NO_PREVIOUS_RELEASE',
           'The sites reported no earlier release when they were planned; name the release to roll back to.',
         );
     }
     if (releaseId === r!.releaseId)
-      throw new AppError(422, 'SAME_RELEASE', 'Roll back to another release than the one being undone.');
+      throw new AppError(
+        'unprocessable',
+        'SAME_RELEASE',
+        'Roll back to another release than the one being undone.',
+      );
     if (['scheduled', 'running', 'paused', 'draft'].includes(r!.state))
       await cancelLocked(ctx, r!, 'cancelled to roll back', now);
     const [prev] = await ctx.db

@@ -212,7 +212,7 @@ export async function importSitesCsv({
           if (record.every((c) => c.trim() === '')) continue;
           if (++counts.rows > limits.maxRows) {
             throw refuse(
-              413,
+              'too-large',
               'CSV_TOO_MANY_ROWS',
               `The file has more than ${limits.maxRows} rows; split it.`,
               row,
@@ -229,7 +229,7 @@ export async function importSitesCsv({
         }
         if (!header)
           throw refuse(
-            400,
+            'invalid',
             'CSV_HEADER',
             'The file is empty; the first row must name the columns (code, name, …).',
             1,
@@ -254,7 +254,7 @@ export async function importSitesCsv({
       };
       if (rejected) {
         throw new AppError(
-          422,
+          'unprocessable',
           'IMPORT_REJECTED',
           `${counts.failed} of ${counts.rows} rows have problems; nothing was imported. Fix them, or import with mode=partial.`,
           report,

@@ -109,13 +109,13 @@ function convert(column: SiteCsvColumn, raw: string): { value: unknown } | { err
 }
 
 export function refuse(
-  status: 400 | 413,
+  kind: 'invalid' | 'too-large',
   code: string,
   message: string,
   row: number | null,
   column: string | null = null,
 ): AppError {
-  return new AppError(status, code, message, row === null ? undefined : [{ row, column, message }]);
+  return new AppError(kind, code, message, row === null ? undefined : [{ row, column, message }]);
 }
 
 /**
@@ -169,7 +169,7 @@ async function* guardedChunks(reader: ReadableStreamDefaultReader<Uint8Array>, l
   const rows = new RowCounter();
   const notUtf8 = () =>
     refuse(
-      400,
+      'invalid',
       'CSV_ENCODING',
       `Row ${rows.row} has bytes that are not UTF-8. Save the file as "CSV UTF-8" and upload it again.`,
       rows.row,
@@ -181,7 +181,7 @@ async function* guardedChunks(reader: ReadableStreamDefaultReader<Uint8Array>, l
     size += value.byteLength;
     if (size > limits.maxBytes)
       throw refuse(
-        413,
+        'too-large',
         'BODY_TOO_LARGE',
         `The file is larger than ${limits.maxBytes} bytes; split it.`,
         null,
@@ -250,7 +250,7 @@ function fromCsvError(e: unknown, limits: CsvReadLimits): unknown {
   const row = (err.records ?? 0) + (err.empty_lines ?? 0) + 1;
   if (err.code === 'CSV_MAX_RECORD_SIZE') {
     return refuse(
-      400,
+      'invalid',
       'CSV_RECORD_TOO_LARGE',
       `Row ${row} is longer than the limit of ${limits.maxRecordBytes} bytes; is a quote left open?`,
       row,
@@ -264,7 +264,7 @@ function fromCsvError(e: unknown, limits: CsvReadLimits): unknown {
         : err.code === 'INVALID_OPENING_QUOTE'
           ? 'a cell has a quote in the middle; quote the whole cell and double the inner quotes'
           : 'it is not valid CSV';
-  return refuse(400, 'CSV_MALFORMED', `The file cannot be read from row ${row}: ${why}.`, row);
+  return refuse('invalid', 'CSV_MALFORMED', `The file cannot be read from row ${row}: ${why}.`, row);
 }
 
 /** The header row → the site field of each cell (null for read-only columns), or the whole file is refused. */
@@ -291,7 +291,7 @@ export function readHeader(cells: string[]): (keyof SiteFields | null)[] {
     );
   if (problems.length) {
     const message = `${problems.join(' ')} Known columns: ${[...KNOWN_COLUMNS].join(', ')}.`;
-    throw new AppError(400, 'CSV_HEADER', message, [{ row: 1, column: null, message }]);
+    throw new AppError('invalid', 'CSV_HEADER', message, [{ row: 1, column: null, message }]);
   }
   return names.map((n) => (n in SITE_CSV_COLUMNS ? SITE_CSV_COLUMNS[n as SiteCsvColumn] : null));
 }

@@ -47,7 +47,7 @@ export async function createUser({ ctx, input }: { ctx: ServiceCtx; input: Creat
       // name shown): they are sent an invitation and accept it by signing in.
       const m =
         'This address cannot be added directly. Send an invitation instead: the person accepts it themselves.';
-      throw new AppError(409, 'INVITE_REQUIRED', m, fieldIssue('email', m));
+      throw new AppError('conflict', 'INVITE_REQUIRED', m, fieldIssue('email', m));
     }
     const [m] = await ctx.db
       .insert(memberships)
