@@ -1,9 +1,9 @@
-// The stitched download as the API serves it: serveStitched behind a Hono route on @hono/node-server,
-// in a process of its own (the client measuring it is the parent). Builds the site part for the
-// shared objects it is given; prints `READY <port> <total bytes>`. Two plain proxies of the same
-// objects show where the time goes: `/proxy/node` pipes GetObject bodies into the Node response,
-// `/proxy/web` returns them as a web stream through Hono (what serveStitched's body is). The images
-// archive is produced from its blobs by its layout, as the API does.
+// The stitched download as the API serves it: stitchedSource answered by routes/ranged.ts behind a
+// Hono route on @hono/node-server, in a process of its own (the client measuring it is the parent).
+// Builds the site part for the shared objects it is given; prints `READY <port> <total bytes>`. Two
+// plain proxies of the same objects show where the time goes: `/proxy/node` pipes GetObject bodies
+// into the Node response, `/proxy/web` returns them as a web stream through Hono (what the ranged
+// answer's body is). The images archive is produced from its blobs by its layout, as the API does.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
@@ -11,7 +11,8 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { buildSitePart, generateSigningKey, stitchPlan, type ImagesArchiveLayout } from '@outpost/bundler';
-import { serveStitched } from '../../api/src/services/bundles/download.ts';
+import { stitchedSource } from '../../api/src/services/bundles/download.ts';
+import { rangedResponse } from '../../api/src/routes/ranged.ts';
 import { benchStore } from './common.ts';
 import { siteOptions } from './site-inputs.ts';
 
@@ -24,21 +25,23 @@ const part = buildSitePart(siteOptions(1, shared, generateSigningKey()));
 const plan = stitchPlan({ sitePartSize: part.tarSize, shared: part.shared });
 
 const app = new Hono().on(['GET', 'HEAD'], '/bundle', (c) =>
-  serveStitched({
-    store,
-    plan,
-    sitePart: part.tar,
-    shared: part.shared.map((o) =>
-      o.sha256 === shared.images.sha256 ? { ...o, archive: shared.images.layout } : o,
-    ),
-    etag: `bundle-${part.manifest.site.id}`,
-    fileName: `${part.root}.tar`,
-    request: {
+  rangedResponse(
+    stitchedSource({
+      store,
+      plan,
+      sitePart: part.tar,
+      shared: part.shared.map((o) =>
+        o.sha256 === shared.images.sha256 ? { ...o, archive: shared.images.layout } : o,
+      ),
+      etag: `bundle-${part.manifest.site.id}`,
+      fileName: `${part.root}.tar`,
+    }),
+    {
       method: c.req.method as 'GET' | 'HEAD',
       range: c.req.header('range') ?? null,
       ifRange: c.req.header('if-range') ?? null,
     },
-  }),
+  ),
 );
 // The proxies send the stored objects the bundle's bytes come from: the content package and the image's blobs.
 const objects = JSON.parse(process.env.BENCH_KEYS!) as string[];

@@ -4,8 +4,10 @@ import { errors, IdParam, jsonBody, jsonResponse, PageQuery } from './schemas.ts
 import { authenticate, serviceCtx } from './auth-middleware.ts';
 import { ValidationError, fieldIssue } from '../lib/errors.ts';
 import { requestBundles, MAX_SITES_PER_REQUEST } from '../services/bundles/request.ts';
-import { bundleCounts, getBundle, listBundles, listImageArchives } from '../services/bundles/view.ts';
-import { bundleLinks, downloadBundle, retryBundle, serveArchiveLink } from '../services/bundles/deliver.ts';
+import { bundleCounts, getBundle, listBundles, listImageArchives } from '../services/bundles/list.ts';
+import { bundleLinks, downloadArchiveLink, downloadBundle } from '../services/bundles/deliver.ts';
+import { retryBundle } from '../services/bundles/retry.ts';
+import { ranged } from './ranged.ts';
 import { listSigningKeys, rotateSigningKey } from '../services/bundles/signing-keys.ts';
 
 const BuildState = z.enum(['queued', 'building', 'ready', 'failed']);
@@ -270,40 +272,32 @@ export const bundleRoutes = base
       c.json(await rotateSigningKey({ ctx: serviceCtx(c, 'keys:manage'), box: c.var.deps.secretBox }), 200),
   );
 
-// The download is bytes, not JSON: a plain route (GET and HEAD), documented in docs/bundles.md.
+// The download is bytes, not JSON: a plain route (GET and HEAD, ranges), documented in docs/bundles.md.
 bundleRoutes.on(['GET', 'HEAD'], '/bundles/:id/download', async (c) =>
-  downloadBundle({
-    ctx: serviceCtx(c, 'fleet:read'),
-    store: c.var.deps.objectStore,
-    input: {
-      id: downloadId(c.req.param('id')),
-      request: {
-        method: c.req.method === 'HEAD' ? 'HEAD' : 'GET',
-        range: c.req.header('Range') ?? null,
-        ifRange: c.req.header('If-Range') ?? null,
-        requestId: c.var.requestId,
-      },
-    },
-  }),
+  ranged(
+    c,
+    await downloadBundle({
+      ctx: serviceCtx(c, 'fleet:read'),
+      store: c.var.deps.objectStore,
+      input: { id: downloadId(c.req.param('id')) },
+    }),
+  ),
 );
 
 // A direct link to an images archive (handed out by /bundles/:id/links): signed instead of a session.
 bundleRoutes.on(['GET', 'HEAD'], '/archive-links/:id/:file', async (c) =>
-  serveArchiveLink({
-    db: c.var.db,
-    store: c.var.deps.objectStore,
-    box: c.var.deps.secretBox,
-    input: {
-      id: c.req.param('id'),
-      fileName: c.req.param('file'),
-      expires: c.req.query('expires'),
-      signature: c.req.query('signature'),
-      request: {
-        method: c.req.method === 'HEAD' ? 'HEAD' : 'GET',
-        range: c.req.header('Range') ?? null,
-        ifRange: c.req.header('If-Range') ?? null,
-        requestId: c.var.requestId,
+  ranged(
+    c,
+    await downloadArchiveLink({
+      db: c.var.db,
+      store: c.var.deps.objectStore,
+      box: c.var.deps.secretBox,
+      input: {
+        id: c.req.param('id'),
+        fileName: c.req.param('file'),
+        expires: c.req.query('expires'),
+        signature: c.req.query('signature'),
       },
-    },
-  }),
+    }),
+  ),
 );

@@ -7,8 +7,9 @@ import {
   bundleChecksum,
   bundleReadme,
   bundleSiteLink,
-  serveBundleLink,
+  downloadBundleLink,
 } from '../services/bundles/coordinator.ts';
+import { ranged } from './ranged.ts';
 
 // What a coordinator needs to get a bundle onto a site's server: a link for curl, the checksum to
 // compare, and the README the bundle carries. routes/bundles.ts authenticates /bundles/* already
@@ -104,20 +105,18 @@ export const coordinatorBundleRoutes = base
 
 // The bytes behind a site link: a plain route (GET and HEAD, ranges), no session.
 coordinatorBundleRoutes.on(['GET', 'HEAD'], '/bundle-links/:id/:file', async (c) =>
-  serveBundleLink({
-    db: c.var.db,
-    store: c.var.deps.objectStore,
-    box: c.var.deps.secretBox,
-    input: {
-      id: c.req.param('id'),
-      user: c.req.query('user'),
-      expires: c.req.query('expires'),
-      signature: c.req.query('signature'),
-      request: {
-        method: c.req.method === 'HEAD' ? 'HEAD' : 'GET',
-        range: c.req.header('Range') ?? null,
-        ifRange: c.req.header('If-Range') ?? null,
+  ranged(
+    c,
+    await downloadBundleLink({
+      db: c.var.db,
+      store: c.var.deps.objectStore,
+      box: c.var.deps.secretBox,
+      input: {
+        id: c.req.param('id'),
+        user: c.req.query('user'),
+        expires: c.req.query('expires'),
+        signature: c.req.query('signature'),
       },
-    },
-  }),
+    }),
+  ),
 );

@@ -5,7 +5,7 @@ import { errors, IdParam, jsonBody, jsonResponse } from './schemas.ts';
 import { authenticate, serviceCtx } from './auth-middleware.ts';
 import { AppError, ForbiddenError, ValidationError } from '../lib/errors.ts';
 import type { Permission } from '../services/auth/roles.ts';
-import { CreateRolloutInput, PlanInput, PolicyInput } from '../services/rollouts/input.ts';
+import { CreateRolloutInput, PlanInput, PolicyInput } from './rollout-input.ts';
 import { previewRollout } from '../services/rollouts/preview.ts';
 import { createRollout } from '../services/rollouts/create.ts';
 import { getRollout, listRollouts } from '../services/rollouts/view.ts';

@@ -4,10 +4,10 @@ import { artifacts, bundleChecksums, bundles, memberships } from '../../db/schem
 import { AppError } from '../../lib/errors.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { get, type BlobStore } from '../../lib/blob-store.ts';
+import { readWhole, type ByteSource } from '../../lib/byte-source.ts';
 import type { ServiceCtx } from '../context.ts';
-import { downloadBundle } from './deliver.ts';
-import type { StitchedRequest } from './download.ts';
-import { bundleFileName, loadBundle } from './view.ts';
+import { bundleBytes, downloadBundle } from './deliver.ts';
+import { bundleFileName, loadBundle } from './list.ts';
 
 const notReady = () => new AppError('conflict', 'BUNDLE_NOT_READY', 'This bundle is not ready yet.');
 
@@ -56,7 +56,7 @@ export async function bundleSiteLink({
 }
 
 /** The download behind a link from `bundleSiteLink`: the signature and expiry are the authorisation. */
-export async function serveBundleLink({
+export async function downloadBundleLink({
   db,
   store,
   box,
@@ -70,9 +70,8 @@ export async function serveBundleLink({
     user: string | undefined;
     expires: string | undefined;
     signature: string | undefined;
-    request: StitchedRequest;
   };
-}): Promise<Response> {
+}): Promise<ByteSource> {
   const expires = Number(input.expires);
   const refused = new AppError(
     'forbidden',
@@ -108,7 +107,7 @@ export async function serveBundleLink({
   await readyBundle(ctx, input.id).catch(() => {
     throw refused;
   });
-  return downloadBundle({ ctx, store, input: { id: input.id, request: input.request } });
+  return downloadBundle({ ctx, store, input: { id: input.id } });
 }
 
 /**
@@ -131,19 +130,13 @@ export async function bundleChecksum({
     .where(eq(bundleChecksums.bundleId, row.bundle.id))
     .limit(1);
   if (kept && kept.etag === row.bundle.etag) return { sha256: kept.sha256, size: kept.size };
-  const res = await downloadBundle({
-    ctx,
-    store,
-    input: { id: row.bundle.id, request: { method: 'GET', range: null, ifRange: null }, record: false },
-  });
+  // Reading the bytes for Outpost itself is not a download: nothing is recorded.
+  const { source } = await bundleBytes(ctx, store, row.bundle.id);
   const hash = createHash('sha256');
   let size = 0;
-  const reader = res.body!.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    hash.update(value);
-    size += value.length;
+  for await (const chunk of await source.open(0, source.size)) {
+    hash.update(chunk);
+    size += chunk.length;
   }
   const sha256 = hash.digest('hex');
   await ctx.db
@@ -177,7 +170,7 @@ export async function bundleReadme({
     .where(eq(artifacts.sha256, row.bundle.sitePartSha256))
     .limit(1);
   const read = await get(store, row.bundle.sitePartSha256, undefined, artifact?.key);
-  const tar = new Uint8Array(await new Response(read.body as ReadableStream<Uint8Array>).arrayBuffer());
+  const tar = await readWhole(read.body);
   const text = readmeFromTar(tar);
   if (text === null) throw new AppError('conflict', 'BUNDLE_NOT_READY', 'This bundle has no README.txt.');
   return { text };

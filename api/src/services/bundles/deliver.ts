@@ -1,23 +1,16 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { stitchPlan, type ImagesArchiveLayout, type SharedObject } from '@outpost/bundler';
-import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { artifacts, bundleDownloads, bundles, imageArchives, releases } from '../../db/schema/index.ts';
 import { AppError, NotFoundError } from '../../lib/errors.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { blobKey, get, headSize, type BlobStore } from '../../lib/blob-store.ts';
+import { readWhole, type ByteSource } from '../../lib/byte-source.ts';
 import { recordAudit } from '../audit/record.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
-import { enqueueJobs } from './jobs.ts';
-import {
-  missingBlobsForDownload,
-  readShared,
-  serveRanges,
-  serveStitched,
-  type SharedSource,
-  type StitchedRequest,
-} from './download.ts';
-import { bundleFileName, loadBundle, toBundleView } from './view.ts';
+import { missingBlobsForDownload, readShared, stitchedSource, type SharedSource } from './download.ts';
+import { bundleFileName, loadBundle } from './list.ts';
 
 type Loaded = Awaited<ReturnType<typeof loadBundle>>;
 
@@ -172,20 +165,12 @@ async function markPartsMissing(ctx: ServiceCtx, row: Loaded, archiveId: string 
 }
 
 /**
- * The one-file download of a bundle (see `serveStitched`): the per-site part, then the shared
- * content package and images archive, read from the object store as the bytes are sent. Each GET
- * is recorded (who, when, which bytes, whether the body was sent to the end).
+ * The stitched file of a ready bundle (see `stitchedSource`): the per-site part, then the shared
+ * content package and images archive, read from the object store as the bytes are pulled. Checks
+ * first that every part is there whole; a missing one marks the bundle failed (503).
  */
-export async function downloadBundle({
-  ctx,
-  store,
-  input,
-}: {
-  ctx: ServiceCtx;
-  store: BlobStore;
-  input: { id: string; request: StitchedRequest; record?: boolean };
-}): Promise<Response> {
-  const row = await loadBundle(ctx, input.id);
+export async function bundleBytes(ctx: ServiceCtx, store: BlobStore, id: string) {
+  const row = await loadBundle(ctx, id);
   const parts = await locateParts(ctx, row);
   // The site part is read whole just below (its size is checked there); the shared ones are looked at.
   await assertStored(ctx, row, store, parts.archiveId, parts.shared);
@@ -196,64 +181,79 @@ export async function downloadBundle({
       throw partsMissing();
     },
   );
-  const sitePart = new Uint8Array(await new Response(read.body as ReadableStream<Uint8Array>).arrayBuffer());
+  const sitePart = await readWhole(read.body);
   if (sitePart.length !== parts.sitePart.size) {
     await markPartsMissing(ctx, row, null);
     throw partsMissing();
   }
   const shared: SharedObject[] = parts.shared.map(({ path, size, mtime }) => ({ path, size, mtime }));
-  const response = await serveStitched({
+  const source = stitchedSource({
     store,
     plan: stitchPlan({ sitePartSize: sitePart.length, shared }),
     sitePart,
     shared: parts.shared,
     etag: row.bundle.etag ?? parts.sitePart.sha256,
     fileName: bundleFileName(row.siteCode, row.version),
-    request: input.request,
   });
-  // record: false reads the bytes for Outpost itself (e.g. to work out the checksum): not a download.
-  if (
-    input.record === false ||
-    input.request.method !== 'GET' ||
-    (response.status !== 200 && response.status !== 206) ||
-    !response.body
-  )
-    return response;
+  return { row, source };
+}
 
-  const length = Number(response.headers.get('Content-Length'));
-  const range = /^bytes (\d+)-(\d+)\//.exec(response.headers.get('Content-Range') ?? '');
-  const [download] = await ctx.db
-    .insert(bundleDownloads)
-    .values({
-      orgId: ctx.orgId,
-      bundleId: row.bundle.id,
-      siteId: row.bundle.siteId,
-      userId: ctx.actor.userId,
-      tokenId: ctx.actor.tokenId,
-      kind: 'stitched',
-      rangeStart: range ? Number(range[1]) : 0,
-      rangeEnd: range ? Number(range[2]) : length - 1,
-      bytes: 0,
-    })
-    .returning({ id: bundleDownloads.id });
+/**
+ * The one-file download of a bundle, as `bundleBytes`, where each body sent is recorded (who, when,
+ * which bytes, whether it was sent to the end). A HEAD or a 416 opens no body and records nothing.
+ */
+export async function downloadBundle({
+  ctx,
+  store,
+  input,
+}: {
+  ctx: ServiceCtx;
+  store: BlobStore;
+  input: { id: string };
+}): Promise<ByteSource> {
+  const { row, source } = await bundleBytes(ctx, store, input.id);
+  return {
+    ...source,
+    open: async (start, end) => {
+      const [download] = await ctx.db
+        .insert(bundleDownloads)
+        .values({
+          orgId: ctx.orgId,
+          bundleId: row.bundle.id,
+          siteId: row.bundle.siteId,
+          userId: ctx.actor.userId,
+          tokenId: ctx.actor.tokenId,
+          kind: 'stitched',
+          rangeStart: start,
+          rangeEnd: end - 1,
+          bytes: 0,
+        })
+        .returning({ id: bundleDownloads.id });
+      return counted(ctx.db, download!.id, end - start, await source.open(start, end));
+    },
+  };
+}
+
+/**
+ * Passes the bytes on and, once the last one is handed over (before the body ends, while this
+ * request's database connection is still open), records how many were sent. A body that stops early
+ * (the client went away, a stored object ended short) keeps the row at 0 bytes, incomplete.
+ */
+async function* counted(
+  db: ServiceCtx['db'],
+  downloadId: string,
+  length: number,
+  chunks: AsyncGenerator<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
   let sent = 0;
-  const db = ctx.db;
-  const counted = response.body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        sent += chunk.length;
-        controller.enqueue(chunk);
-      },
-      // Runs before the body ends, while this request's database connection is still open.
-      async flush() {
-        await db
-          .update(bundleDownloads)
-          .set({ bytes: sent, complete: sent === length })
-          .where(eq(bundleDownloads.id, download!.id));
-      },
-    }),
-  );
-  return new Response(counted, { status: response.status, headers: response.headers });
+  for await (const chunk of chunks) {
+    sent += chunk.length;
+    yield chunk;
+  }
+  await db
+    .update(bundleDownloads)
+    .set({ bytes: sent, complete: sent === length })
+    .where(eq(bundleDownloads.id, downloadId));
 }
 
 /**
@@ -331,10 +331,10 @@ const archiveLinkMessage = (archiveId: string, orgId: string, expires: number) =
 
 /**
  * `images.tgz` of one images archive through a link from `bundleLinks`: no session, the signature
- * and expiry are the authorisation (as with a presigned S3 link). Ranges and If-Range as for the
- * bundle download. A wrong, altered or expired link is refused without saying whether the archive exists.
+ * and expiry are the authorisation (as with a presigned S3 link). Served with ranges as the bundle
+ * download is. A wrong, altered or expired link is refused without saying whether the archive exists.
  */
-export async function serveArchiveLink({
+export async function downloadArchiveLink({
   db,
   store,
   box,
@@ -348,9 +348,8 @@ export async function serveArchiveLink({
     fileName: string;
     expires: string | undefined;
     signature: string | undefined;
-    request: StitchedRequest;
   };
-}): Promise<Response> {
+}): Promise<ByteSource> {
   const expires = Number(input.expires);
   const refused = new AppError(
     'forbidden',
@@ -384,59 +383,11 @@ export async function serveArchiveLink({
       'Blobs of this images archive are missing from storage; ask for new links once the bundle was built again.',
     );
   }
-  return serveRanges({
-    total: archive.size,
+  return {
+    size: archive.size,
     etag: archive.sha256.slice(0, 32),
     fileName: /^[\w.+-]{1,100}$/.test(input.fileName) ? input.fileName : 'images.tgz',
     contentType: 'application/gzip',
-    request: input.request,
-    open: (start, end) => readShared(store, source, start, end),
-  });
-}
-
-/** A failed bundle is built again (its images archive too, if that was what failed). */
-export async function retryBundle({ ctx, input }: { ctx: ServiceCtx; input: { id: string } }) {
-  return inTransaction(ctx, async (ctx) => {
-    const row = await loadBundle(ctx, input.id);
-    const b = row.bundle;
-    if (b.state !== 'failed')
-      throw new AppError(
-        'conflict',
-        'BUNDLE_NOT_FAILED',
-        `This bundle is ${b.state}; only a failed bundle can be tried again.`,
-      );
-    if (row.releaseState === 'revoked')
-      throw new AppError(
-        'conflict',
-        'RELEASE_REVOKED',
-        `Release ${row.version} was revoked; no bundles can be built for it.`,
-      );
-    const failedArchives = await ctx.db
-      .update(imageArchives)
-      .set({ state: 'queued', error: null, errorCode: null, updatedAt: sql`now()` })
-      .where(
-        and(
-          eq(imageArchives.releaseId, b.releaseId),
-          eq(imageArchives.state, 'failed'),
-          or(eq(imageArchives.id, b.imageArchiveId ?? b.id), isNull(imageArchives.fromReleaseId)),
-        ),
-      )
-      .returning({ id: imageArchives.id });
-    await enqueueJobs(
-      ctx.db,
-      failedArchives.map((a) => ({ orgId: ctx.orgId, kind: 'image-archive' as const, targetId: a.id })),
-    );
-    await ctx.db
-      .update(bundles)
-      .set({ state: 'queued', error: null, errorCode: null, updatedAt: sql`now()` })
-      .where(eq(bundles.id, b.id));
-    await enqueueJobs(ctx.db, [{ orgId: ctx.orgId, kind: 'site-bundle', targetId: b.id }]);
-    await recordAudit(ctx, {
-      action: 'bundle.retry',
-      objectType: 'bundle',
-      objectId: b.id,
-      details: { archivesRequeued: failedArchives.length },
-    });
-    return toBundleView(await loadBundle(ctx, b.id));
-  });
+    open: async (start, end) => readShared(store, source, start, end),
+  };
 }

@@ -19,7 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { putStream } from '../../lib/blob-store.ts';
 import type { ObjectStore } from '../../lib/object-store.ts';
 import { runStore, scratchBucket } from '../../test/store.ts';
-import { contentDisposition, parseRange, serveStitched, type StitchedRequest } from './download.ts';
+import { contentDisposition, rangedResponse, type RangedRequest } from '../../routes/ranged.ts';
+import { stitchedSource } from './download.ts';
 
 // Real parts throughout: the run's S3 server holds the shared objects, GNU tar reads the download,
 // and a node:http server carries it to a real socket client for the byte count and the disconnect.
@@ -52,8 +53,9 @@ let plan: StitchPlan;
 let shared: { sha256: string }[];
 let expected: Buffer;
 
+/** The stitched file as the routes serve it: routes/ranged.ts answering the request from the byte source. */
 function serve(
-  request: StitchedRequest,
+  request: RangedRequest,
   overrides: {
     store?: ObjectStore;
     fileName?: string;
@@ -61,15 +63,15 @@ function serve(
     shared?: { sha256: string }[];
   } = {},
 ) {
-  return serveStitched({
+  const source = stitchedSource({
     store: overrides.store ?? store,
     plan: overrides.plan ?? plan,
     sitePart: part.tar,
     shared: overrides.shared ?? shared,
     etag,
     fileName: overrides.fileName ?? `${part.root}.tar`,
-    request,
   });
+  return rangedResponse(source, request);
 }
 
 beforeAll(async () => {
@@ -108,7 +110,7 @@ beforeAll(async () => {
   plan = stitchPlan({ sitePartSize: part.tarSize, shared: part.shared });
   shared = part.shared.map((object) => ({ sha256: object.sha256 }));
 
-  // The expected file, laid out independently of serveStitched: the plan's segments in order.
+  // The expected file, laid out independently of stitchedSource: the plan's segments in order.
   const objects = [content, images];
   expected = Buffer.concat(
     plan.segments.map((segment) =>
@@ -124,7 +126,7 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('serveStitched', () => {
+describe('stitchedSource, served with ranges', () => {
   it('should answer a GET with the whole file, exact Content-Length and the download headers', async () => {
     const res = await serve({ method: 'GET' });
     expect(res.status).toBe(200);
@@ -272,17 +274,6 @@ describe('serveStitched', () => {
     expect(contentDisposition('a"b\\c.tar')).toBe(
       `attachment; filename="a_b_c.tar"; filename*=UTF-8''a%22b%5Cc.tar`,
     );
-  });
-
-  it('should parse ranges as RFC 9110 says', () => {
-    expect(parseRange('bytes=0-9', 100)).toEqual({ start: 0, end: 9 });
-    expect(parseRange('Bytes = 90-', 100)).toEqual({ start: 90, end: 99 });
-    expect(parseRange('bytes=-10', 100)).toEqual({ start: 90, end: 99 });
-    expect(parseRange('bytes=-1000', 100)).toEqual({ start: 0, end: 99 });
-    expect(parseRange('bytes=100-', 100)).toBe('unsatisfiable');
-    expect(parseRange('bytes=5-2', 100)).toBeNull();
-    expect(parseRange('bytes=0-1, 5-6', 100)).toBeNull();
-    expect(parseRange('items=0-1', 100)).toBeNull();
   });
 
   describe('over a real socket', () => {
