@@ -32,6 +32,7 @@ import { rolloutRoutes } from './routes/rollouts.ts';
 import { inviteRoutes } from './routes/invites.ts';
 import { problemRoutes } from './routes/problems.ts';
 import { coordinatorBundleRoutes } from './routes/coordinator.ts';
+import { checkinBatchers } from './services/sites/checkin.ts';
 
 export type { AppDeps } from './routes/app-env.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -248,7 +249,7 @@ export function createApp(deps: AppDeps) {
     .route('/api/v1', siteCsvRoutes)
     .route('/api/v1', siteRoutes)
     .route('/api/v1', fleetRoutes)
-    .route('/api/v1', checkinRoutes())
+    .route('/api/v1', checkinRoutes({ checkins: checkinBatchers(deps.checkinsPerMinute) }))
     .route('/api/v1', receiptRoutes())
     .route('/api/v1', releaseRoutes)
     .route('/api/v1', registryRoutes)

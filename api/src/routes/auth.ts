@@ -1,12 +1,13 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { setCookie, deleteCookie } from 'hono/cookie';
-import { and, asc, eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { AppEnv, AppContext } from './app-env.ts';
 import { errors, jsonBody, jsonResponse, Language, Password, Role } from './schemas.ts';
-import { login, csrfFor, SESSION_TTL_MS } from '../services/auth/login.ts';
+import { login, SESSION_TTL_MS } from '../services/auth/login.ts';
 import { endSession } from '../services/auth/resolve.ts';
+import { describeMe } from '../services/auth/me.ts';
 import { authenticate, SESSION_COOKIE, serviceCtx } from './auth-middleware.ts';
-import { memberships, organizations, users } from '../db/schema/index.ts';
+import { memberships } from '../db/schema/index.ts';
 import { recordAudit } from '../services/audit/record.ts';
 import { AppError } from '../lib/errors.ts';
 import { changePassword } from '../services/auth/change-password.ts';
@@ -51,7 +52,7 @@ function assertSameOrigin(c: AppContext) {
   if (!origin) return;
   const host = c.req.header('x-forwarded-host') ?? c.req.header('host');
   // `Origin: null` (sandboxed frames, file: pages, some redirects) and anything unparsable are cross-site too.
-  let originHost: string | null = null;
+  let originHost: string | null;
   try {
     originHost = new URL(origin).host;
   } catch {
@@ -61,43 +62,9 @@ function assertSameOrigin(c: AppContext) {
     throw new AppError('forbidden', 'CSRF_FAILED', 'Sign in from the Outpost page itself.');
 }
 
-export async function describeMe(c: AppContext) {
-  const p = c.var.principal;
-  const db = c.var.db;
-  const [org] = await db
-    .select({ id: organizations.id, name: organizations.name, slug: organizations.slug })
-    .from(organizations)
-    .where(eq(organizations.id, p.orgId));
-  const user = p.userId
-    ? ((
-        await db
-          .select({ id: users.id, email: users.email, name: users.name, language: users.language })
-          .from(users)
-          .where(eq(users.id, p.userId))
-      )[0] ?? null)
-    : null;
-  const orgs = p.userId
-    ? await db
-        .select({
-          id: organizations.id,
-          name: organizations.name,
-          slug: organizations.slug,
-          role: memberships.role,
-        })
-        .from(memberships)
-        .innerJoin(organizations, eq(organizations.id, memberships.orgId))
-        .where(and(eq(memberships.userId, p.userId)))
-        .orderBy(asc(memberships.createdAt))
-    : [{ ...org!, role: p.role }];
-  return {
-    user,
-    token: p.tokenId ? { id: p.tokenId } : null,
-    organization: org!,
-    role: p.role,
-    organizations: orgs,
-    csrfToken: c.var.sessionToken ? await csrfFor(c.var.sessionToken) : null,
-  };
-}
+/** Who is calling (see services/auth/me.ts), for /me and the answers that sign someone in. */
+const me = (c: AppContext) =>
+  describeMe({ db: c.var.db, principal: c.var.principal, sessionToken: c.var.sessionToken });
 
 /** Sets the session cookie of a fresh session and answers with who is now signed in. */
 async function signedIn(c: AppContext, s: { token: string; userId: string; orgId: string }) {
@@ -121,7 +88,7 @@ async function signedIn(c: AppContext, s: { token: string; userId: string; orgId
     role: m!.role,
   });
   c.set('sessionToken', s.token);
-  return c.json(await describeMe(c), 200);
+  return c.json(await me(c), 200);
 }
 
 const UpdateMeInput = z
@@ -219,7 +186,7 @@ export const authRoutes = authBase
       summary: 'Who is calling, in which organisation, with which role',
       responses: { 200: jsonResponse(Me, 'The caller'), ...errors(401) },
     }),
-    async (c) => c.json(await describeMe(c), 200),
+    async (c) => c.json(await me(c), 200),
   )
   .openapi(
     createRoute({
@@ -232,7 +199,7 @@ export const authRoutes = authBase
     }),
     async (c) => {
       await updateProfile({ ctx: serviceCtx(c, 'fleet:read'), input: c.req.valid('json') });
-      return c.json(await describeMe(c), 200);
+      return c.json(await me(c), 200);
     },
   )
   .openapi(

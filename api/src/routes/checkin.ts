@@ -2,7 +2,7 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import type { AppEnv } from './app-env.ts';
 import { errors, jsonBody, jsonResponse } from './schemas.ts';
 import { DEVICE_TOKEN_PREFIX } from '../services/sites/device-token.ts';
-import { CheckinBatcher } from '../services/sites/checkin.ts';
+import type { CheckinBatcher } from '../services/sites/checkin.ts';
 import { ENROLMENT_TOKEN_PREFIX, exchangeEnrolmentToken } from '../services/sites/enrol.ts';
 import type { Db } from '../db/types.ts';
 import { TooManyRequestsError, UnauthenticatedError } from '../lib/errors.ts';
@@ -10,15 +10,10 @@ import { RateLimiter } from '../lib/rate-limit.ts';
 
 export const CheckinInput = z
   .object({
-    version: z
-      .string()
-      .trim()
-      .min(1)
-      .max(100)
-      .openapi({
-        description: 'Release the site runs; unknown versions are recorded as sent',
-        example: '2.4.1',
-      }),
+    version: z.string().trim().min(1).max(100).openapi({
+      description: 'Release the site runs; unknown versions are recorded as sent',
+      example: '2.4.1',
+    }),
     status: z.enum(['healthy', 'degraded', 'failed', 'installing']),
     healthChecks: z
       .array(
@@ -83,13 +78,10 @@ const CheckinResult = z
       .openapi({ description: 'True when this idempotency key was seen before; nothing new was recorded' }),
     receivedAt: z.string(),
     site: z.object({ code: z.string() }),
-    targetVersion: z
-      .string()
-      .nullable()
-      .openapi({
-        description:
-          'The version this site should install now, when a rollout asks it to (null while held, see installHold)',
-      }),
+    targetVersion: z.string().nullable().openapi({
+      description:
+        'The version this site should install now, when a rollout asks it to (null while held, see installHold)',
+    }),
     installHold: z
       .enum(['rollout_paused', 'awaiting_retry', 'blackout', 'maintenance_window'])
       .nullable()
@@ -133,10 +125,9 @@ const ENROL_REFUSED: Record<'invalid' | 'used' | 'expired', string> = {
 
 const INVALID = 'This device token is not valid: it was revoked or replaced, or the site is archived.';
 
-export function checkinRoutes() {
-  let limiter: RateLimiter | null = null;
+/** `checkins` gives the check-in batcher of a database; the app builds it with its dependencies. */
+export function checkinRoutes({ checkins }: { checkins: (db: Db) => CheckinBatcher }) {
   let enrolLimiter: RateLimiter | null = null;
-  const batchers = new WeakMap<Db, CheckinBatcher>();
   return new OpenAPIHono<AppEnv>()
     .openapi(
       createRoute({
@@ -189,10 +180,7 @@ export function checkinRoutes() {
             'INVALID_DEVICE_TOKEN',
           );
         }
-        limiter ??= new RateLimiter(c.var.deps.checkinsPerMinute ?? 30, 60_000);
-        let batcher = batchers.get(c.var.db);
-        if (!batcher) batchers.set(c.var.db, (batcher = new CheckinBatcher(c.var.db, limiter)));
-        const o = await batcher.submit(auth[1]!, c.req.valid('json'));
+        const o = await checkins(c.var.db).submit(auth[1]!, c.req.valid('json'));
         if (!o.ok && o.reason === 'invalid-token')
           throw new UnauthenticatedError(INVALID, 'INVALID_DEVICE_TOKEN');
         if (!o.ok)

@@ -7,7 +7,7 @@ import { listSites, SITE_SORTS } from '../services/sites/list.ts';
 import { loadSite, toSiteView } from '../services/sites/scope.ts';
 import { createSite, setSiteArchived, updateSite } from '../services/sites/write.ts';
 import { issueDeviceToken, revokeDeviceToken } from '../services/sites/device-token.ts';
-import { appendReport, listReports, toReportView } from '../services/sites/report.ts';
+import { listReports, recordManualReport } from '../services/sites/report.ts';
 import { assignCoordinator, listCoordinators } from '../services/sites/coordinators.ts';
 import { siteFacets } from '../services/sites/facets.ts';
 import { fleetSummary } from '../services/sites/summary.ts';
@@ -102,13 +102,9 @@ export const SiteFilterQuery = z.object({
     .optional()
     .transform((v) => (v ? (Number(v) as 1 | 2 | 3) : undefined))
     .openapi({ description: 'Behind the target by 1, 2 or 3 (meaning 3 or more) published versions' }),
-  drift: z
-    .enum(LAYERS)
-    .optional()
-    .openapi({
-      description:
-        'The site reports a content package, compose file or scripts other than its release carries',
-    }),
+  drift: z.enum(LAYERS).optional().openapi({
+    description: 'The site reports a content package, compose file or scripts other than its release carries',
+  }),
 });
 
 const ListQuery = SiteFilterQuery.extend({
@@ -153,12 +149,10 @@ export const siteRoutes = base
           z.object({
             items: z.array(Site),
             total: z.number(),
-            totalIsExact: z
-              .boolean()
-              .openapi({
-                description:
-                  'false when more than 1,000 sites match; total is then 1,000 (GET /sites/summary counts the whole fleet)',
-              }),
+            totalIsExact: z.boolean().openapi({
+              description:
+                'false when more than 1,000 sites match; total is then 1,000 (GET /sites/summary counts the whole fleet)',
+            }),
             nextCursor: z.string().nullable(),
           }),
           'A page of sites',
@@ -381,23 +375,14 @@ export const siteRoutes = base
       request: { params: SiteIdParam, body: jsonBody(ManualReportInput) },
       responses: { 201: jsonResponse(Report, 'Recorded'), ...errors(400, 401, 403, 404) },
     }),
-    async (c) => {
-      const ctx = serviceCtx(c, 'fleet:write');
-      const { site } = await loadSite(ctx, c.req.valid('param').id);
-      const b = c.req.valid('json');
-      const { report } = await appendReport(ctx.db, {
-        orgId: ctx.orgId,
-        siteId: site.id,
-        source: 'manual',
-        version: b.version,
-        status: b.status,
-        details: b.note ? { note: b.note } : {},
-        idempotencyKey: `manual:${crypto.randomUUID()}`,
-        reportedAt: b.at ? new Date(b.at) : new Date(),
-        actorUserId: ctx.actor.userId,
-      });
-      return c.json(toReportView(report), 201);
-    },
+    async (c) =>
+      c.json(
+        await recordManualReport({
+          ctx: serviceCtx(c, 'fleet:write'),
+          input: { siteId: c.req.valid('param').id, ...c.req.valid('json') },
+        }),
+        201,
+      ),
   )
   .openapi(
     createRoute({

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
 import { sha256Hex } from '../../lib/crypto.ts';
-import type { RateLimiter } from '../../lib/rate-limit.ts';
+import { RateLimiter } from '../../lib/rate-limit.ts';
 import { rebuildVersionSpans } from '../fleet/spans.ts';
 import { inMaintenanceWindow } from '../rollouts/window.ts';
 
@@ -97,6 +97,20 @@ export class CheckinBatcher {
         });
     }
   }
+}
+
+/**
+ * The check-in batchers of one app: one per database (one on Node; one per request's pool on
+ * Workers), all counting against one rate limiter of `checkinsPerMinute` per site.
+ */
+export function checkinBatchers(checkinsPerMinute = 30): (db: Db) => CheckinBatcher {
+  const limiter = new RateLimiter(checkinsPerMinute, 60_000);
+  const batchers = new WeakMap<Db, CheckinBatcher>();
+  return (db) => {
+    let batcher = batchers.get(db);
+    if (!batcher) batchers.set(db, (batcher = new CheckinBatcher(db, limiter)));
+    return batcher;
+  };
 }
 
 /** Rows of `db.execute` on every driver (node-postgres, PGlite and Neon all answer `{ rows }`). */

@@ -127,6 +127,36 @@ export async function appendReport(db: Db, r: NewReport): Promise<{ report: Repo
   });
 }
 
+/** A report recorded by hand (e.g. an install confirmed by phone call), by a person with the site in view. */
+export async function recordManualReport({
+  ctx,
+  input,
+}: {
+  ctx: ServiceCtx;
+  input: {
+    siteId: string;
+    version: string;
+    status: 'installed' | 'failed' | 'rolled_back' | 'healthy' | 'degraded';
+    note?: string;
+    /** ISO 8601; default now. */
+    at?: string;
+  };
+}) {
+  const { site } = await loadSite(ctx, input.siteId);
+  const { report } = await appendReport(ctx.db, {
+    orgId: ctx.orgId,
+    siteId: site.id,
+    source: 'manual',
+    version: input.version,
+    status: input.status,
+    details: input.note ? { note: input.note } : {},
+    idempotencyKey: `manual:${crypto.randomUUID()}`,
+    reportedAt: input.at ? new Date(input.at) : new Date(),
+    actorUserId: ctx.actor.userId,
+  });
+  return toReportView(report);
+}
+
 export async function listReports({
   ctx,
   input,
