@@ -38,7 +38,7 @@ export type { AppDeps } from './routes/app-env.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 /** The HTTP status of each kind of domain error: the one place services' errors meet HTTP. */
-const STATUS_OF = {
+export const STATUS_OF = {
   invalid: 400,
   unauthenticated: 401,
   forbidden: 403,

@@ -29,6 +29,8 @@ import { expectEnvelope, withToken } from './http.ts';
 import type { DbHandle } from '../db/types.ts';
 import { auditLog, bundleDownloads, bundleJobs, bundles } from '../db/schema/index.ts';
 import { BundleWorker } from '../services/bundles/worker.ts';
+import { STATUS_OF } from '../app.ts';
+import type { AppError, TooManyRequestsError } from '../lib/errors.ts';
 
 // The security suite: the holes found probing the API as an attacker (issue 13), each replayed
 // against the real app, a real registry holding organisation A's private image, a hostile registry
@@ -443,8 +445,9 @@ describe('security: two organisations, a private registry and a hostile one', ()
           now: at(seconds),
         }).then(
           () => 'ok',
-          (e: { status?: number; headers?: Record<string, string> }) =>
-            `${e.status}:${e.headers?.['Retry-After'] ?? ''}`,
+          // The status and Retry-After app.onError answers this error with.
+          (e: AppError & Partial<Pick<TooManyRequestsError, 'retryAfterSeconds'>>) =>
+            `${STATUS_OF[e.kind]}:${e.retryAfterSeconds ?? ''}`,
         );
       for (let i = 0; i < LOGIN_MAX_FAILURES; i++)
         expect(await tryAt(`wrong-${i}`, '198.51.100.1', i)).toBe('401:');
@@ -470,7 +473,7 @@ describe('security: two organisations, a private registry and a hostile one', ()
           now: new Date(t0 + seconds * 1000),
         }).then(
           () => 200,
-          (e: { status: number }) => e.status,
+          (e: AppError) => STATUS_OF[e.kind],
         );
       for (let i = 0; i < LOGIN_MAX_FAILURES; i++) expect(await tryAt(`198.18.0.${i + 1}`, i)).toBe(401);
       const soon = await Promise.all([1, 2, 3].map((n) => tryAt(`198.18.1.${n}`, 10)));
