@@ -11,8 +11,9 @@ interface Boot {
   me?: Promise<Response | null>;
   dashboard?: {
     params: Record<string, string>;
-    overview: Promise<Response | null>;
-    adoption: Promise<Response | null>;
+    overview?: Promise<Response | null>;
+    adoption?: Promise<Response | null>;
+    facets?: Promise<Response | null>;
   };
 }
 
@@ -40,12 +41,25 @@ export function bootDashboard<O, A>(
   ask: { overview: () => Promise<O>; adoption: () => Promise<A> },
 ): [Promise<O>, Promise<A>] {
   const early = boot().dashboard;
-  delete boot().dashboard;
+  const overview = early?.overview;
+  const adoption = early?.adoption;
+  if (early) {
+    delete early.overview;
+    delete early.adoption;
+  }
   const want: Record<string, string> = {};
   for (const k of ['region', 'district', 'tag', 'connectivity', 'silentDays'] as const)
     if (view[k]) want[k] = String(view[k]);
   want.days = String(view.days);
-  if (!early || JSON.stringify(early.params) !== JSON.stringify(want))
+  if (!overview || !adoption || JSON.stringify(early!.params) !== JSON.stringify(want))
     return [ask.overview(), ask.adoption()];
-  return [answer(early.overview, ask.overview), answer(early.adoption, ask.adoption)];
+  return [answer(overview, ask.overview), answer(adoption, ask.adoption)];
+}
+
+/** The early facets request of the dashboard's pickers, if it was for this region. */
+export function bootFacets<F>(region: string | undefined, ask: () => Promise<F>): Promise<F> {
+  const early = boot().dashboard;
+  const facets = early?.facets;
+  if (early) delete early.facets;
+  return facets && (early!.params.region ?? '') === (region ?? '') ? answer(facets, ask) : ask();
 }
