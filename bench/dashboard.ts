@@ -11,8 +11,10 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { benchDbUrl, openBenchFleet } from './bench-fleet.ts';
-import { sites } from '../api/src/db/schema/index.ts';
 import { makeApiToken } from '../api/src/test/factories.ts';
+import { groupFleet, groupSites, withoutJit } from '../api/src/services/fleet/figures.ts';
+import { loadReleaseOrder } from '../api/src/services/fleet/drift.ts';
+import type { ServiceCtx } from '../api/src/services/context.ts';
 
 const only = (part: string) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(part);
 if (!only('dashboard')) process.exit(0);
@@ -37,7 +39,7 @@ const { handle, org } = await openBenchFleet({
     if (d % 20_000 === 0) line(`  ${d}/${n}`);
   },
 });
-await handle.db.execute(sql`vacuum analyze sites, site_reports, site_version_spans`);
+await handle.db.execute(sql`vacuum analyze sites, site_reports, site_version_spans, fleet_site_counts`);
 const counts = (
   (await handle.db.execute(sql`select (select count(*) from sites where org_id = ${org.id})::int as sites,
   (select count(*) from site_reports where org_id = ${org.id})::int as reports,
@@ -166,6 +168,52 @@ try {
       `   ${g.name.padEnd(42)} p50 ${pct(all, 0.5).toFixed(1).padStart(6)} ms  p95 ${p95.toFixed(1).padStart(6)} ms  (target < ${g.target} ms) → ${p95 < g.target ? 'MET' : 'NOT MET'}`,
     );
   }
+  // SQL level, in this process, alternating so that both see the same machine: the grouped pass
+  // over every site (what the summary, distribution and breakdowns read before fleet_site_counts)
+  // against the rollup plus the sites of the silent threshold's day (what they read now).
+  const ctx = {
+    db: handle.db,
+    orgId: org.id,
+    actor: { role: 'viewer', userId: null },
+  } as unknown as ServiceCtx;
+  const sqlTimes = { sites: [] as number[], rollup: [] as number[] };
+  let groupCount = 0;
+  for (let r = 0; r < ROUNDS + 1; r++) {
+    for (const f of [{}, { region: 'Coast' }, { tag: 'pilot' }, { silentDays: 30 }]) {
+      for (const [k, fn] of [
+        [
+          'sites',
+          (c: ServiceCtx, o: Awaited<ReturnType<typeof loadReleaseOrder>>) =>
+            groupSites(c, f, new Date(), 'region', o),
+        ],
+        [
+          'rollup',
+          (c: ServiceCtx, o: Awaited<ReturnType<typeof loadReleaseOrder>>) =>
+            groupFleet(c, f, new Date(), 'region', o),
+        ],
+      ] as const) {
+        const ms = await withoutJit(ctx, async (c) => {
+          const o = await loadReleaseOrder(c);
+          const t = performance.now();
+          groupCount = (await fn(c, o)).length;
+          return performance.now() - t;
+        });
+        if (r > 0) sqlTimes[k].push(ms); // round 0 warms the caches
+      }
+    }
+  }
+  for (const [k, xs] of Object.entries(sqlTimes)) {
+    xs.sort((a, b) => a - b);
+    line(
+      `   SQL, grouped by region, ${k === 'sites' ? 'every site (before)      ' : 'fleet_site_counts (now)  '} p50 ${pct(xs, 0.5).toFixed(1).padStart(6)} ms  p95 ${pct(xs, 0.95).toFixed(1).padStart(6)} ms  (${groupCount} groups)`,
+    );
+  }
+  const [rc] = (
+    (await handle.db.execute(
+      sql`select count(*)::int as rows, coalesce(sum(n), 0)::int as sites from fleet_site_counts where org_id = ${org.id}`,
+    )) as unknown as { rows: [{ rows: number; sites: number }] }
+  ).rows;
+  line(`   fleet_site_counts: ${rc!.rows.toLocaleString()} rows for ${rc!.sites.toLocaleString()} sites`);
   // The page's data: the overview and adoption requests, as the web sends them (in parallel).
   const page: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {

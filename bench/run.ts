@@ -20,7 +20,8 @@ import { createSecretBox } from '../api/src/lib/secret-box.ts';
 import { issueDeviceToken } from '../api/src/services/sites/device-token.ts';
 
 const SITES = Number(process.env.BENCH_SITES ?? 100_000);
-const DB = 'outpost_bench';
+// BENCH_DB: a database of one's own (a helper measuring a migration must not migrate the shared one).
+const DB = process.env.BENCH_DB ?? 'outpost_bench';
 const dbUrl = benchDbUrl(DB);
 const results: Record<string, unknown> = {};
 // BENCH_ONLY=list,checkin,import runs a subset.

@@ -161,6 +161,16 @@ describe('fleet dashboard', () => {
             ),
         };
       });
+      // Where the time goes: when each request started and finished, and the server's share.
+      const requests = await p.evaluate(() =>
+        (performance.getEntriesByType('resource') as PerformanceResourceTiming[])
+          .filter((r) => /\/api\/v1\/|\/_app\//.test(r.name))
+          .map(
+            (r) =>
+              `${new URL(r.name).pathname.replace(/^.*\/(_app|api)\//, '$1/')} ${Math.round(r.startTime)}→${Math.round(r.responseEnd)} ms (wait ${Math.round(r.responseStart - r.requestStart)} ms)`,
+          ),
+      );
+      process.stdout.write(`[dashboard e2e] Fast 3G requests:\n  ${requests.join('\n  ')}\n`);
       await p.locator('.u-wrap canvas').first().waitFor({ timeout: 60_000 });
       const chart = await p.evaluate(() => Math.round(performance.now()));
       process.stdout.write(

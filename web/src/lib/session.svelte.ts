@@ -1,6 +1,7 @@
 import { goto } from '$app/navigation';
 import { api, ApiError, canManageOrg as roleCanManageOrg, configureApi, type Me } from '$lib/api';
 import { useLocale } from '$lib/i18n';
+import { bootMe } from '$lib/boot';
 
 /** Who is signed in, loaded from GET /api/v1/me once at startup and replaced on sign-in. */
 export class Session {
@@ -15,7 +16,8 @@ export class Session {
   /** Asks the API who we are; a 401 means signed out. Concurrent callers share one request. */
   load(): Promise<Me | null> {
     if (this.loaded) return Promise.resolve(this.me);
-    this.#pending ??= api.me().then(
+    // The first answer may be the one app.html asked for before the scripts arrived.
+    this.#pending ??= bootMe(() => api.me()).then(
       (me) => this.#set(me),
       (err: unknown) => {
         if (err instanceof ApiError && err.status === 401) return this.#set(null);

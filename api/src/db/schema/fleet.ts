@@ -1,6 +1,18 @@
-import { boolean, index, integer, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  boolean,
+  date,
+  index,
+  integer,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  unique,
+  uuid,
+} from 'drizzle-orm/pg-core';
 import { organizations } from './accounts.ts';
-import { sites } from './sites.ts';
+import { connectivityEnum, sites } from './sites.ts';
 
 /**
  * Rollup of the report history for "adoption over time": one row per run of reports of the same
@@ -48,4 +60,55 @@ export const fleetAdoptionDeltas = pgTable(
     delta: integer('delta').notNull(),
   },
   (t) => [primaryKey({ columns: [t.orgId, t.version, t.day] })],
+);
+
+/**
+ * The fleet's current state, counted: how many non-archived sites share every value the dashboard
+ * groups, filters or derives a status from (region, district, connectivity, tag set, reported and
+ * target release, failed or not, the UTC day of the latest report, the layers reported). A few
+ * thousand rows stand for 100,000 sites; the summary, distribution and breakdowns add them up and
+ * derive each status at read time (release state and order are read then, so a revoked or newly
+ * published release needs no rewrite). Kept by triggers on sites in the same transaction as every
+ * change (migration 0015); a row whose count drops to zero is deleted. No foreign key, like
+ * fleet_adoption_deltas, so deleting an organisation cascades through its sites without the
+ * triggers tripping over it.
+ */
+export const fleetSiteCounts = pgTable(
+  'fleet_site_counts',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    orgId: uuid('org_id').notNull(),
+    region: text('region'),
+    district: text('district'),
+    connectivity: connectivityEnum('connectivity').notNull(),
+    tags: text('tags').array().notNull(),
+    reportedVersion: text('reported_version'),
+    reportedReleaseId: uuid('reported_release_id'),
+    reportedFailed: boolean('reported_failed').notNull(),
+    reportedDay: date('reported_day', { mode: 'string' }),
+    contentVersion: text('content_version'),
+    scriptsVersion: text('scripts_version'),
+    composeDrift: boolean('compose_drift').notNull(),
+    targetReleaseId: uuid('target_release_id'),
+    n: integer('n').notNull(),
+  },
+  (t) => [
+    unique('fleet_site_counts_key')
+      .on(
+        t.orgId,
+        t.region,
+        t.district,
+        t.connectivity,
+        t.tags,
+        t.reportedVersion,
+        t.reportedReleaseId,
+        t.reportedFailed,
+        t.reportedDay,
+        t.contentVersion,
+        t.scriptsVersion,
+        t.composeDrift,
+        t.targetReleaseId,
+      )
+      .nullsNotDistinct(),
+  ],
 );

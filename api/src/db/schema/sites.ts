@@ -12,6 +12,8 @@ import {
   integer,
   doublePrecision,
   primaryKey,
+  date,
+  boolean,
 } from 'drizzle-orm/pg-core';
 import { organizations, users } from './accounts.ts';
 import { releases } from './releases.ts';
@@ -64,6 +66,15 @@ export const sites = pgTable(
     reportedContentVersion: text('reported_content_version'),
     reportedScriptsVersion: text('reported_scripts_version'),
     reportedComposeSha256: text('reported_compose_sha256'),
+    // The UTC day of reported_at, so the dashboard can read the sites of one day (the "silent for
+    // N days" boundary) through an index. Stored and indexed, but it only changes on a site's first
+    // check-in of a day: every other heartbeat stays a HOT update (migration 0005).
+    reportedDay: date('reported_day', { mode: 'string' }).generatedAlwaysAs(
+      sql`((reported_at at time zone 'UTC')::date)`,
+    ),
+    // Whether the compose file the site reports differs from its bundle's (layerDrift('compose')),
+    // kept by triggers on sites and bundles so the fleet rollup can count it (fleet_site_counts).
+    composeDrift: boolean('compose_drift').notNull().default(false),
     targetReleaseId: uuid('target_release_id'),
     archivedAt: timestamp('archived_at', { withTimezone: true, precision: 3 }),
     createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
@@ -79,6 +90,7 @@ export const sites = pgTable(
     index('sites_search_trgm_idx').using('gin', sql`(${t.code} || ' ' || ${t.name}) gin_trgm_ops`),
     index('sites_tags_idx').using('gin', t.tags),
     index('sites_org_version_idx').on(t.orgId, t.reportedVersion),
+    index('sites_org_reported_day_idx').on(t.orgId, t.reportedDay),
   ],
 );
 

@@ -91,14 +91,19 @@ export class ReleaseOrder {
    * parameter (a few dozen uuids), so no per-row subquery; a release whose version is not semver
    * has no rank, and a site on it is never ahead.
    */
-  aheadCondition(): SQL {
+  aheadCondition(
+    cols: { reported: SQL; target: SQL } = {
+      reported: sql`${sites.reportedReleaseId}`,
+      target: sql`${sites.targetReleaseId}`,
+    },
+  ): SQL {
     const ranked = [...this.byId.values()]
       .filter((r) => semver.valid(r.version))
       .sort((a, b) => semver.compare(a.version, b.version))
       .map((r) => r.id);
     if (ranked.length < 2) return sql`false`;
     const arr = sql`cast(${`{${ranked.join(',')}}`} as uuid[])`;
-    return sql`(array_position(${arr}, ${sites.reportedReleaseId}) > array_position(${arr}, ${sites.targetReleaseId})) is true`;
+    return sql`(array_position(${arr}, ${cols.reported}) > array_position(${arr}, ${cols.target})) is true`;
   }
 
   /** The newest published release, the one the fleet should converge on. */

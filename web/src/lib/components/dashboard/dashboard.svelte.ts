@@ -1,4 +1,5 @@
 import { api, handleError, type FleetAdoption, type FleetOverview, type Problem } from '$lib/api';
+import { bootDashboard } from '$lib/boot';
 import { fleetFilter, type DashboardView } from './filter';
 
 /**
@@ -19,10 +20,13 @@ export class DashboardData {
     this.problem = null;
     const filter = fleetFilter(view);
     try {
-      const [overview, adoption] = await Promise.all([
-        api.fleet.overview(filter),
-        api.fleet.adoption(filter, view.days),
-      ]);
+      // On a cold load, app.html has asked already (src/lib/boot.ts).
+      const [overview, adoption] = await Promise.all(
+        bootDashboard(view, {
+          overview: () => api.fleet.overview(filter),
+          adoption: () => api.fleet.adoption(filter, view.days),
+        }),
+      );
       if (mine !== this.ticket) return;
       this.overview = overview;
       this.adoption = adoption;
