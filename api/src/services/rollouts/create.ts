@@ -4,7 +4,7 @@ import { AppError, ConflictError, isUniqueViolation } from '../../lib/errors.ts'
 import { inTransaction, type ServiceCtx } from '../context.ts';
 import type { CreateRolloutInput } from './input.ts';
 import { checkSchedule, loadRolloutRelease } from './plan.ts';
-import { planSites, resolveWaves } from './resolve.ts';
+import { noJit, planSites, resolveWaves } from './resolve.ts';
 import { recordRolloutEvent } from './events.ts';
 
 export function conflictError(
@@ -61,6 +61,7 @@ export async function createRollout({
   now?: Date;
 }) {
   return inTransaction(ctx, async (ctx) => {
+    await noJit(ctx);
     const release = await loadRolloutRelease(ctx, input.releaseId);
     checkSchedule(input.waves, now);
     const seed = input.seed ?? crypto.randomUUID().slice(0, 8);

@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm';
-import type { ServiceCtx } from '../context.ts';
+import { inTransaction, type ServiceCtx } from '../context.ts';
 import type { PlanInput } from './input.ts';
 import { checkSchedule, loadRolloutRelease, sizeModel } from './plan.ts';
-import { planSites, resolveWaves } from './resolve.ts';
+import { noJit, planSites, resolveWaves } from './resolve.ts';
 
 const SAMPLE = 50;
 
@@ -29,6 +29,7 @@ interface WaveRow {
     downloadSeconds: number | null;
     conflict: string | null;
   }[];
+  conflict_list: { siteId: string; code: string; rolloutId: string; rolloutName: string }[];
 }
 
 /**
@@ -47,6 +48,13 @@ export async function previewRollout({
   input: PlanInput;
   now?: Date;
 }) {
+  return inTransaction(ctx, async (ctx) => {
+    await noJit(ctx);
+    return previewIn(ctx, input, now);
+  });
+}
+
+async function previewIn(ctx: ServiceCtx, input: PlanInput, now: Date) {
   const release = await loadRolloutRelease(ctx, input.releaseId);
   checkSchedule(input.waves, now);
   const seed = input.seed ?? crypto.randomUUID().slice(0, 8);
@@ -63,22 +71,23 @@ export async function previewRollout({
   const sized = baseIds.map((id) => ({ id, ...sizes.forSite({ reportedReleaseId: id }) }));
   const target = release.release.id;
   const result = await ctx.db.execute(sql`
-    with x as materialized (
-      select s.id, s.code, s.name, s.region, s.connectivity, s.reported_version, s.bandwidth_kbps,
-        coalesce(s.reported_release_id = ${target}::uuid, false) as on_release,
-        coalesce(b.bytes, ${sizes.full}::int8) as bytes, coalesce(b.delta, false) as delta,
-        r.name as conflict, ${waveOf} as wave
-      from sites s
-      left join unnest(${sql.param(sized.map((b) => b.id))}::uuid[], ${sql.param(sized.map((b) => b.bytes))}::int8[],
-        ${sql.param(sized.map((b) => b.delta))}::bool[]) as b(id, bytes, delta) on b.id = s.reported_release_id
-      left join rollout_targets t on t.site_id = s.id and t.active and t.org_id = ${ctx.orgId}
-      left join rollouts r on r.id = t.rollout_id
-      where ${planSites(ctx)}
-    ), y as (
+    with y as materialized (
       select x.*, case when coalesce(x.bandwidth_kbps, 0) = 0 then null
         else ceil((x.bytes * 8)::float8 / (x.bandwidth_kbps * 1000)::float8)::float8 end as secs,
         not x.on_release and x.connectivity <> 'offline' as timed
-      from x where x.wave is not null
+      from (
+        select s.id, s.code, s.name, s.region, s.connectivity, s.reported_version, s.bandwidth_kbps,
+          coalesce(s.reported_release_id = ${target}::uuid, false) as on_release,
+          coalesce(b.bytes, ${sizes.full}::int8) as bytes, coalesce(b.delta, false) as delta,
+          t.rollout_id as conflict_id, r.name as conflict, ${waveOf} as wave
+        from sites s
+        left join unnest(${sql.param(sized.map((b) => b.id))}::uuid[], ${sql.param(sized.map((b) => b.bytes))}::int8[],
+          ${sql.param(sized.map((b) => b.delta))}::bool[]) as b(id, bytes, delta) on b.id = s.reported_release_id
+        left join rollout_targets t on t.site_id = s.id and t.active and t.org_id = ${ctx.orgId}
+        left join rollouts r on r.id = t.rollout_id
+        where ${planSites(ctx)}
+      ) x
+      where x.wave is not null
     ), m as (
       select wave, secs, row_number() over (partition by wave order by secs) - 1 as i, count(*) over (partition by wave) as n
       from y where timed and secs is not null
@@ -91,26 +100,13 @@ export async function previewRollout({
       (select coalesce(json_agg(json_build_object('id', z.id, 'code', z.code, 'name', z.name, 'region', z.region,
           'connectivity', z.connectivity, 'reportedVersion', z.reported_version, 'bytes', z.bytes, 'delta', z.delta,
           'downloadSeconds', z.secs, 'conflict', z.conflict) order by z.code), '[]'::json)
-        from (select * from y y2 where y2.wave = y.wave order by y2.code limit ${SAMPLE}) z) as sample
+        from (select * from y y2 where y2.wave = y.wave order by y2.code limit ${SAMPLE}) z) as sample,
+      (select coalesce(json_agg(json_build_object('siteId', c.id, 'code', c.code, 'rolloutId', c.conflict_id,
+          'rolloutName', c.conflict) order by c.code), '[]'::json)
+        from (select * from y c where c.conflict_id is not null order by c.code limit 100) c) as conflict_list
     from y group by y.wave order by y.wave`);
-  const byWave = new Map(((result as unknown as { rows: WaveRow[] }).rows ?? []).map((r) => [r.wave, r]));
-  const conflictRows = (
-    (await ctx.db.execute(sql`
-      select t.site_id, s.code, t.rollout_id, r.name as rollout_name, count(*) over () as total
-      from sites s
-      join rollout_targets t on t.site_id = s.id and t.active and t.org_id = ${ctx.orgId}
-      join rollouts r on r.id = t.rollout_id
-      where ${planSites(ctx)} and ${waveOf} is not null
-      order by s.code limit 100`)) as unknown as {
-      rows: {
-        site_id: string;
-        code: string;
-        rollout_id: string;
-        rollout_name: string;
-        total: string | number;
-      }[];
-    }
-  ).rows;
+  const waveRows = (result as unknown as { rows: WaveRow[] }).rows;
+  const byWave = new Map(waveRows.map((r) => [r.wave, r]));
   const assigned = [...byWave.values()].reduce((n, w) => n + w.sites, 0);
   return {
     release: {
@@ -144,12 +140,8 @@ export async function previewRollout({
         sample: (r?.sample ?? []).map((s) => ({ ...s, bytes: Number(s.bytes) })),
       };
     }),
-    conflicts: conflictRows.map((c) => ({
-      siteId: c.site_id,
-      code: c.code,
-      rolloutId: c.rollout_id,
-      rolloutName: c.rollout_name,
-    })),
-    conflictCount: Number(conflictRows[0]?.total ?? 0),
+    // The first 100 conflicts of the plan by code (every wave row carries the same list).
+    conflicts: waveRows[0]?.conflict_list ?? [],
+    conflictCount: waveRows.reduce((n, w) => n + w.conflicts, 0),
   };
 }
