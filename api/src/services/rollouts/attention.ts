@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { stringify } from 'csv-stringify/sync';
 import type { ServiceCtx } from '../context.ts';
 import { escapeCell } from '../sites/csv-export.ts';
@@ -57,6 +57,9 @@ interface Row {
 
 const PAGE = 1000;
 
+/** Sites the first pass of a page walks in code order before the set-based pass takes over. */
+const WALK = 2000;
+
 async function page(
   ctx: ServiceCtx,
   rolloutId: string,
@@ -66,21 +69,49 @@ async function page(
   limit: number,
 ) {
   const silentBefore = new Date(now.getTime() - SILENT_DAYS * 86_400_000).toISOString();
+  const needs = sql`(t.state in ('failed', 'rolled_back', 'overdue')
+    or (t.state in ('pending', 'bundled', 'downloaded', 'installing') and w.state in ('open', 'paused', 'failed')
+        and (s.reported_at is null or s.reported_at < ${silentBefore}::timestamptz)))`;
+  const from = after === null ? sql`` : sql`and s.code > ${after}`;
   // The page is picked first (targets and sites only, by code), and only its rows look up their
-  // bundle and downloads: the lateral lookups never run for the whole wave.
-  const result = await ctx.db.execute(sql`
-    with pick as materialized (
+  // bundle and downloads: the lateral lookups never run for the whole wave. Picking takes two passes
+  // with the same result as one: when many sites need attention, walking the next WALK sites in code
+  // order (an index range scan, each site probing its one target) fills the page at once; when few
+  // do, the page is finished past those WALK sites by joining the rollout's targets to their sites.
+  const walked = await detail(
+    ctx,
+    releaseId,
+    sql`
+      select t.site_id, t.wave_id, t.state, t.reason, t.state_changed_at, s.code
+      from (select s.id, s.code, s.reported_at from sites s where s.org_id = ${ctx.orgId} ${from}
+            order by s.code limit ${WALK}) s
+      cross join lateral (select t.site_id, t.wave_id, t.state, t.reason, t.state_changed_at from rollout_targets t
+        where t.rollout_id = ${rolloutId} and t.site_id = s.id and t.org_id = ${ctx.orgId} limit 1) t
+      join rollout_waves w on w.id = t.wave_id
+      where ${needs}
+      order by s.code limit ${limit}`,
+  );
+  if (walked.length >= limit) return walked;
+  const rest = await detail(
+    ctx,
+    releaseId,
+    sql`
       select t.site_id, t.wave_id, t.state, t.reason, t.state_changed_at, s.code
       from rollout_targets t
       join rollout_waves w on w.id = t.wave_id
       join sites s on s.id = t.site_id
-      where t.rollout_id = ${rolloutId} and t.org_id = ${ctx.orgId}
-        and (t.state in ('failed', 'rolled_back', 'overdue')
-          or (t.state in ('pending', 'bundled', 'downloaded', 'installing') and w.state in ('open', 'paused', 'failed')
-              and (s.reported_at is null or s.reported_at < ${silentBefore}::timestamptz)))
-        ${after === null ? sql`` : sql`and s.code > ${after}`}
-      order by s.code limit ${limit}
-    )
+      where t.rollout_id = ${rolloutId} and t.org_id = ${ctx.orgId} and ${needs}
+        and s.code > (select s.code from sites s where s.org_id = ${ctx.orgId} ${from}
+                      order by s.code offset ${WALK - 1} limit 1)
+      order by s.code limit ${limit - walked.length}`,
+  );
+  return [...walked, ...rest];
+}
+
+/** The rows of a picked page (`pick`: site_id, wave_id, state, reason, state_changed_at, code), by code. */
+async function detail(ctx: ServiceCtx, releaseId: string, pick: SQL) {
+  const result = await ctx.db.execute(sql`
+    with pick as materialized (${pick})
     select s.id as site_id, s.code, s.name, s.region, s.district, s.connectivity, s.contact_name, s.contact_phone,
       w.name as wave, p.state, p.reason, p.state_changed_at as since, s.reported_version, s.reported_status, s.reported_at,
       b.state as bundle_state, d.bytes, d.complete, d.last_download

@@ -1,9 +1,10 @@
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { rollouts, rolloutWaves } from '../../db/schema/index.ts';
 import { AppError, ConflictError, isUniqueViolation } from '../../lib/errors.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 import type { CreateRolloutInput } from './input.ts';
-import { activeConflicts, assignWaves, checkSchedule, loadPlanSites, loadRolloutRelease } from './plan.ts';
+import { checkSchedule, loadRolloutRelease } from './plan.ts';
+import { noJit, planSites, resolveWaves } from './resolve.ts';
 import { recordRolloutEvent } from './events.ts';
 
 export function conflictError(
@@ -18,31 +19,31 @@ export function conflictError(
   );
 }
 
-/** Writes the targets of a plan: one statement, the rows travelling as one JSON parameter. */
+/**
+ * Writes the targets of a plan in one `insert … select` from the sites themselves (the wave of each
+ * site is `waveOf`), so no row travels to Node and back. Sites already on the release are kept as
+ * skipped and reserve nothing. Answers how many targets it wrote.
+ */
 export async function insertTargets(
   ctx: ServiceCtx,
-  rolloutId: string,
-  rows: {
-    waveId: string;
-    siteId: string;
-    state: string;
-    fromReleaseId: string | null;
-    reason: string | null;
-  }[],
+  { rolloutId, releaseId, waveOf }: { rolloutId: string; releaseId: string; waveOf: SQL },
   active: boolean,
   at: Date,
 ) {
-  for (let i = 0; i < rows.length; i += 20_000) {
-    const part = JSON.stringify(
-      rows
-        .slice(i, i + 20_000)
-        .map((r) => ({ w: r.waveId, s: r.siteId, st: r.state, f: r.fromReleaseId, r: r.reason })),
-    );
-    await ctx.db.execute(sql`
+  const result = await ctx.db.execute(sql`
+    with ins as (
       insert into rollout_targets (org_id, rollout_id, wave_id, site_id, state, active, from_release_id, reason, state_changed_at)
-      select ${ctx.orgId}::uuid, ${rolloutId}::uuid, x.w, x.s, x.st, ${active} and x.st <> 'skipped', x.f, x.r, ${at.toISOString()}::timestamptz
-      from json_to_recordset(${part}::json) as x(w uuid, s uuid, st text, f uuid, r text)`);
-  }
+      select ${ctx.orgId}::uuid, ${rolloutId}::uuid, w.id, p.id,
+        case when p.already then 'skipped' else 'pending' end, ${active} and not p.already, p.reported_release_id,
+        case when p.already then 'already on the release' end, ${at.toISOString()}::timestamptz
+      from (select s.id, s.reported_release_id, coalesce(s.reported_release_id = ${releaseId}::uuid, false) as already,
+              ${waveOf} as wave
+            from sites s where ${planSites(ctx)}) p
+      join rollout_waves w on w.rollout_id = ${rolloutId}::uuid and w.position = p.wave
+      returning 1
+    )
+    select count(*)::int as n from ins`);
+  return (result as unknown as { rows: { n: number }[] }).rows[0]!.n;
 }
 
 /**
@@ -60,11 +61,11 @@ export async function createRollout({
   now?: Date;
 }) {
   return inTransaction(ctx, async (ctx) => {
+    await noJit(ctx);
     const release = await loadRolloutRelease(ctx, input.releaseId);
     checkSchedule(input.waves, now);
     const seed = input.seed ?? crypto.randomUUID().slice(0, 8);
-    const all = await loadPlanSites(ctx);
-    const { waves, unknownCodes } = assignWaves(all, input.waves, seed);
+    const { waveOf, unknownCodes } = await resolveWaves(ctx, input.waves, seed);
     if (unknownCodes.length) {
       throw new AppError(
         'unprocessable',
@@ -75,7 +76,16 @@ export async function createRollout({
           .map((c) => ({ path: 'waves.selector.siteCodes', message: `Unknown site ${c}` })),
       );
     }
-    const empty = waves.filter((w) => w.sites.length === 0);
+    const counts = (
+      (await ctx.db.execute(
+        sql`select p.wave, count(*)::int as n from (select ${waveOf} as wave from sites s where ${planSites(ctx)}) p
+          where p.wave is not null group by p.wave`,
+      )) as unknown as { rows: { wave: number; n: number }[] }
+    ).rows;
+    const sizeOf = new Map(counts.map((c) => [c.wave, c.n]));
+    const empty = input.waves
+      .map((w, position) => ({ ...w, position }))
+      .filter((w) => !sizeOf.get(w.position));
     if (empty.length) {
       throw new AppError(
         'unprocessable',
@@ -84,14 +94,22 @@ export async function createRollout({
         empty.map((w) => ({ path: `waves.${w.position}.selector`, message: 'Selects no site' })),
       );
     }
-    const codeOf = new Map(all.map((s) => [s.id, s.code]));
-    // Sites already on the release are kept as skipped and reserve nothing.
-    const siteIds = waves.flatMap((w) =>
-      w.sites.filter((s) => s.reportedReleaseId !== release.release.id).map((s) => s.id),
-    );
     if (!input.draft) {
-      const conflicts = await activeConflicts(ctx, siteIds);
-      if (conflicts.length) throw conflictError(conflicts, (id) => codeOf.get(id) ?? id);
+      // Sites already on the release are kept as skipped and reserve nothing.
+      const conflicts = (
+        (await ctx.db.execute(sql`
+          select t.site_id as "siteId", s.code, r.name as "rolloutName"
+          from sites s
+          join rollout_targets t on t.site_id = s.id and t.active and t.org_id = ${ctx.orgId}
+          join rollouts r on r.id = t.rollout_id
+          where ${planSites(ctx)} and ${waveOf} is not null
+            and s.reported_release_id is distinct from ${release.release.id}::uuid
+          order by s.code`)) as unknown as { rows: { siteId: string; code: string; rolloutName: string }[] }
+      ).rows;
+      if (conflicts.length) {
+        const codeOf = new Map(conflicts.map((c) => [c.siteId, c.code]));
+        throw conflictError(conflicts, (id) => codeOf.get(id) ?? id);
+      }
     }
     const state = input.draft ? ('draft' as const) : ('scheduled' as const);
     const [rollout] = await ctx.db
@@ -108,35 +126,25 @@ export async function createRollout({
         updatedAt: now,
       })
       .returning();
-    const waveRows = await ctx.db
-      .insert(rolloutWaves)
-      .values(
-        waves.map((w) => ({
-          orgId: ctx.orgId,
-          rolloutId: rollout!.id,
-          position: w.position,
-          name: w.name,
-          selector: w.selector,
-          startsAt: w.startsAt,
-          deadlineAt: w.deadlineAt,
-        })),
-      )
-      .returning({ id: rolloutWaves.id, position: rolloutWaves.position });
-    const waveId = new Map(waveRows.map((w) => [w.position, w.id]));
-    const rows = waves.flatMap((w) =>
-      w.sites.map((s) => {
-        const already = s.reportedReleaseId === release.release.id;
-        return {
-          waveId: waveId.get(w.position)!,
-          siteId: s.id,
-          state: already ? 'skipped' : 'pending',
-          fromReleaseId: s.reportedReleaseId,
-          reason: already ? 'already on the release' : null,
-        };
-      }),
+    await ctx.db.insert(rolloutWaves).values(
+      input.waves.map((w, position) => ({
+        orgId: ctx.orgId,
+        rolloutId: rollout!.id,
+        position,
+        name: w.name,
+        selector: w.selector,
+        startsAt: new Date(w.startsAt),
+        deadlineAt: new Date(w.deadlineAt),
+      })),
     );
+    let written: number;
     try {
-      await insertTargets(ctx, rollout!.id, rows, !input.draft, now);
+      written = await insertTargets(
+        ctx,
+        { rolloutId: rollout!.id, releaseId: release.release.id, waveOf },
+        !input.draft,
+        now,
+      );
     } catch (e) {
       // Another rollout reserved one of these sites between our check and our write.
       if (isUniqueViolation(e))
@@ -149,10 +157,10 @@ export async function createRollout({
         rolloutId: rollout!.id,
         kind: 'created',
         to: state,
-        reason: `${release.release.version} to ${rows.length} sites in ${waves.length} wave(s)`,
+        reason: `${release.release.version} to ${written} sites in ${input.waves.length} wave(s)`,
       },
       now,
     );
-    return { id: rollout!.id, state, seed, sites: rows.length };
+    return { id: rollout!.id, state, seed, sites: written };
   });
 }

@@ -111,6 +111,10 @@ export function assignWaves(
   return { waves: planned, unknownCodes };
 }
 
+/**
+ * Every site a plan draws from, as rows. Preview and create resolve waves in SQL (`resolve.ts`); this
+ * and `assignWaves` stay as the reference they are tested against, and as the benchmark's baseline.
+ */
 export async function loadPlanSites(ctx: ServiceCtx): Promise<PlanSite[]> {
   return ctx.db
     .select({
@@ -225,7 +229,7 @@ export async function sizeModel(
   }
   return {
     full,
-    forSite(s: PlanSite): { bytes: number; delta: boolean } {
+    forSite(s: Pick<PlanSite, 'reportedReleaseId'>): { bytes: number; delta: boolean } {
       if (s.reportedReleaseId === target.release.id) return { bytes: 0, delta: false };
       const d = s.reportedReleaseId ? delta.get(s.reportedReleaseId) : undefined;
       return d === undefined ? { bytes: full, delta: false } : { bytes: d, delta: true };
