@@ -26,7 +26,7 @@ export async function createUser({ ctx, input }: { ctx: ServiceCtx; input: Creat
   const passwordHash = await hashPassword(input.password ?? generated!);
   return inTransaction(ctx, async (ctx) => {
     let [user] = await ctx.db.select().from(users).where(eq(users.email, email)).limit(1);
-    let initialPassword: string | null = null;
+    let initialPassword: string | null;
     if (!user) {
       [user] = await ctx.db
         .insert(users)
