@@ -1,6 +1,5 @@
-import { boolean, index, integer, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
-import { organizations } from './accounts.ts';
-import { sites } from './sites.ts';
+import { boolean, index, integer, pgTable, primaryKey, text, uuid } from 'drizzle-orm/pg-core';
+import { orgId, siteId, timestamptz } from './columns.ts';
 
 /**
  * Rollup of the report history for "adoption over time": one row per run of reports of the same
@@ -13,15 +12,11 @@ import { sites } from './sites.ts';
 export const siteVersionSpans = pgTable(
   'site_version_spans',
   {
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
-    siteId: uuid('site_id')
-      .notNull()
-      .references(() => sites.id, { onDelete: 'cascade' }),
+    orgId: orgId(),
+    siteId: siteId(),
     version: text('version'),
-    validFrom: timestamp('valid_from', { withTimezone: true, precision: 3 }).notNull(),
-    validTo: timestamp('valid_to', { withTimezone: true, precision: 3 }),
+    validFrom: timestamptz('valid_from').notNull(),
+    validTo: timestamptz('valid_to'),
     /** Whether this run is in `fleet_adoption_deltas` (its site was not archived); kept by triggers (migration 0009). */
     counted: boolean('counted').notNull().default(false),
   },

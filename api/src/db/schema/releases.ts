@@ -1,17 +1,7 @@
 import { sql } from 'drizzle-orm';
-import {
-  pgTable,
-  uuid,
-  text,
-  timestamp,
-  jsonb,
-  integer,
-  bigint,
-  uniqueIndex,
-  index,
-} from 'drizzle-orm/pg-core';
-import { organizations, users } from './accounts.ts';
+import { pgTable, uuid, text, jsonb, integer, bigint, uniqueIndex, index } from 'drizzle-orm/pg-core';
 import { releases } from './sites.ts';
+import { createdAt, id, orgId, updatedAt, userRef } from './columns.ts';
 
 /**
  * Content-addressed objects in the object store (`blobs/sha256/<hex>`): image layers and configs,
@@ -23,22 +13,20 @@ export const artifacts = pgTable('artifacts', {
   size: bigint('size', { mode: 'number' }).notNull(),
   mediaType: text('media_type').notNull(),
   key: text('key').notNull(),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  createdAt: createdAt(),
 });
 
 /** Credentials for a private registry, per organisation; the secret is sealed (lib/secret-box.ts). */
 export const registryCredentials = pgTable(
   'registry_credentials',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     registry: text('registry').notNull(),
     username: text('username'),
     secretSealed: text('secret_sealed').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (t) => [uniqueIndex('registry_credentials_org_registry_uq').on(t.orgId, t.registry)],
 );
@@ -46,10 +34,8 @@ export const registryCredentials = pgTable(
 export const contentPackages = pgTable(
   'content_packages',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     name: text('name').notNull(),
     version: text('version').notNull(),
     sha256: text('sha256')
@@ -58,8 +44,8 @@ export const contentPackages = pgTable(
     size: bigint('size', { mode: 'number' }).notNull(),
     entries: integer('entries').notNull(),
     uncompressedSize: bigint('uncompressed_size', { mode: 'number' }).notNull(),
-    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdBy: userRef('created_by'),
+    createdAt: createdAt(),
   },
   (t) => [uniqueIndex('content_packages_org_name_version_uq').on(t.orgId, t.name, t.version)],
 );
@@ -74,10 +60,8 @@ export interface LayerRef {
 export const releaseImages = pgTable(
   'release_images',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     releaseId: uuid('release_id')
       .notNull()
       .references(() => releases.id, { onDelete: 'cascade' }),
@@ -97,7 +81,7 @@ export const releaseImages = pgTable(
       .default(sql`'[]'::jsonb`),
     totalSize: bigint('total_size', { mode: 'number' }).notNull(),
     position: integer('position').notNull().default(0),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (t) => [
     uniqueIndex('release_images_release_name_uq').on(t.releaseId, t.name),
