@@ -1,11 +1,11 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import { createRoute, z } from '@hono/zod-openapi';
 import { setCookie, deleteCookie } from 'hono/cookie';
 import { and, asc, eq } from 'drizzle-orm';
-import type { AppEnv, AppContext } from './env.ts';
-import { errors, jsonBody, jsonResponse, Language, Password, Role } from './schemas.ts';
+import type { AppContext } from './env.ts';
+import { errors, jsonBody, jsonResponse, Language, okResponse, Password, Role } from './schemas.ts';
 import { login, csrfFor, SESSION_TTL_MS } from '../services/auth/login.ts';
 import { endSession } from '../services/auth/resolve.ts';
-import { authenticate, SESSION_COOKIE, serviceCtx } from './auth-middleware.ts';
+import { authenticatedRouter, SESSION_COOKIE, serviceCtx } from './auth-middleware.ts';
 import { memberships, organizations, users } from '../db/schema/index.ts';
 import { recordAudit } from '../services/audit/record.ts';
 import { AppError } from '../lib/errors.ts';
@@ -147,11 +147,9 @@ const InviteDescription = z
     sites: z.number().int(),
     language: Language.nullable(),
     expiresAt: z.string(),
-    hasAccount: z
-      .boolean()
-      .openapi({
-        description: 'True when this address already has an Outpost account: accept with its password',
-      }),
+    hasAccount: z.boolean().openapi({
+      description: 'True when this address already has an Outpost account: accept with its password',
+    }),
   })
   .openapi('InviteDescription');
 const AcceptInviteInput = z
@@ -164,12 +162,7 @@ const AcceptInviteInput = z
   .strict()
   .openapi('AcceptInviteInput');
 
-const authBase = new OpenAPIHono<AppEnv>();
-authBase.use('/auth/logout', authenticate);
-authBase.use('/me', authenticate);
-authBase.use('/me/password', authenticate);
-
-export const authRoutes = authBase
+export const authRoutes = authenticatedRouter('/auth/logout', '/me', '/me/password')
   .openapi(
     createRoute({
       method: 'post',
@@ -197,7 +190,7 @@ export const authRoutes = authBase
       path: '/auth/logout',
       tags: ['auth'],
       summary: 'End the current session',
-      responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }), 'Signed out'), ...errors(401, 403) },
+      responses: { 200: okResponse('Signed out'), ...errors(401, 403) },
     }),
     async (c) => {
       const p = c.var.principal;
@@ -282,7 +275,7 @@ export const authRoutes = authBase
         ),
       },
       responses: {
-        200: jsonResponse(z.object({ ok: z.literal(true) }), 'Changed'),
+        200: okResponse('Changed'),
         ...errors(400, 401, 403),
       },
     }),
