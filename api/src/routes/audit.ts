@@ -1,7 +1,6 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './app-env.ts';
-import { errors, jsonResponse, PageQuery } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import { errors, jsonResponse, PageQuery, listOf, pageOf } from './schemas.ts';
+import { serviceCtx, authenticatedRouter } from './auth-middleware.ts';
 import { auditActors, listAudit } from '../services/audit/list.ts';
 
 const AuditEntry = z
@@ -17,19 +16,14 @@ const AuditEntry = z
     actorEmail: z.string().nullable(),
     actorName: z.string().nullable(),
     requestId: z.string().nullable(),
-    objectLabel: z
-      .string()
-      .nullable()
-      .openapi({
-        description:
-          "The object's name in words (a site's code and name, a release's version, a person's e-mail), when it still exists",
-      }),
+    objectLabel: z.string().nullable().openapi({
+      description:
+        "The object's name in words (a site's code and name, a release's version, a person's e-mail), when it still exists",
+    }),
   })
   .openapi('AuditEntry');
 
-const auditBase = new OpenAPIHono<AppEnv>();
-auditBase.use('/audit', authenticate);
-auditBase.use('/audit/actors', authenticate);
+const auditBase = authenticatedRouter('/audit', '/audit/actors');
 
 const AuditQuery = PageQuery.extend({
   actor: z.uuid().optional().openapi({ description: 'Only what this person did' }),
@@ -55,10 +49,7 @@ export const auditRoutes = auditBase
       summary: 'Who changed what, newest first',
       request: { query: AuditQuery },
       responses: {
-        200: jsonResponse(
-          z.object({ items: z.array(AuditEntry), nextCursor: z.string().nullable() }),
-          'A page of the audit log',
-        ),
+        200: jsonResponse(pageOf(AuditEntry), 'A page of the audit log'),
         ...errors(400, 401, 403),
       },
     }),
@@ -73,7 +64,7 @@ export const auditRoutes = auditBase
       summary: 'The people who appear in the audit log (for its filter)',
       responses: {
         200: jsonResponse(
-          z.object({ items: z.array(z.object({ id: z.string(), email: z.string(), name: z.string() })) }),
+          listOf(z.object({ id: z.string(), email: z.string(), name: z.string() })),
           'People',
         ),
         ...errors(401, 403),

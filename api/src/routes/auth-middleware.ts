@@ -1,3 +1,4 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { getCookie } from 'hono/cookie';
 import { createMiddleware } from 'hono/factory';
 import type { AppEnv, AppContext } from './app-env.ts';
@@ -45,6 +46,21 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   c.set('sessionToken', cookie);
   return next();
 });
+
+/**
+ * For paths another router may have authenticated already (routes/sites.ts covers /sites/*, and is
+ * mounted first): once is enough.
+ */
+export const authenticateOnce = createMiddleware<AppEnv>((c, next) =>
+  c.get('principal') ? next() : authenticate(c, next),
+);
+
+/** A router whose `paths` (Hono path patterns) are for signed-in callers only. */
+export function authenticatedRouter(...paths: string[]) {
+  const router = new OpenAPIHono<AppEnv>();
+  for (const path of paths) router.use(path, authenticate);
+  return router;
+}
 
 /** The service context for this request, after checking the caller's role allows `permission`. */
 export function serviceCtx(c: AppContext, permission: Permission): ServiceCtx {

@@ -1,12 +1,12 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import { createRoute, z } from '@hono/zod-openapi';
 import { setCookie, deleteCookie } from 'hono/cookie';
 import { and, eq } from 'drizzle-orm';
-import type { AppEnv, AppContext } from './app-env.ts';
-import { errors, jsonBody, jsonResponse, Language, Password, Role } from './schemas.ts';
+import type { AppContext } from './app-env.ts';
+import { errors, jsonBody, jsonResponse, Language, Password, Role, okResponse } from './schemas.ts';
 import { login, SESSION_TTL_MS } from '../services/auth/login.ts';
 import { endSession } from '../services/auth/resolve.ts';
 import { describeMe } from '../services/auth/me.ts';
-import { authenticate, SESSION_COOKIE, serviceCtx } from './auth-middleware.ts';
+import { SESSION_COOKIE, serviceCtx, authenticatedRouter } from './auth-middleware.ts';
 import { memberships } from '../db/schema/index.ts';
 import { recordAudit } from '../services/audit/record.ts';
 import { AppError } from '../lib/errors.ts';
@@ -129,12 +129,7 @@ const AcceptInviteInput = z
   .strict()
   .openapi('AcceptInviteInput');
 
-const authBase = new OpenAPIHono<AppEnv>();
-authBase.use('/auth/logout', authenticate);
-authBase.use('/me', authenticate);
-authBase.use('/me/password', authenticate);
-
-export const authRoutes = authBase
+export const authRoutes = authenticatedRouter('/auth/logout', '/me', '/me/password')
   .openapi(
     createRoute({
       method: 'post',
@@ -162,7 +157,7 @@ export const authRoutes = authBase
       path: '/auth/logout',
       tags: ['auth'],
       summary: 'End the current session',
-      responses: { 200: jsonResponse(z.object({ ok: z.literal(true) }), 'Signed out'), ...errors(401, 403) },
+      responses: { 200: okResponse('Signed out'), ...errors(401, 403) },
     }),
     async (c) => {
       const p = c.var.principal;
@@ -247,7 +242,7 @@ export const authRoutes = authBase
         ),
       },
       responses: {
-        200: jsonResponse(z.object({ ok: z.literal(true) }), 'Changed'),
+        200: okResponse('Changed'),
         ...errors(400, 401, 403),
       },
     }),

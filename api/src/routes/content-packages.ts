@@ -1,7 +1,6 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './app-env.ts';
-import { ErrorEnvelope, errors, IdParam, jsonResponse, PageQuery } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import { ErrorEnvelope, errors, IdParam, jsonResponse, PageQuery, pageOf } from './schemas.ts';
+import { serviceCtx, authenticatedRouter } from './auth-middleware.ts';
 import { AppError } from '../lib/errors.ts';
 import {
   getContentPackage,
@@ -13,25 +12,22 @@ import {
 export const CONTENT_UPLOAD_PATH = '/api/v1/content-packages';
 export const DEFAULT_MAX_CONTENT_BYTES = 512 * 1024 * 1024;
 
-const ContentPackage = z
-  .object({
-    id: z.string(),
-    name: z.string(),
-    version: z.string(),
-    sha256: z.string(),
-    size: z.number(),
-    entries: z.number(),
-    uncompressedSize: z.number(),
-    createdBy: z.string().nullable(),
-    createdAt: z.string(),
-  })
-  .openapi('ContentPackage');
+/** What a release shows of its content package (routes/releases.ts). */
+export const ContentPackageBrief = z.object({
+  id: z.string(),
+  name: z.string(),
+  version: z.string(),
+  sha256: z.string(),
+  size: z.number(),
+  entries: z.number(),
+});
+const ContentPackage = ContentPackageBrief.extend({
+  uncompressedSize: z.number(),
+  createdBy: z.string().nullable(),
+  createdAt: z.string(),
+}).openapi('ContentPackage');
 
-const base = new OpenAPIHono<AppEnv>();
-base.use('/content-packages', authenticate);
-base.use('/content-packages/*', authenticate);
-
-export const contentPackageRoutes = base
+export const contentPackageRoutes = authenticatedRouter('/content-packages', '/content-packages/*')
   .openapi(
     createRoute({
       method: 'post',
@@ -95,10 +91,7 @@ export const contentPackageRoutes = base
       summary: 'Content packages, newest first',
       request: { query: PageQuery },
       responses: {
-        200: jsonResponse(
-          z.object({ items: z.array(ContentPackage), nextCursor: z.string().nullable() }),
-          'A page of packages',
-        ),
+        200: jsonResponse(pageOf(ContentPackage), 'A page of packages'),
         ...errors(400, 401),
       },
     }),

@@ -236,16 +236,14 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
       }
       if (bundleCompose) {
         // An older bundle with another compose file first: only the latest ready one counts.
-        await h.db
-          .insert(bundles)
-          .values({
-            orgId,
-            siteId: site.id,
-            releaseId: releaseIds.get(last!.version)!,
-            state: 'ready',
-            readyAt: new Date(now - 40 * DAY),
-            manifest: { files: [{ path: 'compose/docker-compose.yml', size: 1, sha256: 'e'.repeat(64) }] },
-          });
+        await h.db.insert(bundles).values({
+          orgId,
+          siteId: site.id,
+          releaseId: releaseIds.get(last!.version)!,
+          state: 'ready',
+          readyAt: new Date(now - 40 * DAY),
+          manifest: { files: [{ path: 'compose/docker-compose.yml', size: 1, sha256: 'e'.repeat(64) }] },
+        });
         await h.db.insert(bundles).values({
           orgId,
           siteId: site.id,
@@ -306,11 +304,15 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
     }
   }
 
-  function allFigures(s: any) {
-    return [s.sites, ...Object.values(s.status), ...s.behind, ...Object.values(s.drift), ...s.versions] as {
-      count: number;
-      filter: Record<string, unknown> | null;
-    }[];
+  type Figure = { count: number; filter: Record<string, unknown> | null };
+  function allFigures(s: {
+    sites: Figure;
+    status: Record<string, Figure>;
+    behind: Figure[];
+    drift: Record<string, Figure>;
+    versions: Figure[];
+  }): Figure[] {
+    return [s.sites, ...Object.values(s.status), ...s.behind, ...Object.values(s.drift), ...s.versions];
   }
 
   describe('happy', () => {
@@ -658,17 +660,15 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
         reportedAt: new Date(),
         reportedStatus: 'healthy',
       });
-      await h.db
-        .insert(siteReports)
-        .values({
-          orgId: other.id,
-          siteId: s.id,
-          source: 'heartbeat',
-          version: '9.0.0',
-          status: 'healthy',
-          idempotencyKey: 'other-1',
-          reportedAt: new Date(),
-        });
+      await h.db.insert(siteReports).values({
+        orgId: other.id,
+        siteId: s.id,
+        source: 'heartbeat',
+        version: '9.0.0',
+        status: 'healthy',
+        idempotencyKey: 'other-1',
+        reportedAt: new Date(),
+      });
       await rebuildVersionSpans(h.db, { siteIds: [s.id] });
       const mine = await get('/api/v1/fleet/overview');
       expect(mine.summary.sites.count).toBe(live().length);

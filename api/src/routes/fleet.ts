@@ -1,7 +1,6 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './app-env.ts';
-import { errors, jsonResponse } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import { errors, jsonResponse, listOf } from './schemas.ts';
+import { serviceCtx, authenticatedRouter } from './auth-middleware.ts';
 import { CONNECTIVITY } from '../services/sites/input.ts';
 import { LAYERS } from '../services/fleet/drift.ts';
 import {
@@ -19,15 +18,9 @@ export const FleetQuery = z.object({
   district: z.string().trim().min(1).max(100).optional(),
   tag: z.string().trim().min(1).max(50).optional(),
   connectivity: z.enum(CONNECTIVITY).optional(),
-  silentDays: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(3650)
-    .optional()
-    .openapi({
-      description: 'A site is silent when its last report is older than this many days (default 7)',
-    }),
+  silentDays: z.coerce.number().int().min(1).max(3650).optional().openapi({
+    description: 'A site is silent when its last report is older than this many days (default 7)',
+  }),
 });
 
 const ListFilter = z
@@ -52,12 +45,10 @@ const Figures = {
   sites: Figure,
   status: z.record(z.enum(STATUSES as [string, ...string[]]), Figure),
   behind: z.array(Figure.extend({ by: z.number().openapi({ description: '1, 2, or 3 meaning 3 or more' }) })),
-  drift: z
-    .record(z.enum(LAYERS), Figure)
-    .openapi({
-      description:
-        'Sites whose reported content package, compose file or scripts differ from what their release carries',
-    }),
+  drift: z.record(z.enum(LAYERS), Figure).openapi({
+    description:
+      'Sites whose reported content package, compose file or scripts differ from what their release carries',
+  }),
   versions: z.array(
     z.object({
       version: z.string().nullable(),
@@ -102,10 +93,7 @@ const BehindSite = SiteBrief.extend({
   versionsBehind: z.number(),
 }).openapi('FleetBehindSite');
 
-const base = new OpenAPIHono<AppEnv>();
-base.use('/fleet/*', authenticate);
-
-export const fleetRoutes = base
+export const fleetRoutes = authenticatedRouter('/fleet/*')
   .openapi(
     createRoute({
       method: 'get',
@@ -198,12 +186,9 @@ export const fleetRoutes = base
           z
             .object({
               days: z.array(z.string()),
-              reporting: z
-                .array(z.number())
-                .openapi({
-                  description:
-                    "Per day, the sites in view that had reported by then (the share's denominator)",
-                }),
+              reporting: z.array(z.number()).openapi({
+                description: "Per day, the sites in view that had reported by then (the share's denominator)",
+              }),
               series: z.array(
                 z.object({ version: z.string(), counts: z.array(z.number()), filter: ListFilter }),
               ),
@@ -225,7 +210,7 @@ export const fleetRoutes = base
       summary: 'The sites furthest behind their target',
       request: { query: FleetQuery.extend({ limit: z.coerce.number().int().min(1).max(100).default(20) }) },
       responses: {
-        200: jsonResponse(z.object({ items: z.array(BehindSite) }).openapi('FleetBehind'), 'Sites'),
+        200: jsonResponse(listOf(BehindSite).openapi('FleetBehind'), 'Sites'),
         ...errors(400, 401),
       },
     }),

@@ -1,7 +1,16 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './app-env.ts';
-import { Email, errors, IdParam, jsonBody, jsonResponse, Language, Role } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import {
+  Email,
+  errors,
+  IdParam,
+  jsonBody,
+  jsonResponse,
+  Language,
+  Role,
+  listOf,
+  okResponse,
+} from './schemas.ts';
+import { serviceCtx, authenticatedRouter } from './auth-middleware.ts';
 import { createInvite } from '../services/invites/create.ts';
 import { listInvites, revokeInvite } from '../services/invites/list.ts';
 import { inviteLink } from '../services/invites/token.ts';
@@ -40,12 +49,8 @@ const CreateInviteInput = z
   .strict()
   .openapi('CreateInviteInput');
 
-const base = new OpenAPIHono<AppEnv>();
 // Only the admin's routes: /invites/lookup and /invites/accept (routes/auth.ts) are for people not signed in yet.
-base.use('/invites', authenticate);
-base.use('/invites/:id{[0-9a-fA-F-]{36}}', authenticate);
-
-export const inviteRoutes = base
+export const inviteRoutes = authenticatedRouter('/invites', '/invites/:id{[0-9a-fA-F-]{36}}')
   .openapi(
     createRoute({
       method: 'get',
@@ -53,7 +58,7 @@ export const inviteRoutes = base
       tags: ['invites'],
       summary: "The organisation's invitations, newest first",
       responses: {
-        200: jsonResponse(z.object({ items: z.array(Invite) }), 'Invitations'),
+        200: jsonResponse(listOf(Invite), 'Invitations'),
         ...errors(401, 403),
       },
     }),
@@ -71,11 +76,9 @@ export const inviteRoutes = base
         201: jsonResponse(
           z.object({
             invite: Invite,
-            link: z
-              .string()
-              .openapi({
-                description: 'The one-time link, shown once: copy it to the person if no e-mail was sent',
-              }),
+            link: z.string().openapi({
+              description: 'The one-time link, shown once: copy it to the person if no e-mail was sent',
+            }),
             emailed: z.boolean(),
             emailProblem: z
               .string()
@@ -121,7 +124,7 @@ export const inviteRoutes = base
       summary: 'Withdraw an invitation that was not used yet',
       request: { params: IdParam },
       responses: {
-        200: jsonResponse(z.object({ ok: z.literal(true) }), 'Withdrawn'),
+        200: okResponse('Withdrawn'),
         ...errors(401, 403, 404),
       },
     }),

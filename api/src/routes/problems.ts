@@ -1,8 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from './app-env.ts';
-import { errors, jsonBody, jsonResponse } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { errors, jsonBody, jsonResponse, listOf } from './schemas.ts';
+import { serviceCtx, authenticateOnce } from './auth-middleware.ts';
 import { listProblems, reportProblem, resolveProblem } from '../services/problems/problems.ts';
 
 const Problem = z
@@ -38,11 +37,9 @@ const ProblemParam = SiteParam.extend({
   problemId: z.uuid().openapi({ param: { name: 'problemId', in: 'path' } }),
 });
 
-// routes/sites.ts authenticates /sites/* already when mounted before this; once is enough.
-const authOnce = createMiddleware<AppEnv>((c, next) => (c.get('principal') ? next() : authenticate(c, next)));
 const base = new OpenAPIHono<AppEnv>();
-base.use('/sites/:id/problems', authOnce);
-base.use('/sites/:id/problems/*', authOnce);
+base.use('/sites/:id/problems', authenticateOnce);
+base.use('/sites/:id/problems/*', authenticateOnce);
 
 export const problemRoutes = base
   .openapi(
@@ -53,7 +50,7 @@ export const problemRoutes = base
       summary: 'Problems reported from the site, open ones first',
       request: { params: SiteParam, query: z.object({ open: z.enum(['true', 'false']).optional() }) },
       responses: {
-        200: jsonResponse(z.object({ items: z.array(Problem) }), 'Problems'),
+        200: jsonResponse(listOf(Problem), 'Problems'),
         ...errors(400, 401, 404),
       },
     }),

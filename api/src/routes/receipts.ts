@@ -1,7 +1,6 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './app-env.ts';
+import { createRoute, z } from '@hono/zod-openapi';
 import { errors, jsonBody, jsonResponse } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { authenticatedRouter, serviceCtx } from './auth-middleware.ts';
 import { RateLimiter } from '../lib/rate-limit.ts';
 import { AppError } from '../lib/errors.ts';
 import { submitReceiptCode, submitReceiptFile } from '../services/receipts/submit.ts';
@@ -30,11 +29,15 @@ const ReceiptResult = z
 
 const WRONG_CODES_PER_HOUR = 10;
 
+/** A code and a file answer alike: 201 the first time, 200 when that receipt was recorded already. */
+const recorded = {
+  201: jsonResponse(ReceiptResult, 'Recorded'),
+  200: jsonResponse(ReceiptResult, 'Already recorded earlier'),
+};
+
 export function receiptRoutes() {
   const failures = new RateLimiter(WRONG_CODES_PER_HOUR, 3600_000);
-  const base = new OpenAPIHono<AppEnv>();
-  base.use('/receipts', authenticate);
-  base.use('/receipts/*', authenticate);
+  const base = authenticatedRouter('/receipts', '/receipts/*');
   return base
     .openapi(
       createRoute({
@@ -46,13 +49,9 @@ export function receiptRoutes() {
           'See docs/receipt-codes.md. A mistyped code is refused before any check against the key; repeating a recorded code is harmless.',
         request: { body: jsonBody(ReceiptCodeInput) },
         responses: {
-          201: jsonResponse(ReceiptResult, 'Recorded'),
-          200: jsonResponse(ReceiptResult, 'Already recorded earlier'),
+          ...recorded,
           ...errors(400, 401, 403, 404, 409, 429),
-          422: {
-            description: 'The code does not match this site',
-            content: { 'application/json': { schema: z.any() } },
-          },
+          422: jsonResponse(z.any(), 'The code does not match this site'),
         },
       }),
       async (c) => {
@@ -71,13 +70,9 @@ export function receiptRoutes() {
         tags: ['receipts'],
         summary: 'Upload the receipt file the install wrote (its exact bytes, application/json)',
         responses: {
-          201: jsonResponse(ReceiptResult, 'Recorded'),
-          200: jsonResponse(ReceiptResult, 'Already recorded earlier'),
+          ...recorded,
           ...errors(400, 401, 403, 404, 413, 429),
-          422: {
-            description: 'The file was changed or is not for this site',
-            content: { 'application/json': { schema: z.any() } },
-          },
+          422: jsonResponse(z.any(), 'The file was changed or is not for this site'),
         },
       }),
       async (c) => {

@@ -1,7 +1,6 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './app-env.ts';
-import { errors, IdParam, jsonBody, jsonResponse } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import { errors, IdParam, jsonBody, jsonResponse, listOf, okResponse } from './schemas.ts';
+import { serviceCtx, authenticatedRouter } from './auth-middleware.ts';
 import {
   deleteRegistryCredential,
   listRegistryCredentials,
@@ -32,11 +31,7 @@ const SaveInput = z
   ])
   .openapi('SaveRegistryCredentialInput');
 
-const base = new OpenAPIHono<AppEnv>();
-base.use('/registry-credentials', authenticate);
-base.use('/registry-credentials/*', authenticate);
-
-export const registryRoutes = base
+export const registryRoutes = authenticatedRouter('/registry-credentials', '/registry-credentials/*')
   .openapi(
     createRoute({
       method: 'get',
@@ -44,7 +39,7 @@ export const registryRoutes = base
       tags: ['releases'],
       summary: 'Registries the organisation has credentials for (never the secrets)',
       responses: {
-        200: jsonResponse(z.object({ items: z.array(RegistryCredential) }), 'Credentials'),
+        200: jsonResponse(listOf(RegistryCredential), 'Credentials'),
         ...errors(401, 403),
       },
     }),
@@ -78,7 +73,7 @@ export const registryRoutes = base
       summary: 'Forget the credentials for a registry',
       request: { params: IdParam },
       responses: {
-        200: jsonResponse(z.object({ ok: z.literal(true) }), 'Deleted'),
+        200: okResponse('Deleted'),
         ...errors(400, 401, 403, 404),
       },
     }),

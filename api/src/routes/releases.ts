@@ -1,7 +1,7 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './app-env.ts';
-import { errors, IdParam, jsonBody, jsonResponse } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import { errors, IdParam, jsonBody, jsonResponse, listOf, okResponse } from './schemas.ts';
+import { serviceCtx, authenticatedRouter } from './auth-middleware.ts';
+import { ContentPackageBrief } from './content-packages.ts';
 import { listReleases, releaseDiff } from '../services/releases/list.ts';
 import { loadRelease, toReleaseView } from '../services/releases/view.ts';
 import {
@@ -55,16 +55,7 @@ const Release = Summary.extend({
   notes: z.string(),
   composeTemplate: z.string().nullable(),
   images: z.array(Image),
-  contentPackage: z
-    .object({
-      id: z.string(),
-      name: z.string(),
-      version: z.string(),
-      sha256: z.string(),
-      size: z.number(),
-      entries: z.number(),
-    })
-    .nullable(),
+  contentPackage: ContentPackageBrief.nullable(),
 }).openapi('Release');
 
 const Platform = z
@@ -146,11 +137,7 @@ const Diff = z
   })
   .openapi('ReleaseDiff');
 
-const base = new OpenAPIHono<AppEnv>();
-base.use('/releases', authenticate);
-base.use('/releases/*', authenticate);
-
-export const releaseRoutes = base
+export const releaseRoutes = authenticatedRouter('/releases', '/releases/*')
   .openapi(
     createRoute({
       method: 'get',
@@ -161,23 +148,14 @@ export const releaseRoutes = base
         query: z.object({
           state: z.enum(STATES).optional(),
           channel: z.string().max(40).optional(),
-          version: z
-            .string()
-            .trim()
-            .min(1)
-            .max(64)
-            .optional()
-            .openapi({
-              description: 'Only this version (a leading v is ignored: v2.4.1 finds 2.4.1)',
-              example: '2.4.1',
-            }),
+          version: z.string().trim().min(1).max(64).optional().openapi({
+            description: 'Only this version (a leading v is ignored: v2.4.1 finds 2.4.1)',
+            example: '2.4.1',
+          }),
         }),
       },
       responses: {
-        200: jsonResponse(
-          z.object({ items: z.array(Summary.extend({ behindLatest: z.number() })) }),
-          'Releases',
-        ),
+        200: jsonResponse(listOf(Summary.extend({ behindLatest: z.number() })), 'Releases'),
         ...errors(400, 401),
       },
     }),
@@ -239,7 +217,7 @@ export const releaseRoutes = base
       summary: 'Delete a draft',
       request: { params: IdParam },
       responses: {
-        200: jsonResponse(z.object({ ok: z.literal(true) }), 'Deleted'),
+        200: okResponse('Deleted'),
         ...errors(400, 401, 403, 404, 409),
       },
     }),

@@ -1,8 +1,8 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import { createMiddleware } from 'hono/factory';
-import type { AppEnv, AppContext } from './app-env.ts';
-import { errors, IdParam, jsonBody, jsonResponse } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import type { AppContext } from './app-env.ts';
+import { errors, IdParam, jsonBody, jsonResponse, listOf, optionalJsonBody } from './schemas.ts';
+import { serviceCtx, authenticatedRouter, authenticateOnce } from './auth-middleware.ts';
+import { csvAttachment } from './csv.ts';
 import { AppError, ForbiddenError, ValidationError } from '../lib/errors.ts';
 import type { Permission } from '../services/auth/roles.ts';
 import { CreateRolloutInput, PlanInput, PolicyInput } from './rollout-input.ts';
@@ -238,21 +238,15 @@ const Delivery = z
   })
   .openapi('WebhookDelivery');
 
-const base = new OpenAPIHono<AppEnv>();
-for (const p of [
+const base = authenticatedRouter(
   '/rollouts',
   '/rollouts/*',
   '/blackout-dates',
   '/blackout-dates/*',
   '/webhooks',
   '/webhooks/*',
-])
-  base.use(p, authenticate);
-// routes/sites.ts may have authenticated /sites/* already; once is enough.
-base.use(
-  '/sites/:id/rollout',
-  createMiddleware<AppEnv>((c, next) => (c.get('principal') ? next() : authenticate(c, next))),
 );
+base.use('/sites/:id/rollout', authenticateOnce);
 
 const SiteRollout = z
   .object({
@@ -272,7 +266,10 @@ const SiteRollout = z
   })
   .openapi('SiteRollout');
 
-// Control bodies are optional and read by optionalJson (below); the schema here documents them.
+const controlResponses = {
+  200: jsonResponse(Moved.passthrough(), 'Done'),
+  ...errors(400, 401, 403, 404, 409, 422),
+};
 const control = <P extends string>(path: P, summary: string) =>
   createRoute({
     method: 'post',
@@ -280,21 +277,41 @@ const control = <P extends string>(path: P, summary: string) =>
     tags: ['rollouts'],
     summary,
     request: { params: IdParam },
-    responses: { 200: jsonResponse(Moved.passthrough(), 'Done'), ...errors(400, 401, 403, 404, 409, 422) },
+    responses: controlResponses,
   });
+// Control bodies are optional and read by optionalJson (below); the schema here documents them.
 const controlWithBody = <P extends string, B extends z.ZodType>(path: P, summary: string, body: B) =>
   createRoute({
     method: 'post',
     path: `/rollouts/{id}/${path}` as `/rollouts/{id}/${P}`,
     tags: ['rollouts'],
     summary,
-    request: {
-      params: IdParam,
-      body: { required: false, content: { 'application/json': { schema: body } } },
-    },
-    responses: { 200: jsonResponse(Moved.passthrough(), 'Done'), ...errors(400, 401, 403, 404, 409, 422) },
+    request: { params: IdParam, body: optionalJsonBody(body) },
+    responses: controlResponses,
+  });
+/** DELETE of one object by id: 204, nothing to say. */
+const removeRoute = <P extends string>(path: P, tag: string, summary: string) =>
+  createRoute({
+    method: 'delete',
+    path,
+    tags: [tag],
+    summary,
+    request: { params: IdParam },
+    responses: { 204: { description: 'Removed' }, ...errors(400, 401, 403, 404) },
   });
 const ResumeInput = z.object({ deadlineAt: z.iso.datetime({ offset: true }).optional() }).strict();
+const RetryInput = z.object({ siteIds: z.array(z.uuid()).max(100_000).optional() }).strict();
+const RollbackInput = z
+  .object({
+    releaseId: z.uuid().optional(),
+    deadlineHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 90)
+      .optional(),
+  })
+  .strict();
 
 export const rolloutRoutes = base
   .openapi(
@@ -351,7 +368,7 @@ export const rolloutRoutes = base
       tags: ['rollouts'],
       summary: 'Rollouts, newest first, with counts per target state',
       responses: {
-        200: jsonResponse(z.object({ items: z.array(RolloutSummary) }), 'Rollouts'),
+        200: jsonResponse(listOf(RolloutSummary), 'Rollouts'),
         ...errors(401, 403),
       },
     }),
@@ -411,15 +428,8 @@ export const rolloutRoutes = base
       },
     }),
     async (c) => {
-      const { filename, stream } = await exportAttentionCsv({
-        ctx: ctxFor(c, 'fleet:read'),
-        input: c.req.valid('param'),
-      });
-      return c.body(stream, 200, {
-        'Content-Type': 'text/csv; charset=utf-8',
-        'Content-Disposition': `attachment; filename="${filename}"`,
-        'Cache-Control': 'no-store',
-      });
+      const file = await exportAttentionCsv({ ctx: ctxFor(c, 'fleet:read'), input: c.req.valid('param') });
+      return csvAttachment(c, file);
     },
   )
   .openapi(controlWithBody('pause', 'Pause: no further site is asked to install', Reason), async (c) =>
@@ -467,17 +477,7 @@ export const rolloutRoutes = base
       path: '/rollouts/{id}/retry',
       tags: ['rollouts'],
       summary: 'Try failed, rolled-back and overdue sites again (all, or the ones named)',
-      request: {
-        params: IdParam,
-        body: {
-          required: false,
-          content: {
-            'application/json': {
-              schema: z.object({ siteIds: z.array(z.uuid()).max(100_000).optional() }).strict(),
-            },
-          },
-        },
-      },
+      request: { params: IdParam, body: optionalJsonBody(RetryInput) },
       responses: {
         200: jsonResponse(z.object({ id: z.string(), retried: z.number() }), 'Done'),
         ...errors(400, 401, 403, 404, 409),
@@ -487,13 +487,7 @@ export const rolloutRoutes = base
       c.json(
         await retryTargets({
           ctx: ctxFor(c, 'fleet:write'),
-          input: {
-            ...c.req.valid('param'),
-            ...(await optionalJson(
-              c,
-              z.object({ siteIds: z.array(z.uuid()).max(100_000).optional() }).strict(),
-            )),
-          },
+          input: { ...c.req.valid('param'), ...(await optionalJson(c, RetryInput)) },
         }),
         200,
       ),
@@ -531,27 +525,7 @@ export const rolloutRoutes = base
       tags: ['rollouts'],
       summary:
         'Roll back: a new rollout of the previous release to exactly the sites that installed this one',
-      request: {
-        params: IdParam,
-        body: {
-          required: false,
-          content: {
-            'application/json': {
-              schema: z
-                .object({
-                  releaseId: z.uuid().optional(),
-                  deadlineHours: z
-                    .number()
-                    .int()
-                    .min(1)
-                    .max(24 * 90)
-                    .optional(),
-                })
-                .strict(),
-            },
-          },
-        },
-      },
+      request: { params: IdParam, body: optionalJsonBody(RollbackInput) },
       responses: {
         201: jsonResponse(
           z.object({
@@ -567,23 +541,9 @@ export const rolloutRoutes = base
       },
     }),
     async (c) => {
-      const body = await optionalJson(
-        c,
-        z
-          .object({
-            releaseId: z.uuid().optional(),
-            deadlineHours: z
-              .number()
-              .int()
-              .min(1)
-              .max(24 * 90)
-              .optional(),
-          })
-          .strict(),
-      );
       const out = await rollbackRollout({
         ctx: ctxFor(c, 'fleet:write'),
-        input: { ...c.req.valid('param'), ...body },
+        input: { ...c.req.valid('param'), ...(await optionalJson(c, RollbackInput)) },
       });
       return c.json(
         {
@@ -604,7 +564,7 @@ export const rolloutRoutes = base
       tags: ['rollouts'],
       summary: 'Days on which no wave opens and no site is asked to install',
       responses: {
-        200: jsonResponse(z.object({ items: z.array(Blackout) }), 'Blackout dates'),
+        200: jsonResponse(listOf(Blackout), 'Blackout dates'),
         ...errors(401, 403),
       },
     }),
@@ -632,20 +592,10 @@ export const rolloutRoutes = base
     async (c) =>
       c.json(await addBlackout({ ctx: ctxFor(c, 'fleet:write'), input: c.req.valid('json') }), 201),
   )
-  .openapi(
-    createRoute({
-      method: 'delete',
-      path: '/blackout-dates/{id}',
-      tags: ['rollouts'],
-      summary: 'Remove blackout dates',
-      request: { params: IdParam },
-      responses: { 204: { description: 'Removed' }, ...errors(400, 401, 403, 404) },
-    }),
-    async (c) => {
-      await deleteBlackout({ ctx: ctxFor(c, 'fleet:write'), input: c.req.valid('param') });
-      return c.body(null, 204);
-    },
-  )
+  .openapi(removeRoute('/blackout-dates/{id}', 'rollouts', 'Remove blackout dates'), async (c) => {
+    await deleteBlackout({ ctx: ctxFor(c, 'fleet:write'), input: c.req.valid('param') });
+    return c.body(null, 204);
+  })
   .openapi(
     createRoute({
       method: 'get',
@@ -653,7 +603,7 @@ export const rolloutRoutes = base
       tags: ['webhooks'],
       summary: 'Webhooks of the organisation',
       responses: {
-        200: jsonResponse(z.object({ items: z.array(Webhook) }), 'Webhooks'),
+        200: jsonResponse(listOf(Webhook), 'Webhooks'),
         ...errors(401, 403),
       },
     }),
@@ -692,20 +642,10 @@ export const rolloutRoutes = base
         201,
       ),
   )
-  .openapi(
-    createRoute({
-      method: 'delete',
-      path: '/webhooks/{id}',
-      tags: ['webhooks'],
-      summary: 'Remove a webhook',
-      request: { params: IdParam },
-      responses: { 204: { description: 'Removed' }, ...errors(400, 401, 403, 404) },
-    }),
-    async (c) => {
-      await deleteWebhook({ ctx: ctxFor(c, 'tokens:manage'), input: c.req.valid('param') });
-      return c.body(null, 204);
-    },
-  )
+  .openapi(removeRoute('/webhooks/{id}', 'webhooks', 'Remove a webhook'), async (c) => {
+    await deleteWebhook({ ctx: ctxFor(c, 'tokens:manage'), input: c.req.valid('param') });
+    return c.body(null, 204);
+  })
   .openapi(
     createRoute({
       method: 'get',
@@ -717,7 +657,7 @@ export const rolloutRoutes = base
         query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(100) }),
       },
       responses: {
-        200: jsonResponse(z.object({ items: z.array(Delivery) }), 'Deliveries'),
+        200: jsonResponse(listOf(Delivery), 'Deliveries'),
         ...errors(400, 401, 403, 404),
       },
     }),

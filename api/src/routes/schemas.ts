@@ -44,8 +44,28 @@ export function jsonBody<T extends z.ZodType>(schema: T) {
   return { required: true, content: { 'application/json': { schema } } } as const;
 }
 
+/** A body the caller may leave out; the handler reads it (rollouts' optionalJson), the schema documents it. */
+export function optionalJsonBody<T extends z.ZodType>(schema: T) {
+  return { required: false, content: { 'application/json': { schema } } } as const;
+}
+
 export function jsonResponse<T extends z.ZodType>(schema: T, description: string) {
   return { description, content: { 'application/json': { schema } } } as const;
+}
+
+/** `{ ok: true }`: the answer of an action that has nothing else to say. */
+export function okResponse(description: string) {
+  return jsonResponse(z.object({ ok: z.literal(true) }), description);
+}
+
+/** `{ items }`: a list answered whole. */
+export function listOf<T extends z.ZodType>(item: T) {
+  return z.object({ items: z.array(item) });
+}
+
+/** `{ items, nextCursor }`: one page of a list; `nextCursor` (null on the last page) asks for the next. */
+export function pageOf<T extends z.ZodType>(item: T) {
+  return z.object({ items: z.array(item), nextCursor: z.string().nullable() });
 }
 
 export const Role = z.enum(ROLES).openapi('Role');

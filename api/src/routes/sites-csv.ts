@@ -1,7 +1,7 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './app-env.ts';
+import { createRoute, z } from '@hono/zod-openapi';
 import { ErrorEnvelope, errors } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { authenticatedRouter, serviceCtx } from './auth-middleware.ts';
+import { csvAttachment } from './csv.ts';
 import { SiteFilterQuery } from './sites.ts';
 import { AppError } from '../lib/errors.ts';
 import { IMPORT_LIMITS, IMPORT_MODES, importSitesCsv } from '../services/sites/csv-import.ts';
@@ -73,11 +73,7 @@ function requireUtf8Csv(contentType: string | undefined) {
   }
 }
 
-const base = new OpenAPIHono<AppEnv>();
-base.use('/sites/import', authenticate);
-base.use('/sites/export.csv', authenticate);
-
-export const siteCsvRoutes = base
+export const siteCsvRoutes = authenticatedRouter('/sites/import', '/sites/export.csv')
   .openapi(
     createRoute({
       method: 'post',
@@ -146,14 +142,7 @@ export const siteCsvRoutes = base
       },
     }),
     async (c) => {
-      const { filename, stream } = await exportSitesCsv({
-        ctx: serviceCtx(c, 'fleet:read'),
-        input: c.req.valid('query'),
-      });
-      return c.body(stream, 200, {
-        'Content-Type': 'text/csv; charset=utf-8',
-        'Content-Disposition': `attachment; filename="${filename}"`,
-        'Cache-Control': 'no-store',
-      });
+      const file = await exportSitesCsv({ ctx: serviceCtx(c, 'fleet:read'), input: c.req.valid('query') });
+      return csvAttachment(c, file);
     },
   );

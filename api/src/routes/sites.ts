@@ -1,7 +1,7 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './app-env.ts';
-import { errors, IdParam, jsonBody, jsonResponse } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import type { AppContext } from './app-env.ts';
+import { errors, IdParam, jsonBody, jsonResponse, listOf, okResponse, pageOf } from './schemas.ts';
+import { serviceCtx, authenticatedRouter } from './auth-middleware.ts';
 import { CONNECTIVITY, SITE_LANGUAGES, CreateSiteInput, UpdateSiteInput } from '../services/sites/input.ts';
 import { listSites, SITE_SORTS } from '../services/sites/list.ts';
 import { loadSite, toSiteView } from '../services/sites/scope.ts';
@@ -130,13 +130,38 @@ const ManualReportInput = z
   .strict()
   .openapi('ManualReportInput');
 
-const ok = jsonResponse(z.object({ ok: z.literal(true) }), 'Done');
+const ok = okResponse('Done');
 
-const base = new OpenAPIHono<AppEnv>();
-base.use('/sites', authenticate);
-base.use('/sites/*', authenticate);
+/** Archive and restore: one verb, the flag set by the path. */
+const archiveRoute = <P extends 'archive' | 'restore'>(path: P, summary: string, done: string) =>
+  createRoute({
+    method: 'post',
+    path: `/sites/{id}/${path}` as `/sites/{id}/${P}`,
+    tags: ['sites'],
+    summary,
+    request: { params: SiteIdParam },
+    responses: { 200: jsonResponse(Site, done), ...errors(400, 401, 403, 404) },
+  });
+const setArchived = (c: AppContext, siteId: string, archived: boolean) =>
+  setSiteArchived({ ctx: serviceCtx(c, 'fleet:write'), input: { siteId, archived } });
 
-export const siteRoutes = base
+/** Assign and unassign: PUT and DELETE of the same path, one verb with the flag the method sets. */
+const coordinatorRoute = <M extends 'put' | 'delete'>(method: M, summary: string) =>
+  createRoute({
+    method,
+    path: '/sites/{id}/coordinators/{userId}',
+    tags: ['sites'],
+    summary,
+    request: { params: CoordinatorParams },
+    responses: { 200: ok, ...errors(400, 401, 403, 404) },
+  });
+const assign = (c: AppContext, p: { id: string; userId: string }, assigned: boolean) =>
+  assignCoordinator({
+    ctx: serviceCtx(c, 'users:manage'),
+    input: { siteId: p.id, userId: p.userId, assigned },
+  });
+
+export const siteRoutes = authenticatedRouter('/sites', '/sites/*')
   .openapi(
     createRoute({
       method: 'get',
@@ -259,40 +284,15 @@ export const siteRoutes = base
       ),
   )
   .openapi(
-    createRoute({
-      method: 'post',
-      path: '/sites/{id}/archive',
-      tags: ['sites'],
-      summary: 'Archive a site (hidden from the fleet; its device token stops working)',
-      request: { params: SiteIdParam },
-      responses: { 200: jsonResponse(Site, 'Archived'), ...errors(400, 401, 403, 404) },
-    }),
-    async (c) =>
-      c.json(
-        await setSiteArchived({
-          ctx: serviceCtx(c, 'fleet:write'),
-          input: { siteId: c.req.valid('param').id, archived: true },
-        }),
-        200,
-      ),
+    archiveRoute(
+      'archive',
+      'Archive a site (hidden from the fleet; its device token stops working)',
+      'Archived',
+    ),
+    async (c) => c.json(await setArchived(c, c.req.valid('param').id, true), 200),
   )
-  .openapi(
-    createRoute({
-      method: 'post',
-      path: '/sites/{id}/restore',
-      tags: ['sites'],
-      summary: 'Bring an archived site back',
-      request: { params: SiteIdParam },
-      responses: { 200: jsonResponse(Site, 'Restored'), ...errors(400, 401, 403, 404) },
-    }),
-    async (c) =>
-      c.json(
-        await setSiteArchived({
-          ctx: serviceCtx(c, 'fleet:write'),
-          input: { siteId: c.req.valid('param').id, archived: false },
-        }),
-        200,
-      ),
+  .openapi(archiveRoute('restore', 'Bring an archived site back', 'Restored'), async (c) =>
+    c.json(await setArchived(c, c.req.valid('param').id, false), 200),
   )
   .openapi(
     createRoute({
@@ -350,10 +350,7 @@ export const siteRoutes = base
         }),
       },
       responses: {
-        200: jsonResponse(
-          z.object({ items: z.array(Report), nextCursor: z.string().nullable() }),
-          'A page of reports',
-        ),
+        200: jsonResponse(pageOf(Report), 'A page of reports'),
         ...errors(400, 401, 404),
       },
     }),
@@ -393,7 +390,7 @@ export const siteRoutes = base
       request: { params: SiteIdParam },
       responses: {
         200: jsonResponse(
-          z.object({ items: z.array(z.object({ id: z.string(), email: z.string(), name: z.string() })) }),
+          listOf(z.object({ id: z.string(), email: z.string(), name: z.string() })),
           'Coordinators',
         ),
         ...errors(400, 401, 404),
@@ -410,39 +407,11 @@ export const siteRoutes = base
         200,
       ),
   )
-  .openapi(
-    createRoute({
-      method: 'put',
-      path: '/sites/{id}/coordinators/{userId}',
-      tags: ['sites'],
-      summary: 'Assign a coordinator to the site',
-      request: { params: CoordinatorParams },
-      responses: { 200: ok, ...errors(400, 401, 403, 404) },
-    }),
-    async (c) => {
-      const p = c.req.valid('param');
-      await assignCoordinator({
-        ctx: serviceCtx(c, 'users:manage'),
-        input: { siteId: p.id, userId: p.userId, assigned: true },
-      });
-      return c.json({ ok: true as const }, 200);
-    },
-  )
-  .openapi(
-    createRoute({
-      method: 'delete',
-      path: '/sites/{id}/coordinators/{userId}',
-      tags: ['sites'],
-      summary: 'Unassign a coordinator',
-      request: { params: CoordinatorParams },
-      responses: { 200: ok, ...errors(400, 401, 403, 404) },
-    }),
-    async (c) => {
-      const p = c.req.valid('param');
-      await assignCoordinator({
-        ctx: serviceCtx(c, 'users:manage'),
-        input: { siteId: p.id, userId: p.userId, assigned: false },
-      });
-      return c.json({ ok: true as const }, 200);
-    },
-  );
+  .openapi(coordinatorRoute('put', 'Assign a coordinator to the site'), async (c) => {
+    await assign(c, c.req.valid('param'), true);
+    return c.json({ ok: true as const }, 200);
+  })
+  .openapi(coordinatorRoute('delete', 'Unassign a coordinator'), async (c) => {
+    await assign(c, c.req.valid('param'), false);
+    return c.json({ ok: true as const }, 200);
+  });

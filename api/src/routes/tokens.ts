@@ -1,7 +1,6 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './app-env.ts';
-import { errors, IdParam, jsonBody, jsonResponse, PageQuery, Role } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import { errors, IdParam, jsonBody, jsonResponse, PageQuery, Role, pageOf } from './schemas.ts';
+import { serviceCtx, authenticatedRouter } from './auth-middleware.ts';
 import { createToken, listTokens, revokeToken } from '../services/tokens/tokens.ts';
 
 const ApiToken = z
@@ -26,11 +25,7 @@ const CreateTokenInput = z
   .strict()
   .openapi('CreateTokenInput');
 
-const tokenBase = new OpenAPIHono<AppEnv>();
-tokenBase.use('/tokens', authenticate);
-tokenBase.use('/tokens/*', authenticate);
-
-export const tokenRoutes = tokenBase
+export const tokenRoutes = authenticatedRouter('/tokens', '/tokens/*')
   .openapi(
     createRoute({
       method: 'get',
@@ -39,10 +34,7 @@ export const tokenRoutes = tokenBase
       summary: 'API tokens of the organisation (never their secrets)',
       request: { query: PageQuery.extend({ includeRevoked: z.enum(['true', 'false']).optional() }) },
       responses: {
-        200: jsonResponse(
-          z.object({ items: z.array(ApiToken), nextCursor: z.string().nullable() }),
-          'A page of tokens',
-        ),
+        200: jsonResponse(pageOf(ApiToken), 'A page of tokens'),
         ...errors(400, 401, 403),
       },
     }),

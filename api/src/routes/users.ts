@@ -1,7 +1,17 @@
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { AppEnv } from './app-env.ts';
-import { Email, errors, IdParam, jsonBody, jsonResponse, PageQuery, Password, Role } from './schemas.ts';
-import { authenticate, serviceCtx } from './auth-middleware.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import {
+  Email,
+  errors,
+  IdParam,
+  jsonBody,
+  jsonResponse,
+  PageQuery,
+  Password,
+  Role,
+  okResponse,
+  pageOf,
+} from './schemas.ts';
+import { serviceCtx, authenticatedRouter } from './auth-middleware.ts';
 import { createUser } from '../services/users/create.ts';
 import { listUsers } from '../services/users/list.ts';
 import { removeUser, updateUserRole } from '../services/users/update.ts';
@@ -31,11 +41,7 @@ const CreateUserInput = z
 
 const UpdateUserInput = z.object({ role: Role }).strict().openapi('UpdateUserInput');
 
-const userBase = new OpenAPIHono<AppEnv>();
-userBase.use('/users', authenticate);
-userBase.use('/users/*', authenticate);
-
-export const userRoutes = userBase
+export const userRoutes = authenticatedRouter('/users', '/users/*')
   .openapi(
     createRoute({
       method: 'get',
@@ -44,10 +50,7 @@ export const userRoutes = userBase
       summary: 'People in the organisation',
       request: { query: PageQuery },
       responses: {
-        200: jsonResponse(
-          z.object({ items: z.array(User), nextCursor: z.string().nullable() }),
-          'A page of users',
-        ),
+        200: jsonResponse(pageOf(User), 'A page of users'),
         ...errors(400, 401, 403),
       },
     }),
@@ -101,7 +104,7 @@ export const userRoutes = userBase
       summary: 'Remove a user from the organisation',
       request: { params: IdParam },
       responses: {
-        200: jsonResponse(z.object({ ok: z.literal(true) }), 'Removed'),
+        200: okResponse('Removed'),
         ...errors(401, 403, 404, 409),
       },
     }),

@@ -1,5 +1,5 @@
-import { pgTable, uuid, text, timestamp, primaryKey } from 'drizzle-orm/pg-core';
-import { organizations } from './accounts.ts';
+import { pgTable, text, primaryKey } from 'drizzle-orm/pg-core';
+import { createdAt, orgId } from './columns.ts';
 
 /**
  * Which organisations have proved they can read a content-addressed blob: fetched it from their own
@@ -11,11 +11,9 @@ import { organizations } from './accounts.ts';
 export const blobHolders = pgTable(
   'blob_holders',
   {
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    orgId: orgId(),
     sha256: text('sha256').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (t) => [primaryKey({ columns: [t.orgId, t.sha256] })],
 );

@@ -3,7 +3,6 @@ import {
   pgTable,
   uuid,
   text,
-  timestamp,
   jsonb,
   integer,
   bigint,
@@ -12,10 +11,9 @@ import {
   unique,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
-import { organizations, users } from './accounts.ts';
 import { releases } from './releases.ts';
-import { sites } from './sites.ts';
 import type { ImagesArchiveLayout } from '@outpost/bundler';
+import { createdAt, id, orgId, siteId, timestamptz, updatedAt, userRef } from './columns.ts';
 
 /**
  * An organisation's bundle signing keys (ECDSA P-256, docs/decisions.md). One is active; rotation
@@ -25,17 +23,15 @@ import type { ImagesArchiveLayout } from '@outpost/bundler';
 export const signingKeys = pgTable(
   'signing_keys',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     algorithm: text('algorithm').notNull().default('ecdsa-p256-sha256'),
     fingerprint: text('fingerprint').notNull(),
     publicKeyPem: text('public_key_pem').notNull(),
     privateKeySealed: text('private_key_sealed').notNull(),
-    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    retiredAt: timestamp('retired_at', { withTimezone: true, precision: 3 }),
+    createdBy: userRef('created_by'),
+    createdAt: createdAt(),
+    retiredAt: timestamptz('retired_at'),
   },
   (t) => [
     uniqueIndex('signing_keys_org_active_uq')
@@ -54,10 +50,8 @@ export type BuildState = 'queued' | 'building' | 'ready' | 'failed';
 export const imageArchives = pgTable(
   'image_archives',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     releaseId: uuid('release_id')
       .notNull()
       .references(() => releases.id, { onDelete: 'cascade' }),
@@ -74,9 +68,9 @@ export const imageArchives = pgTable(
     layout: jsonb('layout').$type<ImagesArchiveLayout>(),
     errorCode: text('error_code'),
     error: text('error'),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    readyAt: timestamp('ready_at', { withTimezone: true, precision: 3 }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    readyAt: timestamptz('ready_at'),
   },
   (t) => [unique('image_archives_release_from_uq').on(t.releaseId, t.fromReleaseId).nullsNotDistinct()],
 );
@@ -85,13 +79,9 @@ export const imageArchives = pgTable(
 export const bundles = pgTable(
   'bundles',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
-    siteId: uuid('site_id')
-      .notNull()
-      .references(() => sites.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
+    siteId: siteId(),
     releaseId: uuid('release_id')
       .notNull()
       .references(() => releases.id, { onDelete: 'cascade' }),
@@ -111,11 +101,11 @@ export const bundles = pgTable(
     etag: text('etag'),
     errorCode: text('error_code'),
     error: text('error'),
-    requestedBy: uuid('requested_by').references(() => users.id, { onDelete: 'set null' }),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    readyAt: timestamp('ready_at', { withTimezone: true, precision: 3 }),
-    expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }),
+    requestedBy: userRef('requested_by'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    readyAt: timestamptz('ready_at'),
+    expiresAt: timestamptz('expires_at'),
   },
   (t) => [
     index('bundles_org_release_idx').on(t.orgId, t.releaseId, t.createdAt),
@@ -135,22 +125,20 @@ export type JobState = 'queued' | 'running' | 'done' | 'failed';
 export const bundleJobs = pgTable(
   'bundle_jobs',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     kind: text('kind').$type<JobKind>().notNull(),
     /** The image archive or bundle this job builds. */
     targetId: uuid('target_id').notNull(),
     state: text('state').$type<JobState>().notNull().default('queued'),
     attempts: integer('attempts').notNull().default(0),
     maxAttempts: integer('max_attempts').notNull().default(5),
-    runAfter: timestamp('run_after', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    runAfter: timestamptz('run_after').notNull().defaultNow(),
     lockedBy: text('locked_by'),
-    lockedUntil: timestamp('locked_until', { withTimezone: true, precision: 3 }),
+    lockedUntil: timestamptz('locked_until'),
     lastError: text('last_error'),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (t) => [
     index('bundle_jobs_ready_idx')
@@ -166,17 +154,13 @@ export const bundleJobs = pgTable(
 export const bundleDownloads = pgTable(
   'bundle_downloads',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     bundleId: uuid('bundle_id')
       .notNull()
       .references(() => bundles.id, { onDelete: 'cascade' }),
-    siteId: uuid('site_id')
-      .notNull()
-      .references(() => sites.id, { onDelete: 'cascade' }),
-    userId: uuid('user_id').references(() => users.id, { onDelete: 'set null' }),
+    siteId: siteId(),
+    userId: userRef('user_id'),
     tokenId: uuid('token_id'),
     kind: text('kind').$type<'stitched' | 'links'>().notNull(),
     rangeStart: bigint('range_start', { mode: 'number' }),
@@ -184,7 +168,7 @@ export const bundleDownloads = pgTable(
     /** Bytes sent (stitched); for links, the bytes the links cover. */
     bytes: bigint('bytes', { mode: 'number' }).notNull().default(0),
     complete: boolean('complete').notNull().default(false),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (t) => [
     index('bundle_downloads_bundle_idx').on(t.bundleId, t.createdAt),

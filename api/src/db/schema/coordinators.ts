@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm';
-import { pgTable, uuid, text, timestamp, index, bigint } from 'drizzle-orm/pg-core';
-import { organizations, roleEnum, users } from './accounts.ts';
-import { sites } from './sites.ts';
+import { pgTable, uuid, text, index, bigint } from 'drizzle-orm/pg-core';
+import { roleEnum } from './accounts.ts';
 import { bundles } from './bundles.ts';
+import { createdAt, id, orgId, siteId, timestamptz, userRef } from './columns.ts';
 
 /**
  * Invitations: the only way a person joins an organisation (a new account, or an account that
@@ -12,10 +12,8 @@ import { bundles } from './bundles.ts';
 export const invites = pgTable(
   'invites',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     email: text('email').notNull(),
     name: text('name').notNull().default(''),
     role: roleEnum('role').notNull(),
@@ -26,12 +24,12 @@ export const invites = pgTable(
       .default(sql`'{}'::uuid[]`),
     language: text('language').$type<'en' | 'fr' | 'pt'>(),
     tokenHash: text('token_hash').notNull().unique(),
-    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }).notNull(),
-    acceptedAt: timestamp('accepted_at', { withTimezone: true, precision: 3 }),
-    acceptedBy: uuid('accepted_by').references(() => users.id, { onDelete: 'set null' }),
-    revokedAt: timestamp('revoked_at', { withTimezone: true, precision: 3 }),
+    createdBy: userRef('created_by'),
+    createdAt: createdAt(),
+    expiresAt: timestamptz('expires_at').notNull(),
+    acceptedAt: timestamptz('accepted_at'),
+    acceptedBy: userRef('accepted_by'),
+    revokedAt: timestamptz('revoked_at'),
   },
   (t) => [index('invites_org_created_idx').on(t.orgId, t.createdAt)],
 );
@@ -40,21 +38,17 @@ export const invites = pgTable(
 export const siteProblems = pgTable(
   'site_problems',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
-    siteId: uuid('site_id')
-      .notNull()
-      .references(() => sites.id, { onDelete: 'cascade' }),
-    reportedBy: uuid('reported_by').references(() => users.id, { onDelete: 'set null' }),
+    id: id(),
+    orgId: orgId(),
+    siteId: siteId(),
+    reportedBy: userRef('reported_by'),
     description: text('description').notNull(),
     // What the site's screen said, pasted or typed as seen.
     errorText: text('error_text').notNull().default(''),
     version: text('version'),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    resolvedAt: timestamp('resolved_at', { withTimezone: true, precision: 3 }),
-    resolvedBy: uuid('resolved_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: createdAt(),
+    resolvedAt: timestamptz('resolved_at'),
+    resolvedBy: userRef('resolved_by'),
   },
   (t) => [
     index('site_problems_site_idx').on(t.siteId, t.createdAt),
@@ -70,12 +64,10 @@ export const bundleChecksums = pgTable('bundle_checksums', {
   bundleId: uuid('bundle_id')
     .primaryKey()
     .references(() => bundles.id, { onDelete: 'cascade' }),
-  orgId: uuid('org_id')
-    .notNull()
-    .references(() => organizations.id, { onDelete: 'cascade' }),
+  orgId: orgId(),
   // The bundle's etag when hashed: a rebuilt bundle (new etag) is hashed again.
   etag: text('etag').notNull(),
   sha256: text('sha256').notNull(),
   size: bigint('size', { mode: 'number' }).notNull(),
-  computedAt: timestamp('computed_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  computedAt: timestamptz('computed_at').notNull().defaultNow(),
 });

@@ -1,6 +1,5 @@
-import { index, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
-import { organizations } from './accounts.ts';
-import { sites } from './sites.ts';
+import { index, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { createdAt, id, orgId, siteId, timestamptz } from './columns.ts';
 
 /**
  * One-time enrolment tokens: each site bundle carries one (`site/enrolment-token`), which the
@@ -12,22 +11,18 @@ import { sites } from './sites.ts';
 export const siteEnrolments = pgTable(
   'site_enrolments',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
-    siteId: uuid('site_id')
-      .notNull()
-      .references(() => sites.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
+    siteId: siteId(),
     /** The bundle that carries it (no foreign key: bundles may be pruned while the token's record stays). */
     bundleId: uuid('bundle_id'),
     tokenHash: text('token_hash').notNull().unique(),
-    expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }).notNull(),
+    expiresAt: timestamptz('expires_at').notNull(),
     /** When it was exchanged, or closed because another token of the site was. */
-    closedAt: timestamp('closed_at', { withTimezone: true, precision: 3 }),
+    closedAt: timestamptz('closed_at'),
     /** `exchanged` | `superseded` */
     closedReason: text('closed_reason'),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (t) => [index('site_enrolments_site_idx').on(t.siteId)],
 );

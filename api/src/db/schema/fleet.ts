@@ -7,12 +7,11 @@ import {
   pgTable,
   primaryKey,
   text,
-  timestamp,
   unique,
   uuid,
 } from 'drizzle-orm/pg-core';
-import { organizations } from './accounts.ts';
-import { connectivityEnum, sites } from './sites.ts';
+import { connectivityEnum } from './sites.ts';
+import { orgId, siteId, timestamptz } from './columns.ts';
 
 /**
  * Rollup of the report history for "adoption over time": one row per run of reports of the same
@@ -25,15 +24,11 @@ import { connectivityEnum, sites } from './sites.ts';
 export const siteVersionSpans = pgTable(
   'site_version_spans',
   {
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
-    siteId: uuid('site_id')
-      .notNull()
-      .references(() => sites.id, { onDelete: 'cascade' }),
+    orgId: orgId(),
+    siteId: siteId(),
     version: text('version'),
-    validFrom: timestamp('valid_from', { withTimezone: true, precision: 3 }).notNull(),
-    validTo: timestamp('valid_to', { withTimezone: true, precision: 3 }),
+    validFrom: timestamptz('valid_from').notNull(),
+    validTo: timestamptz('valid_to'),
     /** Whether this run is in `fleet_adoption_deltas` (its site was not archived); kept by triggers (migration 0009). */
     counted: boolean('counted').notNull().default(false),
   },

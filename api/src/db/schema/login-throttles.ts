@@ -1,4 +1,5 @@
-import { pgTable, text, integer, timestamp } from 'drizzle-orm/pg-core';
+import { pgTable, text, integer } from 'drizzle-orm/pg-core';
+import { timestamptz } from './columns.ts';
 
 /**
  * Sign-in failure counters, one row per key (`email:…`, `pair:<email>|<address>`, `address:…`),
@@ -9,6 +10,6 @@ import { pgTable, text, integer, timestamp } from 'drizzle-orm/pg-core';
 export const loginThrottles = pgTable('login_throttles', {
   key: text('key').primaryKey(),
   failures: integer('failures').notNull(),
-  windowStart: timestamp('window_start', { withTimezone: true, precision: 3 }).notNull(),
-  lastAt: timestamp('last_at', { withTimezone: true, precision: 3 }).notNull(),
+  windowStart: timestamptz('window_start').notNull(),
+  lastAt: timestamptz('last_at').notNull(),
 });

@@ -1,17 +1,6 @@
 import { sql } from 'drizzle-orm';
-import {
-  pgTable,
-  uuid,
-  text,
-  timestamp,
-  jsonb,
-  integer,
-  bigint,
-  uniqueIndex,
-  index,
-  pgEnum,
-} from 'drizzle-orm/pg-core';
-import { organizations, users } from './accounts.ts';
+import { pgTable, uuid, text, jsonb, integer, bigint, uniqueIndex, index, pgEnum } from 'drizzle-orm/pg-core';
+import { createdAt, id, orgId, timestamptz, updatedAt, userRef } from './columns.ts';
 
 export const releaseStateEnum = pgEnum('release_state', ['draft', 'published', 'deprecated', 'revoked']);
 
@@ -19,10 +8,8 @@ export const releaseStateEnum = pgEnum('release_state', ['draft', 'published', '
 export const releases = pgTable(
   'releases',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     version: text('version').notNull(),
     channel: text('channel').notNull().default('stable'),
     notes: text('notes').notNull().default(''),
@@ -31,12 +18,12 @@ export const releases = pgTable(
     contentPackageId: uuid('content_package_id'),
     edgeScriptsVersion: text('edge_scripts_version'),
     platform: text('platform').notNull().default('linux/amd64'),
-    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-    publishedAt: timestamp('published_at', { withTimezone: true, precision: 3 }),
-    deprecatedAt: timestamp('deprecated_at', { withTimezone: true, precision: 3 }),
-    revokedAt: timestamp('revoked_at', { withTimezone: true, precision: 3 }),
+    createdBy: userRef('created_by'),
+    publishedAt: timestamptz('published_at'),
+    deprecatedAt: timestamptz('deprecated_at'),
+    revokedAt: timestamptz('revoked_at'),
     revokedReason: text('revoked_reason'),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (t) => [uniqueIndex('releases_org_version_uq').on(t.orgId, t.version)],
 );
@@ -51,22 +38,20 @@ export const artifacts = pgTable('artifacts', {
   size: bigint('size', { mode: 'number' }).notNull(),
   mediaType: text('media_type').notNull(),
   key: text('key').notNull(),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  createdAt: createdAt(),
 });
 
 /** Credentials for a private registry, per organisation; the secret is sealed (lib/secret-box.ts). */
 export const registryCredentials = pgTable(
   'registry_credentials',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     registry: text('registry').notNull(),
     username: text('username'),
     secretSealed: text('secret_sealed').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (t) => [uniqueIndex('registry_credentials_org_registry_uq').on(t.orgId, t.registry)],
 );
@@ -74,10 +59,8 @@ export const registryCredentials = pgTable(
 export const contentPackages = pgTable(
   'content_packages',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     name: text('name').notNull(),
     version: text('version').notNull(),
     sha256: text('sha256')
@@ -86,8 +69,8 @@ export const contentPackages = pgTable(
     size: bigint('size', { mode: 'number' }).notNull(),
     entries: integer('entries').notNull(),
     uncompressedSize: bigint('uncompressed_size', { mode: 'number' }).notNull(),
-    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdBy: userRef('created_by'),
+    createdAt: createdAt(),
   },
   (t) => [uniqueIndex('content_packages_org_name_version_uq').on(t.orgId, t.name, t.version)],
 );
@@ -102,10 +85,8 @@ export interface LayerRef {
 export const releaseImages = pgTable(
   'release_images',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     releaseId: uuid('release_id')
       .notNull()
       .references(() => releases.id, { onDelete: 'cascade' }),
@@ -125,7 +106,7 @@ export const releaseImages = pgTable(
       .default(sql`'[]'::jsonb`),
     totalSize: bigint('total_size', { mode: 'number' }).notNull(),
     position: integer('position').notNull().default(0),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (t) => [
     uniqueIndex('release_images_release_name_uq').on(t.releaseId, t.name),

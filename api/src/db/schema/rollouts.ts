@@ -1,19 +1,7 @@
 import { sql } from 'drizzle-orm';
-import {
-  pgTable,
-  uuid,
-  text,
-  timestamp,
-  jsonb,
-  integer,
-  boolean,
-  date,
-  index,
-  uniqueIndex,
-} from 'drizzle-orm/pg-core';
-import { organizations, users } from './accounts.ts';
+import { pgTable, uuid, text, jsonb, integer, boolean, date, index, uniqueIndex } from 'drizzle-orm/pg-core';
 import { releases } from './releases.ts';
-import { sites } from './sites.ts';
+import { createdAt, id, orgId, siteId, timestamptz, updatedAt, userRef } from './columns.ts';
 
 export type RolloutState = 'draft' | 'scheduled' | 'running' | 'paused' | 'completed' | 'cancelled';
 export type WaveState = 'pending' | 'preparing' | 'open' | 'succeeded' | 'failed' | 'paused' | 'cancelled';
@@ -60,10 +48,8 @@ export interface WaveSelector {
 export const rollouts = pgTable(
   'rollouts',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     name: text('name').notNull(),
     releaseId: uuid('release_id')
       .notNull()
@@ -75,11 +61,11 @@ export const rollouts = pgTable(
     /** A rollback rollout names the rollout it undoes. */
     rollbackOf: uuid('rollback_of'),
     pausedReason: text('paused_reason'),
-    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    startedAt: timestamp('started_at', { withTimezone: true, precision: 3 }),
-    finishedAt: timestamp('finished_at', { withTimezone: true, precision: 3 }),
+    createdBy: userRef('created_by'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    startedAt: timestamptz('started_at'),
+    finishedAt: timestamptz('finished_at'),
   },
   (t) => [
     index('rollouts_org_created_idx').on(t.orgId, t.createdAt),
@@ -92,10 +78,8 @@ export const rollouts = pgTable(
 export const rolloutWaves = pgTable(
   'rollout_waves',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     rolloutId: uuid('rollout_id')
       .notNull()
       .references(() => rollouts.id, { onDelete: 'cascade' }),
@@ -103,12 +87,12 @@ export const rolloutWaves = pgTable(
     name: text('name').notNull(),
     selector: jsonb('selector').$type<WaveSelector>().notNull(),
     state: text('state').$type<WaveState>().notNull().default('pending'),
-    startsAt: timestamp('starts_at', { withTimezone: true, precision: 3 }).notNull(),
-    deadlineAt: timestamp('deadline_at', { withTimezone: true, precision: 3 }).notNull(),
-    bundlesRequestedAt: timestamp('bundles_requested_at', { withTimezone: true, precision: 3 }),
+    startsAt: timestamptz('starts_at').notNull(),
+    deadlineAt: timestamptz('deadline_at').notNull(),
+    bundlesRequestedAt: timestamptz('bundles_requested_at'),
     bundleNote: text('bundle_note'),
-    openedAt: timestamp('opened_at', { withTimezone: true, precision: 3 }),
-    closedAt: timestamp('closed_at', { withTimezone: true, precision: 3 }),
+    openedAt: timestamptz('opened_at'),
+    closedAt: timestamptz('closed_at'),
     reason: text('reason'),
   },
   (t) => [uniqueIndex('rollout_waves_rollout_position_uq').on(t.rolloutId, t.position)],
@@ -117,19 +101,15 @@ export const rolloutWaves = pgTable(
 export const rolloutTargets = pgTable(
   'rollout_targets',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     rolloutId: uuid('rollout_id')
       .notNull()
       .references(() => rollouts.id, { onDelete: 'cascade' }),
     waveId: uuid('wave_id')
       .notNull()
       .references(() => rolloutWaves.id, { onDelete: 'cascade' }),
-    siteId: uuid('site_id')
-      .notNull()
-      .references(() => sites.id, { onDelete: 'cascade' }),
+    siteId: siteId(),
     state: text('state').$type<TargetState>().notNull().default('pending'),
     /** True while the rollout is scheduled, running or paused: a site is in at most one active rollout (unique index). */
     active: boolean('active').notNull().default(false),
@@ -140,10 +120,8 @@ export const rolloutTargets = pgTable(
     reason: text('reason'),
     attempts: integer('attempts').notNull().default(0),
     /** When a webhook was queued for this target's failure; a retry clears it. */
-    failureNotifiedAt: timestamp('failure_notified_at', { withTimezone: true, precision: 3 }),
-    stateChangedAt: timestamp('state_changed_at', { withTimezone: true, precision: 3 })
-      .notNull()
-      .defaultNow(),
+    failureNotifiedAt: timestamptz('failure_notified_at'),
+    stateChangedAt: timestamptz('state_changed_at').notNull().defaultNow(),
   },
   (t) => [
     index('rollout_targets_rollout_wave_state_idx').on(t.rolloutId, t.waveId, t.state),
@@ -158,15 +136,13 @@ export const rolloutTargets = pgTable(
 export const blackoutDates = pgTable(
   'blackout_dates',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     startsOn: date('starts_on', { mode: 'string' }).notNull(),
     endsOn: date('ends_on', { mode: 'string' }).notNull(),
     reason: text('reason').notNull().default(''),
-    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdBy: userRef('created_by'),
+    createdAt: createdAt(),
   },
   (t) => [index('blackout_dates_org_idx').on(t.orgId, t.startsOn)],
 );
@@ -175,10 +151,8 @@ export const blackoutDates = pgTable(
 export const rolloutEvents = pgTable(
   'rollout_events',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     rolloutId: uuid('rollout_id')
       .notNull()
       .references(() => rollouts.id, { onDelete: 'cascade' }),
@@ -188,10 +162,10 @@ export const rolloutEvents = pgTable(
     from: text('from'),
     to: text('to'),
     reason: text('reason'),
-    actorUserId: uuid('actor_user_id').references(() => users.id, { onDelete: 'set null' }),
+    actorUserId: userRef('actor_user_id'),
     /** "scheduler" when no person did it. */
     actor: text('actor').notNull(),
-    at: timestamp('at', { withTimezone: true, precision: 3 }).notNull(),
+    at: timestamptz('at').notNull(),
   },
   (t) => [index('rollout_events_rollout_at_idx').on(t.rolloutId, t.at)],
 );
@@ -208,17 +182,15 @@ export type WebhookEvent =
 export const webhooks = pgTable(
   'webhooks',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     url: text('url').notNull(),
     /** The signing secret, sealed with the server key (lib/secret-box.ts); shown once when created. */
     secretSealed: text('secret_sealed').notNull(),
     events: text('events').array().$type<WebhookEvent[]>().notNull(),
     active: boolean('active').notNull().default(true),
-    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    createdBy: userRef('created_by'),
+    createdAt: createdAt(),
   },
   (t) => [index('webhooks_org_idx').on(t.orgId)],
 );
@@ -226,10 +198,8 @@ export const webhooks = pgTable(
 export const webhookDeliveries = pgTable(
   'webhook_deliveries',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     webhookId: uuid('webhook_id')
       .notNull()
       .references(() => webhooks.id, { onDelete: 'cascade' }),
@@ -237,11 +207,11 @@ export const webhookDeliveries = pgTable(
     payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
     state: text('state').$type<'pending' | 'delivered' | 'failed'>().notNull().default('pending'),
     attempts: integer('attempts').notNull().default(0),
-    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, precision: 3 }).notNull(),
+    nextAttemptAt: timestamptz('next_attempt_at').notNull(),
     lastStatus: integer('last_status'),
     lastError: text('last_error'),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull(),
-    deliveredAt: timestamp('delivered_at', { withTimezone: true, precision: 3 }),
+    createdAt: timestamptz('created_at').notNull(),
+    deliveredAt: timestamptz('delivered_at'),
   },
   (t) => [
     index('webhook_deliveries_due_idx')

@@ -3,7 +3,6 @@ import {
   pgTable,
   uuid,
   text,
-  timestamp,
   pgEnum,
   jsonb,
   bigint,
@@ -15,8 +14,9 @@ import {
   date,
   boolean,
 } from 'drizzle-orm/pg-core';
-import { organizations, users } from './accounts.ts';
+import { users } from './accounts.ts';
 import { releases } from './releases.ts';
+import { createdAt, id, orgId, siteId, timestamptz, updatedAt, userRef } from './columns.ts';
 
 export const connectivityEnum = pgEnum('connectivity', ['online', 'intermittent', 'offline']);
 /** The language of the site's README.txt and of the installer's printed steps (LANG at the site overrides it). */
@@ -25,10 +25,8 @@ export const siteLanguageEnum = pgEnum('site_language', ['en', 'fr', 'pt']);
 export const sites = pgTable(
   'sites',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
     code: text('code').notNull(),
     name: text('name').notNull(),
     region: text('region'),
@@ -50,7 +48,7 @@ export const sites = pgTable(
     contactEmail: text('contact_email'),
     deviceTokenHash: text('device_token_hash'),
     deviceTokenPrefix: text('device_token_prefix'),
-    deviceTokenIssuedAt: timestamp('device_token_issued_at', { withTimezone: true, precision: 3 }),
+    deviceTokenIssuedAt: timestamptz('device_token_issued_at'),
     // Per-site key for receipt codes and files, sealed with the server's secret key (lib/secret-box.ts).
     receiptKeySealed: text('receipt_key_sealed'),
     // Denormalised from site_reports / rollouts so that fleet dashboards read one table.
@@ -60,7 +58,7 @@ export const sites = pgTable(
     reportedVersion: text('reported_version'),
     reportedReleaseId: uuid('reported_release_id'),
     reportedStatus: text('reported_status'),
-    reportedAt: timestamp('reported_at', { withTimezone: true, precision: 3 }),
+    reportedAt: timestamptz('reported_at'),
     // The other layers a release carries, as the latest report gave them (null: not reported —
     // old clients, receipts). Compared with what the reported release carries (services/fleet/).
     reportedContentVersion: text('reported_content_version'),
@@ -76,9 +74,9 @@ export const sites = pgTable(
     // kept by triggers on sites and bundles so the fleet rollup can count it (fleet_site_counts).
     composeDrift: boolean('compose_drift').notNull().default(false),
     targetReleaseId: uuid('target_release_id'),
-    archivedAt: timestamp('archived_at', { withTimezone: true, precision: 3 }),
-    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    archivedAt: timestamptz('archived_at'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (t) => [
     uniqueIndex('sites_org_code_uq').on(t.orgId, t.code),
@@ -105,13 +103,9 @@ export const reportSourceEnum = pgEnum('report_source', [
 export const siteReports = pgTable(
   'site_reports',
   {
-    id: uuid('id').primaryKey().defaultRandom(),
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
-    siteId: uuid('site_id')
-      .notNull()
-      .references(() => sites.id, { onDelete: 'cascade' }),
+    id: id(),
+    orgId: orgId(),
+    siteId: siteId(),
     source: reportSourceEnum('source').notNull(),
     version: text('version'),
     releaseId: uuid('release_id').references(() => releases.id, { onDelete: 'set null' }),
@@ -134,9 +128,9 @@ export const siteReports = pgTable(
       .default(sql`'{}'::jsonb`),
     idempotencyKey: text('idempotency_key').notNull(),
     // The site's own clock (may be wrong); receivedAt is the server's.
-    reportedAt: timestamp('reported_at', { withTimezone: true, precision: 3 }).notNull(),
-    receivedAt: timestamp('received_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-    actorUserId: uuid('actor_user_id').references(() => users.id, { onDelete: 'set null' }),
+    reportedAt: timestamptz('reported_at').notNull(),
+    receivedAt: timestamptz('received_at').notNull().defaultNow(),
+    actorUserId: userRef('actor_user_id'),
   },
   (t) => [
     uniqueIndex('site_reports_idem_uq').on(t.siteId, t.idempotencyKey),
@@ -147,15 +141,11 @@ export const siteReports = pgTable(
 export const coordinatorSites = pgTable(
   'coordinator_sites',
   {
-    orgId: uuid('org_id')
-      .notNull()
-      .references(() => organizations.id, { onDelete: 'cascade' }),
+    orgId: orgId(),
     userId: uuid('user_id')
       .notNull()
       .references(() => users.id, { onDelete: 'cascade' }),
-    siteId: uuid('site_id')
-      .notNull()
-      .references(() => sites.id, { onDelete: 'cascade' }),
+    siteId: siteId(),
   },
   (t) => [primaryKey({ columns: [t.userId, t.siteId] }), index('coordinator_sites_site_idx').on(t.siteId)],
 );

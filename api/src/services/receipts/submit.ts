@@ -13,7 +13,7 @@ import type { ServiceCtx } from '../context.ts';
 import { recordAudit } from '../audit/record.ts';
 import { loadSite } from '../sites/scope.ts';
 import { appendReport, toReportView } from '../sites/report.ts';
-import { checkReceiptCode, verifyReceiptCode } from './code.ts';
+import { checkReceiptCode, verifyReceiptCode, type ReceiptOutcome } from './code.ts';
 import { verifyReceiptFile } from './file.ts';
 
 export interface ReceiptDeps {
@@ -101,32 +101,11 @@ export async function submitReceiptCode({
       fieldIssue('code', v.message, { reason: v.reason }),
     );
   }
-  const { report, duplicate } = await appendReport(ctx.db, {
-    orgId: ctx.orgId,
-    siteId: site.id,
-    source: 'receipt_code',
-    version: v.version,
-    status: v.outcome,
+  return recordReceipt(ctx, site, 'code', {
+    ...v,
     details: { code: v.normalized },
     idempotencyKey: `receipt:${v.normalized}`,
-    reportedAt: v.at,
-    actorUserId: ctx.actor.userId,
   });
-  if (!duplicate)
-    await recordAudit(ctx, {
-      action: 'site.receipt.code',
-      objectType: 'site',
-      objectId: site.id,
-      details: { version: v.version, outcome: v.outcome },
-    });
-  return {
-    duplicate,
-    site: { id: site.id, code: site.code },
-    version: v.version,
-    outcome: v.outcome,
-    at: v.at.toISOString(),
-    report: toReportView(report),
-  };
 }
 
 /** An uploaded receipt file (its exact text: the HMAC covers the bytes as written by the site). */
@@ -162,30 +141,54 @@ export async function submitReceiptFile({
     if (v.reason === 'bad-hmac') g.fail();
     throw new AppError('unprocessable', 'RECEIPT_NOT_VALID', v.message, { reason: v.reason });
   }
+  return recordReceipt(ctx, site, 'file', {
+    ...v,
+    details: { code: v.code, ...v.details },
+    idempotencyKey: `receipt:${checkReceiptCode(v.code).ok ? (checkReceiptCode(v.code) as { normalized: string }).normalized : v.code}`,
+  });
+}
+
+/**
+ * A verified receipt, code or file, as a report of its site: recorded (and audited) once, since the
+ * same receipt has the same idempotency key whichever way it came; the answer says if it was new.
+ */
+async function recordReceipt(
+  ctx: ServiceCtx,
+  site: { id: string; code: string },
+  via: 'code' | 'file',
+  receipt: {
+    version: string;
+    outcome: ReceiptOutcome;
+    at: Date;
+    details: Record<string, unknown>;
+    idempotencyKey: string;
+  },
+) {
+  const { version, outcome, at } = receipt;
   const { report, duplicate } = await appendReport(ctx.db, {
     orgId: ctx.orgId,
     siteId: site.id,
-    source: 'receipt_file',
-    version: v.version,
-    status: v.outcome,
-    details: { code: v.code, ...v.details },
-    idempotencyKey: `receipt:${checkReceiptCode(v.code).ok ? (checkReceiptCode(v.code) as { normalized: string }).normalized : v.code}`,
-    reportedAt: v.at,
+    source: `receipt_${via}`,
+    version,
+    status: outcome,
+    details: receipt.details,
+    idempotencyKey: receipt.idempotencyKey,
+    reportedAt: at,
     actorUserId: ctx.actor.userId,
   });
   if (!duplicate)
     await recordAudit(ctx, {
-      action: 'site.receipt.file',
+      action: `site.receipt.${via}`,
       objectType: 'site',
       objectId: site.id,
-      details: { version: v.version, outcome: v.outcome },
+      details: { version, outcome },
     });
   return {
     duplicate,
     site: { id: site.id, code: site.code },
-    version: v.version,
-    outcome: v.outcome,
-    at: v.at.toISOString(),
+    version,
+    outcome,
+    at: at.toISOString(),
     report: toReportView(report),
   };
 }

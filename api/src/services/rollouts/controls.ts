@@ -1,5 +1,12 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
-import { rollouts, rolloutTargets, rolloutWaves, sites, type RolloutState } from '../../db/schema/index.ts';
+import {
+  rollouts,
+  rolloutTargets,
+  rolloutWaves,
+  sites,
+  type RolloutState,
+  type WaveState,
+} from '../../db/schema/index.ts';
 import { AppError, NotFoundError } from '../../lib/errors.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 import { recordRolloutEvent } from './events.ts';
@@ -22,6 +29,17 @@ async function lockRollout(ctx: ServiceCtx, id: string) {
     .for('update');
   if (!r) throw new NotFoundError('rollout', id);
   return r;
+}
+
+/**
+ * A control verb, `verb({ ctx, input, now })`: one transaction, on the rollout under its row lock
+ * (404 when it is not the organisation's).
+ */
+function control<I extends { id: string }, T>(
+  act: (ctx: ServiceCtx, r: typeof rollouts.$inferSelect, input: I, now: Date) => Promise<T>,
+) {
+  return ({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: I; now?: Date }) =>
+    inTransaction(ctx, async (ctx) => act(ctx, await lockRollout(ctx, input.id), input, now));
 }
 
 function illegal(state: RolloutState, what: string): never {
@@ -63,196 +81,152 @@ async function moveRollout(
   return to;
 }
 
+/** One wave moved by a person's control, and the move on the rollout's timeline. */
+async function moveWave(
+  ctx: ServiceCtx,
+  move: {
+    rolloutId: string;
+    wave: { id: string; state: WaveState };
+    to: WaveState;
+    kind: string;
+    reason: string;
+  },
+  set: Partial<typeof rolloutWaves.$inferInsert>,
+  now: Date,
+) {
+  const { rolloutId, wave, to, kind, reason } = move;
+  await ctx.db
+    .update(rolloutWaves)
+    .set({ state: to, reason, ...set })
+    .where(eq(rolloutWaves.id, wave.id));
+  await recordRolloutEvent(ctx, { rolloutId, waveId: wave.id, kind, from: wave.state, to, reason }, now);
+}
+
 const who = (ctx: ServiceCtx) => (ctx.actor.userId ? 'a person' : 'an API token');
 
-export async function pauseRollout({
-  ctx,
-  input,
-  now = new Date(),
-}: {
-  ctx: ServiceCtx;
-  input: { id: string; reason?: string };
-  now?: Date;
-}) {
-  return inTransaction(ctx, async (ctx) => {
-    const r = await lockRollout(ctx, input.id);
-    const reason = input.reason?.trim() || `paused by ${who(ctx)}`;
-    await moveRollout(ctx, r, 'pause', reason, now, { pausedReason: reason });
-    const open = await ctx.db
-      .update(rolloutWaves)
-      .set({ state: 'paused', reason })
-      .where(and(eq(rolloutWaves.rolloutId, r.id), eq(rolloutWaves.state, 'open')))
-      .returning();
-    for (const w of open) {
-      await recordRolloutEvent(
-        ctx,
-        { rolloutId: r.id, waveId: w.id, kind: 'wave.paused', from: 'open', to: 'paused', reason },
-        now,
-      );
-      await enqueueWebhooks(
-        ctx,
-        'wave.paused',
-        { rolloutId: r.id, rolloutName: r.name, waveId: w.id, wave: w.name, reason },
-        now,
-      );
-    }
-    await enqueueWebhooks(ctx, 'rollout.paused', { rolloutId: r.id, rolloutName: r.name, reason }, now);
-    return { id: r.id, state: 'paused' as const };
-  });
-}
+export const pauseRollout = control(async (ctx, r, input: { id: string; reason?: string }, now) => {
+  const reason = input.reason?.trim() || `paused by ${who(ctx)}`;
+  await moveRollout(ctx, r, 'pause', reason, now, { pausedReason: reason });
+  const open = await ctx.db
+    .update(rolloutWaves)
+    .set({ state: 'paused', reason })
+    .where(and(eq(rolloutWaves.rolloutId, r.id), eq(rolloutWaves.state, 'open')))
+    .returning();
+  for (const w of open) {
+    await recordRolloutEvent(
+      ctx,
+      { rolloutId: r.id, waveId: w.id, kind: 'wave.paused', from: 'open', to: 'paused', reason },
+      now,
+    );
+    await enqueueWebhooks(
+      ctx,
+      'wave.paused',
+      { rolloutId: r.id, rolloutName: r.name, waveId: w.id, wave: w.name, reason },
+      now,
+    );
+  }
+  await enqueueWebhooks(ctx, 'rollout.paused', { rolloutId: r.id, rolloutName: r.name, reason }, now);
+  return { id: r.id, state: 'paused' as const };
+});
 
 /** Resumes: paused and failed waves open again (a new deadline may be given for them); the scheduler judges them afresh. */
-export async function resumeRollout({
-  ctx,
-  input,
-  now = new Date(),
-}: {
-  ctx: ServiceCtx;
-  input: { id: string; deadlineAt?: string };
-  now?: Date;
-}) {
-  return inTransaction(ctx, async (ctx) => {
-    const r = await lockRollout(ctx, input.id);
-    if (input.deadlineAt && Date.parse(input.deadlineAt) <= now.getTime()) {
-      throw new AppError('invalid', 'VALIDATION_FAILED', 'The new deadline must be in the future.', [
-        { path: 'deadlineAt', message: 'In the past' },
-      ]);
-    }
-    await moveRollout(ctx, r, 'resume', `resumed by ${who(ctx)}`, now, { pausedReason: null });
-    const reopened = await ctx.db
-      .update(rolloutWaves)
-      .set({
-        state: 'open',
-        reason: 'resumed',
-        closedAt: null,
-        ...(input.deadlineAt ? { deadlineAt: new Date(input.deadlineAt) } : {}),
-      })
-      .where(and(eq(rolloutWaves.rolloutId, r.id), inArray(rolloutWaves.state, ['paused', 'failed'])))
-      .returning();
-    for (const w of reopened) {
-      await recordRolloutEvent(
-        ctx,
-        {
-          rolloutId: r.id,
-          waveId: w.id,
-          kind: 'wave.resumed',
-          to: 'open',
-          reason: input.deadlineAt ? `new deadline ${input.deadlineAt}` : 'resumed',
-        },
-        now,
-      );
-    }
-    return { id: r.id, state: 'running' as const };
-  });
-}
+export const resumeRollout = control(async (ctx, r, input: { id: string; deadlineAt?: string }, now) => {
+  if (input.deadlineAt && Date.parse(input.deadlineAt) <= now.getTime()) {
+    throw new AppError('invalid', 'VALIDATION_FAILED', 'The new deadline must be in the future.', [
+      { path: 'deadlineAt', message: 'In the past' },
+    ]);
+  }
+  await moveRollout(ctx, r, 'resume', `resumed by ${who(ctx)}`, now, { pausedReason: null });
+  const reopened = await ctx.db
+    .update(rolloutWaves)
+    .set({
+      state: 'open',
+      reason: 'resumed',
+      closedAt: null,
+      ...(input.deadlineAt ? { deadlineAt: new Date(input.deadlineAt) } : {}),
+    })
+    .where(and(eq(rolloutWaves.rolloutId, r.id), inArray(rolloutWaves.state, ['paused', 'failed'])))
+    .returning();
+  for (const w of reopened) {
+    await recordRolloutEvent(
+      ctx,
+      {
+        rolloutId: r.id,
+        waveId: w.id,
+        kind: 'wave.resumed',
+        to: 'open',
+        reason: input.deadlineAt ? `new deadline ${input.deadlineAt}` : 'resumed',
+      },
+      now,
+    );
+  }
+  return { id: r.id, state: 'running' as const };
+});
 
 /**
  * Advance now: the current wave counts as succeeded (the person's decision, on the timeline) and
  * the next one opens at once, whatever its start time. The last wave advanced completes the rollout.
  */
-export async function advanceRollout({
-  ctx,
-  input,
-  now = new Date(),
-}: {
-  ctx: ServiceCtx;
-  input: { id: string };
-  now?: Date;
-}) {
-  return inTransaction(ctx, async (ctx) => {
-    const r = await lockRollout(ctx, input.id);
-    if (!['scheduled', 'running', 'paused'].includes(r.state)) illegal(r.state, 'advance');
-    const waves = await ctx.db
-      .select()
-      .from(rolloutWaves)
-      .where(eq(rolloutWaves.rolloutId, r.id))
-      .orderBy(asc(rolloutWaves.position));
-    const current = waves.find((w) => ['open', 'paused', 'failed'].includes(w.state));
-    const next = waves.find((w) => w.state === 'pending' || w.state === 'preparing');
-    const reason = `advanced by ${who(ctx)}`;
-    if (current) {
-      await ctx.db
-        .update(rolloutWaves)
-        .set({ state: 'succeeded', closedAt: now, reason })
-        .where(eq(rolloutWaves.id, current.id));
-      await recordRolloutEvent(
-        ctx,
-        {
-          rolloutId: r.id,
-          waveId: current.id,
-          kind: 'wave.succeeded',
-          from: current.state,
-          to: 'succeeded',
-          reason,
-        },
-        now,
-      );
-    }
-    if (r.state !== 'running') {
-      await ctx.db
-        .update(rollouts)
-        .set({ state: 'running', pausedReason: null, updatedAt: now, startedAt: r.startedAt ?? now })
-        .where(eq(rollouts.id, r.id));
-      await recordRolloutEvent(
-        ctx,
-        {
-          rolloutId: r.id,
-          kind: r.state === 'paused' ? 'resumed' : 'started',
-          from: r.state,
-          to: 'running',
-          reason,
-        },
-        now,
-      );
-    }
-    if (next) {
-      await ctx.db
-        .update(rolloutWaves)
-        .set({ state: 'open', openedAt: now, reason })
-        .where(eq(rolloutWaves.id, next.id));
-      await recordRolloutEvent(
-        ctx,
-        { rolloutId: r.id, waveId: next.id, kind: 'wave.opened', from: next.state, to: 'open', reason },
-        now,
-      );
-      await openWaveTargets(ctx.db, r.id, next.id, r.releaseId);
-      await enqueueWebhooks(
-        ctx,
-        'wave.opened',
-        { rolloutId: r.id, rolloutName: r.name, waveId: next.id, wave: next.name, position: next.position },
-        now,
-      );
-      return { id: r.id, state: 'running' as const, opened: next.id };
-    }
-    if (!current)
-      throw new AppError('conflict', 'NOTHING_TO_ADVANCE', 'Every wave of this rollout is already done.');
-    await completeRollout(ctx.db, r.id, now);
+export const advanceRollout = control(async (ctx, r, input: { id: string }, now) => {
+  if (!['scheduled', 'running', 'paused'].includes(r.state)) illegal(r.state, 'advance');
+  const waves = await ctx.db
+    .select()
+    .from(rolloutWaves)
+    .where(eq(rolloutWaves.rolloutId, r.id))
+    .orderBy(asc(rolloutWaves.position));
+  const current = waves.find((w) => ['open', 'paused', 'failed'].includes(w.state));
+  const next = waves.find((w) => w.state === 'pending' || w.state === 'preparing');
+  const reason = `advanced by ${who(ctx)}`;
+  if (current) {
+    const move = { rolloutId: r.id, wave: current, to: 'succeeded', kind: 'wave.succeeded', reason } as const;
+    await moveWave(ctx, move, { closedAt: now }, now);
+  }
+  if (r.state !== 'running') {
+    await ctx.db
+      .update(rollouts)
+      .set({ state: 'running', pausedReason: null, updatedAt: now, startedAt: r.startedAt ?? now })
+      .where(eq(rollouts.id, r.id));
     await recordRolloutEvent(
       ctx,
-      { rolloutId: r.id, kind: 'completed', from: 'running', to: 'completed', reason },
+      {
+        rolloutId: r.id,
+        kind: r.state === 'paused' ? 'resumed' : 'started',
+        from: r.state,
+        to: 'running',
+        reason,
+      },
       now,
     );
-    await enqueueWebhooks(ctx, 'rollout.completed', { rolloutId: r.id, rolloutName: r.name }, now);
-    return { id: r.id, state: 'completed' as const, opened: null };
-  });
-}
+  }
+  if (next) {
+    const move = { rolloutId: r.id, wave: next, to: 'open', kind: 'wave.opened', reason } as const;
+    await moveWave(ctx, move, { openedAt: now }, now);
+    await openWaveTargets(ctx.db, r.id, next.id, r.releaseId);
+    await enqueueWebhooks(
+      ctx,
+      'wave.opened',
+      { rolloutId: r.id, rolloutName: r.name, waveId: next.id, wave: next.name, position: next.position },
+      now,
+    );
+    return { id: r.id, state: 'running' as const, opened: next.id };
+  }
+  if (!current)
+    throw new AppError('conflict', 'NOTHING_TO_ADVANCE', 'Every wave of this rollout is already done.');
+  await completeRollout(ctx.db, r.id, now);
+  await recordRolloutEvent(
+    ctx,
+    { rolloutId: r.id, kind: 'completed', from: 'running', to: 'completed', reason },
+    now,
+  );
+  await enqueueWebhooks(ctx, 'rollout.completed', { rolloutId: r.id, rolloutName: r.name }, now);
+  return { id: r.id, state: 'completed' as const, opened: null };
+});
 
 /** Cancel: no more sites are asked; those not yet installed lose this target; every site is free again. */
-export async function cancelRollout({
-  ctx,
-  input,
-  now = new Date(),
-}: {
-  ctx: ServiceCtx;
-  input: { id: string; reason?: string };
-  now?: Date;
-}) {
-  return inTransaction(ctx, async (ctx) => {
-    const r = await lockRollout(ctx, input.id);
-    await cancelLocked(ctx, r, input.reason?.trim() || `cancelled by ${who(ctx)}`, now);
-    return { id: r.id, state: 'cancelled' as const };
-  });
-}
+export const cancelRollout = control(async (ctx, r, input: { id: string; reason?: string }, now) => {
+  await cancelLocked(ctx, r, input.reason?.trim() || `cancelled by ${who(ctx)}`, now);
+  return { id: r.id, state: 'cancelled' as const };
+});
 
 export async function cancelLocked(
   ctx: ServiceCtx,
@@ -278,52 +252,32 @@ export async function cancelLocked(
 }
 
 /** Failed, rolled-back and overdue sites (all, or the ones named) are tried again: back to pending. */
-export async function retryTargets({
-  ctx,
-  input,
-  now = new Date(),
-}: {
-  ctx: ServiceCtx;
-  input: { id: string; siteIds?: string[] };
-  now?: Date;
-}) {
-  return inTransaction(ctx, async (ctx) => {
-    const r = await lockRollout(ctx, input.id);
-    if (!['scheduled', 'running', 'paused'].includes(r.state)) illegal(r.state, 'retry sites');
-    const picked = input.siteIds?.length ? JSON.stringify(input.siteIds) : null;
-    const moved = rowsOf<{ site_id: string }>(
-      await ctx.db.execute(sql`
-      update rollout_targets set state = 'pending', reason = 'retried', attempts = attempts + 1, failure_notified_at = null, healthy = false,
-        state_changed_at = ${now.toISOString()}::timestamptz
-      where rollout_id = ${r.id} and state in ('failed', 'rolled_back', 'overdue')
-        ${picked ? sql`and site_id in (select value::uuid from json_array_elements_text(${picked}::json))` : sql``}
-      returning site_id`),
-    );
-    await recordRolloutEvent(
-      ctx,
-      {
-        rolloutId: r.id,
-        kind: 'targets.retried',
-        reason: `${moved.length} site(s) tried again by ${who(ctx)}`,
-      },
-      now,
-    );
-    return { id: r.id, retried: moved.length };
-  });
-}
+export const retryTargets = control(async (ctx, r, input: { id: string; siteIds?: string[] }, now) => {
+  if (!['scheduled', 'running', 'paused'].includes(r.state)) illegal(r.state, 'retry sites');
+  const picked = input.siteIds?.length ? JSON.stringify(input.siteIds) : null;
+  const moved = rowsOf<{ site_id: string }>(
+    await ctx.db.execute(sql`
+    update rollout_targets set state = 'pending', reason = 'retried', attempts = attempts + 1, failure_notified_at = null, healthy = false,
+      state_changed_at = ${now.toISOString()}::timestamptz
+    where rollout_id = ${r.id} and state in ('failed', 'rolled_back', 'overdue')
+      ${picked ? sql`and site_id in (select value::uuid from json_array_elements_text(${picked}::json))` : sql``}
+    returning site_id`),
+  );
+  await recordRolloutEvent(
+    ctx,
+    {
+      rolloutId: r.id,
+      kind: 'targets.retried',
+      reason: `${moved.length} site(s) tried again by ${who(ctx)}`,
+    },
+    now,
+  );
+  return { id: r.id, retried: moved.length };
+});
 
 /** Takes one site out of the rollout: it is skipped, no longer asked, and free for another rollout. */
-export async function excludeSite({
-  ctx,
-  input,
-  now = new Date(),
-}: {
-  ctx: ServiceCtx;
-  input: { id: string; siteId: string; reason?: string };
-  now?: Date;
-}) {
-  return inTransaction(ctx, async (ctx) => {
-    const r = await lockRollout(ctx, input.id);
+export const excludeSite = control(
+  async (ctx, r, input: { id: string; siteId: string; reason?: string }, now) => {
     if (!['draft', 'scheduled', 'running', 'paused'].includes(r.state)) illegal(r.state, 'exclude sites');
     const [t] = await ctx.db
       .select()
@@ -363,48 +317,37 @@ export async function excludeSite({
       now,
     );
     return { id: r.id, siteId: t.siteId, state: to };
-  });
-}
+  },
+);
 
 /** Schedules a draft: its sites are reserved now (refused if another rollout holds one). */
-export async function scheduleDraft({
-  ctx,
-  input,
-  now = new Date(),
-}: {
-  ctx: ServiceCtx;
-  input: { id: string };
-  now?: Date;
-}) {
-  return inTransaction(ctx, async (ctx) => {
-    const r = await lockRollout(ctx, input.id);
-    if (r.state !== 'draft') illegal(r.state, 'be scheduled again');
-    const ids = (
-      await ctx.db
-        .select({ siteId: rolloutTargets.siteId })
-        .from(rolloutTargets)
-        .where(eq(rolloutTargets.rolloutId, r.id))
-    ).map((x) => x.siteId);
-    const conflicts = await activeConflicts(ctx, ids, r.id);
-    if (conflicts.length) throw conflictError(conflicts, (id) => id);
-    const [first] = await ctx.db
-      .select({ startsAt: rolloutWaves.startsAt })
-      .from(rolloutWaves)
-      .where(eq(rolloutWaves.rolloutId, r.id))
-      .orderBy(asc(rolloutWaves.position))
-      .limit(1);
-    if (first && first.startsAt.getTime() < now.getTime() - 5 * 60_000) {
-      throw new AppError(
-        'invalid',
-        'VALIDATION_FAILED',
-        "The first wave's start is in the past; plan the rollout again.",
-        [{ path: 'waves.0.startsAt', message: 'In the past' }],
-      );
-    }
-    await moveRollout(ctx, r, 'schedule', `scheduled by ${who(ctx)}`, now);
-    await ctx.db.execute(
-      sql`update rollout_targets set active = true where rollout_id = ${r.id} and state <> 'skipped'`,
+export const scheduleDraft = control(async (ctx, r, input: { id: string }, now) => {
+  if (r.state !== 'draft') illegal(r.state, 'be scheduled again');
+  const ids = (
+    await ctx.db
+      .select({ siteId: rolloutTargets.siteId })
+      .from(rolloutTargets)
+      .where(eq(rolloutTargets.rolloutId, r.id))
+  ).map((x) => x.siteId);
+  const conflicts = await activeConflicts(ctx, ids, r.id);
+  if (conflicts.length) throw conflictError(conflicts, (id) => id);
+  const [first] = await ctx.db
+    .select({ startsAt: rolloutWaves.startsAt })
+    .from(rolloutWaves)
+    .where(eq(rolloutWaves.rolloutId, r.id))
+    .orderBy(asc(rolloutWaves.position))
+    .limit(1);
+  if (first && first.startsAt.getTime() < now.getTime() - 5 * 60_000) {
+    throw new AppError(
+      'invalid',
+      'VALIDATION_FAILED',
+      "The first wave's start is in the past; plan the rollout again.",
+      [{ path: 'waves.0.startsAt', message: 'In the past' }],
     );
-    return { id: r.id, state: 'scheduled' as const };
-  });
-}
+  }
+  await moveRollout(ctx, r, 'schedule', `scheduled by ${who(ctx)}`, now);
+  await ctx.db.execute(
+    sql`update rollout_targets set active = true where rollout_id = ${r.id} and state <> 'skipped'`,
+  );
+  return { id: r.id, state: 'scheduled' as const };
+});
