@@ -20,12 +20,10 @@ import { parseImageReference } from '../registry/reference.ts';
 import { fingerprintOf, generateSigningKey } from '../signing/signing.ts';
 import { buildSitePart, type SitePartScript } from '../site/site-part.ts';
 import { defaultReadme } from '../site/readme.ts';
+import { EDGE_SCRIPTS_DIR, loadEdgeScripts } from '../site/edge-scripts.ts';
 import { stitchPlan } from '../site/stitch.ts';
 import { CliError } from './errors.ts';
 import { hashFile, writeTo } from './download.ts';
-
-/** Where the bundle's `scripts/` come from by default: the repository's edge-scripts/ folder. */
-export const EDGE_SCRIPTS_DIR = path.resolve(import.meta.dirname, '../../../edge-scripts');
 
 /** A bundle spec file (docs/cli.md): everything a bundle needs, without an Outpost server. */
 export interface BundleSpec {
@@ -141,7 +139,13 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
     throw new CliError(`The spec's expiry ${expiresAt.toISOString()} is not in the future.`);
 
   const composeTemplate = await readText(at(spec.compose), 'the compose file');
-  const scripts = await loadScripts(options.scriptsDir ?? EDGE_SCRIPTS_DIR);
+  let scripts: SitePartScript[];
+  const scriptsDir = options.scriptsDir ?? EDGE_SCRIPTS_DIR;
+  try {
+    scripts = loadEdgeScripts(scriptsDir);
+  } catch (error) {
+    throw new CliError(`Cannot read the scripts folder ${scriptsDir}: ${(error as Error).message}`);
+  }
 
   // Images: manifests by digest from each registry; blobs are read when the archive is written.
   const clients = new Map<string, RegistryClient>();
@@ -295,27 +299,6 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
     await fs.rm(archiveFile, { force: true });
     await fs.rm(`${out}.part`, { force: true });
   }
-}
-
-/** Every file under `dir` (dot files left out), as the bundle's `scripts/` folder. */
-export async function loadScripts(dir: string): Promise<SitePartScript[]> {
-  const out: SitePartScript[] = [];
-  const walk = async (rel: string) => {
-    for (const e of (await fs.readdir(path.join(dir, rel), { withFileTypes: true })).sort((a, b) =>
-      a.name < b.name ? -1 : 1,
-    )) {
-      if (e.name.startsWith('.')) continue;
-      const p = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) out.push({ path: p, content: await fs.readFile(path.join(dir, p)) });
-    }
-  };
-  try {
-    await walk('');
-  } catch (error) {
-    throw new CliError(`Cannot read the scripts folder ${dir}: ${(error as Error).message}`);
-  }
-  return out;
 }
 
 function parseSpec(text: string, file: string): BundleSpec {

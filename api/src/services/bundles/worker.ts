@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import path from 'node:path';
 import os from 'node:os';
-import type { SitePartScript } from '@outpost/bundler';
+import { loadEdgeScripts, type SitePartScript } from '@outpost/bundler';
 import type { Logger } from '../../lib/logger.ts';
 import {
   buildImageArchive,
@@ -14,23 +12,6 @@ import {
   type BuildDeps,
 } from './build.ts';
 import { claimJobs, completeJobs, deferJob, failJob, renewLease, type JobRow } from './jobs.ts';
-
-export const EDGE_SCRIPTS_DIR = path.resolve(import.meta.dirname, '../../../../edge-scripts');
-
-/** Every file under edge-scripts/, as the bundle's `scripts/` folder. */
-export function loadEdgeScripts(dir = EDGE_SCRIPTS_DIR): SitePartScript[] {
-  const out: SitePartScript[] = [];
-  const walk = (rel: string) => {
-    for (const name of readdirSync(path.join(dir, rel)).sort()) {
-      const relPath = rel ? `${rel}/${name}` : name;
-      const full = path.join(dir, relPath);
-      if (statSync(full).isDirectory()) walk(relPath);
-      else if (!name.startsWith('.')) out.push({ path: relPath, content: readFileSync(full) });
-    }
-  };
-  walk('');
-  return out;
-}
 
 export interface WorkerOptions extends Omit<BuildDeps, 'scripts'> {
   logger: Logger;
