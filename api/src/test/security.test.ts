@@ -28,7 +28,7 @@ import {
 import { expectEnvelope, withToken } from './http.ts';
 import type { DbHandle } from '../db/types.ts';
 import { auditLog, bundleDownloads, bundleJobs, bundles } from '../db/schema/index.ts';
-import { BundleWorker } from '../services/bundles/worker.ts';
+import { BuildRunner } from '../services/bundles/build-runner.ts';
 
 // The security suite: the holes found probing the API as an attacker (issue 13), each replayed
 // against the real app, a real registry holding organisation A's private image, a hostile registry
@@ -133,11 +133,11 @@ afterAll(async () => {
 describe('security: two organisations, a private registry and a hostile one', () => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
-  let worker: BundleWorker;
+  let runner: BuildRunner;
   beforeAll(async () => {
     h = await createTestDb('pglite');
     t = await makeTestApp(h);
-    worker = new BundleWorker({
+    runner = new BuildRunner({
       db: h.db,
       store: t.objectStore,
       secretBox: t.secretBox,
@@ -156,7 +156,7 @@ describe('security: two organisations, a private registry and a hostile one', ()
   async function settle() {
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
-      if (await worker.runOnce()) continue;
+      if (await runner.runOnce()) continue;
       const [open] = await h.db
         .select({ n: count() })
         .from(bundleJobs)

@@ -112,19 +112,17 @@ export async function requestBundles({ ctx, input }: { ctx: ServiceCtx; input: R
           422,
           'DELTA_BASE_UNKNOWN',
           `${without.length === 1 ? `Site ${without[0]!.site.code} has` : `${without.length} sites have`} not reported a release a delta can be made from; ask for full bundles (or "auto") for ${without.length === 1 ? 'it' : 'them'}.`,
-          without
-            .slice(0, 100)
-            .map((p) => ({
-              path: 'siteIds',
-              siteId: p.site.id,
-              code: p.site.code,
-              message:
-                p.site.reportedReleaseId === release.id
-                  ? `Already runs ${release.version}; a reinstall needs a full bundle.`
-                  : p.site.reportedVersion
-                    ? `Reports version ${p.site.reportedVersion}, which is not a published release of this organisation.`
-                    : 'Has never reported a release.',
-            })),
+          without.slice(0, 100).map((p) => ({
+            path: 'siteIds',
+            siteId: p.site.id,
+            code: p.site.code,
+            message:
+              p.site.reportedReleaseId === release.id
+                ? `Already runs ${release.version}; a reinstall needs a full bundle.`
+                : p.site.reportedVersion
+                  ? `Reports version ${p.site.reportedVersion}, which is not a published release of this organisation.`
+                  : 'Has never reported a release.',
+          })),
         );
       }
     }
