@@ -18,5 +18,4 @@ export {
   type RangeSlice,
 } from './stitch.ts';
 export { renderEnvFile, renderReleaseConf, shellQuote, EnvFileError, type ReleaseConf } from './env-file.ts';
-export { loadEdgeScripts, EDGE_SCRIPTS_DIR } from './edge-scripts.ts';
 export { defaultReadme, type DefaultReadmeOptions, type ReadmeLanguage } from './readme.ts';

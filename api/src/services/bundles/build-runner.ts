@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { loadEdgeScripts, type SitePartScript } from '@outpost/bundler';
+import type { SitePartScript } from '@outpost/bundler';
+// Its own entry point: it reads the file system, which the Cloudflare Worker's bundle must not pull in.
+import { loadEdgeScripts } from '@outpost/bundler/edge-scripts';
 import type { Logger } from '../../lib/logger.ts';
 import {
   buildImageArchive,
