@@ -1,6 +1,6 @@
 // `BENCH_ONLY=wave npm run bench` (the last part of the full run): a 5,000-site wave bundled end to end
 // once the release's images archive exists — bundles asked for through the service, built by the
-// real worker (job queue in PostgreSQL, site parts signed, written to S3 and read back), until every
+// real build runner (job queue in PostgreSQL, site parts signed, written to S3 and read back), until every
 // bundle is ready. Target (issue 5): ≥ 200 sites/s, so < 60 s for 5,000 sites; < 100 KB stored per site.
 //
 // Uses a scratch PostgreSQL database (dropped at the end), the embedded S3 server (s3rver) and a
@@ -22,13 +22,13 @@ import { createSecretBox } from '../api/src/lib/secret-box.ts';
 import { registryImageResolver } from '../api/src/services/releases/registry-resolver.ts';
 import { addReleaseImage } from '../api/src/services/releases/write.ts';
 import { requestBundles } from '../api/src/services/bundles/request.ts';
-import { BundleWorker } from '../api/src/services/bundles/worker.ts';
+import { BuildRunner } from '../api/src/services/bundles/build-runner.ts';
 
 if (process.env.BENCH_ONLY && !process.env.BENCH_ONLY.split(',').includes('wave')) process.exit(0);
 
 const WAVE = Number(process.env.BENCH_WAVE_SITES ?? 5000);
 const WORKERS = Number(process.env.BENCH_WAVE_WORKERS ?? 2);
-// BENCH_WAVE_PROCESSES=N: the wave is built by N `npm run worker` processes instead (as on several machines).
+// BENCH_WAVE_PROCESSES=N: the wave is built by N `npm run build-runner` processes instead (as on several machines).
 const PROCESSES = Number(process.env.BENCH_WAVE_PROCESSES ?? 0);
 const line = (s: string) => process.stdout.write(s + '\n');
 
@@ -99,16 +99,16 @@ try {
     );
   }
 
-  const workers = Array.from(
+  const runners = Array.from(
     { length: WORKERS },
     (_, i) =>
-      new BundleWorker({
+      new BuildRunner({
         db,
         store,
         secretBox,
         logger: () => {},
         registry: testRegistryPolicy(),
-        workerId: `bench-${i}`,
+        runnerId: `bench-${i}`,
         pollMs: 20,
         waitMs: 20,
         batch: Number(process.env.BENCH_WAVE_BATCH ?? 100),
@@ -118,7 +118,7 @@ try {
   // The release archive first (the target counts from "once the release archive exists").
   const first = await db.select({ id: sites.id }).from(sites).where(eq(sites.orgId, org.id)).limit(1);
   await requestBundles({ ctx, input: { releaseId: release!.id, siteIds: [first[0]!.id], mode: 'full' } });
-  await workers[0]!.drain();
+  await runners[0]!.drain();
   const [archive] = await db.select().from(imageArchives).where(eq(imageArchives.releaseId, release!.id));
   if (archive?.state !== 'ready') throw new Error(`archive not built: ${archive?.error}`);
 
@@ -132,7 +132,7 @@ try {
     const children = Array.from({ length: PROCESSES }, () =>
       spawn(
         process.execPath,
-        ['--import', 'tsx', path.join(import.meta.dirname, '../api/src/worker-cli.ts')],
+        ['--import', 'tsx', path.join(import.meta.dirname, '../api/src/build-runner-cli.ts')],
         {
           stdio: 'ignore',
           env: {
@@ -162,7 +162,7 @@ try {
       for (const c of children) c.kill('SIGTERM');
     }
   } else {
-    await Promise.all(workers.map((w) => w.drain()));
+    await Promise.all(runners.map((w) => w.drain()));
   }
   const seconds = (performance.now() - t0) / 1000;
   const [ready] = await db
@@ -175,7 +175,7 @@ try {
     .where(sql`${bundles.releaseId} = ${release!.id} and ${bundles.state} = 'ready'`);
   const rate = asked.created / seconds;
   line(
-    `\nBundle wave (issue 5) — ${WAVE.toLocaleString('en')} sites, ${PROCESSES > 0 ? `${PROCESSES} worker processes (npm run worker)` : `${WORKERS} workers in one process`}, PostgreSQL + s3rver`,
+    `\nBundle wave (issue 5) — ${WAVE.toLocaleString('en')} sites, ${PROCESSES > 0 ? `${PROCESSES} build-runner processes (npm run build-runner)` : `${WORKERS} build runners in one process`}, PostgreSQL + s3rver`,
   );
   line(`  ready: ${ready!.n} of ${WAVE}; request took ${((tAsked - t0) / 1000).toFixed(2)} s`);
   line(

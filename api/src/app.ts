@@ -6,13 +6,8 @@ import { secureHeaders } from 'hono/secure-headers';
 import { Scalar } from '@scalar/hono-api-reference';
 import { sql } from 'drizzle-orm';
 import type { AppDeps, AppEnv } from './routes/app-env.ts';
-import {
-  AppError,
-  isStoreUnavailable,
-  RangeNotSatisfiableError,
-  TooManyRequestsError,
-  type ErrorKind,
-} from './lib/errors.ts';
+import { isStoreUnavailable } from '@outpost/bundler';
+import { AppError, RangeNotSatisfiableError, TooManyRequestsError, type ErrorKind } from './lib/errors.ts';
 import { refuseControlCharacters } from './lib/control-chars.ts';
 import { authRoutes } from './routes/auth.ts';
 import { userRoutes } from './routes/users.ts';

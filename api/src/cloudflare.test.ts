@@ -20,7 +20,7 @@ import { expectEnvelope } from './test/http.ts';
 import { startWsRelay, type WsRelay } from './test/ws-relay.ts';
 import { makeTestApp } from './test/app.ts';
 import { withToken } from './test/http.ts';
-import { BundleWorker } from './services/bundles/worker.ts';
+import { BuildRunner } from './services/bundles/build-runner.ts';
 import { buildTestImage, pushImage, startRegistry, testRegistryPolicy } from '@outpost/bundler/test-support';
 import { createHash } from 'node:crypto';
 
@@ -454,7 +454,7 @@ describe('Cloudflare entry in workerd (wrangler dev --local) on PostgreSQL and S
       await call('/api/v1/sites', { code: 'WK-1', name: 'Workers Clinic' });
       const [bundle] = (await call('/api/v1/bundles', { releaseId: release.id, siteCodes: ['WK-1'] }))
         .bundles;
-      await new BundleWorker({
+      await new BuildRunner({
         db: pg.db,
         store: node.objectStore,
         secretBox: node.secretBox,

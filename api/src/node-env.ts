@@ -39,11 +39,11 @@ export const NodeEnv = z
     OUTPOST_DEMO: bool.optional(),
     /** Where the demo's registry listens on loopback (its release pins images at this address, so keep it fixed). */
     OUTPOST_DEMO_REGISTRY_PORT: z.coerce.number().int().min(1).max(65535).default(5055),
-    /** Bundle build workers inside this process (0: builds run only in `npm run worker` processes). */
+    /** Bundle build runners inside this process (0: builds run only in `npm run build-runner` processes). */
     OUTPOST_WORKERS: z.coerce.number().int().min(0).max(16).default(1),
     /** The address sites reach the API at, written into bundles (`OUTPOST_API_URL` in the site's .env). */
     OUTPOST_PUBLIC_URL: z.url().optional(),
-    /** How long a worker holds a build job without renewing; a dead worker's jobs are taken up after it. */
+    /** How long a build runner holds a job without renewing; a dead runner's jobs are taken up after it. */
     OUTPOST_WORKER_LEASE_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
     OUTPOST_REGISTRY_ALLOW_INSECURE: allowInsecureRegistries,
     /** Behind a reverse proxy: take the client's address from X-Forwarded-For (sign-in throttling). */

@@ -13,7 +13,7 @@ import { jsonLogger } from './lib/logger.ts';
 import { onShutdown } from './lib/shutdown.ts';
 import { bootstrapFirstOrg } from './services/orgs/bootstrap.ts';
 import { openRuntime } from './runtime.ts';
-import { BundleWorker } from './services/bundles/worker.ts';
+import { BuildRunner } from './services/bundles/build-runner.ts';
 import { registryImageResolver } from './services/releases/registry-resolver.ts';
 import { startRolloutScheduler } from './services/rollouts/ticker.ts';
 import { guardedFetch } from '@outpost/bundler/guarded-fetch';
@@ -94,11 +94,11 @@ const api = createApp({
   ...(env.SMTP_URL ? { mailer: smtpMailer(env.SMTP_URL, env.SMTP_FROM) } : {}),
 });
 
-// Bundle builds: workers in this process (OUTPOST_WORKERS, default 1); more run as `npm run worker`.
-const workers = Array.from(
+// Bundle builds: build runners in this process (OUTPOST_WORKERS, default 1); more run as `npm run build-runner`.
+const runners = Array.from(
   { length: env.OUTPOST_WORKERS },
   () =>
-    new BundleWorker({
+    new BuildRunner({
       db: handle.db,
       store: objectStore,
       secretBox,
@@ -108,7 +108,7 @@ const workers = Array.from(
       ...(env.OUTPOST_PUBLIC_URL ? { publicUrl: env.OUTPOST_PUBLIC_URL } : {}),
     }),
 );
-for (const w of workers) w.start();
+for (const r of runners) r.start();
 
 // The rollout scheduler: waves open on time, thresholds are judged, webhooks are sent.
 const scheduler =
@@ -148,7 +148,7 @@ const httpServer = serve({ fetch: server.fetch, port: env.PORT, hostname: env.HO
 onShutdown(log, async (signal) => {
   log('info', 'shutting down', { signal });
   httpServer.close();
-  await Promise.all([...workers.map((w) => w.stop()), scheduler?.stop()]);
+  await Promise.all([...runners.map((r) => r.stop()), scheduler?.stop()]);
   await demoRegistry?.stop();
   await runtime.close();
 });

@@ -8,7 +8,8 @@ import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
 import { scratchStore, storedKeys } from '../test/store.ts';
 import { AppError } from './errors.ts';
 import type { ObjectStore } from './object-store.ts';
-import { blobKey, get, has, putStream, recordArtifact } from './blob-store.ts';
+import { blobKey } from '@outpost/bundler';
+import { get, has, putStream, recordArtifact } from './blob-store.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -118,7 +119,7 @@ describe('blob store', () => {
     }).catch((e: unknown) => e);
     expect(err).toMatchObject({ kind: 'too-large' });
     expect(await keys(store, 'uploads/')).toEqual([]);
-    expect(await keys(store, 'blobs/')).not.toContain(blobKey(sha(data)));
+    expect(await keys(store, 'blobs/')).not.toContain(blobKey(`sha256:${sha(data)}`));
   });
 
   it('should keep nothing when inspect or verify refuses the bytes', async () => {
@@ -202,8 +203,18 @@ describe.each(TEST_DRIVERS)('artifact rows on %s', (driver) => {
 
   it('should record an artifact once, the first row standing', async () => {
     const hex = sha(randomBytes(10));
-    await recordArtifact(h.db, { sha256: hex, size: 10, mediaType: 'application/zip', key: blobKey(hex) });
-    await recordArtifact(h.db, { sha256: hex, size: 10, mediaType: 'application/other', key: blobKey(hex) });
+    await recordArtifact(h.db, {
+      sha256: hex,
+      size: 10,
+      mediaType: 'application/zip',
+      key: blobKey(`sha256:${hex}`),
+    });
+    await recordArtifact(h.db, {
+      sha256: hex,
+      size: 10,
+      mediaType: 'application/other',
+      key: blobKey(`sha256:${hex}`),
+    });
     const rows = await h.db.select().from(artifacts).where(eq(artifacts.sha256, hex));
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ size: 10, mediaType: 'application/zip', key: `blobs/sha256/${hex}` });

@@ -6,11 +6,11 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
-  HeadObjectCommand,
   UploadPartCopyCommand,
   AbortMultipartUploadCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { blobKey, deleteQuietly, headSize, isNotFound } from '@outpost/bundler';
 import { artifacts } from '../db/schema/index.ts';
 import type { Db } from '../db/types.ts';
 import { AppError, NotFoundError, RangeNotSatisfiableError } from './errors.ts';
@@ -24,20 +24,13 @@ import type { ObjectStore } from './object-store.ts';
  */
 export type BlobStore = Pick<ObjectStore, 'client' | 'bucket'>;
 
-export const BLOB_PREFIX = 'blobs/sha256/';
 export const UPLOAD_PREFIX = 'uploads/';
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 const DEFAULT_QUEUE_SIZE = 2;
 
 /** The largest object one CopyObject may copy (S3's limit); larger ones are copied part by part. */
 const COPY_OBJECT_MAX = 5 * 1024 ** 3;
-
-export function blobKey(sha256: string): string {
-  if (!SHA256_HEX.test(sha256)) throw new Error(`Not a sha256 hex digest: ${JSON.stringify(sha256)}`);
-  return `${BLOB_PREFIX}${sha256}`;
-}
 
 export interface PutStreamOptions {
   mediaType: string;
@@ -66,26 +59,6 @@ export interface PutStreamResult {
   key: string;
   /** The same bytes were already stored; nothing new was written. */
   existed: boolean;
-}
-
-function isNotFound(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
-}
-
-/** The size of the object at `key`, or null when there is none. */
-export async function headSize(store: BlobStore, key: string): Promise<number | null> {
-  try {
-    const head = await store.client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: key }));
-    return head.ContentLength ?? 0;
-  } catch (err) {
-    if (isNotFound(err)) return null;
-    throw err;
-  }
-}
-
-async function deleteQuietly(store: BlobStore, key: string): Promise<void> {
-  await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key })).catch(() => undefined);
 }
 
 async function* chunksOf(stream: ReadableStream<Uint8Array> | Readable): AsyncGenerator<Uint8Array> {
@@ -171,7 +144,7 @@ export async function putStream(
     const sha256 = hash.digest('hex');
     await opts.verify?.({ sha256, size });
 
-    const key = blobKey(sha256);
+    const key = blobKey(`sha256:${sha256}`);
     const stored = await headSize(store, key);
     if (stored === size) {
       await deleteQuietly(store, tempKey);
@@ -252,7 +225,7 @@ async function moveObject(
 }
 
 export async function has(store: BlobStore, sha256: string): Promise<boolean> {
-  return (await headSize(store, blobKey(sha256))) !== null;
+  return (await headSize(store, blobKey(`sha256:${sha256}`))) !== null;
 }
 
 export interface ByteRange {
@@ -277,7 +250,7 @@ export async function get(
   store: BlobStore,
   sha256: string,
   range?: ByteRange,
-  key = blobKey(sha256),
+  key = blobKey(`sha256:${sha256}`),
 ): Promise<BlobRead> {
   try {
     const res = await store.client.send(
@@ -316,7 +289,9 @@ export async function get(
 
 /** Deletes a blob; only for a blob nothing references (the caller checks), e.g. after a failed first upload. */
 export async function remove(store: BlobStore, sha256: string): Promise<void> {
-  await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: blobKey(sha256) }));
+  await store.client.send(
+    new DeleteObjectCommand({ Bucket: store.bucket, Key: blobKey(`sha256:${sha256}`) }),
+  );
 }
 
 export interface ArtifactRecord {

@@ -31,6 +31,12 @@ export async function sha256Hex(value: string): Promise<string> {
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/**
+ * Equal bytes, in a time that depends only on the lengths: every byte is compared whatever the
+ * first difference, so a MAC, a password hash or a token cannot be guessed byte by byte from how
+ * long a refusal takes. The one such compare in the code base (WebCrypto has none; Node's
+ * `crypto.timingSafeEqual` is not on Workers or in the browser).
+ */
 export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;

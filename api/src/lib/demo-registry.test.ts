@@ -11,7 +11,7 @@ import { demoImages, tarOf } from '../services/seed/demo-image.ts';
 import { DEMO_RELEASE_VERSION, seedDemoRelease } from '../services/seed/demo.ts';
 import { registryImageResolver } from '../services/releases/registry-resolver.ts';
 import { ImageResolveError } from '../services/releases/resolver.ts';
-import { BundleWorker } from '../services/bundles/worker.ts';
+import { BuildRunner } from '../services/bundles/build-runner.ts';
 import { bundleJobs } from '../db/schema/index.ts';
 import { createTestDb } from '../test/db.ts';
 import { makeTestApp } from '../test/app.ts';
@@ -19,7 +19,7 @@ import { makeApiToken, makeOrg, makeSite } from '../test/factories.ts';
 import { withToken } from '../test/http.ts';
 
 // The demo registry is real HTTP on loopback, read by the bundler's real registry client, skopeo
-// and GNU tar; the bundle is built by a real worker into the run's S3 server, on PGlite.
+// and GNU tar; the bundle is built by a real runner into the run's S3 server, on PGlite.
 let reg: DemoRegistry;
 let work: string;
 const images = demoImages();
@@ -150,7 +150,7 @@ describe('demo release', () => {
         bundles: [b],
       } = (await asked.json()) as { bundles: { id: string }[] };
 
-      const worker = new BundleWorker({
+      const runner = new BuildRunner({
         db: h.db,
         store: t.objectStore,
         secretBox: t.secretBox,
@@ -163,7 +163,7 @@ describe('demo release', () => {
       });
       const deadline = Date.now() + 60_000;
       for (;;) {
-        if (await worker.runOnce()) continue;
+        if (await runner.runOnce()) continue;
         const [open] = await h.db
           .select({ n: count() })
           .from(bundleJobs)

@@ -85,37 +85,3 @@ export function isUniqueViolation(e: unknown): boolean {
   const err = e as { code?: string; cause?: { code?: string } } | null;
   return err?.code === '23505' || err?.cause?.code === '23505';
 }
-
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
-
-/**
- * The object store (or the network to it) failed on its side: a connection refused, reset or gone
- * quiet past the idle timeout, or a 5xx answer. Not the caller's fault and not a bug of ours: the
- * caller is told to try again (503) rather than shown an internal error.
- */
-export function isStoreUnavailable(e: unknown): boolean {
-  const err = e as {
-    name?: string;
-    code?: string;
-    $fault?: string;
-    $metadata?: { httpStatusCode?: number };
-  } | null;
-  // Only the S3 client's errors carry $metadata (its retry step adds it to network failures too), so
-  // a database that is down is not reported as the file store.
-  if (!err || typeof err !== 'object' || !err.$metadata) return false;
-  return (
-    err.name === 'TimeoutError' ||
-    (err.code !== undefined && NETWORK_CODES.has(err.code)) ||
-    err.$fault === 'server' ||
-    (err.$metadata.httpStatusCode ?? 0) >= 500
-  );
-}

@@ -1,4 +1,5 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { timingSafeEqual } from './crypto.ts';
 
 /**
  * Checks AWS Signature Version 4 on a request to the embedded object store: the Authorization header
@@ -129,7 +130,5 @@ export function verifySigV4(
   );
   const expected = hmac(key, stringToSign);
   const given = Buffer.from(signature, 'hex');
-  return given.length === expected.length && timingSafeEqual(given, expected)
-    ? { ok: true }
-    : { ok: false, reason: 'mismatch' };
+  return timingSafeEqual(given, expected) ? { ok: true } : { ok: false, reason: 'mismatch' };
 }

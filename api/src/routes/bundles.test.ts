@@ -29,7 +29,7 @@ import {
   imageArchives,
   releases,
 } from '../db/schema/index.ts';
-import { BundleWorker } from '../services/bundles/worker.ts';
+import { BuildRunner } from '../services/bundles/build-runner.ts';
 import { claimJobs } from '../services/bundles/jobs.ts';
 import { bundleLinks } from '../services/bundles/deliver.ts';
 import { inject } from 'vitest';
@@ -88,18 +88,18 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
-  let worker: BundleWorker;
+  let runner: BuildRunner;
   beforeAll(async () => {
     h = await createTestDb(driver);
     t = await makeTestApp(h);
-    worker = makeWorker();
+    runner = makeRunner();
   });
   afterAll(async () => {
     await h.close();
   });
 
-  function makeWorker(over: Partial<ConstructorParameters<typeof BundleWorker>[0]> = {}) {
-    return new BundleWorker({
+  function makeRunner(over: Partial<ConstructorParameters<typeof BuildRunner>[0]> = {}) {
+    return new BuildRunner({
       db: h.db,
       store: t.objectStore,
       secretBox: t.secretBox,
@@ -113,8 +113,8 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     });
   }
 
-  /** Runs the worker until no job is queued or running (retries included), or fails after a while. */
-  async function settle(w = worker, timeoutMs = 60_000) {
+  /** Runs the runner until no job is queued or running (retries included), or fails after a while. */
+  async function settle(w = runner, timeoutMs = 60_000) {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (await w.runOnce()) continue;
@@ -522,7 +522,7 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       ).toThrow();
     });
 
-    it('should share one queue between several workers: every bundle built once, no job taken twice', async () => {
+    it('should share one queue between several runners: every bundle built once, no job taken twice', async () => {
       const { org, api } = await orgWithApi();
       const releaseId = await publish(api, '1.0.0', v10());
       const made = [];
@@ -532,9 +532,9 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
         );
       const asked = await ask(api, { releaseId, filter: { region: 'Queue' } });
       expect(asked.created).toBe(30);
-      // Three workers at once, small batches, so they compete for the same rows.
-      const workers = [0, 1, 2].map((i) => makeWorker({ workerId: `w${i}`, batch: 4, concurrency: 2 }));
-      await Promise.all(workers.map((w) => settle(w)));
+      // Three runners at once, small batches, so they compete for the same rows.
+      const runners = [0, 1, 2].map((i) => makeRunner({ runnerId: `w${i}`, batch: 4, concurrency: 2 }));
+      await Promise.all(runners.map((w) => settle(w)));
       const jobs = await h.db.select().from(bundleJobs).where(eq(bundleJobs.orgId, org.id));
       expect(jobs).toHaveLength(31);
       expect(jobs.every((j) => j.state === 'done' && j.attempts === 1)).toBe(true);
@@ -869,7 +869,7 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const { api, releaseId, b } = await oneBundle('KE-S3');
       // A real S3 server, but a bucket that does not exist: every write is refused.
       const missing = runStore({ bucket: 'no-such-bucket-here' });
-      const w = makeWorker({ store: missing });
+      const w = makeRunner({ store: missing });
       await settle(w);
       const failed = await view(api, b!.id);
       expect(failed.state).toBe('failed');
@@ -881,10 +881,10 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     it('should give up on an object store that goes quiet, instead of building forever', async () => {
       const { api, b } = await oneBundle('KE-QUIET');
       // Connections reach the store, then nothing comes back (a stalled path): without an idle timeout
-      // the build would wait for ever while its worker kept renewing the job's lease.
+      // the build would wait for ever while its runner kept renewing the job's lease.
       const route = await stallingPath(inject('s3Endpoint'), { passRequests: 0 });
       try {
-        await settle(makeWorker({ store: quietStore(route.endpoint) }), 30_000);
+        await settle(makeRunner({ store: quietStore(route.endpoint) }), 30_000);
         const failed = await view(api, b!.id);
         expect(failed.state).toBe('failed');
         expect(failed.error!.code).toBe('STORAGE_FAILED');
@@ -956,11 +956,11 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       await verifyFolder((await unpack(api, b!.id)).dir);
     });
 
-    it('should take over the job of a worker that died mid-build once its lease lapses', async () => {
+    it('should take over the job of a runner that died mid-build once its lease lapses', async () => {
       const { api, b } = await oneBundle('KE-DEAD');
-      // A worker claims the archive job with a short lease and then never reports back (as if killed).
+      // A runner claims the archive job with a short lease and then never reports back (as if killed).
       const [claimed] = await claimJobs(h.db, {
-        workerId: 'dead-worker',
+        runnerId: 'dead-runner',
         kind: 'image-archive',
         limit: 1,
         leaseMs: 300,
@@ -971,7 +971,7 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
         .set({ state: 'building' })
         .where(eq(imageArchives.id, claimed!.targetId));
       // While it holds the lease, nobody else takes it and nothing is ready.
-      expect(await makeWorker().runOnce()).toBe(false);
+      expect(await makeRunner().runOnce()).toBe(false);
       expect((await view(api, b!.id)).state).toBe('queued');
       await new Promise((r) => setTimeout(r, 400));
       await settle();

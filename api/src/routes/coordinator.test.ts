@@ -1,5 +1,5 @@
 // A coordinator's way to a bundle: the curl link, the checksum and the README, with real registry,
-// worker, object store and databases (as routes/bundles.test.ts), and curl itself on the link.
+// runner, object store and databases (as routes/bundles.test.ts), and curl itself on the link.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
@@ -21,7 +21,7 @@ import { makeApiToken, makeOrg, makeSite, makeUser } from '../test/factories.ts'
 import { expectEnvelope, signIn, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
 import { bundleDownloads, bundleJobs, coordinatorSites, memberships } from '../db/schema/index.ts';
-import { BundleWorker } from '../services/bundles/worker.ts';
+import { BuildRunner } from '../services/bundles/build-runner.ts';
 import { readmeFromTar } from '../services/bundles/coordinator.ts';
 import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
@@ -53,13 +53,13 @@ const TEMPLATE = 'services:\n  app:\n    image: {{ image.app }}\n';
 describe.each(TEST_DRIVERS)('coordinator bundle routes on %s', (driver) => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
-  let worker: BundleWorker;
+  let runner: BuildRunner;
   let server: ReturnType<typeof serve>;
   let base: string;
   beforeAll(async () => {
     h = await createTestDb(driver);
     t = await makeTestApp(h);
-    worker = new BundleWorker({
+    runner = new BuildRunner({
       db: h.db,
       store: t.objectStore,
       secretBox: t.secretBox,
@@ -82,7 +82,7 @@ describe.each(TEST_DRIVERS)('coordinator bundle routes on %s', (driver) => {
 
   async function settle() {
     for (let i = 0; i < 3000; i++) {
-      if (await worker.runOnce()) continue;
+      if (await runner.runOnce()) continue;
       const [open] = await h.db
         .select({ n: count() })
         .from(bundleJobs)

@@ -18,10 +18,10 @@ import { makeTestApp, type LogLine } from './app.ts';
 import { makeApiToken, makeOrg, makeSite } from './factories.ts';
 import { withToken } from './http.ts';
 import type { DbHandle } from '../db/types.ts';
-import { BundleWorker } from '../services/bundles/worker.ts';
+import { BuildRunner } from '../services/bundles/build-runner.ts';
 
 // `npx outpost` end to end, as an operator runs it: the real API served over HTTP on loopback
-// (PGlite or PostgreSQL, the run's S3 server), a bundle worker running beside it, a real registry,
+// (PGlite or PostgreSQL, the run's S3 server), a build runner running beside it, a real registry,
 // and the CLI's bin in a child process talking to all of them with an API token.
 const BIN = path.resolve(import.meta.dirname, '../../../bundler/bin/outpost.mjs');
 const driver = TEST_DRIVERS[0]!;
@@ -31,12 +31,12 @@ let work: string;
 let h: DbHandle;
 let server: ServerType;
 let url: string;
-let worker: BundleWorker;
+let runner: BuildRunner;
 let token: string;
 let fingerprint: string;
 let orgId: string;
 let logs: LogLine[];
-let startWorker: () => BundleWorker;
+let startRunner: () => BuildRunner;
 
 const TEMPLATE = `services:
   backend:
@@ -86,8 +86,8 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   logs = t.logs;
-  startWorker = () => {
-    const w = new BundleWorker({
+  startRunner = () => {
+    const w = new BuildRunner({
       db: h.db,
       store: t.objectStore,
       secretBox: t.secretBox,
@@ -101,7 +101,7 @@ beforeAll(async () => {
     w.start();
     return w;
   };
-  worker = startWorker();
+  runner = startRunner();
 
   const org = await makeOrg(h.db);
   orgId = org.id;
@@ -128,7 +128,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await worker?.stop();
+  await runner?.stop();
   await new Promise((r) => server?.close(r));
   await h?.close();
   await reg?.stop();
@@ -261,7 +261,7 @@ describe(`outpost against the API (${driver})`, () => {
 
   it('should wait out a slow build with one small request a poll, reading the bundle list only when states move', async () => {
     await makeSite(h.db, orgId, { code: 'CLI-W', name: 'Clinic CLI-W', region: 'Lakes' });
-    await worker.stop(); // nothing gets built for a while: the export waits
+    await runner.stop(); // nothing gets built for a while: the export waits
     const from = logs.length;
     const exported = outpost(
       ['export', '--release', '1.0.0', '--to', path.join(work, 'usb-wait'), '--sites', 'CLI-W'],
@@ -283,7 +283,7 @@ describe(`outpost against the API (${driver})`, () => {
       listings = requests().filter((r) => r === 'GET /api/v1/bundles').length;
       expect(listings).toBe(1);
     } finally {
-      worker = startWorker(); // the tests after this one need a worker, whatever happened here
+      runner = startRunner(); // the tests after this one need a runner, whatever happened here
     }
     const r = await exported;
     expect(r.code, r.stderr).toBe(0);

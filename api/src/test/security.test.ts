@@ -28,7 +28,7 @@ import {
 import { expectEnvelope, withToken } from './http.ts';
 import type { DbHandle } from '../db/types.ts';
 import { auditLog, bundleDownloads, bundleJobs, bundles } from '../db/schema/index.ts';
-import { BundleWorker } from '../services/bundles/worker.ts';
+import { BuildRunner } from '../services/bundles/build-runner.ts';
 import { STATUS_OF } from '../app.ts';
 import type { AppError, TooManyRequestsError } from '../lib/errors.ts';
 
@@ -135,11 +135,11 @@ afterAll(async () => {
 describe('security: two organisations, a private registry and a hostile one', () => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
-  let worker: BundleWorker;
+  let runner: BuildRunner;
   beforeAll(async () => {
     h = await createTestDb('pglite');
     t = await makeTestApp(h);
-    worker = new BundleWorker({
+    runner = new BuildRunner({
       db: h.db,
       store: t.objectStore,
       secretBox: t.secretBox,
@@ -158,7 +158,7 @@ describe('security: two organisations, a private registry and a hostile one', ()
   async function settle() {
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
-      if (await worker.runOnce()) continue;
+      if (await runner.runOnce()) continue;
       const [open] = await h.db
         .select({ n: count() })
         .from(bundleJobs)

@@ -15,7 +15,8 @@ import { startRegistry, type TestRegistry } from '../test-support/registry.ts';
 import { buildMultiArchImage, buildTestImage, type TestImage } from '../test-support/image.ts';
 import { pushImage } from '../test-support/skopeo.ts';
 import { testStore } from './test-s3.ts';
-import { blobKey, copyBlobsToStore, readStoredRange, type ObjectStoreTarget } from './store.ts';
+import { copyBlobsToStore, readStoredRange } from './store.ts';
+import { blobKey, type ObjectStoreTarget } from './object-store.ts';
 import {
   archiveImageFromRegistry,
   readImagesArchive,

@@ -3,14 +3,22 @@ export {
   storeBlobReader,
   readStoredRange,
   teeingBlobReader,
-  blobKey,
-  BLOB_PREFIX,
-  type ObjectStoreTarget,
   type CopyBlobsOptions,
   type CopiedBlob,
   type BlobSource,
   type TeeingBlobReader,
 } from './store.ts';
+export {
+  blobKey,
+  BLOB_PREFIX,
+  headSize,
+  deleteQuietly,
+  isNotFound,
+  storeFailure,
+  isStoreUnavailable,
+  type ObjectStoreTarget,
+  type StoreFailure,
+} from './object-store.ts';
 export {
   buildImagesArchive,
   readImagesArchive,

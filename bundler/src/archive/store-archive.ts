@@ -6,7 +6,8 @@ import {
   type BuildImagesArchiveOptions,
   type ImagesArchiveLayout,
 } from './images-archive.ts';
-import { BLOB_PREFIX, storeBlobReader, type ObjectStoreTarget } from './store.ts';
+import { storeBlobReader } from './store.ts';
+import { BLOB_PREFIX, type ObjectStoreTarget } from './object-store.ts';
 
 export interface RecordImagesArchiveOptions {
   images: ArchiveImage[];

@@ -10,7 +10,8 @@ import { corruptBlob, startRegistry, type TestRegistry } from '../test-support/r
 import { buildTestImage, type TestImage } from '../test-support/image.ts';
 import { pushImage } from '../test-support/skopeo.ts';
 import { testStore } from './test-s3.ts';
-import { blobKey, copyBlobsToStore, headSize, type ObjectStoreTarget } from './store.ts';
+import { copyBlobsToStore } from './store.ts';
+import { blobKey, headSize, type ObjectStoreTarget } from './object-store.ts';
 import { ArchiveError, buildImagesArchive, archiveImageFromRegistry } from './images-archive.ts';
 
 // Its own registry: tampering with stored blobs must not leak into other suites' images.

@@ -1,24 +1,11 @@
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { blobToNodeStream, type Descriptor, type RegistryClient } from '../registry/client.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { markVerified } from './images-archive.ts';
-
-/** An S3 bucket (any S3-compatible store) the bundler writes to. */
-export interface ObjectStoreTarget {
-  client: S3Client;
-  bucket: string;
-}
-
-export const BLOB_PREFIX = 'blobs/sha256/';
+import { BLOB_PREFIX, blobKey, deleteQuietly, headSize, type ObjectStoreTarget } from './object-store.ts';
 
 export interface CopyBlobsOptions {
   client: RegistryClient;
@@ -277,14 +264,6 @@ export function teeingBlobReader(options: {
   };
 }
 
-/** The store key of a blob: `blobs/sha256/<hex>` by default. */
-export function blobKey(digest: string, prefix = BLOB_PREFIX): string {
-  const match = /^sha256:([a-f0-9]{64})$/.exec(digest);
-  if (!match)
-    throw new TypeError(`"${digest}" is not a sha256 digest; the object store keeps blobs by sha256`);
-  return `${prefix}${match[1]}`;
-}
-
 /**
  * Reads blobs back from the store, for `buildImagesArchive`.
  *
@@ -377,23 +356,4 @@ function bodyChunks(
     },
     close: () => reader.cancel().catch(() => undefined),
   };
-}
-
-export async function headSize(s3: ObjectStoreTarget, key: string): Promise<number | null> {
-  try {
-    const head = await s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
-    return head.ContentLength ?? 0;
-  } catch (error) {
-    if (isNotFound(error)) return null;
-    throw error;
-  }
-}
-
-export async function deleteQuietly(s3: ObjectStoreTarget, key: string): Promise<void> {
-  await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: key })).catch(() => undefined);
-}
-
-function isNotFound(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
 }

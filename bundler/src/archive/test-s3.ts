@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { S3Client } from '@aws-sdk/client-s3';
-import type { ObjectStoreTarget } from './store.ts';
+import type { ObjectStoreTarget } from './object-store.ts';
 
 // Provided by the root vitest globalSetup (api/src/test/global-setup.ts); declared here too so the
 // bundler type-checks on its own.

@@ -1,3 +1,4 @@
+import type { paths } from './api-types.generated.ts';
 import { CliError, isNetworkError } from './errors.ts';
 
 export interface ApiOptions {
@@ -136,43 +137,22 @@ function networkReason(error: unknown): string {
   return cause ? cause.replace(/^Error: /, '') : 'no connection';
 }
 
-// ---- The API's shapes the CLI reads (api/src/routes/*.ts) ----
+// ---- The API's shapes the CLI reads: from its OpenAPI document (api-types.generated.ts) ----
 
-export type BuildState = 'queued' | 'building' | 'ready' | 'failed';
-
-export interface ReleaseSummary {
-  id: string;
-  version: string;
-  state: string;
+/** The JSON body of a response to `method path` with `status`, as the API's OpenAPI document gives it. */
+export type ApiJson<P extends keyof paths, M extends 'get' | 'post', S extends number> = paths[P][M] extends {
+  responses: { [K in S]: { content: { 'application/json': infer T } } };
 }
+  ? T
+  : never;
 
-export interface BundleView {
-  id: string;
-  site: { id: string; code: string; name: string };
-  release: { id: string; version: string };
-  state: BuildState;
-  delta: boolean;
-  size: number | null;
-  keyFingerprint: string | null;
-  fileName: string;
-  error: { code: string; message: string } | null;
-  expiresAt: string | null;
-}
-
-export interface RequestBundlesResult {
-  release: { id: string; version: string };
-  created: number;
-  kept: number;
-  bundles: { id: string; siteId: string; siteCode: string; delta: boolean }[];
-}
-
-export interface BundleLinks {
-  bundleId: string;
-  root: string;
-  expiresAt: string;
-  manifest: unknown;
-  files: { path: string; extract: boolean; size: number; sha256: string; url: string }[];
-}
+export type BundleView = ApiJson<'/api/v1/bundles/{id}', 'get', 200>;
+export type BuildState = BundleView['state'];
+export type ReleaseSummary = ApiJson<'/api/v1/releases', 'get', 200>['items'][number];
+export type RequestBundlesResult = ApiJson<'/api/v1/bundles', 'post', 202>;
+export type BundleLinks = ApiJson<'/api/v1/bundles/{id}/links', 'get', 200>;
+export type BundlePage = ApiJson<'/api/v1/bundles', 'get', 200>;
+export type BundleStatus = ApiJson<'/api/v1/releases/{id}/bundle-status', 'get', 200>;
 
 /** The release of this version, or an error that lists the versions there are. */
 export async function findRelease(api: OutpostApi, version: string): Promise<ReleaseSummary> {
@@ -216,7 +196,7 @@ export async function listReleaseBundles(api: OutpostApi, releaseId: string): Pr
   const out: BundleView[] = [];
   let cursor: string | null = null;
   do {
-    const page: { items: BundleView[]; nextCursor: string | null } = await api.json(
+    const page: BundlePage = await api.json(
       `/bundles?releaseId=${releaseId}&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
     );
     out.push(...page.items);

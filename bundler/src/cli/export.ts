@@ -11,6 +11,7 @@ import {
   listReleaseBundles,
   requestBundles,
   type BundleLinks,
+  type BundleStatus,
   type BundleView,
   type OutpostApi,
 } from './api.ts';
@@ -241,9 +242,7 @@ async function waitForBundles(
   let listedAt = 0;
   try {
     for (;;) {
-      const { counts } = await api.json<{ counts: Record<string, number> }>(
-        `/releases/${releaseId}/bundle-status`,
-      );
+      const { counts } = await api.json<BundleStatus>(`/releases/${releaseId}/bundle-status`);
       const seen = JSON.stringify(counts);
       if (seen !== listedCounts || Date.now() - listedAt > 30_000) {
         listedCounts = seen;

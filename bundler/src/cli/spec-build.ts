@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
-import { isScalar, parseDocument, visit } from 'yaml';
+import { isScalar } from 'yaml';
 import {
   archiveImageFromRegistry,
   buildImagesArchive,
@@ -20,12 +20,17 @@ import { parseImageReference } from '../registry/reference.ts';
 import { fingerprintOf, generateSigningKey } from '../signing/signing.ts';
 import { buildSitePart, type SitePartScript } from '../site/site-part.ts';
 import { defaultReadme } from '../site/readme.ts';
+import { EDGE_SCRIPTS_DIR, loadEdgeScripts } from '../site/edge-scripts.ts';
 import { stitchPlan } from '../site/stitch.ts';
+import {
+  fillTemplate,
+  pinnedReference,
+  SITE_FIELDS,
+  type ComposeImage,
+  type ComposeSite,
+} from '../compose/placeholders.ts';
 import { CliError } from './errors.ts';
 import { hashFile, writeTo } from './download.ts';
-
-/** Where the bundle's `scripts/` come from by default: the repository's edge-scripts/ folder. */
-export const EDGE_SCRIPTS_DIR = path.resolve(import.meta.dirname, '../../../edge-scripts');
 
 /** A bundle spec file (docs/cli.md): everything a bundle needs, without an Outpost server. */
 export interface BundleSpec {
@@ -141,12 +146,19 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
     throw new CliError(`The spec's expiry ${expiresAt.toISOString()} is not in the future.`);
 
   const composeTemplate = await readText(at(spec.compose), 'the compose file');
-  const scripts = await loadScripts(options.scriptsDir ?? EDGE_SCRIPTS_DIR);
+  let scripts: SitePartScript[];
+  const scriptsDir = options.scriptsDir ?? EDGE_SCRIPTS_DIR;
+  try {
+    scripts = loadEdgeScripts(scriptsDir);
+  } catch (error) {
+    throw new CliError(`Cannot read the scripts folder ${scriptsDir}: ${(error as Error).message}`);
+  }
 
   // Images: manifests by digest from each registry; blobs are read when the archive is written.
   const clients = new Map<string, RegistryClient>();
   const source = new Map<string, { client: RegistryClient; repository: string }>();
-  const images: (ArchiveImage & { name: string; pinned: string })[] = [];
+  const images: (ArchiveImage & { name: string })[] = [];
+  const composeImages: ComposeImage[] = [];
   for (const image of spec.images) {
     let parsed;
     try {
@@ -175,16 +187,22 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
     for (const blob of [fetched.config, ...fetched.layers])
       source.set(blob.digest, { client, repository: fetched.repository });
     const name = image.name ?? fetched.repository.split('/').pop()!;
-    images.push({
-      ...fetched,
+    composeImages.push({
       name,
-      pinned: pinned(parsed.registry, fetched.repository, fetched.manifest.digest),
+      registry: parsed.registry,
+      repository: fetched.repository,
+      digest: fetched.manifest.digest,
     });
+    images.push({ ...fetched, name });
   }
 
   const compose = renderCompose(composeTemplate, {
-    images,
-    site: spec.site,
+    images: composeImages,
+    site: Object.fromEntries(
+      SITE_FIELDS.map((f) => [f, (spec.site as Record<string, unknown>)[f]])
+        .filter(([, v]) => v !== undefined && v !== null)
+        .map(([f, v]) => [f, String(v)]),
+    ) as ComposeSite,
     version: spec.release.version,
     warnings,
   });
@@ -297,27 +315,6 @@ export async function buildFromSpec(options: BuildFromSpecOptions): Promise<Buil
   }
 }
 
-/** Every file under `dir` (dot files left out), as the bundle's `scripts/` folder. */
-export async function loadScripts(dir: string): Promise<SitePartScript[]> {
-  const out: SitePartScript[] = [];
-  const walk = async (rel: string) => {
-    for (const e of (await fs.readdir(path.join(dir, rel), { withFileTypes: true })).sort((a, b) =>
-      a.name < b.name ? -1 : 1,
-    )) {
-      if (e.name.startsWith('.')) continue;
-      const p = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) out.push({ path: p, content: await fs.readFile(path.join(dir, p)) });
-    }
-  };
-  try {
-    await walk('');
-  } catch (error) {
-    throw new CliError(`Cannot read the scripts folder ${dir}: ${(error as Error).message}`);
-  }
-  return out;
-}
-
 function parseSpec(text: string, file: string): BundleSpec {
   let raw: unknown;
   try {
@@ -375,78 +372,25 @@ function parsePlatform(text: string | undefined): Platform | undefined {
   return { os, architecture, ...(variant ? { variant } : {}) };
 }
 
-function pinned(registry: string, repository: string, digest: string): string {
-  let r = registry;
-  let repo = repository;
-  if (r === 'index.docker.io' || r === 'registry-1.docker.io') r = 'docker.io';
-  if (r === 'docker.io' && !repo.includes('/')) repo = `library/${repo}`;
-  return `${r}/${repo}@${digest}`;
-}
-
-const PLACEHOLDER = /\{\{\s*([a-zA-Z]+)\.([A-Za-z0-9_.-]+)\s*\}\}/g;
-const SITE_FIELDS = new Set(['code', 'name', 'region', 'district', 'facilityType', 'timezone']);
-
 /**
- * Fills the placeholders the API's compose templates use, inside YAML strings only (a value can
- * never change the file's structure: the YAML library quotes what needs it). A file without
- * placeholders is kept byte for byte. Images not pinned by digest are warned about.
+ * Fills the compose file's placeholders (the language the API's templates use: bundler/src/compose)
+ * for the spec's site, release and images. A file without placeholders is kept byte for byte. Images
+ * not pinned by digest, or not among the bundle's, are warned about.
  */
 function renderCompose(
   template: string,
-  input: {
-    images: { name: string; pinned: string }[];
-    site: BundleSpec['site'] & Record<string, unknown>;
-    version: string;
-    warnings: string[];
-  },
+  input: { images: ComposeImage[]; site: ComposeSite; version: string; warnings: string[] },
 ): string {
-  const value = (scope: string, key: string): string => {
-    if (scope === 'image') {
-      const image = input.images.find((i) => i.name === key);
-      if (!image)
-        throw new CliError(
-          `The compose file uses {{ image.${key} }}, but no image in the spec is named "${key}".`,
-          2,
-        );
-      return image.pinned;
-    }
-    if (scope === 'site' && SITE_FIELDS.has(key)) return String(input.site[key] ?? '');
-    if (scope === 'release' && key === 'version') return input.version;
+  const filled = fillTemplate(template, input);
+  const [first, ...more] = filled.errors;
+  if (first || !filled.doc)
     throw new CliError(
-      `The compose file uses {{ ${scope}.${key} }}, which is not a placeholder this tool fills.`,
+      `The compose file, line ${first?.line ?? 1}: ${first?.message ?? 'it does not parse'}${more.length ? ` (and ${more.length} more problem${more.length === 1 ? '' : 's'})` : ''}`,
       2,
     );
-  };
-  let rendered = template;
-  // Placeholders become inert tokens before parsing (`{{` would start a YAML flow mapping), and the
-  // tokens inside the parsed strings become the values.
-  const found: string[] = [];
-  const tokenised = template.replace(
-    PLACEHOLDER,
-    (_m, scope: string, key: string) => `outpost0ph${found.push(value(scope, key)) - 1}x`,
-  );
-  if (found.length > 0) {
-    const doc = parseDocument(tokenised);
-    if (doc.errors.length)
-      throw new CliError(`The compose file is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`, 2);
-    visit(doc, {
-      Scalar(_key, node) {
-        if (typeof node.value === 'string')
-          node.value = node.value.replace(/outpost0ph(\d+)x/g, (_m, i: string) => found[Number(i)]!);
-      },
-    });
-    rendered = doc.toString();
-    if (/outpost0ph\d+x/.test(rendered))
-      throw new CliError(
-        'The compose file has a placeholder outside a value (in a key or a comment); placeholders may only stand in values.',
-        2,
-      );
-  }
-  const doc = parseDocument(rendered);
-  if (doc.errors.length)
-    throw new CliError(`The compose file is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`, 2);
-  const services = doc.get('services');
-  const known = new Set(input.images.map((i) => i.pinned));
+  const rendered = filled.placeholders.length > 0 ? filled.render() : template;
+  const services = filled.doc.get('services');
+  const known = new Set(input.images.map(pinnedReference));
   if (services && typeof services === 'object' && 'items' in services) {
     for (const pair of (services as { items: { key: unknown; value: unknown }[] }).items) {
       const svc = pair.value as { get?: (k: string, keepScalar?: boolean) => unknown } | null;

@@ -14,6 +14,9 @@ import {
   renderReleaseConf,
   stitchPlan,
   teeingBlobReader,
+  blobKey,
+  headSize,
+  storeFailure,
   type ArchiveImage,
   type BlobSource,
   type SitePartScript,
@@ -30,7 +33,7 @@ import {
 } from '../../db/schema/index.ts';
 import type { Db } from '../../db/types.ts';
 import { AppError } from '../../lib/errors.ts';
-import { blobKey, headSize, type BlobStore } from '../../lib/blob-store.ts';
+import type { BlobStore } from '../../lib/blob-store.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { credentialFor } from '../registries/credentials.ts';
 import { outpostSection, renderCompose } from '../releases/compose.ts';
@@ -88,18 +91,16 @@ export function classifyFailure(error: unknown): BuildFailure {
     );
   if (error instanceof SitePartError) return new BuildFailure('INVALID_BUNDLE', error.message, false);
   if (error instanceof AppError) return new BuildFailure(error.code, error.message, false);
-  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-  if (e?.name === 'TimeoutError') {
+  const e = error as { name?: string; message?: string } | null;
+  const store = storeFailure(error);
+  if (store === 'timeout') {
     return new BuildFailure(
       'STORAGE_FAILED',
       'The object store stopped answering: the connection timed out.',
       true,
     );
   }
-  if (
-    e?.$metadata ||
-    /ECONNREFUSED|ECONNRESET|socket|timeout|NoSuchBucket/i.test(`${e?.name} ${e?.message}`)
-  ) {
+  if (store) {
     return new BuildFailure(
       'STORAGE_FAILED',
       `The object store refused or failed a write: ${e?.name ?? 'error'}${e?.message ? `: ${e.message}` : ''}`,
@@ -422,7 +423,7 @@ export async function buildSiteBundles(
         sha256: b.sha256,
         size: b.partSize,
         mediaType: 'application/x-tar',
-        key: blobKey(b.sha256),
+        key: blobKey(`sha256:${b.sha256}`),
       })),
     )
     .onConflictDoNothing();
@@ -573,7 +574,7 @@ async function buildOnePart(
   const put = await store.client.send(
     new PutObjectCommand({
       Bucket: store.bucket,
-      Key: blobKey(sha256),
+      Key: blobKey(`sha256:${sha256}`),
       Body: part.tar,
       ContentLength: part.tarSize,
       ContentMD5: md5.copy().digest('base64'),
@@ -583,7 +584,7 @@ async function buildOnePart(
   const storedEtag = put.ETag?.replaceAll('"', '') ?? null;
   if (storedEtag !== md5.digest('hex')) {
     // Stores whose ETag is not the MD5 (some encrypt at rest): read the object's size back instead.
-    if ((await headSize(store, blobKey(sha256))) !== part.tarSize) {
+    if ((await headSize(store, blobKey(`sha256:${sha256}`))) !== part.tarSize) {
       throw new BuildFailure(
         'STORAGE_FAILED',
         "The object store did not keep the bundle's site part intact (its size or checksum differ on reading back).",
@@ -602,7 +603,10 @@ async function buildOnePart(
   for (const object of part.shared) {
     if (archive.layout && object.sha256 === archive.sha256) continue;
     if (cache.stored.has(`${object.sha256}/${object.size}`)) continue;
-    if ((await headSize(store, parts.keys.get(object.sha256) ?? blobKey(object.sha256))) !== object.size)
+    if (
+      (await headSize(store, parts.keys.get(object.sha256) ?? blobKey(`sha256:${object.sha256}`))) !==
+      object.size
+    )
       throw new BuildFailure(
         'STORAGE_FAILED',
         `A shared part of the bundle (${object.path}) is missing from the object store.`,

@@ -1,11 +1,11 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { stitchPlan, type ImagesArchiveLayout, type SharedObject } from '@outpost/bundler';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { blobKey, headSize, stitchPlan, type ImagesArchiveLayout, type SharedObject } from '@outpost/bundler';
+import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import { artifacts, bundleDownloads, bundles, imageArchives, releases } from '../../db/schema/index.ts';
 import { AppError, NotFoundError } from '../../lib/errors.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
-import { blobKey, get, headSize, type BlobStore } from '../../lib/blob-store.ts';
+import { get, type BlobStore } from '../../lib/blob-store.ts';
 import { readWhole, type ByteSource } from '../../lib/byte-source.ts';
 import { recordAudit } from '../audit/record.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
@@ -73,7 +73,7 @@ async function locateParts(ctx: ServiceCtx, row: Loaded) {
     .from(artifacts)
     .where(inArray(artifacts.sha256, [parts.sitePart.sha256, ...parts.shared.map((s) => s.sha256)]));
   const keys = new Map(rows.map((r) => [r.sha256, r.key]));
-  const keyOf = (sha256: string) => keys.get(sha256) ?? blobKey(sha256);
+  const keyOf = (sha256: string) => keys.get(sha256) ?? blobKey(`sha256:${sha256}`);
   const [archive] = row.bundle.imageArchiveId
     ? await ctx.db
         .select({ id: imageArchives.id, sha256: imageArchives.sha256, layout: imageArchives.layout })

@@ -1,4 +1,6 @@
 import {
+  blobKey,
+  headSize,
   rangeSlices,
   readImagesArchive,
   readStoredRange,
@@ -6,7 +8,7 @@ import {
   type RangeSlice,
   type StitchPlan,
 } from '@outpost/bundler';
-import { blobKey, headSize, type BlobStore } from '../../lib/blob-store.ts';
+import type { BlobStore } from '../../lib/blob-store.ts';
 import type { ByteSource } from '../../lib/byte-source.ts';
 
 /**
@@ -59,10 +61,10 @@ export function readShared(
 ): AsyncGenerator<Uint8Array> {
   if (source.archive) {
     return readImagesArchive(source.archive, start, end, (digest, from, to, blobSize) =>
-      readStoredRange(store, blobKey(digest.slice('sha256:'.length)), from, to, blobSize),
+      readStoredRange(store, blobKey(digest), from, to, blobSize),
     );
   }
-  return readStoredRange(store, source.key ?? blobKey(source.sha256), start, end, size);
+  return readStoredRange(store, source.key ?? blobKey(`sha256:${source.sha256}`), start, end, size);
 }
 
 /** Blobs of an archive's layout that are not in the store with their size (`checked` skips ones seen whole before). */
@@ -72,9 +74,7 @@ export async function missingBlobs(
   checked?: Set<string>,
 ): Promise<string[]> {
   const blobs = layout.entries.filter((e) => e.digest && !checked?.has(e.digest));
-  const sizes = await Promise.all(
-    blobs.map((e) => headSize(store, blobKey(e.digest!.slice('sha256:'.length)))),
-  );
+  const sizes = await Promise.all(blobs.map((e) => headSize(store, blobKey(e.digest!))));
   const missing = blobs.filter((e, i) => sizes[i] !== e.size).map((e) => e.digest!);
   for (const e of blobs) if (!missing.includes(e.digest!)) checked?.add(e.digest!);
   return missing;

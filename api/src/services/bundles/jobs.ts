@@ -32,7 +32,7 @@ export async function enqueueJobs(
 }
 
 export interface ClaimOptions {
-  workerId: string;
+  runnerId: string;
   kind: JobKind;
   limit: number;
   leaseMs: number;
@@ -41,7 +41,7 @@ export interface ClaimOptions {
 /** Takes up to `limit` due jobs of one kind: queued ones whose time has come, and running ones whose lease lapsed. */
 export async function claimJobs(db: Db, o: ClaimOptions): Promise<JobRow[]> {
   const rows = await db.execute(sql`
-    update bundle_jobs j set state = 'running', attempts = j.attempts + 1, locked_by = ${o.workerId},
+    update bundle_jobs j set state = 'running', attempts = j.attempts + 1, locked_by = ${o.runnerId},
       locked_until = now() + make_interval(secs => ${o.leaseMs / 1000}), updated_at = now()
     where j.id in (
       select id from bundle_jobs
@@ -61,26 +61,26 @@ export async function claimJobs(db: Db, o: ClaimOptions): Promise<JobRow[]> {
 }
 
 /** Extends the lease of jobs this worker still holds; returns how many it still holds. */
-export async function renewLease(db: Db, workerId: string, ids: string[], leaseMs: number): Promise<number> {
+export async function renewLease(db: Db, runnerId: string, ids: string[], leaseMs: number): Promise<number> {
   if (ids.length === 0) return 0;
   const rows = await db
     .update(bundleJobs)
     .set({ lockedUntil: sql`now() + make_interval(secs => ${leaseMs / 1000})` })
     .where(
-      and(inArray(bundleJobs.id, ids), eq(bundleJobs.lockedBy, workerId), eq(bundleJobs.state, 'running')),
+      and(inArray(bundleJobs.id, ids), eq(bundleJobs.lockedBy, runnerId), eq(bundleJobs.state, 'running')),
     )
     .returning({ id: bundleJobs.id });
   return rows.length;
 }
 
 /** The jobs' work is done and recorded. Only the worker holding them may close them. */
-export async function completeJobs(db: Db, ids: string[], workerId: string): Promise<void> {
+export async function completeJobs(db: Db, ids: string[], runnerId: string): Promise<void> {
   if (ids.length === 0) return;
   await db
     .update(bundleJobs)
     .set({ state: 'done', lockedUntil: null, updatedAt: sql`now()` })
     .where(
-      and(inArray(bundleJobs.id, ids), eq(bundleJobs.lockedBy, workerId), eq(bundleJobs.state, 'running')),
+      and(inArray(bundleJobs.id, ids), eq(bundleJobs.lockedBy, runnerId), eq(bundleJobs.state, 'running')),
     );
 }
 
@@ -92,7 +92,7 @@ export async function completeJobs(db: Db, ids: string[], workerId: string): Pro
 export async function failJob(
   db: Db,
   job: JobRow,
-  workerId: string,
+  runnerId: string,
   error: { message: string; retriable: boolean },
   backoffMs: number,
 ): Promise<boolean> {
@@ -108,7 +108,7 @@ export async function failJob(
       runAfter: sql`now() + make_interval(secs => ${final ? 0 : delay / 1000})`,
       updatedAt: sql`now()`,
     })
-    .where(sql`${bundleJobs.id} = ${job.id} and ${bundleJobs.lockedBy} = ${workerId}`);
+    .where(sql`${bundleJobs.id} = ${job.id} and ${bundleJobs.lockedBy} = ${runnerId}`);
   return final;
 }
 
@@ -116,7 +116,7 @@ export async function failJob(
 export async function deferJob(
   db: Db,
   job: { id: string },
-  workerId: string,
+  runnerId: string,
   delayMs: number,
 ): Promise<void> {
   await db
@@ -129,5 +129,5 @@ export async function deferJob(
       runAfter: sql`now() + make_interval(secs => ${delayMs / 1000})`,
       updatedAt: sql`now()`,
     })
-    .where(sql`${bundleJobs.id} = ${job.id} and ${bundleJobs.lockedBy} = ${workerId}`);
+    .where(sql`${bundleJobs.id} = ${job.id} and ${bundleJobs.lockedBy} = ${runnerId}`);
 }

@@ -5,6 +5,8 @@
 // WebCrypto only (crypto.subtle), so this runs on Node, Workers and — for checkReceiptCode,
 // which is synchronous and needs no key — in the browser.
 
+import { timingSafeEqual } from '../../lib/crypto.ts';
+
 /** The 31 symbols, in value order: no 0/O, 1/I/L. 31 is prime, which the check character needs. */
 export const RECEIPT_CODE_ALPHABET = '23456789ABCDEFGHJKMNPQRSTUVWXYZ';
 
@@ -27,6 +29,7 @@ const MESSAGE_TAG = 'outpost-receipt-code/1';
 const SITE_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 // C0 controls and DEL: forbidding them keeps the line-based MAC message unambiguous and lets
 // the shell script write the version into JSON by escaping only `"` and `\`.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 const LONE_SURROGATE_RE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const MAX_VERSION_BYTES = 128;
@@ -193,7 +196,7 @@ export async function verifyReceiptCode({
     if (!isValidVersion(version)) continue;
     if ((await receiptVersionHint(version)) !== decoded.versionHint) continue;
     const expected = await macBytes(key, site, version, outcomeValue, decoded.minute);
-    if (constantTimeEqual(expected, carried) && match === undefined) match = version;
+    if (timingSafeEqual(expected, carried) && match === undefined) match = version;
   }
   if (match === undefined) return { ok: false, reason: 'no-match', message: RECEIPT_CODE_MESSAGES.noMatch };
   return {
@@ -273,13 +276,6 @@ export async function hmacSha256(key: Uint8Array, message: string): Promise<Uint
     ['sign'],
   );
   return new Uint8Array(await crypto.subtle.sign('HMAC', k, enc.encode(message)));
-}
-
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
 }
 
 function codeMessage(site: string, version: string, outcomeValue: number, minute: number): string {

@@ -9,13 +9,13 @@ import {
   assertVersion,
   canonicalSiteId,
   checkReceiptCode,
-  constantTimeEqual,
   encodeReceiptCode,
   hmacSha256,
   isValidVersion,
   verifyReceiptCode,
   type ReceiptOutcome,
 } from './code.ts';
+import { timingSafeEqual } from '../../lib/crypto.ts';
 
 export const RECEIPT_FILE_FORMAT = 'outpost-receipt/1';
 
@@ -156,7 +156,7 @@ export async function verifyReceiptFile({
     detailsSha256,
   });
   const expected = await hmacSha256(key, message);
-  if (!constantTimeEqual(expected, fromHex(hmac)))
+  if (!timingSafeEqual(expected, fromHex(hmac)))
     return { ok: false, reason: 'bad-hmac', message: RECEIPT_FILE_MESSAGES.badHmac };
 
   // The MAC says the script wrote these fields together; the code must say the same thing.

@@ -1,6 +1,7 @@
 import type { ErrorObject, ValidateFunction } from 'ajv';
 // Precompiled (api/scripts/compose-validator.ts): Workers forbid the `new Function` Ajv compiles with.
 import validateComposeSpec from './compose-validate.generated.js';
+import { fillTemplate, type ComposeImage, type ComposeSite } from '@outpost/bundler';
 import {
   isAlias,
   isCollection,
@@ -9,10 +10,8 @@ import {
   isScalar,
   isSeq,
   parseDocument,
-  visit,
   type Document,
   type Node,
-  type Scalar,
 } from 'yaml';
 import { z } from 'zod';
 import { ValidationError } from '../../lib/errors.ts';
@@ -21,32 +20,13 @@ import { ValidationError } from '../../lib/errors.ts';
 // schema/compose-spec.json. To update: install a newer dclint and copy the file over.
 
 /**
- * Compose templates: a docker-compose.yml with placeholders that each site's bundle fills in.
- *
- *   {{ image.<name> }}   a release image, pinned: registry/repository@sha256:…
- *   {{ site.<field> }}   code, name, region, district, facilityType, timezone
- *   {{ release.version }}
- *
- * A placeholder is a piece of text inside a YAML scalar (never YAML structure): the template is
- * parsed with each placeholder replaced by an inert token, and the tokens in the parsed strings are
- * then replaced by their values, so a site name such as `St. Mary's: #1` cannot change the file's
- * structure — the YAML library writes every value with the quoting it needs. `${VAR}` (compose's
- * own interpolation) is left as it is. `{{` followed by something that is not a name (as in a
- * Go template, `{{.State.Health}}`) is plain text.
+ * Compose templates: a docker-compose.yml with placeholders that each site's bundle fills in. The
+ * placeholder language is the bundler's (`fillTemplate`, bundler/src/compose/placeholders.ts), which
+ * the CLI shares; what is checked here beyond it is the API's: the compose specification, every
+ * service's image pinned, and the `x-outpost` section.
  */
 
-export const SITE_FIELDS = ['code', 'name', 'region', 'district', 'facilityType', 'timezone'] as const;
-export type ComposeSiteField = (typeof SITE_FIELDS)[number];
-/** A site's values; a missing or null field renders as an empty string. */
-export type ComposeSite = Partial<Record<ComposeSiteField, string | null>>;
-
-export interface ComposeImage {
-  name: string;
-  registry: string;
-  repository: string;
-  /** `sha256:<hex>` */
-  digest: string;
-}
+export type { ComposeImage, ComposeSite } from '@outpost/bundler';
 
 export interface ComposeIssue {
   /** 1-based line in the template. */
@@ -81,15 +61,6 @@ export interface RenderComposeInput {
   images: ComposeImage[];
   site: ComposeSite;
   version: string;
-}
-
-/** `registry/repository@digest`, with Docker Hub written out in full (`docker.io/library/nginx@…`). */
-export function pinnedReference(i: ComposeImage): string {
-  let registry = i.registry;
-  let repository = i.repository;
-  if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = 'docker.io';
-  if (registry === 'docker.io' && !repository.includes('/')) repository = `library/${repository}`;
-  return `${registry}/${repository}@${i.digest}`;
 }
 
 const PINNED = /@sha256:[0-9a-f]{64}$/;
@@ -197,108 +168,8 @@ export function renderCompose(input: RenderComposeInput): string {
 
 // ---------------------------------------------------------------------------------------------
 
-interface Placeholder {
-  /** Offset of `{{` in the template, and the length up to and including `}}`. */
-  start: number;
-  length: number;
-  raw: string;
-  token: string;
-  value: string;
-  kind: 'image' | 'site' | 'release' | 'invalid';
-  /** The image it names (kind image). */
-  image?: string;
-  error?: string;
-}
-
 function composeValidator(): ValidateFunction {
   return validateComposeSpec as unknown as ValidateFunction;
-}
-
-function lineIndex(text: string) {
-  const starts = [0];
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
-  return (offset: number) => {
-    let lo = 0,
-      hi = starts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (starts[mid]! <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return { line: lo + 1, column: offset - starts[lo]! + 1 };
-  };
-}
-
-const NAME_LIKE = /^[A-Za-z_][\w.-]*$/;
-
-function findPlaceholders(
-  template: string,
-  images: Map<string, ComposeImage>,
-  site: ComposeSite,
-  version: string,
-  tokenBase: string,
-): Placeholder[] {
-  const found: Placeholder[] = [];
-  for (let at = template.indexOf('{{'); at !== -1; at = template.indexOf('{{', at + 2)) {
-    const lineEnd = template.indexOf('\n', at) === -1 ? template.length : template.indexOf('\n', at);
-    const close = template.indexOf('}}', at + 2);
-    const inner = close !== -1 && close < lineEnd ? template.slice(at + 2, close).trim() : null;
-    if (inner === null) {
-      // Taken up to the end of the line, so that the YAML around it still parses and only this is reported.
-      if (/^\{\{\s*(image|site|release)\b/.test(template.slice(at, lineEnd))) {
-        const raw = template.slice(at, lineEnd).replace(/\s+$/, '');
-        found.push({
-          start: at,
-          length: raw.length,
-          raw,
-          token: `${tokenBase}${found.length}__`,
-          value: '',
-          kind: 'invalid',
-          error: 'This placeholder is not closed: end it with }} on the same line.',
-        });
-        at = at + raw.length - 2;
-      }
-      continue;
-    }
-    // Not a name at all (a Go template's `{{.Names}}`, say): plain text.
-    if (!NAME_LIKE.test(inner) && !/^(image|site|release)\b/.test(inner)) continue;
-    const p: Placeholder = {
-      start: at,
-      length: close + 2 - at,
-      raw: template.slice(at, close + 2),
-      token: `${tokenBase}${found.length}__`,
-      value: '',
-      kind: 'invalid',
-    };
-    let m: RegExpExecArray | null;
-    if ((m = /^image\.([A-Za-z0-9][\w.-]*)$/.exec(inner))) {
-      const img = images.get(m[1]!);
-      if (img) {
-        p.kind = 'image';
-        p.image = img.name;
-        p.value = pinnedReference(img);
-      } else {
-        p.error = `No image named "${m[1]}" in this release${images.size ? ` (its images: ${[...images.keys()].join(', ')})` : ' (it has no images yet)'}.`;
-      }
-    } else if ((m = /^site\.(\w+)$/.exec(inner))) {
-      if ((SITE_FIELDS as readonly string[]).includes(m[1]!)) {
-        p.kind = 'site';
-        p.value = site[m[1] as ComposeSiteField] ?? '';
-      } else {
-        p.error = `Unknown site field "${m[1]}"; use one of: ${SITE_FIELDS.join(', ')}.`;
-      }
-    } else if (inner === 'release.version') {
-      p.kind = 'release';
-      p.value = version;
-    } else if (/^(image|site|release)\b/.test(inner)) {
-      p.error = `Malformed placeholder ${p.raw}: write {{ image.<name> }}, {{ site.<field> }} or {{ release.version }}.`;
-    } else {
-      p.error = `Unknown placeholder ${p.raw}: use {{ image.<name> }}, {{ site.<field> }} or {{ release.version }}.`;
-    }
-    found.push(p);
-    at = close;
-  }
-  return found;
 }
 
 interface Located {
@@ -428,8 +299,6 @@ function schemaIssues(errors: ErrorObject[]): { segs: string[]; message: string;
 
 function compile(input: RenderComposeInput): ComposeValidation {
   const { template } = input;
-  const where = lineIndex(template);
-  const at = (offset: number) => where(Math.max(0, Math.min(offset, template.length)));
   const errors: ComposeIssue[] = [];
   const warnings: ComposeWarning[] = [];
   const fail = () => ({
@@ -447,64 +316,12 @@ function compile(input: RenderComposeInput): ComposeValidation {
   }
 
   const images = new Map(input.images.map((i) => [i.name, i]));
-  let tokenBase = '__outpost_ph_';
-  while (template.includes(tokenBase)) tokenBase = `_${tokenBase}`;
-  const found = findPlaceholders(template, images, input.site, input.version, tokenBase);
-
-  // The template with each placeholder replaced by its token; offsets map back for every message.
-  let substituted = '';
-  let last = 0;
-  const segments: { t: number; tl: number; s: number; sl: number }[] = [];
-  for (const p of found) {
-    substituted += template.slice(last, p.start);
-    segments.push({ t: p.start, tl: p.length, s: substituted.length, sl: p.token.length });
-    substituted += p.token;
-    last = p.start + p.length;
-  }
-  substituted += template.slice(last);
-  const toTemplate = (offset: number) => {
-    let seg: (typeof segments)[number] | undefined;
-    for (const s of segments) {
-      if (s.s <= offset) seg = s;
-      else break;
-    }
-    if (!seg) return offset;
-    return offset < seg.s + seg.sl ? seg.t : seg.t + seg.tl + (offset - seg.s - seg.sl);
-  };
+  const filled = fillTemplate(template, { images: input.images, site: input.site, version: input.version });
+  const { at, toTemplate, used, tainted } = filled;
   const nodeAt = (n: Node | undefined) => (n?.range ? at(toTemplate(n.range[0])) : { line: 1, column: 1 });
-
-  const doc = parseDocument(substituted, { merge: true, uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length) {
-    for (const e of doc.errors)
-      errors.push({ ...at(toTemplate(e.pos[0])), message: `YAML syntax: ${e.message.split('\n')[0]}` });
-    for (const p of found) if (p.error) errors.push({ ...at(p.start), message: p.error });
-    return fail();
-  }
-
-  // Fill the tokens in every scalar (keys too). Tokens left over are in comments, where nothing is checked.
-  const byToken = new Map(found.map((p) => [p.token, p]));
-  const tokenRe = new RegExp(`${tokenBase}\\d+__`, 'g');
-  const used = new Set<Placeholder>();
-  // Scalars holding a placeholder already reported: no further complaints about their values.
-  const tainted = new Set<unknown>();
-  visit(doc, {
-    Scalar(key, node: Scalar) {
-      if (typeof node.value !== 'string' || !node.value.includes(tokenBase)) return;
-      const isKey = key === 'key';
-      const value = node.value.replace(tokenRe, (tok) => {
-        const p = byToken.get(tok);
-        if (!p) return tok;
-        used.add(p);
-        if (p.error) tainted.add(node);
-        // Compose interpolates `$` in values; a site's own `$` must reach the container as written.
-        return p.kind === 'site' && !isKey ? p.value.replace(/\$/g, '$$$$') : p.value;
-      });
-      node.value = value;
-      if (value.includes('\n') && node.type !== 'BLOCK_LITERAL' && node.type !== 'BLOCK_FOLDED')
-        node.type = 'QUOTE_DOUBLE';
-    },
-  });
-  for (const p of found) if (p.error && used.has(p)) errors.push({ ...at(p.start), message: p.error });
+  errors.push(...filled.errors);
+  if (!filled.doc) return fail();
+  const doc = filled.doc;
 
   const root = doc.contents;
   if (!isMap(root)) {
@@ -637,8 +454,5 @@ function compile(input: RenderComposeInput): ComposeValidation {
   }
 
   if (errors.length) return fail();
-  let rendered = doc.toString({ lineWidth: 0 });
-  // Placeholders in comments are shown as written.
-  rendered = rendered.replace(tokenRe, (tok) => byToken.get(tok)?.raw ?? tok);
-  return { ok: true, rendered, warnings };
+  return { ok: true, rendered: filled.render(), warnings };
 }

@@ -1,8 +1,8 @@
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { and, eq, inArray, max, ne, sql } from 'drizzle-orm';
 import semver from 'semver';
 import { bundles, contentPackages, imageArchives, releaseImages, releases } from '../../db/schema/index.ts';
-import { blobKey, type BlobStore } from '../../lib/blob-store.ts';
+import { blobKey, deleteQuietly } from '@outpost/bundler';
+import type { BlobStore } from '../../lib/blob-store.ts';
 import {
   AppError,
   ConflictError,
@@ -352,13 +352,7 @@ export async function revokeRelease({
   });
   if (store) {
     // Each site part is signed for one bundle (its own manifest): nothing else reads these objects.
-    await Promise.all(
-      revoked.siteParts.map((sha) =>
-        store.client
-          .send(new DeleteObjectCommand({ Bucket: store.bucket, Key: blobKey(sha) }))
-          .catch(() => undefined),
-      ),
-    );
+    await Promise.all(revoked.siteParts.map((sha) => deleteQuietly(store, blobKey(`sha256:${sha}`))));
   }
   return revoked.view;
 }

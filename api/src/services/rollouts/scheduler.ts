@@ -299,7 +299,7 @@ export async function completeRollout(db: Db, rolloutId: string, now: Date) {
 }
 
 /**
- * Asks the bundle workers for the wave's bundles (10,000 sites a request). A release that cannot be
+ * Asks the build runners for the wave's bundles (10,000 sites a request). A release that cannot be
  * bundled (no images or compose) is noted on the wave, not an error: it may be delivered otherwise.
  */
 async function askBundles(ctx: ServiceCtx, releaseId: string, waveId: string): Promise<string> {

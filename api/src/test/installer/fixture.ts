@@ -19,12 +19,12 @@ import { makeTestApp } from '../app.ts';
 import { makeApiToken, makeOrg, makeSite } from '../factories.ts';
 import { withToken } from '../http.ts';
 import type { DbHandle } from '../../db/types.ts';
-import { BundleWorker } from '../../services/bundles/worker.ts';
+import { BuildRunner } from '../../services/bundles/build-runner.ts';
 import { freeLoopbackPort } from './engine.ts';
 
 /**
  * Everything an installer test needs, all real: a registry holding small busybox images made here,
- * the API served over HTTP on loopback with a bundle worker (PostgreSQL, the run's S3 server), an
+ * the API served over HTTP on loopback with a build runner (PostgreSQL, the run's S3 server), an
  * organisation with published releases whose compose files run on the host network, and a way to
  * get a site's bundle exactly as a coordinator downloads it.
  *
@@ -155,7 +155,7 @@ export async function makeFixture(
   };
   await startServer();
   const url = `http://127.0.0.1:${port}`;
-  const worker = new BundleWorker({
+  const runner = new BuildRunner({
     db: h.db,
     store: app.objectStore,
     secretBox: app.secretBox,
@@ -167,7 +167,7 @@ export async function makeFixture(
     waitMs: 20,
     publicUrl: url,
   });
-  worker.start();
+  runner.start();
 
   const org = await makeOrg(h.db);
   const token = (await makeApiToken(h.db, org.id, 'admin')).token;
@@ -206,7 +206,7 @@ export async function makeFixture(
     startServer,
     stopServer,
     async close() {
-      await worker.stop();
+      await runner.stop();
       await stopServer();
       await h.close();
       await reg.stop();
@@ -222,7 +222,7 @@ export interface Bundle {
   manifest: { release: { version: string }; images: { delta: boolean }; site: { id: string } };
 }
 
-/** A site's bundle of a release, built by the worker and downloaded whole, then unpacked beside. */
+/** A site's bundle of a release, built by the runner and downloaded whole, then unpacked beside. */
 export async function getBundle(
   f: Fixture,
   siteCode: string,

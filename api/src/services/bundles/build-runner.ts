@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import path from 'node:path';
 import os from 'node:os';
 import type { SitePartScript } from '@outpost/bundler';
+// Its own entry point: it reads the file system, which the Cloudflare Worker's bundle must not pull in.
+import { loadEdgeScripts } from '@outpost/bundler/edge-scripts';
 import type { Logger } from '../../lib/logger.ts';
 import {
   buildImageArchive,
@@ -15,28 +15,11 @@ import {
 } from './build.ts';
 import { claimJobs, completeJobs, deferJob, failJob, renewLease, type JobRow } from './jobs.ts';
 
-export const EDGE_SCRIPTS_DIR = path.resolve(import.meta.dirname, '../../../../edge-scripts');
-
-/** Every file under edge-scripts/, as the bundle's `scripts/` folder. */
-export function loadEdgeScripts(dir = EDGE_SCRIPTS_DIR): SitePartScript[] {
-  const out: SitePartScript[] = [];
-  const walk = (rel: string) => {
-    for (const name of readdirSync(path.join(dir, rel)).sort()) {
-      const relPath = rel ? `${rel}/${name}` : name;
-      const full = path.join(dir, relPath);
-      if (statSync(full).isDirectory()) walk(relPath);
-      else if (!name.startsWith('.')) out.push({ path: relPath, content: readFileSync(full) });
-    }
-  };
-  walk('');
-  return out;
-}
-
-export interface WorkerOptions extends Omit<BuildDeps, 'scripts'> {
+export interface BuildRunnerOptions extends Omit<BuildDeps, 'scripts'> {
   logger: Logger;
   scripts?: SitePartScript[];
-  workerId?: string;
-  /** How long a claimed job stays ours without renewal; a dead worker's jobs return after it. Default 60 s. */
+  runnerId?: string;
+  /** How long a claimed job stays ours without renewal; a dead runner's jobs return after it. Default 60 s. */
   leaseMs?: number;
   /** Pause between polls when the queue is empty. Default 1 s. */
   pollMs?: number;
@@ -51,23 +34,23 @@ export interface WorkerOptions extends Omit<BuildDeps, 'scripts'> {
 }
 
 /**
- * Consumes the build queue: images archives first (one at a time per worker: they are large), then
- * site bundles in batches. Any number of workers, in `npm start` or `npm run worker`, on any number
+ * Consumes the build queue: images archives first (one at a time per runner: they are large), then
+ * site bundles in batches. Any number of runners, in `npm start` or `npm run build-runner`, on any number
  * of machines, share one queue.
  */
-export class BundleWorker {
+export class BuildRunner {
   readonly id: string;
   private readonly o: Required<
-    Pick<WorkerOptions, 'leaseMs' | 'pollMs' | 'backoffMs' | 'batch' | 'concurrency' | 'waitMs'>
+    Pick<BuildRunnerOptions, 'leaseMs' | 'pollMs' | 'backoffMs' | 'batch' | 'concurrency' | 'waitMs'>
   > &
-    WorkerOptions;
+    BuildRunnerOptions;
   private readonly deps: BuildDeps;
   private running = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
 
-  constructor(options: WorkerOptions) {
-    this.id = options.workerId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  constructor(options: BuildRunnerOptions) {
+    this.id = options.runnerId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.o = {
       leaseMs: 60_000,
       pollMs: 1000,
@@ -96,8 +79,8 @@ export class BundleWorker {
         try {
           worked = await this.runOnce();
         } catch (e) {
-          this.o.logger('error', 'bundle worker: queue error', {
-            worker: this.id,
+          this.o.logger('error', 'build runner: queue error', {
+            runner: this.id,
             error: (e as Error).message,
           });
         }
@@ -120,7 +103,7 @@ export class BundleWorker {
   /** Claims and runs what is due once; true when there was something to do. */
   async runOnce(): Promise<boolean> {
     const [archiveJob] = await claimJobs(this.o.db, {
-      workerId: this.id,
+      runnerId: this.id,
       kind: 'image-archive',
       limit: 1,
       leaseMs: this.o.leaseMs,
@@ -130,7 +113,7 @@ export class BundleWorker {
       return true;
     }
     const jobs = await claimJobs(this.o.db, {
-      workerId: this.id,
+      runnerId: this.id,
       kind: 'site-bundle',
       limit: this.o.batch,
       leaseMs: this.o.leaseMs,
@@ -150,8 +133,8 @@ export class BundleWorker {
     const timer = setInterval(
       () => {
         renewLease(this.o.db, this.id, ids, this.o.leaseMs).catch((e) =>
-          this.o.logger('warn', 'bundle worker: lease renewal failed', {
-            worker: this.id,
+          this.o.logger('warn', 'build runner: lease renewal failed', {
+            runner: this.id,
             error: (e as Error).message,
           }),
         );
@@ -171,7 +154,7 @@ export class BundleWorker {
       await buildImageArchive(this.deps, job.targetId);
       await completeJobs(this.o.db, [job.id], this.id);
       this.o.logger('info', 'images archive ready', {
-        worker: this.id,
+        runner: this.id,
         archiveId: job.targetId,
         ms: Date.now() - started,
       });
@@ -183,7 +166,7 @@ export class BundleWorker {
         final ? 'error' : 'warn',
         final ? 'images archive failed' : 'images archive attempt failed; will retry',
         {
-          worker: this.id,
+          runner: this.id,
           archiveId: job.targetId,
           attempt: job.attempts,
           code: failure.code,
@@ -212,7 +195,7 @@ export class BundleWorker {
       const final = await failJob(this.o.db, job, this.id, failure, this.o.backoffMs);
       if (final) await failSiteBundle(this.o.db, job.targetId, failure);
       this.o.logger(final ? 'error' : 'warn', final ? 'bundle failed' : 'bundle attempt failed; will retry', {
-        worker: this.id,
+        runner: this.id,
         bundleId: job.targetId,
         attempt: job.attempts,
         code: failure.code,

@@ -20,10 +20,10 @@ import { withToken } from '../../test/http.ts';
 import { bundleJobs, bundles, imageArchives } from '../../db/schema/index.ts';
 import type { DbHandle } from '../../db/types.ts';
 import { MIGRATIONS_DIR } from '../../db/select-node.ts';
-import { BundleWorker } from './worker.ts';
+import { BuildRunner } from './build-runner.ts';
 
-// `npm run worker` as a real separate process on PostgreSQL, killed with SIGKILL in the middle of
-// building a large images archive: the bundle must not become ready, and another worker must take
+// `npm run build-runner` as a real separate process on PostgreSQL, killed with SIGKILL in the middle of
+// building a large images archive: the bundle must not become ready, and another runner must take
 // the job over once the dead one's lease lapses and finish it.
 const ROOT = path.resolve(import.meta.dirname, '../../../..');
 let reg: TestRegistry;
@@ -37,7 +37,7 @@ const secretKey = crypto.getRandomValues(new Uint8Array(32));
 beforeAll(async () => {
   reg = await startRegistry();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-worker-kill-'));
-  // Large enough that the archive is still being written when the worker is killed.
+  // Large enough that the archive is still being written when the runner is killed.
   big = await buildLargeTestImage({
     dir: path.join(work, 'big'),
     tag: '1.0',
@@ -66,7 +66,7 @@ afterAll(async () => {
 
 function startWorkerProcess(): { child: ChildProcess; output: () => string } {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'api/src/worker-cli.ts')], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'api/src/build-runner-cli.ts')], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,
@@ -108,8 +108,8 @@ async function waitFor<T>(
   throw new Error(`timed out waiting for ${what}`);
 }
 
-describe('a bundle worker process killed mid-build', () => {
-  it('should leave the bundle not ready, and another worker should finish it after the lease lapses', async () => {
+describe('a build runner process killed mid-build', () => {
+  it('should leave the bundle not ready, and another runner should finish it after the lease lapses', async () => {
     const t = await makeTestApp(h, { secretKey });
     const org = await makeOrg(h.db);
     const api = withToken(t.app, (await makeApiToken(h.db, org.id, 'admin')).token);
@@ -150,8 +150,8 @@ describe('a bundle worker process killed mid-build', () => {
 
     const proc = startWorkerProcess();
     try {
-      // Wait until the separate worker holds the archive job and is writing the archive.
-      await waitFor('the worker process to start building', async () => {
+      // Wait until the separate runner holds the archive job and is writing the archive.
+      await waitFor('the runner process to start building', async () => {
         const [a] = await h.db.select().from(imageArchives).where(eq(imageArchives.releaseId, created.id));
         return a?.state === 'building';
       });
@@ -160,7 +160,7 @@ describe('a bundle worker process killed mid-build', () => {
       await new Promise((r) => proc.child.once('exit', r));
     } catch (e) {
       proc.child.kill('SIGKILL');
-      throw new Error(`${(e as Error).message}\n${proc.output()}`);
+      throw new Error(`${(e as Error).message}\n${proc.output()}`, { cause: e });
     }
     const [job] = await h.db.select().from(bundleJobs).where(eq(bundleJobs.kind, 'image-archive'));
     expect(job).toMatchObject({ state: 'running', attempts: 1 });
@@ -168,8 +168,8 @@ describe('a bundle worker process killed mid-build', () => {
     const [stillBuilding] = await h.db.select().from(bundles).where(eq(bundles.id, bundleId));
     expect(stillBuilding!.state).toBe('queued');
 
-    // A worker in this process takes over once the dead worker's 1.5 s lease has lapsed.
-    const w = new BundleWorker({
+    // A runner in this process takes over once the dead runner's 1.5 s lease has lapsed.
+    const w = new BuildRunner({
       db: h.db,
       store: t.objectStore,
       secretBox: t.secretBox,
@@ -244,7 +244,7 @@ describe('a bundle worker process killed mid-build', () => {
       });
       const bundleId = ((await asked.json()) as { bundles: { id: string }[] }).bundles[0]!.id;
 
-      const w = new BundleWorker({
+      const w = new BuildRunner({
         db: h.db,
         store: t.objectStore,
         secretBox: t.secretBox,
