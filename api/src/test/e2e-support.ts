@@ -1,13 +1,14 @@
 // What the web's end-to-end tests need from the API's side, exported as `@outpost/api/test-support`
 // so the web reaches API code only through declared exports: a scratch PostgreSQL database for the
 // real server to run on, with a client for the rows no HTTP call can set (an expired invite), and
-// the receipt code a site's install prints, made with the site's own sealed key; the receipt vectors.
+// the receipt code a site's install prints, made with the site's own sealed key; the receipt vectors and the zip builder.
 import pg from 'pg';
 import { createSecretBox } from '../lib/secret-box.ts';
 import { encodeReceiptCode, type ReceiptOutcome } from '../services/receipts/code.ts';
 import { createScratchPgDatabase } from './db.ts';
 
 export { receiptVectors } from './receipt-vectors.ts';
+export { zipOf, type ZipOptions } from './zip.ts';
 
 export interface ScratchDatabase {
   url: string;
