@@ -8,13 +8,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, CDPSession, Page } from 'playwright-core';
 import { buildTestImage, pushImage, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
 import { signIn, startOutpost, type Outpost, ROOT } from './harness';
-import { createSecretBox } from '../../api/src/lib/secret-box.ts';
-import { encodeReceiptCode, RECEIPT_CODE_ALPHABET } from '../../api/src/services/receipts/code.ts';
+import { RECEIPT_CODE_ALPHABET } from '@outpost/api/receipt-code';
+import { createScratchDatabase, type ScratchDatabase } from '@outpost/api/test-support';
 
 const ADMIN = { email: 'admin@example.org', password: 'admin-password-1' };
 const VERSION = '1.0.0';
@@ -24,8 +23,7 @@ const PHONE = { width: 360, height: 740 };
 let outpost: Outpost;
 let registry: TestRegistry;
 let work: string;
-let db: pg.Client;
-let dbName: string;
+let db: ScratchDatabase;
 let secretKey: Uint8Array;
 let reference: string;
 
@@ -39,17 +37,11 @@ beforeAll(async () => {
   });
   reference = `${registry.host}/emr/app:1.0`;
   await pushImage(built.dir, '1.0', reference);
-  dbName = `outpost_e2e_coord_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  await admin.end();
-  db = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:5432/${dbName}` });
-  await db.connect();
+  db = await createScratchDatabase();
   secretKey = randomBytes(32);
   outpost = await startOutpost(ADMIN, 'Ministry of Health', {
     DATABASE_DRIVER: 'pg',
-    DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${dbName}`,
+    DATABASE_URL: db.url,
     OUTPOST_SECRET_KEY: Buffer.from(secretKey).toString('base64'),
     // The registry destination policy (when present) refuses loopback registries unless listed.
     OUTPOST_REGISTRY_ALLOW_INSECURE: registry.host,
@@ -58,13 +50,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await outpost?.stop();
-  await db?.end();
-  if (dbName) {
-    const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
-    await admin.connect();
-    await admin.query(`drop database if exists ${dbName} with (force)`);
-    await admin.end();
-  }
+  await db?.drop();
   await registry?.stop();
   if (work) await fs.rm(work, { recursive: true, force: true });
 }, 60_000);
@@ -167,13 +153,7 @@ async function transferred(
 
 /** The code the site's install prints at the end, made with the site's own receipt key. */
 async function receiptCode(siteId: string): Promise<string> {
-  const { rows } = await db.query<{ receipt_key_sealed: string }>(
-    'select receipt_key_sealed from sites where id = $1',
-    [siteId],
-  );
-  const box = await createSecretBox(secretKey);
-  const key = await box.open(rows[0]!.receipt_key_sealed, `receipt:${siteId}`);
-  return encodeReceiptCode({ key, siteId, version: VERSION, outcome: 'installed', at: new Date() });
+  return db.siteReceiptCode({ secretKey, siteId, version: VERSION });
 }
 
 /** The same code with one character changed: the check character catches it. */

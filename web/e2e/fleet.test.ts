@@ -1,10 +1,9 @@
 // The fleet registry end to end: CSV import with a bad row, filters kept in the URL, a site's
 // device token, a real check-in from that token, and receipt codes checked on the page and by the API.
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { ROOT, signIn, snapshot, startOutpost, type Outpost } from './harness';
+import { receiptVectors } from '@outpost/api/test-support';
+import { signIn, snapshot, startOutpost, type Outpost } from './harness';
 
 const ADMIN = { email: 'fleet-admin@example.org', password: 'fleet-password-1' };
 
@@ -20,10 +19,7 @@ const CSV = [
 ].join('\n');
 
 // A well-formed code made with another site's key (docs/receipt-code-vectors.json).
-const vectors = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs/receipt-code-vectors.json'), 'utf8')) as {
-  codes: { expected: { code: string } }[];
-  files: { siteId: string; expected: { json: string } }[];
-};
+const vectors = receiptVectors;
 const FOREIGN_CODE = vectors.codes[0]!.expected.code;
 // The same code with its last (check) character changed: a typo the page must catch by itself.
 const MISTYPED_CODE = `${FOREIGN_CODE.slice(0, -1)}${FOREIGN_CODE.endsWith('T') ? 'U' : 'T'}`;

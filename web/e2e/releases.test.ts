@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ZipArchive } from 'archiver';
+import { zipOf } from '@outpost/api/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import {
@@ -70,20 +70,8 @@ afterAll(async () => {
   if (work) await fs.rm(work, { recursive: true, force: true });
 }, 30_000);
 
-/** A real zip, made the way a content team's tool would. */
-async function makeZip(files: Record<string, string>): Promise<Buffer> {
-  const zip = new ZipArchive({ zlib: { level: 6 } });
-  const chunks: Buffer[] = [];
-  zip.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise<void>((resolve, reject) => {
-    zip.on('end', () => resolve());
-    zip.on('error', reject);
-  });
-  for (const [name, content] of Object.entries(files)) zip.append(content, { name });
-  await zip.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
+/** A real zip, made the way a content team's tool would (deflate level 6). */
+const makeZip = (files: Record<string, string>) => zipOf(files, { level: 6 });
 
 const template = (backend = '{{ image.backend }}') =>
   [

@@ -14,7 +14,7 @@ import { RegistryClient } from '../registry/client.ts';
 import { startRegistry, type TestRegistry } from '../test-support/registry.ts';
 import { buildMultiArchImage, buildTestImage, type TestImage } from '../test-support/image.ts';
 import { pushImage } from '../test-support/skopeo.ts';
-import { testStore } from './test-s3.ts';
+import { testStore } from '../test-support/s3.ts';
 import { copyBlobsToStore, readStoredRange } from './store.ts';
 import { blobKey, type ObjectStoreTarget } from './object-store.ts';
 import {

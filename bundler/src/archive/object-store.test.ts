@@ -12,7 +12,7 @@ import {
   isStoreUnavailable,
   storeFailure,
 } from './object-store.ts';
-import { testStore } from './test-s3.ts';
+import { testStore } from '../test-support/s3.ts';
 
 const servers: (net.Server | http.Server)[] = [];
 const sockets = new Set<net.Socket>();

@@ -9,7 +9,7 @@ import { RegistryError } from '../registry/errors.ts';
 import { corruptBlob, startRegistry, type TestRegistry } from '../test-support/registry.ts';
 import { buildTestImage, type TestImage } from '../test-support/image.ts';
 import { pushImage } from '../test-support/skopeo.ts';
-import { testStore } from './test-s3.ts';
+import { testStore } from '../test-support/s3.ts';
 import { copyBlobsToStore } from './store.ts';
 import { blobKey, headSize, type ObjectStoreTarget } from './object-store.ts';
 import { ArchiveError, buildImagesArchive, archiveImageFromRegistry } from './images-archive.ts';

@@ -62,6 +62,8 @@ export async function pushImage(
 export async function skopeoInspect(
   target: string,
   options: { raw?: boolean; creds?: RegistryLogin } = {},
+  // skopeo's own JSON, whose shape each test asserts for itself.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
 ): Promise<any> {
   const stdout = await skopeo([
     'inspect',
@@ -79,8 +81,9 @@ async function skopeo(args: string[]): Promise<string> {
     return stdout;
   } catch (error) {
     const e = error as { stderr?: string; message: string; code?: unknown };
-    if (e.code === 'ENOENT') throw new Error('skopeo is missing: apt-get install -y skopeo');
-    throw new Error(`skopeo ${args[0]} failed: ${(e.stderr || e.message).trim()}`);
+    if (e.code === 'ENOENT')
+      throw new Error('skopeo is missing: apt-get install -y skopeo', { cause: error });
+    throw new Error(`skopeo ${args[0]} failed: ${(e.stderr || e.message).trim()}`, { cause: error });
   }
 }
 

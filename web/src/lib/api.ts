@@ -1,137 +1,20 @@
-// The one HTTP client of the dashboard: typed from the API's own routes (`hc<AppType>`), same-origin
-// cookie for credentials, the session's CSRF token on every write, one error type for everything.
-import { hc, type ClientResponse, type InferRequestType, type InferResponseType } from 'hono/client';
-import type { SuccessStatusCode } from 'hono/utils/http-status';
-import type { AppType } from '@outpost/api';
-import { get } from 'svelte/store';
-import { t } from '$lib/i18n';
+// The one HTTP client of the dashboard: one typed verb per API call, grouped by feature, and the
+// types of what they answer. How it talks (./api/transport), what a failure becomes
+// (./api/errors), file uploads (./api/uploads) and the role rules (./api/roles) live beside it.
+import type { InferRequestType, InferResponseType } from 'hono/client';
+import { send, v1 } from './api/transport';
+import { importCsv, uploadContentPackage, type ImportReport } from './api/uploads';
 
-const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
-interface ApiHooks {
-  /** The CSRF token of the current session, sent as `x-csrf-token` on writes. */
-  csrfToken(): string | null;
-  /** Called on a 401 from any call that needs a session: it is gone, go to /login. */
-  unauthenticated(): void;
-}
-
-let hooks: ApiHooks = { csrfToken: () => null, unauthenticated: () => {} };
-
-/** Wires the client to the session (done once by `session.svelte.ts`, which owns the token). */
-export function configureApi(h: ApiHooks) {
-  hooks = h;
-}
-
-function apiFetch(input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> {
-  const headers = new Headers(init.headers);
-  const method = (init.method ?? 'GET').toUpperCase();
-  const csrf = hooks.csrfToken();
-  if (WRITE_METHODS.has(method) && csrf) headers.set('x-csrf-token', csrf);
-  return fetch(input, { ...init, headers, credentials: 'same-origin' });
-}
-
-const client = hc<AppType>('/', { fetch: apiFetch });
-const v1 = client.api.v1;
-
-/** One problem reported against one field of a request body (validation failures, conflicts). */
-export interface FieldProblem {
-  path: string;
-  message: string;
-}
-
-/** Every failure of an API call: an error envelope from the server, or no answer at all (status 0). */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly requestId: string | null = null,
-    readonly fields: FieldProblem[] = [],
-    /** `error.details` as sent, for answers that carry more than field problems (e.g. an import report). */
-    readonly details: unknown = undefined,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
-
-  static fromEnvelope(status: number, body: unknown): ApiError {
-    const e = (
-      body as { error?: { code?: unknown; message?: unknown; requestId?: unknown; details?: unknown } } | null
-    )?.error;
-    if (!e || typeof e.message !== 'string') {
-      return new ApiError(status, 'UNEXPECTED', `Outpost answered with status ${status} and no explanation.`);
-    }
-    return new ApiError(
-      status,
-      String(e.code ?? 'UNKNOWN'),
-      e.message,
-      typeof e.requestId === 'string' ? e.requestId : null,
-      fieldProblems(e.message, e.details),
-      e.details,
-    );
-  }
-}
-
-// Validation failures carry `[{path, message}]`; some domain errors carry `{field}` naming the one culprit.
-function fieldProblems(message: string, details: unknown): FieldProblem[] {
-  if (Array.isArray(details)) {
-    return details.filter(
-      (d): d is FieldProblem => typeof d?.path === 'string' && typeof d?.message === 'string',
-    );
-  }
-  const field = (details as { field?: unknown } | null)?.field;
-  return typeof field === 'string' ? [{ path: field, message }] : [];
-}
-
-type SuccessBody<R> =
-  R extends ClientResponse<infer T, infer S, infer _F> ? (S extends SuccessStatusCode ? T : never) : never;
-
-async function send<R extends ClientResponse<unknown, number, string>>(
-  pending: Promise<R>,
-  opts: { mayBeSignedOut?: boolean } = {},
-): Promise<SuccessBody<R>> {
-  let res: R;
-  try {
-    res = await pending;
-  } catch {
-    throw new ApiError(0, 'NETWORK', 'Outpost cannot be reached. Check the connection and try again.');
-  }
-  if (res.ok) return (await res.json()) as SuccessBody<R>;
-  const body: unknown = await res.json().catch(() => null);
-  const err = ApiError.fromEnvelope(res.status, body);
-  if (res.status === 401 && !opts.mayBeSignedOut) hooks.unauthenticated();
-  throw err;
-}
-
-/** What the user should read about a failure, and which fields it concerns. */
-export interface Problem {
-  message: string;
-  fields: FieldProblem[];
-  status: number;
-  code: string;
-  requestId: string | null;
-}
-
-/**
- * The one place an error becomes words for the user: the error code in the person's language
- * (errors.code.<CODE> in the catalogues), else the API's own (English) message.
- */
-export function handleError(err: unknown): Problem {
-  const tr = get(t);
-  if (!(err instanceof ApiError)) {
-    console.error(err);
-    return { message: tr('errors.client'), fields: [], status: 0, code: 'CLIENT', requestId: null };
-  }
-  let message = tr(`errors.code.${err.code}`, { default: err.message });
-  if (err.code === 'VALIDATION_FAILED' && err.fields.length > 0) message = tr('errors.someFields');
-  else if (err.status === 403 && err.code === 'FORBIDDEN') message = `${message} ${tr('errors.askAdmin')}`;
-  return { message, fields: err.fields, status: err.status, code: err.code, requestId: err.requestId };
-}
-
-/** The message for one field of a form, if the problem names it. */
-export function fieldMessage(problem: Problem | null, path: string): string | undefined {
-  return problem?.fields.find((f) => f.path === path)?.message;
-}
+export { configureApi, type UploadOptions } from './api/transport';
+export * from './api/errors';
+export * from './api/roles';
+export {
+  type ContentPackage,
+  type ImportMode,
+  type ImportOptions,
+  type ImportOutcome,
+  type ImportReport,
+} from './api/uploads';
 
 export type Me = InferResponseType<typeof v1.me.$get, 200>;
 export type Language = 'en' | 'fr' | 'pt';
@@ -395,7 +278,6 @@ export const api = {
 };
 
 type ListQuery = NonNullable<InferRequestType<typeof v1.sites.$get>['query']>;
-type ImportQuery = InferRequestType<typeof v1.sites.import.$post>['query'];
 
 export type SiteStatus = NonNullable<ListQuery['status']>;
 export type FleetOverview = InferResponseType<typeof v1.fleet.overview.$get, 200>;
@@ -404,7 +286,6 @@ export type FleetBreakdownRow = FleetOverview['regions'][number];
 export type FleetFigure = FleetOverview['summary']['sites'];
 export type Connectivity = NonNullable<ListQuery['connectivity']>;
 export type SiteSort = NonNullable<ListQuery['sort']>;
-export type ImportMode = ImportQuery['mode'];
 
 /** The filters of the site list, shared by the list, the counts and the CSV export. */
 export interface SiteFilter {
@@ -474,105 +355,6 @@ function siteQuery(q: SiteListQuery) {
   };
 }
 
-/** The outcome of a CSV import: 200 (done, possibly with bad rows listed) or 422 (all-or-nothing refused the file). */
-export interface ImportOutcome {
-  report: ImportReport;
-  /** True when nothing was written because some rows are bad (all-or-nothing mode). */
-  refused: boolean;
-}
-
-/** Progress and cancelling for a file sent as a raw request body. */
-export interface UploadOptions {
-  /** Bytes of the file sent so far (fetch cannot report upload progress; XMLHttpRequest can). */
-  onProgress?: (sent: number, total: number) => void;
-  /** The whole file is sent; the server is working on it. */
-  onUploaded?: () => void;
-  signal?: AbortSignal;
-}
-
-/**
- * POSTs a file as the raw body, with the session's CSRF token and upload progress. Resolves with
- * whatever the server answered (the caller decides what is a success); rejects only when there was
- * no answer: a broken connection (NETWORK) or a cancel (ABORTED, with `cancelled` as its message).
- */
-function uploadFile(
-  path: string,
-  file: Blob,
-  contentType: string,
-  opts: UploadOptions & { cancelled: string },
-): Promise<{ status: number; body: unknown }> {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open('POST', path);
-    xhr.setRequestHeader('content-type', contentType);
-    const csrf = hooks.csrfToken();
-    if (csrf) xhr.setRequestHeader('x-csrf-token', csrf);
-    xhr.responseType = 'text';
-    xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
-    xhr.upload.onload = () => opts.onUploaded?.();
-    xhr.onerror = () => reject(new ApiError(0, 'NETWORK', get(t)('errors.uploadInterrupted')));
-    xhr.onabort = () => reject(new ApiError(0, 'ABORTED', opts.cancelled));
-    xhr.onload = () => {
-      let body: unknown = null;
-      try {
-        body = JSON.parse(xhr.responseText);
-      } catch {
-        /* not JSON: described by fromEnvelope */
-      }
-      if (xhr.status === 401) hooks.unauthenticated();
-      resolve({ status: xhr.status, body });
-    };
-    opts.signal?.addEventListener('abort', () => xhr.abort(), { once: true });
-    xhr.send(file);
-  });
-}
-
-export interface ImportOptions extends UploadOptions {
-  mode: ImportMode;
-  dryRun: boolean;
-}
-
-/**
- * Uploads a CSV file as the raw body of POST /sites/import, with progress. Failures other than
- * a refused all-or-nothing import reject with an ApiError, like every other call.
- */
-async function importCsv(file: Blob, opts: ImportOptions): Promise<ImportOutcome> {
-  const path = v1.sites.import.$path({
-    query: { mode: opts.mode, ...(opts.dryRun ? { dryRun: 'true' as const } : {}) },
-  });
-  const { status, body } = await uploadFile(path, file, 'text/csv; charset=utf-8', {
-    ...opts,
-    cancelled: get(t)('errors.uploadCancelledCsv'),
-  });
-  if (status === 200) return { report: body as ImportReport, refused: false };
-  const err = ApiError.fromEnvelope(status, body);
-  if (status === 422 && isImportReport(err.details)) return { report: err.details, refused: true };
-  throw err;
-}
-
-/** Uploads a .zip as a new content package (its name and version in the query), with progress. */
-async function uploadContentPackage(
-  file: Blob,
-  opts: UploadOptions & { name: string; version: string },
-): Promise<ContentPackage> {
-  const path = v1['content-packages'].$path({ query: { name: opts.name, version: opts.version } });
-  const { status, body } = await uploadFile(path, file, 'application/zip', {
-    ...opts,
-    cancelled: get(t)('errors.uploadCancelledPackage'),
-  });
-  if (status >= 200 && status < 300) return body as ContentPackage;
-  throw ApiError.fromEnvelope(status, body);
-}
-
-function isImportReport(d: unknown): d is ImportReport {
-  return (
-    typeof d === 'object' &&
-    d !== null &&
-    Array.isArray((d as ImportReport).errors) &&
-    typeof (d as ImportReport).rows === 'number'
-  );
-}
-
 export type User = Awaited<ReturnType<typeof api.users.list>>['items'][number];
 export type ApiToken = Awaited<ReturnType<typeof api.tokens.list>>['items'][number];
 export type NewApiToken = Awaited<ReturnType<typeof api.tokens.create>>;
@@ -587,7 +369,6 @@ export type NewSite = InferRequestType<typeof v1.sites.$post>['json'];
 export type SitePatch = InferRequestType<(typeof v1.sites)[':id']['$patch']>['json'];
 export type ManualReport = InferRequestType<(typeof v1.sites)[':id']['reports']['$post']>['json'];
 export type NewDeviceToken = Awaited<ReturnType<typeof api.sites.issueDeviceToken>>;
-export type ImportReport = InferResponseType<typeof v1.sites.import.$post, 200>;
 export type ImportIssue = ImportReport['errors'][number];
 export type ReceiptResult = Awaited<ReturnType<typeof api.receipts.submitCode>>;
 
@@ -605,8 +386,6 @@ export type ReleasePatch = InferRequestType<(typeof v1.releases)[':id']['$patch'
 export type ComposePreview = Awaited<ReturnType<typeof api.releases.compose>>;
 export type ReleaseDiff = Awaited<ReturnType<typeof api.releases.diff>>;
 export type RegistryCredential = Awaited<ReturnType<typeof api.registryCredentials.list>>['items'][number];
-/** A zip of site content (forms, concepts, configuration) that a release carries into every bundle. */
-export type ContentPackage = InferResponseType<(typeof v1)['content-packages']['$post'], 201>;
 export type RegistryCredentialInput = InferRequestType<(typeof v1)['registry-credentials']['$put']>['json'];
 
 export type Bundle = Awaited<ReturnType<typeof api.bundles.get>>;
@@ -622,82 +401,6 @@ export interface BundleQuery extends Page {
   releaseId?: string;
   siteId?: string;
   state?: BundleState;
-}
-
-/** One site a bundle request could not be made for, and why (from a 422 UNKNOWN_SITES or DELTA_BASE_UNKNOWN). */
-export interface SiteProblem {
-  site: string;
-  message: string;
-}
-
-/** The sites named by a refused bundle request, or null for any other failure. */
-export function bundleRequestProblems(err: unknown): SiteProblem[] | null {
-  if (
-    !(err instanceof ApiError) ||
-    !['UNKNOWN_SITES', 'DELTA_BASE_UNKNOWN'].includes(err.code) ||
-    !Array.isArray(err.details)
-  )
-    return null;
-  return err.details
-    .map((d: { code?: unknown; value?: unknown; message?: unknown }) => ({
-      site: typeof d?.code === 'string' ? d.code : typeof d?.value === 'string' ? d.value : '',
-      message: typeof d?.message === 'string' ? d.message : '',
-    }))
-    .filter((d) => d.site !== '');
-}
-
-/** One reason a draft cannot be published yet; `line` points into the compose template. */
-export interface PublishProblem {
-  path: string;
-  message: string;
-  line?: number;
-}
-
-/** The problems of a 422 NOT_PUBLISHABLE answer to `api.releases.publish`, or null for any other failure. */
-export function publishProblems(err: unknown): PublishProblem[] | null {
-  if (!(err instanceof ApiError) || err.code !== 'NOT_PUBLISHABLE' || !Array.isArray(err.details))
-    return null;
-  return err.details
-    .filter((d): d is PublishProblem => typeof d?.path === 'string' && typeof d?.message === 'string')
-    .map((d) => ({
-      path: d.path,
-      message: d.message,
-      ...(typeof d.line === 'number' ? { line: d.line } : {}),
-    }));
-}
-
-export const ROLES: readonly Role[] = ['owner', 'admin', 'operator', 'viewer', 'coordinator'];
-
-/** Mirrors the API's rule: owners and admins manage people and tokens and read the audit log. */
-export function canManageOrg(role: Role | undefined): boolean {
-  return role === 'owner' || role === 'admin';
-}
-
-/** Mirrors the API's `canGrant`: only an owner hands out owner; owners and admins hand out the rest. */
-export function grantableRoles(actor: Role | undefined): Role[] {
-  if (actor === 'owner') return [...ROLES];
-  if (actor === 'admin') return ROLES.filter((r) => r !== 'owner');
-  return [];
-}
-
-/** Mirrors the API's `fleet:write`: owners, admins and operators register and edit sites. */
-export function canWriteFleet(role: Role | undefined): boolean {
-  return role === 'owner' || role === 'admin' || role === 'operator';
-}
-
-/** Mirrors the API's `fleet:write` for releases: owners, admins and operators create, edit and publish them. */
-export function canWriteReleases(role: Role | undefined): boolean {
-  return canWriteFleet(role);
-}
-
-/** Mirrors the API's `keys:manage`: owners and admins rotate the bundle signing key. */
-export function canManageKeys(role: Role | undefined): boolean {
-  return role === 'owner' || role === 'admin';
-}
-
-/** Mirrors the API's `receipts:submit`: everyone but viewers (coordinators on their own sites). */
-export function canSubmitReceipts(role: Role | undefined): boolean {
-  return role !== undefined && role !== 'viewer';
 }
 
 export type RolloutPlan = InferRequestType<typeof v1.rollouts.preview.$post>['json'];

@@ -5,6 +5,12 @@ export interface PageOf<T> {
   nextCursor: string | null;
 }
 
+/** `rows` without those whose id is among `fresh`'s (a plain lookup, never state, hence module-private). */
+function withoutIdsOf<T extends { id: string }>(rows: T[], fresh: T[]): T[] {
+  const ids = new Set(fresh.map((i) => i.id));
+  return rows.filter((i) => !ids.has(i.id));
+}
+
 /** A cursor-paginated list: the first page, "load more", and local edits after writes. */
 export class PagedList<T extends { id: string }> {
   items = $state<T[]>([]);
@@ -49,9 +55,8 @@ export class PagedList<T extends { id: string }> {
     try {
       const page = await this.#fetchPage(undefined, count);
       if (generation !== this.#generation) return;
-      const fresh = new Set(page.items.map((i) => i.id));
       // Rows beyond what one request can carry stay as they were, and so does the cursor after them.
-      const rest = shown > count ? this.items.slice(count).filter((i) => !fresh.has(i.id)) : [];
+      const rest = shown > count ? withoutIdsOf(this.items.slice(count), page.items) : [];
       this.items = [...page.items, ...rest];
       if (shown <= count) this.nextCursor = page.nextCursor;
       this.problem = null;

@@ -1,14 +1,14 @@
-// The receipt-code check runs in the browser exactly as on the server: the same module, imported
-// by path (the API package exports only its app type). It is pure and needs no key, so a typo is
-// caught on the phone before anything is sent.
+// The receipt-code check runs in the browser exactly as on the server: the same module, through the
+// API package's `./receipt-code` export. It is pure and needs no key, so a typo is caught on the
+// phone before anything is sent.
 export {
   checkReceiptCode,
   RECEIPT_CODE_ALPHABET,
   RECEIPT_CODE_LENGTH,
   type CheckReceiptCodeResult,
-} from '../../../api/src/services/receipts/code.ts';
+} from '@outpost/api/receipt-code';
 
-import { RECEIPT_CODE_ALPHABET, RECEIPT_CODE_LENGTH } from '../../../api/src/services/receipts/code.ts';
+import { RECEIPT_CODE_ALPHABET, RECEIPT_CODE_LENGTH } from '@outpost/api/receipt-code';
 
 // Spaces and the dashes phones substitute for '-', as the checker strips them.
 const SEPARATORS = /[\s\-\u2010-\u2015\u2212\ufe58\ufe63\uff0d]+/g;

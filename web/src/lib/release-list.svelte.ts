@@ -1,5 +1,7 @@
 import { api, handleError, type Problem, type ReleaseFilter, type ReleaseSummary } from '$lib/api';
 
+const uniqueSorted = (list: string[]) => [...new Set(list)].sort();
+
 /** The releases matching one filter (the API answers them all at once, newest version first). */
 export class ReleaseList {
   items = $state<ReleaseSummary[]>([]);
@@ -20,7 +22,7 @@ export class ReleaseList {
       const { items } = await api.releases.list(filter);
       if (generation !== this.#generation) return;
       this.items = items;
-      this.channels = [...new Set([...this.channels, ...items.map((r) => r.channel)])].sort();
+      this.channels = uniqueSorted([...this.channels, ...items.map((r) => r.channel)]);
       this.loaded = true;
     } catch (err) {
       if (generation === this.#generation) this.problem = handleError(err);

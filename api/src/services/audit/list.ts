@@ -1,7 +1,8 @@
 import { and, desc, eq, gte, like, lt, or, sql } from 'drizzle-orm';
 import { auditLog, users } from '../../db/schema/index.ts';
 import type { ServiceCtx } from '../context.ts';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
+import { decodeCursor } from '../../lib/cursor.ts';
+import { afterCursor, keysetPage, timeCursor } from '../keyset.ts';
 
 export interface AuditQuery {
   limit: number;
@@ -28,49 +29,46 @@ const objectLabel = sql<string | null>`case ${auditLog.objectType}
 
 export async function listAudit({ ctx, input }: { ctx: ServiceCtx; input: AuditQuery }) {
   const c = input.cursor ? decodeCursor(input.cursor) : null;
-  const rows = await ctx.db
-    .select({
-      id: auditLog.id,
-      action: auditLog.action,
-      objectType: auditLog.objectType,
-      objectId: auditLog.objectId,
-      details: auditLog.details,
-      at: auditLog.at,
-      actorUserId: auditLog.actorUserId,
-      actorTokenId: auditLog.actorTokenId,
-      actorEmail: users.email,
-      actorName: users.name,
-      requestId: auditLog.requestId,
-      objectLabel,
-    })
-    .from(auditLog)
-    .leftJoin(users, eq(users.id, auditLog.actorUserId))
-    .where(
-      and(
-        eq(auditLog.orgId, ctx.orgId),
-        input.actor ? eq(auditLog.actorUserId, input.actor) : undefined,
-        input.kind
-          ? or(
-              eq(auditLog.action, input.kind),
-              like(auditLog.action, `${input.kind.replace(/[\\%_]/g, '\\$&')}.%`),
-            )
-          : undefined,
-        input.from ? gte(auditLog.at, new Date(input.from)) : undefined,
-        input.to ? lt(auditLog.at, new Date(input.to)) : undefined,
-        c
-          ? or(lt(auditLog.at, new Date(c.t)), and(eq(auditLog.at, new Date(c.t)), lt(auditLog.id, c.id)))
-          : undefined,
-      ),
-    )
-    .orderBy(desc(auditLog.at), desc(auditLog.id))
-    .limit(input.limit + 1);
-  const page = rows.slice(0, input.limit);
-  const last = page.at(-1);
-  return {
-    items: page.map((r) => ({ ...r, at: r.at.toISOString() })),
-    nextCursor:
-      rows.length > input.limit && last ? encodeCursor({ t: last.at.toISOString(), id: last.id }) : null,
-  };
+  const { rows, nextCursor } = await keysetPage(
+    input.limit,
+    (take) =>
+      ctx.db
+        .select({
+          id: auditLog.id,
+          action: auditLog.action,
+          objectType: auditLog.objectType,
+          objectId: auditLog.objectId,
+          details: auditLog.details,
+          at: auditLog.at,
+          actorUserId: auditLog.actorUserId,
+          actorTokenId: auditLog.actorTokenId,
+          actorEmail: users.email,
+          actorName: users.name,
+          requestId: auditLog.requestId,
+          objectLabel,
+        })
+        .from(auditLog)
+        .leftJoin(users, eq(users.id, auditLog.actorUserId))
+        .where(
+          and(
+            eq(auditLog.orgId, ctx.orgId),
+            input.actor ? eq(auditLog.actorUserId, input.actor) : undefined,
+            input.kind
+              ? or(
+                  eq(auditLog.action, input.kind),
+                  like(auditLog.action, `${input.kind.replace(/[\\%_]/g, '\\$&')}.%`),
+                )
+              : undefined,
+            input.from ? gte(auditLog.at, new Date(input.from)) : undefined,
+            input.to ? lt(auditLog.at, new Date(input.to)) : undefined,
+            afterCursor(c, auditLog.at, auditLog.id, 'desc'),
+          ),
+        )
+        .orderBy(desc(auditLog.at), desc(auditLog.id))
+        .limit(take),
+    (last) => timeCursor(last.at, last.id),
+  );
+  return { items: rows.map((r) => ({ ...r, at: r.at.toISOString() })), nextCursor };
 }
 
 /** The people who appear in the organisation's audit log, for the "who" filter. */

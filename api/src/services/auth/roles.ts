@@ -1,10 +1,18 @@
+// The role rules, in one place for the API and the dashboard (exported as `@outpost/api/roles`):
+// the web shows and hides what these allow, the API enforces them. No runtime import, so the
+// browser bundle takes nothing else of the API.
 import type { Role } from '../../db/schema/index.ts';
+
+export type { Role };
 
 /**
  * What each role may do. Coordinators are deliberately outside the ladder: they act on their own
  * sites only (site-level checks live in the site services).
  */
 export const RANK: Record<Role, number> = { owner: 4, admin: 3, operator: 2, viewer: 1, coordinator: 1 };
+
+/** Every role, highest first (RANK's type makes it exhaustive). */
+export const ROLES = Object.keys(RANK) as Role[];
 
 export type Permission =
   | 'org:manage'
@@ -37,4 +45,9 @@ export function can(role: Role, permission: Permission): boolean {
 export function canGrant(actor: Role, target: Role): boolean {
   if (target === 'owner') return actor === 'owner';
   return RANK[actor] >= 3;
+}
+
+/** The roles an actor may hand out, in ROLES order (none for operators, viewers and coordinators). */
+export function grantableRoles(actor: Role): Role[] {
+  return ROLES.filter((r) => canGrant(actor, r));
 }

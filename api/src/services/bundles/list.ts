@@ -1,7 +1,8 @@
-import { and, desc, eq, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, sql, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import { bundleDownloads, bundles, imageArchives, releases, sites } from '../../db/schema/index.ts';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
+import { decodeCursor } from '../../lib/cursor.ts';
+import { afterCursor, keysetPage, timeCursor } from '../keyset.ts';
 import { NotFoundError } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
 import { visibleSites } from '../sites/scope.ts';
@@ -100,29 +101,23 @@ export interface ListBundlesInput {
 export async function listBundles({ ctx, input }: { ctx: ServiceCtx; input: ListBundlesInput }) {
   const limit = Math.min(Math.max(Math.trunc(input.limit ?? 50) || 50, 1), 500);
   const after = input.cursor ? decodeCursor(input.cursor) : null;
-  const rows = await selectBundles(
-    ctx,
-    and(
-      input.releaseId ? eq(bundles.releaseId, input.releaseId) : undefined,
-      input.siteId ? eq(bundles.siteId, input.siteId) : undefined,
-      input.state ? eq(bundles.state, input.state) : undefined,
-      after
-        ? or(
-            lt(bundles.createdAt, new Date(after.t)),
-            and(eq(bundles.createdAt, new Date(after.t)), sql`${bundles.id} < ${after.id}`),
-          )
-        : undefined,
-    ),
-  )
-    .orderBy(desc(bundles.createdAt), desc(bundles.id))
-    .limit(limit + 1);
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  const nextCursor =
-    rows.length > limit && last
-      ? encodeCursor({ t: last.bundle.createdAt.toISOString(), id: last.bundle.id })
-      : null;
-  return { items: page.map(toBundleView), nextCursor };
+  const { rows, nextCursor } = await keysetPage(
+    limit,
+    (take) =>
+      selectBundles(
+        ctx,
+        and(
+          input.releaseId ? eq(bundles.releaseId, input.releaseId) : undefined,
+          input.siteId ? eq(bundles.siteId, input.siteId) : undefined,
+          input.state ? eq(bundles.state, input.state) : undefined,
+          afterCursor(after, bundles.createdAt, bundles.id, 'desc'),
+        ),
+      )
+        .orderBy(desc(bundles.createdAt), desc(bundles.id))
+        .limit(take),
+    (last) => timeCursor(last.bundle.createdAt, last.bundle.id),
+  );
+  return { items: rows.map(toBundleView), nextCursor };
 }
 
 /** Counts by state for a release, for the release page's progress line. */

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   RECEIPT_CODE_ALPHABET as ALPHABET,
@@ -13,39 +12,9 @@ import {
   verifyReceiptCode,
   type ReceiptOutcome,
 } from './code.ts';
+import { receiptVectors } from '../../test/receipt-vectors.ts';
 
-interface CodeVector {
-  name: string;
-  keyHex: string;
-  siteId: string;
-  version: string;
-  outcome: ReceiptOutcome;
-  at: string;
-  epochSeconds: number;
-  expected: {
-    code: string;
-    minute: number;
-    versionHint: number;
-    message: string;
-    hmacSha256: string;
-    value: string;
-  };
-}
-interface InvalidVector {
-  name: string;
-  input: string;
-  keyHex: string;
-  siteId: string;
-  candidateVersions: string[];
-  expected: { reason: 'malformed' | 'checksum' | 'no-match'; message?: string };
-}
-const vectors = JSON.parse(
-  readFileSync(new URL('../../../../docs/receipt-code-vectors.json', import.meta.url), 'utf8'),
-) as {
-  codes: CodeVector[];
-  invalid: InvalidVector[];
-  inputForms: { name: string; input: string; expected: { normalized: string } }[];
-};
+const vectors = receiptVectors;
 
 const SITE = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
 const OTHER_SITE = 'c9bf9e57-1685-4c89-bafb-ff5af830be8a';

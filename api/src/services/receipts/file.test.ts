@@ -1,31 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { encodeReceiptCode, hmacSha256, keyFromHex, type ReceiptOutcome } from './code.ts';
+import { encodeReceiptCode, hmacSha256, keyFromHex } from './code.ts';
+import { receiptVectors } from '../../test/receipt-vectors.ts';
 import { RECEIPT_FILE_MESSAGES, receiptFileMessage, signReceiptFile, verifyReceiptFile } from './file.ts';
 
-interface FileVector {
-  name: string;
-  keyHex: string;
-  siteId: string;
-  version: string;
-  outcome: ReceiptOutcome;
-  at: string;
-  epochSeconds: number;
-  detailsText: string;
-  expected: { code: string; detailsSha256: string; message: string; hmac: string; json: string };
-}
-const vectors = JSON.parse(
-  readFileSync(new URL('../../../../docs/receipt-code-vectors.json', import.meta.url), 'utf8'),
-) as {
-  files: FileVector[];
-  invalidFiles: {
-    name: string;
-    keyHex: string;
-    siteId: string;
-    json: string;
-    expected: { reason: string };
-  }[];
-};
+const vectors = receiptVectors;
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 const health = vectors.files[1]!;

@@ -2,40 +2,17 @@
 // busybox sh, and holds it to the same vectors as the TypeScript. The busybox run gets a PATH
 // of busybox applets plus openssl only, like a minimal site server.
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeReceiptCode, keyFromHex, RECEIPT_OUTCOMES, type ReceiptOutcome } from './code.ts';
+import { encodeReceiptCode, keyFromHex, RECEIPT_OUTCOMES } from './code.ts';
 import { signReceiptFile, verifyReceiptFile } from './file.ts';
+import { receiptVectors } from '../../test/receipt-vectors.ts';
 
 const SCRIPT = fileURLToPath(new URL('../../../../edge-scripts/lib/receipt-code.sh', import.meta.url));
-const vectors = JSON.parse(
-  readFileSync(new URL('../../../../docs/receipt-code-vectors.json', import.meta.url), 'utf8'),
-) as {
-  codes: {
-    name: string;
-    keyHex: string;
-    siteId: string;
-    version: string;
-    outcome: ReceiptOutcome;
-    at: string;
-    epochSeconds: number;
-    expected: { code: string };
-  }[];
-  files: {
-    name: string;
-    keyHex: string;
-    siteId: string;
-    version: string;
-    outcome: ReceiptOutcome;
-    at: string;
-    epochSeconds: number;
-    detailsText: string;
-    expected: { code: string; hmac: string; json: string };
-  }[];
-};
+const vectors = receiptVectors;
 
 function which(name: string): string | null {
   try {

@@ -1,8 +1,7 @@
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ZipArchive } from 'archiver';
 import { and, eq } from 'drizzle-orm';
 import { artifacts, auditLog, contentPackages } from '../../db/schema/index.ts';
 import type { DbHandle } from '../../db/types.ts';
@@ -11,6 +10,7 @@ import type { ObjectStore } from '../../lib/object-store.ts';
 import { createTestDb, TEST_DRIVERS } from '../../test/db.ts';
 import { scratchStore, storedKeys } from '../../test/store.ts';
 import { makeOrg, makeUser } from '../../test/factories.ts';
+import { zipOf, type ZipOptions } from '../../test/zip.ts';
 import type { ServiceCtx } from '../context.ts';
 import { getContentPackage, listContentPackages, uploadContentPackage } from './content.ts';
 import { createZipInspector } from './zip-inspector.ts';
@@ -40,25 +40,8 @@ function body(data: Uint8Array, chunk = 64 * 1024) {
 }
 
 /** A zip made by archiver (the stack's writer): deflated and stored entries, streamed ones (data descriptors), a folder. */
-async function archiverZip(
-  files: Record<string, string | Buffer>,
-  opts: { streamed?: boolean; store?: boolean; zip64?: boolean } = {},
-): Promise<Buffer> {
-  const zip = new ZipArchive({ zlib: { level: 6 }, forceZip64: opts.zip64 });
-  const out = new PassThrough();
-  zip.pipe(out);
-  const parts: Buffer[] = [];
-  out.on('data', (d: Buffer) => parts.push(d));
-  const ended = new Promise((r) => out.on('end', r));
-  zip.append(null as unknown as string, { name: 'forms/', type: 'directory' } as never);
-  for (const [name, data] of Object.entries(files)) {
-    const buf = Buffer.from(data);
-    zip.append(opts.streamed ? Readable.from([buf]) : buf, { name, store: opts.store });
-  }
-  await zip.finalize();
-  await ended;
-  return Buffer.concat(parts);
-}
+const archiverZip = (files: Record<string, string | Buffer>, opts: ZipOptions = {}) =>
+  zipOf(files, { level: 6, folders: ['forms/'], ...opts });
 
 interface RawEntry {
   name: string;

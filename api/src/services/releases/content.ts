@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream';
-import { and, desc, eq, or, sql, lt } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import { contentPackages } from '../../db/schema/index.ts';
 import { putStream, recordArtifact, type BlobStore } from '../../lib/blob-store.ts';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
+import { decodeCursor } from '../../lib/cursor.ts';
+import { afterCursor, keysetPage, timeCursor } from '../keyset.ts';
 import {
   ConflictError,
   NotFoundError,
@@ -185,27 +186,23 @@ export async function listContentPackages({
 }) {
   const limit = Math.min(Math.max(Math.trunc(input.limit) || 50, 1), 200);
   const after = input.cursor ? decodeCursor(input.cursor) : null;
-  const rows = await ctx.db
-    .select()
-    .from(contentPackages)
-    .where(
-      and(
-        eq(contentPackages.orgId, ctx.orgId),
-        after
-          ? or(
-              lt(contentPackages.createdAt, new Date(after.t)),
-              and(eq(contentPackages.createdAt, new Date(after.t)), sql`${contentPackages.id} < ${after.id}`),
-            )
-          : undefined,
-      ),
-    )
-    .orderBy(desc(contentPackages.createdAt), desc(contentPackages.id))
-    .limit(limit + 1);
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  const nextCursor =
-    rows.length > limit && last ? encodeCursor({ t: last.createdAt.toISOString(), id: last.id }) : null;
-  return { items: page.map(toContentPackageView), nextCursor };
+  const { rows, nextCursor } = await keysetPage(
+    limit,
+    (take) =>
+      ctx.db
+        .select()
+        .from(contentPackages)
+        .where(
+          and(
+            eq(contentPackages.orgId, ctx.orgId),
+            afterCursor(after, contentPackages.createdAt, contentPackages.id, 'desc'),
+          ),
+        )
+        .orderBy(desc(contentPackages.createdAt), desc(contentPackages.id))
+        .limit(take),
+    (last) => timeCursor(last.createdAt, last.id),
+  );
+  return { items: rows.map(toContentPackageView), nextCursor };
 }
 
 /** One content package of the organisation; 404 for any other's. */

@@ -1,6 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { stringify } from 'csv-stringify/sync';
 import type { ServiceCtx } from '../context.ts';
+import { keysetPage } from '../keyset.ts';
 import { escapeCell } from '../sites/csv-export.ts';
 import { loadRollout } from './view.ts';
 
@@ -197,11 +198,14 @@ export async function listAttention({
   now?: Date;
 }) {
   const r = await loadRollout(ctx, input.id);
-  const rows = await page(ctx, r.id, r.releaseId, now, input.after ?? null, input.limit + 1);
+  const { rows, nextCursor } = await keysetPage(
+    input.limit,
+    (take) => page(ctx, r.id, r.releaseId, now, input.after ?? null, take),
+    (last) => last.code,
+  );
   const problems =
     input.after === undefined ? (await problemRows(ctx, r.id, r.releaseId, r.createdAt)).map(toItem) : [];
-  const items = [...problems, ...rows.slice(0, input.limit).map(toItem)];
-  return { items, nextAfter: rows.length > input.limit ? rows[input.limit - 1]!.code : null };
+  return { items: [...problems, ...rows.map(toItem)], nextAfter: nextCursor };
 }
 
 export const ATTENTION_COLUMNS = [

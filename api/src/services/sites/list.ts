@@ -3,6 +3,7 @@ import { sites } from '../../db/schema/index.ts';
 import { fromBase64Url, toBase64Url } from '../../lib/crypto.ts';
 import { ValidationError, fieldIssue } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
+import { keysetPage } from '../keyset.ts';
 import { layerDrift, loadReleaseOrder, ReleaseOrder, type BehindBucket, type Layer } from '../fleet/drift.ts';
 import { DEFAULT_SILENT_DAYS, targetRelease, toSiteView, visibleSites, type SiteStatus } from './scope.ts';
 
@@ -174,13 +175,18 @@ export async function listSites({
       : sql`(${expr}, ${sites.id}) < (cast(${c.v} as ${sql.raw(cast)}), cast(${c.id} as uuid))`
     : undefined;
   const dir = order === 'asc' ? sql`asc` : sql`desc`;
-  const [rows, [{ total } = { total: 0 }]] = await Promise.all([
-    ctx.db
-      .select({ site: sites, ...targetRelease, sortValue: sql<string>`(${expr})::text` })
-      .from(sites)
-      .where(and(where, after))
-      .orderBy(sql`${expr} ${dir}`, sql`${sites.id} ${dir}`)
-      .limit(input.limit + 1),
+  const [{ rows, nextCursor }, [{ total } = { total: 0 }]] = await Promise.all([
+    keysetPage(
+      input.limit,
+      (take) =>
+        ctx.db
+          .select({ site: sites, ...targetRelease, sortValue: sql<string>`(${expr})::text` })
+          .from(sites)
+          .where(and(where, after))
+          .orderBy(sql`${expr} ${dir}`, sql`${sites.id} ${dir}`)
+          .limit(take),
+      (last) => encode({ s: sort, o: order, v: last.sortValue, id: last.site.id }),
+    ),
     // Counting stops at TOTAL_CAP: an exact count of a whole 100,000-site fleet on every page costs
     // more than the page itself; past the cap the UI says "1,000+" (GET /sites/summary gives whole-fleet counts).
     ctx.db.select({ total: sql<number>`count(*)::int` }).from(
@@ -192,15 +198,10 @@ export async function listSites({
         .as('capped'),
     ),
   ]);
-  const page = rows.slice(0, input.limit);
-  const last = page.at(-1);
   return {
-    items: page.map((r) => toSiteView(r.site, r.targetVersion, now, r.reportedRevoked)),
+    items: rows.map((r) => toSiteView(r.site, r.targetVersion, now, r.reportedRevoked)),
     total: Math.min(total, TOTAL_CAP),
     totalIsExact: total <= TOTAL_CAP,
-    nextCursor:
-      rows.length > input.limit && last
-        ? encode({ s: sort, o: order, v: last.sortValue, id: last.site.id })
-        : null,
+    nextCursor,
   };
 }

@@ -1,8 +1,9 @@
-import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
 import { releases, siteReports, sites, users } from '../../db/schema/index.ts';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
+import { decodeCursor } from '../../lib/cursor.ts';
 import type { ServiceCtx } from '../context.ts';
+import { afterCursor, keysetPage, timeCursor } from '../keyset.ts';
 import { loadSite } from './scope.ts';
 import { rebuildVersionSpans } from '../fleet/spans.ts';
 import { applyReportToTarget } from '../rollouts/report-hook.ts';
@@ -166,31 +167,23 @@ export async function listReports({
 }) {
   await loadSite(ctx, input.siteId, { includeArchived: true });
   const c = input.cursor ? decodeCursor(input.cursor) : null;
-  const rows = await ctx.db
-    .select({ r: siteReports, actorEmail: users.email })
-    .from(siteReports)
-    .leftJoin(users, eq(users.id, siteReports.actorUserId))
-    .where(
-      and(
-        eq(siteReports.orgId, ctx.orgId),
-        eq(siteReports.siteId, input.siteId),
-        c
-          ? or(
-              lt(siteReports.receivedAt, new Date(c.t)),
-              and(eq(siteReports.receivedAt, new Date(c.t)), lt(siteReports.id, c.id)),
-            )
-          : undefined,
-      ),
-    )
-    .orderBy(desc(siteReports.receivedAt), desc(siteReports.id))
-    .limit(input.limit + 1);
-  const page = rows.slice(0, input.limit);
-  const last = page.at(-1);
-  return {
-    items: page.map((x) => toReportView({ ...x.r, actorEmail: x.actorEmail })),
-    nextCursor:
-      rows.length > input.limit && last
-        ? encodeCursor({ t: last.r.receivedAt.toISOString(), id: last.r.id })
-        : null,
-  };
+  const { rows, nextCursor } = await keysetPage(
+    input.limit,
+    (take) =>
+      ctx.db
+        .select({ r: siteReports, actorEmail: users.email })
+        .from(siteReports)
+        .leftJoin(users, eq(users.id, siteReports.actorUserId))
+        .where(
+          and(
+            eq(siteReports.orgId, ctx.orgId),
+            eq(siteReports.siteId, input.siteId),
+            afterCursor(c, siteReports.receivedAt, siteReports.id, 'desc'),
+          ),
+        )
+        .orderBy(desc(siteReports.receivedAt), desc(siteReports.id))
+        .limit(take),
+    (last) => timeCursor(last.r.receivedAt, last.r.id),
+  );
+  return { items: rows.map((x) => toReportView({ ...x.r, actorEmail: x.actorEmail })), nextCursor };
 }

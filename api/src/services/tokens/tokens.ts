@@ -1,9 +1,10 @@
-import { and, desc, eq, isNull, lt, or } from 'drizzle-orm';
+import { and, desc, eq, isNull } from 'drizzle-orm';
 import { apiTokens, type Role } from '../../db/schema/index.ts';
 import { randomToken, sha256Hex } from '../../lib/crypto.ts';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
+import { decodeCursor } from '../../lib/cursor.ts';
 import { ForbiddenError, NotFoundError } from '../../lib/errors.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
+import { afterCursor, keysetPage, timeCursor } from '../keyset.ts';
 import { recordAudit } from '../audit/record.ts';
 import { canGrant } from '../auth/roles.ts';
 import { API_TOKEN_PREFIX } from '../auth/resolve.ts';
@@ -73,32 +74,24 @@ export async function listTokens({
   input: { limit: number; cursor?: string; includeRevoked?: boolean };
 }) {
   const c = input.cursor ? decodeCursor(input.cursor) : null;
-  const rows = await ctx.db
-    .select()
-    .from(apiTokens)
-    .where(
-      and(
-        eq(apiTokens.orgId, ctx.orgId),
-        input.includeRevoked ? undefined : isNull(apiTokens.revokedAt),
-        c
-          ? or(
-              lt(apiTokens.createdAt, new Date(c.t)),
-              and(eq(apiTokens.createdAt, new Date(c.t)), lt(apiTokens.id, c.id)),
-            )
-          : undefined,
-      ),
-    )
-    .orderBy(desc(apiTokens.createdAt), desc(apiTokens.id))
-    .limit(input.limit + 1);
-  const page = rows.slice(0, input.limit);
-  const last = page.at(-1);
-  return {
-    items: page.map(toView),
-    nextCursor:
-      rows.length > input.limit && last
-        ? encodeCursor({ t: last.createdAt.toISOString(), id: last.id })
-        : null,
-  };
+  const { rows, nextCursor } = await keysetPage(
+    input.limit,
+    (take) =>
+      ctx.db
+        .select()
+        .from(apiTokens)
+        .where(
+          and(
+            eq(apiTokens.orgId, ctx.orgId),
+            input.includeRevoked ? undefined : isNull(apiTokens.revokedAt),
+            afterCursor(c, apiTokens.createdAt, apiTokens.id, 'desc'),
+          ),
+        )
+        .orderBy(desc(apiTokens.createdAt), desc(apiTokens.id))
+        .limit(take),
+    (last) => timeCursor(last.createdAt, last.id),
+  );
+  return { items: rows.map(toView), nextCursor };
 }
 
 export async function revokeToken({ ctx, input }: { ctx: ServiceCtx; input: { tokenId: string } }) {

@@ -1,7 +1,8 @@
-import { and, asc, eq, gt, or } from 'drizzle-orm';
+import { and, asc, eq } from 'drizzle-orm';
 import { memberships, users, type Role } from '../../db/schema/index.ts';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
+import { decodeCursor } from '../../lib/cursor.ts';
 import type { ServiceCtx } from '../context.ts';
+import { afterCursor, keysetPage, timeCursor } from '../keyset.ts';
 
 export const userColumns = {
   id: users.id,
@@ -20,32 +21,19 @@ export async function listUsers({
   input: { limit: number; cursor?: string };
 }) {
   const c = input.cursor ? decodeCursor(input.cursor) : null;
-  const rows = await ctx.db
-    .select(userColumns)
-    .from(memberships)
-    .innerJoin(users, eq(users.id, memberships.userId))
-    .where(
-      and(
-        eq(memberships.orgId, ctx.orgId),
-        c
-          ? or(
-              gt(memberships.createdAt, new Date(c.t)),
-              and(eq(memberships.createdAt, new Date(c.t)), gt(users.id, c.id)),
-            )
-          : undefined,
-      ),
-    )
-    .orderBy(asc(memberships.createdAt), asc(users.id))
-    .limit(input.limit + 1);
-  const page = rows.slice(0, input.limit);
-  const last = page.at(-1);
-  return {
-    items: page.map(toUserView),
-    nextCursor:
-      rows.length > input.limit && last
-        ? encodeCursor({ t: last.createdAt.toISOString(), id: last.id })
-        : null,
-  };
+  const { rows, nextCursor } = await keysetPage(
+    input.limit,
+    (take) =>
+      ctx.db
+        .select(userColumns)
+        .from(memberships)
+        .innerJoin(users, eq(users.id, memberships.userId))
+        .where(and(eq(memberships.orgId, ctx.orgId), afterCursor(c, memberships.createdAt, users.id, 'asc')))
+        .orderBy(asc(memberships.createdAt), asc(users.id))
+        .limit(take),
+    (last) => timeCursor(last.createdAt, last.id),
+  );
+  return { items: rows.map(toUserView), nextCursor };
 }
 
 export function toUserView(r: {

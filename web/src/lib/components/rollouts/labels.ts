@@ -50,8 +50,9 @@ export function splitList(text: string): string[] {
     .filter(Boolean);
 }
 
-/** A `datetime-local` value (local time, minutes) for a Date, and back to ISO. */
-export function toLocalInput(d: Date): string {
+/** A `datetime-local` value (local time, minutes) for an instant (a Date or epoch milliseconds), and back to ISO. */
+export function toLocalInput(at: Date | number): string {
+  const d = new Date(at);
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }

@@ -73,8 +73,8 @@ export class PlanDraft {
   waves = $state<WaveDraft[]>([]);
 
   /** `names`: the three first waves' names, in the person's language. */
-  constructor(names: [string, string, string], now = new Date()) {
-    const at = (h: number) => toLocalInput(new Date(Math.ceil((now.getTime() + h * HOUR) / HOUR) * HOUR));
+  constructor(names: [string, string, string], now: Date | number = Date.now()) {
+    const at = (h: number) => toLocalInput(Math.ceil((Number(now) + h * HOUR) / HOUR) * HOUR);
     this.waves = [
       new WaveDraft({ name: names[0], tags: 'pilot', startsAt: at(24), deadlineAt: at(24 + 72) }),
       new WaveDraft({ name: names[1], regions: '', startsAt: at(24 * 4), deadlineAt: at(24 * 11) }),
@@ -84,15 +84,14 @@ export class PlanDraft {
 
   addWave() {
     const last = this.waves.at(-1);
-    const start = last
-      ? new Date(new Date(last.deadlineAt).getTime() + HOUR)
-      : new Date(Date.now() + 24 * HOUR);
+    // Epoch milliseconds, not Dates: nothing here is reactive state.
+    const start = last ? Date.parse(last.deadlineAt) + HOUR : Date.now() + 24 * HOUR;
     this.waves.push(
       new WaveDraft({
         name: '',
         all: true,
         startsAt: toLocalInput(start),
-        deadlineAt: toLocalInput(new Date(start.getTime() + 7 * 24 * HOUR)),
+        deadlineAt: toLocalInput(start + 7 * 24 * HOUR),
       }),
     );
   }

@@ -1,5 +1,8 @@
 import { api, handleError, type AttentionItem, type Problem, type Rollout } from '$lib/api';
 
+/** Now, as the ISO text the page shows: state keeps the string, never a mutable Date. */
+const nowIso = () => new Date().toISOString();
+
 /** The progress view's data: the rollout (waves, counts, history) and its attention list, refreshed together. */
 export class RolloutProgress {
   rollout = $state<Rollout | null>(null);
@@ -27,7 +30,7 @@ export class RolloutProgress {
       this.attention = a.items;
       this.nextAfter = a.nextAfter;
       this.problem = null;
-      this.refreshedAt = new Date().toISOString();
+      this.refreshedAt = nowIso();
     } catch (err) {
       this.problem = handleError(err);
     }

@@ -1,6 +1,6 @@
 import { get } from 'svelte/store';
 import { t } from '$lib/i18n';
-import { RECEIPT_CODE_MESSAGES } from '../../../../../api/src/services/receipts/code.ts';
+import { RECEIPT_CODE_MESSAGES } from '@outpost/api/receipt-code';
 
 const CONFUSABLE: Record<string, string> = {
   '0': 'zero',

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { S3Client } from '@aws-sdk/client-s3';
-import type { ObjectStoreTarget } from './object-store.ts';
+import type { ObjectStoreTarget } from '../archive/object-store.ts';
 
-// Provided by the root vitest globalSetup (api/src/test/global-setup.ts); declared here too so the
-// bundler type-checks on its own.
+// Provided by the bundler's vitest set-up (./global-setup.ts), as the API's set-up provides its own.
 declare module 'vitest' {
   export interface ProvidedContext {
     s3Endpoint: string;
