@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `npm test`: everything a release needs to be trusted. Prerequisites, the web build, the API
-# type check, then the whole vitest suite (extra arguments go to vitest). Stops at the first failure.
+# `npm test`: everything a release needs to be trusted. Prerequisites; the format check, the lint and
+# the layer rules (eslint.config.js); the type checks of the three packages; the web build; then the
+# whole vitest suite (extra arguments go to vitest). Stops at the first failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,7 +24,11 @@ step() {
 }
 
 step "Checking prerequisites" bash scripts/ensure-prereqs.sh
-step "Building the web dashboard" npm run build -w web
+step "Checking the formatting (Prettier)" npx prettier --check --log-level warn .
+step "Linting, with the layer rules (ESLint)" npx eslint --max-warnings 0 .
 step "Type-checking the API" npm run check -w api
+step "Type-checking the bundler" npm run check -w bundler
+step "Type-checking the web (svelte-check)" npm run check -w web
+step "Building the web dashboard" npm run build -w web
 step "Running the test suite" npx vitest run "$@"
 printf '\nAll checks passed in %ss.\n' "$SECONDS"

@@ -31,7 +31,7 @@ const WRANGLER = path.join(
 );
 // No telemetry from tests, and plain text to parse.
 const WRANGLER_ENV = { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0' };
-// eslint-disable-next-line no-control-regex -- ESC is what an ANSI colour code starts with
+
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 function tempDir(prefix: string) {

@@ -29,7 +29,7 @@ const MESSAGE_TAG = 'outpost-receipt-code/1';
 const SITE_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 // C0 controls and DEL: forbidding them keeps the line-based MAC message unambiguous and lets
 // the shell script write the version into JSON by escaping only `"` and `\`.
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
+
 const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 const LONE_SURROGATE_RE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const MAX_VERSION_BYTES = 128;

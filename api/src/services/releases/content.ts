@@ -100,7 +100,7 @@ export async function uploadContentPackage({
           'name',
           'Lowercase letters, digits, ".", "_" and "-", starting with a letter or digit (at most 128).',
         )),
-    // eslint-disable-next-line no-control-regex -- control characters are exactly what the rule refuses
+
     ...(version.length >= 1 && version.length <= 64 && !/[\u0000-\u001f\u007f]/.test(version)
       ? []
       : fieldIssue('version', 'Between 1 and 64 characters, no control characters.')),

@@ -16,15 +16,13 @@ export async function createEnrolmentToken(
   input: { orgId: string; siteId: string; bundleId: string | null; expiresAt: Date },
 ): Promise<string> {
   const token = randomToken(ENROLMENT_TOKEN_PREFIX);
-  await db
-    .insert(siteEnrolments)
-    .values({
-      orgId: input.orgId,
-      siteId: input.siteId,
-      bundleId: input.bundleId,
-      tokenHash: await sha256Hex(token),
-      expiresAt: input.expiresAt,
-    });
+  await db.insert(siteEnrolments).values({
+    orgId: input.orgId,
+    siteId: input.siteId,
+    bundleId: input.bundleId,
+    tokenHash: await sha256Hex(token),
+    expiresAt: input.expiresAt,
+  });
   return token;
 }
 
