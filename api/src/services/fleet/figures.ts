@@ -377,6 +377,17 @@ function breakdownOf(order: ReleaseOrder, rows: GroupRow[], input: FleetFilter, 
     );
 }
 
+/** The columns of a site that the dashboard's site lists show. */
+const SITE_BRIEF = {
+  id: sites.id,
+  code: sites.code,
+  name: sites.name,
+  region: sites.region,
+  district: sites.district,
+  reportedVersion: sites.reportedVersion,
+  reportedAt: sites.reportedAt,
+};
+
 /** The sites furthest behind their target (most versions first, then the longest unseen). */
 export async function sitesBehindMost({
   ctx,
@@ -425,16 +436,7 @@ async function behindMostOf(
   for (const n of [...byDistance.keys()].sort((a, b) => b - a)) {
     if (out.length >= input.limit) break;
     const rows = await ctx.db
-      .select({
-        id: sites.id,
-        code: sites.code,
-        name: sites.name,
-        region: sites.region,
-        district: sites.district,
-        reportedVersion: sites.reportedVersion,
-        reportedAt: sites.reportedAt,
-        targetVersion: targetRelease.targetVersion,
-      })
+      .select({ ...SITE_BRIEF, targetVersion: targetRelease.targetVersion })
       .from(sites)
       .where(
         and(
@@ -459,15 +461,7 @@ async function silentLongest(
   now: Date,
 ) {
   const rows = await ctx.db
-    .select({
-      id: sites.id,
-      code: sites.code,
-      name: sites.name,
-      region: sites.region,
-      district: sites.district,
-      reportedVersion: sites.reportedVersion,
-      reportedAt: sites.reportedAt,
-    })
+    .select(SITE_BRIEF)
     .from(sites)
     .where(
       and(
