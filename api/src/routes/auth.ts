@@ -223,7 +223,12 @@ export const authRoutes = authenticatedRouter('/auth/logout', '/me', '/me/passwo
     }),
     async (c) => {
       assertSameOrigin(c);
-      const s = await acceptInvite({ db: c.var.db, input: c.req.valid('json'), requestId: c.var.requestId });
+      const s = await acceptInvite({
+        db: c.var.db,
+        input: c.req.valid('json'),
+        requestId: c.var.requestId,
+        clientAddress: c.var.deps.clientAddress?.(c) ?? 'unknown',
+      });
       return signedIn(c, s);
     },
   )

@@ -9,6 +9,7 @@ import { expectEnvelope, signIn } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
 import { auditLog, coordinatorSites, invites, memberships, users } from '../db/schema/index.ts';
 import { smtpMailer } from '../lib/mailer.ts';
+import { LOGIN_MAX_FAILURES } from '../services/auth/login.ts';
 
 type App = Awaited<ReturnType<typeof makeTestApp>>['app'];
 
@@ -277,6 +278,44 @@ describe.each(TEST_DRIVERS)('invites on %s', (driver) => {
   });
 
   describe('security', () => {
+    it("should count password guesses through an invitation with the sign-in page's, per address, and refuse past the limit", async () => {
+      const { s } = await adminSession();
+      const other = await makeUser(h.db, (await makeOrg(h.db)).id, 'viewer');
+      const inv = await invite(s, { email: other.email, role: 'viewer' });
+      const from = { 'x-test-client-address': '203.0.113.77' };
+      // Twenty guesses at once: the count is taken atomically, so exactly the limit gets a 401.
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          post(t.app, '/api/v1/invites/accept', { token: tokenOf(inv.link), password: `guess-${i}` }, from),
+        ),
+      );
+      const statuses = answers.map((r) => r.status).sort();
+      expect(statuses.filter((x) => x === 401)).toHaveLength(LOGIN_MAX_FAILURES);
+      expect(statuses.filter((x) => x === 429)).toHaveLength(20 - LOGIN_MAX_FAILURES);
+      await expectEnvelope(
+        answers.find((r) => r.status === 429)!,
+        429,
+        'TOO_MANY_REQUESTS',
+      );
+      // The same count holds the sign-in page shut for that address, even with the right password…
+      const login = await post(
+        t.app,
+        '/api/v1/auth/login',
+        { email: other.email, password: other.password },
+        from,
+      );
+      expect(login.status).toBe(429);
+      // …and the invitation too: a right password from that address waits for the window.
+      const right = await post(
+        t.app,
+        '/api/v1/invites/accept',
+        { token: tokenOf(inv.link), password: other.password },
+        from,
+      );
+      expect(right.status).toBe(429);
+      expect(await h.db.select().from(memberships).where(eq(memberships.userId, other.id))).toHaveLength(1);
+    });
+
     it("should not assign another organisation's sites, nor let another organisation see or withdraw the invite", async () => {
       const a = await adminSession();
       const b = await adminSession();

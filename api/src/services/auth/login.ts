@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gt, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
 import {
   loginAttempts,
@@ -74,29 +74,28 @@ async function releaseSlots(db: Db, keys: { reset: string[]; refund: string[] })
   }
 }
 
+/** The slots one password check took; `passed()` gives them back once the password was right. */
+export interface PasswordSlots {
+  passed(): Promise<void>;
+}
+
 /**
- * Checks the password and opens a session. Attempts are counted before the password is checked,
- * atomically, under three keys (an unknown account is counted the same way, so timing and answers
- * do not reveal which accounts exist):
+ * Counts one password check before it is made, atomically, under three keys (an unknown account is
+ * counted the same way, so timing and answers do not reveal which accounts exist), and refuses it
+ * with a 429 when a limit is reached:
  * - the e-mail from this client address: 10 in 15 minutes, then refused for the window;
  * - the client address across accounts: 50 in 15 minutes (password spraying);
  * - the e-mail from anywhere: after 10, one attempt per 30 s — so failures from an attacker's
  *   addresses hold the owner, at another address, back by at most the back-off, never 15 minutes.
+ * Every place that checks a password (sign-in, accepting an invitation with an existing account)
+ * goes through it, so no door has a weaker limit than the others.
  */
-export async function login({
-  db,
-  input,
-  requestId,
-  clientAddress = 'unknown',
-  now = new Date(),
-}: {
-  db: Db;
-  input: LoginInput;
-  requestId?: string;
-  clientAddress?: string;
-  now?: Date;
-}) {
-  const email = input.email.trim().toLowerCase();
+export async function takePasswordSlots(
+  db: Db,
+  email: string,
+  clientAddress: string,
+  now: Date,
+): Promise<PasswordSlots> {
   const pairKey = `pair:${email}|${clientAddress}`;
   const addressKey = `address:${clientAddress}`;
   const emailKey = `email:${email}`;
@@ -122,6 +121,25 @@ export async function login({
       LOGIN_EMAIL_BACKOFF_SECONDS,
     );
   }
+  return { passed: () => releaseSlots(db, { reset: [pairKey, emailKey], refund: [addressKey] }) };
+}
+
+/** Checks the password (throttled by `takePasswordSlots`) and opens a session. */
+export async function login({
+  db,
+  input,
+  requestId,
+  clientAddress = 'unknown',
+  now = new Date(),
+}: {
+  db: Db;
+  input: LoginInput;
+  requestId?: string;
+  clientAddress?: string;
+  now?: Date;
+}) {
+  const email = input.email.trim().toLowerCase();
+  const slots = await takePasswordSlots(db, email, clientAddress, now);
 
   const [user] = await db.select().from(users).where(eq(users.email, email)).limit(1);
   const ok = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH);
@@ -150,7 +168,7 @@ export async function login({
     throw new UnauthenticatedError('The email or password is wrong.', 'INVALID_CREDENTIALS');
   }
 
-  await releaseSlots(db, { reset: [pairKey, emailKey], refund: [addressKey] });
+  await slots.passed();
   return db.transaction(async (tx) => {
     await tx.insert(loginAttempts).values({ email, succeeded: 1, at: now });
     return openSession(tx as unknown as Db, {
@@ -161,21 +179,6 @@ export async function login({
       now,
     });
   });
-}
-
-/** Failed sign-ins for this e-mail within the window (also counted by invite acceptance, which checks a password). */
-export async function assertNotThrottled(db: Db, email: string, now = new Date()) {
-  const since = new Date(now.getTime() - LOGIN_WINDOW_MS);
-  const [{ failures } = { failures: 0 }] = await db
-    .select({ failures: count() })
-    .from(loginAttempts)
-    .where(and(eq(loginAttempts.email, email), eq(loginAttempts.succeeded, 0), gt(loginAttempts.at, since)));
-  if (failures >= LOGIN_MAX_FAILURES) {
-    throw new TooManyRequestsError(
-      'Too many failed sign-ins for this account. Wait 15 minutes and try again.',
-      LOGIN_WINDOW_MS / 1000,
-    );
-  }
 }
 
 /** Opens a session for a member (inside the caller's transaction) and audits the sign-in. */

@@ -11,7 +11,7 @@ import {
 import { AppError, UnauthenticatedError, ValidationError, fieldIssue } from '../../lib/errors.ts';
 import { hashPassword, verifyPassword } from '../../lib/password.ts';
 import { recordAudit } from '../audit/record.ts';
-import { assertNotThrottled, openSession } from '../auth/login.ts';
+import { openSession, takePasswordSlots } from '../auth/login.ts';
 import { usableInvite } from './token.ts';
 
 /** What the join page shows before the person chooses a password. */
@@ -53,17 +53,20 @@ export async function acceptInvite({
   db,
   input,
   requestId,
+  clientAddress = 'unknown',
   now = new Date(),
 }: {
   db: Db;
   input: AcceptInviteInput;
   requestId?: string;
+  clientAddress?: string;
   now?: Date;
 }) {
   const { invite } = await usableInvite(db, input.token, now);
   const [existing] = await db.select().from(users).where(eq(users.email, invite.email)).limit(1);
   if (existing) {
-    await assertNotThrottled(db, invite.email, now);
+    // The same limits as the sign-in page: an invitation must not be a second door for guessing.
+    const slots = await takePasswordSlots(db, invite.email, clientAddress, now);
     if (existing.disabledAt || !(await verifyPassword(input.password, existing.passwordHash))) {
       await db.insert(loginAttempts).values({ email: invite.email, succeeded: 0, at: now });
       throw new UnauthenticatedError(
@@ -71,6 +74,7 @@ export async function acceptInvite({
         'INVALID_CREDENTIALS',
       );
     }
+    await slots.passed();
   } else if (input.password.length < 10) {
     throw new ValidationError(
       'Use at least 10 characters.',
