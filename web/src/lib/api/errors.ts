@@ -82,6 +82,11 @@ export function fieldMessage(problem: Problem | null, path: string): string | un
   return problem?.fields.find((f) => f.path === path)?.message;
 }
 
+/** `aria-invalid` for an input whose path the problem names; absent (not "false") on a valid one. */
+export function ariaInvalid(problem: Problem | null, path: string): 'true' | undefined {
+  return fieldMessage(problem, path) ? 'true' : undefined;
+}
+
 /** One site a bundle request could not be made for, and why (from a 422 UNKNOWN_SITES or DELTA_BASE_UNKNOWN). */
 export interface SiteProblem {
   site: string;
