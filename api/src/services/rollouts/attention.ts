@@ -79,6 +79,10 @@ async function page(
   // with the same result as one: when many sites need attention, walking the next WALK sites in code
   // order (an index range scan, each site probing its one target) fills the page at once; when few
   // do, the page is finished past those WALK sites by joining the rollout's targets to their sites.
+  // That join names the sites' organisation so that it may also walk on in code order
+  // (`sites_org_code_uq`) and stop at the page's end: without it, every site past the walk was read
+  // and sorted (a parallel seq scan, 0.9 s on 100,000 sites), which is what PostgreSQL chose when the
+  // walk fell a few rows short of the page.
   const walked = await detail(
     ctx,
     releaseId,
@@ -101,7 +105,7 @@ async function page(
       from rollout_targets t
       join rollout_waves w on w.id = t.wave_id
       join sites s on s.id = t.site_id
-      where t.rollout_id = ${rolloutId} and t.org_id = ${ctx.orgId} and ${needs}
+      where t.rollout_id = ${rolloutId} and t.org_id = ${ctx.orgId} and s.org_id = ${ctx.orgId} and ${needs}
         and s.code > (select s.code from sites s where s.org_id = ${ctx.orgId} ${from}
                       order by s.code offset ${WALK - 1} limit 1)
       order by s.code limit ${limit - walked.length}`,
