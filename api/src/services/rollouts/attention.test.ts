@@ -8,8 +8,8 @@ import type { ServiceCtx } from '../context.ts';
 import { createRollout } from './create.ts';
 import { listAttention, SILENT_DAYS } from './attention.ts';
 
-// A page of the attention list is picked in two passes (a walk of the next 2,000 sites in code order,
-// then a join past them); here a fleet larger than the walk, with attention sparse and dense in
+// A page of the attention list is picked in passes (walks of the next 2,000 and 16,000 sites in code
+// order, then a join past them); here a fleet larger than the walk, with attention sparse and dense in
 // places, is paged through and checked against the list worked out in JavaScript from every target.
 describe.each(TEST_DRIVERS)('rollout attention list on %s', (driver) => {
   let h: DbHandle;
@@ -90,11 +90,19 @@ describe.each(TEST_DRIVERS)('rollout attention list on %s', (driver) => {
     expect(want).toContain('C02000 overdue');
     expect(want).not.toContain('C00097 installed');
 
-    for (const limit of [7, 25, 200]) {
+    // The default walks (2,000 sites, then the rest of this fleet), and short ones that leave the
+    // sites past 1,200 to the set-based pass.
+    for (const [walks, limit] of [
+      [undefined, 7],
+      [undefined, 25],
+      [undefined, 200],
+      [[500, 700], 7],
+      [[500, 700], 200],
+    ] as const) {
       const got: string[] = [];
       let after: string | undefined;
       for (;;) {
-        const p = await listAttention({ ctx, now, input: { id, limit, after } });
+        const p = await listAttention({ ctx, now, input: { id, limit, after }, walks });
         got.push(...p.items.map((i) => `${i.code} ${i.targetState}`));
         expect(p.items.length).toBeLessThanOrEqual(limit);
         if (p.nextAfter === null) break;

@@ -4,30 +4,34 @@ import {
   rolloutEvents,
   rollouts,
   rolloutWaves,
+  rolloutWaveStateCounts,
   users,
-  type TargetState,
 } from '../../db/schema/index.ts';
 import type { Db } from '../../db/types.ts';
 import { NotFoundError } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
 import { emptyCounts, judgeWave, totalOf, type TargetCounts } from './machine.ts';
 
-function rowsOf<T>(result: unknown): T[] {
-  return (result as { rows: T[] }).rows;
-}
-
-/** Counts per wave and state, in one grouped pass over the rollout's targets (an index-only scan). */
+/**
+ * Counts per wave and state: the rollout's rows of `rollout_wave_state_counts` (a few dozen at most),
+ * which triggers keep equal to counting its targets (migration 0018).
+ */
 export async function waveCounts(db: Db, rolloutId: string): Promise<Map<string, TargetCounts>> {
-  const rows = rowsOf<{ wave_id: string; state: TargetState; healthy: boolean; n: string | number }>(
-    await db.execute(sql`
-    select wave_id, state, healthy, count(*) as n from rollout_targets where rollout_id = ${rolloutId} group by wave_id, state, healthy`),
-  );
+  const rows = await db
+    .select({
+      waveId: rolloutWaveStateCounts.waveId,
+      state: rolloutWaveStateCounts.state,
+      healthy: rolloutWaveStateCounts.healthy,
+      n: rolloutWaveStateCounts.n,
+    })
+    .from(rolloutWaveStateCounts)
+    .where(eq(rolloutWaveStateCounts.rolloutId, rolloutId));
   const out = new Map<string, TargetCounts>();
   for (const r of rows) {
-    const c = out.get(r.wave_id) ?? emptyCounts();
-    c[r.state] += Number(r.n);
-    if (r.healthy && r.state === 'installed') c.healthy += Number(r.n);
-    out.set(r.wave_id, c);
+    const c = out.get(r.waveId) ?? emptyCounts();
+    c[r.state] += r.n;
+    if (r.healthy && r.state === 'installed') c.healthy += r.n;
+    out.set(r.waveId, c);
   }
   return out;
 }
@@ -146,10 +150,15 @@ export async function listRollouts({ ctx }: { ctx: ServiceCtx }) {
     .limit(200);
   const ids = list.map((x) => x.r.id);
   const counts = ids.length
-    ? rowsOf<{ rollout_id: string; state: TargetState; n: string | number }>(
-        await ctx.db.execute(sql`
-    select rollout_id, state, count(*) as n from rollout_targets where org_id = ${ctx.orgId} and rollout_id in (select id from rollouts where org_id = ${ctx.orgId} order by created_at desc limit 200) group by rollout_id, state`),
-      )
+    ? await ctx.db
+        .select({
+          rolloutId: rolloutWaveStateCounts.rolloutId,
+          state: rolloutWaveStateCounts.state,
+          n: sql<number>`sum(${rolloutWaveStateCounts.n})::int`,
+        })
+        .from(rolloutWaveStateCounts)
+        .where(inArray(rolloutWaveStateCounts.rolloutId, ids))
+        .groupBy(rolloutWaveStateCounts.rolloutId, rolloutWaveStateCounts.state)
     : [];
   const waves = ids.length
     ? await ctx.db
@@ -163,7 +172,7 @@ export async function listRollouts({ ctx }: { ctx: ServiceCtx }) {
     : [];
   return list.map(({ r, version }) => {
     const c = emptyCounts();
-    for (const x of counts) if (x.rollout_id === r.id) c[x.state] += Number(x.n);
+    for (const x of counts) if (x.rolloutId === r.id) c[x.state] += x.n;
     const mine = waves.filter((w) => w.rolloutId === r.id);
     return {
       id: r.id,
