@@ -20,7 +20,8 @@ const only = (part: string) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY
 if (!only('dashboard')) process.exit(0);
 
 const SITES = Number(process.env.BENCH_SITES ?? 100_000);
-const DB = 'outpost_bench_dashboard';
+// BENCH_DASHBOARD_DB: a database of one's own (a branch with a new migration must not migrate the shared one).
+const DB = process.env.BENCH_DASHBOARD_DB ?? 'outpost_bench_dashboard';
 const dbUrl = benchDbUrl(DB);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
 

@@ -31,6 +31,13 @@ export const siteVersionSpans = pgTable(
     validTo: timestamptz('valid_to'),
     /** Whether this run is in `fleet_adoption_deltas` (its site was not archived); kept by triggers (migration 0009). */
     counted: boolean('counted').notNull().default(false),
+    // The site's current region, district, connectivity and tags, copied so that the filtered
+    // adoption rollup (fleet_adoption_group_deltas) can be kept from the runs alone — a deleted
+    // site's runs go after the site row. A site that moves has its runs written again (migration 0019).
+    region: text('region'),
+    district: text('district'),
+    connectivity: connectivityEnum('connectivity').notNull(),
+    tags: text('tags').array().notNull(),
   },
   (t) => [
     index('site_version_spans_org_idx').on(t.orgId, t.validFrom),
@@ -55,6 +62,36 @@ export const fleetAdoptionDeltas = pgTable(
     delta: integer('delta').notNull(),
   },
   (t) => [primaryKey({ columns: [t.orgId, t.version, t.day] })],
+);
+
+/**
+ * fleet_adoption_deltas per group of sites — the same daily changes, kept apart for each (region,
+ * district, connectivity, tag set) the sites are in now — so that adoption over time filtered like
+ * the site list (region, district, tag, connectivity) adds up the rows of the matching groups
+ * instead of reading every run in view. A site that changes group takes its whole history along:
+ * the curve of region X is the history of the sites in region X today, the sites its filter lists.
+ * Kept by the triggers of migration 0019 on site_version_spans (insert, delete) and sites (archive,
+ * restore, a change of region, district, connectivity or tags); a row that drops to zero is
+ * deleted. No foreign key, like fleet_adoption_deltas.
+ */
+export const fleetAdoptionGroupDeltas = pgTable(
+  'fleet_adoption_group_deltas',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    orgId: uuid('org_id').notNull(),
+    region: text('region'),
+    district: text('district'),
+    connectivity: connectivityEnum('connectivity').notNull(),
+    tags: text('tags').array().notNull(),
+    version: text('version').notNull(),
+    day: integer('day').notNull(),
+    delta: integer('delta').notNull(),
+  },
+  (t) => [
+    unique('fleet_adoption_group_deltas_key')
+      .on(t.orgId, t.region, t.district, t.connectivity, t.tags, t.version, t.day)
+      .nullsNotDistinct(),
+  ],
 );
 
 /**

@@ -1,4 +1,5 @@
-import { sql } from 'drizzle-orm';
+import { and, arrayContains, eq, sql } from 'drizzle-orm';
+import { fleetAdoptionGroupDeltas } from '../../db/schema/index.ts';
 import type { ServiceCtx } from '../context.ts';
 import { siteFilterWhere } from '../sites/list.ts';
 import { ReleaseOrder } from './drift.ts';
@@ -19,8 +20,9 @@ function utcDay(d: Date): number {
  * version at the end of that day — the version of their latest report by then. Read from the
  * version runs (`site_version_spans`, a few rows per site) rather than every report: each run adds
  * one on the day it starts and takes one away on the day it ends, and a running sum gives the days.
- * The sites in view are today's (current region, tags…; archived sites left out); `reporting` is,
- * per day, how many of them had reported by then — the share's denominator.
+ * The sites in view are today's (current region, tags…; archived sites left out): a site that moved
+ * to region X counts in X's curve for its whole history, as the site list filtered on X lists it.
+ * `reporting` is, per day, how many of them had reported by then — the share's denominator.
  */
 export async function fleetAdoption({
   ctx,
@@ -33,21 +35,19 @@ export async function fleetAdoption({
 }) {
   const today = utcDay(now);
   const first = today - input.days + 1;
-  const where = siteFilterWhere(ctx, input, now);
-  // The whole fleet, as the ministry sees it by default, reads the daily-change rollup (a few rows
-  // per version); a filtered view, or a coordinator's own sites, reads the runs of the sites in view.
-  const whole =
-    !input.region && !input.district && !input.tag && !input.connectivity && ctx.actor.role !== 'coordinator';
+  // An organisation-wide viewer reads a daily-change rollup: the whole fleet's (a few rows per
+  // version), or, filtered, the one kept per group of sites (region, district, connectivity, tag
+  // set) for the groups the filter matches. A coordinator sees only their own sites, which neither
+  // rollup knows, so their curve comes from the runs of their sites.
+  const whole = !input.region && !input.district && !input.tag && !input.connectivity;
+  const g = fleetAdoptionGroupDeltas;
   const [changes] = await withoutJit(
     ctx,
     async ({ db }) =>
       [
-        whole
-          ? await db.execute(sql`
-      select version, greatest(day, ${first}) as day, sum(delta)::int as delta from fleet_adoption_deltas
-      where org_id = ${ctx.orgId} and day <= ${today} group by 1, 2`)
-          : // One pass over the runs in view: each gives +1 on its first day (or the window's) and -1 on the
-            // day it ended, if it ended inside the window.
+        ctx.actor.role === 'coordinator'
+          ? // One pass over the runs in view: each gives +1 on its first day (or the window's) and -1 on
+            // the day it ended, if it ended inside the window.
             await db.execute(sql`
       select sp.version, d.day, sum(d.delta)::int as delta
       from site_version_spans sp
@@ -56,8 +56,24 @@ export async function fleetAdoption({
           (greatest(floor(extract(epoch from sp.valid_from) / 86400)::int, ${first}), 1),
           (case when sp.valid_to < ${new Date((today + 1) * DAY)} then floor(extract(epoch from sp.valid_to) / 86400)::int end, -1)
         ) as d(day, delta)
-      where sp.org_id = ${ctx.orgId} and ${where} and sp.valid_from < ${new Date((today + 1) * DAY)}
+      where sp.org_id = ${ctx.orgId} and ${siteFilterWhere(ctx, input, now)} and sp.valid_from < ${new Date((today + 1) * DAY)}
         and (sp.valid_to is null or sp.valid_to >= ${new Date(first * DAY)}) and d.day is not null
+      group by 1, 2`)
+          : whole
+            ? await db.execute(sql`
+      select version, greatest(day, ${first}) as day, sum(delta)::int as delta from fleet_adoption_deltas
+      where org_id = ${ctx.orgId} and day <= ${today} group by 1, 2`)
+            : await db.execute(sql`
+      select ${g.version} as version, greatest(${g.day}, ${first}) as day, sum(${g.delta})::int as delta
+      from ${g}
+      where ${and(
+        eq(g.orgId, ctx.orgId),
+        sql`${g.day} <= ${today}`,
+        input.region ? eq(g.region, input.region) : undefined,
+        input.district ? eq(g.district, input.district) : undefined,
+        input.tag ? arrayContains(g.tags, [input.tag]) : undefined,
+        input.connectivity ? eq(g.connectivity, input.connectivity) : undefined,
+      )}
       group by 1, 2`),
       ] as const,
   );

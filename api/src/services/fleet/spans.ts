@@ -16,15 +16,20 @@ export async function rebuildVersionSpans(
   const run = async (tx: Db) => {
     if ('siteIds' in target) {
       const ids = [...new Set(target.siteIds)].sort();
+      const list = sql.raw(arrayLiteral(ids));
+      // The site rows first, shared: a change of region, district, tags or connectivity (which
+      // writes the runs again with the new group, migration 0019) then waits for this rebuild, or
+      // this rebuild for it, instead of both rewriting the runs from different snapshots. Before the
+      // advisory locks, in the order a report takes them (it updates the site, then rebuilds).
       // Sorted, so two rebuilds of overlapping sets never wait on each other in a cycle.
+      await tx.execute(sql`select 1 from sites where id = any(${list}) order by id for share`);
       await tx.execute(
-        sql`select pg_advisory_xact_lock(hashtextextended(id::text, 7)) from unnest(${sql.raw(arrayLiteral(ids))}) as id`,
+        sql`select pg_advisory_xact_lock(hashtextextended(id::text, 7)) from unnest(${list}) as id`,
       );
-      await tx.execute(
-        sql`delete from site_version_spans where site_id = any(${sql.raw(arrayLiteral(ids))})`,
-      );
-      await tx.execute(insertSpans(sql`r.site_id = any(${sql.raw(arrayLiteral(ids))})`));
+      await tx.execute(sql`delete from site_version_spans where site_id = any(${list})`);
+      await tx.execute(insertSpans(sql`r.site_id = any(${list})`));
     } else {
+      await tx.execute(sql`select 1 from sites where org_id = ${target.orgId} order by id for share`);
       await tx.execute(sql`delete from site_version_spans where org_id = ${target.orgId}`);
       await tx.execute(insertSpans(sql`r.org_id = ${target.orgId}`));
     }
@@ -43,10 +48,11 @@ function arrayLiteral(ids: string[]) {
 
 function insertSpans(where: ReturnType<typeof sql>) {
   return sql`
-    insert into site_version_spans (org_id, site_id, version, valid_from, valid_to, counted)
-    select org_id, site_id, version, at, lead(at) over (partition by site_id order by at, n),
-      -- Archived sites are not in the fleet's adoption (the archive trigger flips this, migration 0010).
-      (select s.archived_at is null from sites s where s.id = runs.site_id)
+    insert into site_version_spans (org_id, site_id, version, valid_from, valid_to, counted, region, district, connectivity, tags)
+    select runs.org_id, runs.site_id, runs.version, runs.at, lead(runs.at) over (partition by runs.site_id order by runs.at, runs.n),
+      -- Archived sites are not in the fleet's adoption; the runs carry the site's group for the
+      -- filtered rollup (the site's triggers rewrite both when they change, migrations 0010 and 0019).
+      s.archived_at is null, s.region, s.district, s.connectivity, s.tags
     from (
       select org_id, site_id, version, at, n,
         lag(version) over (partition by site_id order by at, n) as prev, row_number() over (partition by site_id order by at, n) as k
@@ -56,5 +62,6 @@ function insertSpans(where: ReturnType<typeof sql>) {
         from site_reports r where ${where}
       ) ordered
     ) runs
-    where k = 1 or prev is distinct from version`;
+      join sites s on s.id = runs.site_id
+    where runs.k = 1 or runs.prev is distinct from runs.version`;
 }
