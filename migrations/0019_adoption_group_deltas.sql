@@ -4,7 +4,9 @@
 -- current group, so the triggers on site_version_spans need no join, and a deleted site's runs
 -- (which go after the site row) still know what to take away. A site that changes group, is
 -- archived or restored has its runs written again, and the triggers do the arithmetic: its whole
--- history moves with it. See docs/decisions.md ("Adoption over time, filtered").
+-- history moves with it. The same changes are also kept per single filter value (a region, a
+-- district, a tag, a connectivity: fleet_adoption_facet_deltas), a few thousand rows, for the
+-- commonest filtered view. See docs/decisions.md ("Adoption over time, filtered").
 CREATE TABLE "fleet_adoption_group_deltas" (
 	"id" bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "fleet_adoption_group_deltas_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
 	"org_id" uuid NOT NULL,
@@ -16,6 +18,17 @@ CREATE TABLE "fleet_adoption_group_deltas" (
 	"day" integer NOT NULL,
 	"delta" integer NOT NULL,
 	CONSTRAINT "fleet_adoption_group_deltas_key" UNIQUE NULLS NOT DISTINCT("org_id","region","district","connectivity","tags","version","day")
+);
+--> statement-breakpoint
+CREATE TABLE "fleet_adoption_facet_deltas" (
+	"id" bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "fleet_adoption_facet_deltas_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
+	"org_id" uuid NOT NULL,
+	"facet" text NOT NULL,
+	"value" text NOT NULL,
+	"version" text NOT NULL,
+	"day" integer NOT NULL,
+	"delta" integer NOT NULL,
+	CONSTRAINT "fleet_adoption_facet_deltas_key" UNIQUE("org_id","facet","value","version","day")
 );
 --> statement-breakpoint
 ALTER TABLE "site_version_spans" ADD COLUMN "region" text;--> statement-breakpoint
@@ -34,40 +47,68 @@ SELECT org_id, region, district, connectivity, tags, version, day, sum(delta)::i
   SELECT org_id, region, district, connectivity, tags, version, floor(extract(epoch FROM valid_to) / 86400)::int, -1 FROM site_version_spans WHERE counted AND version IS NOT NULL AND valid_to IS NOT NULL
 ) c GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(delta) <> 0;
 --> statement-breakpoint
-CREATE FUNCTION fleet_adoption_groups_change() RETURNS trigger LANGUAGE plpgsql AS $$
+INSERT INTO fleet_adoption_facet_deltas (org_id, facet, value, version, day, delta)
+SELECT org_id, f.facet, f.value, version, day, sum(delta)::int FROM fleet_adoption_group_deltas g
+CROSS JOIN LATERAL (
+  SELECT 'region', g.region WHERE g.region IS NOT NULL
+  UNION ALL SELECT 'district', g.district WHERE g.district IS NOT NULL
+  UNION ALL SELECT 'connectivity', g.connectivity::text
+  UNION ALL SELECT 'tag', t FROM (SELECT DISTINCT unnest(g.tags) AS t) u
+) f(facet, value)
+GROUP BY 1, 2, 3, 4, 5 HAVING sum(delta) <> 0;
+--> statement-breakpoint
+CREATE TYPE fleet_adoption_change AS (org_id uuid, region text, district text, connectivity connectivity, tags text[], version text, day integer, d integer);
+--> statement-breakpoint
+CREATE FUNCTION fleet_adoption_groups_apply(changes fleet_adoption_change[]) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   emptied bigint[];
+  emptied_facets bigint[];
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    WITH ch AS (
-      SELECT org_id, region, district, connectivity, tags, version, floor(extract(epoch FROM valid_from) / 86400)::int AS day, 1 AS d FROM new_rows WHERE counted AND version IS NOT NULL
-      UNION ALL
-      SELECT org_id, region, district, connectivity, tags, version, floor(extract(epoch FROM valid_to) / 86400)::int, -1 FROM new_rows WHERE counted AND version IS NOT NULL AND valid_to IS NOT NULL
-    ), up AS (
-      INSERT INTO fleet_adoption_group_deltas AS g (org_id, region, district, connectivity, tags, version, day, delta)
-      SELECT org_id, region, district, connectivity, tags, version, day, sum(d)::int FROM ch GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(d) <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 7
-      ON CONFLICT ON CONSTRAINT fleet_adoption_group_deltas_key DO UPDATE SET delta = g.delta + excluded.delta
-      RETURNING g.id, g.delta
-    )
-    SELECT array_agg(id) INTO emptied FROM up WHERE delta = 0;
-  ELSE
-    -- An organisation being deleted takes its figures with it (below), not leftovers.
-    WITH ch AS (
-      SELECT org_id, region, district, connectivity, tags, version, floor(extract(epoch FROM valid_from) / 86400)::int AS day, -1 AS d FROM old_rows WHERE counted AND version IS NOT NULL
-      UNION ALL
-      SELECT org_id, region, district, connectivity, tags, version, floor(extract(epoch FROM valid_to) / 86400)::int, 1 FROM old_rows WHERE counted AND version IS NOT NULL AND valid_to IS NOT NULL
-    ), up AS (
-      INSERT INTO fleet_adoption_group_deltas AS g (org_id, region, district, connectivity, tags, version, day, delta)
-      SELECT org_id, region, district, connectivity, tags, version, day, sum(d)::int FROM ch
-      WHERE EXISTS (SELECT 1 FROM organizations o WHERE o.id = ch.org_id)
-      GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(d) <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 7
-      ON CONFLICT ON CONSTRAINT fleet_adoption_group_deltas_key DO UPDATE SET delta = g.delta + excluded.delta
-      RETURNING g.id, g.delta
-    )
-    SELECT array_agg(id) INTO emptied FROM up WHERE delta = 0;
-  END IF;
+  WITH ch AS (SELECT * FROM unnest(changes)), up AS (
+    INSERT INTO fleet_adoption_group_deltas AS g (org_id, region, district, connectivity, tags, version, day, delta)
+    SELECT org_id, region, district, connectivity, tags, version, day, sum(d)::int FROM ch GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(d) <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 7
+    ON CONFLICT ON CONSTRAINT fleet_adoption_group_deltas_key DO UPDATE SET delta = g.delta + excluded.delta
+    RETURNING g.id, g.delta
+  ), upf AS (
+    -- Each change once under each of its values: its region, district, connectivity and tags.
+    INSERT INTO fleet_adoption_facet_deltas AS x (org_id, facet, value, version, day, delta)
+    SELECT org_id, f.facet, f.value, version, day, sum(d)::int FROM ch
+    CROSS JOIN LATERAL (
+      SELECT 'region', ch.region WHERE ch.region IS NOT NULL
+      UNION ALL SELECT 'district', ch.district WHERE ch.district IS NOT NULL
+      UNION ALL SELECT 'connectivity', ch.connectivity::text
+      UNION ALL SELECT 'tag', t FROM (SELECT DISTINCT unnest(ch.tags) AS t) u
+    ) f(facet, value)
+    GROUP BY 1, 2, 3, 4, 5 HAVING sum(d) <> 0 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT ON CONSTRAINT fleet_adoption_facet_deltas_key DO UPDATE SET delta = x.delta + excluded.delta
+    RETURNING x.id, x.delta
+  )
+  SELECT (SELECT array_agg(id) FROM up WHERE delta = 0), (SELECT array_agg(id) FROM upf WHERE delta = 0)
+  INTO emptied, emptied_facets;
   IF emptied IS NOT NULL THEN
     DELETE FROM fleet_adoption_group_deltas WHERE id = ANY (emptied) AND delta = 0;
+  END IF;
+  IF emptied_facets IS NOT NULL THEN
+    DELETE FROM fleet_adoption_facet_deltas WHERE id = ANY (emptied_facets) AND delta = 0;
+  END IF;
+END $$;
+--> statement-breakpoint
+CREATE FUNCTION fleet_adoption_groups_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  -- +1 where a counted run starts and −1 where it ends (the reverse for runs deleted).
+  IF TG_OP = 'INSERT' THEN
+    PERFORM fleet_adoption_groups_apply(ARRAY(
+      SELECT ROW(org_id, region, district, connectivity, tags, version, floor(extract(epoch FROM valid_from) / 86400)::int, 1)::fleet_adoption_change FROM new_rows WHERE counted AND version IS NOT NULL
+      UNION ALL
+      SELECT ROW(org_id, region, district, connectivity, tags, version, floor(extract(epoch FROM valid_to) / 86400)::int, -1)::fleet_adoption_change FROM new_rows WHERE counted AND version IS NOT NULL AND valid_to IS NOT NULL));
+  ELSE
+    -- An organisation being deleted takes its figures with it (below), not leftovers.
+    PERFORM fleet_adoption_groups_apply(ARRAY(
+      SELECT ROW(org_id, region, district, connectivity, tags, version, floor(extract(epoch FROM valid_from) / 86400)::int, -1)::fleet_adoption_change FROM old_rows r
+      WHERE counted AND version IS NOT NULL AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = r.org_id)
+      UNION ALL
+      SELECT ROW(org_id, region, district, connectivity, tags, version, floor(extract(epoch FROM valid_to) / 86400)::int, 1)::fleet_adoption_change FROM old_rows r
+      WHERE counted AND version IS NOT NULL AND valid_to IS NOT NULL AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = r.org_id)));
   END IF;
   RETURN NULL;
 END $$;
@@ -101,6 +142,7 @@ CREATE TRIGGER fleet_site_respan AFTER UPDATE OF archived_at, region, district, 
 CREATE FUNCTION fleet_org_groups_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   DELETE FROM fleet_adoption_group_deltas WHERE org_id = OLD.id;
+  DELETE FROM fleet_adoption_facet_deltas WHERE org_id = OLD.id;
   RETURN NULL;
 END $$;
 --> statement-breakpoint

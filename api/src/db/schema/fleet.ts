@@ -95,6 +95,27 @@ export const fleetAdoptionGroupDeltas = pgTable(
 );
 
 /**
+ * The same daily changes per single filter value — a region, a district, a tag, a connectivity
+ * (`facet` names which) — so that the commonest filtered curve, one filter alone, adds up a few
+ * thousand rows (versions × days) instead of every group's: the group rollup has a row for nearly
+ * every run start and end (~200,000 on the bench fleet), a facet at most one per version and day.
+ * Kept by the same triggers (migration 0019); a row that drops to zero is deleted.
+ */
+export const fleetAdoptionFacetDeltas = pgTable(
+  'fleet_adoption_facet_deltas',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    orgId: uuid('org_id').notNull(),
+    facet: text('facet', { enum: ['region', 'district', 'tag', 'connectivity'] }).notNull(),
+    value: text('value').notNull(),
+    version: text('version').notNull(),
+    day: integer('day').notNull(),
+    delta: integer('delta').notNull(),
+  },
+  (t) => [unique('fleet_adoption_facet_deltas_key').on(t.orgId, t.facet, t.value, t.version, t.day)],
+);
+
+/**
  * The fleet's current state, counted: how many non-archived sites share every value the dashboard
  * groups, filters or derives a status from (region, district, connectivity, tag set, reported and
  * target release, failed or not, the UTC day of the latest report, the layers reported). A few

@@ -133,10 +133,11 @@ describe.each(TEST_DRIVERS)('filtered adoption over time on %s', (driver) => {
         );
       }
     }
-    // The rollup holds no empty rows, and nothing of another organisation leaks into the curves.
+    // The rollups hold no empty rows.
     const [{ zero }] = (
       (await h.db.execute(
-        sql`select count(*)::int as zero from fleet_adoption_group_deltas where delta = 0`,
+        sql`select (select count(*) from fleet_adoption_group_deltas where delta = 0)::int
+          + (select count(*) from fleet_adoption_facet_deltas where delta = 0)::int as zero`,
       )) as unknown as { rows: [{ zero: number }] }
     ).rows;
     expect(zero).toBe(0);
@@ -296,10 +297,35 @@ describe.each(TEST_DRIVERS)('filtered adoption over time on %s', (driver) => {
     ).rows;
     expect(recount.length).toBeGreaterThan(0);
     expect(await kept()).toEqual(recount);
+    // The per-value rollup: each change once under its region, district, connectivity and each tag.
+    const fkey = sql.raw('org_id, facet, value, version, day');
+    const keptFacets = (
+      (await h.db.execute(
+        sql`select ${fkey}, delta from fleet_adoption_facet_deltas order by ${fkey}`,
+      )) as unknown as { rows: unknown[] }
+    ).rows;
+    const recountFacets = (
+      (await h.db.execute(sql`with ev as (
+        select sp.org_id, s.region, s.district, s.connectivity::text as connectivity, s.tags, sp.version, floor(extract(epoch from sp.valid_from) / 86400)::int as day, 1 as d
+          from site_version_spans sp join sites s on s.id = sp.site_id where s.archived_at is null and sp.version is not null
+        union all
+        select sp.org_id, s.region, s.district, s.connectivity::text, s.tags, sp.version, floor(extract(epoch from sp.valid_to) / 86400)::int, -1
+          from site_version_spans sp join sites s on s.id = sp.site_id where s.archived_at is null and sp.version is not null and sp.valid_to is not null
+      )
+      select ${fkey}, sum(d)::int as delta from (
+        select org_id, 'region' as facet, region as value, version, day, d from ev where region is not null
+        union all select org_id, 'district', district, version, day, d from ev where district is not null
+        union all select org_id, 'connectivity', connectivity, version, day, d from ev
+        union all select org_id, 'tag', t, version, day, d from ev cross join unnest(ev.tags) as t
+      ) f group by ${fkey} having sum(d) <> 0 order by ${fkey}`)) as unknown as { rows: unknown[] }
+    ).rows;
+    expect(recountFacets.length).toBeGreaterThan(0);
+    expect(keptFacets).toEqual(recountFacets);
     await h.db.delete(organizations).where(eq(organizations.id, otherOrgId));
     const [{ n }] = (
       (await h.db.execute(
-        sql`select count(*)::int as n from fleet_adoption_group_deltas where org_id = ${otherOrgId}`,
+        sql`select (select count(*) from fleet_adoption_group_deltas where org_id = ${otherOrgId})::int
+          + (select count(*) from fleet_adoption_facet_deltas where org_id = ${otherOrgId})::int as n`,
       )) as unknown as { rows: [{ n: number }] }
     ).rows;
     expect(n).toBe(0);
