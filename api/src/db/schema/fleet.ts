@@ -14,6 +14,28 @@ import { connectivityEnum } from './sites.ts';
 import { orgId, siteId, timestamptz } from './columns.ts';
 
 /**
+ * A site's group as the dashboard filters it (region, district, connectivity, tag set), copied
+ * into the rollups and the runs; a function so that each table gets builders of its own.
+ */
+function siteGroup() {
+  return {
+    region: text('region'),
+    district: text('district'),
+    connectivity: connectivityEnum('connectivity').notNull(),
+    tags: text('tags').array().notNull(),
+  };
+}
+
+/** The head of a rollup row keyed by site group: its own id, the organisation, the group. */
+function rollupKey() {
+  return {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    orgId: uuid('org_id').notNull(),
+    ...siteGroup(),
+  };
+}
+
+/**
  * Rollup of the report history for "adoption over time": one row per run of reports of the same
  * version at a site, [valid_from, valid_to) in the reports' own time (`reported_at`), valid_to null
  * for the run that still lasts. A few rows per site instead of every heartbeat, so a day-by-day
@@ -34,10 +56,7 @@ export const siteVersionSpans = pgTable(
     // The site's current region, district, connectivity and tags, copied so that the filtered
     // adoption rollup (fleet_adoption_group_deltas) can be kept from the runs alone — a deleted
     // site's runs go after the site row. A site that moves has its runs written again (migration 0019).
-    region: text('region'),
-    district: text('district'),
-    connectivity: connectivityEnum('connectivity').notNull(),
-    tags: text('tags').array().notNull(),
+    ...siteGroup(),
   },
   (t) => [
     index('site_version_spans_org_idx').on(t.orgId, t.validFrom),
@@ -77,12 +96,7 @@ export const fleetAdoptionDeltas = pgTable(
 export const fleetAdoptionGroupDeltas = pgTable(
   'fleet_adoption_group_deltas',
   {
-    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    orgId: uuid('org_id').notNull(),
-    region: text('region'),
-    district: text('district'),
-    connectivity: connectivityEnum('connectivity').notNull(),
-    tags: text('tags').array().notNull(),
+    ...rollupKey(),
     version: text('version').notNull(),
     day: integer('day').notNull(),
     delta: integer('delta').notNull(),
@@ -129,12 +143,7 @@ export const fleetAdoptionFacetDeltas = pgTable(
 export const fleetSiteCounts = pgTable(
   'fleet_site_counts',
   {
-    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    orgId: uuid('org_id').notNull(),
-    region: text('region'),
-    district: text('district'),
-    connectivity: connectivityEnum('connectivity').notNull(),
-    tags: text('tags').array().notNull(),
+    ...rollupKey(),
     reportedVersion: text('reported_version'),
     reportedReleaseId: uuid('reported_release_id'),
     reportedFailed: boolean('reported_failed').notNull(),
