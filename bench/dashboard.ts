@@ -12,15 +12,17 @@ import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { benchDbUrl, openBenchFleet } from './bench-fleet.ts';
 import { makeApiToken } from '../api/src/test/factories.ts';
-import { groupFleet, groupSites, withoutJit } from '../api/src/services/fleet/figures.ts';
+import { groupFleet, groupSites, withoutJit, type FleetFilter } from '../api/src/services/fleet/figures.ts';
 import { loadReleaseOrder } from '../api/src/services/fleet/drift.ts';
+import { adoptionChanges } from '../api/src/services/fleet/adoption.ts';
 import type { ServiceCtx } from '../api/src/services/context.ts';
 
 const only = (part: string) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(part);
 if (!only('dashboard')) process.exit(0);
 
 const SITES = Number(process.env.BENCH_SITES ?? 100_000);
-const DB = 'outpost_bench_dashboard';
+// BENCH_DASHBOARD_DB: a database of one's own (a branch with a new migration must not migrate the shared one).
+const DB = process.env.BENCH_DASHBOARD_DB ?? 'outpost_bench_dashboard';
 const dbUrl = benchDbUrl(DB);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
 
@@ -39,7 +41,9 @@ const { handle, org } = await openBenchFleet({
     if (d % 20_000 === 0) line(`  ${d}/${n}`);
   },
 });
-await handle.db.execute(sql`vacuum analyze sites, site_reports, site_version_spans, fleet_site_counts`);
+await handle.db.execute(
+  sql`vacuum analyze sites, site_reports, site_version_spans, fleet_site_counts, fleet_adoption_group_deltas, fleet_adoption_facet_deltas`,
+);
 const counts = (
   (await handle.db.execute(sql`select (select count(*) from sites where org_id = ${org.id})::int as sites,
   (select count(*) from site_reports where org_id = ${org.id})::int as reports,
@@ -156,7 +160,7 @@ try {
     const p95 = pct(all, 0.95);
     results[g.name] = { p50: pct(all, 0.5), p95, target: g.target };
     if (g.name.startsWith('adoption')) {
-      // The whole fleet reads the daily-change rollup; a filtered view reads the version runs.
+      // The whole fleet reads its daily-change rollup; a filtered view the per-group one (migration 0019).
       for (const [p, xs] of perPath) {
         xs.sort((a, b) => a - b);
         line(
@@ -208,6 +212,38 @@ try {
       `   SQL, grouped by region, ${k === 'sites' ? 'every site (before)      ' : 'fleet_site_counts (now)  '} p50 ${pct(xs, 0.5).toFixed(1).padStart(6)} ms  p95 ${pct(xs, 0.95).toFixed(1).padStart(6)} ms  (${groupCount} groups)`,
     );
   }
+  // Filtered adoption, SQL level, alternating in this process: the version runs of the sites in
+  // view (what a filtered curve read before migration 0019, and a coordinator's still reads) against
+  // the per-value and per-group rollups (what it reads now), over the bench's filter mixes, 180 days.
+  const adoptionTimes = { runs: [] as number[], rollup: [] as number[] };
+  for (let r = 0; r < ROUNDS + 1; r++) {
+    for (const qs of FILTERS.slice(1)) {
+      const f = Object.fromEntries(new URLSearchParams(qs)) as FleetFilter;
+      for (const from of ['runs', 'rollup'] as const) {
+        const ms = await withoutJit(ctx, async (c) => {
+          const t = performance.now();
+          await adoptionChanges(c, { ...f, days: 180 }, new Date(), from);
+          return performance.now() - t;
+        });
+        if (r > 0) adoptionTimes[from].push(ms);
+      }
+    }
+  }
+  for (const [k, xs] of Object.entries(adoptionTimes)) {
+    xs.sort((a, b) => a - b);
+    line(
+      `   SQL, adoption 180 days filtered, ${k === 'runs' ? 'version runs (before)    ' : 'rollups (now)            '} p50 ${pct(xs, 0.5).toFixed(1).padStart(6)} ms  p95 ${pct(xs, 0.95).toFixed(1).padStart(6)} ms`,
+    );
+  }
+  const [gd] = (
+    (await handle.db.execute(
+      sql`select (select count(*) from fleet_adoption_group_deltas where org_id = ${org.id})::int as rows,
+        (select count(*) from fleet_adoption_facet_deltas where org_id = ${org.id})::int as facets`,
+    )) as unknown as { rows: [{ rows: number; facets: number }] }
+  ).rows;
+  line(
+    `   fleet_adoption_group_deltas: ${gd!.rows.toLocaleString()} rows; fleet_adoption_facet_deltas: ${gd!.facets.toLocaleString()} rows`,
+  );
   const [rc] = (
     (await handle.db.execute(
       sql`select count(*)::int as rows, coalesce(sum(n), 0)::int as sites from fleet_site_counts where org_id = ${org.id}`,

@@ -89,6 +89,15 @@ export async function withoutJit<T>(ctx: ServiceCtx, fn: (ctx: ServiceCtx) => Pr
 }
 
 /**
+ * A dashboard read as a service verb, `verb({ ctx, input, now })`: `read` runs in withoutJit's
+ * transaction, with `now` the request's time unless a test fixes it.
+ */
+export function fleetRead<I, R>(read: (ctx: ServiceCtx, input: I, now: Date) => Promise<R>) {
+  return ({ ctx, input, now = new Date() }: { ctx: ServiceCtx; input: I; now?: Date }): Promise<R> =>
+    withoutJit(ctx, (tx) => read(tx, input, now));
+}
+
+/**
  * The visible fleet grouped by (dimension, reported version, target, status) with the layer drift
  * counted alongside: a few thousand rows at most, from which every figure of the summary, the
  * distribution and a breakdown is added up. The status of each site is the site list's own rule
@@ -172,33 +181,35 @@ async function groupCounts(
   order: ReleaseOrder,
 ): Promise<GroupRow[]> {
   const c = fleetSiteCounts;
-  const failed = sql`${c.reportedFailed}`;
+  // The rollup's rows are first added up on what the status and the drift read — the report day
+  // only as before or after the boundary (`side`: −1, 1, null for never) — so that the status case
+  // and the release joins run over a few hundred groups, not the ~24,000 rows that the report day
+  // multiplies (measured: the case over every row was most of a breakdown's time; docs/benchmarks.md).
+  const failed = sql`g.failed`;
   const revoked = sql`(rr.state = 'revoked') is true`;
-  const reported = sql`${c.reportedDay} is not null`;
-  const recentAndOk = sql`${c.reportedDay} > ${boundary} and not ${failed} and not ${revoked}`;
-  const ahead = order.aheadCondition({
-    reported: sql`${c.reportedReleaseId}`,
-    target: sql`${c.targetReleaseId}`,
-  });
+  const reported = sql`g.side is not null`;
+  const recentAndOk = sql`g.side > 0 and not ${failed} and not ${revoked}`;
+  const ahead = order.aheadCondition({ reported: sql`g.r`, target: sql`g.t` });
   const cond: Record<SiteStatus, SQL> = {
-    never_reported: sql`${c.reportedDay} is null`,
+    never_reported: sql`g.side is null`,
     failed: sql`${reported} and ${failed}`,
     revoked: sql`${reported} and not ${failed} and ${revoked}`,
-    silent: sql`${c.reportedDay} < ${boundary} and not ${failed} and not ${revoked}`,
-    no_target: sql`${recentAndOk} and ${c.targetReleaseId} is null`,
-    on_target: sql`${recentAndOk} and ${c.targetReleaseId} is not null and (${c.reportedReleaseId} = ${c.targetReleaseId}) is true`,
-    behind: sql`${recentAndOk} and ${c.targetReleaseId} is not null and (${c.reportedReleaseId} = ${c.targetReleaseId}) is not true and not ${ahead}`,
-    ahead: sql`${recentAndOk} and ${c.targetReleaseId} is not null and ${ahead}`,
+    silent: sql`g.side < 0 and not ${failed} and not ${revoked}`,
+    no_target: sql`${recentAndOk} and g.t is null`,
+    on_target: sql`${recentAndOk} and g.t is not null and (g.r = g.t) is true`,
+    behind: sql`${recentAndOk} and g.t is not null and (g.r = g.t) is not true and not ${ahead}`,
+    ahead: sql`${recentAndOk} and g.t is not null and ${ahead}`,
   };
   const statusCase = sql`case ${sql.join(
     STATUSES.map((k) => sql`when ${cond[k]} then ${k}`),
     sql` `,
   )} end`;
+  // A tag breakdown groups by tag set first and splits the sets into tags afterwards.
   const keys: Record<Dimension | 'none', [SQL, SQL]> = {
     none: [sql`null::text`, sql`null::text`],
     region: [sql`${c.region}`, sql`null::text`],
     district: [sql`${c.region}`, sql`${c.district}`],
-    tag: [sql`tg.tag`, sql`null::text`],
+    tag: [sql`${c.tags}`, sql`null::text`],
   };
   const [k1, k2] = keys[dim ?? 'none'];
   const where = and(
@@ -210,16 +221,24 @@ async function groupCounts(
     f.connectivity ? eq(c.connectivity, f.connectivity) : undefined,
   );
   const result = await ctx.db.execute(sql`
-    select ${k1} as k1, ${k2} as k2, ${c.reportedVersion} as v, ${c.targetReleaseId} as t, ${statusCase} as st,
-      sum(${c.n})::int as n,
-      (coalesce(sum(${c.n}) filter (where (${c.contentVersion} <> cp.version) is true), 0))::int as dc,
-      (coalesce(sum(${c.n}) filter (where ${c.composeDrift}), 0))::int as dm,
-      (coalesce(sum(${c.n}) filter (where (${c.scriptsVersion} <> rr.edge_scripts_version) is true), 0))::int as ds
-    from ${c}
-      left join releases rr on rr.id = ${c.reportedReleaseId}
+    with g as (
+      select ${k1} as k1, ${k2} as k2, ${c.reportedVersion} as v, ${c.reportedReleaseId} as r,
+        ${c.targetReleaseId} as t, ${c.reportedFailed} as failed, sign(${c.reportedDay} - ${boundary}::date) as side,
+        ${c.contentVersion} as cv, ${c.scriptsVersion} as sv,
+        sum(${c.n})::int as n, (coalesce(sum(${c.n}) filter (where ${c.composeDrift}), 0))::int as dm
+      from ${c}
+      where ${where}
+      group by 1, 2, 3, 4, 5, 6, 7, 8, 9
+    )
+    select ${dim === 'tag' ? sql`tg.tag` : sql`g.k1`} as k1, g.k2, g.v, g.t, ${statusCase} as st,
+      sum(g.n)::int as n,
+      (coalesce(sum(g.n) filter (where (g.cv <> cp.version) is true), 0))::int as dc,
+      sum(g.dm)::int as dm,
+      (coalesce(sum(g.n) filter (where (g.sv <> rr.edge_scripts_version) is true), 0))::int as ds
+    from g
+      left join releases rr on rr.id = g.r
       left join content_packages cp on cp.id = rr.content_package_id
-      ${dim === 'tag' ? sql`cross join lateral unnest(${c.tags}) as tg(tag)` : sql``}
-    where ${where}
+      ${dim === 'tag' ? sql`cross join lateral unnest(g.k1::text[]) as tg(tag)` : sql``}
     group by 1, 2, 3, 4, 5`);
   return rowsOf<GroupRow>(result);
 }
@@ -297,20 +316,10 @@ const BEHIND_KEYS: BehindBucket[] = [1, 2, 3];
 export type FleetFigures = ReturnType<typeof figures>;
 
 /** The figures of the whole (filtered) fleet, and the releases it reports. */
-export async function fleetSummaryFigures({
-  ctx,
-  input,
-  now = new Date(),
-}: {
-  ctx: ServiceCtx;
-  input: FleetFilter;
-  now?: Date;
-}) {
-  return withoutJit(ctx, async (ctx) => {
-    const order = await loadReleaseOrder(ctx);
-    return summaryOf(order, await groupFleet(ctx, input, now, null, order), input, now);
-  });
-}
+export const fleetSummaryFigures = fleetRead(async (ctx, input: FleetFilter, now) => {
+  const order = await loadReleaseOrder(ctx);
+  return summaryOf(order, await groupFleet(ctx, input, now, null, order), input, now);
+});
 
 function summaryOf(order: ReleaseOrder, rows: GroupRow[], input: FleetFilter, now: Date) {
   const t = newTally();
@@ -325,23 +334,13 @@ function summaryOf(order: ReleaseOrder, rows: GroupRow[], input: FleetFilter, no
 }
 
 /** The fleet broken down by region, district or tag: one row per value, biggest share behind first. */
-export async function fleetBreakdown({
-  ctx,
-  input,
-  now = new Date(),
-}: {
-  ctx: ServiceCtx;
-  input: FleetFilter & { by: Dimension };
-  now?: Date;
-}) {
-  return withoutJit(ctx, async (ctx) => {
-    const order = await loadReleaseOrder(ctx);
-    return {
-      by: input.by,
-      rows: breakdownOf(order, await groupFleet(ctx, input, now, input.by, order), input, input.by),
-    };
-  });
-}
+export const fleetBreakdown = fleetRead(async (ctx, input: FleetFilter & { by: Dimension }, now) => {
+  const order = await loadReleaseOrder(ctx);
+  return {
+    by: input.by,
+    rows: breakdownOf(order, await groupFleet(ctx, input, now, input.by, order), input, input.by),
+  };
+});
 
 function breakdownOf(order: ReleaseOrder, rows: GroupRow[], input: FleetFilter, by: Dimension) {
   const tallies = new Map<string, { k1: string | null; k2: string | null; t: Tally }>();
@@ -389,20 +388,10 @@ const SITE_BRIEF = {
 };
 
 /** The sites furthest behind their target (most versions first, then the longest unseen). */
-export async function sitesBehindMost({
-  ctx,
-  input,
-  now = new Date(),
-}: {
-  ctx: ServiceCtx;
-  input: FleetFilter & { limit: number };
-  now?: Date;
-}) {
-  return withoutJit(ctx, async (ctx) => {
-    const order = await loadReleaseOrder(ctx, { reportedVersions: true });
-    return { items: await behindMostOf(ctx, order, input, now) };
-  });
-}
+export const sitesBehindMost = fleetRead(async (ctx, input: FleetFilter & { limit: number }, now) => {
+  const order = await loadReleaseOrder(ctx, { reportedVersions: true });
+  return { items: await behindMostOf(ctx, order, input, now) };
+});
 
 async function behindMostOf(
   ctx: ServiceCtx,
@@ -482,31 +471,15 @@ async function silentLongest(
  * breakdown by region (which also draws the per-region release bars and the heat table), the
  * sites behind the most and the longest silent.
  */
-export async function fleetOverview({
-  ctx,
-  input,
-  now = new Date(),
-}: {
-  ctx: ServiceCtx;
-  input: FleetFilter & { limit: number };
-  now?: Date;
-}) {
-  const { order, rows, behindMost, silent } = await withoutJit(ctx, async (ctx) => {
-    // The grouped pass already lists every version reported in view: no separate distinct scan.
-    const releases = await loadReleaseOrder(ctx);
-    const rows = await groupFleet(ctx, input, now, 'region', releases);
-    const order = releases.withReported(rows.map((r) => r.v));
-    return {
-      order,
-      rows,
-      behindMost: await behindMostOf(ctx, order, input, now),
-      silent: await silentLongest(ctx, order, input, now),
-    };
-  });
+export const fleetOverview = fleetRead(async (ctx, input: FleetFilter & { limit: number }, now) => {
+  // The grouped pass already lists every version reported in view: no separate distinct scan.
+  const releases = await loadReleaseOrder(ctx);
+  const rows = await groupFleet(ctx, input, now, 'region', releases);
+  const order = releases.withReported(rows.map((r) => r.v));
   return {
     summary: summaryOf(order, rows, input, now),
     regions: breakdownOf(order, rows, input, 'region'),
-    behindMost,
-    silent,
+    behindMost: await behindMostOf(ctx, order, input, now),
+    silent: await silentLongest(ctx, order, input, now),
   };
-}
+});
