@@ -3,6 +3,7 @@ import { and, count, eq } from 'drizzle-orm';
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
 import { makeTestApp } from '../test/app.ts';
 import { byteStream } from '../test/byte-stream.ts';
+import type { ImportReport } from '../services/sites/csv-import.ts';
 import { makeApiToken, makeOrg, makeUser } from '../test/factories.ts';
 import { expectEnvelope, signIn, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
@@ -16,19 +17,8 @@ const HEADER =
 type Request = ReturnType<typeof withToken>;
 type Body = string | Uint8Array | ReadableStream<Uint8Array>;
 
-interface Report {
-  mode: string;
-  dryRun: boolean;
-  rows: number;
-  created: number;
-  updated: number;
-  unchanged: number;
-  failed: number;
-  errors: { row: number; column: string | null; message: string }[];
-  errorsTruncated: boolean;
-  warnings: { row: number; column: string | null; message: string }[];
-  warningsTruncated: boolean;
-}
+// The answer's JSON is the service's report as it is.
+type Report = ImportReport;
 
 function upload(request: Request, body: Body, query = 'mode=partial', contentType = 'text/csv') {
   return request(`/api/v1/sites/import?${query}`, {
