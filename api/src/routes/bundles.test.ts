@@ -31,6 +31,7 @@ import {
 import type { BuildRunner } from '../services/bundles/build-runner.ts';
 import { settleBuilds, testBuildRunner } from '../test/build-runner.ts';
 import { EMR_TEMPLATE } from '../test/compose.ts';
+import { pushEmrImages } from '../test/emr-images.ts';
 import { claimJobs } from '../services/bundles/jobs.ts';
 import { bundleLinks } from '../services/bundles/deliver.ts';
 import { inject } from 'vitest';
@@ -46,25 +47,7 @@ const img: Record<string, TestImage> = {};
 beforeAll(async () => {
   reg = await startRegistry();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-bundles-'));
-  const base = { files: { 'etc/os-release': 'NAME=outpost-test\n' } };
-  img.backend10 = await buildTestImage({
-    dir: path.join(work, 'backend'),
-    tag: '1.0',
-    layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }],
-  });
-  img.backend11 = await buildTestImage({
-    dir: path.join(work, 'backend'),
-    tag: '1.1',
-    layers: [base, { files: { 'app/backend.txt': 'backend 1.1 with a fix\n' } }],
-  });
-  img.frontend = await buildTestImage({
-    dir: path.join(work, 'frontend'),
-    tag: '1.0',
-    layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }],
-  });
-  await pushImage(img.backend10.dir, '1.0', `${reg.host}/emr/backend:1.0`);
-  await pushImage(img.backend11.dir, '1.1', `${reg.host}/emr/backend:1.1`);
-  await pushImage(img.frontend.dir, '1.0', `${reg.host}/emr/frontend:1.0`);
+  Object.assign(img, await pushEmrImages(work, reg.host));
 }, 120_000);
 
 afterAll(async () => {
