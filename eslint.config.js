@@ -24,6 +24,9 @@ const driverRule = {
   group: DRIVERS,
   message: 'Database drivers are imported only by api/src/db/client-*.ts; take a Db from the caller.',
 };
+// A later block's no-restricted-imports replaces an earlier one's for the same file (flat config does
+// not merge a rule's options), so every layer's list starts again from the driver rule.
+const restrictImports = (...patterns) => ['error', { patterns: [driverRule, ...patterns] }];
 const TESTS = ['**/*.test.ts', '**/test/**', '**/test-support/**', 'bench/**'];
 
 export default tseslint.config(
@@ -85,22 +88,16 @@ export default tseslint.config(
   {
     files: ['api/**/*.ts', 'bundler/**/*.ts', 'web/**/*.ts', 'web/**/*.svelte', 'scripts/**'],
     ignores: ['api/src/db/client-*.ts', ...TESTS],
-    rules: { 'no-restricted-imports': ['error', { patterns: [driverRule] }] },
+    rules: { 'no-restricted-imports': restrictImports() },
   },
   {
     files: ['api/src/services/**/*.ts'],
     ignores: TESTS,
     rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            driverRule,
-            { group: ['hono', 'hono/*', '@hono/*'], message: 'Services know nothing of HTTP: no hono.' },
-            { group: ['**/routes/**'], message: 'Services do not import routes; routes call services.' },
-          ],
-        },
-      ],
+      'no-restricted-imports': restrictImports(
+        { group: ['hono', 'hono/*', '@hono/*'], message: 'Services know nothing of HTTP: no hono.' },
+        { group: ['**/routes/**'], message: 'Services do not import routes; routes call services.' },
+      ),
       'no-restricted-globals': [
         'error',
         { name: 'Response', message: 'Services return data or a byte source; routes build the Response.' },
@@ -113,36 +110,22 @@ export default tseslint.config(
     files: ['bundler/**/*.ts'],
     ignores: TESTS,
     rules: {
-      'no-restricted-imports': [
-        'error',
+      'no-restricted-imports': restrictImports(
         {
-          patterns: [
-            driverRule,
-            {
-              group: ['@outpost/api', '@outpost/api/*', '**/api/src/**'],
-              message: 'The bundler sits below the API.',
-            },
-            { group: ['drizzle-orm', 'drizzle-orm/*'], message: 'The bundler imports no database.' },
-          ],
+          group: ['@outpost/api', '@outpost/api/*', '**/api/src/**'],
+          message: 'The bundler sits below the API.',
         },
-      ],
+        { group: ['drizzle-orm', 'drizzle-orm/*'], message: 'The bundler imports no database.' },
+      ),
     },
   },
   {
     files: ['web/**/*.ts', 'web/**/*.svelte'],
     rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            driverRule,
-            {
-              group: ['**/api/src/**', '@outpost/api/src/**'],
-              message: "The web reaches the API's code only through @outpost/api's declared exports.",
-            },
-          ],
-        },
-      ],
+      'no-restricted-imports': restrictImports({
+        group: ['**/api/src/**', '@outpost/api/src/**'],
+        message: "The web reaches the API's code only through @outpost/api's declared exports.",
+      }),
     },
   },
 );

@@ -1,5 +1,7 @@
 // The benches' PostgreSQL fleet: a database of the bench's own, migrated, holding a "Bench Ministry"
 // of `sites` sites seeded once (later runs reuse it; a different size seeds it again).
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import pg from 'pg';
 import { eq, sql } from 'drizzle-orm';
 import { createPgDb } from '../api/src/db/client-pg.ts';
@@ -61,4 +63,41 @@ export async function openBenchFleet({
     seeded = true;
   }
   return { handle, org: org!, seeded, dbUrl: benchDbUrl(db) };
+}
+
+/**
+ * The API on the bench's database, in a process of its own (bench/server.ts) so that its CPU and
+ * memory can be read apart from the load generator's; `nodeArgs` go before the script (a profiler).
+ */
+export async function startBenchServer({
+  dbUrl,
+  secretKey,
+  nodeArgs = [],
+}: {
+  dbUrl: string;
+  /** The secret key, base64. */
+  secretKey: string;
+  nodeArgs?: string[];
+}): Promise<{ child: ChildProcess; base: string }> {
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, '--import', 'tsx', path.join(import.meta.dirname, 'server.ts')],
+    {
+      env: {
+        ...process.env,
+        BENCH_DATABASE_URL: dbUrl,
+        BENCH_SECRET_KEY: secretKey,
+        NODE_OPTIONS: '--openssl-legacy-provider',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (b: Buffer) => {
+      const m = /READY (\d+)/.exec(b.toString());
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (c) => reject(new Error(`bench server exited ${c}`)));
+  });
+  return { child, base: `http://127.0.0.1:${port}` };
 }

@@ -7,10 +7,8 @@
 // Uses its own PostgreSQL database `outpost_bench_dashboard` (seeded once, reused while the site
 // count matches; BENCH_PG_URL for another server, BENCH_SITES for another size), so it never
 // fights the other benches over a schema.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { sql } from 'drizzle-orm';
-import { benchDbUrl, openBenchFleet } from './bench-fleet.ts';
+import { benchDbUrl, openBenchFleet, startBenchServer } from './bench-fleet.ts';
 import { makeApiToken } from '../api/src/test/factories.ts';
 import { groupFleet, groupSites, withoutJit, type FleetFilter } from '../api/src/services/fleet/figures.ts';
 import { loadReleaseOrder } from '../api/src/services/fleet/drift.ts';
@@ -53,23 +51,10 @@ const counts = (
 ).rows[0];
 const viewer = await makeApiToken(handle.db, org.id, 'viewer');
 
-const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'server.ts')], {
-  env: {
-    ...process.env,
-    BENCH_DATABASE_URL: dbUrl,
-    BENCH_SECRET_KEY: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64'),
-    NODE_OPTIONS: '--openssl-legacy-provider',
-  },
-  stdio: ['ignore', 'pipe', 'inherit'],
+const { child, base } = await startBenchServer({
+  dbUrl,
+  secretKey: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64'),
 });
-const port = await new Promise<number>((resolve, reject) => {
-  child.stdout!.on('data', (b: Buffer) => {
-    const m = /READY (\d+)/.exec(b.toString());
-    if (m) resolve(Number(m[1]));
-  });
-  child.on('exit', (c) => reject(new Error(`bench server exited ${c}`)));
-});
-const base = `http://127.0.0.1:${port}`;
 
 async function time(pathQs: string) {
   const t = performance.now();

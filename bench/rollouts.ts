@@ -9,11 +9,9 @@
 //
 // Uses its own PostgreSQL database `outpost_bench_rollouts` (seeded once, like bench/run.ts; another
 // name with BENCH_ROLLOUTS_DB). BENCH_PG_URL / BENCH_SITES as in bench/run.ts.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import autocannon from 'autocannon';
 import { asc, eq, inArray, sql } from 'drizzle-orm';
-import { benchDbUrl, openBenchFleet } from './bench-fleet.ts';
+import { benchDbUrl, openBenchFleet, startBenchServer } from './bench-fleet.ts';
 import { releases, rollouts, sites } from '../api/src/db/schema/index.ts';
 import { createSecretBox } from '../api/src/lib/secret-box.ts';
 import { issueDeviceToken } from '../api/src/services/sites/device-token.ts';
@@ -180,28 +178,13 @@ const tokensFor = async (ids: string[]) => {
   return out;
 };
 const liveTokens = await tokensFor(targeted);
-const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'server.ts')], {
-  env: {
-    ...process.env,
-    BENCH_DATABASE_URL: dbUrl,
-    BENCH_SECRET_KEY: secretKey,
-    NODE_OPTIONS: '--openssl-legacy-provider',
-  },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-const port = await new Promise<number>((resolve, reject) => {
-  child.stdout!.on('data', (b: Buffer) => {
-    const m = /READY (\d+)/.exec(b.toString());
-    if (m) resolve(Number(m[1]));
-  });
-  child.on('exit', (c) => reject(new Error(`bench server exited ${c}`)));
-});
+const { child, base } = await startBenchServer({ dbUrl, secretKey });
 const cannon = (tokens: string[], version: string) =>
   new Promise<autocannon.Result>((resolve, reject) => {
     let i = 0;
     autocannon(
       {
-        url: `http://127.0.0.1:${port}/api/v1/checkin`,
+        url: `${base}/api/v1/checkin`,
         connections: 100,
         duration: 8,
         method: 'POST',

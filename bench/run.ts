@@ -7,13 +7,11 @@
 //
 // Uses a PostgreSQL database `outpost_bench` (seeded once with 100,000 sites; reseeded if the
 // count is off). Set BENCH_PG_URL to use another server; BENCH_SITES to change the fleet size.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import fs from 'node:fs';
 import os from 'node:os';
 import autocannon from 'autocannon';
 import { and, asc, eq, sql } from 'drizzle-orm';
-import { benchDbUrl, openBenchFleet } from './bench-fleet.ts';
+import { benchDbUrl, openBenchFleet, startBenchServer } from './bench-fleet.ts';
 import { sites } from '../api/src/db/schema/index.ts';
 import { makeApiToken } from '../api/src/test/factories.ts';
 import { createSecretBox } from '../api/src/lib/secret-box.ts';
@@ -63,27 +61,7 @@ for (const s of some) {
 // --- server ---------------------------------------------------------------------------------
 // BENCH_PROF=<dir> writes a CPU profile of the API process (node --cpu-prof) when it stops.
 const profile = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
-const child = spawn(
-  process.execPath,
-  [...profile, '--import', 'tsx', path.join(import.meta.dirname, 'server.ts')],
-  {
-    env: {
-      ...process.env,
-      BENCH_DATABASE_URL: dbUrl,
-      BENCH_SECRET_KEY: secretKey,
-      NODE_OPTIONS: '--openssl-legacy-provider',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  },
-);
-const port = await new Promise<number>((resolve, reject) => {
-  child.stdout!.on('data', (b: Buffer) => {
-    const m = /READY (\d+)/.exec(b.toString());
-    if (m) resolve(Number(m[1]));
-  });
-  child.on('exit', (c) => reject(new Error(`bench server exited ${c}`)));
-});
-const base = `http://127.0.0.1:${port}`;
+const { child, base } = await startBenchServer({ dbUrl, secretKey, nodeArgs: profile });
 /** utime + stime of a process, in clock ticks (100 per second on Linux). */
 const ticksOf = (pid: string) => {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -215,6 +193,23 @@ try {
           `load generator ${((self.user + self.system) / 1e4 / secs).toFixed(0)} %, whole machine ${((after.all - before.all) / secs).toFixed(0)} % of ${os.cpus().length * 100} %`,
       };
     };
+    // Each request a check-in of another site, with its own device token.
+    const checkins = [
+      {
+        method: 'POST' as const,
+        setupRequest: (req: autocannon.Request) => {
+          const i = n++;
+          return {
+            ...req,
+            body: body(i),
+            headers: {
+              'content-type': 'application/json',
+              authorization: `Bearer ${deviceTokens[i % deviceTokens.length]}`,
+            },
+          };
+        },
+      },
+    ];
     await cannon({
       url: `${base}/bench/noop`,
       method: 'POST',
@@ -236,22 +231,7 @@ try {
       cannon({
         url: `${base}/api/v1/checkin`,
         ...common,
-        requests: [
-          {
-            method: 'POST',
-            setupRequest: (req: autocannon.Request) => {
-              const i = n++;
-              return {
-                ...req,
-                body: body(i),
-                headers: {
-                  'content-type': 'application/json',
-                  authorization: `Bearer ${deviceTokens[i % deviceTokens.length]}`,
-                },
-              };
-            },
-          },
-        ],
+        requests: checkins,
       }),
     );
     // The same requests against a route that does only the API's side of a check-in without writing it
@@ -260,22 +240,7 @@ try {
       cannon({
         url: `${base}/bench/checkin-dry`,
         ...common,
-        requests: [
-          {
-            method: 'POST',
-            setupRequest: (req: autocannon.Request) => {
-              const i = n++;
-              return {
-                ...req,
-                body: body(i),
-                headers: {
-                  'content-type': 'application/json',
-                  authorization: `Bearer ${deviceTokens[i % deviceTokens.length]}`,
-                },
-              };
-            },
-          },
-        ],
+        requests: checkins,
       }),
     );
     const ratio = checkin.requests.average / noop.requests.average;

@@ -13,18 +13,24 @@ afterAll(async () => {
   await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true })));
 });
 
+/** The embedded S3 server on a scratch folder of its own, and the API's client of it. */
+async function startStore() {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-embedded-s3-'));
+  dirs.push(dir);
+  const s3 = await startEmbeddedS3(dir, 'outpost');
+  const store = createObjectStore({
+    endpoint: s3.endpoint,
+    bucket: 'outpost',
+    region: 'us-east-1',
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+  });
+  return { s3, store };
+}
+
 describe('embedded object store', () => {
   it('should stop at once while a read is still streaming (a download to a slow site), cutting it', async () => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-embedded-s3-'));
-    dirs.push(dir);
-    const s3 = await startEmbeddedS3(dir, 'outpost');
-    const store = createObjectStore({
-      endpoint: s3.endpoint,
-      bucket: 'outpost',
-      region: 'us-east-1',
-      accessKeyId: s3.accessKeyId,
-      secretAccessKey: s3.secretAccessKey,
-    });
+    const { s3, store } = await startStore();
     try {
       // Larger than the socket buffers between the two, so the answer is still being sent while paused.
       await store.client.send(
@@ -53,16 +59,7 @@ describe('embedded object store', () => {
   });
 
   it('should answer only the server and presigned links: anonymous, wrongly signed, stripped and expired requests are 403', async () => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-embedded-s3-'));
-    dirs.push(dir);
-    const s3 = await startEmbeddedS3(dir, 'outpost');
-    const store = createObjectStore({
-      endpoint: s3.endpoint,
-      bucket: 'outpost',
-      region: 'us-east-1',
-      accessKeyId: s3.accessKeyId,
-      secretAccessKey: s3.secretAccessKey,
-    });
+    const { s3, store } = await startStore();
     const forger = new S3Client({
       endpoint: s3.endpoint,
       region: 'us-east-1',

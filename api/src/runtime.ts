@@ -3,7 +3,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import type { NodeEnv } from './node-env.ts';
-import { openDatabase, MIGRATIONS_DIR } from './db/select-node.ts';
+import { openEnvDatabase } from './db/select-node.ts';
 import { createObjectStore, type ObjectStore } from './lib/object-store.ts';
 import { createSecretBox, parseSecretKey, type SecretBox } from './lib/secret-box.ts';
 import type { Logger } from './lib/logger.ts';
@@ -25,14 +25,8 @@ export async function openRuntime(
   const dataDir = path.resolve(env.OUTPOST_DATA_DIR);
   fs.mkdirSync(dataDir, { recursive: true });
 
-  const handle = await openDatabase({
-    databaseUrl: env.DATABASE_URL,
-    driver: env.DATABASE_DRIVER,
-    dataDir,
-    neonRelay: env.NEON_WS_RELAY,
-  });
   // The server migrates; a separate worker uses the schema as the server (or `npm run db:migrate`) left it.
-  if (opts.migrate) await handle.migrate(MIGRATIONS_DIR);
+  const handle = await openEnvDatabase(env, { migrate: opts.migrate });
   log('info', 'database ready', { driver: handle.driver });
 
   let embeddedS3: { close(): Promise<void> } | null = null;

@@ -1,10 +1,9 @@
 // `npm run seed -- --sites 100000 [--org "Ministry of Health"] [--reports 6] [--seed 42]`:
 // a realistic fleet in whatever database is configured (DATABASE_URL, or the embedded PGlite).
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { asc, eq } from 'drizzle-orm';
 import { parseNodeEnv } from './node-env.ts';
-import { openDatabase, MIGRATIONS_DIR } from './db/select-node.ts';
+import { openEnvDatabase } from './db/select-node.ts';
 import { organizations } from './db/schema/index.ts';
 import { seedFleet } from './services/seed/fleet.ts';
 import { bootstrapFirstOrg } from './services/orgs/bootstrap.ts';
@@ -23,13 +22,7 @@ if (!Number.isInteger(count) || count < 1 || count > 1_000_000) {
   process.exit(2);
 }
 const env = parseNodeEnv(process.env);
-const handle = await openDatabase({
-  databaseUrl: env.DATABASE_URL,
-  driver: env.DATABASE_DRIVER,
-  dataDir: path.resolve(env.OUTPOST_DATA_DIR),
-  neonRelay: env.NEON_WS_RELAY,
-});
-await handle.migrate(MIGRATIONS_DIR);
+const handle = await openEnvDatabase(env, { migrate: true });
 const first = await bootstrapFirstOrg(handle.db, {
   orgName: env.OUTPOST_ORG_NAME,
   adminEmail: env.OUTPOST_ADMIN_EMAIL,

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { NodeEnv } from '../node-env.ts';
 import type { DbHandle } from './types.ts';
 
 export interface DbConfig {
@@ -27,3 +28,15 @@ export async function openDatabase(cfg: DbConfig): Promise<DbHandle> {
 }
 
 export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../../migrations');
+
+/** The database the checked environment names (PGlite under OUTPOST_DATA_DIR when none), migrated when asked. */
+export async function openEnvDatabase(env: NodeEnv, opts: { migrate: boolean }): Promise<DbHandle> {
+  const handle = await openDatabase({
+    databaseUrl: env.DATABASE_URL,
+    driver: env.DATABASE_DRIVER,
+    dataDir: path.resolve(env.OUTPOST_DATA_DIR),
+    neonRelay: env.NEON_WS_RELAY,
+  });
+  if (opts.migrate) await handle.migrate(MIGRATIONS_DIR);
+  return handle;
+}

@@ -6,6 +6,7 @@ import { artifacts } from '../db/schema/index.ts';
 import type { DbHandle } from '../db/types.ts';
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
 import { scratchStore, storedKeys } from '../test/store.ts';
+import { byteStream } from '../test/byte-stream.ts';
 import { AppError } from './errors.ts';
 import type { ObjectStore } from './object-store.ts';
 import { blobKey } from '@outpost/bundler';
@@ -14,28 +15,6 @@ import { get, has, putStream, recordArtifact } from './blob-store.ts';
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 const keys = storedKeys;
-
-/** A web stream of `total` bytes in `chunk`-sized pieces, counting what was pulled. */
-function webStream(data: Uint8Array, chunk = 64 * 1024) {
-  const state = { pulled: 0, cancelled: false };
-  let pos = 0;
-  const stream = new ReadableStream<Uint8Array>({
-    pull(c) {
-      if (pos >= data.length) {
-        c.close();
-        return;
-      }
-      const piece = data.subarray(pos, pos + chunk);
-      pos += piece.length;
-      state.pulled += piece.length;
-      c.enqueue(piece);
-    },
-    cancel() {
-      state.cancelled = true;
-    },
-  });
-  return { stream, state };
-}
 
 async function readAll(s: ReadableStream<Uint8Array>): Promise<Buffer> {
   const parts: Uint8Array[] = [];
@@ -51,7 +30,7 @@ describe('blob store', () => {
 
   it('should store a stream at its sha256 address and say it is new', async () => {
     const data = randomBytes(300_000);
-    const r = await putStream(store, webStream(data).stream, {
+    const r = await putStream(store, byteStream(data).stream, {
       mediaType: 'application/octet-stream',
       maxBytes: 1e6,
     });
@@ -74,7 +53,7 @@ describe('blob store', () => {
       mediaType: 'application/octet-stream',
       maxBytes: 1e6,
     });
-    const again = await putStream(store, webStream(data, 777).stream, {
+    const again = await putStream(store, byteStream(data, 777).stream, {
       mediaType: 'application/octet-stream',
       maxBytes: 1e6,
     });
@@ -86,7 +65,7 @@ describe('blob store', () => {
 
   it('should store a multipart upload (several parts) byte for byte', async () => {
     const data = randomBytes(12 * 1024 * 1024 + 123);
-    const r = await putStream(store, webStream(data).stream, {
+    const r = await putStream(store, byteStream(data).stream, {
       mediaType: 'application/octet-stream',
       maxBytes: 20e6,
       partSize: 5 * 1024 * 1024,
@@ -97,7 +76,7 @@ describe('blob store', () => {
 
   it('should refuse a stream over the limit with 413, stop reading it and keep nothing', async () => {
     const data = randomBytes(3 * 1024 * 1024);
-    const { stream, state } = webStream(data);
+    const { stream, state } = byteStream(data);
     const err = await putStream(store, stream, {
       mediaType: 'application/octet-stream',
       maxBytes: 1024 * 1024,
@@ -112,7 +91,7 @@ describe('blob store', () => {
 
   it('should keep nothing when the limit is passed after parts were already uploaded', async () => {
     const data = randomBytes(16 * 1024 * 1024);
-    const err = await putStream(store, webStream(data).stream, {
+    const err = await putStream(store, byteStream(data).stream, {
       mediaType: 'application/octet-stream',
       maxBytes: 12 * 1024 * 1024,
       partSize: 5 * 1024 * 1024,
@@ -125,7 +104,7 @@ describe('blob store', () => {
   it('should keep nothing when inspect or verify refuses the bytes', async () => {
     const data = randomBytes(100_000);
     const refused = new Error('not what we want');
-    const e1 = await putStream(store, webStream(data).stream, {
+    const e1 = await putStream(store, byteStream(data).stream, {
       mediaType: 'x/y',
       maxBytes: 1e6,
       inspect: () => {
@@ -133,7 +112,7 @@ describe('blob store', () => {
       },
     }).catch((e: unknown) => e);
     expect(e1).toBe(refused);
-    const e2 = await putStream(store, webStream(data).stream, {
+    const e2 = await putStream(store, byteStream(data).stream, {
       mediaType: 'x/y',
       maxBytes: 1e6,
       verify: async () => {
@@ -148,7 +127,7 @@ describe('blob store', () => {
   it('should hand verify the digest and size before the blob gets its address', async () => {
     const data = randomBytes(1000);
     let seen: unknown;
-    const r = await putStream(store, webStream(data).stream, {
+    const r = await putStream(store, byteStream(data).stream, {
       mediaType: 'x/y',
       maxBytes: 1e6,
       verify: async (b) => {
@@ -161,7 +140,7 @@ describe('blob store', () => {
 
   it('should move a blob larger than one CopyObject by streaming when the server has no UploadPartCopy (s3rver)', async () => {
     const data = randomBytes(6 * 1024 * 1024);
-    const r = await putStream(store, webStream(data).stream, {
+    const r = await putStream(store, byteStream(data).stream, {
       mediaType: 'x/y',
       maxBytes: 1e7,
       partSize: 5 * 1024 * 1024,

@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { and, count, eq, sql } from 'drizzle-orm';
+import { and, count, eq } from 'drizzle-orm';
 import {
   buildTestImage,
   corruptBlob,
@@ -12,7 +12,6 @@ import {
   startRegistry,
   type TestImage,
   type TestRegistry,
-  testRegistryPolicy,
 } from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
 import { zipOf } from '../test/zip.ts';
@@ -29,7 +28,10 @@ import {
   imageArchives,
   releases,
 } from '../db/schema/index.ts';
-import { BuildRunner } from '../services/bundles/build-runner.ts';
+import type { BuildRunner } from '../services/bundles/build-runner.ts';
+import { settleBuilds, testBuildRunner } from '../test/build-runner.ts';
+import { EMR_TEMPLATE } from '../test/compose.ts';
+import { pushEmrImages } from '../test/emr-images.ts';
 import { claimJobs } from '../services/bundles/jobs.ts';
 import { bundleLinks } from '../services/bundles/deliver.ts';
 import { inject } from 'vitest';
@@ -45,43 +47,13 @@ const img: Record<string, TestImage> = {};
 beforeAll(async () => {
   reg = await startRegistry();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-bundles-'));
-  const base = { files: { 'etc/os-release': 'NAME=outpost-test\n' } };
-  img.backend10 = await buildTestImage({
-    dir: path.join(work, 'backend'),
-    tag: '1.0',
-    layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }],
-  });
-  img.backend11 = await buildTestImage({
-    dir: path.join(work, 'backend'),
-    tag: '1.1',
-    layers: [base, { files: { 'app/backend.txt': 'backend 1.1 with a fix\n' } }],
-  });
-  img.frontend = await buildTestImage({
-    dir: path.join(work, 'frontend'),
-    tag: '1.0',
-    layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }],
-  });
-  await pushImage(img.backend10.dir, '1.0', `${reg.host}/emr/backend:1.0`);
-  await pushImage(img.backend11.dir, '1.1', `${reg.host}/emr/backend:1.1`);
-  await pushImage(img.frontend.dir, '1.0', `${reg.host}/emr/frontend:1.0`);
+  Object.assign(img, await pushEmrImages(work, reg.host));
 }, 120_000);
 
 afterAll(async () => {
   await reg?.stop();
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
-
-const TEMPLATE = `services:
-  backend:
-    image: {{ image.backend }}
-    environment:
-      SITE_CODE: {{ site.code }}
-      SITE_NAME: {{ site.name }}
-  frontend:
-    image: {{ image.frontend }}
-    ports:
-      - "80:80"
-`;
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -98,35 +70,12 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
     await h.close();
   });
 
-  function makeRunner(over: Partial<ConstructorParameters<typeof BuildRunner>[0]> = {}) {
-    return new BuildRunner({
-      db: h.db,
-      store: t.objectStore,
-      secretBox: t.secretBox,
+  const makeRunner = (over: Partial<ConstructorParameters<typeof BuildRunner>[0]> = {}) =>
+    testBuildRunner(h.db, t, {
       logger: (level, msg, fields) => t.logs.push({ level, msg, fields }),
-      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() },
-      backoffMs: 10,
-      leaseMs: 10_000,
-      pollMs: 20,
-      waitMs: 10,
       ...over,
     });
-  }
-
-  /** Runs the runner until no job is queued or running (retries included), or fails after a while. */
-  async function settle(w = runner, timeoutMs = 60_000) {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (await w.runOnce()) continue;
-      const [open] = await h.db
-        .select({ n: count() })
-        .from(bundleJobs)
-        .where(sql`state in ('queued', 'running')`);
-      if (open!.n === 0) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error('the build queue did not settle');
-  }
+  const settle = (w = runner, timeoutMs?: number) => settleBuilds(h.db, w, timeoutMs);
 
   async function orgWithApi(role: 'admin' | 'operator' = 'admin') {
     const org = await makeOrg(h.db);
@@ -136,7 +85,7 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
   async function publish(api: ReturnType<typeof withToken>, version: string, images: Record<string, string>) {
     const res = await api('/api/v1/releases', {
       method: 'POST',
-      json: { version, composeTemplate: TEMPLATE },
+      json: { version, composeTemplate: EMR_TEMPLATE },
     });
     expect(res.status, await res.clone().text()).toBe(201);
     const { id } = (await res.json()) as { id: string };
@@ -320,7 +269,7 @@ describe.each(TEST_DRIVERS)('bundles on %s', (driver) => {
       const pkg = (await up.json()) as { id: string };
       const created = await api('/api/v1/releases', {
         method: 'POST',
-        json: { version: '1.0.0', composeTemplate: TEMPLATE, contentPackageId: pkg.id },
+        json: { version: '1.0.0', composeTemplate: EMR_TEMPLATE, contentPackageId: pkg.id },
       });
       expect(created.status, await created.clone().text()).toBe(201);
       const { id: releaseId } = (await created.json()) as { id: string };

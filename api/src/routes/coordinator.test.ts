@@ -7,21 +7,17 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { count, eq, sql } from 'drizzle-orm';
-import {
-  buildTestImage,
-  pushImage,
-  startRegistry,
-  testRegistryPolicy,
-  type TestRegistry,
-} from '@outpost/bundler/test-support';
+import { eq } from 'drizzle-orm';
+import { buildTestImage, pushImage, startRegistry, type TestRegistry } from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
 import { makeTestApp } from '../test/app.ts';
 import { makeApiToken, makeOrg, makeSite, makeUser } from '../test/factories.ts';
 import { expectEnvelope, signIn, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
-import { bundleDownloads, bundleJobs, coordinatorSites, memberships } from '../db/schema/index.ts';
-import { BuildRunner } from '../services/bundles/build-runner.ts';
+import { bundleDownloads, coordinatorSites, memberships } from '../db/schema/index.ts';
+import type { BuildRunner } from '../services/bundles/build-runner.ts';
+import { settleBuilds, testBuildRunner } from '../test/build-runner.ts';
+import { ONE_IMAGE_TEMPLATE } from '../test/compose.ts';
 import { readmeFromTar } from '../services/bundles/coordinator.ts';
 import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
@@ -48,8 +44,6 @@ afterAll(async () => {
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
 
-const TEMPLATE = 'services:\n  app:\n    image: {{ image.app }}\n';
-
 describe.each(TEST_DRIVERS)('coordinator bundle routes on %s', (driver) => {
   let h: DbHandle;
   let t: Awaited<ReturnType<typeof makeTestApp>>;
@@ -59,17 +53,7 @@ describe.each(TEST_DRIVERS)('coordinator bundle routes on %s', (driver) => {
   beforeAll(async () => {
     h = await createTestDb(driver);
     t = await makeTestApp(h);
-    runner = new BuildRunner({
-      db: h.db,
-      store: t.objectStore,
-      secretBox: t.secretBox,
-      logger: () => {},
-      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() },
-      backoffMs: 10,
-      leaseMs: 10_000,
-      pollMs: 20,
-      waitMs: 10,
-    });
+    runner = testBuildRunner(h.db, t);
     // curl needs a real socket: the same app served on loopback.
     server = serve({ fetch: t.app.fetch, hostname: '127.0.0.1', port: 0 });
     await new Promise((r) => server.once('listening', r));
@@ -80,25 +64,17 @@ describe.each(TEST_DRIVERS)('coordinator bundle routes on %s', (driver) => {
     await h.close();
   });
 
-  async function settle() {
-    for (let i = 0; i < 3000; i++) {
-      if (await runner.runOnce()) continue;
-      const [open] = await h.db
-        .select({ n: count() })
-        .from(bundleJobs)
-        .where(sql`state in ('queued', 'running')`);
-      if (open!.n === 0) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error('the build queue did not settle');
-  }
+  const settle = () => settleBuilds(h.db, runner);
 
   /** An organisation with 1.0.0 published, two sites, a coordinator of the first, both bundles built. */
   async function setup() {
     const org = await makeOrg(h.db);
     const api = withToken(t.app, (await makeApiToken(h.db, org.id, 'admin')).token);
     const rel = await (
-      await api('/api/v1/releases', { method: 'POST', json: { version: '1.0.0', composeTemplate: TEMPLATE } })
+      await api('/api/v1/releases', {
+        method: 'POST',
+        json: { version: '1.0.0', composeTemplate: ONE_IMAGE_TEMPLATE },
+      })
     ).json();
     expect(
       (

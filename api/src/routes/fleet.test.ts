@@ -16,6 +16,7 @@ import {
   sites,
 } from '../db/schema/index.ts';
 import { rebuildVersionSpans } from '../services/fleet/spans.ts';
+import { seededRandom } from '../lib/seeded-random.ts';
 
 // The fleet figures are checked against expectations this file computes on its own, from a
 // generated fleet it knows every detail of — not against earlier answers of the code.
@@ -30,17 +31,6 @@ const REGIONS = {
 const TAGS = ['pilot', 'art', 'maternity'];
 const VERSIONS = ['1.0.0', '1.1.0', '1.2.0', '2.0.0', '2.1.0'] as const; // 1.2.0 is revoked
 const ODD_VERSIONS = ['2.0.0-local', 'nightly-7'];
-
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Rep {
   version: string;
@@ -167,7 +157,7 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
         .returning();
       releaseIds.set(v, r!.id);
     }
-    const r = rng(driver === 'pg' ? 11 : 12);
+    const r = seededRandom(driver === 'pg' ? 11 : 12);
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
     for (let i = 0; i < 240; i++) {
       const region = i < 3 ? null : (pick(Object.keys(REGIONS)) as keyof typeof REGIONS);

@@ -11,7 +11,6 @@ import type { DbHandle } from '../db/types.ts';
 import { registryCredentials, releaseImages, releases } from '../db/schema/index.ts';
 import {
   buildMultiArchImage,
-  buildTestImage,
   allowTestHost,
   freePort,
   pushImage,
@@ -19,6 +18,7 @@ import {
   type TestImage,
   type TestRegistry,
 } from '@outpost/bundler/test-support';
+import { pushEmrImages } from '../test/emr-images.ts';
 
 // Real registries (Debian docker-registry on loopback), images built by hand and pushed with skopeo.
 let open: TestRegistry;
@@ -31,33 +31,15 @@ const PRIVATE = { username: 'ministry', password: 'registry-password-1' };
 beforeAll(async () => {
   [open, locked] = await Promise.all([startRegistry(), startRegistry({ htpasswd: PRIVATE })]);
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-release-images-'));
-  const base = { files: { 'etc/os-release': 'NAME=outpost-test\n' } };
-  img.backend10 = await buildTestImage({
-    dir: path.join(work, 'backend'),
-    tag: '1.0',
-    layers: [base, { files: { 'app/backend.txt': 'backend 1.0\n' } }],
-  });
-  img.backend11 = await buildTestImage({
-    dir: path.join(work, 'backend'),
-    tag: '1.1',
-    layers: [base, { files: { 'app/backend.txt': 'backend 1.1 with a fix\n' } }],
-  });
-  img.frontend = await buildTestImage({
-    dir: path.join(work, 'frontend'),
-    tag: '1.0',
-    layers: [base, { files: { 'www/index.html': '<h1>EMR</h1>\n' } }],
-  });
+  Object.assign(img, await pushEmrImages(work, open.host));
   const multi = await buildMultiArchImage({
     dir: path.join(work, 'gateway'),
     tag: '1.0',
     layers: [{ files: { 'etc/gateway.conf': 'listen 80;\n' } }],
   });
   multiDigests = Object.fromEntries(multi.images.map((i) => [i.platform.architecture, i.digest]));
-  await pushImage(img.backend10.dir, '1.0', `${open.host}/emr/backend:1.0`);
-  await pushImage(img.backend11.dir, '1.1', `${open.host}/emr/backend:1.1`);
-  await pushImage(img.frontend.dir, '1.0', `${open.host}/emr/frontend:1.0`);
   await pushImage(multi.dir, '1.0', `${open.host}/emr/gateway:1.0`);
-  await pushImage(img.frontend.dir, '1.0', `${locked.host}/private/frontend:1.0`, PRIVATE);
+  await pushImage(img.frontend!.dir, '1.0', `${locked.host}/private/frontend:1.0`, PRIVATE);
 }, 120_000);
 
 afterAll(async () => {

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { and, count, eq } from 'drizzle-orm';
 import { createTestDb, TEST_DRIVERS } from '../test/db.ts';
 import { makeTestApp } from '../test/app.ts';
+import { byteStream } from '../test/byte-stream.ts';
+import type { ImportReport } from '../services/sites/csv-import.ts';
 import { makeApiToken, makeOrg, makeUser } from '../test/factories.ts';
 import { expectEnvelope, signIn, withToken } from '../test/http.ts';
 import type { DbHandle } from '../db/types.ts';
@@ -15,19 +17,8 @@ const HEADER =
 type Request = ReturnType<typeof withToken>;
 type Body = string | Uint8Array | ReadableStream<Uint8Array>;
 
-interface Report {
-  mode: string;
-  dryRun: boolean;
-  rows: number;
-  created: number;
-  updated: number;
-  unchanged: number;
-  failed: number;
-  errors: { row: number; column: string | null; message: string }[];
-  errorsTruncated: boolean;
-  warnings: { row: number; column: string | null; message: string }[];
-  warningsTruncated: boolean;
-}
+// The answer's JSON is the service's report as it is.
+type Report = ImportReport;
 
 function upload(request: Request, body: Body, query = 'mode=partial', contentType = 'text/csv') {
   return request(`/api/v1/sites/import?${query}`, {
@@ -36,18 +27,6 @@ function upload(request: Request, body: Body, query = 'mode=partial', contentTyp
     body,
     duplex: 'half',
   } as RequestInit);
-}
-
-/** A body that arrives in pieces of `size` bytes, as a slow upload would. */
-function inPieces(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
-  let at = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (at >= bytes.length) return c.close();
-      c.enqueue(bytes.slice(at, at + size));
-      at += size;
-    },
-  });
 }
 
 /** Parses the export well enough for the assertions (quoted cells, doubled quotes, CRLF). */
@@ -281,7 +260,7 @@ describe.each(TEST_DRIVERS)('site CSV import and export on %s', (driver) => {
       const bytes = new TextEncoder().encode(
         `\uFEFF${HEADER}\n\nKE-009,Clínica Ñandú 日本,,,,x| y ,,,,,,,,,\n,,,,,,,,,,,,,,\n`,
       );
-      const r = (await (await upload(request, inPieces(bytes, 1))).json()) as Report;
+      const r = (await (await upload(request, byteStream(bytes, 1).stream)).json()) as Report;
       expect(r).toMatchObject({ rows: 1, created: 1, failed: 0 });
       expect(await siteByCode(orgId, 'KE-009')).toMatchObject({
         name: 'Clínica Ñandú 日本',
@@ -471,7 +450,11 @@ describe.each(TEST_DRIVERS)('site CSV import and export on %s', (driver) => {
       expect(err.details).toEqual([{ row: 3, column: null, message: err.message }]);
       expect(await siteCount(orgId)).toBe(0);
       // The same bytes arriving one at a time give the same answer.
-      const again = await expectEnvelope(await upload(request, inPieces(latin1, 1)), 400, 'CSV_ENCODING');
+      const again = await expectEnvelope(
+        await upload(request, byteStream(latin1, 1).stream),
+        400,
+        'CSV_ENCODING',
+      );
       expect(again.message).toMatch(/^Row 3 /);
       // UTF-16, as Excel's "Unicode text" writes it.
       const utf16 = await expectEnvelope(

@@ -10,7 +10,6 @@ import {
   pushImage,
   runProcess,
   startRegistry,
-  testRegistryPolicy,
   type TestRegistry,
 } from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from './db.ts';
@@ -18,7 +17,8 @@ import { makeTestApp, type LogLine } from './app.ts';
 import { makeApiToken, makeOrg, makeSite } from './factories.ts';
 import { withToken } from './http.ts';
 import type { DbHandle } from '../db/types.ts';
-import { BuildRunner } from '../services/bundles/build-runner.ts';
+import type { BuildRunner } from '../services/bundles/build-runner.ts';
+import { testBuildRunner } from './build-runner.ts';
 
 // `npx outpost` end to end, as an operator runs it: the real API served over HTTP on loopback
 // (PGlite or PostgreSQL, the run's S3 server), a build runner running beside it, a real registry,
@@ -87,15 +87,8 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   logs = t.logs;
   startRunner = () => {
-    const w = new BuildRunner({
-      db: h.db,
-      store: t.objectStore,
-      secretBox: t.secretBox,
+    const w = testBuildRunner(h.db, t, {
       logger: (level, msg, fields) => t.logs.push({ level, msg, fields }),
-      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() },
-      backoffMs: 10,
-      leaseMs: 10_000,
-      pollMs: 20,
       waitMs: 20,
     });
     w.start();

@@ -5,13 +5,12 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { and, count, eq, sql } from 'drizzle-orm';
+import { and, count, eq } from 'drizzle-orm';
 import {
   allowTestHost,
   buildTestImage,
   pushImage,
   startRegistry,
-  testRegistryPolicy,
   type TestImage,
   type TestRegistry,
 } from '@outpost/bundler/test-support';
@@ -27,8 +26,10 @@ import {
 } from '../services/auth/login.ts';
 import { expectEnvelope, withToken } from './http.ts';
 import type { DbHandle } from '../db/types.ts';
-import { auditLog, bundleDownloads, bundleJobs, bundles } from '../db/schema/index.ts';
-import { BuildRunner } from '../services/bundles/build-runner.ts';
+import { auditLog, bundleDownloads, bundles } from '../db/schema/index.ts';
+import type { BuildRunner } from '../services/bundles/build-runner.ts';
+import { settleBuilds, testBuildRunner } from './build-runner.ts';
+import { ONE_IMAGE_TEMPLATE } from './compose.ts';
 import { STATUS_OF } from '../app.ts';
 import type { AppError, TooManyRequestsError } from '../lib/errors.ts';
 
@@ -38,7 +39,6 @@ import type { AppError, TooManyRequestsError } from '../lib/errors.ts';
 // PGlite and the run's S3 server. Every test here failed before its fix.
 
 const PRIVATE = { username: 'org-a', password: 'org-a-registry-password' };
-const TEMPLATE = 'services:\n  app:\n    image: {{ image.app }}\n';
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
 let registryA: TestRegistry;
@@ -139,35 +139,13 @@ describe('security: two organisations, a private registry and a hostile one', ()
   beforeAll(async () => {
     h = await createTestDb('pglite');
     t = await makeTestApp(h);
-    runner = new BuildRunner({
-      db: h.db,
-      store: t.objectStore,
-      secretBox: t.secretBox,
-      logger: () => {},
-      registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() },
-      backoffMs: 10,
-      leaseMs: 10_000,
-      pollMs: 20,
-      waitMs: 10,
-    });
+    runner = testBuildRunner(h.db, t);
   }, 180_000); // a first PGlite open is slow on a busy machine
   afterAll(async () => {
     await h.close();
   });
 
-  async function settle() {
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      if (await runner.runOnce()) continue;
-      const [open] = await h.db
-        .select({ n: count() })
-        .from(bundleJobs)
-        .where(sql`state in ('queued', 'running')`);
-      if (open!.n === 0) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error('the build queue did not settle');
-  }
+  const settle = () => settleBuilds(h.db, runner);
 
   async function organisation() {
     const org = await makeOrg(h.db);
@@ -177,7 +155,7 @@ describe('security: two organisations, a private registry and a hostile one', ()
   async function bundleOf(o: Awaited<ReturnType<typeof organisation>>, reference: string) {
     const rel = await o.api('/api/v1/releases', {
       method: 'POST',
-      json: { version: '1.0.0', composeTemplate: TEMPLATE },
+      json: { version: '1.0.0', composeTemplate: ONE_IMAGE_TEMPLATE },
     });
     expect(rel.status, await rel.clone().text()).toBe(201);
     const { id: releaseId } = (await rel.json()) as { id: string };

@@ -15,6 +15,7 @@ import { startRegistry, type TestRegistry } from '../test-support/registry.ts';
 import { buildMultiArchImage, buildTestImage, type TestImage } from '../test-support/image.ts';
 import { pushImage } from '../test-support/skopeo.ts';
 import { testStore } from '../test-support/s3.ts';
+import { podmanLoad } from '../test-support/podman.ts';
 import { copyBlobsToStore, readStoredRange } from './store.ts';
 import { blobKey, type ObjectStoreTarget } from './object-store.ts';
 import {
@@ -224,35 +225,7 @@ describe('images archive', () => {
   });
 
   it('should load into podman with every image ID equal to its config digest', async () => {
-    const root = path.join(work, 'podman');
-    const podman = [
-      '--root',
-      path.join(root, 'storage'),
-      '--runroot',
-      path.join(root, 'run'),
-      '--storage-driver',
-      'vfs',
-      '--events-backend',
-      'file',
-      '--cgroup-manager',
-      'cgroupfs',
-    ];
-    // podman refuses a gzipped outer archive; the site's docker does not. Feed it as `zcat | podman load` would.
-    await run('sh', ['-c', `zcat "$0" | podman "$@" load`, tgz, ...podman], { maxBuffer: 16 * 1024 * 1024 });
-    const { stdout } = await run('podman', [
-      ...podman,
-      'images',
-      '--no-trunc',
-      '--format',
-      '{{.Id}} {{.Repository}}:{{.Tag}}',
-    ]);
-    const loaded = new Map(
-      stdout
-        .trim()
-        .split('\n')
-        .map((line) => line.split(' ') as [string, string])
-        .map(([id, name]) => [name, id.replace(/^sha256:/, '')]),
-    );
+    const loaded = await podmanLoad(tgz, path.join(work, 'podman'));
     for (const image of images) expect(loaded.get(image.reference)).toBe(image.config.digest.slice(7));
   });
 

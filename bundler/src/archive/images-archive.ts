@@ -62,6 +62,14 @@ export interface ImagesArchiveLayout {
   crc32: number;
 }
 
+/** Bytes `start` to `end` (exclusive) of the stored blob `digest` of `size` bytes. */
+export type ReadBlobRange = (
+  digest: string,
+  start: number,
+  end: number,
+  size: number,
+) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>;
+
 export type ArchiveErrorKind = 'digest-mismatch' | 'invalid-image';
 
 export class ArchiveError extends Error {
@@ -158,12 +166,7 @@ export async function* readImagesArchive(
   layout: ImagesArchiveLayout,
   start: number,
   end: number,
-  readBlob: (
-    digest: string,
-    start: number,
-    end: number,
-    size: number,
-  ) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>,
+  readBlob: ReadBlobRange,
 ): AsyncGenerator<Uint8Array> {
   if (layout.version !== 1)
     throw new ArchiveError(
@@ -215,12 +218,7 @@ async function* tarRange(
   layout: ImagesArchiveLayout,
   start: number,
   end: number,
-  readBlob: (
-    digest: string,
-    start: number,
-    end: number,
-    size: number,
-  ) => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>,
+  readBlob: ReadBlobRange,
 ): AsyncGenerator<Uint8Array> {
   let offset = 0;
   const within = (bytes: Uint8Array, at: number) =>

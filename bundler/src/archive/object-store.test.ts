@@ -12,7 +12,7 @@ import {
   isStoreUnavailable,
   storeFailure,
 } from './object-store.ts';
-import { testStore } from '../test-support/s3.ts';
+import { testS3Client, testStore } from '../test-support/s3.ts';
 
 const servers: (net.Server | http.Server)[] = [];
 const sockets = new Set<net.Socket>();
@@ -39,11 +39,8 @@ async function listen(server: net.Server | http.Server): Promise<string> {
 
 /** An S3 client of the run's S3 server, or of `endpoint`, that does not retry and gives up after `idleMs`. */
 function client(endpoint = inject('s3Endpoint'), idleMs = 10_000): S3Client {
-  return new S3Client({
+  return testS3Client({
     endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: inject('s3Secret') },
     maxAttempts: 1,
     requestHandler: { connectionTimeout: 2_000, socketTimeout: idleMs },
   });

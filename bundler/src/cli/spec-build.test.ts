@@ -9,6 +9,7 @@ import { testAllowInsecure } from '../test-support/allow-list.ts';
 import { buildTestImage, type TestImage } from '../test-support/image.ts';
 import { pushImage } from '../test-support/skopeo.ts';
 import { runProcess } from '../test-support/process.ts';
+import { podmanLoad } from '../test-support/podman.ts';
 
 // `outpost bundle build --spec` as a person runs it (the bin, in a child process), against a real
 // registry on loopback with Basic auth; the result is checked by `outpost bundle verify`, GNU tar
@@ -167,34 +168,7 @@ describe('outpost bundle build --spec', () => {
 
   it('should carry images that podman loads, by their tagged names, with the pulled config digests', async () => {
     const tgz = path.join(work, 'x', 'outpost-KE-001-1.0.0', 'images', 'images.tgz');
-    const root = path.join(work, 'podman');
-    const podman = [
-      '--root',
-      path.join(root, 'storage'),
-      '--runroot',
-      path.join(root, 'run'),
-      '--storage-driver',
-      'vfs',
-      '--events-backend',
-      'file',
-      '--cgroup-manager',
-      'cgroupfs',
-    ];
-    await run('sh', ['-c', `zcat "$0" | podman "$@" load`, tgz, ...podman], { maxBuffer: 16 * 1024 * 1024 });
-    const { stdout } = await run('podman', [
-      ...podman,
-      'images',
-      '--no-trunc',
-      '--format',
-      '{{.Id}} {{.Repository}}:{{.Tag}}',
-    ]);
-    const loaded = new Map(
-      stdout
-        .trim()
-        .split('\n')
-        .map((line) => line.split(' ') as [string, string])
-        .map(([id, name]) => [name, id.replace(/^sha256:/, '')]),
-    );
+    const loaded = await podmanLoad(tgz, path.join(work, 'podman'));
     expect(loaded.get(`${registry.host}/emr/backend:1.0`)).toBe(backend.config.digest.slice(7));
     expect(loaded.get(`${registry.host}/emr/frontend:1.0`)).toBe(frontend.config.digest.slice(7));
   }, 60_000);

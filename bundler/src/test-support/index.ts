@@ -20,4 +20,5 @@ export {
 } from './image.ts';
 export { pushImage, skopeoInspect, type RegistryLogin, type PushOptions } from './skopeo.ts';
 export { runProcess, type ProcessRun } from './process.ts';
+export { podmanLoad } from './podman.ts';
 export { testAllowInsecure, testRegistryPolicy, allowTestHost } from './allow-list.ts';

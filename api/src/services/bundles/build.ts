@@ -36,7 +36,7 @@ import { AppError } from '../../lib/errors.ts';
 import type { BlobStore } from '../../lib/blob-store.ts';
 import type { SecretBox } from '../../lib/secret-box.ts';
 import { credentialFor } from '../registries/credentials.ts';
-import { outpostSection, renderCompose } from '../releases/compose.ts';
+import { composeImagesOf, composeSiteOf, outpostSection, renderCompose } from '../releases/compose.ts';
 import type { RegistryClientSettings } from '../releases/registry-resolver.ts';
 import { ENROLMENT_TOKEN_PREFIX } from '../sites/enrol.ts';
 import { randomToken, sha256Hex } from '../../lib/crypto.ts';
@@ -471,20 +471,8 @@ async function buildOnePart(
   const full = parts.archives.find((a) => a.fromReleaseId === null);
   const compose = renderCompose({
     template: release.composeTemplate ?? '',
-    images: parts.images.map((i) => ({
-      name: i.name,
-      registry: i.registry,
-      repository: i.repository,
-      digest: i.digest,
-    })),
-    site: {
-      code: site.code,
-      name: site.name,
-      region: site.region ?? '',
-      district: site.district ?? '',
-      facilityType: site.facilityType ?? '',
-      timezone: site.timezone,
-    },
+    images: composeImagesOf(parts.images),
+    site: composeSiteOf(site),
     version: release.version,
   });
   let key = cache.keys.get(bundle.orgId);

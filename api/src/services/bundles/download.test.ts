@@ -21,22 +21,13 @@ import type { ObjectStore } from '../../lib/object-store.ts';
 import { runStore, scratchBucket } from '../../test/store.ts';
 import { contentDisposition, rangedResponse, type RangedRequest } from '../../routes/ranged.ts';
 import { stitchedSource } from './download.ts';
+import { seededRandom } from '../../lib/seeded-random.ts';
 
 // Real parts throughout: the run's S3 server holds the shared objects, GNU tar reads the download,
 // and a node:http server carries it to a real socket client for the byte count and the disconnect.
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 const scratchStore = (): ObjectStore => runStore({ bucket: scratchBucket('bundles') });
-
-/** mulberry32: the same "random" ranges every run, so a failure names a range that reproduces. */
-function prng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function bytesOf(res: Response): Promise<Buffer> {
   return Buffer.from(await res.arrayBuffer());
@@ -156,7 +147,8 @@ describe('stitchedSource, served with ranges', () => {
 
   it('should answer 200 random ranges, boundary-spanning, suffix and one-byte ones among them, with exactly those bytes', async () => {
     const total = plan.totalSize;
-    const random = prng(20261121);
+    // Seeded: a failure names a range that reproduces.
+    const random = seededRandom(20261121);
     const int = (n: number) => Math.floor(random() * n);
     const boundaries = plan.segments.map((segment) => segment.offset).filter((offset) => offset > 0);
     const cases: { header: string; start: number; end: number }[] = [

@@ -1,7 +1,7 @@
 import type { ServiceCtx } from '../context.ts';
 import { loadSite } from '../sites/scope.ts';
-import { validateComposeTemplate } from './compose.ts';
-import { loadRelease, type ReleaseImageRow } from './view.ts';
+import { composeImagesOf, composeSiteOf, validateComposeTemplate } from './compose.ts';
+import { loadRelease } from './view.ts';
 import type { PublishCheck } from './write.ts';
 
 /** The site a template is checked against before any real site is chosen. */
@@ -14,14 +14,11 @@ export const SAMPLE_SITE = {
   timezone: 'Africa/Nairobi',
 };
 
-const imagesFor = (images: ReleaseImageRow[]) =>
-  images.map((i) => ({ name: i.name, registry: i.registry, repository: i.repository, digest: i.digest }));
-
 /** Publishing needs a template that renders, passes the compose-spec schema and pins every image. */
 export const composeCheck: PublishCheck = (l) => {
   const r = validateComposeTemplate({
     template: l.release.composeTemplate ?? '',
-    images: imagesFor(l.images),
+    images: composeImagesOf(l.images),
     sampleSite: SAMPLE_SITE,
     version: l.release.version,
   });
@@ -43,16 +40,7 @@ export async function composePreview({
 }) {
   const l = await loadRelease(ctx, input.releaseId);
   const site = input.siteId ? (await loadSite(ctx, input.siteId)).site : null;
-  const fields = site
-    ? {
-        code: site.code,
-        name: site.name,
-        region: site.region ?? '',
-        district: site.district ?? '',
-        facilityType: site.facilityType ?? '',
-        timezone: site.timezone,
-      }
-    : SAMPLE_SITE;
+  const fields = site ? composeSiteOf(site) : SAMPLE_SITE;
   if (!l.release.composeTemplate) {
     return {
       ok: false,
@@ -64,7 +52,7 @@ export async function composePreview({
   }
   const r = validateComposeTemplate({
     template: l.release.composeTemplate,
-    images: imagesFor(l.images),
+    images: composeImagesOf(l.images),
     sampleSite: fields,
     version: l.release.version,
   });

@@ -28,6 +28,29 @@ import { ValidationError } from '../../lib/errors.ts';
 
 export type { ComposeImage, ComposeSite } from '@outpost/bundler';
 
+/** A site's row as a template sees it: the optional fields empty rather than missing. */
+export function composeSiteOf(site: {
+  code: string;
+  name: string;
+  region: string | null;
+  district: string | null;
+  facilityType: string | null;
+  timezone: string;
+}) {
+  return {
+    code: site.code,
+    name: site.name,
+    region: site.region ?? '',
+    district: site.district ?? '',
+    facilityType: site.facilityType ?? '',
+    timezone: site.timezone,
+  };
+}
+
+/** A release's images as a template names them: by name, pinned by digest. */
+export const composeImagesOf = (images: ComposeImage[]): ComposeImage[] =>
+  images.map((i) => ({ name: i.name, registry: i.registry, repository: i.repository, digest: i.digest }));
+
 export interface ComposeIssue {
   /** 1-based line in the template. */
   line: number;

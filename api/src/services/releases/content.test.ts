@@ -11,33 +11,12 @@ import { createTestDb, TEST_DRIVERS } from '../../test/db.ts';
 import { scratchStore, storedKeys } from '../../test/store.ts';
 import { makeOrg, makeUser } from '../../test/factories.ts';
 import { zipOf, type ZipOptions } from '../../test/zip.ts';
+import { byteStream } from '../../test/byte-stream.ts';
 import type { ServiceCtx } from '../context.ts';
 import { getContentPackage, listContentPackages, uploadContentPackage } from './content.ts';
 import { createZipInspector } from './zip-inspector.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-/** A web stream over `data` that records how much of it was read. */
-function body(data: Uint8Array, chunk = 64 * 1024) {
-  const state = { pulled: 0 };
-  let pos = 0;
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      pull(c) {
-        if (pos >= data.length) {
-          c.close();
-          return;
-        }
-        const piece = data.subarray(pos, pos + chunk);
-        pos += piece.length;
-        state.pulled += piece.length;
-        c.enqueue(piece);
-      },
-    },
-    { highWaterMark: 0 },
-  ); // pulled only when read
-  return { stream, state };
-}
 
 /** A zip made by archiver (the stack's writer): deflated and stored entries, streamed ones (data descriptors), a folder. */
 const archiverZip = (files: Record<string, string | Buffer>, opts: ZipOptions = {}) =>
@@ -414,7 +393,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
       const p = await uploadContentPackage({
         ctx,
         store,
-        input: { name: 'emr-content', version: '2024.06', body: body(zip).stream, maxBytes: 1e6 },
+        input: { name: 'emr-content', version: '2024.06', body: byteStream(zip).stream, maxBytes: 1e6 },
       });
       expect(p).toMatchObject({
         name: 'emr-content',
@@ -459,17 +438,17 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
       await uploadContentPackage({
         ctx: a,
         store,
-        input: { name: 'pkg', version: '1', body: body(zip).stream, maxBytes: 1e6 },
+        input: { name: 'pkg', version: '1', body: byteStream(zip).stream, maxBytes: 1e6 },
       });
       await uploadContentPackage({
         ctx: a,
         store,
-        input: { name: 'pkg', version: '2', body: body(zip).stream, maxBytes: 1e6 },
+        input: { name: 'pkg', version: '2', body: byteStream(zip).stream, maxBytes: 1e6 },
       });
       await uploadContentPackage({
         ctx: b,
         store,
-        input: { name: 'pkg', version: '1', body: body(zip).stream, maxBytes: 1e6 },
+        input: { name: 'pkg', version: '1', body: byteStream(zip).stream, maxBytes: 1e6 },
       });
       expect(await keys(store, `blobs/sha256/${sha(zip)}`)).toHaveLength(1);
       expect(
@@ -494,7 +473,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
         await uploadContentPackage({
           ctx,
           store,
-          input: { name: 'pkg', version: v, body: body(zip).stream, maxBytes: 1e6 },
+          input: { name: 'pkg', version: v, body: byteStream(zip).stream, maxBytes: 1e6 },
         });
       }
       await uploadContentPackage({
@@ -503,7 +482,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
         input: {
           name: 'theirs',
           version: '1',
-          body: body(await archiverZip({ x: 'y' })).stream,
+          body: byteStream(await archiverZip({ x: 'y' })).stream,
           maxBytes: 1e6,
         },
       });
@@ -525,9 +504,9 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
       await uploadContentPackage({
         ctx,
         store,
-        input: { name: 'pkg', version: '1.0', body: body(zip).stream, maxBytes: 1e6 },
+        input: { name: 'pkg', version: '1.0', body: byteStream(zip).stream, maxBytes: 1e6 },
       });
-      const again = body(await archiverZip({ 'b.txt': 'b' }));
+      const again = byteStream(await archiverZip({ 'b.txt': 'b' }));
       await expect(
         uploadContentPackage({
           ctx,
@@ -543,7 +522,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
 
     it('should refuse a bad name or version before reading the body', async () => {
       const ctx = await orgCtx();
-      const b = body(Buffer.from('x'));
+      const b = byteStream(Buffer.from('x'));
       await expect(
         uploadContentPackage({
           ctx,
@@ -581,7 +560,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
         uploadContentPackage({
           ctx,
           store,
-          input: { name: 'pkg', version: '1', body: body(bytes).stream, maxBytes: 1e6 },
+          input: { name: 'pkg', version: '1', body: byteStream(bytes).stream, maxBytes: 1e6 },
         }),
       ).rejects.toMatchObject({
         kind: 'invalid',
@@ -599,7 +578,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
         uploadContentPackage({
           ctx,
           store,
-          input: { name: 'pkg', version: '1', body: body(cut).stream, maxBytes: 1e6 },
+          input: { name: 'pkg', version: '1', body: byteStream(cut).stream, maxBytes: 1e6 },
         }),
       ).rejects.toMatchObject({
         kind: 'invalid',
@@ -612,7 +591,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
     it('should refuse an upload over the limit with 413, and leave no temporary object', async () => {
       const ctx = await orgCtx();
       const zip = await archiverZip({ 'big.bin': randomBytes(12 * 1024 * 1024) }, { store: true });
-      const b = body(zip);
+      const b = byteStream(zip);
       await expect(
         uploadContentPackage({
           ctx,
@@ -635,7 +614,7 @@ describe.each(TEST_DRIVERS)('content packages on %s', (driver) => {
         input: {
           name: 'private',
           version: '1',
-          body: body(await archiverZip({ a: 'secret' })).stream,
+          body: byteStream(await archiverZip({ a: 'secret' })).stream,
           maxBytes: 1e6,
         },
       });

@@ -11,6 +11,21 @@ export function downloadSize(images: ReleaseImageRow[]): number {
   return [...blobs.values()].reduce((a, b) => a + b, 0);
 }
 
+/** The images of each of `releaseIds` (of the organisation only), read in one query. */
+export async function imagesOfReleases(
+  ctx: ServiceCtx,
+  releaseIds: string[],
+): Promise<Map<string, ReleaseImageRow[]>> {
+  const byRelease = new Map(releaseIds.map((id) => [id, [] as ReleaseImageRow[]]));
+  if (!releaseIds.length) return byRelease;
+  const rows = await ctx.db
+    .select()
+    .from(releaseImages)
+    .where(and(eq(releaseImages.orgId, ctx.orgId), inArray(releaseImages.releaseId, releaseIds)));
+  for (const i of rows) byRelease.get(i.releaseId)!.push(i);
+  return byRelease;
+}
+
 export type ReleaseState = 'draft' | 'published' | 'deprecated' | 'revoked';
 
 /**
@@ -38,23 +53,13 @@ export async function listReleases({
           : undefined,
       ),
     );
-  const images = list.length
-    ? await ctx.db
-        .select()
-        .from(releaseImages)
-        .where(
-          and(
-            eq(releaseImages.orgId, ctx.orgId),
-            inArray(
-              releaseImages.releaseId,
-              list.map((r) => r.id),
-            ),
-          ),
-        )
-    : [];
+  const images = await imagesOfReleases(
+    ctx,
+    list.map((r) => r.id),
+  );
   // The same download size as the release page: each config and layer counted once per release.
   const rows = list.map((r) => {
-    const mine = images.filter((i) => i.releaseId === r.id);
+    const mine = images.get(r.id)!;
     return { r, imageCount: mine.length, totalSize: downloadSize(mine) };
   });
   rows.sort((a, b) => semver.rcompare(a.r.version, b.r.version));

@@ -1,19 +1,7 @@
 // What the rollout verbs take. The routes validate it (routes/rollout-input.ts, which also documents
 // it in the OpenAPI document); a schema that drifts from these types fails the type-check there.
-
-/** Which sites a wave takes: all remaining ones, or those the filters and codes name. */
-export interface WaveSelector {
-  all?: boolean;
-  regions?: string[];
-  districts?: string[];
-  tags?: string[];
-  siteCodes?: string[];
-  excludeCodes?: string[];
-  /** Percent of the matching sites, chosen reproducibly from the rollout seed. */
-  share?: number;
-  /** At most this many of the matching sites, chosen reproducibly. */
-  count?: number;
-}
+// The selector and policy are stored as they are given, so their types are the table's.
+import type { RolloutPolicy, WaveSelector } from '../../db/schema/index.ts';
 
 export interface WavePlan {
   name: string;
@@ -21,15 +9,6 @@ export interface WavePlan {
   /** ISO 8601 with an offset. */
   startsAt: string;
   deadlineAt: string;
-}
-
-export interface RolloutPolicy {
-  successThreshold: number;
-  failureThreshold: number;
-  autoAdvance: boolean;
-  soakMinutes: number;
-  bundleLeadHours: number;
-  buildBundles: boolean;
 }
 
 export interface PlanInput {

@@ -1,15 +1,8 @@
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
-import {
-  releaseImages,
-  releases,
-  rollouts,
-  rolloutTargets,
-  sites,
-  type WaveSelector,
-} from '../../db/schema/index.ts';
+import { releases, rollouts, rolloutTargets, sites, type WaveSelector } from '../../db/schema/index.ts';
 import { AppError, ValidationError } from '../../lib/errors.ts';
 import type { ServiceCtx } from '../context.ts';
-import { diffImages, downloadSize } from '../releases/list.ts';
+import { diffImages, downloadSize, imagesOfReleases } from '../releases/list.ts';
 import { loadRelease } from '../releases/view.ts';
 import type { PlanInput } from './input.ts';
 
@@ -207,22 +200,12 @@ export async function sizeModel(
       .where(
         and(eq(releases.orgId, ctx.orgId), inArray(releases.id, ids), sql`${releases.state} <> 'draft'`),
       );
-    const images = bases.length
-      ? await ctx.db
-          .select()
-          .from(releaseImages)
-          .where(
-            and(
-              eq(releaseImages.orgId, ctx.orgId),
-              inArray(
-                releaseImages.releaseId,
-                bases.map((b) => b.id),
-              ),
-            ),
-          )
-      : [];
+    const images = await imagesOfReleases(
+      ctx,
+      bases.map((b) => b.id),
+    );
     for (const b of bases) {
-      const mine = images.filter((i) => i.releaseId === b.id);
+      const mine = images.get(b.id)!;
       // A base without images cannot be the start of a delta: the site gets the full download.
       if (mine.length) delta.set(b.id, diffImages(mine, target.images).deltaSize + contentSize);
     }

@@ -2,6 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/types.ts';
 import { releases, siteReports, sites } from '../../db/schema/index.ts';
 import { rebuildVersionSpans } from '../fleet/spans.ts';
+import { seededRandom } from '../../lib/seeded-random.ts';
 
 /**
  * A realistic fleet for demos and benchmarks: regions and districts, facility types, a
@@ -72,18 +73,6 @@ const PLACES = [
 ];
 const VERSIONS = ['1.8.0', '1.9.0', '1.9.1', '2.0.0', '2.1.0', '2.2.0', '2.2.1', '2.3.0'];
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    // mulberry32
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function weighted<T>(r: () => number, items: readonly (readonly [T, number])[]): T {
   const total = items.reduce((a, [, w]) => a + w, 0);
   let x = r() * total;
@@ -92,7 +81,7 @@ function weighted<T>(r: () => number, items: readonly (readonly [T, number])[]):
 }
 
 export async function seedFleet(db: Db, o: SeedOptions) {
-  const r = rng(o.seed ?? 42);
+  const r = seededRandom(o.seed ?? 42);
   const now = o.now ?? new Date();
   const months = o.months ?? 6;
   const perSite = o.reportsPerSite ?? 6;

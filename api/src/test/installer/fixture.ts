@@ -11,7 +11,6 @@ import {
   pushImage,
   runProcess,
   startRegistry,
-  testRegistryPolicy,
   type TestRegistry,
 } from '@outpost/bundler/test-support';
 import { createTestDb, TEST_DRIVERS } from '../db.ts';
@@ -19,7 +18,7 @@ import { makeTestApp } from '../app.ts';
 import { makeApiToken, makeOrg, makeSite } from '../factories.ts';
 import { withToken } from '../http.ts';
 import type { DbHandle } from '../../db/types.ts';
-import { BuildRunner } from '../../services/bundles/build-runner.ts';
+import { testBuildRunner } from '../build-runner.ts';
 import { freeLoopbackPort } from './engine.ts';
 
 /**
@@ -155,15 +154,8 @@ export async function makeFixture(
   };
   await startServer();
   const url = `http://127.0.0.1:${port}`;
-  const runner = new BuildRunner({
-    db: h.db,
-    store: app.objectStore,
-    secretBox: app.secretBox,
+  const runner = testBuildRunner(h.db, app, {
     logger: (level, msg, fields) => app.logs.push({ level, msg, fields }),
-    registry: { retries: 0, backoffMs: 10, timeoutMs: 5000, ...testRegistryPolicy() },
-    backoffMs: 10,
-    leaseMs: 10_000,
-    pollMs: 20,
     waitMs: 20,
     publicUrl: url,
   });
