@@ -167,7 +167,7 @@ describe('fleet dashboard', () => {
           .filter((r) => /\/api\/v1\/|\/_app\//.test(r.name))
           .map(
             (r) =>
-              `${new URL(r.name).pathname.replace(/^.*\/(_app|api)\//, '$1/')} ${Math.round(r.startTime)}→${Math.round(r.responseEnd)} ms (wait ${Math.round(r.responseStart - r.requestStart)} ms)`,
+              `${new URL(r.name).pathname.replace(/^.*\/(_app|api)\//, '$1/')} ${Math.round(r.startTime)}→${Math.round(r.responseEnd)} ms (wait ${Math.round(r.responseStart - r.requestStart)} ms, ${(r.transferSize / 1000).toFixed(1)} kB)`,
           ),
       );
       process.stdout.write(`[dashboard e2e] Fast 3G requests:\n  ${requests.join('\n  ')}\n`);
