@@ -22,6 +22,9 @@ const FIRST_SCREEN = [
  * the entry file then holds the app shell and the dashboard, and every other page (and the chart
  * library, the other languages) stays in lazily loaded chunks.
  */
+/** Keep in step with FIRST_NAMESPACES in src/lib/i18n/index.ts. */
+const FIRST_NAMESPACES = new Set(['auth', 'common', 'dashboard', 'errors', 'nav', 'shell', 'states']);
+
 function firstScreenInEntry(): Plugin {
   return {
     name: 'outpost:first-screen-in-entry',
@@ -32,7 +35,17 @@ function firstScreenInEntry(): Plugin {
       for (const o of Array.isArray(output) ? output : output ? [output] : [])
         (o as { codeSplitting?: unknown }).codeSplitting = {
           // Everything the entry imports statically in one chunk, not in common chunks by importer.
-          groups: [{ name: 'first', tags: ['$initial'] }],
+          groups: [
+            { name: 'first', tags: ['$initial'] },
+            // The other messages: one chunk per language (and its first screens' part), not one per file.
+            {
+              name: (id: string) => {
+                const m = /locales[\\/](\w+)[\\/](\w+)\.json$/.exec(id);
+                if (!m) return null;
+                return `messages-${m[1]}${FIRST_NAMESPACES.has(m[2]!) ? '-first' : ''}`;
+              },
+            },
+          ],
         };
     },
     transform(code, id) {
