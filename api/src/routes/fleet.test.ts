@@ -451,6 +451,21 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
       expect(reported).toEqual([...reported].sort());
     });
 
+    it("should give the dashboard's first load in one request: the overview, adoption and facets the separate endpoints give", async () => {
+      const d = await get('/api/v1/fleet/dashboard?region=West&days=30&limit=5');
+      const o = await get('/api/v1/fleet/overview?region=West&limit=5');
+      const strip = (x: { summary: object }) => ({ ...x, summary: { ...x.summary, generatedAt: null } });
+      expect(strip(d.overview)).toEqual(strip(o));
+      expect(d.adoption).toEqual(await get('/api/v1/fleet/adoption?region=West&days=30'));
+      // The districts narrowed by the region, as the pickers ask for them.
+      expect(d.facets).toEqual(await get('/api/v1/sites/facets?region=West'));
+      expect(d.adoption.days).toHaveLength(30);
+      const all = await get('/api/v1/fleet/dashboard');
+      expect(all.adoption.days).toHaveLength(90);
+      expect(all.facets).toEqual(await get('/api/v1/sites/facets'));
+      expect(all.overview.summary.sites.count).toBe(live().length);
+    });
+
     it('should count each release per day from the report history, as computed from the reports themselves', async () => {
       const a = await get('/api/v1/fleet/adoption?days=60');
       expect(a.days).toHaveLength(60);
@@ -625,6 +640,11 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
         `/api/v1/fleet/summary?region=${'x'.repeat(101)}`,
         '/api/v1/sites?behind=4',
         '/api/v1/sites?drift=images',
+        '/api/v1/fleet/dashboard?days=0',
+        '/api/v1/fleet/dashboard?days=731',
+        '/api/v1/fleet/dashboard?limit=1000',
+        '/api/v1/fleet/dashboard?silentDays=x',
+        '/api/v1/fleet/dashboard?connectivity=satellite',
       ]) {
         await expectEnvelope(await viewer(q), 400, 'VALIDATION_FAILED');
       }
@@ -633,6 +653,7 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
     it('should answer 401 without credentials', async () => {
       await expectEnvelope(await t.app.request('/api/v1/fleet/overview'), 401);
       await expectEnvelope(await t.app.request('/api/v1/fleet/adoption'), 401);
+      await expectEnvelope(await t.app.request('/api/v1/fleet/dashboard'), 401);
     });
   });
 
@@ -670,6 +691,15 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
       expect(o.summary.sites.count).toBe(1);
       expect(o.summary.versions.map((v: { version: string }) => v.version)).toEqual(['9.0.0']);
       expect((await get('/api/v1/fleet/behind', theirs)).items).toEqual([]);
+      const dash = await get('/api/v1/fleet/dashboard?days=5', theirs);
+      expect(dash.overview.summary.sites.count).toBe(1);
+      expect(dash.adoption.series.map((x: { version: string }) => x.version)).toEqual(['9.0.0']);
+      expect(dash.facets.regions).toEqual(['North']);
+      expect(dash.facets.versions).toEqual(['9.0.0']);
+      const ours = await get('/api/v1/fleet/dashboard?days=5');
+      expect(ours.overview.summary.sites.count).toBe(live().length);
+      expect(ours.adoption.series.some((v: { version: string }) => v.version === '9.0.0')).toBe(false);
+      expect(ours.facets.versions).not.toContain('9.0.0');
       expect(
         (await get('/api/v1/fleet/adoption?days=5', theirs)).series.map(
           (x: { version: string }) => x.version,
@@ -693,6 +723,10 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
       expect(a.series.reduce((n: number, x: { counts: number[] }) => n + x.counts.at(-1)!, 0)).toBe(
         a.reporting.at(-1),
       );
+      const d = await (await session.request('/api/v1/fleet/dashboard?days=3')).json();
+      expect(d.overview.summary.sites.count).toBe(mine.length);
+      expect(d.adoption.reporting).toEqual(a.reporting);
+      expect(d.facets.regions).toEqual([...new Set(mine.map((m) => m.region).filter(Boolean))].sort());
     });
   });
 });

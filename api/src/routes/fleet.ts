@@ -11,6 +11,7 @@ import {
   STATUSES,
 } from '../services/fleet/figures.ts';
 import { fleetAdoption } from '../services/fleet/adoption.ts';
+import { siteFacets } from '../services/sites/facets.ts';
 
 /** Every fleet figure narrows by these, the site list's filters of the same names. */
 export const FleetQuery = z.object({
@@ -93,7 +94,67 @@ const BehindSite = SiteBrief.extend({
   versionsBehind: z.number(),
 }).openapi('FleetBehindSite');
 
+const Overview = z
+  .object({
+    summary: Summary,
+    regions: z.array(BreakdownRow),
+    behindMost: z.array(BehindSite),
+    silent: z.array(SiteBrief),
+  })
+  .openapi('FleetOverview');
+const Adoption = z
+  .object({
+    days: z.array(z.string()),
+    reporting: z.array(z.number()).openapi({
+      description: "Per day, the sites in view that had reported by then (the share's denominator)",
+    }),
+    series: z.array(z.object({ version: z.string(), counts: z.array(z.number()), filter: ListFilter })),
+  })
+  .openapi('FleetAdoption');
+// The same shape as GET /sites/facets answers.
+const Facets = z.object({
+  regions: z.array(z.string()),
+  districts: z.array(z.string()),
+  tags: z.array(z.string()),
+  versions: z.array(z.string()),
+});
+
 export const fleetRoutes = authenticatedRouter('/fleet/*')
+  .openapi(
+    createRoute({
+      method: 'get',
+      path: '/fleet/dashboard',
+      tags: ['fleet'],
+      summary:
+        "The dashboard's first load in one request: the overview, the adoption curve and the filters' values",
+      description:
+        'What GET /fleet/overview, GET /fleet/adoption and GET /sites/facets (narrowed by `region`) answer for the same query. ' +
+        'On a slow link each request costs a round trip, and a browser opens six connections at most.',
+      request: {
+        query: FleetQuery.extend({
+          limit: z.coerce.number().int().min(1).max(100).default(10),
+          days: z.coerce.number().int().min(1).max(730).default(90),
+        }),
+      },
+      responses: {
+        200: jsonResponse(
+          z.object({ overview: Overview, adoption: Adoption, facets: Facets }).openapi('FleetDashboard'),
+          'Figures',
+        ),
+        ...errors(400, 401),
+      },
+    }),
+    async (c) => {
+      const ctx = serviceCtx(c, 'fleet:read');
+      const { days, limit, ...filter } = c.req.valid('query');
+      const [overview, adoption, facets] = await Promise.all([
+        fleetOverview({ ctx, input: { ...filter, limit } }),
+        fleetAdoption({ ctx, input: { ...filter, days } }),
+        siteFacets({ ctx, input: filter.region ? { region: filter.region } : {} }),
+      ]);
+      return c.json({ overview, adoption, facets }, 200);
+    },
+  )
   .openapi(
     createRoute({
       method: 'get',
@@ -102,17 +163,7 @@ export const fleetRoutes = authenticatedRouter('/fleet/*')
       summary: 'The dashboard in one request: summary, regions, sites behind the most, longest silent',
       request: { query: FleetQuery.extend({ limit: z.coerce.number().int().min(1).max(100).default(10) }) },
       responses: {
-        200: jsonResponse(
-          z
-            .object({
-              summary: Summary,
-              regions: z.array(BreakdownRow),
-              behindMost: z.array(BehindSite),
-              silent: z.array(SiteBrief),
-            })
-            .openapi('FleetOverview'),
-          'Figures',
-        ),
+        200: jsonResponse(Overview, 'Figures'),
         ...errors(400, 401),
       },
     }),
@@ -182,20 +233,7 @@ export const fleetRoutes = authenticatedRouter('/fleet/*')
       summary: 'Sites on each release at the end of each day (UTC), from the report history',
       request: { query: FleetQuery.extend({ days: z.coerce.number().int().min(1).max(730).default(90) }) },
       responses: {
-        200: jsonResponse(
-          z
-            .object({
-              days: z.array(z.string()),
-              reporting: z.array(z.number()).openapi({
-                description: "Per day, the sites in view that had reported by then (the share's denominator)",
-              }),
-              series: z.array(
-                z.object({ version: z.string(), counts: z.array(z.number()), filter: ListFilter }),
-              ),
-            })
-            .openapi('FleetAdoption'),
-          'Figures',
-        ),
+        200: jsonResponse(Adoption, 'Figures'),
         ...errors(400, 401),
       },
     }),

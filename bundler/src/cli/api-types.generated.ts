@@ -1689,6 +1689,72 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/fleet/dashboard': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The dashboard's first load in one request: the overview, the adoption curve and the filters' values
+     * @description What GET /fleet/overview, GET /fleet/adoption and GET /sites/facets (narrowed by `region`) answer for the same query. On a slow link each request costs a round trip, and a browser opens six connections at most.
+     */
+    get: {
+      parameters: {
+        query?: {
+          connectivity?: 'online' | 'intermittent' | 'offline';
+          days?: number;
+          district?: string;
+          limit?: number;
+          region?: string;
+          /** @description A site is silent when its last report is older than this many days (default 7) */
+          silentDays?: number;
+          tag?: string;
+        };
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Figures */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['FleetDashboard'];
+          };
+        };
+        /** @description The request is malformed or fails validation */
+        400: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description Not signed in, or the token is invalid, expired or revoked */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/fleet/distribution': {
     parameters: {
       query?: never;
@@ -7709,6 +7775,16 @@ export interface components {
         revoked: boolean;
         version: string | null;
       }[];
+    };
+    FleetDashboard: {
+      adoption: components['schemas']['FleetAdoption'];
+      facets: {
+        districts: string[];
+        regions: string[];
+        tags: string[];
+        versions: string[];
+      };
+      overview: components['schemas']['FleetOverview'];
     };
     FleetDistribution: {
       sites: components['schemas']['FleetFigure'];

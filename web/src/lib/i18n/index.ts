@@ -1,11 +1,12 @@
 import { get } from 'svelte/store';
-import { _, getLocaleFromNavigator, init, locale, register, waitLocale } from 'svelte-i18n';
+import { _, addMessages, getLocaleFromNavigator, init, locale, register, waitLocale } from 'svelte-i18n';
 
 /**
  * The web app's languages. Messages live in `locales/<locale>/<namespace>.json` (one file per
  * feature, so features add strings without touching each other's files); a key is
  * `<namespace>.<rest>`, e.g. `nav.fleet` from `locales/en/nav.json` → `{ "fleet": "Fleet" }`.
- * English is bundled (it is also the fallback for a missing key); other languages load on demand.
+ * English's first-screen namespaces are bundled (English is also the fallback for a missing key);
+ * the rest, and other languages, load on demand.
  * See README.md beside this file.
  */
 export const LOCALES = ['en', 'fr', 'pt'] as const;
@@ -28,16 +29,64 @@ export function byNamespace(files: Record<string, unknown>): Catalogue {
   return out;
 }
 
-const english = byNamespace(import.meta.glob('./locales/en/*.json', { eager: true }));
-register('en', () => Promise.resolve(english));
-register('fr', async () => byNamespace(await loadAll(import.meta.glob('./locales/fr/*.json'))));
-register('pt', async () => byNamespace(await loadAll(import.meta.glob('./locales/pt/*.json'))));
+/**
+ * Namespaces the first screens (the app shell, the dashboard, sign-in) use. Only these are in the
+ * entry file; every other namespace arrives in one lazily loaded chunk per language, before any other
+ * page renders (`startI18n(pathname)`). On a slow link the whole English catalogue in the entry cost
+ * about 0.1 s of bytes and its parsing (docs/benchmarks.md, #14). Keep the two globs below in step.
+ */
+export const FIRST_NAMESPACES = ['auth', 'common', 'dashboard', 'errors', 'nav', 'shell', 'states'] as const;
+/** Paths whose page needs only `FIRST_NAMESPACES`: they render without waiting for the rest. */
+const FIRST_PATHS = new Set(['/', '/login']);
 
-async function loadAll(lazy: Record<string, () => Promise<unknown>>): Promise<Record<string, unknown>> {
-  const entries = await Promise.all(
-    Object.entries(lazy).map(async ([file, load]) => [file, await load()] as const),
-  );
-  return Object.fromEntries(entries);
+const englishFirst = byNamespace(
+  import.meta.glob('./locales/en/{auth,common,dashboard,errors,nav,shell,states}.json', { eager: true }),
+);
+const lazy: Record<Locale, Record<string, () => Promise<unknown>>> = {
+  en: import.meta.glob([
+    './locales/en/*.json',
+    '!./locales/en/{auth,common,dashboard,errors,nav,shell,states}.json',
+  ]),
+  fr: import.meta.glob('./locales/fr/*.json'),
+  pt: import.meta.glob('./locales/pt/*.json'),
+};
+
+function isFirst(file: string): boolean {
+  const namespace = /([^/]+)\.json$/.exec(file)?.[1] ?? '';
+  return (FIRST_NAMESPACES as readonly string[]).includes(namespace);
+}
+
+/** A language's files, the first screens' (`first`) or all the others. */
+async function loadFiles(tag: Locale, first: boolean): Promise<Catalogue> {
+  const files = Object.entries(lazy[tag]).filter(([file]) => isFirst(file) === first);
+  const loaded = await Promise.all(files.map(async ([file, load]) => [file, await load()] as const));
+  return byNamespace(Object.fromEntries(loaded));
+}
+
+register('en', () => Promise.resolve(englishFirst));
+register('fr', () => loadFiles('fr', true));
+register('pt', () => loadFiles('pt', true));
+
+const rest = new Map<Locale, Promise<void>>();
+
+/**
+ * The namespaces beyond the first screens', for a language and for English (the fallback of any key a
+ * translation lacks); once per language.
+ */
+function loadRest(tag: Locale): Promise<void> {
+  const load = (l: Locale) => {
+    let p = rest.get(l);
+    if (!p) {
+      p = loadFiles(l, false).then((messages) =>
+        addMessages(l, messages as Parameters<typeof addMessages>[1]),
+      );
+      // A failed download (a dropped connection) is tried again by the next page.
+      p.catch(() => rest.delete(l));
+      rest.set(l, p);
+    }
+    return p;
+  };
+  return Promise.all([load(DEFAULT_LOCALE), load(tag)]).then(() => undefined);
 }
 
 /** The closest supported language to a tag such as `fr-CA` or `pt_BR`; English when none fits. */
@@ -58,8 +107,12 @@ function remembered(): string | null {
 
 let started: Promise<void> | null = null;
 
-/** Starts i18n once: the language remembered on this device, else the browser's. Await before rendering. */
-export function startI18n(): Promise<void> {
+/**
+ * Starts i18n once: the language remembered on this device, else the browser's. Await before rendering
+ * the page at `pathname`: a first screen's page needs only the first namespaces (the others then load
+ * in the background); any other page waits for all of them.
+ */
+export async function startI18n(pathname?: string): Promise<void> {
   started ??= (async () => {
     init({
       fallbackLocale: DEFAULT_LOCALE,
@@ -68,7 +121,12 @@ export function startI18n(): Promise<void> {
     await waitLocale();
     syncDocument();
   })();
-  return started;
+  await started;
+  if (pathname === undefined || !FIRST_PATHS.has(pathname)) return loadRest(currentLocale());
+  // Later, not while the first screen downloads its data and draws (any other page still waits for it).
+  const later = () => loadRest(currentLocale()).catch(() => undefined);
+  if (typeof requestIdleCallback === 'function') requestIdleCallback(later, { timeout: 3000 });
+  else setTimeout(later, 1000);
 }
 
 /** Switches the language (e.g. to the signed-in person's choice) and remembers it on this device. */
@@ -84,6 +142,8 @@ export async function useLocale(tag: string | null | undefined): Promise<void> {
     await locale.set(next);
     await waitLocale(next);
   }
+  // The person may be on any page: the new language's every namespace.
+  await loadRest(next);
   syncDocument();
 }
 
