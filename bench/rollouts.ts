@@ -143,11 +143,19 @@ const baselineProgress = await runs(50, () =>
     sql`select wave_id, state, healthy, count(*) from rollout_targets where rollout_id = ${created.id} group by 1, 2, 3`,
   ),
 );
-const progress = await runs(50, () =>
+const progressRead = () =>
   Promise.all([
     getRollout({ ctx, input: { id: created.id } }),
     listAttention({ ctx, input: { id: created.id, limit: 200 } }),
-  ]),
+  ]);
+// The first reads after 100,000 targets and sites were rewritten also set those rows' hint bits (and
+// read them from disk): a once-per-bulk-change cost, printed apart from the steady reads a person
+// watching the page makes.
+const firstReads = [];
+for (let i = 0; i < 3; i++) firstReads.push((await timed(progressRead))[1]);
+const progress = await runs(50, progressRead);
+line(
+  `   the first 3 reads after the waves opened and the sites' targets were set: ${firstReads.map(fmt).join(', ')}`,
 );
 line(
   `4. Progress view data (rollout with counts + timeline, attention page of 200), 50 reads: p50 ${fmt(pct(progress, 0.5))}, p95 ${fmt(pct(progress, 0.95))}; target p95 < 100 ms → ${verdict(pct(progress, 0.95) < 100)}`,

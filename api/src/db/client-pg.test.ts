@@ -36,6 +36,25 @@ describe('node-postgres pool timeouts', () => {
     }
   });
 
+  it('should turn JIT off on every pooled connection (server default is on)', async () => {
+    const h = await createPgDb(scratch.url, { max: 2 });
+    try {
+      const settings = await Promise.all(
+        [1, 2].map(
+          async () =>
+            (
+              (await h.db.execute(sql`select current_setting('jit') as jit, pg_sleep(0.05)`)) as unknown as {
+                rows: { jit: string }[];
+              }
+            ).rows[0]!.jit,
+        ),
+      );
+      expect(settings).toEqual(['off', 'off']);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('should give up connecting to a server that does not answer', async () => {
     const net = await import('node:net');
     // A listener that accepts and never speaks: the PostgreSQL handshake waits for ever without a timeout.

@@ -33,6 +33,10 @@ export async function createPgDb(url: string, opts: PgOptions = {}): Promise<DbH
     statement_timeout: o.statementTimeoutMs,
     query_timeout: o.statementTimeoutMs + 5_000,
     idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs,
+    // JIT off for every statement: Outpost's reads are short, and when the planner's estimate crosses
+    // jit_above_cost (a join over 100,000 targets) compiling costs 10–200 ms more than the query
+    // itself (docs/decisions.md, "JIT off").
+    options: '-c jit=off',
   });
   // An idle client that loses its server must not crash the process.
   pool.on('error', (err) =>
