@@ -170,6 +170,42 @@ describe('rollouts', () => {
     expect(view.waves.map((w) => w.state)).toEqual(['succeeded', 'paused', 'pending']);
   }, 120_000);
 
+  it('should add a webhook from its page, offering every event the API sends, the waves and failed sites ticked', async () => {
+    await page.goto('/rollouts/webhooks');
+    const boxes = page.locator('fieldset input[type=checkbox]');
+    await expect.poll(() => boxes.count(), { timeout: 15_000 }).toBe(7);
+    const offered = await boxes.evaluateAll((els) =>
+      els.map((e) => [(e as HTMLInputElement).value, (e as HTMLInputElement).checked]),
+    );
+    // The API's events, in its order; a new webhook starts with the waves' outcomes and failed sites.
+    expect(offered).toEqual([
+      ['wave.opened', true],
+      ['wave.succeeded', true],
+      ['wave.paused', true],
+      ['wave.failed', true],
+      ['site.failed', true],
+      ['rollout.completed', false],
+      ['rollout.paused', false],
+    ]);
+    await boxes.nth(5).check();
+    await page.locator('#hook-url').fill('https://hooks.example.org/outpost');
+    await page.getByRole('button', { name: 'Add webhook' }).click();
+    await expect
+      .poll(() => page.getByRole('status').textContent(), { timeout: 15_000 })
+      .toMatch(/shown only once/);
+    const api = await adminApi();
+    const { items } = (await api('/api/v1/webhooks')) as { items: { url: string; events: string[] }[] };
+    const added = items.find((w) => w.url === 'https://hooks.example.org/outpost');
+    expect(added?.events).toEqual([
+      'wave.opened',
+      'wave.succeeded',
+      'wave.paused',
+      'wave.failed',
+      'site.failed',
+      'rollout.completed',
+    ]);
+  }, 60_000);
+
   it('should show the plan in French when the language is French', async () => {
     const fr = await outpost.browser.newContext({ baseURL: outpost.baseUrl, locale: 'fr-FR' });
     const p = await fr.newPage();

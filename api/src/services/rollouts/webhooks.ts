@@ -8,15 +8,7 @@ import type { SecretBox } from '../../lib/secret-box.ts';
 import { recordAudit } from '../audit/record.ts';
 import { inTransaction, type ServiceCtx } from '../context.ts';
 
-export const WEBHOOK_EVENTS = [
-  'wave.opened',
-  'wave.succeeded',
-  'wave.paused',
-  'wave.failed',
-  'site.failed',
-  'rollout.completed',
-  'rollout.paused',
-] as const satisfies readonly WebhookEvent[];
+export { WEBHOOK_EVENTS } from './webhook-events.ts';
 
 /** Minutes to wait before each retry; after the last, the delivery is given up ("failed"). */
 export const RETRY_MINUTES = [1, 5, 30, 120, 720];
