@@ -645,6 +645,9 @@ describe.each(TEST_DRIVERS)('fleet figures on %s', (driver) => {
         '/api/v1/fleet/dashboard?limit=1000',
         '/api/v1/fleet/dashboard?silentDays=x',
         '/api/v1/fleet/dashboard?connectivity=satellite',
+        '/api/v1/fleet/dashboard?region=West%00',
+        `/api/v1/fleet/dashboard?tag=${'x'.repeat(10_000)}`,
+        '/api/v1/fleet/dashboard?days=1e400',
       ]) {
         await expectEnvelope(await viewer(q), 400, 'VALIDATION_FAILED');
       }
