@@ -20,7 +20,10 @@ export default defineConfig({
       {
         extends: true,
         // The web's tests start the real server (e2e) or read the catalogues: no shared S3 server.
-        test: { name: 'web', include: ['web/src/**/*.test.ts', 'web/e2e/**/*.test.ts'] },
+        test: {
+          name: 'web',
+          include: ['web/src/**/*.test.ts', 'web/e2e/**/*.test.ts', 'web/build-tools/**/*.test.ts'],
+        },
       },
       {
         extends: true,

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { sveltekit } from '@sveltejs/kit/vite';
 import { defineConfig, type Plugin } from 'vite';
+import { inlineFirstScreenPlugin } from './build-tools/inline-first-screen';
 
 /**
  * Route files whose code the first screen (the dashboard at `/`) needs. On a slow link every wave of
@@ -64,7 +65,11 @@ function firstScreenInEntry(): Plugin {
 }
 
 export default defineConfig({
-  plugins: [sveltekit(), firstScreenInEntry()],
+  plugins: [
+    sveltekit(),
+    firstScreenInEntry(),
+    inlineFirstScreenPlugin(path.resolve(import.meta.dirname, 'build')),
+  ],
   server: {
     // In development the API runs separately (npm run dev -w api) and is reached through this proxy,
     // so the dashboard stays same-origin: the session cookie works, and keeping the Host header

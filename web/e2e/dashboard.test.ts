@@ -165,6 +165,14 @@ describe('fleet dashboard', () => {
         return {
           interactive: Math.round((window as { __interactiveAt?: number }).__interactiveAt ?? NaN),
           seen: Math.round(performance.now()),
+          assetsBefore: performance
+            .getEntriesByType('resource')
+            .filter(
+              (r) =>
+                r.name.includes('/_app/') &&
+                r.startTime < (window as { __interactiveAt?: number }).__interactiveAt!,
+            )
+            .map((r) => r.name),
           domContentLoaded: Math.round(nav.domContentLoadedEventEnd),
           bytes: performance
             .getEntriesByType('resource')
@@ -192,6 +200,9 @@ describe('fleet dashboard', () => {
       );
       expect(timing.interactive).toBeGreaterThan(0);
       expect(timing.interactive).toBeLessThanOrEqual(timing.seen);
+      // The first screen's code and styles came inside the page (build-tools/inline-first-screen.ts):
+      // nothing from /_app/ was asked for before the figures answered, only the session and the data.
+      expect(timing.assetsBefore).toEqual([]);
     } finally {
       await slow.close();
     }
