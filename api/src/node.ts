@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
+import { etag } from 'hono/etag';
 import { Hono } from 'hono';
 import { compress } from 'hono/compress';
 import { parseNodeEnv } from './node-env.ts';
@@ -143,6 +144,14 @@ if (fs.existsSync(path.join(webDir, 'index.html'))) {
     await next();
     if (c.res.status === 200) c.header('Cache-Control', 'public, max-age=31536000, immutable');
   });
+  // Everything else (index.html above all, which carries the first screen's code: 70 kB) is asked
+  // again on every visit and answered 304 while it has not changed (docs/decisions.md).
+  server.use('/*', async (c, next) => {
+    await next();
+    if ((c.res.status === 200 || c.res.status === 304) && !c.req.path.startsWith('/_app/immutable/'))
+      c.header('Cache-Control', 'no-cache');
+  });
+  server.use('/*', etag());
   server.use('/*', serveStatic({ root, precompressed: true }));
   // The dashboard is a single-page app: every other path gets index.html.
   server.get('*', serveStatic({ root, path: 'index.html', precompressed: true }));

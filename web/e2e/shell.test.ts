@@ -20,6 +20,34 @@ afterAll(async () => {
   await outpost?.stop();
 }, 30_000);
 
+describe('serving the built app', () => {
+  it('should send the page compressed, asked again on each visit and answered 304 while unchanged', async () => {
+    const first = await fetch(`${baseUrl}/sites`, { headers: { 'accept-encoding': 'br' } });
+    expect(first.status).toBe(200);
+    expect(first.headers.get('content-encoding')).toBe('br');
+    expect(first.headers.get('cache-control')).toBe('no-cache');
+    const tag = first.headers.get('etag');
+    expect(tag).toBeTruthy();
+    // The first screen's code is inside the page (build-tools/inline-first-screen.ts).
+    const html = await first.text();
+    expect(html).toContain('importmap');
+    expect(html).not.toContain('rel="modulepreload"');
+
+    const again = await fetch(`${baseUrl}/sites`, {
+      headers: { 'accept-encoding': 'br', 'if-none-match': tag! },
+    });
+    expect(again.status).toBe(304);
+    expect(await again.text()).toBe('');
+
+    // A lazily loaded page's file is named by its content: kept for good.
+    const chunk = /"(\/_app\/immutable\/chunks\/[\w-]+\.js)"/.exec(html)?.[1];
+    expect(chunk).toBeTruthy();
+    const file = await fetch(`${baseUrl}${chunk}`);
+    expect(file.status).toBe(200);
+    expect(file.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+  });
+});
+
 describe('dashboard shell', () => {
   let context: BrowserContext;
   let page: Page;
