@@ -3,6 +3,7 @@ import path from 'node:path';
 import { sveltekit } from '@sveltejs/kit/vite';
 import { defineConfig, type Plugin } from 'vite';
 import { inlineFirstScreenPlugin } from './build-tools/inline-first-screen';
+import { messagesPlugin } from './build-tools/messages';
 
 /**
  * Route files whose code the first screen (the dashboard at `/`) needs. On a slow link every wave of
@@ -41,7 +42,7 @@ function firstScreenInEntry(): Plugin {
             // The other messages: one chunk per language (and its first screens' part), not one per file.
             {
               name: (id: string) => {
-                const m = /locales[\\/](\w+)[\\/](\w+)\.json$/.exec(id);
+                const m = /locales[\\/](\w+)[\\/](\w+)\.json(?:\.messages\.js)?$/.exec(id);
                 if (!m) return null;
                 return `messages-${m[1]}${FIRST_NAMESPACES.has(m[2]!) ? '-first' : ''}`;
               },
@@ -66,6 +67,7 @@ function firstScreenInEntry(): Plugin {
 
 export default defineConfig({
   plugins: [
+    messagesPlugin(),
     sveltekit(),
     firstScreenInEntry(),
     inlineFirstScreenPlugin(path.resolve(import.meta.dirname, 'build')),

@@ -23,6 +23,14 @@ function boot(): Boot {
   return ((globalThis as { __outpostBoot?: Boot }).__outpostBoot ??= {});
 }
 
+/**
+ * Settles once the requests app.html sent have been answered (or have failed). Work that can wait (the
+ * rest of the messages) waits for it: on a slow link it would share the bandwidth with the page's data.
+ */
+export const bootAnswered: Promise<void> = Promise.allSettled([boot().me, boot().dashboard?.all]).then(
+  () => undefined,
+);
+
 /** The body of a 200 answer sent early, or `ask()` when there is none (or it failed). */
 async function answer<T>(early: Promise<Response | null> | undefined, ask: () => Promise<T>): Promise<T> {
   const res = early ? await early : null;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IntlMessageFormat } from 'intl-messageformat';
+import MessageFormat from '@messageformat/core';
 
 const root = join(import.meta.dirname, 'locales');
 
@@ -67,4 +68,59 @@ describe('message catalogues', () => {
       }
     }
   });
+
+  // The app's messages are compiled at build time by messageformat (build-tools/messages.ts); the
+  // reference here is formatjs's ICU formatter, which the app used before. Every message of every
+  // language, with each argument taking values that exercise its branches, reads the same.
+  it('should format every message as an ICU formatter does, compiled as the app compiles it', () => {
+    const differences: string[] = [];
+    let checked = 0;
+    for (const locale of ['en', 'fr', 'pt']) {
+      const compiler = new MessageFormat(locale, { strict: false });
+      for (const [key, message] of catalogue(locale)) {
+        const reference = new IntlMessageFormat(message, locale, undefined, { ignoreTag: true });
+        const compiled = compiler.compile(message);
+        for (const values of sampleValues(reference.getAst())) {
+          checked++;
+          const want = String(reference.format(values));
+          const got = compiled(values);
+          if (got !== want) differences.push(`${locale} ${key} ${JSON.stringify(values)}: ${got} ≠ ${want}`);
+        }
+      }
+    }
+    expect(differences).toEqual([]);
+    expect(checked).toBeGreaterThan(english.size);
+  });
 });
+
+interface AstNode {
+  type: number;
+  value?: string;
+  options?: Record<string, { value: AstNode[] }>;
+  children?: AstNode[];
+}
+
+/**
+ * Values for a message's arguments: a plural's counts across the plural rules (0, 1, 2, 5, 21, 1,000
+ * and a large one), each of a select's cases and one it lacks, a word for the others. One argument
+ * varies at a time, the others keep their first value.
+ */
+function sampleValues(ast: unknown[]): Record<string, string | number>[] {
+  const choices = new Map<string, (string | number)[]>();
+  const walk = (nodes: AstNode[]) => {
+    for (const n of nodes) {
+      // formatjs: 1 argument, 5 select, 6 plural (the others are text, `#`, number, date, time, tag).
+      if (n.type === 6 && n.value) choices.set(n.value, [0, 1, 2, 5, 21, 1000, 1234567]);
+      else if (n.type === 5 && n.value)
+        choices.set(n.value, [...Object.keys(n.options ?? {}).filter((k) => k !== 'other'), 'zz-unlisted']);
+      else if (n.type === 1 && n.value && !choices.has(n.value)) choices.set(n.value, ['Kisumu']);
+      for (const o of Object.values(n.options ?? {})) walk(o.value);
+      if (n.children) walk(n.children);
+    }
+  };
+  walk(ast as AstNode[]);
+  const base = Object.fromEntries([...choices].map(([k, v]) => [k, v[0]!]));
+  const out = [base];
+  for (const [k, values] of choices) for (const v of values.slice(1)) out.push({ ...base, [k]: v });
+  return out;
+}

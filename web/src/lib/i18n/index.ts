@@ -1,5 +1,5 @@
-import { get } from 'svelte/store';
-import { _, addMessages, getLocaleFromNavigator, init, locale, register, waitLocale } from 'svelte-i18n';
+import { derived, get, writable } from 'svelte/store';
+import { bootAnswered } from '$lib/boot';
 
 /**
  * The web app's languages. Messages live in `locales/<locale>/<namespace>.json` (one file per
@@ -16,6 +16,8 @@ export const DEFAULT_LOCALE: Locale = 'en';
 /** Each language's own name, for pickers (never translated). */
 export const LOCALE_NAMES: Record<Locale, string> = { en: 'English', fr: 'Français', pt: 'Português' };
 
+/** A compiled message (build-tools/messages.ts): the values in, the text out. */
+type Message = (values?: Record<string, unknown>) => string;
 type Catalogue = Record<string, unknown>;
 
 /** `{ './locales/en/nav.json': { fleet: 'Fleet' } }` → `{ nav: { fleet: 'Fleet' } }`. */
@@ -63,9 +65,39 @@ async function loadFiles(tag: Locale, first: boolean): Promise<Catalogue> {
   return byNamespace(Object.fromEntries(loaded));
 }
 
-register('en', () => Promise.resolve(englishFirst));
-register('fr', () => loadFiles('fr', true));
-register('pt', () => loadFiles('pt', true));
+/** Every message loaded so far, per language, by full key (`nav.fleet`). */
+const messages: Record<Locale, Map<string, Message>> = { en: new Map(), fr: new Map(), pt: new Map() };
+/** Bumped whenever messages arrive, so that `$t` shows them. */
+const revision = writable(0);
+/** The language in use; null until `startI18n` has loaded its first screens' messages. */
+const locale = writable<Locale | null>(null);
+
+function addMessages(tag: Locale, catalogue: Catalogue) {
+  const into = messages[tag];
+  const walk = (prefix: string, value: unknown) => {
+    if (typeof value === 'function') into.set(prefix, value as Message);
+    else if (value && typeof value === 'object')
+      for (const [k, v] of Object.entries(value)) walk(prefix ? `${prefix}.${k}` : k, v);
+  };
+  walk('', catalogue);
+  revision.update((n) => n + 1);
+}
+
+addMessages('en', englishFirst);
+
+const first = new Map<Locale, Promise<void>>();
+
+/** A language's first screens' messages (English's are in the entry already). */
+function loadFirst(tag: Locale): Promise<void> {
+  if (tag === DEFAULT_LOCALE) return Promise.resolve();
+  let p = first.get(tag);
+  if (!p) {
+    p = loadFiles(tag, true).then((catalogue) => addMessages(tag, catalogue));
+    p.catch(() => first.delete(tag));
+    first.set(tag, p);
+  }
+  return p;
+}
 
 const rest = new Map<Locale, Promise<void>>();
 
@@ -77,9 +109,7 @@ function loadRest(tag: Locale): Promise<void> {
   const load = (l: Locale) => {
     let p = rest.get(l);
     if (!p) {
-      p = loadFiles(l, false).then((messages) =>
-        addMessages(l, messages as Parameters<typeof addMessages>[1]),
-      );
+      p = loadFiles(l, false).then((catalogue) => addMessages(l, catalogue));
       // A failed download (a dropped connection) is tried again by the next page.
       p.catch(() => rest.delete(l));
       rest.set(l, p);
@@ -114,19 +144,22 @@ let started: Promise<void> | null = null;
  */
 export async function startI18n(pathname?: string): Promise<void> {
   started ??= (async () => {
-    init({
-      fallbackLocale: DEFAULT_LOCALE,
-      initialLocale: supportedLocale(remembered() ?? getLocaleFromNavigator()),
-    });
-    await waitLocale();
+    const tag = supportedLocale(
+      remembered() ?? (typeof navigator === 'undefined' ? null : navigator.language),
+    );
+    await loadFirst(tag).catch(() => undefined);
+    locale.set(messages[tag].size ? tag : DEFAULT_LOCALE);
     syncDocument();
   })();
   await started;
   if (pathname === undefined || !FIRST_PATHS.has(pathname)) return loadRest(currentLocale());
-  // Later, not while the first screen downloads its data and draws (any other page still waits for it).
+  // Later, not while the first screen downloads its data and draws (any other page still waits for
+  // it): once the page's early requests are answered, when the browser is idle.
   const later = () => loadRest(currentLocale()).catch(() => undefined);
-  if (typeof requestIdleCallback === 'function') requestIdleCallback(later, { timeout: 3000 });
-  else setTimeout(later, 1000);
+  void bootAnswered.then(() => {
+    if (typeof requestIdleCallback === 'function') requestIdleCallback(later, { timeout: 3000 });
+    else setTimeout(later, 1000);
+  });
 }
 
 /** Switches the language (e.g. to the signed-in person's choice) and remembers it on this device. */
@@ -139,8 +172,8 @@ export async function useLocale(tag: string | null | undefined): Promise<void> {
     /* private mode: not remembered */
   }
   if (get(locale) !== next) {
-    await locale.set(next);
-    await waitLocale(next);
+    await loadFirst(next);
+    locale.set(next);
   }
   // The person may be on any page: the new language's every namespace.
   await loadRest(next);
@@ -156,6 +189,29 @@ function syncDocument() {
   if (typeof document !== 'undefined') document.documentElement.lang = currentLocale();
 }
 
+export interface TranslateOptions {
+  /** The message's arguments: `{ count: 3 }` for `{count, plural, …}`. */
+  values?: Record<string, unknown>;
+  /** The text when no language has the key (else the key itself is shown). */
+  default?: string;
+}
+export type Translate = (id: string, options?: TranslateOptions) => string;
+
+/** A missing argument reads as empty text, not "undefined" (as ICU formatters do). */
+function argumentsOf(values: Record<string, unknown> | undefined): Record<string, unknown> {
+  return new Proxy(values ?? {}, { get: (o, k) => (o as Record<string | symbol, unknown>)[k] ?? '' });
+}
+
+function translate(tag: Locale, id: string, options?: TranslateOptions): string {
+  const message = messages[tag].get(id) ?? messages[DEFAULT_LOCALE].get(id);
+  if (!message) return options?.default ?? id;
+  return message(argumentsOf(options?.values));
+}
+
 /** `$t('nav.fleet')`, `$t('sites.count', { values: { count } })` — ICU message syntax. */
-export const t = _;
-export { locale };
+export const t = derived<[typeof locale, typeof revision], Translate>(
+  [locale, revision],
+  ([tag]) =>
+    (id: string, options?: TranslateOptions) =>
+      translate(tag ?? DEFAULT_LOCALE, id, options),
+);
