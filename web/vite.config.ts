@@ -7,8 +7,9 @@ import { messagesPlugin } from './build-tools/messages';
 
 /**
  * Route files whose code the first screen (the dashboard at `/`) needs. On a slow link every wave of
- * modules costs a round trip (0.56 s on "Fast 3G"), so these go into the entry file itself and the
- * page's code arrives in one request after the HTML (docs/benchmarks.md, #14; docs/decisions.md).
+ * modules costs a round trip (0.56 s on "Fast 3G"), so these go into the entry file itself, which
+ * build-tools/inline-first-screen.ts then puts inside index.html (docs/benchmarks.md, #14;
+ * docs/decisions.md).
  */
 const FIRST_SCREEN = [
   'src/routes/+layout.',
