@@ -124,6 +124,8 @@ describe('inlineFirstScreen', () => {
       '/_app/immutable/chunks/helpers.js',
     ]);
     expect(out.html).not.toMatch(/modulepreload|rel="stylesheet"|bundle\.abc\.js/);
+    // Named for Vite's preloading (which then skips them), with a `rel` that fetches nothing.
+    expect(out.html).toContain('<link rel="outpost-inlined" href="/_app/immutable/chunks/helpers.js">');
     expect(out.html).toContain(BARE);
     // The map is made before the start script runs.
     expect(out.html.indexOf('importmap')).toBeLessThan(

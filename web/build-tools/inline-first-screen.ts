@@ -147,7 +147,12 @@ export async function inlineFirstScreen(html: string, read: ReadAsset): Promise<
       return `<style>${read(path).replace(/<\/style/gi, '<\\/style')}</style>`;
     },
   );
-  const map = `<script>${importMapScript(sources)}</script>\n`;
+  // A link per inlined module that fetches nothing (an unknown `rel`): Vite's preloading of a later
+  // page skips any module some `<link>` already names, so these are not downloaded a second time.
+  const marks = Object.keys(sources)
+    .map((p) => `<link rel="outpost-inlined" href="${p}">\n`)
+    .join('');
+  const map = `<script>${importMapScript(sources)}</script>\n${marks}`;
   const anchor = /[ \t]*<link href="[^"]+" rel="modulepreload">|<style>|<\/head>/.exec(out);
   if (!anchor) throw new Error('index.html: no </head>');
   out = out.slice(0, anchor.index) + map + out.slice(anchor.index);
