@@ -9,6 +9,7 @@ import type { AppDeps, AppEnv } from './routes/app-env.ts';
 import { isStoreUnavailable } from '@outpost/bundler';
 import { AppError, RangeNotSatisfiableError, TooManyRequestsError, type ErrorKind } from './lib/errors.ts';
 import { refuseControlCharacters } from './lib/control-chars.ts';
+import { validationDetail } from './routes/validation-detail.ts';
 import { authRoutes } from './routes/auth.ts';
 import { userRoutes } from './routes/users.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -81,10 +82,7 @@ export function createApp(deps: AppDeps) {
     // Validation failures answer with the one error envelope, listing every problem.
     defaultHook: (result, c) => {
       if (result.success) return;
-      const details = result.error.issues.map((i) => ({
-        path: i.path.join('.'),
-        message: i.code === 'unrecognized_keys' ? `Unknown field(s): ${i.keys.join(', ')}` : i.message,
-      }));
+      const details = result.error.issues.map(validationDetail);
       const where = result.target === 'json' ? 'body' : result.target;
       return c.json(
         envelope('VALIDATION_FAILED', `The request ${where} is not valid.`, c.var.requestId, details),

@@ -179,6 +179,7 @@ interface Words {
   problemWhat: string;
   problemSend: string;
   problemSent: string;
+  tooLong: string;
   used: string;
   expired: string;
 }
@@ -200,6 +201,7 @@ const JOURNEYS: Words[] = [
     problemWhat: 'What happened',
     problemSend: 'Send to the ministry',
     problemSent: 'Sent. The ministry can see it now.',
+    tooLong: `Use at most ${(4000).toLocaleString('en')} characters.`,
     used: 'This invitation has already been used',
     expired: 'This invitation has expired',
   },
@@ -219,6 +221,7 @@ const JOURNEYS: Words[] = [
     problemWhat: "Ce qui s'est passé",
     problemSend: 'Envoyer au ministère',
     problemSent: 'Envoyé. Le ministère peut le voir dès maintenant.',
+    tooLong: `Utilisez au plus ${(4000).toLocaleString('fr')} caractères.`,
     used: 'Cette invitation a déjà servi',
     expired: 'Cette invitation a expiré',
   },
@@ -374,6 +377,10 @@ describe('the coordinator journey', () => {
         await shot(page, `${j.lang}-06-recorded`);
 
         // A problem, with the error the site showed.
+        // Too long, the API refuses it in English; the page says it in the person's language.
+        await page.getByLabel(j.problemWhat).fill('x'.repeat(4001));
+        await page.getByRole('button', { name: j.problemSend }).click();
+        await page.getByText(j.tooLong, { exact: true }).waitFor();
         await page.getByLabel(j.problemWhat).fill(`Self-check at ${j.code} warned about the disk`);
         await page.locator('textarea').nth(1).fill('WARNING: disk 92% full');
         await page.getByRole('button', { name: j.problemSend }).click();

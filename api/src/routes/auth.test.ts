@@ -177,6 +177,46 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
       expect(JSON.stringify(body.error.details)).toMatch(/Unknown field\(s\): admin/);
     });
 
+    it('should name a broken size limit with what was measured and the bound, for any language to say it', async () => {
+      const org = await makeOrg(h.db);
+      const u = await makeUser(h.db, org.id, 'viewer');
+      const me = await signIn(t.app, u.email, u.password);
+      const tooShort = await me.request('/api/v1/me/password', {
+        method: 'POST',
+        json: { currentPassword: u.password, newPassword: 'short' },
+      });
+      expect(tooShort.status).toBe(400);
+      const short = (await tooShort.json()) as { error: { details: Record<string, unknown>[] } };
+      expect(short.error.details).toEqual([
+        {
+          path: 'newPassword',
+          code: 'too_small',
+          message: 'Use at least 10 characters.',
+          origin: 'string',
+          minimum: 10,
+          inclusive: true,
+        },
+      ]);
+      const tooLong = await me.request('/api/v1/me/password', {
+        method: 'POST',
+        json: { currentPassword: u.password, newPassword: 'x'.repeat(257) },
+      });
+      const long = (await tooLong.json()) as { error: { details: Record<string, unknown>[] } };
+      expect(long.error.details).toMatchObject([
+        { path: 'newPassword', code: 'too_big', origin: 'string', maximum: 256, inclusive: true },
+      ]);
+      // A type mismatch keeps its code, with no bound.
+      const wrongType = await me.request('/api/v1/me/password', {
+        method: 'POST',
+        json: { currentPassword: u.password, newPassword: 12 },
+      });
+      const wrong = (await wrongType.json()) as { error: { details: Record<string, unknown>[] } };
+      expect(wrong.error.details).toEqual([
+        expect.objectContaining({ path: 'newPassword', code: 'invalid_type' }),
+      ]);
+      expect(wrong.error.details[0]).not.toHaveProperty('minimum');
+    });
+
     it('should reject a body sent without a JSON content type with 415', async () => {
       const res = await t.app.request('/api/v1/auth/login', {
         method: 'POST',

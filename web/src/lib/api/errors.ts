@@ -1,11 +1,19 @@
 // Failures: the ApiError every call throws, and the one place it becomes words for the user.
 import { get } from 'svelte/store';
-import { t } from '$lib/i18n';
+import { t, type Translate } from '$lib/i18n';
 
 /** One problem reported against one field of a request body (validation failures, conflicts). */
 export interface FieldProblem {
   path: string;
   message: string;
+  /** For a broken size limit (the API's validation details): `too_small` or `too_big`… */
+  code?: string;
+  /** …what was measured (`string`, `array`, `number`, …)… */
+  origin?: string;
+  /** …and the bound, included or not. */
+  minimum?: number;
+  maximum?: number;
+  inclusive?: boolean;
 }
 
 /** Every failure of an API call: an error envelope from the server, or no answer at all (status 0). */
@@ -74,7 +82,33 @@ export function handleError(err: unknown): Problem {
   let message = tr(`errors.code.${err.code}`, { default: err.message });
   if (err.code === 'VALIDATION_FAILED' && err.fields.length > 0) message = tr('errors.someFields');
   else if (err.status === 403 && err.code === 'FORBIDDEN') message = `${message} ${tr('errors.askAdmin')}`;
-  return { message, fields: err.fields, status: err.status, code: err.code, requestId: err.requestId };
+  const fields = err.fields.map((f) => ({ ...f, message: limitWords(tr, f) ?? f.message }));
+  return { message, fields, status: err.status, code: err.code, requestId: err.requestId };
+}
+
+/** What a size limit was counted in, as the catalogues name it (`errors.field.tooSmall.characters`). */
+const MEASURES: Record<string, 'characters' | 'items' | 'number'> = {
+  string: 'characters',
+  array: 'items',
+  set: 'items',
+  number: 'number',
+  int: 'number',
+};
+
+/** A broken size limit in the person's language (the API says it in English), or undefined. */
+function limitWords(tr: Translate, f: FieldProblem): string | undefined {
+  const measure = f.origin ? MEASURES[f.origin] : undefined;
+  if (!measure) return undefined;
+  // Lengths and counts are always inclusive; a number's bound may not be (`> 0`).
+  const variant = measure === 'number' && f.inclusive === false ? 'numberExclusive' : measure;
+  // At least one character: the field was left empty.
+  if (f.code === 'too_small' && measure === 'characters' && f.minimum === 1)
+    return tr('errors.field.required');
+  if (f.code === 'too_small' && typeof f.minimum === 'number')
+    return tr(`errors.field.tooSmall.${variant}`, { values: { minimum: f.minimum } });
+  if (f.code === 'too_big' && typeof f.maximum === 'number')
+    return tr(`errors.field.tooBig.${variant}`, { values: { maximum: f.maximum } });
+  return undefined;
 }
 
 /** The message for one field of a form, if the problem names it. */
