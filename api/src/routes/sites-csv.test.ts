@@ -574,9 +574,11 @@ describe.each(TEST_DRIVERS)('site CSV import and export on %s', (driver) => {
     it('should require an explicit mode', async () => {
       const { orgId, request } = await as('operator');
       const err = (await expectEnvelope(await upload(request, THREE, ''), 400, 'VALIDATION_FAILED')) as {
-        details?: { path: string; message: string }[];
+        details?: { path: string; code: string; message: string }[];
       };
-      expect(err.details).toEqual([{ path: 'mode', message: expect.stringMatching(/mode=all-or-nothing/) }]);
+      expect(err.details).toEqual([
+        { path: 'mode', code: 'invalid_value', message: expect.stringMatching(/mode=all-or-nothing/) },
+      ]);
       await expectEnvelope(await upload(request, THREE, 'mode=yolo'), 400, 'VALIDATION_FAILED');
       expect(await siteCount(orgId)).toBe(0);
     });

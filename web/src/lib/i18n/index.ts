@@ -85,38 +85,33 @@ function addMessages(tag: Locale, catalogue: Catalogue) {
 
 addMessages('en', englishFirst);
 
-const first = new Map<Locale, Promise<void>>();
+const loads = { first: new Map<Locale, Promise<void>>(), rest: new Map<Locale, Promise<void>>() };
 
-/** A language's first screens' messages (English's are in the entry already). */
-function loadFirst(tag: Locale): Promise<void> {
-  if (tag === DEFAULT_LOCALE) return Promise.resolve();
-  let p = first.get(tag);
+/**
+ * A language's first screens' namespaces (`first`) or all the others, added once; a failed download
+ * (a dropped connection) is tried again by the next call.
+ */
+function load(tag: Locale, part: keyof typeof loads): Promise<void> {
+  let p = loads[part].get(tag);
   if (!p) {
-    p = loadFiles(tag, true).then((catalogue) => addMessages(tag, catalogue));
-    p.catch(() => first.delete(tag));
-    first.set(tag, p);
+    p = loadFiles(tag, part === 'first').then((catalogue) => addMessages(tag, catalogue));
+    p.catch(() => loads[part].delete(tag));
+    loads[part].set(tag, p);
   }
   return p;
 }
 
-const rest = new Map<Locale, Promise<void>>();
+/** A language's first screens' messages (English's are in the entry already). */
+function loadFirst(tag: Locale): Promise<void> {
+  return tag === DEFAULT_LOCALE ? Promise.resolve() : load(tag, 'first');
+}
 
 /**
  * The namespaces beyond the first screens', for a language and for English (the fallback of any key a
- * translation lacks); once per language.
+ * translation lacks).
  */
 function loadRest(tag: Locale): Promise<void> {
-  const load = (l: Locale) => {
-    let p = rest.get(l);
-    if (!p) {
-      p = loadFiles(l, false).then((catalogue) => addMessages(l, catalogue));
-      // A failed download (a dropped connection) is tried again by the next page.
-      p.catch(() => rest.delete(l));
-      rest.set(l, p);
-    }
-    return p;
-  };
-  return Promise.all([load(DEFAULT_LOCALE), load(tag)]).then(() => undefined);
+  return Promise.all([load(DEFAULT_LOCALE, 'rest'), load(tag, 'rest')]).then(() => undefined);
 }
 
 /** The closest supported language to a tag such as `fr-CA` or `pt_BR`; English when none fits. */
