@@ -294,10 +294,15 @@ describe('the coordinator journey', () => {
       // The ministry invites, choosing the site and the person's language; no e-mail server here, so the link is copied.
       await admin.goto('/settings');
       const invite = admin.getByRole('region', { name: 'Invite a person' });
-      await invite.getByLabel('Email').fill(j.email);
-      await invite.getByLabel('Their language').selectOption(j.lang);
+      // An address that is not one: the API says so in English, the page in its own words.
+      await invite.getByLabel('Email').fill('not-an-address');
       await invite.getByLabel('Find a site by code or name').fill(j.code);
       await invite.getByRole('button', { name: new RegExp(`Add ${j.code}`) }).click();
+      await invite.getByRole('button', { name: 'Invite', exact: true }).click();
+      await invite.getByText('Enter an e-mail address, such as name@example.org.', { exact: true }).waitFor();
+      // The refused form keeps the chosen site: only the address is corrected.
+      await invite.getByLabel('Email').fill(j.email);
+      await invite.getByLabel('Their language').selectOption(j.lang);
       await invite.getByRole('button', { name: 'Invite', exact: true }).click();
       const link = (await invite.getByTestId('invite-link').textContent())!;
       expect(link).toMatch(/\/join#inv_[\w-]+$/);

@@ -217,6 +217,21 @@ describe.each(TEST_DRIVERS)('auth on %s', (driver) => {
       expect(wrong.error.details[0]).not.toHaveProperty('minimum');
     });
 
+    it('should name the format a value is not in (an e-mail address) for any language to say it', async () => {
+      const org = await makeOrg(h.db);
+      const admin = await makeUser(h.db, org.id, 'admin');
+      const as = await signIn(t.app, admin.email, admin.password);
+      const res = await as.request('/api/v1/users', {
+        method: 'POST',
+        json: { email: 'not-an-address', name: 'Someone', role: 'viewer' },
+      });
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: { details: Record<string, unknown>[] } };
+      expect(body.error.details).toEqual([
+        expect.objectContaining({ path: 'email', code: 'invalid_format', format: 'email' }),
+      ]);
+    });
+
     it('should reject a body sent without a JSON content type with 415', async () => {
       const res = await t.app.request('/api/v1/auth/login', {
         method: 'POST',

@@ -14,6 +14,8 @@ export interface FieldProblem {
   minimum?: number;
   maximum?: number;
   inclusive?: boolean;
+  /** For a value not in its format (`invalid_format`): which, e.g. `email`. */
+  format?: string;
 }
 
 /** Every failure of an API call: an error envelope from the server, or no answer at all (status 0). */
@@ -82,7 +84,7 @@ export function handleError(err: unknown): Problem {
   let message = tr(`errors.code.${err.code}`, { default: err.message });
   if (err.code === 'VALIDATION_FAILED' && err.fields.length > 0) message = tr('errors.someFields');
   else if (err.status === 403 && err.code === 'FORBIDDEN') message = `${message} ${tr('errors.askAdmin')}`;
-  const fields = err.fields.map((f) => ({ ...f, message: limitWords(tr, f) ?? f.message }));
+  const fields = err.fields.map((f) => ({ ...f, message: fieldWords(tr, f) ?? f.message }));
   return { message, fields, status: err.status, code: err.code, requestId: err.requestId };
 }
 
@@ -95,8 +97,12 @@ const MEASURES: Record<string, 'characters' | 'items' | 'number'> = {
   int: 'number',
 };
 
-/** A broken size limit in the person's language (the API says it in English), or undefined. */
-function limitWords(tr: Translate, f: FieldProblem): string | undefined {
+/**
+ * A field's problem in the person's language (the API says it in English) when it is one the
+ * catalogues word — a broken size limit, an e-mail address that is not one — or undefined.
+ */
+function fieldWords(tr: Translate, f: FieldProblem): string | undefined {
+  if (f.code === 'invalid_format' && f.format === 'email') return tr('errors.field.email');
   const measure = f.origin ? MEASURES[f.origin] : undefined;
   if (!measure) return undefined;
   // Lengths and counts are always inclusive; a number's bound may not be (`> 0`).
