@@ -45,6 +45,8 @@ function scriptValue(value: unknown): string {
 interface Module {
   path: string;
   code: string;
+  /** What es-module-lexer found in `code`, read once. */
+  imports: ReturnType<typeof parse>[0];
   /** Site paths it imports statically (evaluated before it runs). */
   staticImports: string[];
 }
@@ -58,7 +60,7 @@ function readModule(path: string, read: ReadAsset): Module {
     const target = sitePathOf(i.n, path);
     if (target) staticImports.push(target);
   }
-  return { path, code, staticImports };
+  return { path, code, imports, staticImports };
 }
 
 /**
@@ -67,8 +69,7 @@ function readModule(path: string, read: ReadAsset): Module {
  * `new URL(x, import.meta.url)`).
  */
 function rewrite(module: Module): string {
-  const { code, path } = module;
-  const [imports] = parse(code, path);
+  const { code, path, imports } = module;
   let out = '';
   let at = 0;
   let usesMeta = false;

@@ -193,8 +193,12 @@ export interface TranslateOptions {
 export type Translate = (id: string, options?: TranslateOptions) => string;
 
 /** A missing argument reads as empty text, not "undefined" (as ICU formatters do). */
+const EMPTY_WHEN_MISSING: ProxyHandler<Record<string | symbol, unknown>> = { get: (o, k) => o[k] ?? '' };
+/** The arguments of a message called without any (most of them): one object for all. */
+const NO_ARGUMENTS = new Proxy({}, EMPTY_WHEN_MISSING);
+
 function argumentsOf(values: Record<string, unknown> | undefined): Record<string, unknown> {
-  return new Proxy(values ?? {}, { get: (o, k) => (o as Record<string | symbol, unknown>)[k] ?? '' });
+  return values ? new Proxy(values, EMPTY_WHEN_MISSING) : NO_ARGUMENTS;
 }
 
 function translate(tag: Locale, id: string, options?: TranslateOptions): string {
